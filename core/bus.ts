@@ -1,0 +1,353 @@
+/**
+ * Masters, their ports, and the interconnect that routes each port's DMA
+ * through its IOMMU unit (or straight to memory) into simulated RAM.
+ *
+ * @module
+ */
+import { checkAddress, checkSize, hex } from "./address.ts";
+import { IommuError } from "./errors.ts";
+import type { IommuFault } from "./fault.ts";
+import type { FaultRouter } from "./fault_router.ts";
+import { ACCESS_READ, ACCESS_WRITE, type IommuUnit } from "./iommu.ts";
+import type { PhysicalMemory } from "./memory.ts";
+
+/** How a port is wired. */
+export interface PortSpec {
+  /** Port name (for example `"left"`); default `"port<index>"`. */
+  name?: string;
+  /** The unit in front of the port, or null/absent for direct access to RAM. */
+  unit?: IommuUnit | null;
+  /** Stream IDs on a central unit (the first tags this port's traffic). */
+  streamIds?: readonly number[];
+}
+
+/** How a master is described. */
+export interface MasterSpec {
+  /** Unique master name. */
+  name: string;
+  /** Its ports (at least one). */
+  ports: readonly PortSpec[];
+  /** Width of addresses the master can drive, in bits (DMA mask); default 64. */
+  dmaBits?: number;
+  /** True when the master snoops CPU caches (needs no syncs); default false. */
+  coherent?: boolean;
+}
+
+/** Per-port traffic counters. */
+export interface PortCounters {
+  /** Accesses that completed. */
+  accesses: number;
+  /** Bytes read by the device. */
+  bytesRead: number;
+  /** Bytes written by the device. */
+  bytesWritten: number;
+  /** Accesses that faulted (nothing transferred). */
+  faults: number;
+}
+
+// Largest number of pages one access may touch; bounds the scratch arrays.
+const MAX_PIECES = 4096;
+
+/**
+ * One bus port of a master. Its DMA goes through its unit's `translate`
+ * page by page; an access that faults anywhere transfers nothing.
+ */
+export class Port {
+  /** The owning master. */
+  readonly master: Master;
+  /** Port name. */
+  readonly name: string;
+  /** The unit in front of this port, or null when wired straight to RAM. */
+  readonly unit: IommuUnit | null;
+  /** Stream IDs (central units); the first one tags this port's traffic. */
+  readonly streamIds: readonly number[];
+  #memory: PhysicalMemory;
+  #router: FaultRouter;
+  #sid: number;
+  #pa = new Float64Array(MAX_PIECES);
+  #len = new Float64Array(MAX_PIECES);
+  #c: PortCounters = { accesses: 0, bytesRead: 0, bytesWritten: 0, faults: 0 };
+
+  /**
+   * @param master Owner.
+   * @param spec Wiring.
+   * @param index Index among the master's ports (for the default name).
+   * @param memory RAM.
+   * @param router Fault router (bus errors are reported there).
+   */
+  constructor(
+    master: Master,
+    spec: PortSpec,
+    index: number,
+    memory: PhysicalMemory,
+    router: FaultRouter,
+  ) {
+    this.master = master;
+    this.name = spec.name ?? `port${index}`;
+    this.unit = spec.unit ?? null;
+    this.streamIds = [...(spec.streamIds ?? [])];
+    this.#sid = this.streamIds[0] ?? 0;
+    this.#memory = memory;
+    this.#router = router;
+  }
+
+  /** True when this port reaches RAM untranslated (no unit, or bypassing). */
+  get unprotected(): boolean {
+    return this.unit === null || this.unit.hardware.isBypassing(this.#sid);
+  }
+
+  // Resolve [iova, iova+length) into physical pieces; returns the piece count,
+  // or a fault. Nothing is transferred here.
+  #resolve(iova: number, length: number, access: number): number | IommuFault {
+    checkAddress(iova, "DMA address");
+    checkSize(length, "DMA length");
+    const limit = this.master.dmaBits >= 53 ? Infinity : 2 ** this.master.dmaBits;
+    if (iova + length > limit) {
+      throw new IommuError(
+        "ERANGE",
+        `DMA ${hex(iova)}+${hex(length)} is beyond master ${this.master.name}'s ${this.master.dmaBits}-bit mask`,
+      );
+    }
+    const hw = this.unit?.hardware;
+    let pieces = 0;
+    let done = 0;
+    while (done < length) {
+      const at = iova + done;
+      let pa: number;
+      let span: number;
+      if (hw === undefined) {
+        pa = at;
+        span = length - done;
+      } else {
+        pa = hw.translate(this.#sid, at, access);
+        if (pa < 0) {
+          return hw.lastFault ?? this.#busFault(at, access, "translation");
+        }
+        span = Math.min(hw.lastSpan, length - done);
+      }
+      if (!this.#memory.contains(pa, span)) {
+        return this.#busFault(at, access, "bus-error");
+      }
+      if (pieces > 0 && this.#pa[pieces - 1]! + this.#len[pieces - 1]! === pa) {
+        this.#len[pieces - 1]! += span;
+      } else {
+        if (pieces === MAX_PIECES) {
+          throw new IommuError(
+            "EINVAL",
+            `DMA ${hex(iova)}+${hex(length)} touches more than ${MAX_PIECES} discontiguous pages; split it`,
+          );
+        }
+        this.#pa[pieces] = pa;
+        this.#len[pieces] = span;
+        pieces++;
+      }
+      done += span;
+    }
+    return pieces;
+  }
+
+  #busFault(
+    iova: number,
+    access: number,
+    reason: "bus-error" | "translation",
+  ): IommuFault {
+    const fault: IommuFault = {
+      unit: this.unit?.name ?? "bus",
+      streamId: this.#sid,
+      iova,
+      access: access === ACCESS_WRITE ? "write" : "read",
+      reason,
+    };
+    this.#router.report(fault);
+    return fault;
+  }
+
+  /**
+   * Device write: `data` to `iova`. All pages are translated first; if any
+   * faults, nothing is written.
+   *
+   * @param iova Bus address the device drives.
+   * @param data Bytes to write (at least one).
+   * @returns null on success, or the fault.
+   * @throws {IommuError} `EINVAL` for a malformed address or empty data;
+   * `ERANGE` beyond the master's DMA mask.
+   */
+  write(iova: number, data: Uint8Array): IommuFault | null {
+    const r = this.#resolve(iova, data.length, ACCESS_WRITE);
+    if (typeof r !== "number") {
+      this.#c.faults++;
+      return r;
+    }
+    let off = 0;
+    for (let i = 0; i < r; i++) {
+      const n = this.#len[i]!;
+      this.#memory.writeBytes(this.#pa[i]!, data.subarray(off, off + n));
+      off += n;
+    }
+    this.#c.accesses++;
+    this.#c.bytesWritten += data.length;
+    return null;
+  }
+
+  /**
+   * Device read: fill `into` from `iova`. On a fault `into` is untouched.
+   *
+   * @param iova Bus address.
+   * @param into Destination (at least one byte).
+   * @returns null on success, or the fault.
+   * @throws {IommuError} as {@linkcode Port.write}.
+   */
+  read(iova: number, into: Uint8Array): IommuFault | null {
+    const r = this.#resolve(iova, into.length, ACCESS_READ);
+    if (typeof r !== "number") {
+      this.#c.faults++;
+      return r;
+    }
+    let off = 0;
+    for (let i = 0; i < r; i++) {
+      const n = this.#len[i]!;
+      this.#memory.readInto(this.#pa[i]!, into.subarray(off, off + n));
+      off += n;
+    }
+    this.#c.accesses++;
+    this.#c.bytesRead += into.length;
+    return null;
+  }
+
+  /**
+   * Device read into a new array, throwing on a fault.
+   *
+   * @param iova Bus address.
+   * @param length Bytes.
+   * @returns The bytes read.
+   * @throws {IommuError} `EFAULT` (with the fault as `detail`) when the access
+   * faulted; otherwise as {@linkcode Port.write}.
+   */
+  readBytes(iova: number, length: number): Uint8Array {
+    const out = new Uint8Array(length);
+    const fault = this.read(iova, out);
+    if (fault !== null) throw faultError(fault);
+    return out;
+  }
+
+  /**
+   * Device write, throwing on a fault.
+   *
+   * @param iova Bus address.
+   * @param data Bytes.
+   * @throws {IommuError} `EFAULT` (with the fault as `detail`) when it faulted.
+   */
+  writeBytes(iova: number, data: Uint8Array): void {
+    const fault = this.write(iova, data);
+    if (fault !== null) throw faultError(fault);
+  }
+
+  /** Traffic counters as a plain object. */
+  counters(): PortCounters {
+    return { ...this.#c };
+  }
+}
+
+function faultError(fault: IommuFault): IommuError {
+  return new IommuError(
+    "EFAULT",
+    `DMA ${fault.access} at ${hex(fault.iova)} faulted in ${fault.unit}: ${fault.reason}`,
+    { detail: fault },
+  );
+}
+
+/** A device that does DMA through one or more ports. */
+export class Master {
+  /** Unique name. */
+  readonly name: string;
+  /** DMA mask width in bits. */
+  readonly dmaBits: number;
+  /** Whether it snoops CPU caches. */
+  readonly coherent: boolean;
+  /** Its ports, in the order given. */
+  readonly ports: readonly Port[];
+
+  /**
+   * @param spec Description.
+   * @param memory RAM.
+   * @param router Fault router.
+   * @throws {IommuError} `EINVAL` for no ports, duplicate port names, a bad
+   * `dmaBits`, or stream IDs that do not match the unit's topology.
+   */
+  constructor(spec: MasterSpec, memory: PhysicalMemory, router: FaultRouter) {
+    this.name = spec.name;
+    const bits = spec.dmaBits ?? 64;
+    if (!Number.isInteger(bits) || bits < 12 || bits > 64) {
+      throw new IommuError(
+        "EINVAL",
+        `master ${spec.name}: dmaBits must be an integer from 12 to 64, got ${String(bits)}`,
+      );
+    }
+    this.dmaBits = bits;
+    this.coherent = spec.coherent ?? false;
+    if (spec.ports.length === 0) {
+      throw new IommuError("EINVAL", `master ${spec.name} has no ports`);
+    }
+    const ports = spec.ports.map((p, i) => {
+      const central = p.unit?.caps.topology === "central";
+      const ids = p.streamIds ?? [];
+      if (central && ids.length === 0) {
+        throw new IommuError(
+          "EINVAL",
+          `master ${spec.name}: a port behind central unit ${p.unit!.name} needs a stream ID`,
+        );
+      }
+      if (!central && ids.length > 0) {
+        throw new IommuError(
+          "EINVAL",
+          `master ${spec.name}: stream IDs given for a port without a central unit`,
+        );
+      }
+      for (const sid of ids) {
+        checkAddress(sid, "stream ID");
+        if (sid >= p.unit!.caps.streamIds) {
+          throw new IommuError(
+            "ERANGE",
+            `master ${spec.name}: stream ID ${hex(sid)} beyond ${p.unit!.name}'s ${
+              hex(p.unit!.caps.streamIds)
+            } streams`,
+          );
+        }
+      }
+      return new Port(this, p, i, memory, router);
+    });
+    const names = new Set(ports.map((p) => p.name));
+    if (names.size !== ports.length) {
+      throw new IommuError(
+        "EINVAL",
+        `master ${spec.name} has duplicate port names`,
+      );
+    }
+    this.ports = ports;
+  }
+
+  /**
+   * A port by name or index.
+   *
+   * @param which Name or index; default the first port.
+   * @returns The port.
+   * @throws {IommuError} `ENOENT` when there is no such port.
+   */
+  port(which: string | number = 0): Port {
+    const p = typeof which === "number"
+      ? this.ports[which]
+      : this.ports.find((x) => x.name === which);
+    if (p === undefined) {
+      throw new IommuError(
+        "ENOENT",
+        `master ${this.name} has no port ${String(which)}`,
+      );
+    }
+    return p;
+  }
+
+  /** True when any port reaches RAM untranslated. */
+  get unprotected(): boolean {
+    return this.ports.some((p) => p.unprotected);
+  }
+}

@@ -1,0 +1,673 @@
+/**
+ * The core's address-space object shared by every plugin: argument checks,
+ * page-size splitting, batching, the IOTLB gather, attachments and faults.
+ *
+ * @module
+ */
+import {
+  checkAddress,
+  checkAligned,
+  checkRange,
+  hex,
+  isPowerOfTwo,
+} from "./address.ts";
+import { IommuError } from "./errors.ts";
+import type { FaultHandler, IommuFault } from "./fault.ts";
+import type { FaultRouter } from "./fault_router.ts";
+import { IotlbGather } from "./gather.ts";
+import {
+  type IommuDomainOps,
+  type IommuUnit,
+  IOMMU_PROT_MASK,
+  IOMMU_READ,
+  IOMMU_WRITE,
+  type MappingRecord,
+  type PageTableLevelStats,
+} from "./iommu.ts";
+import { MapPlan } from "./map_plan.ts";
+import type { PhysicalMemory } from "./memory.ts";
+import { splitIntoPages } from "./page_split.ts";
+
+/** One scatter-gather segment: `length` bytes at physical address `pa`. */
+export interface SgSegment {
+  /** Physical address in bytes. */
+  pa: number;
+  /** Length in bytes. */
+  length: number;
+}
+
+/** Domain counters, as a plain object. */
+export interface DomainCounters {
+  /** Successful map calls (`map`, `mapPages`, `mapSg`). */
+  maps: number;
+  /** Unmap calls that removed something. */
+  unmaps: number;
+  /** Leaves written by maps. */
+  leavesMapped: number;
+  /** Leaves removed by unmaps. */
+  leavesUnmapped: number;
+  /** Bytes mapped. */
+  bytesMapped: number;
+  /** Bytes unmapped. */
+  bytesUnmapped: number;
+  /** Bytes mapped now. */
+  liveBytes: number;
+  /** Runs handed to the driver (one driver call maps a whole plan). */
+  runs: number;
+  /** IOTLB range syncs issued. */
+  syncs: number;
+  /** Full flushes issued. */
+  flushes: number;
+  /** Faults routed to this domain. */
+  faults: number;
+}
+
+/** Where a domain is attached: a unit, and the streams on a central unit. */
+export interface DomainAttachment {
+  /** The unit. */
+  unit: IommuUnit;
+  /** Stream IDs (empty for per-device units). */
+  streamIds: number[];
+}
+
+/** What a domain needs from the system it lives in. */
+export interface DomainContext {
+  /** The RAM its tables live in (deferred table frees go back here). */
+  memory: PhysicalMemory;
+  /** The fault router of the system. */
+  router: FaultRouter;
+}
+
+/** Options for a new domain. */
+export interface DomainOptions {
+  /**
+   * Page sizes (bytes) this domain may use, a subset of the unit's; for
+   * example `[4096]` to force small pages. Default: all of the unit's.
+   */
+  pageSizes?: readonly number[];
+}
+
+let nextDomainId = 1;
+
+/**
+ * One I/O virtual address space. Every call validates its arguments first
+ * and is all-or-nothing: a throwing call leaves the page tables byte-for-byte
+ * unchanged and leaks no frame.
+ *
+ * Create domains with `Soc.createDomain(unit)`; the example builds one from
+ * the parts directly.
+ *
+ * @example Mapping a scatter of frames in one call
+ * ```ts
+ * import { createSoc, IOMMU_READ, IOMMU_WRITE } from "@iommukit/iommukit/core";
+ * import { flatIommu } from "@iommukit/iommukit/testing";
+ * const soc = createSoc({ memory: { base: 0, size: 64 << 20 } }).use(flatIommu());
+ * const unit = soc.probeUnit({ name: "mmu0", compatible: ["iommukit,flat-iommu"] });
+ * const domain = soc.createDomain(unit);
+ * domain.mapPages(0x10000, [0x200000, 0x5000, 0x9000], IOMMU_READ | IOMMU_WRITE);
+ * if (domain.iovaToPhys(0x11004) !== 0x5004) throw new Error("wrong translation");
+ * domain.unmap(0x10000, 3 * 4096);
+ * ```
+ */
+export class Domain {
+  /** Unique number of this domain in the process (for names and logs). */
+  readonly id: number;
+  /** The unit it was created for (its driver owns the tables). */
+  readonly unit: IommuUnit;
+  /** Page sizes this domain uses, ascending, in bytes. */
+  readonly pageSizes: readonly number[];
+  /** Smallest page size: every address and size must be a multiple of it. */
+  readonly minPageSize: number;
+  /** One past the last IOVA, in bytes (`2^inputBits`). */
+  readonly apertureEnd: number;
+  /** One past the last physical address the tables can hold (`2^outputBits`). */
+  readonly outputEnd: number;
+  #ops: IommuDomainOps;
+  #ctx: DomainContext;
+  #plan = new MapPlan();
+  #unmapPlan = new MapPlan(8);
+  #gather = new IotlbGather();
+  #attachments: DomainAttachment[] = [];
+  #handler: FaultHandler | null = null;
+  #freed = false;
+  #c: DomainCounters = {
+    maps: 0,
+    unmaps: 0,
+    leavesMapped: 0,
+    leavesUnmapped: 0,
+    bytesMapped: 0,
+    bytesUnmapped: 0,
+    liveBytes: 0,
+    runs: 0,
+    syncs: 0,
+    flushes: 0,
+    faults: 0,
+  };
+
+  /**
+   * @param unit The unit whose driver allocates the tables.
+   * @param ctx Memory and fault router of the system.
+   * @param options Page-size restriction.
+   * @throws {IommuError} `EINVAL` when `options.pageSizes` is not a non-empty
+   * subset of the unit's sizes or the unit's caps are malformed; `ENOMEM`
+   * when the root table cannot be allocated.
+   */
+  constructor(
+    unit: IommuUnit,
+    ctx: DomainContext,
+    options: DomainOptions = {},
+  ) {
+    const unitSizes = unit.caps.pageSizes;
+    if (
+      unitSizes.length === 0 ||
+      unitSizes.some((s, i) =>
+        !isPowerOfTwo(s) || (i > 0 && s <= unitSizes[i - 1]!)
+      )
+    ) {
+      throw new IommuError(
+        "EINVAL",
+        `unit ${unit.name} declares malformed page sizes [${
+          unitSizes.map(hex).join(", ")
+        }]`,
+      );
+    }
+    const sizes = options.pageSizes ?? unitSizes;
+    for (const s of sizes) {
+      if (!unitSizes.includes(s)) {
+        throw new IommuError(
+          "EINVAL",
+          `page size ${hex(s)} is not supported by unit ${unit.name}`,
+        );
+      }
+    }
+    if (sizes.length === 0) {
+      throw new IommuError("EINVAL", "a domain needs at least one page size");
+    }
+    this.pageSizes = [...sizes].sort((a, b) => a - b);
+    this.minPageSize = this.pageSizes[0]!;
+    this.apertureEnd = 2 ** unit.caps.inputBits;
+    this.outputEnd = 2 ** unit.caps.outputBits;
+    this.unit = unit;
+    this.#ctx = ctx;
+    this.#ops = unit.driver.allocDomain();
+    this.id = nextDomainId++;
+  }
+
+  /** The driver's domain operations (for plugins, tests and dumps). */
+  get ops(): IommuDomainOps {
+    return this.#ops;
+  }
+
+  #alive(): void {
+    if (this.#freed) {
+      throw new IommuError("EPERM", `domain ${this.id} has been freed`);
+    }
+  }
+
+  #checkProt(prot: number): void {
+    if (
+      !Number.isInteger(prot) || prot < 0 || (prot & ~IOMMU_PROT_MASK) !== 0 ||
+      (prot & (IOMMU_READ | IOMMU_WRITE)) === 0
+    ) {
+      throw new IommuError(
+        "EINVAL",
+        `protection ${
+          String(prot)
+        } must be a combination of known IOMMU_* bits including READ or WRITE`,
+      );
+    }
+  }
+
+  #checkIovaRange(iova: number, size: number): void {
+    checkRange(iova, size, "IOVA range", this.apertureEnd);
+    checkAligned(iova, this.minPageSize, "IOVA");
+    checkAligned(size, this.minPageSize, "size");
+  }
+
+  #checkPaRange(pa: number, size: number): void {
+    checkRange(pa, size, "physical range", this.outputEnd);
+    checkAligned(pa, this.minPageSize, "physical address");
+  }
+
+  #commit(prot: number): void {
+    const plan = this.#plan;
+    this.#ops.map(plan, prot);
+    let leaves = 0;
+    for (let i = 0; i < plan.count; i++) leaves += plan.pages[i]!;
+    const bytes = plan.bytes;
+    const c = this.#c;
+    c.maps++;
+    c.runs += plan.count;
+    c.leavesMapped += leaves;
+    c.bytesMapped += bytes;
+    c.liveBytes += bytes;
+  }
+
+  /**
+   * Map `size` bytes at `iova` to the contiguous physical range at `pa`,
+   * split into the largest pages alignment allows.
+   *
+   * @param iova First IOVA, aligned to the smallest page size.
+   * @param pa First physical address, aligned likewise.
+   * @param size Bytes, a multiple of the smallest page size.
+   * @param prot `IOMMU_READ`/`IOMMU_WRITE`/… bits.
+   * @throws {IommuError} `EINVAL` for malformed or unaligned numbers or
+   * unknown prot bits; `ERANGE` outside the aperture or output range;
+   * `EEXIST` when any page is already mapped; `ENOMEM` when page tables
+   * cannot be allocated; `EPERM` after {@linkcode Domain.free}.
+   */
+  map(iova: number, pa: number, size: number, prot: number): void {
+    this.#alive();
+    this.#checkProt(prot);
+    this.#checkIovaRange(iova, size);
+    this.#checkPaRange(pa, size);
+    this.#plan.clear();
+    splitIntoPages(iova, pa, size, this.pageSizes, this.#plan);
+    this.#commit(prot);
+  }
+
+  /**
+   * Map an array of page frames, possibly discontiguous, at consecutive
+   * IOVAs from `iova`, in one driver call. Physically contiguous, aligned
+   * runs are coalesced into larger pages.
+   *
+   * @param iova First IOVA, aligned to `pageSize`.
+   * @param frames Physical address of each page, each aligned to `pageSize`.
+   * @param prot `IOMMU_*` bits.
+   * @param pageSize Size of each frame in bytes; default the smallest page size.
+   * @throws {IommuError} as {@linkcode Domain.map}; `EINVAL` for an empty
+   * frame list or an unsupported `pageSize` (the message names the index of
+   * a bad frame).
+   */
+  mapPages(
+    iova: number,
+    frames: ArrayLike<number>,
+    prot: number,
+    pageSize: number = this.minPageSize,
+  ): void {
+    this.#alive();
+    this.#checkProt(prot);
+    if (!this.pageSizes.includes(pageSize)) {
+      throw new IommuError(
+        "EINVAL",
+        `page size ${String(pageSize)} is not one of this domain's sizes`,
+      );
+    }
+    const n = frames.length;
+    if (!Number.isSafeInteger(n) || n === 0) {
+      throw new IommuError("EINVAL", "frame list must not be empty");
+    }
+    checkAddress(iova, "IOVA");
+    checkAligned(iova, pageSize, "IOVA");
+    checkRange(iova, n * pageSize, "IOVA range", this.apertureEnd);
+    const limit = this.outputEnd - pageSize;
+    for (let i = 0; i < n; i++) {
+      const f = frames[i]!;
+      if (!(f >= 0 && f <= limit && f % pageSize === 0)) {
+        throw new IommuError(
+          "EINVAL",
+          `frame ${i} (${String(f)}) is not a ${
+            hex(pageSize)
+          }-aligned physical address below ${hex(this.outputEnd)}`,
+        );
+      }
+    }
+    const plan = this.#plan;
+    plan.clear();
+    const sizes = this.pageSizes;
+    const single = sizes.length === 1 || pageSize === sizes[sizes.length - 1];
+    let runStart = 0;
+    for (let i = 1; i <= n; i++) {
+      if (i < n && frames[i]! === frames[i - 1]! + pageSize) continue;
+      const runIova = iova + runStart * pageSize;
+      const runPa = frames[runStart]!;
+      const runPages = i - runStart;
+      if (single || runPages === 1) plan.push(runIova, runPa, pageSize, runPages);
+      else splitIntoPages(runIova, runPa, runPages * pageSize, sizes, plan);
+      runStart = i;
+    }
+    this.#commit(prot);
+  }
+
+  /**
+   * Map a scatter-gather list at consecutive IOVAs from `iova`; physically
+   * adjacent segments are merged before splitting into pages.
+   *
+   * @param iova First IOVA, aligned to the smallest page size.
+   * @param segments Segments, each with `pa` and `length` aligned to the
+   * smallest page size.
+   * @param prot `IOMMU_*` bits.
+   * @returns Bytes mapped (the sum of the lengths).
+   * @throws {IommuError} as {@linkcode Domain.map}; `EINVAL` for an empty
+   * list (the message names the index of a bad segment).
+   */
+  mapSg(iova: number, segments: readonly SgSegment[], prot: number): number {
+    this.#alive();
+    this.#checkProt(prot);
+    if (segments.length === 0) {
+      throw new IommuError("EINVAL", "scatter-gather list must not be empty");
+    }
+    let total = 0;
+    for (let i = 0; i < segments.length; i++) {
+      const s = segments[i]!;
+      try {
+        this.#checkPaRange(s.pa, s.length);
+        checkAligned(s.length, this.minPageSize, "length");
+      } catch (e) {
+        const err = e as IommuError;
+        throw new IommuError(err.kind, `segment ${i}: ${err.message}`);
+      }
+      total += s.length;
+    }
+    this.#checkIovaRange(iova, total);
+    const plan = this.#plan;
+    plan.clear();
+    let at = iova;
+    let runPa = segments[0]!.pa;
+    let runLen = 0;
+    for (const s of segments) {
+      if (runLen > 0 && s.pa !== runPa + runLen) {
+        splitIntoPages(at, runPa, runLen, this.pageSizes, plan);
+        at += runLen;
+        runPa = s.pa;
+        runLen = 0;
+      }
+      runLen += s.length;
+    }
+    splitIntoPages(at, runPa, runLen, this.pageSizes, plan);
+    this.#commit(prot);
+    return total;
+  }
+
+  /**
+   * Unmap every leaf inside `[iova, iova + size)` and invalidate the IOTLBs
+   * of every attached unit before returning. Holes are skipped. A leaf that
+   * crosses either end of the range is never split: the call fails and
+   * removes nothing.
+   *
+   * @param iova First IOVA, aligned to the smallest page size.
+   * @param size Bytes, a multiple of the smallest page size.
+   * @returns Bytes unmapped (0 when nothing was mapped there).
+   * @throws {IommuError} `EINVAL` for malformed or unaligned numbers or a
+   * partial unmap of a larger page; `ERANGE` outside the aperture; `EPERM`
+   * after free.
+   */
+  unmap(iova: number, size: number): number {
+    const gather = this.#gather;
+    const bytes = this.unmapNoSync(iova, size, gather);
+    this.sync(gather);
+    return bytes;
+  }
+
+  /**
+   * Like {@linkcode Domain.unmap} but leaves the IOTLB invalidation to the
+   * caller: the removed range is added to `gather`, and stale translations
+   * stay usable by devices until {@linkcode Domain.sync} (the lazy mode).
+   *
+   * @param iova First IOVA.
+   * @param size Bytes.
+   * @param gather Where the removed range and freed tables are collected.
+   * @returns Bytes unmapped.
+   * @throws {IommuError} as {@linkcode Domain.unmap}.
+   */
+  unmapNoSync(iova: number, size: number, gather: IotlbGather): number {
+    this.#alive();
+    this.#checkIovaRange(iova, size);
+    const ops = this.#ops;
+    const end = iova + size;
+    const first = ops.leafSize(iova);
+    if (first > 0 && iova % first !== 0) this.#refusePartial(iova, first);
+    const last = ops.leafSize(end - 1);
+    if (last > 0 && end % last !== 0) this.#refusePartial(end - 1, last);
+    const plan = this.#unmapPlan;
+    plan.clear();
+    splitIntoPages(iova, iova, size, this.pageSizes, plan);
+    const leavesBefore = gather.leaves;
+    let bytes = 0;
+    for (let i = 0; i < plan.count; i++) {
+      bytes += ops.unmapPages(
+        plan.iova[i]!,
+        plan.pageSize[i]!,
+        plan.pages[i]!,
+        gather,
+      );
+    }
+    if (bytes > 0) {
+      const c = this.#c;
+      c.unmaps++;
+      c.bytesUnmapped += bytes;
+      c.liveBytes -= bytes;
+      c.leavesUnmapped += gather.leaves - leavesBefore;
+    }
+    return bytes;
+  }
+
+  #refusePartial(at: number, leaf: number): never {
+    throw new IommuError(
+      "EINVAL",
+      `unmap would split the ${hex(leaf)}-byte mapping at ${
+        hex(at - (at % leaf))
+      }; unmap it whole`,
+    );
+  }
+
+  /**
+   * Invalidate what `gather` collected on every attached unit, then free the
+   * page-table pages it deferred, then reset it.
+   *
+   * @param gather A gather filled by {@linkcode Domain.unmapNoSync}.
+   */
+  sync(gather: IotlbGather): void {
+    if (gather.isEmpty) return;
+    if (!this.#freed) {
+      this.#ops.iotlbSync(gather);
+      this.#c.syncs++;
+    }
+    for (const pa of gather.freeList) this.#ctx.memory.frames.free(pa);
+    gather.reset();
+  }
+
+  /** Invalidate every IOTLB entry of this domain on every attached unit. */
+  flushAll(): void {
+    this.#alive();
+    this.#ops.flushAll();
+    this.#c.flushes++;
+  }
+
+  /**
+   * Translate through the page tables in RAM (not through any TLB).
+   *
+   * @param iova An IOVA.
+   * @returns The physical address, or -1 when unmapped or outside the aperture.
+   * @throws {IommuError} `EINVAL` for a malformed number; `EPERM` after free.
+   */
+  iovaToPhys(iova: number): number {
+    this.#alive();
+    checkAddress(iova, "IOVA");
+    if (iova >= this.apertureEnd) return -1;
+    return this.#ops.iovaToPhys(iova);
+  }
+
+  /**
+   * Attach this domain to `unit` (per-device: no stream IDs) or to streams of
+   * a central unit. A stream attached to another domain of the same driver
+   * moves here atomically.
+   *
+   * @param unit A unit of the same plugin as this domain's unit.
+   * @param streamIds Stream IDs, required for central units, empty otherwise.
+   * @throws {IommuError} `EINVAL` for stream IDs on a per-device unit, none on
+   * a central unit, malformed IDs or a unit of another plugin; `ERANGE` for
+   * an ID beyond the unit's stream count; `ENOSPC` when the unit has no free
+   * context; `EPERM` after free.
+   */
+  attach(unit: IommuUnit, streamIds: readonly number[] = []): void {
+    this.#alive();
+    const ids = this.#checkStreams(unit, streamIds);
+    if (unit.plugin !== this.unit.plugin) {
+      throw new IommuError(
+        "EINVAL",
+        `domain of plugin ${this.unit.plugin} cannot attach to unit ${unit.name} of plugin ${unit.plugin}`,
+      );
+    }
+    this.#ops.attach(unit, ids);
+    const router = this.#ctx.router;
+    for (const sid of ids.length === 0 ? [0] : ids) {
+      const previous = router.boundTo(unit.name, sid);
+      if (previous instanceof Domain && previous !== this) {
+        previous.#forget(unit, sid);
+      }
+      router.bind(unit.name, sid, this);
+    }
+    let entry = this.#attachments.find((a) => a.unit === unit);
+    if (entry === undefined) {
+      entry = { unit, streamIds: [] };
+      this.#attachments.push(entry);
+    }
+    for (const sid of ids) {
+      if (!entry.streamIds.includes(sid)) entry.streamIds.push(sid);
+    }
+  }
+
+  #forget(unit: IommuUnit, sid: number): void {
+    const i = this.#attachments.findIndex((a) => a.unit === unit);
+    if (i < 0) return;
+    const entry = this.#attachments[i]!;
+    entry.streamIds = entry.streamIds.filter((s) => s !== sid);
+    if (entry.streamIds.length === 0) this.#attachments.splice(i, 1);
+  }
+
+  /**
+   * Detach from `unit` (or from the listed streams of a central unit).
+   *
+   * @param unit The unit.
+   * @param streamIds The streams to detach (central units).
+   * @throws {IommuError} `ENOENT` when not attached there; `EINVAL` as for
+   * {@linkcode Domain.attach}; `EPERM` after free.
+   */
+  detach(unit: IommuUnit, streamIds: readonly number[] = []): void {
+    this.#alive();
+    const ids = this.#checkStreams(unit, streamIds);
+    const entry = this.#attachments.find((a) => a.unit === unit);
+    const missing = entry === undefined ||
+      ids.some((sid) => !entry.streamIds.includes(sid));
+    if (missing) {
+      throw new IommuError(
+        "ENOENT",
+        `domain ${this.id} is not attached to ${unit.name}${
+          ids.length ? " streams " + ids.join(",") : ""
+        }`,
+      );
+    }
+    this.#ops.detach(unit, ids);
+    for (const sid of ids.length === 0 ? [0] : ids) {
+      this.#ctx.router.unbind(unit.name, sid, this);
+      this.#forget(unit, sid);
+    }
+    if (ids.length === 0) {
+      this.#attachments = this.#attachments.filter((a) => a.unit !== unit);
+    }
+  }
+
+  #checkStreams(unit: IommuUnit, streamIds: readonly number[]): number[] {
+    const central = unit.caps.topology === "central";
+    if (central && streamIds.length === 0) {
+      throw new IommuError(
+        "EINVAL",
+        `central unit ${unit.name} needs at least one stream ID`,
+      );
+    }
+    if (!central && streamIds.length > 0) {
+      throw new IommuError(
+        "EINVAL",
+        `per-device unit ${unit.name} takes no stream IDs`,
+      );
+    }
+    for (const sid of streamIds) {
+      checkAddress(sid, "stream ID");
+      if (sid >= unit.caps.streamIds) {
+        throw new IommuError(
+          "ERANGE",
+          `stream ID ${hex(sid)} is beyond unit ${unit.name}'s ${
+            hex(unit.caps.streamIds)
+          } streams`,
+        );
+      }
+    }
+    return [...new Set(streamIds)];
+  }
+
+  /** Current attachments (copies). */
+  attachments(): DomainAttachment[] {
+    return this.#attachments.map((a) => ({
+      unit: a.unit,
+      streamIds: [...a.streamIds],
+    }));
+  }
+
+  /**
+   * Install the fault handler (null removes it). Without a handler, faults
+   * are unhandled and the unit reacts as its hardware does.
+   *
+   * @param handler Called with each fault on an attached unit/stream.
+   */
+  setFaultHandler(handler: FaultHandler | null): void {
+    this.#handler = handler;
+  }
+
+  /**
+   * Called by the fault router; counts the fault and runs the handler.
+   *
+   * @param fault The fault.
+   * @returns Whether the handler took it.
+   */
+  handleFault(fault: IommuFault): boolean {
+    this.#c.faults++;
+    return this.#handler === null ? false : this.#handler(fault) === true;
+  }
+
+  /** Every leaf, decoded from the page-table bytes in RAM, in IOVA order. */
+  leaves(): MappingRecord[] {
+    this.#alive();
+    return this.#ops.leaves();
+  }
+
+  /** Page-table occupancy per level. */
+  tableStats(): PageTableLevelStats[] {
+    this.#alive();
+    return this.#ops.tableStats();
+  }
+
+  /**
+   * Counters as a plain object.
+   *
+   * @returns A snapshot.
+   */
+  counters(): DomainCounters {
+    return { ...this.#c };
+  }
+
+  /** True once {@linkcode Domain.free} succeeded. */
+  get freed(): boolean {
+    return this.#freed;
+  }
+
+  /**
+   * Free the page tables. Later calls throw `EPERM`.
+   *
+   * @throws {IommuError} `EBUSY` while attached anywhere; `EPERM` when
+   * already freed.
+   */
+  free(): void {
+    this.#alive();
+    if (this.#attachments.length > 0) {
+      throw new IommuError(
+        "EBUSY",
+        `domain ${this.id} is still attached to ${
+          this.#attachments.map((a) => a.unit.name).join(", ")
+        }`,
+      );
+    }
+    this.#ops.free();
+    this.#freed = true;
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * A map plan: the runs one batched map hands to a driver, in typed arrays so
+ * that a 65,536-page batch allocates no per-page objects.
+ *
+ * @module
+ */
+
+/**
+ * A list of runs. Run `i` maps `pages[i]` leaves of `pageSize[i]` bytes at
+ * `iova[i]`, physically contiguous from `pa[i]`. All values are bytes.
+ */
+export class MapPlan {
+  /** Number of runs. */
+  count = 0;
+  /** First IOVA of each run. */
+  iova: Float64Array;
+  /** First physical address of each run. */
+  pa: Float64Array;
+  /** Leaf size of each run. */
+  pageSize: Float64Array;
+  /** Leaves in each run. */
+  pages: Float64Array;
+
+  /**
+   * @param capacity Initial number of runs to make room for (grows as needed).
+   */
+  constructor(capacity = 64) {
+    this.iova = new Float64Array(capacity);
+    this.pa = new Float64Array(capacity);
+    this.pageSize = new Float64Array(capacity);
+    this.pages = new Float64Array(capacity);
+  }
+
+  /**
+   * Append a run.
+   *
+   * @param iova First IOVA.
+   * @param pa First physical address.
+   * @param pageSize Leaf size.
+   * @param pages Number of leaves.
+   */
+  push(iova: number, pa: number, pageSize: number, pages: number): void {
+    const i = this.count;
+    if (i === this.iova.length) this.#grow();
+    this.iova[i] = iova;
+    this.pa[i] = pa;
+    this.pageSize[i] = pageSize;
+    this.pages[i] = pages;
+    this.count = i + 1;
+  }
+
+  /** Empty the plan, keeping its storage. */
+  clear(): void {
+    this.count = 0;
+  }
+
+  /** Bytes covered by all runs. */
+  get bytes(): number {
+    let total = 0;
+    for (let i = 0; i < this.count; i++) {
+      total += this.pageSize[i]! * this.pages[i]!;
+    }
+    return total;
+  }
+
+  #grow(): void {
+    const n = this.iova.length * 2;
+    const grow = (a: Float64Array): Float64Array => {
+      const b = new Float64Array(n);
+      b.set(a);
+      return b;
+    };
+    this.iova = grow(this.iova);
+    this.pa = grow(this.pa);
+    this.pageSize = grow(this.pageSize);
+    this.pages = grow(this.pages);
+  }
+}

@@ -1,0 +1,385 @@
+/**
+ * Sparse simulated physical memory. Storage is materialised in 64 KiB chunks
+ * on first write; untouched memory reads as zeros and costs nothing.
+ *
+ * @module
+ */
+import { checkAddress, checkRange, checkSize, hex } from "./address.ts";
+import { IommuError } from "./errors.ts";
+import { FrameAllocator } from "./frame_allocator.ts";
+
+const CHUNK_BITS = 16;
+const CHUNK_BYTES = 1 << CHUNK_BITS;
+const CHUNK_MASK = CHUNK_BYTES - 1;
+const ZERO_CHUNK = new Uint8Array(CHUNK_BYTES);
+const HOST_IS_LITTLE_ENDIAN =
+  new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/** Options for {@linkcode PhysicalMemory}. */
+export interface PhysicalMemoryOptions {
+  /** First physical address of RAM in bytes (default 0); a multiple of 64 KiB. */
+  base?: number;
+  /** Bytes of RAM; a multiple of 64 KiB, up to 2^48. */
+  size: number;
+}
+
+/** A plain-object snapshot of memory usage. */
+export interface PhysicalMemoryStats {
+  /** Bytes of RAM modelled. */
+  size: number;
+  /** Bytes actually backed by host memory (materialised 64 KiB chunks). */
+  materializedBytes: number;
+}
+
+/**
+ * Simulated RAM at `[base, base + size)`, little-endian, with a buddy
+ * {@linkcode FrameAllocator} over the same range (`frames`). Every access is
+ * bounds-checked; a frame freed to the allocator is zeroed.
+ *
+ * @example Reading back what was written
+ * ```ts
+ * import { PhysicalMemory } from "@iommukit/iommukit/core";
+ * const ram = new PhysicalMemory({ base: 0x4000_0000, size: 1 << 30 });
+ * ram.write32(0x4000_1000, 0xdeadbeef);
+ * if (ram.read32(0x4000_1000) !== 0xdeadbeef) throw new Error("lost a write");
+ * if (ram.read32(0x7fff_fffc) !== 0) throw new Error("untouched RAM reads 0");
+ * ```
+ */
+export class PhysicalMemory {
+  /** First byte of RAM. */
+  readonly base: number;
+  /** Bytes of RAM. */
+  readonly size: number;
+  /** One past the last byte of RAM. */
+  readonly end: number;
+  /** The frame allocator over this RAM. */
+  readonly frames: FrameAllocator;
+  #chunks = new Map<number, Uint8Array>();
+  #words = new Map<number, Uint32Array>();
+  // One-entry cache: page-table walks and copies hit the same chunk repeatedly.
+  #lastIndex = -1;
+  #lastBytes: Uint8Array = ZERO_CHUNK;
+  #lastWords: Uint32Array | null = null;
+
+  /**
+   * @param options Base and size of RAM.
+   * @throws {IommuError} `EINVAL` for sizes or bases that are not multiples of
+   * 64 KiB; `ERANGE` when RAM would end beyond 2^48.
+   */
+  constructor(options: PhysicalMemoryOptions) {
+    const base = options.base ?? 0;
+    checkAddress(base, "memory base");
+    checkSize(options.size, "memory size");
+    if (base % CHUNK_BYTES !== 0 || options.size % CHUNK_BYTES !== 0) {
+      throw new IommuError(
+        "EINVAL",
+        `memory ${hex(base)}+${
+          hex(options.size)
+        } is not a multiple of 64 KiB`,
+      );
+    }
+    checkRange(base, options.size, "memory", 2 ** 48);
+    this.base = base;
+    this.size = options.size;
+    this.end = base + options.size;
+    this.frames = new FrameAllocator(
+      base,
+      options.size,
+      (pa, bytes) => this.#zero(pa, bytes),
+    );
+  }
+
+  /**
+   * True when `[pa, pa + length)` lies inside RAM.
+   *
+   * @param pa First byte.
+   * @param length Bytes, default 1.
+   * @returns Whether the whole range is RAM.
+   */
+  contains(pa: number, length = 1): boolean {
+    return Number.isSafeInteger(pa) && Number.isSafeInteger(length) &&
+      length >= 0 && pa >= this.base && pa + length <= this.end;
+  }
+
+  #check(pa: number, length: number): void {
+    if (!this.contains(pa, length) || length <= 0) {
+      throw new IommuError(
+        "ERANGE",
+        `physical access ${hex(pa)}+${hex(length)} is outside RAM ${
+          hex(this.base)
+        }-${hex(this.end)}`,
+      );
+    }
+  }
+
+  // The chunk holding `pa` for reading: the shared zero chunk if untouched.
+  #readChunk(index: number): Uint8Array {
+    if (index === this.#lastIndex) return this.#lastBytes;
+    const c = this.#chunks.get(index);
+    if (c === undefined) return ZERO_CHUNK;
+    this.#lastIndex = index;
+    this.#lastBytes = c;
+    this.#lastWords = this.#words.get(index)!;
+    return c;
+  }
+
+  #writeChunk(index: number): Uint8Array {
+    if (index === this.#lastIndex) return this.#lastBytes;
+    let c = this.#chunks.get(index);
+    if (c === undefined) {
+      c = new Uint8Array(CHUNK_BYTES);
+      this.#chunks.set(index, c);
+      this.#words.set(index, new Uint32Array(c.buffer));
+    }
+    this.#lastIndex = index;
+    this.#lastBytes = c;
+    this.#lastWords = this.#words.get(index)!;
+    return c;
+  }
+
+  /**
+   * Read one byte.
+   *
+   * @param pa Physical address.
+   * @returns The byte, 0 to 255.
+   * @throws {IommuError} `ERANGE` outside RAM.
+   */
+  read8(pa: number): number {
+    this.#check(pa, 1);
+    const off = pa - this.base;
+    return this.#readChunk(Math.floor(off / CHUNK_BYTES))[off & CHUNK_MASK]!;
+  }
+
+  /**
+   * Write one byte.
+   *
+   * @param pa Physical address.
+   * @param value The byte (taken modulo 256).
+   * @throws {IommuError} `ERANGE` outside RAM.
+   */
+  write8(pa: number, value: number): void {
+    this.#check(pa, 1);
+    const off = pa - this.base;
+    this.#writeChunk(Math.floor(off / CHUNK_BYTES))[off & CHUNK_MASK] = value;
+  }
+
+  /**
+   * Read a little-endian 32-bit word. Aligned reads are the fast path.
+   *
+   * @param pa Physical address.
+   * @returns The unsigned value.
+   * @throws {IommuError} `ERANGE` outside RAM.
+   */
+  read32(pa: number): number {
+    const off = pa - this.base;
+    if (
+      (off & 3) === 0 && off >= 0 && pa + 4 <= this.end && HOST_IS_LITTLE_ENDIAN
+    ) {
+      const index = Math.floor(off / CHUNK_BYTES);
+      if (index === this.#lastIndex) {
+        return this.#lastWords![(off & CHUNK_MASK) >>> 2]!;
+      }
+      const c = this.#chunks.get(index);
+      if (c === undefined) return 0;
+      this.#readChunk(index);
+      return this.#lastWords![(off & CHUNK_MASK) >>> 2]!;
+    }
+    this.#check(pa, 4);
+    return (this.read8(pa) | (this.read8(pa + 1) << 8) |
+      (this.read8(pa + 2) << 16) | (this.read8(pa + 3) << 24)) >>> 0;
+  }
+
+  /**
+   * Write a little-endian 32-bit word.
+   *
+   * @param pa Physical address.
+   * @param value The value (taken modulo 2^32).
+   * @throws {IommuError} `ERANGE` outside RAM.
+   */
+  write32(pa: number, value: number): void {
+    const off = pa - this.base;
+    if (
+      (off & 3) === 0 && off >= 0 && pa + 4 <= this.end && HOST_IS_LITTLE_ENDIAN
+    ) {
+      this.#writeChunk(Math.floor(off / CHUNK_BYTES));
+      this.#lastWords![(off & CHUNK_MASK) >>> 2] = value;
+      return;
+    }
+    this.#check(pa, 4);
+    for (let i = 0; i < 4; i++) this.write8(pa + i, (value >>> (8 * i)) & 0xff);
+  }
+
+  /**
+   * Read a little-endian 64-bit word.
+   *
+   * @param pa Physical address.
+   * @returns The value as a bigint (descriptors use bits above 2^53).
+   * @throws {IommuError} `ERANGE` outside RAM.
+   */
+  read64(pa: number): bigint {
+    this.#check(pa, 8);
+    return (BigInt(this.read32(pa + 4)) << 32n) | BigInt(this.read32(pa));
+  }
+
+  /**
+   * Write a little-endian 64-bit word.
+   *
+   * @param pa Physical address.
+   * @param value The value, taken modulo 2^64.
+   * @throws {IommuError} `ERANGE` outside RAM.
+   */
+  write64(pa: number, value: bigint): void {
+    this.#check(pa, 8);
+    const v = BigInt.asUintN(64, value);
+    this.write32(pa, Number(v & 0xffffffffn));
+    this.write32(pa + 4, Number(v >> 32n));
+  }
+
+  /**
+   * Copy RAM into `into` (untouched memory reads as zeros).
+   *
+   * @param pa First physical byte.
+   * @param into Destination; its length is the number of bytes read.
+   * @throws {IommuError} `ERANGE` when the range leaves RAM.
+   */
+  readInto(pa: number, into: Uint8Array): void {
+    if (into.length === 0) return;
+    this.#check(pa, into.length);
+    let off = pa - this.base;
+    let done = 0;
+    while (done < into.length) {
+      const index = Math.floor(off / CHUNK_BYTES);
+      const inChunk = off & CHUNK_MASK;
+      const n = Math.min(CHUNK_BYTES - inChunk, into.length - done);
+      const c = this.#chunks.get(index);
+      if (c === undefined) into.fill(0, done, done + n);
+      else into.set(c.subarray(inChunk, inChunk + n), done);
+      done += n;
+      off += n;
+    }
+  }
+
+  /**
+   * Read `length` bytes into a new array.
+   *
+   * @param pa First physical byte.
+   * @param length Bytes to read.
+   * @returns A copy of the bytes.
+   * @throws {IommuError} `ERANGE` when the range leaves RAM.
+   */
+  readBytes(pa: number, length: number): Uint8Array {
+    const out = new Uint8Array(length);
+    this.readInto(pa, out);
+    return out;
+  }
+
+  /**
+   * Write `data` at `pa`.
+   *
+   * @param pa First physical byte.
+   * @param data The bytes.
+   * @throws {IommuError} `ERANGE` when the range leaves RAM (nothing written).
+   */
+  writeBytes(pa: number, data: Uint8Array): void {
+    if (data.length === 0) return;
+    this.#check(pa, data.length);
+    let off = pa - this.base;
+    let done = 0;
+    while (done < data.length) {
+      const index = Math.floor(off / CHUNK_BYTES);
+      const inChunk = off & CHUNK_MASK;
+      const n = Math.min(CHUNK_BYTES - inChunk, data.length - done);
+      this.#writeChunk(index).set(data.subarray(done, done + n), inChunk);
+      done += n;
+      off += n;
+    }
+  }
+
+  /**
+   * Fill `[pa, pa + length)` with a byte value. Filling with zero does not
+   * materialise untouched chunks.
+   *
+   * @param pa First physical byte.
+   * @param length Bytes.
+   * @param value The byte value, default 0.
+   * @throws {IommuError} `ERANGE` when the range leaves RAM.
+   */
+  fill(pa: number, length: number, value = 0): void {
+    this.#check(pa, length);
+    if ((value & 0xff) === 0) {
+      this.#zero(pa, length);
+      return;
+    }
+    let off = pa - this.base;
+    let left = length;
+    while (left > 0) {
+      const inChunk = off & CHUNK_MASK;
+      const n = Math.min(CHUNK_BYTES - inChunk, left);
+      this.#writeChunk(Math.floor(off / CHUNK_BYTES)).fill(
+        value,
+        inChunk,
+        inChunk + n,
+      );
+      off += n;
+      left -= n;
+    }
+  }
+
+  #zero(pa: number, length: number): void {
+    let off = pa - this.base;
+    let left = length;
+    while (left > 0) {
+      const index = Math.floor(off / CHUNK_BYTES);
+      const inChunk = off & CHUNK_MASK;
+      const n = Math.min(CHUNK_BYTES - inChunk, left);
+      // Chunks are never dropped: drivers may hold views into them.
+      this.#chunks.get(index)?.fill(0, inChunk, inChunk + n);
+      off += n;
+      left -= n;
+    }
+  }
+
+  /**
+   * A live `Uint32Array` view of `[pa, pa + bytes)` for drivers and walkers
+   * that touch a page table often. The range is materialised and must lie in
+   * one 64 KiB chunk, which every naturally aligned table up to 64 KiB does.
+   *
+   * @param pa First byte, 4-byte aligned.
+   * @param bytes Length in bytes, a multiple of 4.
+   * @returns A view aliasing simulated RAM (writes through it are writes to RAM).
+   * @throws {IommuError} `ERANGE` outside RAM; `EINVAL` when unaligned or
+   * crossing a 64 KiB boundary.
+   */
+  view32(pa: number, bytes: number): Uint32Array {
+    this.#check(pa, bytes);
+    const off = pa - this.base;
+    if ((off & 3) !== 0 || (bytes & 3) !== 0) {
+      throw new IommuError(
+        "EINVAL",
+        `view at ${hex(pa)}+${hex(bytes)} is not 4-byte aligned`,
+      );
+    }
+    const inChunk = off & CHUNK_MASK;
+    if (inChunk + bytes > CHUNK_BYTES) {
+      throw new IommuError(
+        "EINVAL",
+        `view at ${hex(pa)}+${hex(bytes)} crosses a 64 KiB boundary`,
+      );
+    }
+    const index = Math.floor(off / CHUNK_BYTES);
+    this.#writeChunk(index);
+    return this.#lastWords!.subarray(inChunk >>> 2, (inChunk + bytes) >>> 2);
+  }
+
+  /**
+   * Usage figures as a plain object.
+   *
+   * @returns The figures.
+   */
+  stats(): PhysicalMemoryStats {
+    return {
+      size: this.size,
+      materializedBytes: this.#chunks.size * CHUNK_BYTES,
+    };
+  }
+}

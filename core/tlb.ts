@@ -1,0 +1,749 @@
+/**
+ * A reusable set-associative translation cache: the IOTLB of an IOMMU
+ * hardware model, or a walk cache of intermediate descriptors.
+ *
+ * Entries are keyed by (context, page base, page size). A context is any
+ * non-negative integer the caller chooses (a domain ID, a stream ID, or a
+ * context combined with a walk level). A page size is any power of two from
+ * 1 KiB to 2^52 bytes, and entries of several sizes live side by side.
+ *
+ * Everything is kept in typed arrays, so a lookup or an insert allocates
+ * nothing.
+ *
+ * @module
+ */
+import { IommuError } from "./errors.ts";
+import { checkAddress, checkRange, hex, isPowerOfTwo } from "./address.ts";
+
+/**
+ * How a full set picks the way to evict. Every policy first fills an
+ * invalid (empty) way when the set has one.
+ *
+ * - `"lru"`: the least recently used way (true LRU; hits and fills count as use).
+ * - `"round-robin"`: a pointer per set that moves to the next way after each eviction.
+ * - `"random"`: a way drawn from a seeded xorshift generator, reproducible per seed.
+ */
+export type TlbReplacement = "lru" | "round-robin" | "random";
+
+/** Every {@linkcode TlbReplacement}, in a stable order (for validation and tables). */
+export const TLB_REPLACEMENTS: readonly TlbReplacement[] = [
+  "lru",
+  "round-robin",
+  "random",
+];
+
+/** The smallest page size a TLB entry may cover: 1 KiB, in bytes. */
+export const TLB_MIN_PAGE_SIZE: number = 1024;
+
+/** The largest page size a TLB entry may cover: 2^52 bytes. */
+export const TLB_MAX_PAGE_SIZE: number = 2 ** 52;
+
+/** The largest capacity (sets × ways, in entries) a {@linkcode Tlb} accepts: 2^24. */
+export const TLB_MAX_ENTRIES: number = 2 ** 24;
+
+/** Shape of a {@linkcode Tlb}. */
+export interface TlbOptions {
+  /**
+   * Number of sets: a power of two, or 0. `sets * ways === 0` builds a TLB
+   * that holds nothing (every lookup misses, inserts are ignored).
+   */
+  sets: number;
+  /** Entries per set (the associativity): a non-negative integer. */
+  ways: number;
+  /** Victim choice in a full set; `"lru"` when omitted. */
+  replacement?: TlbReplacement;
+  /** Seed of the `"random"` policy (any safe integer); 1 when omitted. */
+  seed?: number;
+}
+
+/** A plain snapshot of a {@linkcode Tlb}'s statistics, all counts of events. */
+export interface TlbCounters {
+  /** Calls to `lookup` / `lookupSize`. */
+  lookups: number;
+  /** Lookups that found an entry. */
+  hits: number;
+  /** Lookups that found nothing (`lookups - hits`). */
+  misses: number;
+  /** Accepted inserts, including the refresh of an entry already present. */
+  fills: number;
+  /** Valid entries displaced by an insert of another key. */
+  evictions: number;
+  /** Calls to the `invalidate*` methods. */
+  invalidations: number;
+  /** Entries removed by invalidations. */
+  invalidatedEntries: number;
+}
+
+/** One live entry, as listed by {@linkcode Tlb.entries} (for dumps and tests). */
+export interface TlbEntry {
+  /** The context (domain, stream, ...) the entry belongs to. */
+  context: number;
+  /** The first input address (IOVA) the entry covers: its page base, in bytes. */
+  iova: number;
+  /** The span the entry covers, in bytes (a power of two). */
+  pageSize: number;
+  /** The physical address of the page base, in bytes (what was inserted). */
+  pa: number;
+  /** The permission bits that were inserted (opaque to the TLB). */
+  perm: number;
+  /** The set the entry lives in. */
+  set: number;
+  /** The way within the set. */
+  way: number;
+}
+
+/** Largest log2 of a page size, plus one: the size of per-size tables. */
+const SIZE_SLOTS = 64;
+
+/**
+ * A set-associative IOTLB with LRU, round-robin or seeded-random replacement.
+ *
+ * Set index: `(pageNumber XOR context) mod sets`, where `pageNumber` is the
+ * entry's own page number (`floor(iova / pageSize)`). A key therefore always
+ * lands in the same set whatever address inside the page filled it, and a
+ * lookup probes one set per page size currently present (the most recently
+ * hit size first). Mixing in the context spreads contexts that use the same
+ * IOVAs over different sets. The bitwise operators used for this take the
+ * low 32 bits of the page number, which the language defines exactly
+ * (modulo 2^32) for every safe integer, so nothing is truncated wrongly.
+ *
+ * Entries of different sizes may overlap (a 4 KiB entry inside a cached
+ * 2 MiB one); the TLB keeps both, as hardware would, and a lookup returns
+ * whichever it probes first.
+ *
+ * @example
+ * ```ts
+ * import { Tlb } from "./tlb.ts";
+ * const tlb = new Tlb({ sets: 64, ways: 8, replacement: "lru" });
+ * tlb.insert(1, 0x20_0000, 0x20_0000, 0x8000_0000, 3); // a 2 MiB page
+ * console.assert(tlb.lookup(1, 0x21_2345) === 0x8001_2345);
+ * console.assert(tlb.lastPageSize === 0x20_0000);
+ * console.assert(tlb.lookup(2, 0x21_2345) === -1); // other context
+ * tlb.invalidateRange(1, 0x20_1000, 0x1000); // overlaps the 2 MiB entry
+ * console.assert(tlb.size === 0);
+ * ```
+ */
+export class Tlb {
+  /** Number of sets. */
+  readonly sets: number;
+  /** Entries per set. */
+  readonly ways: number;
+  /** Total entries the TLB can hold (`sets * ways`); 0 means no TLB. */
+  readonly capacity: number;
+  /** The replacement policy in use. */
+  readonly replacement: TlbReplacement;
+  /** The seed of the random policy (kept even when another policy is used). */
+  readonly seed: number;
+
+  #setMask: number;
+  // Per slot (slot = set * ways + way). A size of 0 marks an invalid slot, so
+  // the tag compare needs no separate valid bit.
+  #ctx: Float64Array;
+  #base: Float64Array;
+  #size: Float64Array;
+  #pa: Float64Array;
+  #perm: Int32Array;
+  #shift: Uint8Array;
+  #stamp: Float64Array;
+  #rr: Uint32Array;
+  #policy: number; // 0 lru, 1 round-robin, 2 random: a number is cheaper to switch on
+  #rng: number;
+  #clock = 0;
+  #live = 0;
+  // Page sizes present, in probe order, with their reciprocals (exact for
+  // powers of two) so the page number is a multiply rather than a divide.
+  #sizeCount: Float64Array = new Float64Array(SIZE_SLOTS);
+  #sizes: Float64Array = new Float64Array(SIZE_SLOTS);
+  #invs: Float64Array = new Float64Array(SIZE_SLOTS);
+  #nsizes = 0;
+
+  #fillSize = 0;
+  #fillShift = 0;
+
+  #lastPageSize = 0;
+  #lastPerm = 0;
+  #lastPaBase = -1;
+
+  #lookups = 0;
+  #hits = 0;
+  #fills = 0;
+  #evictions = 0;
+  #invalidations = 0;
+  #invalidatedEntries = 0;
+
+  /**
+   * Build an empty TLB.
+   *
+   * @param options Geometry, replacement policy and seed.
+   * @throws {IommuError} `EINVAL` when `options` is not an object, `sets` or
+   * `ways` is not a non-negative integer, `sets` is neither 0 nor a power of
+   * two, `replacement` is unknown, or `seed` is not a safe integer.
+   * `ERANGE` when `sets * ways` exceeds {@linkcode TLB_MAX_ENTRIES}.
+   */
+  constructor(options: TlbOptions) {
+    if (typeof options !== "object" || options === null) {
+      throw new IommuError(
+        "EINVAL",
+        `TLB options must be an object, got ${String(options)}`,
+      );
+    }
+    const { sets, ways } = options;
+    const replacement = options.replacement ?? "lru";
+    const seed = options.seed ?? 1;
+    checkCount(sets, "TLB sets");
+    checkCount(ways, "TLB ways");
+    if (sets !== 0 && !isPowerOfTwo(sets)) {
+      throw new IommuError(
+        "EINVAL",
+        `TLB sets must be 0 or a power of two, got ${sets}`,
+      );
+    }
+    const policy = TLB_REPLACEMENTS.indexOf(replacement);
+    if (policy < 0) {
+      throw new IommuError(
+        "EINVAL",
+        `TLB replacement must be one of ${TLB_REPLACEMENTS.join(", ")}, got ${
+          String(replacement)
+        }`,
+      );
+    }
+    if (typeof seed !== "number" || !Number.isSafeInteger(seed)) {
+      throw new IommuError(
+        "EINVAL",
+        `TLB seed must be a safe integer, got ${String(seed)}`,
+      );
+    }
+    const capacity = sets * ways;
+    if (capacity > TLB_MAX_ENTRIES) {
+      throw new IommuError(
+        "ERANGE",
+        `TLB of ${sets} sets x ${ways} ways has ${capacity} entries, more than ${TLB_MAX_ENTRIES}`,
+      );
+    }
+    this.sets = sets;
+    this.ways = ways;
+    this.capacity = capacity;
+    this.replacement = replacement;
+    this.seed = seed;
+    this.#policy = policy;
+    this.#setMask = sets > 0 ? sets - 1 : 0;
+    this.#ctx = new Float64Array(capacity);
+    this.#base = new Float64Array(capacity);
+    this.#size = new Float64Array(capacity);
+    this.#pa = new Float64Array(capacity);
+    this.#perm = new Int32Array(capacity);
+    this.#shift = new Uint8Array(capacity);
+    this.#stamp = new Float64Array(capacity);
+    this.#rr = new Uint32Array(sets);
+    this.#rng = seedState(seed);
+  }
+
+  /** Number of live (valid) entries. */
+  get size(): number {
+    return this.#live;
+  }
+
+  /** Page size in bytes of the entry the last lookup hit; 0 after a miss. */
+  get lastPageSize(): number {
+    return this.#lastPageSize;
+  }
+
+  /** Permission bits of the entry the last lookup hit; 0 after a miss. */
+  get lastPerm(): number {
+    return this.#lastPerm;
+  }
+
+  /**
+   * Physical address (bytes) stored in the entry the last lookup hit, without
+   * the offset within the page (a walk cache reads its table address here);
+   * -1 after a miss.
+   */
+  get lastPaBase(): number {
+    return this.#lastPaBase;
+  }
+
+  /**
+   * Translate `iova` in `context`, probing every page size present.
+   * Counts a lookup and a hit or a miss; a hit makes the entry most recently
+   * used and sets {@linkcode Tlb.lastPageSize}, {@linkcode Tlb.lastPerm} and
+   * {@linkcode Tlb.lastPaBase}.
+   *
+   * @param context The context (non-negative safe integer).
+   * @param iova The input address in bytes.
+   * @returns The physical address in bytes (entry PA + offset in the page),
+   * or -1 on a miss.
+   * @throws {IommuError} `EINVAL` when `context` or `iova` is not a
+   * non-negative safe integer (nothing is counted).
+   */
+  lookup(context: number, iova: number): number {
+    if (
+      !(Number.isSafeInteger(iova) && iova >= 0 &&
+        Number.isSafeInteger(context) && context >= 0)
+    ) {
+      throwBadKey(context, iova);
+    }
+    this.#lookups++;
+    const n = this.#nsizes;
+    const sizes = this.#sizes;
+    const invs = this.#invs;
+    const ways = this.ways;
+    const mask = this.#setMask;
+    const bases = this.#base;
+    const ctxs = this.#ctx;
+    const psz = this.#size;
+    for (let k = 0; k < n; k++) {
+      const size = sizes[k]!;
+      const inv = invs[k]!;
+      const vpn = Math.floor(iova * inv);
+      const base = vpn * size;
+      let slot = ((vpn ^ context) & mask) * ways;
+      const end = slot + ways;
+      for (; slot < end; slot++) {
+        if (
+          bases[slot] === base && psz[slot] === size && ctxs[slot] === context
+        ) {
+          if (k !== 0) {
+            // Probe this size first next time: accesses cluster by size.
+            sizes[k] = sizes[0]!;
+            invs[k] = invs[0]!;
+            sizes[0] = size;
+            invs[0] = inv;
+          }
+          this.#hits++;
+          this.#stamp[slot] = ++this.#clock;
+          const pa = this.#pa[slot]!;
+          this.#lastPageSize = size;
+          this.#lastPerm = this.#perm[slot]!;
+          this.#lastPaBase = pa;
+          return pa + (iova - base);
+        }
+      }
+    }
+    this.#lastPageSize = 0;
+    this.#lastPerm = 0;
+    this.#lastPaBase = -1;
+    return -1;
+  }
+
+  /**
+   * Like {@linkcode Tlb.lookup} but probes one page size only (for a walk
+   * cache that asks level by level, or a TLB split by page size).
+   *
+   * @param context The context (non-negative safe integer).
+   * @param iova The input address in bytes.
+   * @param pageSize The page size to probe, in bytes.
+   * @returns The physical address in bytes, or -1 on a miss.
+   * @throws {IommuError} `EINVAL` for a bad `context` or `iova`, or a
+   * `pageSize` that is not a power of two between 1 KiB and 2^52.
+   */
+  lookupSize(context: number, iova: number, pageSize: number): number {
+    if (
+      !(Number.isSafeInteger(iova) && iova >= 0 &&
+        Number.isSafeInteger(context) && context >= 0)
+    ) {
+      throwBadKey(context, iova);
+    }
+    checkPageSize(pageSize);
+    this.#lookups++;
+    const slot = this.#find(context, iova, pageSize);
+    if (slot < 0) {
+      this.#lastPageSize = 0;
+      this.#lastPerm = 0;
+      this.#lastPaBase = -1;
+      return -1;
+    }
+    this.#hits++;
+    this.#stamp[slot] = ++this.#clock;
+    const pa = this.#pa[slot]!;
+    this.#lastPageSize = pageSize;
+    this.#lastPerm = this.#perm[slot]!;
+    this.#lastPaBase = pa;
+    return pa + (iova - this.#base[slot]!);
+  }
+
+  /**
+   * Translate like {@linkcode Tlb.lookup} without side effects: no counter,
+   * no LRU update, `last*` untouched. For dumps, tests and debuggers.
+   *
+   * @param context The context (non-negative safe integer).
+   * @param iova The input address in bytes.
+   * @returns The physical address in bytes, or -1 when no entry covers it.
+   * @throws {IommuError} `EINVAL` for a bad `context` or `iova`.
+   */
+  peek(context: number, iova: number): number {
+    if (
+      !(Number.isSafeInteger(iova) && iova >= 0 &&
+        Number.isSafeInteger(context) && context >= 0)
+    ) {
+      throwBadKey(context, iova);
+    }
+    for (let k = 0; k < this.#nsizes; k++) {
+      const slot = this.#find(context, iova, this.#sizes[k]!);
+      if (slot >= 0) return this.#pa[slot]! + (iova - this.#base[slot]!);
+    }
+    return -1;
+  }
+
+  /**
+   * Cache a translation. An entry with the same (context, page, size) is
+   * updated in place; otherwise an invalid way of the set is used, or the
+   * policy picks a victim (counted as an eviction). Ignored when the
+   * capacity is 0.
+   *
+   * @param context The context (non-negative safe integer).
+   * @param iova Any input address inside the page, in bytes.
+   * @param pageSize The span the entry covers, in bytes: a power of two
+   * from 1 KiB to 2^52.
+   * @param paBase The physical address of the page base, in bytes (not
+   * required to be aligned, so a walk cache can store a table address).
+   * @param perm Permission bits, an integer from 0 to 0x7fffffff (opaque).
+   * @throws {IommuError} `EINVAL` for a bad context, address, page size or
+   * perm; `ERANGE` when the page or `[paBase, paBase + pageSize)` would end
+   * beyond 2^53 - 1.
+   */
+  insert(
+    context: number,
+    iova: number,
+    pageSize: number,
+    paBase: number,
+    perm: number,
+  ): void {
+    checkContext(context);
+    checkAddress(iova, "TLB IOVA");
+    // Fills come in runs of one size: validate and take the log of a new
+    // size only.
+    if (pageSize !== this.#fillSize) {
+      checkPageSize(pageSize);
+      this.#fillSize = pageSize;
+      this.#fillShift = Math.round(Math.log2(pageSize));
+    }
+    checkAddress(paBase, "TLB PA");
+    if (
+      typeof perm !== "number" || !Number.isInteger(perm) || perm < 0 ||
+      perm > 0x7fffffff
+    ) {
+      throw new IommuError(
+        "EINVAL",
+        `TLB perm must be an integer from 0 to 0x7fffffff, got ${String(perm)}`,
+      );
+    }
+    const vpn = Math.floor(iova / pageSize);
+    const base = vpn * pageSize;
+    checkRange(base, pageSize, "TLB page");
+    checkRange(paBase, pageSize, "TLB PA page");
+    if (this.capacity === 0) return;
+
+    const ways = this.ways;
+    const first = ((vpn ^ context) & this.#setMask) * ways;
+    const end = first + ways;
+    const bases = this.#base;
+    const psz = this.#size;
+    const ctxs = this.#ctx;
+    let free = -1;
+    for (let slot = first; slot < end; slot++) {
+      const s = psz[slot]!;
+      if (s === pageSize && bases[slot] === base && ctxs[slot] === context) {
+        this.#pa[slot] = paBase;
+        this.#perm[slot] = perm;
+        this.#stamp[slot] = ++this.#clock;
+        this.#fills++;
+        return;
+      }
+      if (s === 0 && free < 0) free = slot;
+    }
+    let slot = free;
+    if (slot < 0) {
+      slot = this.#victim(first);
+      this.#evictions++;
+      this.#drop(slot);
+    }
+    const shift = this.#fillShift;
+    ctxs[slot] = context;
+    bases[slot] = base;
+    psz[slot] = pageSize;
+    this.#pa[slot] = paBase;
+    this.#perm[slot] = perm;
+    this.#shift[slot] = shift;
+    this.#stamp[slot] = ++this.#clock;
+    this.#live++;
+    if (this.#sizeCount[shift]!++ === 0) {
+      const n = this.#nsizes++;
+      this.#sizes[n] = pageSize;
+      this.#invs[n] = 1 / pageSize;
+    }
+    this.#fills++;
+  }
+
+  /**
+   * Remove every entry.
+   *
+   * @returns The number of entries removed.
+   */
+  invalidateAll(): number {
+    const removed = this.#live;
+    this.#size.fill(0);
+    this.#shift.fill(0);
+    this.#sizeCount.fill(0);
+    this.#nsizes = 0;
+    this.#live = 0;
+    this.#invalidations++;
+    this.#invalidatedEntries += removed;
+    return removed;
+  }
+
+  /**
+   * Remove every entry of one context.
+   *
+   * @param context The context (non-negative safe integer).
+   * @returns The number of entries removed.
+   * @throws {IommuError} `EINVAL` for a bad context.
+   */
+  invalidateContext(context: number): number {
+    checkContext(context);
+    let removed = 0;
+    const psz = this.#size;
+    const ctxs = this.#ctx;
+    for (let slot = 0; slot < this.capacity; slot++) {
+      if (psz[slot] !== 0 && ctxs[slot] === context) {
+        this.#drop(slot);
+        removed++;
+      }
+    }
+    this.#invalidations++;
+    this.#invalidatedEntries += removed;
+    return removed;
+  }
+
+  /**
+   * Remove every entry of `context` that overlaps `[iova, iova + size)`,
+   * even partly: a 4 KiB invalidation inside a cached 2 MiB page removes
+   * the 2 MiB entry.
+   *
+   * @param context The context (non-negative safe integer).
+   * @param iova First byte of the range.
+   * @param size Length of the range in bytes (greater than zero).
+   * @returns The number of entries removed.
+   * @throws {IommuError} `EINVAL` for a bad context, address or size;
+   * `ERANGE` when the range ends beyond 2^53 - 1.
+   */
+  invalidateRange(context: number, iova: number, size: number): number {
+    checkContext(context);
+    checkRange(iova, size, "TLB invalidation range");
+    const last = iova + size - 1;
+    // Probe only the sets the range can touch when that is cheaper than
+    // scanning the whole array (the common case: unmapping a few pages).
+    let probes = 0;
+    for (let k = 0; k < this.#nsizes; k++) {
+      const inv = this.#invs[k]!;
+      probes += Math.floor(last * inv) - Math.floor(iova * inv) + 1;
+    }
+    let removed = 0;
+    const psz = this.#size;
+    const bases = this.#base;
+    const ctxs = this.#ctx;
+    if (probes * this.ways < this.capacity) {
+      // Downwards: dropping a size's last entry moves the list's tail
+      // (already visited) into slot k, so nothing is skipped.
+      for (let k = this.#nsizes - 1; k >= 0; k--) {
+        const pageSize = this.#sizes[k]!;
+        const inv = this.#invs[k]!;
+        const lastVpn = Math.floor(last * inv);
+        for (let vpn = Math.floor(iova * inv); vpn <= lastVpn; vpn++) {
+          const base = vpn * pageSize;
+          const first = ((vpn ^ context) & this.#setMask) * this.ways;
+          for (let slot = first; slot < first + this.ways; slot++) {
+            if (
+              bases[slot] === base && psz[slot] === pageSize &&
+              ctxs[slot] === context
+            ) {
+              this.#drop(slot);
+              removed++;
+            }
+          }
+        }
+      }
+    } else {
+      for (let slot = 0; slot < this.capacity; slot++) {
+        const s = psz[slot]!;
+        if (
+          s !== 0 && ctxs[slot] === context && bases[slot]! <= last &&
+          bases[slot]! + s > iova
+        ) {
+          this.#drop(slot);
+          removed++;
+        }
+      }
+    }
+    this.#invalidations++;
+    this.#invalidatedEntries += removed;
+    return removed;
+  }
+
+  /**
+   * A snapshot of the statistics.
+   *
+   * @returns A new plain object; later activity does not change it.
+   */
+  counters(): TlbCounters {
+    return {
+      lookups: this.#lookups,
+      hits: this.#hits,
+      misses: this.#lookups - this.#hits,
+      fills: this.#fills,
+      evictions: this.#evictions,
+      invalidations: this.#invalidations,
+      invalidatedEntries: this.#invalidatedEntries,
+    };
+  }
+
+  /** Set every counter back to zero (the entries stay). */
+  resetCounters(): void {
+    this.#lookups = 0;
+    this.#hits = 0;
+    this.#fills = 0;
+    this.#evictions = 0;
+    this.#invalidations = 0;
+    this.#invalidatedEntries = 0;
+  }
+
+  /**
+   * List the live entries in slot order (set by set, way by way). Allocates;
+   * meant for dumps and tests, not for hot paths.
+   *
+   * @returns A new array of {@linkcode TlbEntry}.
+   */
+  entries(): TlbEntry[] {
+    const out: TlbEntry[] = [];
+    for (let slot = 0; slot < this.capacity; slot++) {
+      const pageSize = this.#size[slot]!;
+      if (pageSize === 0) continue;
+      out.push({
+        context: this.#ctx[slot]!,
+        iova: this.#base[slot]!,
+        pageSize,
+        pa: this.#pa[slot]!,
+        perm: this.#perm[slot]!,
+        set: Math.floor(slot / this.ways),
+        way: slot % this.ways,
+      });
+    }
+    return out;
+  }
+
+  /** The slot holding exactly (context, page of iova, pageSize), or -1. */
+  #find(context: number, iova: number, pageSize: number): number {
+    if (this.capacity === 0) return -1;
+    const vpn = Math.floor(iova / pageSize);
+    const base = vpn * pageSize;
+    const first = ((vpn ^ context) & this.#setMask) * this.ways;
+    for (let slot = first; slot < first + this.ways; slot++) {
+      if (
+        this.#base[slot] === base && this.#size[slot] === pageSize &&
+        this.#ctx[slot] === context
+      ) {
+        return slot;
+      }
+    }
+    return -1;
+  }
+
+  /** The way of the full set starting at `first` that the policy evicts. */
+  #victim(first: number): number {
+    const ways = this.ways;
+    if (this.#policy === 0) {
+      const stamps = this.#stamp;
+      let best = first;
+      for (let slot = first + 1; slot < first + ways; slot++) {
+        if (stamps[slot]! < stamps[best]!) best = slot;
+      }
+      return best;
+    }
+    if (this.#policy === 1) {
+      const set = first / ways;
+      const way = this.#rr[set]!;
+      this.#rr[set] = way + 1 === ways ? 0 : way + 1;
+      return first + way;
+    }
+    // xorshift32: small, fast and fully determined by the seed.
+    let x = this.#rng;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    this.#rng = x;
+    return first + (x >>> 0) % ways;
+  }
+
+  /** Invalidate one valid slot and keep the page-size list in step. */
+  #drop(slot: number): void {
+    const shift = this.#shift[slot]!;
+    this.#size[slot] = 0;
+    this.#shift[slot] = 0;
+    this.#live--;
+    if (--this.#sizeCount[shift]! === 0) {
+      const pageSize = 2 ** shift;
+      const n = --this.#nsizes;
+      for (let k = 0; k <= n; k++) {
+        if (this.#sizes[k] === pageSize) {
+          this.#sizes[k] = this.#sizes[n]!;
+          this.#invs[k] = this.#invs[n]!;
+          break;
+        }
+      }
+    }
+  }
+}
+
+/** Reject a count that is not a non-negative safe integer. */
+function checkCount(value: number, what: string): void {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
+    throw new IommuError(
+      "EINVAL",
+      `${what} must be a non-negative integer, got ${String(value)}`,
+    );
+  }
+}
+
+/** Reject a context that is not a non-negative safe integer. */
+function checkContext(context: number): void {
+  if (
+    typeof context !== "number" || !Number.isSafeInteger(context) ||
+    context < 0
+  ) {
+    throw new IommuError(
+      "EINVAL",
+      `TLB context must be a non-negative safe integer, got ${String(context)}`,
+    );
+  }
+}
+
+/** Reject a page size that is not a power of two in [1 KiB, 2^52]. */
+function checkPageSize(pageSize: number): void {
+  if (
+    typeof pageSize !== "number" || !isPowerOfTwo(pageSize) ||
+    pageSize < TLB_MIN_PAGE_SIZE || pageSize > TLB_MAX_PAGE_SIZE
+  ) {
+    throw new IommuError(
+      "EINVAL",
+      `TLB page size must be a power of two from ${hex(TLB_MIN_PAGE_SIZE)} to ${
+        hex(TLB_MAX_PAGE_SIZE)
+      }, got ${
+        typeof pageSize === "number" ? hex(pageSize) : String(pageSize)
+      }`,
+    );
+  }
+}
+
+/** Out of line so the lookup stays small enough to inline. */
+function throwBadKey(context: number, iova: number): never {
+  checkContext(context);
+  checkAddress(iova, "TLB IOVA");
+  throw new IommuError("EINVAL", "TLB lookup key is invalid");
+}
+
+/** Fold a safe-integer seed into a non-zero 32-bit xorshift state. */
+function seedState(seed: number): number {
+  const lo = seed % 0x100000000;
+  const hi = Math.floor(seed / 0x100000000);
+  const mixed = (lo ^ Math.imul(hi, 0x85ebca6b) ^ 0x9e3779b9) | 0;
+  return mixed === 0 ? 0x6d2b79f5 : mixed;
+}
