@@ -101,11 +101,15 @@ export class Port {
   #resolve(iova: number, length: number, access: number): number | IommuFault {
     checkAddress(iova, "DMA address");
     checkSize(length, "DMA length");
-    const limit = this.master.dmaBits >= 53 ? Infinity : 2 ** this.master.dmaBits;
+    const limit = this.master.dmaBits >= 53
+      ? Infinity
+      : 2 ** this.master.dmaBits;
     if (iova + length > limit) {
       throw new IommuError(
         "ERANGE",
-        `DMA ${hex(iova)}+${hex(length)} is beyond master ${this.master.name}'s ${this.master.dmaBits}-bit mask`,
+        `DMA ${hex(iova)}+${
+          hex(length)
+        } is beyond master ${this.master.name}'s ${this.master.dmaBits}-bit mask`,
       );
     }
     const hw = this.unit?.hardware;
@@ -134,7 +138,9 @@ export class Port {
         if (pieces === MAX_PIECES) {
           throw new IommuError(
             "EINVAL",
-            `DMA ${hex(iova)}+${hex(length)} touches more than ${MAX_PIECES} discontiguous pages; split it`,
+            `DMA ${hex(iova)}+${
+              hex(length)
+            } touches more than ${MAX_PIECES} discontiguous pages; split it`,
           );
         }
         this.#pa[pieces] = pa;
@@ -251,7 +257,9 @@ export class Port {
 function faultError(fault: IommuFault): IommuError {
   return new IommuError(
     "EFAULT",
-    `DMA ${fault.access} at ${hex(fault.iova)} faulted in ${fault.unit}: ${fault.reason}`,
+    `DMA ${fault.access} at ${
+      hex(fault.iova)
+    } faulted in ${fault.unit}: ${fault.reason}`,
     { detail: fault },
   );
 }
@@ -280,7 +288,9 @@ export class Master {
     if (!Number.isInteger(bits) || bits < 12 || bits > 64) {
       throw new IommuError(
         "EINVAL",
-        `master ${spec.name}: dmaBits must be an integer from 12 to 64, got ${String(bits)}`,
+        `master ${spec.name}: dmaBits must be an integer from 12 to 64, got ${
+          String(bits)
+        }`,
       );
     }
     this.dmaBits = bits;
@@ -294,7 +304,9 @@ export class Master {
       if (central && ids.length === 0) {
         throw new IommuError(
           "EINVAL",
-          `master ${spec.name}: a port behind central unit ${p.unit!.name} needs a stream ID`,
+          `master ${spec.name}: a port behind central unit ${
+            p.unit!.name
+          } needs a stream ID`,
         );
       }
       if (!central && ids.length > 0) {
@@ -308,9 +320,9 @@ export class Master {
         if (sid >= p.unit!.caps.streamIds) {
           throw new IommuError(
             "ERANGE",
-            `master ${spec.name}: stream ID ${hex(sid)} beyond ${p.unit!.name}'s ${
-              hex(p.unit!.caps.streamIds)
-            } streams`,
+            `master ${spec.name}: stream ID ${hex(sid)} beyond ${
+              p.unit!.name
+            }'s ${hex(p.unit!.caps.streamIds)} streams`,
           );
         }
       }

@@ -16,11 +16,11 @@ import type { FaultHandler, IommuFault } from "./fault.ts";
 import type { FaultRouter } from "./fault_router.ts";
 import { IotlbGather } from "./gather.ts";
 import {
-  type IommuDomainOps,
-  type IommuUnit,
   IOMMU_PROT_MASK,
   IOMMU_READ,
   IOMMU_WRITE,
+  type IommuDomainOps,
+  type IommuUnit,
   type MappingRecord,
   type PageTableLevelStats,
 } from "./iommu.ts";
@@ -322,8 +322,9 @@ export class Domain {
       const runIova = iova + runStart * pageSize;
       const runPa = frames[runStart]!;
       const runPages = i - runStart;
-      if (single || runPages === 1) plan.push(runIova, runPa, pageSize, runPages);
-      else splitIntoPages(runIova, runPa, runPages * pageSize, sizes, plan);
+      if (single || runPages === 1) {
+        plan.push(runIova, runPa, pageSize, runPages);
+      } else splitIntoPages(runIova, runPa, runPages * pageSize, sizes, plan);
       runStart = i;
     }
     this.#commit(prot);

@@ -77,7 +77,9 @@ export class FaultRouter {
     this.#total++;
     if (this.#log.length === FAULT_LOG_LIMIT) this.#log.shift();
     this.#log.push(fault);
-    const target = this.#routes.get(FaultRouter.#key(fault.unit, fault.streamId));
+    const target = this.#routes.get(
+      FaultRouter.#key(fault.unit, fault.streamId),
+    );
     const handled = target === undefined ? false : target.handleFault(fault);
     if (!handled) this.#unhandled++;
     for (const listener of this.#listeners) listener(fault, handled);

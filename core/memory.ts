@@ -73,9 +73,7 @@ export class PhysicalMemory {
     if (base % CHUNK_BYTES !== 0 || options.size % CHUNK_BYTES !== 0) {
       throw new IommuError(
         "EINVAL",
-        `memory ${hex(base)}+${
-          hex(options.size)
-        } is not a multiple of 64 KiB`,
+        `memory ${hex(base)}+${hex(options.size)} is not a multiple of 64 KiB`,
       );
     }
     checkRange(base, options.size, "memory", 2 ** 48);
@@ -369,6 +367,31 @@ export class PhysicalMemory {
     const index = Math.floor(off / CHUNK_BYTES);
     this.#writeChunk(index);
     return this.#lastWords!.subarray(inChunk >>> 2, (inChunk + bytes) >>> 2);
+  }
+
+  /**
+   * A fingerprint of every byte of RAM (FNV-1a over the non-zero content of
+   * each materialised chunk, in address order). Two equal digests mean equal
+   * memory; tests use it to prove that a failed operation changed nothing.
+   * Cold path: cost grows with materialised memory.
+   *
+   * @returns A hexadecimal digest.
+   */
+  digest(): string {
+    let h1 = 0x811c9dc5;
+    let h2 = 0x01000193;
+    const indices = [...this.#chunks.keys()].sort((a, b) => a - b);
+    for (const index of indices) {
+      const words = this.#words.get(index)!;
+      for (let i = 0; i < words.length; i++) {
+        const w = words[i]!;
+        if (w === 0) continue;
+        h1 = Math.imul(h1 ^ w, 0x01000193) >>> 0;
+        h1 = Math.imul(h1 ^ (index * 16384 + i), 0x01000193) >>> 0;
+        h2 = (Math.imul(h2 ^ w, 0x5bd1e995) + i) >>> 0;
+      }
+    }
+    return h1.toString(16).padStart(8, "0") + h2.toString(16).padStart(8, "0");
   }
 
   /**

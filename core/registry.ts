@@ -50,7 +50,9 @@ export class Registry {
     if (!plugin.name || plugin.compatible.length === 0) {
       throw new IommuError(
         "EINVAL",
-        `plugin ${JSON.stringify(plugin.name)} needs a name and at least one compatible string`,
+        `plugin ${
+          JSON.stringify(plugin.name)
+        } needs a name and at least one compatible string`,
       );
     }
     if (this.#plugins.some((p) => p.name === plugin.name)) {
@@ -116,7 +118,10 @@ export class Registry {
       throw new IommuError("EEXIST", `node ${node.path} is already bound`);
     }
     if (this.#bindings.some((b) => b.unit.name === node.name)) {
-      throw new IommuError("EEXIST", `a unit named ${node.name} already exists`);
+      throw new IommuError(
+        "EEXIST",
+        `a unit named ${node.name} already exists`,
+      );
     }
     const unit = plugin.probe(node, ctx);
     this.#bindings.push({ node, plugin, unit });
