@@ -31,3 +31,5 @@ export * from "./bus.ts";
 export * from "./device_node.ts";
 export * from "./registry.ts";
 export * from "./soc.ts";
+export * from "./fdt.ts";
+export * from "./fdt_writer.ts";
