@@ -1,0 +1,689 @@
+/**
+ * The IOVA allocator of the dma-mapping adapter: hands out I/O virtual
+ * address ranges top-down inside a device's aperture and DMA mask.
+ *
+ * - Sizes are rounded up to whole granules. Sizes of up to `cacheMaxSize`
+ *   (default 32 granules) are further rounded up to a power of two, which
+ *   they occupy, as the kernel's fast path does, so that a freed range can
+ *   serve any later request of its class. Larger sizes occupy only their
+ *   granule-rounded size but are still aligned to its power-of-two round-up
+ *   (33 granules occupy 33, aligned to 64), unless `maxAlignment` caps it.
+ * - Every range starts at a multiple of that alignment (or of
+ *   `constraints.alignment` if larger), ends at or below `min(limit, end)`,
+ *   and is the highest such placement. This is exact for alignments up to
+ *   2^11 granules (8 MiB with 4 KiB granules); beyond that see
+ *   {@linkcode IovaAllocatorOptions.searchProbes}. IOVA 0 is never handed out.
+ * - Allocation and free are O(log n) in the busy ranges: an AVL tree of
+ *   busy ranges, each knowing the free gap below it, augmented per subtree
+ *   with the largest gap and the largest gap usable from a 2^k-aligned start
+ *   (k = 1..11). One descent finds the highest fitting gap; nothing scans
+ *   the free list, so the kernel's linear-search pathology cannot occur.
+ * - Freed ranges of cacheable size go to a per-size magazine cache (a
+ *   loaded and a previous magazine of 127 entries per class, one modelled
+ *   CPU, plus a bounded depot of full magazines). They stay busy in the
+ *   tree and are reused before the tree is searched. When the depot is full
+ *   a freed range goes straight back to the tree.
+ *
+ * @module
+ */
+
+import { IommuError } from "../errors.ts";
+import {
+  checkAddress,
+  checkRange,
+  checkSize,
+  hex,
+  isPowerOfTwo,
+} from "../address.ts";
+import {
+  B_KIND,
+  F_HI,
+  F_LO,
+  IovaTree,
+  KIND_ANCHOR,
+  KIND_CACHED,
+  KIND_LIVE,
+  KIND_RESERVED,
+} from "./iova_tree.ts";
+import { IovaHash } from "./iova_hash.ts";
+import { IOVA_MAGAZINE_SIZE, IovaRcache } from "./iova_rcache.ts";
+
+export { IOVA_MAGAZINE_SIZE };
+
+/** Largest limit accepted: a 53-bit DMA mask plus one. */
+const MAX_LIMIT = 2 ** 53;
+
+/** A range of IOVA space in bytes. */
+export interface IovaRange {
+  /** First byte. */
+  start: number;
+  /** Length in bytes. */
+  size: number;
+}
+
+/**
+ * Extra placement rules a unit may ask for (for example the Exynos System
+ * MMU v3.x FLPD-cache rules: starts aligned to 128 or 256 KiB, and on v3.3 a
+ * hole of at least 128 KiB between any two consecutive regions).
+ */
+export interface IovaConstraints {
+  /**
+   * Minimum start alignment in bytes: a power of two. Applied on top of the
+   * natural alignment (the larger wins).
+   */
+  alignment?: number;
+  /**
+   * Bytes of unallocated space kept after every allocation and reserved
+   * range (rounded up to granules), so that any two consecutive regions are
+   * separated by at least this much. 0 = none.
+   */
+  guardGap?: number;
+}
+
+/** Construction options of an {@linkcode IovaAllocator}. */
+export interface IovaAllocatorOptions {
+  /** Allocation unit in bytes, a power of two (the smallest IOMMU page); default 4096. */
+  granule?: number;
+  /**
+   * Lowest allocatable IOVA in bytes, granule-aligned. Raised to `granule`
+   * when lower, so IOVA 0 is never handed out. Default: `granule`.
+   */
+  start?: number;
+  /** Exclusive end of the aperture in bytes, granule-aligned, at most 2^53. */
+  end: number;
+  /** Ranges never handed out (clipped to the aperture; overlaps merge). */
+  reserved?: readonly IovaRange[];
+  /** Optional placement rules (see {@linkcode IovaConstraints}). */
+  constraints?: IovaConstraints;
+  /**
+   * Largest size in bytes that is rounded to a power of two and cached on
+   * free; a power-of-two multiple of the granule, or 0 for no cache and no
+   * rounding. Default: 32 granules (128 KiB with 4 KiB granules).
+   */
+  cacheMaxSize?: number;
+  /**
+   * Cap in bytes on the natural (power-of-two) alignment, a power of two;
+   * like the vendor `CONFIG_IOMMU_LIMIT_IOVA_ALIGNMENT`, it trades exact
+   * natural alignment for less waste on big buffers. `constraints.alignment`
+   * still applies on top. Default: no cap.
+   */
+  maxAlignment?: number;
+  /** Full magazines each size class's depot may hold; default 32. */
+  depotSize?: number;
+  /**
+   * For alignments above 2^11 granules only (which the tree's summaries
+   * bound but do not answer exactly): how many subtrees that might have held
+   * a fit but did not a search explores before it settles for the highest
+   * gap that surely fits (which may be lower than the highest aligned fit).
+   * Bounds such a search at O(probes * log n); a fit is never missed (if the
+   * settled search finds nothing, an unbounded one runs). Default 64.
+   */
+  searchProbes?: number;
+}
+
+/** Counters of an {@linkcode IovaAllocator}, as a plain object. */
+export interface IovaStats {
+  /** Live (allocated, not freed) ranges. */
+  liveRanges: number;
+  /** Bytes occupied by live ranges (after rounding; guards not counted). */
+  liveBytes: number;
+  /** Freed ranges parked in the cache (still unavailable to the tree). */
+  cachedRanges: number;
+  /** Bytes of those cached ranges. */
+  cachedBytes: number;
+  /** Reserved ranges (after merging). */
+  reservedRanges: number;
+  /** Largest run of unused IOVA space in bytes (cached ranges and guards count as used). */
+  largestFreeGap: number;
+  /** Allocations served by the cache. */
+  cacheHits: number;
+  /** Cacheable allocations the cache could not serve. */
+  cacheMisses: number;
+  /** Full magazines in all depots. */
+  depotMagazines: number;
+  /** Successful allocations. */
+  allocs: number;
+  /** Successful frees. */
+  frees: number;
+  /** Allocations that failed with ENOMEM. */
+  allocFailures: number;
+  /** Times the cache was flushed (by a failing search or {@linkcode IovaAllocator.flushCache}). */
+  cacheFlushes: number;
+  /**
+   * Searches that gave up probing and settled for a surely fitting gap
+   * (only for alignments above 2^11 granules; see
+   * {@linkcode IovaAllocatorOptions.searchProbes}).
+   */
+  searchFallbacks: number;
+}
+
+function pow2Ceil(n: number): number {
+  if (n <= 0x40000000) return n <= 1 ? 1 : 2 ** (32 - Math.clz32(n - 1));
+  let p = 2 ** Math.ceil(Math.log2(n));
+  while (p / 2 >= n) p /= 2;
+  while (p < n) p *= 2;
+  return p;
+}
+
+function badOption(what: string, value: unknown, rule: string): IommuError {
+  return new IommuError(
+    "EINVAL",
+    `IOVA allocator ${what} ${
+      typeof value === "number" ? hex(value) : String(value)
+    } ${rule}`,
+  );
+}
+
+/**
+ * Allocator of I/O virtual address ranges for one IOVA space (one domain):
+ * top-down, naturally aligned, limit-aware, with reserved ranges, a per-size
+ * magazine cache and optional unit constraints. All sizes and addresses are
+ * bytes.
+ *
+ * @example
+ * ```ts
+ * import { IovaAllocator } from "./iova_allocator.ts";
+ * const iova = new IovaAllocator({ end: 2 ** 36 });
+ * const a = iova.alloc(3 * 4096, 2 ** 32); // a 32-bit master
+ * // Highest naturally aligned 16 KiB slot below 4 GiB.
+ * if (a !== 2 ** 32 - 16384) throw new Error("unexpected IOVA");
+ * iova.free(a, 3 * 4096);
+ * ```
+ */
+export class IovaAllocator {
+  readonly #granule: number;
+  readonly #inv: number;
+  readonly #startPfn: number;
+  readonly #endPfn: number;
+  readonly #guard: number;
+  readonly #align: number;
+  readonly #maxAlign: number;
+  readonly #cacheMax: number;
+  readonly #probes: number;
+  readonly #tree: IovaTree;
+  readonly #hash: IovaHash;
+  readonly #rcache: IovaRcache;
+  #live = 0;
+  #liveGranules = 0;
+  #cachedGranules = 0;
+  #reserved = 0;
+  #hits = 0;
+  #misses = 0;
+  #allocs = 0;
+  #frees = 0;
+  #failures = 0;
+  #flushes = 0;
+
+  /**
+   * Create an allocator for one IOVA space; only the anchor and the given
+   * reservations are busy at first.
+   *
+   * @param options Aperture, granule, reservations, constraints and cache sizing.
+   * @throws {IommuError} `EINVAL` for a granule that is not a power of two,
+   * an unaligned start or end, a bad constraint, cache or probe option;
+   * `ERANGE` when the aperture is empty or ends beyond 2^53; whatever
+   * {@linkcode IovaAllocator.reserve} throws for a bad reserved range.
+   */
+  constructor(options: IovaAllocatorOptions) {
+    const granule = options.granule ?? 4096;
+    if (!isPowerOfTwo(granule)) {
+      throw badOption("granule", granule, "is not a power of two");
+    }
+    let start = checkAddress(options.start ?? granule, "IOVA aperture start");
+    const end = options.end;
+    if (typeof end !== "number" || !Number.isInteger(end) || end < 0) {
+      throw badOption("aperture end", end, "is not a non-negative integer");
+    }
+    if (end > MAX_LIMIT) {
+      throw new IommuError(
+        "ERANGE",
+        `IOVA aperture end ${hex(end)} is beyond 2^53`,
+      );
+    }
+    if (start % granule !== 0) {
+      throw badOption(
+        "aperture start",
+        start,
+        `is not aligned to ${hex(granule)}`,
+      );
+    }
+    if (end % granule !== 0) {
+      throw badOption("aperture end", end, `is not aligned to ${hex(granule)}`);
+    }
+    if (start < granule) start = granule;
+    if (end <= start) {
+      throw new IommuError(
+        "ERANGE",
+        `IOVA aperture ${hex(start)}..${hex(end)} is empty`,
+      );
+    }
+    const c = options.constraints ?? {};
+    const align = c.alignment ?? granule;
+    if (!isPowerOfTwo(align)) {
+      throw badOption("constraint alignment", align, "is not a power of two");
+    }
+    const guard = c.guardGap ?? 0;
+    if (!Number.isSafeInteger(guard) || guard < 0) {
+      throw badOption(
+        "constraint guardGap",
+        guard,
+        "is not a non-negative integer",
+      );
+    }
+    const cacheMax = options.cacheMaxSize ?? 32 * granule;
+    if (
+      cacheMax !== 0 && (!isPowerOfTwo(cacheMax) || cacheMax < granule ||
+        cacheMax / granule > 0x40000000)
+    ) {
+      throw badOption(
+        "cacheMaxSize",
+        cacheMax,
+        "is not 0 or a power-of-two multiple of the granule",
+      );
+    }
+    const depot = options.depotSize ?? 32;
+    if (!Number.isSafeInteger(depot) || depot < 0) {
+      throw badOption("depotSize", depot, "is not a non-negative integer");
+    }
+    const maxAlign = options.maxAlignment ?? MAX_LIMIT;
+    if (!isPowerOfTwo(maxAlign) && maxAlign !== MAX_LIMIT) {
+      throw badOption("maxAlignment", maxAlign, "is not a power of two");
+    }
+    const probes = options.searchProbes ?? 64;
+    if (!Number.isSafeInteger(probes) || probes < 0) {
+      throw badOption("searchProbes", probes, "is not a non-negative integer");
+    }
+    this.#granule = granule;
+    this.#inv = 1 / granule;
+    this.#startPfn = start / granule;
+    this.#endPfn = end / granule;
+    this.#guard = Math.ceil(guard / granule);
+    this.#align = Math.max(1, align / granule);
+    this.#maxAlign = Math.max(1, maxAlign / granule);
+    this.#cacheMax = cacheMax / granule;
+    this.#probes = probes;
+    this.#tree = new IovaTree(this.#startPfn);
+    this.#hash = new IovaHash();
+    this.#rcache = new IovaRcache(
+      this.#cacheMax === 0 ? 0 : Math.log2(this.#cacheMax) + 1,
+      depot,
+    );
+    // The anchor sits one guard above the end, so the topmost allocation's
+    // guard may extend past the aperture (nothing lives there to protect).
+    const top = this.#endPfn + this.#guard;
+    this.#tree.insert(this.#tree.newNode(top, top, KIND_ANCHOR));
+    for (const r of options.reserved ?? []) this.reserve(r.start, r.size);
+  }
+
+  /** Allocation unit in bytes. */
+  get granule(): number {
+    return this.#granule;
+  }
+
+  /** Lowest allocatable IOVA in bytes (never 0). */
+  get start(): number {
+    return this.#startPfn * this.#granule;
+  }
+
+  /** Exclusive end of the aperture in bytes. */
+  get end(): number {
+    return this.#endPfn * this.#granule;
+  }
+
+  /**
+   * The bytes an allocation of `size` bytes occupies (granule rounding, plus
+   * power-of-two rounding for cacheable sizes).
+   *
+   * @param size Requested bytes.
+   * @returns Occupied bytes; the IOVA range handed out is this long.
+   * @throws {IommuError} `EINVAL` when `size` is not a positive safe integer.
+   */
+  sizeFor(size: number): number {
+    checkSize(size, "IOVA size");
+    return this.#granules(size) * this.#granule;
+  }
+
+  /** Start alignment in granules of an n-granule allocation. */
+  #alignFor(n: number): number {
+    let a = pow2Ceil(n);
+    if (a > this.#maxAlign) a = this.#maxAlign;
+    return a < this.#align ? this.#align : a;
+  }
+
+  #granules(size: number): number {
+    const n = Math.ceil(size * this.#inv);
+    return n <= this.#cacheMax ? pow2Ceil(n) : n;
+  }
+
+  /**
+   * Allocate `size` bytes of IOVA space: the highest naturally aligned range
+   * that ends at or below `min(limit, end)`.
+   *
+   * @param size Bytes wanted (rounded as described in the module doc).
+   * @param limit Exclusive highest end in bytes, i.e. the DMA mask + 1 (for
+   * example 2^32 for a 32-bit master); rounded down to the granule. Default:
+   * the aperture end.
+   * @returns The first IOVA of the range (never 0).
+   * @throws {IommuError} `EINVAL` when `size` is not a positive safe integer
+   * or `limit` is not an integer in 1..2^53; `ERANGE` when the rounded size
+   * is larger than the whole window between the aperture start and the
+   * limit (it could never fit); `ENOMEM` when no free range fits now (the
+   * cache is flushed and the search retried once first; nothing else
+   * changes).
+   */
+  alloc(size: number, limit?: number): number {
+    if (!(size > 0) || !Number.isSafeInteger(size)) {
+      checkSize(size, "IOVA size");
+    }
+    let top = this.#endPfn;
+    if (limit !== undefined) {
+      if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) {
+        throw new IommuError(
+          "EINVAL",
+          `IOVA limit ${
+            hex(limit)
+          } must be an integer in 1..2^53 (a DMA mask + 1)`,
+        );
+      }
+      const lp = Math.floor(limit * this.#inv);
+      if (lp < top) top = lp;
+    }
+    const n = this.#granules(size);
+    if (n > top - this.#startPfn) {
+      throw new IommuError(
+        "ERANGE",
+        `IOVA size ${hex(size)} (${
+          hex(n * this.#granule)
+        } rounded) cannot fit in ${hex(this.#startPfn * this.#granule)}..${
+          hex(top * this.#granule)
+        }`,
+      );
+    }
+    const tree = this.#tree;
+    const limitF = top + this.#guard;
+    if (n <= this.#cacheMax) {
+      const node = this.#rcache.get(31 - Math.clz32(n), limitF, tree);
+      if (node !== 0) {
+        tree.b[(node << 6) + B_KIND] = KIND_LIVE;
+        this.#hits++;
+        this.#live++;
+        this.#liveGranules += n;
+        this.#cachedGranules -= n;
+        this.#allocs++;
+        return tree.f[(node << 3) + F_LO]! * this.#granule;
+      }
+      this.#misses++;
+    }
+    const foot = n + this.#guard;
+    const align = this.#alignFor(n);
+    let succ = tree.findFit(foot, align, limitF, this.#probes);
+    if (succ === 0 && this.#rcache.cached > 0) {
+      this.flushCache();
+      succ = tree.findFit(foot, align, limitF, this.#probes);
+    }
+    if (succ === 0) {
+      this.#failures++;
+      throw new IommuError(
+        "ENOMEM",
+        `no free IOVA range of ${hex(n * this.#granule)} bytes (aligned to ${
+          hex(align * this.#granule)
+        }) below ${hex(top * this.#granule)}`,
+      );
+    }
+    const lo = tree.foundAddr;
+    const node = tree.newNode(lo, lo + foot, KIND_LIVE);
+    tree.insert(node);
+    this.#hash.set(lo, node);
+    this.#live++;
+    this.#liveGranules += n;
+    this.#allocs++;
+    return lo * this.#granule;
+  }
+
+  /**
+   * Free a range returned by {@linkcode IovaAllocator.alloc}. Cacheable sizes
+   * go to the cache (reused by the next allocation of their class); others,
+   * and all when the cache is full, return to the free space.
+   *
+   * @param iova The address `alloc` returned.
+   * @param size The size passed to `alloc` (any size that rounds the same).
+   * @throws {IommuError} `EINVAL` for malformed numbers or a size that does
+   * not round to the allocation's size; `ENOENT` when `iova` is not the
+   * start of a live allocation (never allocated, already freed, reserved).
+   */
+  free(iova: number, size: number): void {
+    if (!Number.isSafeInteger(iova) || iova < 0) checkAddress(iova, "IOVA");
+    if (!(size > 0) || !Number.isSafeInteger(size)) {
+      checkSize(size, "IOVA size");
+    }
+    const pfn = iova * this.#inv;
+    const tree = this.#tree;
+    const node = Number.isInteger(pfn) ? this.#hash.get(pfn) : 0;
+    if (node === 0 || tree.b[(node << 6) + B_KIND] !== KIND_LIVE) {
+      throw new IommuError(
+        "ENOENT",
+        `IOVA ${hex(iova)} is not the start of a live allocation`,
+      );
+    }
+    const fb = node << 3;
+    const had = tree.f[fb + F_HI]! - tree.f[fb + F_LO]! - this.#guard;
+    const n = this.#granules(size);
+    if (n !== had) {
+      throw new IommuError(
+        "EINVAL",
+        `IOVA ${hex(iova)} was allocated with ${
+          hex(had * this.#granule)
+        } bytes, freed with ${hex(size)}`,
+      );
+    }
+    this.#live--;
+    this.#liveGranules -= n;
+    this.#frees++;
+    if (n <= this.#cacheMax && this.#rcache.put(31 - Math.clz32(n), node)) {
+      tree.b[(node << 6) + B_KIND] = KIND_CACHED;
+      this.#cachedGranules += n;
+      return;
+    }
+    this.#hash.delete(pfn);
+    tree.remove(node);
+    tree.releaseNode(node);
+  }
+
+  /**
+   * Keep a range from ever being handed out (for example an MSI window or a
+   * bootloader framebuffer). The range is widened to whole granules and
+   * clipped to the aperture (a range wholly outside is accepted and has no
+   * effect); overlapping or touching reservations merge.
+   *
+   * @param start First byte.
+   * @param size Length in bytes.
+   * @throws {IommuError} `EINVAL` for malformed numbers; `ERANGE` when the
+   * range wraps past 2^53; `EEXIST` when it overlaps a live allocation (or
+   * that allocation's guard gap). Cached ranges in the way are flushed.
+   */
+  reserve(start: number, size: number): void {
+    checkRange(start, size, "IOVA reserved range");
+    const lo = Math.max(Math.floor(start * this.#inv), this.#startPfn);
+    const end = Math.min(Math.ceil((start + size) * this.#inv), this.#endPfn);
+    if (end <= lo) return;
+    const hi = end + this.#guard;
+    let over = this.#overlapping(lo, hi);
+    const tree = this.#tree;
+    let cached = false;
+    for (const node of over) {
+      const kind = tree.b[(node << 6) + B_KIND];
+      if (kind === KIND_LIVE) {
+        const at = tree.f[(node << 3) + F_LO]! * this.#granule;
+        throw new IommuError(
+          "EEXIST",
+          `IOVA reserved range ${hex(start)}+${
+            hex(size)
+          } overlaps the live allocation at ${hex(at)}`,
+        );
+      }
+      if (kind === KIND_CACHED) cached = true;
+    }
+    if (cached) {
+      this.flushCache();
+      over = this.#overlapping(lo, hi);
+    }
+    let mlo = lo;
+    let mhi = hi;
+    for (const node of over) {
+      const fb = node << 3;
+      if (tree.f[fb + F_LO]! < mlo) mlo = tree.f[fb + F_LO]!;
+      if (tree.f[fb + F_HI]! > mhi) mhi = tree.f[fb + F_HI]!;
+      tree.remove(node);
+      tree.releaseNode(node);
+      this.#reserved--;
+    }
+    tree.insert(tree.newNode(mlo, mhi, KIND_RESERVED));
+    this.#reserved++;
+  }
+
+  /** Busy nodes whose footprint touches [lo, hi), anchor excluded. */
+  #overlapping(lo: number, hi: number): number[] {
+    const tree = this.#tree;
+    const out: number[] = [];
+    // Footprints never overlap, so the touching ones are consecutive below hi.
+    let node = tree.floor(hi - 1);
+    while (node !== 0) {
+      const fb = node << 3;
+      const nlo = tree.f[fb + F_LO]!;
+      if (tree.f[fb + F_HI]! < lo) break;
+      const kind = tree.b[(node << 6) + B_KIND];
+      // A reservation touching end-to-start merges; anything else must overlap.
+      if (
+        kind !== KIND_ANCHOR &&
+        (kind === KIND_RESERVED || tree.f[fb + F_HI]! > lo)
+      ) {
+        out.push(node);
+      }
+      if (nlo === 0) break;
+      node = tree.floor(nlo - 1);
+    }
+    return out;
+  }
+
+  /**
+   * The live allocation covering an address (for debug checks).
+   *
+   * @param iova Any byte address.
+   * @returns Its allocation's start and occupied size in bytes, or
+   * `undefined` when the address is free, cached, reserved or a guard.
+   * @throws {IommuError} `EINVAL` when `iova` is not a non-negative safe integer.
+   */
+  find(iova: number): IovaRange | undefined {
+    checkAddress(iova, "IOVA");
+    const pfn = Math.floor(iova * this.#inv);
+    const tree = this.#tree;
+    const node = tree.floor(pfn);
+    if (node === 0 || tree.b[(node << 6) + B_KIND] !== KIND_LIVE) {
+      return undefined;
+    }
+    const fb = node << 3;
+    const lo = tree.f[fb + F_LO]!;
+    const n = tree.f[fb + F_HI]! - lo - this.#guard;
+    if (pfn >= lo + n) return undefined;
+    return { start: lo * this.#granule, size: n * this.#granule };
+  }
+
+  /**
+   * Whether a live allocation covers an address.
+   *
+   * @param iova Any byte address.
+   * @returns True when {@linkcode IovaAllocator.find} would return a range.
+   * @throws {IommuError} `EINVAL` when `iova` is not a non-negative safe integer.
+   */
+  contains(iova: number): boolean {
+    return this.find(iova) !== undefined;
+  }
+
+  /**
+   * Return every cached range to the free space (the cache's contents are
+   * free from the caller's point of view; this only changes where later
+   * allocations land).
+   */
+  flushCache(): void {
+    const tree = this.#tree;
+    const hash = this.#hash;
+    this.#rcache.flush((node) => {
+      hash.delete(tree.f[(node << 3) + F_LO]!);
+      tree.remove(node);
+      tree.releaseNode(node);
+    });
+    this.#cachedGranules = 0;
+    this.#flushes++;
+  }
+
+  /**
+   * A snapshot of the counters.
+   *
+   * @returns A plain object (safe to keep; it is not updated).
+   */
+  stats(): IovaStats {
+    const g = this.#granule;
+    return {
+      liveRanges: this.#live,
+      liveBytes: this.#liveGranules * g,
+      cachedRanges: this.#rcache.cached,
+      cachedBytes: this.#cachedGranules * g,
+      reservedRanges: this.#reserved,
+      largestFreeGap: this.#tree.largestGap(this.#guard) * g,
+      cacheHits: this.#hits,
+      cacheMisses: this.#misses,
+      depotMagazines: this.#rcache.depotMagazines,
+      allocs: this.#allocs,
+      frees: this.#frees,
+      allocFailures: this.#failures,
+      cacheFlushes: this.#flushes,
+      searchFallbacks: this.#tree.fallbacks,
+    };
+  }
+
+  /**
+   * Check every internal invariant (tree order and balance, gap
+   * bookkeeping, the address index, counters). O(n): for tests and
+   * debugging.
+   *
+   * @returns Descriptions of broken invariants; empty when all hold.
+   */
+  audit(): string[] {
+    const tree = this.#tree;
+    const problems = tree.audit();
+    let live = 0;
+    let liveG = 0;
+    let cached = 0;
+    let reserved = 0;
+    let anchors = 0;
+    for (const node of tree.nodes()) {
+      const kind = tree.b[(node << 6) + B_KIND];
+      const lo = tree.f[(node << 3) + F_LO]!;
+      const n = tree.f[(node << 3) + F_HI]! - lo - this.#guard;
+      if (kind === KIND_LIVE || kind === KIND_CACHED) {
+        if (this.#hash.get(lo) !== node) problems.push(`index misses ${lo}`);
+        if (lo % this.#alignFor(n) !== 0) {
+          problems.push(`range at granule ${lo} is misaligned`);
+        }
+        if (lo < this.#startPfn || lo + n > this.#endPfn) {
+          problems.push(`range at granule ${lo} is outside the aperture`);
+        }
+        if (kind === KIND_LIVE) {
+          live++;
+          liveG += n;
+        } else cached++;
+      } else if (kind === KIND_RESERVED) reserved++;
+      else if (kind === KIND_ANCHOR) anchors++;
+      else problems.push(`node ${node} has kind ${kind}`);
+    }
+    if (anchors !== 1) problems.push(`${anchors} anchors`);
+    if (live !== this.#live) {
+      problems.push(`live count ${this.#live} != ${live}`);
+    }
+    if (liveG !== this.#liveGranules) problems.push(`live granules drifted`);
+    if (cached !== this.#rcache.cached) problems.push(`cached count drifted`);
+    if (reserved !== this.#reserved) problems.push(`reserved count drifted`);
+    if (this.#hash.count !== live + cached) problems.push(`index size drifted`);
+    return problems;
+  }
+}
