@@ -34,7 +34,8 @@ export interface PhysicalMemoryStats {
 /**
  * Simulated RAM at `[base, base + size)`, little-endian, with a buddy
  * {@linkcode FrameAllocator} over the same range (`frames`). Every access is
- * bounds-checked; a frame freed to the allocator is zeroed.
+ * bounds-checked (`ERANGE` outside RAM; `EINVAL` for an address or length that
+ * is not a non-negative safe integer); a frame freed to the allocator is zeroed.
  *
  * @example Reading back what was written
  * ```ts
@@ -101,6 +102,10 @@ export class PhysicalMemory {
 
   #check(pa: number, length: number): void {
     if (!this.contains(pa, length) || length <= 0) {
+      // Malformed numbers are EINVAL (never truncated); only well-formed
+      // ranges that miss RAM are ERANGE.
+      checkAddress(pa, "physical address");
+      checkSize(length, "physical access length");
       throw new IommuError(
         "ERANGE",
         `physical access ${hex(pa)}+${hex(length)} is outside RAM ${
@@ -170,8 +175,10 @@ export class PhysicalMemory {
    */
   read32(pa: number): number {
     const off = pa - this.base;
+    // Number.isInteger: `&` would silently truncate a fractional address.
     if (
-      (off & 3) === 0 && off >= 0 && pa + 4 <= this.end && HOST_IS_LITTLE_ENDIAN
+      (off & 3) === 0 && off >= 0 && pa + 4 <= this.end &&
+      Number.isInteger(off) && HOST_IS_LITTLE_ENDIAN
     ) {
       const index = Math.floor(off / CHUNK_BYTES);
       if (index === this.#lastIndex) {
@@ -197,7 +204,8 @@ export class PhysicalMemory {
   write32(pa: number, value: number): void {
     const off = pa - this.base;
     if (
-      (off & 3) === 0 && off >= 0 && pa + 4 <= this.end && HOST_IS_LITTLE_ENDIAN
+      (off & 3) === 0 && off >= 0 && pa + 4 <= this.end &&
+      Number.isInteger(off) && HOST_IS_LITTLE_ENDIAN
     ) {
       this.#writeChunk(Math.floor(off / CHUNK_BYTES));
       this.#lastWords![(off & CHUNK_MASK) >>> 2] = value;
@@ -266,6 +274,8 @@ export class PhysicalMemory {
    * @throws {IommuError} `ERANGE` when the range leaves RAM.
    */
   readBytes(pa: number, length: number): Uint8Array {
+    // Checked before allocating: a bad length must be EINVAL, not a RangeError.
+    if (length !== 0) this.#check(pa, length);
     const out = new Uint8Array(length);
     this.readInto(pa, out);
     return out;
@@ -388,7 +398,8 @@ export class PhysicalMemory {
         if (w === 0) continue;
         h1 = Math.imul(h1 ^ w, 0x01000193) >>> 0;
         h1 = Math.imul(h1 ^ (index * 16384 + i), 0x01000193) >>> 0;
-        h2 = (Math.imul(h2 ^ w, 0x5bd1e995) + i) >>> 0;
+        // The chunk index too: h1 keeps only the low 18 bits of it.
+        h2 = ((Math.imul(h2 ^ w, 0x5bd1e995) ^ index) + i) >>> 0;
       }
     }
     return h1.toString(16).padStart(8, "0") + h2.toString(16).padStart(8, "0");
