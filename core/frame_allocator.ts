@@ -108,7 +108,9 @@ export class FrameAllocator {
    */
   alloc(bytes: number): number {
     checkSize(bytes, "allocation size");
-    const order = Math.max(MIN_ORDER, Math.ceil(Math.log2(bytes)));
+    let order = Math.max(MIN_ORDER, Math.ceil(Math.log2(bytes)));
+    // log2 rounds 2^k + 1 down to exactly k for k >= 49.
+    if (2 ** order < bytes) order++;
     if (this.#failCountdown > 0 && --this.#failCountdown === 0) {
       this.#failures++;
       throw new IommuError(
