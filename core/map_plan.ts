@@ -64,7 +64,8 @@ export class MapPlan {
   }
 
   #grow(): void {
-    const n = this.iova.length * 2;
+    // At least 1: a plan created with capacity 0 would otherwise never grow.
+    const n = Math.max(1, this.iova.length * 2);
     const grow = (a: Float64Array): Float64Array => {
       const b = new Float64Array(n);
       b.set(a);
