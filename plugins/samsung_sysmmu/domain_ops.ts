@@ -1,0 +1,540 @@
+/**
+ * One Exynos I/O address space: the 16 KiB level-1 table, the 1 KiB level-2
+ * tables and the free-entry counters, written straight into simulated RAM.
+ *
+ * @module
+ */
+import {
+  hex,
+  type IommuDomainOps,
+  IommuError,
+  type IommuUnit,
+  type IotlbGather,
+  type MappingRecord,
+  type MapPlan,
+  type PageTableLevelStats,
+} from "../../core/mod.ts";
+import type { SysmmuDriver, SysmmuUnitState } from "./driver.ts";
+import {
+  LPAGE_SIZE,
+  LV1_ENTRIES,
+  LV1_TABLE_BYTES,
+  LV2_ENTRIES,
+  LV2_TABLE_BYTES,
+  SECT_SIZE,
+  SPAGE_SIZE,
+  SPAGES_PER_LPAGE,
+} from "./pte.ts";
+
+// Scratch shared by every domain (map is not re-entrant): slots needing a
+// new level-2 table, their PAs, and slots whose link changes.
+const needSlot = new Int32Array(LV1_ENTRIES);
+const needPa = new Float64Array(LV1_ENTRIES);
+const dropSlot = new Int32Array(LV1_ENTRIES);
+const flpdSlot = new Int32Array(LV1_ENTRIES);
+
+/**
+ * The driver's half of a domain. Level 1 is filled with the zero link;
+ * level-2 tables are allocated on demand, never freed by unmap (a 1 MiB map
+ * over an empty one frees it), and freed with the domain.
+ */
+export class SysmmuDomain implements IommuDomainOps {
+  /** Context number (unique per driver). */
+  readonly contextId: number;
+  /** PA of the level-1 table. */
+  readonly rootTable: number;
+  /** Units this domain is attached to (driver bookkeeping). */
+  readonly units: Set<SysmmuUnitState> = new Set();
+  #drv: SysmmuDriver;
+  #l1: Uint32Array;
+  #l2: (Uint32Array | undefined)[] = new Array(LV1_ENTRIES).fill(undefined);
+  #l2Pa = new Float64Array(LV1_ENTRIES).fill(-1);
+  // Free entries per level-2 table (256 = empty), as Linux's lv2entcnt.
+  #free = new Uint16Array(LV1_ENTRIES);
+  #mark = new Uint32Array(LV1_ENTRIES);
+  #epoch = 0;
+  #empty: number; // what an unused level-1 slot holds
+  #div: number; // PA divisor of the format (1 or 16)
+  #freed = false;
+
+  /**
+   * @param driver The owning driver.
+   * @param contextId Its context number.
+   * @throws {IommuError} `ENOMEM` when the level-1 table cannot be allocated.
+   */
+  constructor(driver: SysmmuDriver, contextId: number) {
+    this.#drv = driver;
+    this.contextId = contextId;
+    this.rootTable = driver.allocTable(LV1_TABLE_BYTES);
+    this.#l1 = driver.memory.view32(this.rootTable, LV1_TABLE_BYTES);
+    this.#empty = driver.flpdWorkaround ? driver.zeroLink : 0;
+    this.#l1.fill(this.#empty);
+    this.#div = driver.format.shift === 0 ? 1 : 16;
+  }
+
+  #isTable(e: number): boolean {
+    return (e & 3) === 1 && e !== this.#drv.zeroLink;
+  }
+
+  /**
+   * Map every run of `plan`, all or nothing.
+   *
+   * @param plan Runs of 4 KiB, 64 KiB or 1 MiB pages.
+   * @param prot `IOMMU_*` bits (only READ/WRITE reach the descriptors).
+   * @throws {IommuError} `EEXIST` on any overlap; `ENOMEM` when a level-2
+   * table cannot be allocated. Nothing changes on a throw.
+   */
+  map(plan: MapPlan, prot: number): void {
+    const l1 = this.#l1;
+    const views = this.#l2;
+    const free = this.#free;
+    const mark = this.#mark;
+    const epoch = ++this.#epoch;
+    const n = plan.count;
+    const pIova = plan.iova, pPa = plan.pa, pSize = plan.pageSize;
+    const pPages = plan.pages;
+    let needs = 0;
+    let drops = 0;
+
+    // Phase 1: check every page, list the tables to allocate or drop.
+    for (let r = 0; r < n; r++) {
+      const iova = pIova[r]!, size = pSize[r]!, pages = pPages[r]!;
+      if (size === SECT_SIZE) {
+        for (let k = 0, slot = iova >>> 20; k < pages; k++, slot++) {
+          const e = l1[slot]!;
+          if ((e & 3) === 2) this.#overlap(slot * SECT_SIZE);
+          if (this.#isTable(e)) {
+            if (free[slot] !== LV2_ENTRIES) this.#overlap(slot * SECT_SIZE);
+            dropSlot[drops++] = slot;
+          }
+        }
+        continue;
+      }
+      let at = iova;
+      let left = pages * (size / SPAGE_SIZE); // in 4 KiB entries
+      while (left > 0) {
+        const slot = at >>> 20;
+        const idx = (at >>> 12) & 0xff;
+        const m = Math.min(left, LV2_ENTRIES - idx);
+        const e = l1[slot]!;
+        if ((e & 3) === 2) this.#overlap(at);
+        if (this.#isTable(e)) {
+          const v = views[slot]!;
+          for (let i = idx; i < idx + m; i++) {
+            if ((v[i]! & 3) !== 0) {
+              this.#overlap(slot * SECT_SIZE + i * SPAGE_SIZE);
+            }
+          }
+        } else if (mark[slot] !== epoch) {
+          mark[slot] = epoch;
+          needSlot[needs++] = slot;
+        }
+        at += m * SPAGE_SIZE;
+        left -= m;
+      }
+    }
+
+    // Phase 2: allocate every level-2 table, undoing all on failure.
+    const drv = this.#drv;
+    for (let i = 0; i < needs; i++) {
+      try {
+        needPa[i] = drv.allocTable(LV2_TABLE_BYTES);
+      } catch (e) {
+        for (let j = 0; j < i; j++) drv.memory.frames.free(needPa[j]!);
+        throw e;
+      }
+    }
+
+    // Phase 3: write. Nothing below can fail.
+    let flpd = 0;
+    const fmt = drv.format;
+    for (let i = 0; i < needs; i++) {
+      const slot = needSlot[i]!;
+      const pa = needPa[i]!;
+      if (l1[slot] === drv.zeroLink) flpdSlot[flpd++] = slot;
+      views[slot] = drv.memory.view32(pa, LV2_TABLE_BYTES);
+      this.#l2Pa[slot] = pa;
+      free[slot] = LV2_ENTRIES;
+      l1[slot] = fmt.link(pa);
+    }
+    const div = this.#div;
+    const lv2Bits = fmt.lv2Prot(prot);
+    const sectBits = fmt.lv1Prot(prot) | 2;
+    for (let r = 0; r < n; r++) {
+      const iova = pIova[r]!, size = pSize[r]!, pages = pPages[r]!;
+      const pa = pPa[r]!;
+      if (size === SPAGE_SIZE) {
+        let e = ((pa / div) | lv2Bits | 2) >>> 0;
+        const step = SPAGE_SIZE / div;
+        let at = iova;
+        let left = pages;
+        while (left > 0) {
+          const slot = at >>> 20;
+          const idx = (at >>> 12) & 0xff;
+          const m = Math.min(left, LV2_ENTRIES - idx);
+          const v = views[slot]!;
+          const end = idx + m;
+          for (let i = idx; i < end; i++) {
+            v[i] = e;
+            e += step;
+          }
+          free[slot]! -= m;
+          at += m * SPAGE_SIZE;
+          left -= m;
+        }
+      } else if (size === LPAGE_SIZE) {
+        let e = ((pa / div) | lv2Bits | 1) >>> 0;
+        const step = LPAGE_SIZE / div;
+        for (let k = 0, at = iova; k < pages; k++, at += LPAGE_SIZE) {
+          const slot = at >>> 20;
+          const idx = (at >>> 12) & 0xff;
+          views[slot]!.fill(e, idx, idx + SPAGES_PER_LPAGE);
+          free[slot]! -= SPAGES_PER_LPAGE;
+          e += step;
+        }
+      } else {
+        let e = ((pa / div) | sectBits) >>> 0;
+        const step = SECT_SIZE / div;
+        for (let k = 0, slot = iova >>> 20; k < pages; k++, slot++) {
+          const old = l1[slot]!;
+          // Any link here (zero or table) may sit in an FLPD cache.
+          if ((old & 3) === 1) flpdSlot[flpd++] = slot;
+          l1[slot] = e;
+          e += step;
+        }
+      }
+    }
+    drv.flushFlpd(this.units, flpdSlot, flpd);
+    // Only now, with the sections written and caches flushed, can the empty
+    // tables they replaced go back to the allocator.
+    for (let i = 0; i < drops; i++) {
+      const slot = dropSlot[i]!;
+      drv.memory.frames.free(this.#l2Pa[slot]!);
+      this.#l2Pa[slot] = -1;
+      views[slot] = undefined;
+      free[slot] = 0;
+    }
+  }
+
+  #overlap(iova: number): never {
+    throw new IommuError(
+      "EEXIST",
+      `IOVA ${
+        hex(iova)
+      } is already mapped in System MMU domain ${this.contextId}`,
+    );
+  }
+
+  /**
+   * Remove the leaves in `[iova, iova + pageSize * count)`; holes are
+   * skipped and level-2 tables are kept.
+   *
+   * @param iova First IOVA.
+   * @param pageSize Page size of the request.
+   * @param count Pages.
+   * @param gather Collects the removed range.
+   * @returns Bytes unmapped.
+   * @throws {IommuError} `EINVAL` when a 64 KiB or 1 MiB leaf crosses either
+   * end of the range (nothing changes).
+   */
+  unmapPages(
+    iova: number,
+    pageSize: number,
+    count: number,
+    gather: IotlbGather,
+  ): number {
+    const end = iova + pageSize * count;
+    const first = this.leafSize(iova);
+    const last = end > iova ? this.leafSize(end - 1) : 0;
+    if (
+      (first > 0 && iova % first !== 0) || (last > 0 && end % last !== 0)
+    ) {
+      throw new IommuError(
+        "EINVAL",
+        `unmap of ${hex(iova)}+${
+          hex(pageSize * count)
+        } would split a larger mapping; unmap it whole`,
+      );
+    }
+    const l1 = this.#l1;
+    const free = this.#free;
+    const empty = this.#empty;
+    let bytes = 0;
+    let lo = Infinity;
+    let hi = -1;
+    let minLeaf = Infinity;
+    let leaves = 0;
+    let at = iova;
+    const stop = Math.min(end, 2 ** 32);
+    while (at < stop) {
+      const slot = Math.floor(at / SECT_SIZE);
+      const slotEnd = (slot + 1) * SECT_SIZE;
+      const to = Math.min(stop, slotEnd);
+      const e = l1[slot]!;
+      if ((e & 3) === 2) {
+        l1[slot] = empty;
+        const base = slot * SECT_SIZE;
+        if (base < lo) lo = base;
+        hi = slotEnd;
+        if (SECT_SIZE < minLeaf) minLeaf = SECT_SIZE;
+        leaves++;
+        bytes += SECT_SIZE;
+      } else if (this.#isTable(e)) {
+        const v = this.#l2[slot]!;
+        const i0 = (at >>> 12) & 0xff;
+        const i1 = to === slotEnd ? LV2_ENTRIES : (to >>> 12) & 0xff;
+        let fi = -1, li = -1, got = 0, small = 0, large = 0;
+        for (let i = i0; i < i1; i++) {
+          const x = v[i]!;
+          if (x === 0) continue;
+          if (fi < 0) fi = i;
+          if ((x & 3) === 1) {
+            v.fill(0, i, i + SPAGES_PER_LPAGE);
+            got += SPAGES_PER_LPAGE;
+            large++;
+            li = i + SPAGES_PER_LPAGE;
+            i += SPAGES_PER_LPAGE - 1;
+          } else if ((x & 3) !== 0) {
+            v[i] = 0;
+            got++;
+            small++;
+            li = i + 1;
+          } else {
+            // Stray non-zero fault entry: clear it, count nothing.
+            v[i] = 0;
+          }
+        }
+        if (got > 0) {
+          free[slot]! += got;
+          const base = slot * SECT_SIZE;
+          if (base + fi * SPAGE_SIZE < lo) lo = base + fi * SPAGE_SIZE;
+          hi = base + li * SPAGE_SIZE;
+          const leaf = small > 0 ? SPAGE_SIZE : LPAGE_SIZE;
+          if (leaf < minLeaf) minLeaf = leaf;
+          leaves += small + large;
+          bytes += got * SPAGE_SIZE;
+        }
+      }
+      at = to;
+    }
+    if (leaves > 0) {
+      // One hull per call keeps the gather allocation-free.
+      gather.add(lo, minLeaf, 1);
+      if (hi - minLeaf > lo) gather.add(hi - minLeaf, minLeaf, 1);
+      gather.leaves += leaves - (hi - minLeaf > lo ? 2 : 1);
+    }
+    return bytes;
+  }
+
+  /**
+   * Size of the leaf mapping `iova`, from the tables in RAM.
+   *
+   * @param iova An IOVA.
+   * @returns 4096, 65536, 1048576, or 0 when unmapped.
+   */
+  leafSize(iova: number): number {
+    if (iova >= 2 ** 32) return 0;
+    const e = this.#l1[iova >>> 20]!;
+    if ((e & 3) === 2) return SECT_SIZE;
+    if (!this.#isTable(e)) return 0;
+    const x = this.#l2[iova >>> 20]![(iova >>> 12) & 0xff]! & 3;
+    return x === 0 ? 0 : x === 1 ? LPAGE_SIZE : SPAGE_SIZE;
+  }
+
+  /**
+   * Translate through the tables in RAM.
+   *
+   * @param iova An IOVA.
+   * @returns The PA, or -1 when unmapped.
+   */
+  iovaToPhys(iova: number): number {
+    if (iova >= 2 ** 32) return -1;
+    const fmt = this.#drv.format;
+    const e = this.#l1[iova >>> 20]!;
+    if ((e & 3) === 2) return fmt.sectionPa(e) + (iova & 0xfffff);
+    if (!this.#isTable(e)) return -1;
+    const x = this.#drv.memory.read32(
+      fmt.linkPa(e) + ((iova >>> 12) & 0xff) * 4,
+    );
+    const t = x & 3;
+    if (t === 0) return -1;
+    if (t === 1) return fmt.largePa(x) + (iova & 0xffff);
+    return fmt.smallPa(x) + (iova & 0xfff);
+  }
+
+  /**
+   * Invalidate the gathered range on every attached, active unit.
+   *
+   * @param gather The gather.
+   */
+  iotlbSync(gather: IotlbGather): void {
+    if (gather.end < 0) return;
+    this.#drv.invalidateRange(
+      this.units,
+      gather.start,
+      gather.end,
+      gather.pageSize,
+    );
+  }
+
+  /** FLUSH_ALL on every attached, active unit. */
+  flushAll(): void {
+    this.#drv.flushAll(this.units);
+  }
+
+  /**
+   * Attach to `unit` (moving it from another domain of this driver).
+   *
+   * @param unit A unit of the same driver.
+   * @param _streamIds Unused (per-device).
+   * @throws {IommuError} `EINVAL` for a unit of another driver.
+   */
+  attach(unit: IommuUnit, _streamIds: readonly number[]): void {
+    this.#drv.attach(this, unit);
+  }
+
+  /**
+   * Detach from `unit`, which is disabled (identity) afterwards.
+   *
+   * @param unit The unit.
+   * @param _streamIds Unused.
+   * @throws {IommuError} `ENOENT` when not attached there.
+   */
+  detach(unit: IommuUnit, _streamIds: readonly number[]): void {
+    this.#drv.detach(this, unit);
+  }
+
+  /**
+   * Every leaf, decoded from RAM (following the links stored in level 1).
+   *
+   * @returns Leaves in IOVA order.
+   */
+  leaves(): MappingRecord[] {
+    const out: MappingRecord[] = [];
+    const fmt = this.#drv.format;
+    const mem = this.#drv.memory;
+    for (let slot = 0; slot < LV1_ENTRIES; slot++) {
+      const e = this.#l1[slot]!;
+      const base = slot * SECT_SIZE;
+      if ((e & 3) === 2) {
+        out.push({
+          iova: base,
+          pa: fmt.sectionPa(e),
+          pageSize: SECT_SIZE,
+          prot: fmt.sectionPerm(e),
+        });
+        continue;
+      }
+      if (!this.#isTable(e)) continue;
+      const table = fmt.linkPa(e);
+      for (let i = 0; i < LV2_ENTRIES; i++) {
+        const x = mem.read32(table + i * 4);
+        const t = x & 3;
+        if (t === 0) continue;
+        if (t === 1) {
+          out.push({
+            iova: base + i * SPAGE_SIZE,
+            pa: fmt.largePa(x),
+            pageSize: LPAGE_SIZE,
+            prot: fmt.lv2Perm(x),
+          });
+          i += SPAGES_PER_LPAGE - 1;
+        } else {
+          out.push({
+            iova: base + i * SPAGE_SIZE,
+            pa: fmt.smallPa(x),
+            pageSize: SPAGE_SIZE,
+            prot: fmt.lv2Perm(x),
+          });
+        }
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Occupancy: level 1 (one 16 KiB table) and level 2 (the 1 KiB tables;
+   * the shared zero table is not counted).
+   *
+   * @returns Two levels.
+   */
+  tableStats(): PageTableLevelStats[] {
+    let used1 = 0, tables = 0, used2 = 0;
+    for (let slot = 0; slot < LV1_ENTRIES; slot++) {
+      const e = this.#l1[slot]!;
+      if ((e & 3) === 2) used1++;
+      else if (this.#isTable(e)) {
+        used1++;
+        tables++;
+        used2 += LV2_ENTRIES - this.#free[slot]!;
+      }
+    }
+    return [
+      {
+        level: 1,
+        tables: 1,
+        bytes: LV1_TABLE_BYTES,
+        entriesUsed: used1,
+        entriesTotal: LV1_ENTRIES,
+      },
+      {
+        level: 2,
+        tables,
+        bytes: tables * LV2_TABLE_BYTES,
+        entriesUsed: used2,
+        entriesTotal: tables * LV2_ENTRIES,
+      },
+    ];
+  }
+
+  /**
+   * Free-entry counter of a level-1 slot (256 = empty table; 0 without one).
+   *
+   * @param slot Level-1 index.
+   * @returns The counter.
+   */
+  freeEntries(slot: number): number {
+    return this.#free[slot] ?? 0;
+  }
+
+  /**
+   * PA of the level-2 table of `slot`, or -1 when it has none.
+   *
+   * @param slot Level-1 index.
+   * @returns The table PA.
+   */
+  l2Table(slot: number): number {
+    return this.#l2Pa[slot] ?? -1;
+  }
+
+  /**
+   * Free every level-2 table and the level-1 table.
+   *
+   * @throws {IommuError} `EBUSY` while attached; `EPERM` when freed already.
+   */
+  free(): void {
+    if (this.#freed) {
+      throw new IommuError(
+        "EPERM",
+        `System MMU domain ${this.contextId} is already freed`,
+      );
+    }
+    if (this.units.size > 0) {
+      throw new IommuError(
+        "EBUSY",
+        `System MMU domain ${this.contextId} is still attached to ${
+          [...this.units].map((s) => s.unit.name).join(", ")
+        }`,
+      );
+    }
+    const frames = this.#drv.memory.frames;
+    for (let slot = 0; slot < LV1_ENTRIES; slot++) {
+      const pa = this.#l2Pa[slot]!;
+      if (pa >= 0) frames.free(pa);
+    }
+    frames.free(this.rootTable);
+    this.#l2Pa.fill(-1);
+    this.#l2.fill(undefined);
+    this.#freed = true;
+  }
+}

@@ -1,0 +1,632 @@
+/**
+ * The hardware side of one System MMU: its register file, TLB, FLPD cache,
+ * page-table walker, fault latching and power state.
+ *
+ * @module
+ */
+import {
+  ACCESS_WRITE,
+  type FaultReason,
+  hex,
+  IommuError,
+  type IommuFault,
+  type IommuHardware,
+  type PhysicalMemory,
+} from "../../core/mod.ts";
+import { Tlb, type TlbReplacement } from "../../core/tlb.ts";
+import { FlpdCache } from "./flpd_cache.ts";
+import { pteFormat } from "./pte.ts";
+import {
+  CFG_EAP,
+  CFG_FLPDCACHE,
+  CTRL_BLOCK_BIT,
+  CTRL_ENABLE,
+  CTRL_VM_ENABLE,
+  FAULT_INFO_WRITE,
+  FLUSH_TRIGGER,
+  INT_V1_AR_ACCESS,
+  INT_V1_AW_ACCESS,
+  INT_V1_BUS_ERROR,
+  INT_V1_PAGE_FAULT,
+  INT_V5_ACCESS,
+  INT_V5_PAGE,
+  INT_V5_PTW,
+  INT_V5_WRITE_OFFSET,
+  INT_V7_ACCESS,
+  INT_V7_PAGE,
+  INT_V7_PTW,
+  REG_MMU_CFG,
+  REG_MMU_CTRL,
+  REG_MMU_STATUS,
+  REG_MMU_VERSION,
+  REG_V7_CAPA0,
+  REG_V7_CAPA1,
+  registerLayout,
+  registerName,
+  STATUS_BLOCKED,
+  type SysmmuRegisterLayout,
+} from "./registers.ts";
+import { makeVersion, type SysmmuVersion } from "./version.ts";
+import { PageWalker, WALK_OK, WALK_PAGE_FAULT } from "./walker.ts";
+
+/** Register window size: offsets must be below this (the v7-VM block ends at 0x8024). */
+export const SYSMMU_REGISTER_SPAN = 0x10000;
+
+/** TLB geometry of a unit. */
+export interface SysmmuTlbGeometry {
+  /** Sets (a power of two). */
+  sets: number;
+  /** Ways per set. */
+  ways: number;
+  /** Replacement policy; default `"lru"`. */
+  replacement?: TlbReplacement;
+}
+
+/** What a {@linkcode SysmmuHardware} is built from. */
+export interface SysmmuHardwareConfig {
+  /** Unit name (fault records carry it). */
+  name: string;
+  /** The decoded version. */
+  version: SysmmuVersion;
+  /** v7 CAPA0 value. */
+  capa0: number;
+  /** v7 CAPA1 value. */
+  capa1: number;
+  /** TLB geometry. */
+  tlb: SysmmuTlbGeometry;
+  /** FLPD cache entries (0 = none). */
+  flpdEntries: number;
+  /** STATUS reads after a block request before the unit reports blocked. */
+  blockLatency: number;
+  /** Initial master power. */
+  powered: boolean;
+}
+
+/** The three fault kinds the walker and TLB produce. */
+export type SysmmuFaultKind = "page" | "access" | "ptw";
+
+/** Hardware statistics, as a plain object. */
+export interface SysmmuHardwareCounters {
+  /** Translated accesses (TLB lookups). */
+  lookups: number;
+  /** TLB hits. */
+  tlbHits: number;
+  /** TLB misses (each one walks). */
+  tlbMisses: number;
+  /** Page-table walks. */
+  walks: number;
+  /** FLPD cache hits. */
+  flpdHits: number;
+  /** FLPD cache misses. */
+  flpdMisses: number;
+  /** Accesses passed through untranslated (unit disabled or off). */
+  identity: number;
+  /** Fault interrupts raised. */
+  faults: number;
+  /** Accesses refused because the unit was blocked. */
+  blockedAccesses: number;
+  /** FLUSH_ALL writes. */
+  flushAll: number;
+  /** FLUSH_ENTRY writes. */
+  flushEntry: number;
+  /** FLUSH_RANGE writes. */
+  flushRange: number;
+  /** Register writes. */
+  registerWrites: number;
+  /** Times the unit was powered up. */
+  powerUps: number;
+}
+
+/** Called when the unit raises its interrupt (the driver's IRQ handler). */
+export type SysmmuIrqHandler = (hw: SysmmuHardware) => void;
+
+/** Runtime-PM callbacks of the driver, run by {@linkcode SysmmuHardware.setPower}. */
+export interface SysmmuPowerHooks {
+  /** Runs while the unit is still powered, just before power goes. */
+  suspend(hw: SysmmuHardware): void;
+  /** Runs right after power comes back (registers at reset values). */
+  resume(hw: SysmmuHardware): void;
+}
+
+const IDENTITY_SPAN = 2 ** 52;
+
+/**
+ * One System MMU as the SoC has it. Registers are reached with
+ * {@linkcode SysmmuHardware.readRegister}/{@linkcode SysmmuHardware.writeRegister}
+ * at their real offsets for the unit's layout; while the master is powered
+ * off they cannot be reached (`EIO`). A disabled unit passes addresses
+ * through untranslated; a fault blocks the unit until software clears the
+ * interrupt bit (INT_CLEAR) and writes CTRL = ENABLE.
+ */
+export class SysmmuHardware implements IommuHardware {
+  /** Unit name. */
+  readonly name: string;
+  /** Decoded version. */
+  readonly version: SysmmuVersion;
+  /** Register offsets of this unit's layout. */
+  readonly layout: SysmmuRegisterLayout;
+  /** The TLB (untagged: one translation context, flushed on every enable). */
+  readonly tlb: Tlb;
+  /** The FLPD cache (capacity 0 when the version has none). */
+  readonly flpd: FlpdCache;
+  /** Bytes from the last translated PA to the end of its page. */
+  lastSpan = 0;
+  /** The most recent fault (including refusals while blocked), or null. */
+  lastFault: IommuFault | null = null;
+  /** The driver's interrupt handler; null leaves faults to `reportFault`. */
+  irqHandler: SysmmuIrqHandler | null = null;
+  /** The driver's runtime-PM callbacks. */
+  powerHooks: SysmmuPowerHooks | null = null;
+
+  #memory: PhysicalMemory;
+  #report: (fault: IommuFault) => boolean;
+  #walker: PageWalker;
+  #capa0: number;
+  #capa1: number;
+  #blockLatency: number;
+  #prefetch: boolean;
+  #powered: boolean;
+  #ctrl = 0;
+  #cfg = 0;
+  #ptBaseReg = 0;
+  #ptBase = 0;
+  #intStatus = 0;
+  #latched = new Map<number, number>();
+  #vmCtrl = 0;
+  #rangeStart = 0;
+  #rangeEnd = 0;
+  #swBlocked = false;
+  #blockPolls = 0;
+  #faultBlocked = false;
+  #translating = false;
+  #blocked = false;
+  #eap = false;
+  #flpdOn = false;
+  #trace: string[] | null = null;
+  #c: SysmmuHardwareCounters = {
+    lookups: 0,
+    tlbHits: 0,
+    tlbMisses: 0,
+    walks: 0,
+    flpdHits: 0,
+    flpdMisses: 0,
+    identity: 0,
+    faults: 0,
+    blockedAccesses: 0,
+    flushAll: 0,
+    flushEntry: 0,
+    flushRange: 0,
+    registerWrites: 0,
+    powerUps: 0,
+  };
+
+  /**
+   * @param config Version, geometry and initial power.
+   * @param memory The RAM it walks.
+   * @param report Where faults go when no IRQ handler is installed.
+   * @throws {IommuError} `EINVAL` for a bad TLB geometry.
+   */
+  constructor(
+    config: SysmmuHardwareConfig,
+    memory: PhysicalMemory,
+    report: (fault: IommuFault) => boolean,
+  ) {
+    this.name = config.name;
+    this.version = config.version;
+    this.layout = registerLayout(config.version.layout);
+    const tlbOptions = {
+      sets: config.tlb.sets,
+      ways: config.tlb.ways,
+      ...(config.tlb.replacement === undefined
+        ? {}
+        : { replacement: config.tlb.replacement }),
+    };
+    this.tlb = new Tlb(tlbOptions);
+    this.flpd = new FlpdCache(config.flpdEntries);
+    this.#memory = memory;
+    this.#report = report;
+    this.#walker = new PageWalker(memory, pteFormat(config.version.pgShift));
+    this.#capa0 = config.capa0 >>> 0;
+    this.#capa1 = config.capa1 >>> 0;
+    this.#blockLatency = config.blockLatency;
+    this.#prefetch = config.version.value >= makeVersion(3, 3);
+    this.#powered = config.powered;
+  }
+
+  // ---- translation (hot path) ----
+
+  /**
+   * Translate one access of the master.
+   *
+   * @param _streamId Ignored (per-device unit).
+   * @param iova The bus address.
+   * @param access `ACCESS_READ` or `ACCESS_WRITE`.
+   * @returns The PA, or -1 when the access faulted or the unit is blocked.
+   */
+  translate(_streamId: number, iova: number, access: number): number {
+    if (!this.#translating) {
+      this.#c.identity++;
+      this.lastSpan = IDENTITY_SPAN - iova;
+      return iova;
+    }
+    if (this.#blocked) return this.#refuseBlocked(iova, access);
+    if (iova > 0xffffffff) {
+      return this.#raise("page", iova, access, "address-size");
+    }
+    this.#c.lookups++;
+    const tlb = this.tlb;
+    const pa = tlb.lookup(0, iova);
+    if (pa >= 0) {
+      this.#c.tlbHits++;
+      if (this.#eap && (tlb.lastPerm & access) === 0) {
+        return this.#raise("access", iova, access, "permission");
+      }
+      const size = tlb.lastPageSize;
+      this.lastSpan = size - (iova & (size - 1));
+      return pa;
+    }
+    return this.#miss(iova, access);
+  }
+
+  #miss(iova: number, access: number): number {
+    this.#c.tlbMisses++;
+    this.#c.walks++;
+    const w = this.#walker;
+    const r = w.walk(
+      this.#ptBase,
+      iova,
+      this.#flpdOn ? this.flpd : null,
+      this.#prefetch,
+    );
+    if (r !== WALK_OK) {
+      return r === WALK_PAGE_FAULT
+        ? this.#raise("page", iova, access, "translation")
+        : this.#raise("ptw", iova, access, "bus-error");
+    }
+    const size = w.pageSize;
+    // The entry is cached even when the access is then refused, as a TLB
+    // caches what it walked.
+    this.tlb.insert(0, iova, size, w.paBase, w.perm);
+    if (this.#eap && (w.perm & access) === 0) {
+      return this.#raise("access", iova, access, "permission");
+    }
+    const off = iova & (size - 1);
+    this.lastSpan = size - off;
+    return w.paBase + off;
+  }
+
+  #refuseBlocked(iova: number, access: number): number {
+    this.#c.blockedAccesses++;
+    const fault: IommuFault = {
+      unit: this.name,
+      streamId: 0,
+      iova,
+      access: access === ACCESS_WRITE ? "write" : "read",
+      reason: "blocked",
+    };
+    this.lastFault = fault;
+    // No new interrupt: the unit is already stalled. Logged for visibility.
+    this.#report(fault);
+    return -1;
+  }
+
+  /** Latch the fault into the registers, block, and raise the interrupt. */
+  #raise(
+    kind: SysmmuFaultKind,
+    iova: number,
+    access: number,
+    reason: FaultReason,
+  ): number {
+    const write = access === ACCESS_WRITE;
+    const l = this.layout;
+    const va = iova >>> 0;
+    let bit: number;
+    if (l.name === "v1") {
+      if (kind === "page") {
+        bit = INT_V1_PAGE_FAULT;
+        this.#latched.set(l.pageFaultAddr, va);
+      } else if (kind === "access") {
+        bit = write ? INT_V1_AW_ACCESS : INT_V1_AR_ACCESS;
+        this.#latched.set(write ? l.awFaultAddr : l.arFaultAddr, va);
+      } else {
+        bit = INT_V1_BUS_ERROR;
+        this.#latched.set(l.busErrorAddr, va);
+      }
+    } else if (l.name === "v5") {
+      bit = (kind === "page"
+        ? INT_V5_PAGE
+        : kind === "access"
+        ? INT_V5_ACCESS
+        : INT_V5_PTW) + (write ? INT_V5_WRITE_OFFSET : 0);
+      this.#latched.set(write ? l.awFaultAddr : l.arFaultAddr, va);
+    } else {
+      bit = kind === "page"
+        ? INT_V7_PAGE
+        : kind === "access"
+        ? INT_V7_ACCESS
+        : INT_V7_PTW;
+      this.#latched.set(l.arFaultAddr, va);
+      this.#latched.set(l.faultInfo, write ? FAULT_INFO_WRITE : 0);
+    }
+    this.#intStatus = (this.#intStatus | (1 << bit)) >>> 0;
+    this.#faultBlocked = true;
+    this.#update();
+    this.#c.faults++;
+    const fault: IommuFault = {
+      unit: this.name,
+      streamId: 0,
+      iova,
+      access: write ? "write" : "read",
+      reason,
+    };
+    this.lastFault = fault;
+    if (this.irqHandler !== null) this.irqHandler(this);
+    else this.#report(fault);
+    return -1;
+  }
+
+  /**
+   * True when the master's accesses reach memory untranslated (the unit is
+   * disabled or powered off: there is no other bypass mode).
+   *
+   * @param _streamId Ignored.
+   * @returns Whether it passes addresses through.
+   */
+  isBypassing(_streamId: number): boolean {
+    return !this.#translating;
+  }
+
+  // ---- power ----
+
+  /**
+   * Model the master's runtime power (the SYSMMU is in its power domain).
+   * Going off runs the driver's suspend hook first, then resets every
+   * register, the TLB and the FLPD cache; coming on runs the resume hook.
+   *
+   * @param on Whether the master is powered.
+   */
+  setPower(on: boolean): void {
+    if (on === this.#powered) return;
+    if (!on) {
+      this.powerHooks?.suspend(this);
+      this.#powered = false;
+      this.#ctrl = 0;
+      this.#cfg = 0;
+      this.#ptBaseReg = 0;
+      this.#ptBase = 0;
+      this.#intStatus = 0;
+      this.#latched.clear();
+      this.#vmCtrl = 0;
+      this.#rangeStart = 0;
+      this.#rangeEnd = 0;
+      this.#swBlocked = false;
+      this.#blockPolls = 0;
+      this.#faultBlocked = false;
+      this.#eap = false;
+      this.#flpdOn = false;
+      this.tlb.invalidateAll();
+      this.flpd.invalidateAll();
+      this.#update();
+      return;
+    }
+    this.#powered = true;
+    this.#c.powerUps++;
+    this.#update();
+    this.powerHooks?.resume(this);
+  }
+
+  /** Whether the master (and so this unit) is powered. */
+  get powered(): boolean {
+    return this.#powered;
+  }
+
+  /** Whether translation is enabled (CTRL enable, and VM 0 on v7-VM). */
+  get enabled(): boolean {
+    return this.#translating;
+  }
+
+  /** Whether the unit is blocked (by CTRL or by a pending fault). */
+  get blocked(): boolean {
+    return this.#blocked;
+  }
+
+  /** The level-1 table PA the unit walks (decoded from the PT base register). */
+  get pageTableBase(): number {
+    return this.#ptBase;
+  }
+
+  // ---- registers ----
+
+  #update(): void {
+    this.#translating = this.#powered && (this.#ctrl & CTRL_ENABLE) ===
+        CTRL_ENABLE &&
+      (this.layout.vmCtrl < 0 || (this.#vmCtrl & CTRL_VM_ENABLE) !== 0);
+    this.#blocked = this.#swBlocked || this.#faultBlocked;
+  }
+
+  #checkAccess(offset: number): void {
+    if (
+      !Number.isInteger(offset) || offset < 0 ||
+      offset >= SYSMMU_REGISTER_SPAN || (offset & 3) !== 0
+    ) {
+      throw new IommuError(
+        "EINVAL",
+        `register offset ${
+          String(offset)
+        } of ${this.name} is not a 4-byte aligned offset below ${
+          hex(SYSMMU_REGISTER_SPAN)
+        }`,
+      );
+    }
+    if (!this.#powered) {
+      throw new IommuError(
+        "EIO",
+        `register ${
+          registerName(this.layout, offset)
+        } of ${this.name} accessed while its master is powered off`,
+      );
+    }
+  }
+
+  /**
+   * Read a register.
+   *
+   * @param offset Byte offset from the unit's base.
+   * @returns The u32 value (0 for unimplemented offsets).
+   * @throws {IommuError} `EINVAL` for a bad offset; `EIO` while powered off.
+   */
+  readRegister(offset: number): number {
+    this.#checkAccess(offset);
+    const l = this.layout;
+    switch (offset) {
+      case REG_MMU_CTRL:
+        return this.#ctrl;
+      case REG_MMU_CFG:
+        return this.#cfg;
+      case REG_MMU_STATUS:
+        if (this.#blockPolls > 0 && --this.#blockPolls === 0) {
+          this.#swBlocked = true;
+          this.#update();
+        }
+        return this.#blocked ? STATUS_BLOCKED : 0;
+      case REG_MMU_VERSION:
+        return this.version.raw;
+    }
+    if (offset === l.ptBase) return this.#ptBaseReg;
+    if (offset === l.intStatus) return this.#intStatus;
+    if (offset === l.rangeStart) return this.#rangeStart;
+    if (offset === l.rangeEnd) return this.#rangeEnd;
+    if (offset === l.vmCtrl) return this.#vmCtrl;
+    if (l.name === "v7" || l.name === "v7-vm") {
+      if (offset === REG_V7_CAPA0) return this.#capa0;
+      if (offset === REG_V7_CAPA1) return this.#capa1;
+    }
+    return this.#latched.get(offset) ?? 0;
+  }
+
+  /**
+   * Write a register. Read-only and unimplemented offsets ignore writes.
+   *
+   * @param offset Byte offset from the unit's base.
+   * @param value The value (taken modulo 2^32).
+   * @throws {IommuError} `EINVAL` for a bad offset; `EIO` while powered off.
+   */
+  writeRegister(offset: number, value: number): void {
+    this.#checkAccess(offset);
+    const v = value >>> 0;
+    this.#c.registerWrites++;
+    if (this.#trace !== null) {
+      this.#trace.push(`${registerName(this.layout, offset)}=${hex(v)}`);
+    }
+    const l = this.layout;
+    if (offset === REG_MMU_CTRL) {
+      this.#ctrl = v & 7;
+      if ((v & CTRL_BLOCK_BIT) !== 0) {
+        if (this.#blockLatency === 0) this.#swBlocked = true;
+        else if (!this.#swBlocked) this.#blockPolls = this.#blockLatency;
+      } else {
+        this.#swBlocked = false;
+        this.#blockPolls = 0;
+        // A fault keeps the unit stalled until its interrupt bit is cleared.
+        if (this.#intStatus === 0) this.#faultBlocked = false;
+      }
+      this.#update();
+    } else if (offset === REG_MMU_CFG) {
+      this.#cfg = v;
+      this.#eap = (v & CFG_EAP) !== 0;
+      this.#flpdOn = this.flpd.capacity > 0 && (v & CFG_FLPDCACHE) !== 0;
+    } else if (offset === l.ptBase) {
+      this.#ptBaseReg = v;
+      // The level-1 table is 16 KiB aligned: low bits are not decoded.
+      this.#ptBase = l.name === "v1"
+        ? (v & 0xffffc000) >>> 0
+        : (v & 0xfffffc) * 4096;
+    } else if (offset === l.flushAll) {
+      if ((v & FLUSH_TRIGGER) !== 0) {
+        this.#c.flushAll++;
+        this.tlb.invalidateAll();
+        this.flpd.invalidateAll();
+      }
+    } else if (offset === l.flushEntry) {
+      if ((v & FLUSH_TRIGGER) !== 0) {
+        this.#c.flushEntry++;
+        const va = (v & 0xfffff000) >>> 0;
+        this.tlb.invalidateRange(0, va, 4096);
+        this.flpd.invalidateSlots(va >>> 20, va >>> 20);
+      }
+    } else if (offset === l.flushRange) {
+      if ((v & FLUSH_TRIGGER) !== 0) {
+        this.#c.flushRange++;
+        const s = (this.#rangeStart & 0xfffff000) >>> 0;
+        const e = (this.#rangeEnd & 0xfffff000) >>> 0;
+        if (e >= s) {
+          this.tlb.invalidateRange(0, s, e - s + 4096);
+          this.flpd.invalidateSlots(s >>> 20, e >>> 20);
+        }
+      }
+    } else if (offset === l.rangeStart) {
+      this.#rangeStart = v;
+    } else if (offset === l.rangeEnd) {
+      this.#rangeEnd = v;
+    } else if (offset === l.intClear) {
+      this.#intStatus = (this.#intStatus & ~v) >>> 0;
+    } else if (offset === l.vmCtrl) {
+      this.#vmCtrl = v;
+      this.#update();
+    }
+  }
+
+  /**
+   * Software recovery from an unhandled fault, through the registers: write
+   * every pending bit to INT_CLEAR, then CTRL = ENABLE (when the unit was
+   * enabled), which unblocks it.
+   *
+   * @returns The interrupt bits that were pending.
+   * @throws {IommuError} `EIO` while powered off.
+   */
+  clearFault(): number {
+    const pending = this.readRegister(this.layout.intStatus);
+    if (pending !== 0) this.writeRegister(this.layout.intClear, pending);
+    if ((this.#ctrl & CTRL_ENABLE) === CTRL_ENABLE) {
+      this.writeRegister(REG_MMU_CTRL, CTRL_ENABLE);
+    }
+    return pending;
+  }
+
+  // ---- observability ----
+
+  /** Start recording register writes as `"NAME=0xvalue"` strings (clears any earlier trace). */
+  startTrace(): void {
+    this.#trace = [];
+  }
+
+  /**
+   * The writes recorded since {@linkcode SysmmuHardware.startTrace}; recording
+   * continues.
+   *
+   * @returns A copy of the trace (empty when tracing is off).
+   */
+  trace(): string[] {
+    return this.#trace === null ? [] : [...this.#trace];
+  }
+
+  /** Stop recording and drop the trace. */
+  stopTrace(): void {
+    this.#trace = null;
+  }
+
+  /**
+   * Counters as a plain object (hardware, FLPD and walker statistics).
+   *
+   * @returns A snapshot.
+   */
+  counters(): Record<string, number> {
+    const f = this.flpd.counters();
+    return { ...this.#c, flpdHits: f.hits, flpdMisses: f.misses };
+  }
+
+  /** The RAM this unit walks. */
+  get memory(): PhysicalMemory {
+    return this.#memory;
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * Samsung Exynos System MMU (SYSMMU): a per-device IOMMU plugin whose driver
+ * writes real Exynos two-level page tables into simulated RAM and whose
+ * hardware model walks them.
+ *
+ * - Versions 1.x, 2.x, 3.0-3.3, 5.x and 7.x (with and without VM registers),
+ *   chosen by the raw MMU_VERSION value ({@linkcode decodeSysmmuVersion};
+ *   0x80000001 reads as v1.0).
+ * - Descriptors: 32-bit PA before v5, `PA >> 4` (36-bit PA) from v5
+ *   ({@linkcode PTE_V1}, {@linkcode PTE_V5}); 1 MiB sections, 64 KiB large
+ *   pages (16 identical entries), 4 KiB small pages.
+ * - Registers at their real offsets ({@linkcode LAYOUT_V1},
+ *   {@linkcode LAYOUT_V5}, {@linkcode LAYOUT_V7}, {@linkcode LAYOUT_V7_VM});
+ *   {@linkcode SysmmuHardware} exposes them and records write traces.
+ * - A TLB (v2: 64 sets x 8 ways), and on v3.2/v3.3 an FLPD cache of
+ *   level-1 entries (fault entries included; v3.3 prefetches 16 at a time).
+ * - Faults set the version's interrupt bit and fault-address registers and
+ *   block the unit; a fault no domain handler takes is recorded
+ *   ({@linkcode SysmmuDriver.faultLog}) and leaves the unit blocked until
+ *   {@linkcode SysmmuHardware.clearFault} (INT_CLEAR, then CTRL = ENABLE).
+ * - A unit with no domain attached, or whose master is off, is disabled and
+ *   passes addresses through untranslated.
+ *
+ * Device-tree properties read from a `samsung,exynos-sysmmu` node (options
+ * of {@linkcode samsungSysmmu} override them):
+ *
+ * | Property | Meaning |
+ * | --- | --- |
+ * | `iommukit,sysmmu-version` | raw MMU_VERSION (u32), default v3.3 (`0x30600000`) |
+ * | `iommukit,sysmmu-capa0` | v7 CAPA0 (bit 11: CAPA1 present), default 0 |
+ * | `iommukit,sysmmu-capa1` | v7 CAPA1 (bit 14: VM registers), default 0 |
+ * | `iommukit,sysmmu-tlb-sets` / `-tlb-ways` | TLB geometry (both needed) |
+ *
+ * @example Map a buffer for the MFC's two System MMUs and DMA through it
+ * ```ts
+ * import { createSoc, IOMMU_READ, IOMMU_WRITE } from "../../core/mod.ts";
+ * import { samsungSysmmu, type SysmmuHardware } from "./mod.ts";
+ *
+ * const soc = createSoc({ memory: { base: 0x4000_0000, size: 256 << 20 } })
+ *   .use(samsungSysmmu({ version: 0x30600000 })); // v3.3
+ * const left = soc.probeUnit({ name: "sysmmu_mfc_l", compatible: ["samsung,exynos-sysmmu"] });
+ * const right = soc.probeUnit({ name: "sysmmu_mfc_r", compatible: ["samsung,exynos-sysmmu"] });
+ * const mfc = soc.addMaster({ name: "mfc", ports: [{ name: "left", unit: left }, { name: "right", unit: right }] });
+ * const domain = soc.createDomain(left);
+ * domain.attach(left);
+ * domain.attach(right); // one IOVA space for both ports
+ * const buf = soc.memory.frames.alloc(64 << 10);
+ * domain.map(0x1000_0000, buf, 64 << 10, IOMMU_READ | IOMMU_WRITE);
+ * mfc.port("left").writeBytes(0x1000_0010, new Uint8Array([7, 8, 9]));
+ * const back = mfc.port("right").readBytes(0x1000_0010, 3);
+ * if (back[2] !== 9) throw new Error("lost the data");
+ * // The level-2 entry in RAM is exactly what an Exynos SoC walks:
+ * const hw = left.hardware as SysmmuHardware;
+ * if (hw.pageTableBase !== domain.ops.rootTable) throw new Error("not enabled");
+ * ```
+ *
+ * @module
+ */
+export {
+  DEFAULT_FLPD_ENTRIES,
+  DEFAULT_SYSMMU_VERSION,
+  DEFAULT_TLB,
+  PROP_SYSMMU_CAPA0,
+  PROP_SYSMMU_CAPA1,
+  PROP_SYSMMU_TLB_SETS,
+  PROP_SYSMMU_TLB_WAYS,
+  PROP_SYSMMU_VERSION,
+  samsungSysmmu,
+  type SamsungSysmmuOptions,
+  sysmmuCaps,
+  V2_TLB,
+} from "./plugin.ts";
+export {
+  CAPA0_CAPA1_EXIST,
+  CAPA1_VCR_ENABLED,
+  decodeSysmmuVersion,
+  makeVersion,
+  SYSMMU_BOGUS_VERSION,
+  type SysmmuLayoutName,
+  type SysmmuVersion,
+  sysmmuVersionRegister,
+  versionName,
+} from "./version.ts";
+export * from "./registers.ts";
+export * from "./pte.ts";
+export {
+  SYSMMU_REGISTER_SPAN,
+  type SysmmuFaultKind,
+  SysmmuHardware,
+  type SysmmuHardwareConfig,
+  type SysmmuHardwareCounters,
+  type SysmmuIrqHandler,
+  type SysmmuPowerHooks,
+  type SysmmuTlbGeometry,
+} from "./hardware.ts";
+export {
+  BLOCK_POLL_LIMIT,
+  FAULT_LOG_LIMIT,
+  FLUSH_ENTRY_LIMIT,
+  SysmmuDriver,
+  type SysmmuDriverCounters,
+  type SysmmuFaultInfo,
+  type SysmmuUnitState,
+} from "./driver.ts";
+export { SysmmuDomain } from "./domain_ops.ts";
+export { FlpdCache, type FlpdCounters } from "./flpd_cache.ts";
+export {
+  FLPD_PREFETCH_ENTRIES,
+  PageWalker,
+  WALK_OK,
+  WALK_PAGE_FAULT,
+  WALK_PTW_ERROR,
+  type WalkerCounters,
+} from "./walker.ts";
+export { setMasterPower } from "./power.ts";
