@@ -93,10 +93,12 @@ export class FaultRouter {
    * @returns A function that removes the listener.
    */
   onFault(listener: FaultListener): () => void {
-    this.#listeners.push(listener);
+    // Copy on write: report() iterates the array, and a listener may add or
+    // remove listeners (itself, typically) while being called.
+    this.#listeners = [...this.#listeners, listener];
     return () => {
       const i = this.#listeners.indexOf(listener);
-      if (i >= 0) this.#listeners.splice(i, 1);
+      if (i >= 0) this.#listeners = this.#listeners.toSpliced(i, 1);
     };
   }
 
