@@ -31,6 +31,13 @@ export interface PlatformOptions {
   plugins: readonly IommuPlugin[];
   /** Platform name; default from the root `compatible` (or JSON `name`). */
   name?: string;
+  /**
+   * Called for every port of a master marked `iommukit,bypass` that sits
+   * behind a unit, to put its stream(s) into bypass. How is plugin-specific,
+   * so the core leaves it to the caller; without it such ports stay
+   * translated and the log says so.
+   */
+  configureBypass?: (unit: IommuUnit, streamIds: readonly number[]) => void;
 }
 
 /** A unit of the platform: which node it came from and which plugin bound it. */
@@ -427,6 +434,25 @@ export function buildFromSource(
       if (p.unit === null) continue;
       const u = units.find((x) => x.unit === p.unit)!;
       u.masters.push(`${node.name}/${p.name}`);
+    }
+    if (node.bypass) {
+      for (const p of wired) {
+        if (p.unit === null) continue;
+        if (options.configureBypass === undefined) {
+          log.push({
+            kind: "warning",
+            path: node.path,
+            message:
+              `${who}: iommukit,bypass given but no bypass hook; port ${p.name} stays translated`,
+          });
+          continue;
+        }
+        try {
+          options.configureBypass(p.unit, p.streamIds);
+        } catch (e) {
+          prefixed(e, `${who}: bypass of port ${p.name}`);
+        }
+      }
     }
     const m: PlatformMaster = {
       name: node.name,

@@ -123,7 +123,30 @@ Deno.test("exynos4210 DTB: 12 units, 10 masters, MFC on two ports", () => {
 });
 
 Deno.test("generic-soc DTB: central unit, stream IDs, dma-bits, bypass, coherent, disabled", () => {
-  const p = buildPlatform(GENERIC_SOC_DTB, { plugins: [fakeCentral()] });
+  const bypassed: [string, number[]][] = [];
+  const p = buildPlatform(GENERIC_SOC_DTB, {
+    plugins: [fakeCentral()],
+    configureBypass: (unit, sids) => bypassed.push([unit.name, [...sids]]),
+  });
+  assertEquals(bypassed, [["iommu@fd800000", [0x40]]]);
+  assertEquals(p.warnings, []);
+  const noHook = buildPlatform(GENERIC_SOC_DTB, { plugins: [fakeCentral()] });
+  assertEquals(noHook.warnings.length, 1);
+  assertMatch(
+    noHook.warnings[0]!,
+    /display@fe300000: iommukit,bypass given but no bypass hook/,
+  );
+  assertKind(
+    () =>
+      buildPlatform(GENERIC_SOC_DTB, {
+        plugins: [fakeCentral()],
+        configureBypass: () => {
+          throw new IommuError("ENOSPC", "no");
+        },
+      }),
+    "ENOSPC",
+    /master display@fe300000: bypass of port port0: no/,
+  );
   assertEquals(p.name, "generic-soc");
   assertEquals(p.memory, { address: 0x8000_0000, size: 0x1_0000_0000 });
   assertEquals(p.reservations, [{ address: 0x8000_0000, size: 0x20_0000 }]);
