@@ -1,0 +1,186 @@
+/**
+ * Command encoding (16-byte SMMUv3-style commands) and the driver's producer
+ * side of the command queue in RAM: write commands at PROD, ring the doorbell
+ * (a PROD register write), and check that the unit consumed them.
+ *
+ * @module
+ */
+import { hex, IommuError, type PhysicalMemory } from "../../core/mod.ts";
+import {
+  CMD_BYTES,
+  CMD_CFGI_STE,
+  CMD_SYNC,
+  CMD_TLBI_NH_ALL,
+  CMD_TLBI_NH_ASID,
+  CMD_TLBI_NH_VA,
+  CONS_ERR_SHIFT,
+  REG_CMDQ_CONS,
+  REG_CMDQ_PROD,
+} from "./constants.ts";
+
+/** The registers the producer needs (the hardware model implements them). */
+export interface QueueRegisters {
+  /** Read a 32-bit register. */
+  readRegister(offset: number): number;
+  /** Write a 32-bit register. */
+  writeRegister(offset: number, value: number): void;
+}
+
+/** Most 4 KiB pages one TLBI_NH_VA names (NUM is 20 bits). */
+export const TLBI_VA_MAX_PAGES = 1 << 20;
+
+/**
+ * Driver side of the command queue: 2^log2Size commands of 16 bytes at
+ * `base`. Commands are written and the doorbell rung per batch; the unit
+ * consumes synchronously when its queue is enabled.
+ */
+export class CommandQueue {
+  /** Queue base in RAM. */
+  readonly base: number;
+  /** log2 of the number of entries. */
+  readonly log2Size: number;
+  #memory: PhysicalMemory;
+  #regs: QueueRegisters;
+  #prod = 0;
+  #mask: number;
+  #wrapMask: number;
+  /** Commands written since creation. */
+  issued = 0;
+
+  /**
+   * @param memory RAM.
+   * @param regs The unit's registers.
+   * @param base Queue address (aligned to its size).
+   * @param log2Size log2 of the number of entries.
+   */
+  constructor(
+    memory: PhysicalMemory,
+    regs: QueueRegisters,
+    base: number,
+    log2Size: number,
+  ) {
+    this.#memory = memory;
+    this.#regs = regs;
+    this.base = base;
+    this.log2Size = log2Size;
+    this.#mask = (1 << log2Size) - 1;
+    this.#wrapMask = (2 << log2Size) - 1;
+  }
+
+  #full(): boolean {
+    const cons = this.#regs.readRegister(REG_CMDQ_CONS) & this.#wrapMask;
+    return ((cons ^ this.#prod) & this.#mask) === 0 && cons !== this.#prod;
+  }
+
+  /**
+   * Append one command (four 32-bit words: dword0 low/high, dword1 low/high).
+   *
+   * @throws {IommuError} `EIO` when the queue is full and the unit does not
+   * drain it (queue disabled or stopped on an error).
+   */
+  push(w0: number, w1: number, w2: number, w3: number): void {
+    if (this.#full()) {
+      this.#doorbell();
+      if (this.#full()) {
+        throw new IommuError(
+          "EIO",
+          "command queue is full and the unit does not consume it",
+        );
+      }
+    }
+    const at = this.base + (this.#prod & this.#mask) * CMD_BYTES;
+    const m = this.#memory;
+    m.write32(at, w0 >>> 0);
+    m.write32(at + 4, w1 >>> 0);
+    m.write32(at + 8, w2 >>> 0);
+    m.write32(at + 12, w3 >>> 0);
+    this.#prod = (this.#prod + 1) & this.#wrapMask;
+    this.issued++;
+  }
+
+  #doorbell(): void {
+    this.#regs.writeRegister(REG_CMDQ_PROD, this.#prod);
+  }
+
+  /**
+   * Append CMD_SYNC, ring the doorbell and check the unit consumed
+   * everything.
+   *
+   * @throws {IommuError} `EIO` when the unit stopped on an error (CONS.ERR)
+   * or did not consume the queue (for example the queue is disabled).
+   */
+  sync(): void {
+    this.push(CMD_SYNC, 0, 0, 0);
+    this.#doorbell();
+    const cons = this.#regs.readRegister(REG_CMDQ_CONS);
+    if ((cons & this.#wrapMask) !== this.#prod) {
+      const err = (cons >>> CONS_ERR_SHIFT) & 0x7f;
+      throw new IommuError(
+        "EIO",
+        err !== 0
+          ? `command queue stopped with error ${err} at index ${
+            hex(cons & this.#mask)
+          }`
+          : `command queue did not complete: CONS ${
+            hex(cons & this.#wrapMask)
+          }, PROD ${hex(this.#prod)}`,
+      );
+    }
+  }
+
+  /** Re-read PROD from the register (after a reset of the queue by software). */
+  resync(): void {
+    this.#prod = this.#regs.readRegister(REG_CMDQ_PROD) & this.#wrapMask;
+  }
+
+  /**
+   * Queue a configuration invalidation of one stream.
+   *
+   * @param sid Stream ID.
+   */
+  cfgiSte(sid: number): void {
+    this.push(CMD_CFGI_STE, sid, 0, 0);
+  }
+
+  /**
+   * Queue a TLB (and walk-cache) invalidation of one context.
+   *
+   * @param asid Context tag.
+   */
+  tlbiAsid(asid: number): void {
+    this.push(CMD_TLBI_NH_ASID, (asid & 0xffff) << 16, 0, 0);
+  }
+
+  /** Queue an invalidation of everything cached. */
+  tlbiAll(): void {
+    this.push(CMD_TLBI_NH_ALL, 0, 0, 0);
+  }
+
+  /**
+   * Queue invalidations of `[start, end]` (inclusive, bytes) in one context,
+   * as few TLBI_NH_VA commands as the 20-bit page count allows (more than 16
+   * of them would cost more than one TLBI_NH_ASID, so that is used instead).
+   *
+   * @param asid Context tag.
+   * @param start First byte.
+   * @param end Last byte (inclusive).
+   */
+  tlbiRange(asid: number, start: number, end: number): void {
+    const first = Math.floor(start / 4096);
+    const pages = Math.floor(end / 4096) - first + 1;
+    if (pages > 16 * TLBI_VA_MAX_PAGES) {
+      this.tlbiAsid(asid);
+      return;
+    }
+    for (let p = 0; p < pages; p += TLBI_VA_MAX_PAGES) {
+      const num = Math.min(TLBI_VA_MAX_PAGES, pages - p) - 1;
+      const addr = (first + p) * 4096;
+      this.push(
+        CMD_TLBI_NH_VA | (num << 12),
+        (asid & 0xffff) << 16,
+        addr % 0x100000000,
+        Math.floor(addr / 0x100000000),
+      );
+    }
+  }
+}

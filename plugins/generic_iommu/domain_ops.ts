@@ -1,0 +1,196 @@
+/**
+ * One paging domain of the generic central IOMMU (the core's
+ * `IommuDomainOps`): an LPAE table, a context (ASID, or VMID for stage 2)
+ * with its context descriptor, and the set of streams translating through it.
+ *
+ * @module
+ */
+import type {
+  IommuDomainOps,
+  IommuUnit,
+  IotlbGather,
+  MappingRecord,
+  MapPlan,
+  PageTableLevelStats,
+} from "../../core/mod.ts";
+import { IommuError } from "../../core/mod.ts";
+import type { LpaePageTable } from "./page_table.ts";
+
+/** What a domain needs from its driver (implemented by `GenericIommuDriver`). */
+export interface DomainHost {
+  /** Point `streamIds` of `unit` at `domain` (moving them from other domains). */
+  attachStreams(
+    domain: GenericDomainOps,
+    unit: IommuUnit,
+    streamIds: readonly number[],
+  ): void;
+  /** Return `streamIds` to abort (or bypass when so configured). */
+  detachStreams(
+    domain: GenericDomainOps,
+    unit: IommuUnit,
+    streamIds: readonly number[],
+  ): void;
+  /** Queue a range invalidation of `[start, end]` in `context` and sync. */
+  invalidateRange(context: number, start: number, end: number): void;
+  /** Queue an invalidation of all of `context` and sync. */
+  invalidateContext(context: number): void;
+  /** Give the context (and its descriptor) back. */
+  releaseContext(context: number): void;
+}
+
+/**
+ * Domain operations of the generic central IOMMU. Create through the core
+ * (`soc.createDomain(unit)`), which calls `driver.allocDomain()`.
+ */
+export class GenericDomainOps implements IommuDomainOps {
+  /** Context tag (ASID, or VMID for stage 2); also the CD index. */
+  readonly contextId: number;
+  /** Root table address. */
+  readonly rootTable: number;
+  /** Address of the context descriptor (0 for stage 2, which has none). */
+  readonly contextDescriptor: number;
+  /** The page table. */
+  readonly table: LpaePageTable;
+  /** Streams translating through this domain now. */
+  readonly streams: Set<number> = new Set();
+  #host: DomainHost;
+  #freed = false;
+
+  /**
+   * @param host The driver.
+   * @param contextId Context tag.
+   * @param contextDescriptor CD address (0 for stage 2).
+   * @param table The page table (already allocated).
+   */
+  constructor(
+    host: DomainHost,
+    contextId: number,
+    contextDescriptor: number,
+    table: LpaePageTable,
+  ) {
+    this.#host = host;
+    this.contextId = contextId;
+    this.contextDescriptor = contextDescriptor;
+    this.table = table;
+    this.rootTable = table.root;
+  }
+
+  /**
+   * Map every run of `plan` atomically (see `LpaePageTable.map`).
+   *
+   * @throws {IommuError} `EEXIST`, `ENOMEM`; nothing changes on a throw.
+   */
+  map(plan: MapPlan, prot: number): void {
+    this.table.map(plan, prot);
+  }
+
+  /**
+   * Remove the leaves in the range; empty tables go to `gather.deferFree`.
+   *
+   * @returns Bytes unmapped.
+   * @throws {IommuError} `EINVAL` when a leaf crosses an end of the range
+   * (nothing removed).
+   */
+  unmapPages(
+    iova: number,
+    pageSize: number,
+    count: number,
+    gather: IotlbGather,
+  ): number {
+    return this.table.unmap(iova, pageSize, count, gather);
+  }
+
+  /** Size of the leaf mapping `iova`, 0 when unmapped. */
+  leafSize(iova: number): number {
+    return this.table.leafSize(iova);
+  }
+
+  /** Physical address of `iova` from the tables in RAM, -1 when unmapped. */
+  iovaToPhys(iova: number): number {
+    return this.table.iovaToPhys(iova);
+  }
+
+  /**
+   * One TLBI_NH_VA batch for the gathered range (TLB and walk caches) and
+   * one CMD_SYNC.
+   *
+   * @throws {IommuError} `EIO` when the command queue does not complete.
+   */
+  iotlbSync(gather: IotlbGather): void {
+    if (gather.end >= 0) {
+      this.#host.invalidateRange(this.contextId, gather.start, gather.end);
+    } else this.#host.invalidateContext(this.contextId);
+  }
+
+  /**
+   * TLBI_NH_ASID for this context and CMD_SYNC.
+   *
+   * @throws {IommuError} `EIO` when the command queue does not complete.
+   */
+  flushAll(): void {
+    this.#host.invalidateContext(this.contextId);
+  }
+
+  /**
+   * Translate `streamIds` through this domain (one STE store each, then
+   * CFGI_STE and one CMD_SYNC).
+   *
+   * @throws {IommuError} `EINVAL` for a unit of another driver.
+   */
+  attach(unit: IommuUnit, streamIds: readonly number[]): void {
+    this.#alive();
+    this.#host.attachStreams(this, unit, streamIds);
+  }
+
+  /**
+   * Stop translating `streamIds` here.
+   *
+   * @throws {IommuError} `ENOENT` when one is not attached here (nothing changes).
+   */
+  detach(unit: IommuUnit, streamIds: readonly number[]): void {
+    this.#host.detachStreams(this, unit, streamIds);
+  }
+
+  /** Every leaf, decoded from RAM. */
+  leaves(): MappingRecord[] {
+    return this.table.leaves();
+  }
+
+  /** Occupancy per level. */
+  tableStats(): PageTableLevelStats[] {
+    return this.table.tableStats();
+  }
+
+  /**
+   * Invalidate the context, free every table and give the context back.
+   *
+   * @throws {IommuError} `EBUSY` while a stream is attached; `EPERM` when
+   * freed already; `EIO` when the invalidation does not complete (nothing freed).
+   */
+  free(): void {
+    this.#alive();
+    if (this.streams.size > 0) {
+      throw new IommuError(
+        "EBUSY",
+        `context ${this.contextId} still translates streams ${
+          [...this.streams].join(",")
+        }`,
+      );
+    }
+    this.#host.invalidateContext(this.contextId);
+    this.table.free();
+    this.#host.releaseContext(this.contextId);
+    this.#freed = true;
+  }
+
+  /** True once freed. */
+  get freed(): boolean {
+    return this.#freed;
+  }
+
+  #alive(): void {
+    if (this.#freed) {
+      throw new IommuError("EPERM", `context ${this.contextId} has been freed`);
+    }
+  }
+}

@@ -1,0 +1,588 @@
+/**
+ * The driver's LPAE page table: builds, changes and frees 4 KiB-granule
+ * tables in simulated RAM. Descriptors are written through live `Uint32Array`
+ * views of each table (two words per descriptor, low word first); a small
+ * node per table (never per page) keeps the view, the live-entry count and the
+ * child nodes, so a batch of pages costs typed-array stores only.
+ *
+ * @module
+ */
+import {
+  hex,
+  IommuError,
+  type IotlbGather,
+  type MappingRecord,
+  type MapPlan,
+  type PageTableLevelStats,
+  type PhysicalMemory,
+} from "../../core/mod.ts";
+import {
+  decodeProt,
+  DESC_TYPE_BLOCK,
+  DESC_TYPE_TABLE,
+  descAddress,
+  ENTRIES_PER_TABLE,
+  GRANULE,
+  leafAttrHi,
+  leafAttrLo,
+  LEVEL_SIZE,
+  levelOfSize,
+  lpaeGeometry,
+  type LpaeStage,
+} from "./lpae.ts";
+
+/** One table in RAM and the driver's bookkeeping for it. */
+class TableNode {
+  readonly pa: number;
+  readonly level: number;
+  readonly view: Uint32Array;
+  /** Valid descriptors in the table. */
+  live = 0;
+  /** Child tables by index (levels above the last); null at level 3. */
+  readonly children: (TableNode | undefined)[] | null;
+
+  constructor(pa: number, level: number, view: Uint32Array) {
+    this.pa = pa;
+    this.level = level;
+    this.view = view;
+    this.children = level < 3
+      ? new Array<TableNode | undefined>(view.length >>> 1)
+      : null;
+  }
+}
+
+/** Options of an {@linkcode LpaePageTable}. */
+export interface LpaePageTableOptions {
+  /** IOVA width in bits, 32 to 48. */
+  inputBits: number;
+  /** Output address width in bits, 32 to 48 (the caller checks addresses). */
+  outputBits: number;
+  /** Attribute format (1: AP bits, read always allowed; 2: HAP read/write bits). */
+  stage: LpaeStage;
+}
+
+/**
+ * An LPAE page table with a 4 KiB granule (4 KiB pages, 2 MiB and 1 GiB
+ * blocks). The root is allocated at construction.
+ *
+ * @example
+ * ```ts
+ * import { PhysicalMemory } from "../../core/mod.ts";
+ * import { LpaePageTable } from "./page_table.ts";
+ * const ram = new PhysicalMemory({ size: 64 << 20 });
+ * const pt = new LpaePageTable(ram, { inputBits: 48, outputBits: 48, stage: 1 });
+ * pt.mapRange(0x20_0000, 0x40_0000, 0x20_0000, 1, 3);
+ * if (pt.iovaToPhys(0x20_1234) !== 0x40_1234) throw new Error("bad walk");
+ * ```
+ */
+export class LpaePageTable {
+  /** Physical address of the root table. */
+  readonly root: number;
+  /** First level walked (0 or 1). */
+  readonly startLevel: number;
+  /** Descriptors in the root table. */
+  readonly rootEntries: number;
+  /** IOVA width in bits. */
+  readonly inputBits: number;
+  /** Attribute format. */
+  readonly stage: LpaeStage;
+  #memory: PhysicalMemory;
+  #root: TableNode;
+  #tables = 1;
+  #freed = false;
+  // Scratch reused by every map: pending new tables (keys) and the frames
+  // allocated for them.
+  #pending = new Set<number>();
+  #pool: number[] = [];
+  #plan1: MapPlanLike = {
+    count: 0,
+    iova: new Float64Array(1),
+    pa: new Float64Array(1),
+    pageSize: new Float64Array(1),
+    pages: new Float64Array(1),
+  };
+
+  /**
+   * @param memory RAM the tables live in.
+   * @param options Geometry and attribute format.
+   * @throws {IommuError} `EINVAL` for an input size outside 32..48;
+   * `ENOMEM` when the root table cannot be allocated.
+   */
+  constructor(memory: PhysicalMemory, options: LpaePageTableOptions) {
+    const { inputBits } = options;
+    if (!Number.isInteger(inputBits) || inputBits < 32 || inputBits > 48) {
+      throw new IommuError(
+        "EINVAL",
+        `LPAE input size must be 32 to 48 bits, got ${String(inputBits)}`,
+      );
+    }
+    const g = lpaeGeometry(inputBits);
+    this.startLevel = g.startLevel;
+    this.rootEntries = g.rootEntries;
+    this.inputBits = inputBits;
+    this.stage = options.stage;
+    this.#memory = memory;
+    const bytes = Math.max(g.rootEntries * 8, 64);
+    this.root = memory.frames.alloc(bytes);
+    this.#root = new TableNode(
+      this.root,
+      g.startLevel,
+      memory.view32(this.root, g.rootEntries * 8),
+    );
+  }
+
+  /** Number of tables (root included) currently allocated. */
+  get tableCount(): number {
+    return this.#tables;
+  }
+
+  /**
+   * Map every run of `plan` atomically. Three passes: check every page for an
+   * existing mapping and count the tables to create (no change), allocate
+   * them all (freed again on `ENOMEM`), then link tables and write leaves.
+   *
+   * @param plan Runs (page sizes 4 KiB, 2 MiB or 1 GiB; aligned; inside the input size).
+   * @param prot `IOMMU_*` bits.
+   * @throws {IommuError} `EEXIST` when a page is mapped already (by a leaf of
+   * any size, or a table where a block should go); `ENOMEM` when a table
+   * cannot be allocated. Nothing changes on a throw.
+   */
+  map(plan: MapPlanLike, prot: number): void {
+    this.#alive();
+    const needed = this.#check(plan);
+    const pool = this.#pool;
+    pool.length = 0;
+    try {
+      for (let i = 0; i < needed; i++) {
+        pool.push(this.#memory.frames.alloc(GRANULE));
+      }
+    } catch (e) {
+      for (const pa of pool) this.#memory.frames.free(pa);
+      pool.length = 0;
+      throw e;
+    }
+    const attrLo = leafAttrLo(prot, this.stage);
+    const attrHi = leafAttrHi(prot);
+    for (let r = 0; r < plan.count; r++) {
+      this.#writeRun(
+        plan.iova[r]!,
+        plan.pa[r]!,
+        plan.pageSize[r]!,
+        plan.pages[r]!,
+        attrLo,
+        attrHi,
+      );
+    }
+  }
+
+  /**
+   * Map `count` leaves of `pageSize` bytes from `iova` to contiguous `pa`
+   * (one run); same contract as {@linkcode LpaePageTable.map}.
+   *
+   * @param iova First IOVA.
+   * @param pa First physical address.
+   * @param pageSize 4 KiB, 2 MiB or 1 GiB.
+   * @param count Leaves.
+   * @param prot `IOMMU_*` bits.
+   * @throws {IommuError} as {@linkcode LpaePageTable.map}.
+   */
+  mapRange(
+    iova: number,
+    pa: number,
+    pageSize: number,
+    count: number,
+    prot: number,
+  ): void {
+    const p = this.#plan1;
+    p.count = 1;
+    p.iova[0] = iova;
+    p.pa[0] = pa;
+    p.pageSize[0] = pageSize;
+    p.pages[0] = count;
+    this.map(p, prot);
+  }
+
+  // Pass 1: read-only. Returns how many tables the plan creates.
+  #check(plan: MapPlanLike): number {
+    const pending = this.#pending;
+    pending.clear();
+    let needed = 0;
+    const start = this.startLevel;
+    for (let r = 0; r < plan.count; r++) {
+      const size = plan.pageSize[r]!;
+      const leafLevel = levelOfSize(size);
+      if (leafLevel < 0) {
+        throw new IommuError(
+          "EINVAL",
+          `page size ${hex(size)} is not an LPAE leaf size`,
+        );
+      }
+      let iova = plan.iova[r]!;
+      let left = plan.pages[r]!;
+      while (left > 0) {
+        let node: TableNode = this.#root;
+        let level = start;
+        let missing = false;
+        while (level < leafLevel) {
+          const idx = Math.floor(iova / LEVEL_SIZE[level]!) & 511;
+          const lo = node.view[idx << 1]!;
+          if ((lo & 1) === 0) {
+            missing = true;
+            break;
+          }
+          if ((lo & 3) !== 3) this.#exists(iova, level);
+          node = node.children![idx]!;
+          level++;
+        }
+        const idx = Math.floor(iova / size) & 511;
+        const room =
+          (level === start && !missing ? this.rootEntries : ENTRIES_PER_TABLE) -
+          idx;
+        const n = left < room ? left : room;
+        if (missing) {
+          // Tables at levels level+1 .. leafLevel are created; dedupe them by
+          // (region base, level) since other runs may need the same ones.
+          for (let k = level + 1; k <= leafLevel; k++) {
+            const region = LEVEL_SIZE[k - 1]!;
+            const key = Math.floor(iova / region) * region + k;
+            if (!pending.has(key)) {
+              pending.add(key);
+              needed++;
+            }
+          }
+        } else {
+          const v = node.view;
+          const end = (idx + n) << 1;
+          for (let j = idx << 1; j < end; j += 2) {
+            if ((v[j]! & 1) !== 0) {
+              this.#exists(iova + ((j >> 1) - idx) * size, leafLevel);
+            }
+          }
+        }
+        iova += n * size;
+        left -= n;
+      }
+    }
+    return needed;
+  }
+
+  #exists(iova: number, level: number): never {
+    throw new IommuError(
+      "EEXIST",
+      `IOVA ${hex(iova)} is already mapped (level ${level} descriptor in use)`,
+    );
+  }
+
+  // Pass 3: every page is known free and every table pre-allocated.
+  #writeRun(
+    iova: number,
+    pa: number,
+    size: number,
+    pages: number,
+    attrLo: number,
+    attrHi: number,
+  ): void {
+    const leafLevel = levelOfSize(size);
+    const type = leafLevel === 3 ? DESC_TYPE_TABLE : DESC_TYPE_BLOCK;
+    const lo0 = attrLo | type;
+    let left = pages;
+    let addrLo = pa % 0x100000000;
+    let addrHi = (pa - addrLo) / 0x100000000;
+    while (left > 0) {
+      let node = this.#root;
+      for (let level = this.startLevel; level < leafLevel; level++) {
+        const idx = Math.floor(iova / LEVEL_SIZE[level]!) & 511;
+        let child = node.children![idx];
+        if (child === undefined) {
+          const tpa = this.#pool.pop()!;
+          child = new TableNode(
+            tpa,
+            level + 1,
+            this.#memory.view32(tpa, GRANULE),
+          );
+          node.children![idx] = child;
+          node.view[idx << 1] = ((tpa % 0x100000000) | DESC_TYPE_TABLE) >>> 0;
+          node.view[(idx << 1) + 1] = Math.floor(tpa / 0x100000000);
+          node.live++;
+          this.#tables++;
+        }
+        node = child;
+      }
+      const idx = Math.floor(iova / size) & 511;
+      const room =
+        (node === this.#root ? this.rootEntries : ENTRIES_PER_TABLE) - idx;
+      const n = left < room ? left : room;
+      const v = node.view;
+      const end = (idx + n) << 1;
+      for (let j = idx << 1; j < end; j += 2) {
+        v[j] = addrLo | lo0;
+        v[j + 1] = addrHi | attrHi;
+        addrLo += size;
+        if (addrLo >= 0x100000000) {
+          addrLo -= 0x100000000;
+          addrHi++;
+        }
+      }
+      node.live += n;
+      iova += n * size;
+      left -= n;
+    }
+  }
+
+  /**
+   * Remove every leaf inside `[iova, iova + pageSize * count)`; holes are
+   * skipped. Tables left empty are unlinked and handed to
+   * `gather.deferFree` (freed after the invalidation), except the root.
+   *
+   * @param iova First IOVA.
+   * @param pageSize Unit of the range in bytes (leaves inside may be smaller).
+   * @param count Units.
+   * @param gather Collects the removed ranges and the tables to free.
+   * @returns Bytes unmapped.
+   * @throws {IommuError} `EINVAL` when a leaf crosses either end of the range
+   * (checked before any change: a block is never split).
+   */
+  unmap(
+    iova: number,
+    pageSize: number,
+    count: number,
+    gather: IotlbGather,
+  ): number {
+    this.#alive();
+    const end = iova + pageSize * count;
+    const first = this.leafSize(iova);
+    if (first > 0 && iova % first !== 0) this.#partial(iova, first);
+    const last = this.leafSize(end - 1);
+    if (last > 0 && end % last !== 0) this.#partial(end - 1, last);
+    return this.#unmapIn(this.#root, iova, end, gather);
+  }
+
+  #partial(at: number, leaf: number): never {
+    throw new IommuError(
+      "EINVAL",
+      `unmap would split the ${hex(leaf)}-byte leaf at ${
+        hex(at - (at % leaf))
+      }`,
+    );
+  }
+
+  #unmapIn(
+    node: TableNode,
+    start: number,
+    end: number,
+    gather: IotlbGather,
+  ): number {
+    const level = node.level;
+    const size = LEVEL_SIZE[level]!;
+    const v = node.view;
+    let bytes = 0;
+    if (level === 3) {
+      // Hot loop: contiguous 4 KiB entries of one table.
+      const i0 = Math.floor(start / size) & 511;
+      const n = Math.ceil((end - start) / size);
+      let removed = 0;
+      let firstIdx = -1;
+      let lastIdx = -1;
+      const stop = (i0 + n) << 1;
+      for (let j = i0 << 1; j < stop; j += 2) {
+        if ((v[j]! & 1) !== 0) {
+          v[j] = 0;
+          v[j + 1] = 0;
+          if (firstIdx < 0) firstIdx = j;
+          lastIdx = j;
+          removed++;
+        }
+      }
+      if (removed > 0) {
+        const base = start - i0 * size;
+        gather.add(base + (firstIdx >> 1) * size, size, 1);
+        if (removed > 1) {
+          gather.add(base + (lastIdx >> 1) * size, size, 1);
+          gather.leaves += removed - 2;
+        }
+        node.live -= removed;
+      }
+      return removed * size;
+    }
+    let a = start;
+    while (a < end) {
+      const idx = Math.floor(a / size) & 511;
+      const entryBase = Math.floor(a / size) * size;
+      const entryEnd = entryBase + size;
+      const stop = entryEnd < end ? entryEnd : end;
+      const j = idx << 1;
+      const lo = v[j]!;
+      if ((lo & 1) !== 0) {
+        if ((lo & 3) === 3) {
+          const child = node.children![idx]!;
+          bytes += this.#unmapIn(child, a, stop, gather);
+          if (child.live === 0) {
+            v[j] = 0;
+            v[j + 1] = 0;
+            node.children![idx] = undefined;
+            node.live--;
+            this.#tables--;
+            gather.deferFree(child.pa);
+          }
+        } else {
+          // A block: the end checks guarantee it lies inside the range.
+          v[j] = 0;
+          v[j + 1] = 0;
+          node.live--;
+          gather.add(entryBase, size, 1);
+          bytes += size;
+        }
+      }
+      a = stop;
+    }
+    return bytes;
+  }
+
+  /**
+   * Size of the leaf that maps `iova`, or 0 when it is unmapped.
+   *
+   * @param iova An IOVA inside the input size.
+   * @returns Bytes (4 KiB, 2 MiB or 1 GiB) or 0.
+   */
+  leafSize(iova: number): number {
+    let node: TableNode | undefined = this.#root;
+    for (let level = this.startLevel; level <= 3; level++) {
+      const idx = Math.floor(iova / LEVEL_SIZE[level]!) & 511;
+      const lo = node!.view[idx << 1]!;
+      if ((lo & 1) === 0) return 0;
+      if (level === 3 || (lo & 3) === 1) return LEVEL_SIZE[level]!;
+      node = node!.children![idx];
+    }
+    return 0;
+  }
+
+  /**
+   * Walk the descriptors in RAM (not the driver's nodes) for `iova`.
+   *
+   * @param iova An IOVA.
+   * @returns The physical address, or -1 when unmapped or beyond the input size.
+   */
+  iovaToPhys(iova: number): number {
+    if (iova >= 2 ** this.inputBits) return -1;
+    const mem = this.#memory;
+    let table = this.root;
+    for (let level = this.startLevel; level <= 3; level++) {
+      const size = LEVEL_SIZE[level]!;
+      const at = table + (Math.floor(iova / size) & 511) * 8;
+      const lo = mem.read32(at);
+      if ((lo & 1) === 0) return -1;
+      const hi = mem.read32(at + 4);
+      const addr = descAddress(lo, hi);
+      if (level < 3 && (lo & 3) === 3) {
+        table = addr;
+        continue;
+      }
+      if (level === 0 || (level === 3 && (lo & 3) !== 3)) return -1;
+      return addr + (iova % size);
+    }
+    return -1;
+  }
+
+  /**
+   * Every leaf decoded from the bytes in RAM, in IOVA order.
+   *
+   * @returns Records with `IOMMU_*` protection decoded from the attributes.
+   */
+  leaves(): MappingRecord[] {
+    const out: MappingRecord[] = [];
+    this.#collect(this.root, this.startLevel, 0, this.rootEntries, out);
+    return out;
+  }
+
+  #collect(
+    table: number,
+    level: number,
+    base: number,
+    entries: number,
+    out: MappingRecord[],
+  ): void {
+    const mem = this.#memory;
+    const size = LEVEL_SIZE[level]!;
+    for (let i = 0; i < entries; i++) {
+      const lo = mem.read32(table + i * 8);
+      if ((lo & 1) === 0) continue;
+      const hi = mem.read32(table + i * 8 + 4);
+      const iova = base + i * size;
+      if (level < 3 && (lo & 3) === 3) {
+        this.#collect(
+          descAddress(lo, hi),
+          level + 1,
+          iova,
+          ENTRIES_PER_TABLE,
+          out,
+        );
+      } else if (level > 0 && (level < 3 || (lo & 3) === 3)) {
+        out.push({
+          iova,
+          pa: descAddress(lo, hi),
+          pageSize: size,
+          prot: decodeProt(lo, hi, this.stage),
+        });
+      }
+    }
+  }
+
+  /**
+   * Occupancy per level, level 1 being the root.
+   *
+   * @returns One record per walked level.
+   */
+  tableStats(): PageTableLevelStats[] {
+    const levels = 4 - this.startLevel;
+    const stats: PageTableLevelStats[] = [];
+    for (let i = 0; i < levels; i++) {
+      stats.push({
+        level: i + 1,
+        tables: 0,
+        bytes: 0,
+        entriesUsed: 0,
+        entriesTotal: 0,
+      });
+    }
+    const visit = (node: TableNode): void => {
+      const s = stats[node.level - this.startLevel]!;
+      const entries = node.view.length >>> 1;
+      s.tables++;
+      s.bytes += node === this.#root
+        ? this.#memory.frames.blockSize(node.pa)
+        : GRANULE;
+      s.entriesUsed += node.live;
+      s.entriesTotal += entries;
+      if (node.children !== null) {
+        for (const c of node.children) if (c !== undefined) visit(c);
+      }
+    };
+    visit(this.#root);
+    return stats;
+  }
+
+  /** Free every table, the root included; later calls throw `EPERM`. */
+  free(): void {
+    this.#alive();
+    const frames = this.#memory.frames;
+    const drop = (node: TableNode): void => {
+      if (node.children !== null) {
+        for (const c of node.children) if (c !== undefined) drop(c);
+      }
+      frames.free(node.pa);
+    };
+    drop(this.#root);
+    this.#tables = 0;
+    this.#freed = true;
+  }
+
+  #alive(): void {
+    if (this.#freed) throw new IommuError("EPERM", "page table has been freed");
+  }
+}
+
+/** The fields of a core `MapPlan` the table reads (a plan or a look-alike). */
+export type MapPlanLike = Pick<
+  MapPlan,
+  "count" | "iova" | "pa" | "pageSize" | "pages"
+>;
