@@ -12,3 +12,4 @@
  * @module
  */
 export * from "./core/mod.ts";
+export * from "./core/dma/mod.ts";

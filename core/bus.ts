@@ -45,6 +45,19 @@ export interface PortCounters {
   faults: number;
 }
 
+/**
+ * Watches a port's DMA (for example the DMA adapter measuring accesses to
+ * unmapped IOVAs): called after every access with the fault, or null when
+ * it completed.
+ */
+export type PortObserver = (
+  port: Port,
+  iova: number,
+  length: number,
+  access: number,
+  fault: IommuFault | null,
+) => void;
+
 // Largest number of pages one access may touch; bounds the scratch arrays.
 const MAX_PIECES = 4096;
 
@@ -67,6 +80,7 @@ export class Port {
   #pa = new Float64Array(MAX_PIECES);
   #len = new Float64Array(MAX_PIECES);
   #c: PortCounters = { accesses: 0, bytesRead: 0, bytesWritten: 0, faults: 0 };
+  #observer: PortObserver | null = null;
 
   /**
    * @param master Owner.
@@ -89,6 +103,23 @@ export class Port {
     this.#sid = this.streamIds[0] ?? 0;
     this.#memory = memory;
     this.#router = router;
+  }
+
+  /**
+   * Install the port's one observer, or remove it with null. Costs nothing
+   * while none is installed.
+   *
+   * @param observer Called after each access.
+   * @throws {IommuError} `EBUSY` when another observer is installed.
+   */
+  observe(observer: PortObserver | null): void {
+    if (observer !== null && this.#observer !== null) {
+      throw new IommuError(
+        "EBUSY",
+        `port ${this.name} of master ${this.master.name} is already observed`,
+      );
+    }
+    this.#observer = observer;
   }
 
   /** True when this port reaches RAM untranslated (no unit, or bypassing). */
@@ -182,6 +213,7 @@ export class Port {
     const r = this.#resolve(iova, data.length, ACCESS_WRITE);
     if (typeof r !== "number") {
       this.#c.faults++;
+      this.#observer?.(this, iova, data.length, ACCESS_WRITE, r);
       return r;
     }
     let off = 0;
@@ -192,6 +224,7 @@ export class Port {
     }
     this.#c.accesses++;
     this.#c.bytesWritten += data.length;
+    this.#observer?.(this, iova, data.length, ACCESS_WRITE, null);
     return null;
   }
 
@@ -207,6 +240,7 @@ export class Port {
     const r = this.#resolve(iova, into.length, ACCESS_READ);
     if (typeof r !== "number") {
       this.#c.faults++;
+      this.#observer?.(this, iova, into.length, ACCESS_READ, r);
       return r;
     }
     let off = 0;
@@ -217,6 +251,7 @@ export class Port {
     }
     this.#c.accesses++;
     this.#c.bytesRead += into.length;
+    this.#observer?.(this, iova, into.length, ACCESS_READ, null);
     return null;
   }
 
