@@ -86,7 +86,7 @@ export interface SysmmuHardwareConfig {
 export type SysmmuFaultKind = "page" | "access" | "ptw";
 
 /** Hardware statistics, as a plain object. */
-export interface SysmmuHardwareCounters {
+export type SysmmuHardwareCounters = {
   /** Translated accesses (TLB lookups). */
   lookups: number;
   /** TLB hits. */
@@ -115,7 +115,7 @@ export interface SysmmuHardwareCounters {
   registerWrites: number;
   /** Times the unit was powered up. */
   powerUps: number;
-}
+};
 
 /** Called when the unit raises its interrupt (the driver's IRQ handler). */
 export type SysmmuIrqHandler = (hw: SysmmuHardware) => void;
@@ -620,7 +620,7 @@ export class SysmmuHardware implements IommuHardware {
    *
    * @returns A snapshot.
    */
-  counters(): Record<string, number> {
+  counters(): SysmmuHardwareCounters {
     const f = this.flpd.counters();
     return { ...this.#c, flpdHits: f.hits, flpdMisses: f.misses };
   }
