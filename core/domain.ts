@@ -10,6 +10,7 @@ import {
   checkRange,
   hex,
   isPowerOfTwo,
+  MAX_ADDRESS,
 } from "./address.ts";
 import { IommuError } from "./errors.ts";
 import type { FaultHandler, IommuFault } from "./fault.ts";
@@ -206,7 +207,9 @@ export class Domain {
 
   #checkProt(prot: number): void {
     if (
-      !Number.isInteger(prot) || prot < 0 || (prot & ~IOMMU_PROT_MASK) !== 0 ||
+      // `> MASK` first: `&` alone would truncate 2^32 + 1 to a valid READ.
+      !Number.isInteger(prot) || prot < 0 || prot > IOMMU_PROT_MASK ||
+      (prot & ~IOMMU_PROT_MASK) !== 0 ||
       (prot & (IOMMU_READ | IOMMU_WRITE)) === 0
     ) {
       throw new IommuError(
@@ -300,7 +303,8 @@ export class Domain {
     checkAddress(iova, "IOVA");
     checkAligned(iova, pageSize, "IOVA");
     checkRange(iova, n * pageSize, "IOVA range", this.apertureEnd);
-    const limit = this.outputEnd - pageSize;
+    // Capped at 2^53 so a 64-bit output range cannot admit unsafe integers.
+    const limit = Math.min(this.outputEnd, MAX_ADDRESS + 1) - pageSize;
     for (let i = 0; i < n; i++) {
       const f = frames[i]!;
       if (!(f >= 0 && f <= limit && f % pageSize === 0)) {
