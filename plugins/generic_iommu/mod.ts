@@ -27,6 +27,7 @@
  * @module
  */
 export {
+  bypassStreams,
   GENERIC_IOMMU_COMPATIBLE,
   GENERIC_IOMMU_NAME,
   genericDriverOf,

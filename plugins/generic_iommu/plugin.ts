@@ -239,3 +239,21 @@ export function setStreamBypass(
 ): void {
   genericDriverOf(unit).setStreamBypass(streamId, bypass);
 }
+
+/**
+ * Put streams of a generic-iommu unit into bypass; the shape of the platform
+ * builder's `configureBypass` hook (`iommukit,bypass` masters).
+ *
+ * @param unit A generic-iommu unit.
+ * @param streamIds The master port's streams.
+ * @throws {IommuError} as {@linkcode setStreamBypass}; all IDs are checked
+ * before any stream changes.
+ */
+export function bypassStreams(
+  unit: IommuUnit,
+  streamIds: readonly number[],
+): void {
+  const driver = genericDriverOf(unit);
+  for (const sid of streamIds) driver.streamMode(sid);
+  for (const sid of streamIds) driver.setStreamBypass(sid, true);
+}

@@ -84,6 +84,7 @@ export class Walker {
     outEnd: number,
   ): number {
     this.walks++;
+    this.faultAddress = 0;
     const caches = this.caches;
     let level = startLevel;
     let table = root;
