@@ -1009,6 +1009,8 @@ export class DmaMapper {
       ? this.#mapSgIommu(rec, segPa, segLen, total, dir)
       : this.#mapSgDirect(rec, segPa, segLen, total, dir, skip);
     rec.sg = sg;
+    rec.iova = sg.iova;
+    rec.iovaSize = sg.iovaSize;
     rec.dmaAddr = sg.dmaAddress[0]!;
     rec.end = sg.dmaAddress[sg.count - 1]! + sg.dmaLength[sg.count - 1]!;
     for (let i = 0; i < n; i++) {
