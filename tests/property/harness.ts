@@ -51,6 +51,11 @@ export interface PropertyTarget {
   pageSizes: readonly number[];
   /** Protection bits the format keeps and `leaves()` reports. */
   protMask: number;
+  /**
+   * The protection the format stores and enforces for a requested one
+   * (for example write-only widened to read-write); default unchanged.
+   */
+  effectiveProt?: (prot: number) => number;
   /** Whether to include power on/off steps. */
   power?: boolean;
   /** Called once the units are probed (power on, enable…). */
@@ -287,6 +292,9 @@ class World {
           pageSizes: target.pageSizes,
         }),
       );
+      // Faults are expected here; a handler that takes them keeps units
+      // that block on unhandled faults (Exynos) running.
+      this.domains[i]!.setFaultHandler(() => true);
       this.models.push(new DomainModel(target.pageSizes));
       this.gathers.push(new IotlbGather());
     }
@@ -294,19 +302,32 @@ class World {
     this.other = this.frameOther();
   }
 
-  tableBytes(): number {
+  // Page-table bytes per domain, refreshed only for domains an operation
+  // may have changed (decoding every table each step would dominate).
+  #tables: number[] = [];
+
+  tableBytes(d: number): number {
     let b = 0;
-    for (let i = 0; i < this.domains.length; i++) {
-      for (const s of this.domains[i]!.tableStats()) b += s.bytes;
-      for (const pa of this.gathers[i]!.freeList) {
-        b += this.soc.memory.frames.blockSize(pa);
-      }
+    for (const s of this.domains[d]!.tableStats()) b += s.bytes;
+    for (const pa of this.gathers[d]!.freeList) {
+      b += this.soc.memory.frames.blockSize(pa);
     }
+    this.#tables[d] = b;
     return b;
   }
 
-  frameOther(): number {
-    return this.soc.memory.frames.liveBytes - this.tableBytes();
+  #lastLive = -1;
+
+  frameOther(touched: readonly number[] = [0, 1]): number {
+    const live = this.soc.memory.frames.liveBytes;
+    // Unchanged live bytes mean no table was allocated or freed.
+    if (live !== this.#lastLive || touched.length === 2) {
+      for (const d of touched) this.tableBytes(d);
+    }
+    this.#lastLive = live;
+    let b = 0;
+    for (let d = 0; d < this.domains.length; d++) b += this.#tables[d] ?? 0;
+    return this.soc.memory.frames.liveBytes - b;
   }
 
   at(slot: number, off: number, size: number): number {
@@ -385,6 +406,7 @@ class World {
     const pa = this.at(op.pslot, op.poff, size);
     const dom = this.domains[op.d]!, model = this.models[op.d]!;
     const prot = PROTS[op.prot]!;
+    const kept = this.target.effectiveProt?.(prot) ?? prot;
     let runs: ModelRun[];
     let call: () => void;
     if (op.api === 1) {
@@ -414,8 +436,8 @@ class World {
       runs = [{ iova, pa, size: total }];
       call = () => dom.map(iova, pa, total, prot);
     }
-    const predicted = model.map(runs, prot, false);
-    if (this.outcome(predicted, call, armed)) model.map(runs, prot);
+    const predicted = model.map(runs, kept, false);
+    if (this.outcome(predicted, call, armed)) model.map(runs, kept);
   }
 
   unmap(op: Extract<Op, { t: "unmap" }>, armed = false): void {
@@ -514,6 +536,7 @@ class World {
             pageSizes: this.target.pageSizes,
           },
         );
+        this.domains[d]!.setFaultHandler(() => true);
         break;
       } catch (e) {
         // An armed failure may hit the new root table: it must be ENOMEM
@@ -650,8 +673,8 @@ class World {
     }
   }
 
-  verify(kind: string): void {
-    for (let i = 0; i < this.domains.length; i++) {
+  verify(kind: string, touched: readonly number[] = [0, 1]): void {
+    for (const i of touched) {
       const dom = this.domains[i]!, model = this.models[i]!;
       const diff = diffLeaves(dom.leaves(), model.leaves, this.target.protMask);
       check(diff === null, `domain ${i}: ${diff}`);
@@ -689,7 +712,7 @@ class World {
         check(dom.ops.leafSize(l.iova) === l.pageSize, "leafSize");
       }
     }
-    const other = this.frameOther();
+    const other = this.frameOther(touched);
     if (
       kind === "map" || kind === "unmap" || kind === "sync" || kind === "dma" ||
       kind === "flush"
@@ -703,6 +726,7 @@ class World {
   }
 
   teardown(): void {
+    this.verify("end");
     for (let i = 0; i < this.domains.length; i++) {
       const dom = this.domains[i]!;
       dom.sync(this.gathers[i]!);
@@ -772,7 +796,17 @@ export function runSequence(
         w.soc.memory.frames.failNth(0);
         armed = false;
       } else w.run(op);
-      w.verify(op.t);
+      // Steps that change one domain's tables re-check that domain; the
+      // rest (attach, DMA, power, failures) re-check both.
+      w.verify(
+        op.t,
+        op.t === "map" || op.t === "unmap" || op.t === "sync" ||
+          op.t === "flush"
+          ? [op.d]
+          : op.t === "dma"
+          ? []
+          : [0, 1],
+      );
     } catch (e) {
       if (e instanceof Error) {
         e.message = `${target.name} step ${i} ${
