@@ -265,6 +265,8 @@ export class Port {
    * faulted; otherwise as {@linkcode Port.write}.
    */
   readBytes(iova: number, length: number): Uint8Array {
+    // Before allocating: a bad length must be EINVAL, not a RangeError.
+    checkSize(length, "DMA length");
     const out = new Uint8Array(length);
     const fault = this.read(iova, out);
     if (fault !== null) throw faultError(fault);
