@@ -1,0 +1,491 @@
+import { assert, assertEquals, assertThrows } from "@std/assert";
+import {
+  createSoc,
+  IOMMU_READ,
+  IOMMU_WRITE,
+  IommuError,
+  type IommuErrorKind,
+  type IommuFault,
+  type IommuHardware,
+  type IommuPlugin,
+  type IommuUnit,
+  Master,
+  type Soc,
+} from "../core/mod.ts";
+import { flatIommu } from "./support/flat_iommu.ts";
+
+const K4 = 0x1000;
+const MiB = 0x10_0000;
+const RW = IOMMU_READ | IOMMU_WRITE;
+const FLAT = "iommukit,flat-iommu";
+
+function expectError(
+  fn: () => unknown,
+  kind: IommuErrorKind,
+  ...mentions: string[]
+): IommuError {
+  const e = assertThrows(fn, IommuError);
+  assertEquals(e.kind, kind, e.message);
+  for (const m of mentions) {
+    assert(e.message.includes(m), `"${e.message}" should mention ${m}`);
+  }
+  return e;
+}
+
+function pattern(n: number, seed = 1): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = (i * 13 + seed * 5 + 3) & 0xff;
+  return out;
+}
+
+function flatSoc(): { soc: Soc; unit: IommuUnit } {
+  const soc = createSoc({ memory: { base: 0, size: 256 * MiB } }).use(
+    flatIommu(),
+  );
+  const unit = soc.probeUnit({ name: "mmu0", compatible: [FLAT] });
+  return { soc, unit };
+}
+
+// A central unit with 16 streams whose hardware maps every IOVA to IOVA +
+// 1 MiB in 4 KiB pages, bypasses stream 15 and records the stream IDs it saw.
+function identityCentral(soc: Soc): { unit: IommuUnit; sids: number[] } {
+  const sids: number[] = [];
+  class Identity implements IommuHardware {
+    lastSpan = 0;
+    lastFault = null;
+    translate(streamId: number, iova: number): number {
+      sids.push(streamId);
+      if (streamId === 15) {
+        this.lastSpan = Infinity;
+        return iova;
+      }
+      this.lastSpan = K4 - (iova % K4);
+      return iova + MiB;
+    }
+    isBypassing(sid: number): boolean {
+      return sid === 15;
+    }
+    setPower(): void {}
+    readRegister(): number {
+      return 0;
+    }
+    writeRegister(): void {}
+    counters(): Record<string, number> {
+      return {};
+    }
+  }
+  const hw = new Identity();
+  const plugin: IommuPlugin = {
+    name: "identity",
+    compatible: ["test,identity"],
+    iommuCells: 1,
+    probe: (node) => ({
+      name: node.name,
+      plugin: "identity",
+      caps: {
+        topology: "central",
+        pageSizes: [K4],
+        inputBits: 48,
+        outputBits: 48,
+        streamIds: 16,
+        features: ["bypass"],
+      },
+      hardware: hw,
+      driver: {
+        allocDomain: () => {
+          throw new IommuError("EOPNOTSUPP", "no domains");
+        },
+      },
+    }),
+  };
+  soc.use(plugin);
+  return {
+    unit: soc.probeUnit({ name: "smmu", compatible: ["test,identity"] }),
+    sids,
+  };
+}
+
+Deno.test("a port without a unit reaches RAM directly and is unprotected", () => {
+  const soc = createSoc({ memory: { base: 0x4000_0000, size: 16 * MiB } });
+  const m = soc.addMaster({ name: "dma", ports: [{}] });
+  const p = m.port();
+  assertEquals(p.name, "port0");
+  assertEquals(p.unit, null);
+  assert(p.unprotected);
+  assert(m.unprotected);
+  assertEquals(m.dmaBits, 64);
+  assertEquals(m.coherent, false);
+  const data = pattern(3 * 0x10000 + 5);
+  assertEquals(p.write(0x4000_fff0, data), null);
+  assertEquals(soc.memory.readBytes(0x4000_fff0, data.length), data);
+  const back = new Uint8Array(data.length);
+  assertEquals(p.read(0x4000_fff0, back), null);
+  assertEquals(back, data);
+  assertEquals(p.readBytes(0x4000_fff0, 5), data.subarray(0, 5));
+  p.writeBytes(0x4000_0000, new Uint8Array([9]));
+  assertEquals(soc.memory.read8(0x4000_0000), 9);
+  assertEquals(p.counters(), {
+    accesses: 4,
+    bytesRead: data.length + 5,
+    bytesWritten: data.length + 1,
+    faults: 0,
+  });
+});
+
+Deno.test("a direct access outside RAM is a bus-error fault that transfers nothing", () => {
+  const soc = createSoc({ memory: { base: 0x4000_0000, size: 16 * MiB } });
+  const p = soc.addMaster({ name: "dma", ports: [{}] }).port();
+  const end = 0x4000_0000 + 16 * MiB;
+  const before = soc.memory.digest();
+  const f = p.write(end - 2, new Uint8Array([1, 2, 3, 4]));
+  assertEquals(f, {
+    unit: "bus",
+    streamId: 0,
+    iova: end - 2,
+    access: "write",
+    reason: "bus-error",
+  });
+  assertEquals(soc.memory.digest(), before);
+  const into = new Uint8Array(4).fill(0xee);
+  assertEquals(p.read(0x1000, into)?.reason, "bus-error");
+  assertEquals(into, new Uint8Array(4).fill(0xee), "into untouched");
+  assertEquals(soc.faults.counters(), { faults: 2, unhandled: 2 });
+  assertEquals(soc.faults.recent[0], f!);
+  assertEquals(p.counters(), {
+    accesses: 0,
+    bytesRead: 0,
+    bytesWritten: 0,
+    faults: 2,
+  });
+  const e = expectError(
+    () => p.readBytes(0x1000, 4),
+    "EFAULT",
+    "0x1000",
+    "bus",
+    "bus-error",
+  );
+  assertEquals((e.detail as IommuFault).reason, "bus-error");
+});
+
+Deno.test("through a unit: multi-page accesses cross pages into discontiguous frames", () => {
+  const { soc, unit } = flatSoc();
+  const m = soc.addMaster({ name: "dev", ports: [{ unit }] });
+  const p = m.port();
+  assert(!p.unprotected);
+  assertEquals(soc.unprotectedMasters(), []);
+  const d = soc.createDomain(unit);
+  d.attach(unit);
+  const frames = [0x30_0000, 0x10_5000, 0x20_0000, 0x20_1000];
+  d.mapPages(0x10000, frames, RW);
+  const start = 0x10000 + K4 - 100;
+  const data = pattern(100 + K4 + K4 + 50);
+  assertEquals(p.write(start, data), null);
+  assertEquals(
+    soc.memory.readBytes(0x30_0000 + K4 - 100, 100),
+    data.subarray(0, 100),
+  );
+  assertEquals(
+    soc.memory.readBytes(0x10_5000, K4),
+    data.subarray(100, 100 + K4),
+  );
+  assertEquals(
+    soc.memory.readBytes(0x20_0000, K4 + 50),
+    data.subarray(100 + K4),
+  );
+  assertEquals(soc.memory.read8(0x10_4fff), 0, "nothing before the frame");
+  assertEquals(soc.memory.read8(0x10_6000), 0, "nothing after the frame");
+  assertEquals(p.readBytes(start, data.length), data);
+  // Whole mapped range, page-aligned.
+  const all = new Uint8Array(4 * K4);
+  assertEquals(p.read(0x10000, all), null);
+  assertEquals(all.subarray(K4 - 100, K4 - 100 + data.length), data);
+  assertEquals(p.counters().accesses, 3);
+  assertEquals(p.counters().bytesWritten, data.length);
+  assertEquals(p.counters().bytesRead, data.length + 4 * K4);
+});
+
+Deno.test("a fault on any page of an access transfers nothing at all", () => {
+  const { soc, unit } = flatSoc();
+  const p = soc.addMaster({ name: "dev", ports: [{ name: "rw", unit }] }).port(
+    "rw",
+  );
+  const d = soc.createDomain(unit);
+  d.attach(unit);
+  d.mapPages(0x10000, [0x30_0000, 0x31_0000], RW);
+  d.map(0x12000, 0x32_0000, K4, IOMMU_READ); // third page read-only
+  const before = soc.memory.digest();
+  const f = p.write(0x10800, pattern(2 * K4 + 16));
+  assertEquals(f, {
+    unit: "mmu0",
+    streamId: 0,
+    iova: 0x12000,
+    access: "write",
+    reason: "permission",
+  });
+  assertEquals(soc.memory.digest(), before, "first two pages not written");
+  // Unmapped fourth page: a read faults and leaves `into` as it was.
+  soc.memory.fill(0x30_0000, 3 * K4, 0x11);
+  const into = new Uint8Array(3 * K4).fill(0xee);
+  const r = p.read(0x11000, into);
+  assertEquals(r?.reason, "translation");
+  assertEquals(r?.iova, 0x13000);
+  assertEquals(into, new Uint8Array(3 * K4).fill(0xee));
+  const e = expectError(
+    () => p.writeBytes(0x13000, new Uint8Array(1)),
+    "EFAULT",
+    "write",
+    "0x13000",
+    "mmu0",
+    "translation",
+  );
+  assertEquals(e.detail, {
+    unit: "mmu0",
+    streamId: 0,
+    iova: 0x13000,
+    access: "write",
+    reason: "translation",
+  });
+  const e2 = expectError(
+    () => p.readBytes(0x12ff0, 32),
+    "EFAULT",
+    "read",
+    "0x13000",
+  );
+  assertEquals((e2.detail as IommuFault).access, "read");
+  assertEquals(p.counters(), {
+    accesses: 0,
+    bytesRead: 0,
+    bytesWritten: 0,
+    faults: 4,
+  });
+  assertEquals(soc.faults.counters().faults, 4);
+});
+
+Deno.test("a translation to a PA outside RAM is a bus-error fault", () => {
+  const { soc, unit } = flatSoc();
+  const p = soc.addMaster({ name: "dev", ports: [{ unit }] }).port();
+  const d = soc.createDomain(unit);
+  d.attach(unit);
+  d.map(0x10000, 0x8000_0000, K4, RW); // valid output address, but no RAM there
+  const f = p.write(0x10000, new Uint8Array(4));
+  assertEquals(f, {
+    unit: "mmu0",
+    streamId: 0,
+    iova: 0x10000,
+    access: "write",
+    reason: "bus-error",
+  });
+  assertEquals(soc.faults.recent.at(-1), f!);
+  assertEquals(d.counters().faults, 1, "routed to the attached domain");
+});
+
+Deno.test("an access over more than 4096 discontiguous pages is EINVAL and transfers nothing", () => {
+  const { soc, unit } = flatSoc();
+  const p = soc.addMaster({ name: "dev", ports: [{ unit }] }).port();
+  const d = soc.createDomain(unit);
+  d.attach(unit);
+  const frames = Array.from(
+    { length: 4097 },
+    (_, i) => 0x100_0000 + i * 2 * K4,
+  );
+  d.mapPages(0, frames, RW);
+  const before = soc.memory.digest();
+  expectError(
+    () => p.write(0, new Uint8Array(4097 * K4).fill(1)),
+    "EINVAL",
+    "4096",
+  );
+  assertEquals(soc.memory.digest(), before);
+  // 4096 pieces are fine.
+  assertEquals(p.write(0, new Uint8Array(4096 * K4).fill(2)), null);
+  assertEquals(soc.memory.read8(frames[4095]! + K4 - 1), 2);
+});
+
+Deno.test("port access errors: EINVAL malformed address or empty data, ERANGE beyond the DMA mask", () => {
+  const soc = createSoc({ memory: { size: 16 * MiB } });
+  const m = soc.addMaster({
+    name: "dev32",
+    ports: [{}],
+    dmaBits: 32,
+    coherent: true,
+  });
+  assert(m.coherent);
+  const p = m.port();
+  for (
+    const [v, text] of [[NaN, "NaN"], [-1, "-1"], [1.5, "1.5"], [
+      2 ** 53,
+      "9007199254740992",
+    ]] as const
+  ) {
+    expectError(
+      () => p.write(v, new Uint8Array(1)),
+      "EINVAL",
+      "DMA address",
+      text,
+    );
+    expectError(() => p.read(v, new Uint8Array(1)), "EINVAL", text);
+  }
+  expectError(() => p.write(0, new Uint8Array(0)), "EINVAL", "DMA length", "0");
+  expectError(() => p.read(0, new Uint8Array(0)), "EINVAL", "DMA length");
+  expectError(() => p.readBytes(0, 0), "EINVAL", "DMA length");
+  for (const [len, text] of [[-1, "-1"], [1.5, "1.5"], [NaN, "NaN"]] as const) {
+    expectError(() => p.readBytes(0, len), "EINVAL", text);
+  }
+  expectError(
+    () => p.write(2 ** 32 - 2, new Uint8Array(4)),
+    "ERANGE",
+    "0xfffffffe",
+    "dev32",
+    "32-bit",
+  );
+  expectError(() => p.readBytes(2 ** 32, 1), "ERANGE", "0x100000000");
+  assertEquals(p.counters(), {
+    accesses: 0,
+    bytesRead: 0,
+    bytesWritten: 0,
+    faults: 0,
+  });
+  assertEquals(soc.faults.counters().faults, 0);
+  // The last byte under the mask is fine (it is a bus error here: no RAM).
+  assertEquals(p.write(2 ** 32 - 1, new Uint8Array(1))?.reason, "bus-error");
+});
+
+Deno.test("master errors: no ports, duplicate port names, bad dmaBits, stream IDs without a central unit", () => {
+  const { soc, unit } = flatSoc();
+  expectError(
+    () => soc.addMaster({ name: "m0", ports: [] }),
+    "EINVAL",
+    "m0",
+    "no ports",
+  );
+  expectError(
+    () => soc.addMaster({ name: "m1", ports: [{ name: "a" }, { name: "a" }] }),
+    "EINVAL",
+    "m1",
+    "duplicate",
+  );
+  // Default names collide with an explicit one.
+  expectError(
+    () => soc.addMaster({ name: "m1b", ports: [{}, { name: "port0" }] }),
+    "EINVAL",
+    "duplicate",
+  );
+  for (const bits of [11, 65, 0, -1, 32.5, NaN]) {
+    expectError(
+      () => soc.addMaster({ name: "m2", ports: [{}], dmaBits: bits }),
+      "EINVAL",
+      "m2",
+      "dmaBits",
+      String(bits),
+    );
+  }
+  expectError(
+    () => soc.addMaster({ name: "m3", ports: [{ streamIds: [1] }] }),
+    "EINVAL",
+    "m3",
+    "stream",
+  );
+  expectError(
+    () => soc.addMaster({ name: "m4", ports: [{ unit, streamIds: [0] }] }),
+    "EINVAL",
+    "m4",
+    "stream",
+  );
+  const { unit: smmu } = identityCentral(soc);
+  expectError(
+    () => soc.addMaster({ name: "m5", ports: [{ unit: smmu }] }),
+    "EINVAL",
+    "m5",
+    "smmu",
+    "stream",
+  );
+  expectError(
+    () =>
+      soc.addMaster({ name: "m6", ports: [{ unit: smmu, streamIds: [16] }] }),
+    "ERANGE",
+    "m6",
+    "0x10",
+    "smmu",
+  );
+  expectError(
+    () =>
+      soc.addMaster({
+        name: "m7",
+        ports: [{ unit: smmu, streamIds: [1, -2] }],
+      }),
+    "EINVAL",
+    "-2",
+  );
+  expectError(
+    () =>
+      soc.addMaster({ name: "m8", ports: [{ unit: smmu, streamIds: [0.5] }] }),
+    "EINVAL",
+    "0.5",
+  );
+  assertEquals(soc.masters(), [], "no failed master was added");
+  // Valid extremes.
+  assertEquals(
+    soc.addMaster({ name: "ok12", ports: [{}], dmaBits: 12 }).dmaBits,
+    12,
+  );
+  assertEquals(
+    soc.addMaster({ name: "ok64", ports: [{}], dmaBits: 64 }).dmaBits,
+    64,
+  );
+});
+
+Deno.test("port lookup by name or index, ENOENT otherwise", () => {
+  const { soc, unit } = flatSoc();
+  const unit1 = soc.probeUnit({ name: "mmu1", compatible: [FLAT] });
+  const m = soc.addMaster({
+    name: "mfc",
+    ports: [{ name: "left", unit }, { name: "right", unit: unit1 }],
+  });
+  assertEquals(m.ports.length, 2);
+  assert(m.port() === m.ports[0]);
+  assert(m.port("right") === m.ports[1]);
+  assert(m.port(1).master === m);
+  assertEquals(m.port("left").unit, unit);
+  expectError(() => m.port("middle"), "ENOENT", "mfc", "middle");
+  expectError(() => m.port(2), "ENOENT", "2");
+  expectError(() => m.port(-1), "ENOENT", "-1");
+});
+
+Deno.test("central units: the first stream ID tags a port's traffic; bypassing ports are unprotected", () => {
+  const soc = createSoc({ memory: { size: 64 * MiB } });
+  const { unit: smmu, sids } = identityCentral(soc);
+  const a = soc.addMaster({
+    name: "a",
+    ports: [{ unit: smmu, streamIds: [3, 4] }],
+  });
+  const b = soc.addMaster({
+    name: "b",
+    ports: [{ unit: smmu, streamIds: [15] }],
+  });
+  const c = soc.addMaster({ name: "c", ports: [{}] });
+  assertEquals(a.port().streamIds, [3, 4]);
+  a.port().writeBytes(0x2ffe, new Uint8Array([1, 2, 3, 4]));
+  assertEquals(sids, [3, 3]);
+  assertEquals(
+    soc.memory.readBytes(MiB + 0x2ffe, 4),
+    new Uint8Array([1, 2, 3, 4]),
+  );
+  b.port().writeBytes(0x5000, new Uint8Array([7]));
+  assertEquals(soc.memory.read8(0x5000), 7);
+  assert(!a.unprotected);
+  assert(b.unprotected);
+  assertEquals(soc.unprotectedMasters().map((m) => m.name), ["b", "c"]);
+  assert(c instanceof Master);
+});
+
+Deno.test("a master with one protected and one direct port is unprotected", () => {
+  const { soc, unit } = flatSoc();
+  const m = soc.addMaster({
+    name: "mixed",
+    ports: [{ unit }, { name: "raw" }],
+  });
+  assert(!m.port(0).unprotected);
+  assert(m.port("raw").unprotected);
+  assert(m.unprotected);
+  assertEquals(soc.unprotectedMasters(), [m]);
+});
