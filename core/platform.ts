@@ -229,13 +229,17 @@ export class Platform {
   }
 
   /**
-   * Masters whose DMA can reach RAM untranslated: a port without a unit, a
-   * bypassing stream, or the `iommukit,bypass` marker.
+   * Masters whose DMA reaches RAM untranslated by design: a port without a
+   * unit, or the `iommukit,bypass` marker. (`soc.unprotectedMasters()` gives
+   * the live hardware state instead: a per-device unit that is not enabled
+   * yet also passes addresses through.)
    *
    * @returns Those masters.
    */
   unprotectedMasters(): PlatformMaster[] {
-    return this.masters.filter((m) => m.bypass || m.master.unprotected);
+    return this.masters.filter((m) =>
+      m.bypass || m.ports.some((p) => p.unit === null)
+    );
   }
 }
 

@@ -22,3 +22,4 @@
  */
 export { EXYNOS4210_DTB } from "./exynos4210_dtb.ts";
 export { GENERIC_SOC_DTB } from "./generic_soc_dtb.ts";
+export * from "./load.ts";
