@@ -97,7 +97,20 @@ export class GenericDomainOps implements IommuDomainOps {
     count: number,
     gather: IotlbGather,
   ): number {
-    return this.table.unmap(iova, pageSize, count, gather);
+    const tables = gather.freeList.length;
+    const bytes = this.table.unmap(iova, pageSize, count, gather);
+    if (gather.freeList.length > tables) {
+      // A table was unlinked: the walk caches may still point at it, and a
+      // later map in this range would then be walked through the stale
+      // pointer and fault. Invalidate now, even in lazy mode (the table
+      // frame itself is still freed only after the gather's sync).
+      this.#host.invalidateRange(
+        this.contextId,
+        iova,
+        iova + pageSize * count - 1,
+      );
+    }
+    return bytes;
   }
 
   /** Size of the leaf mapping `iova`, 0 when unmapped. */
