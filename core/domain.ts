@@ -172,6 +172,18 @@ export class Domain {
         }]`,
       );
     }
+    for (const key of ["inputBits", "outputBits"] as const) {
+      const bits = unit.caps[key];
+      // NaN widths would make every range check pass.
+      if (!Number.isInteger(bits) || bits < 1 || bits > 64) {
+        throw new IommuError(
+          "EINVAL",
+          `unit ${unit.name} declares ${key} ${
+            String(bits)
+          }; expected an integer from 1 to 64`,
+        );
+      }
+    }
     const sizes = options.pageSizes ?? unitSizes;
     for (const s of sizes) {
       if (!unitSizes.includes(s)) {
