@@ -873,6 +873,26 @@ Deno.test("domain constructor: page-size subsets, malformed caps, ENOMEM for the
   for (const sizes of [[], [K4, 3000], [M4, K4], [K4, K4], [0]]) {
     expectError(() => s.soc.createDomain(fake(sizes)), "EINVAL", "weird");
   }
+  // Address widths that would make every range check pass (NaN) or are absurd.
+  const bits = (key: "inputBits" | "outputBits", v: unknown): IommuUnit => ({
+    ...s.unit,
+    name: "weird",
+    caps: { ...s.unit.caps, [key]: v },
+  });
+  for (const key of ["inputBits", "outputBits"] as const) {
+    for (const v of [undefined, NaN, 0, -1, 65, 32.5, "32"]) {
+      const live0 = s.soc.memory.frames.liveBytes;
+      expectError(
+        () => s.soc.createDomain(bits(key, v)),
+        "EINVAL",
+        "weird",
+        key,
+        String(v),
+      );
+      assertEquals(s.soc.memory.frames.liveBytes, live0);
+    }
+  }
+  assertEquals(s.soc.createDomain(bits("outputBits", 64)).outputEnd, 2 ** 64);
   const before = s.soc.domains().length;
   const live = s.soc.memory.frames.liveBytes;
   s.soc.memory.frames.failNth(1);
