@@ -1,0 +1,792 @@
+import {
+  assert,
+  assertEquals,
+  assertNotEquals,
+  assertThrows,
+} from "@std/assert";
+import fc from "fast-check";
+import { IommuError, type IommuErrorKind } from "../core/errors.ts";
+import {
+  Tlb,
+  TLB_MAX_ENTRIES,
+  type TlbEntry,
+  type TlbReplacement,
+} from "../core/tlb.ts";
+
+const K1 = 0x400;
+const K4 = 0x1000;
+const K64 = 0x1_0000;
+const M1 = 0x10_0000;
+const M2 = 0x20_0000;
+const G1 = 0x4000_0000;
+const MAX = Number.MAX_SAFE_INTEGER;
+
+function assertKind(fn: () => unknown, kind: IommuErrorKind): void {
+  const e = assertThrows(fn, IommuError);
+  assertEquals(e.kind, kind, e.message);
+}
+
+/** Entries as (context, iova, pageSize, pa, perm) only, sorted: easy to compare. */
+function keys(tlb: Tlb): string[] {
+  return tlb.entries().map((e) =>
+    `${e.context}:${e.iova.toString(16)}/${e.pageSize.toString(16)}` +
+    `->${e.pa.toString(16)}:${e.perm}`
+  ).sort();
+}
+
+/** Page bases of the live entries, in ascending order. */
+function bases(tlb: Tlb): number[] {
+  return tlb.entries().map((e) => e.iova).sort((a, b) => a - b);
+}
+
+Deno.test("Tlb construction", async (t) => {
+  await t.step("defaults and geometry", () => {
+    const tlb = new Tlb({ sets: 64, ways: 8 });
+    assertEquals(tlb.sets, 64);
+    assertEquals(tlb.ways, 8);
+    assertEquals(tlb.capacity, 512);
+    assertEquals(tlb.replacement, "lru");
+    assertEquals(tlb.seed, 1);
+    assertEquals(tlb.size, 0);
+    assertEquals(tlb.entries(), []);
+    assertEquals(tlb.counters(), {
+      lookups: 0,
+      hits: 0,
+      misses: 0,
+      fills: 0,
+      evictions: 0,
+      invalidations: 0,
+      invalidatedEntries: 0,
+    });
+    assertEquals(tlb.lastPageSize, 0);
+    assertEquals(tlb.lastPerm, 0);
+    assertEquals(tlb.lastPaBase, -1);
+  });
+
+  await t.step("every policy and the largest capacity are accepted", () => {
+    for (const replacement of ["lru", "round-robin", "random"] as const) {
+      assertEquals(
+        new Tlb({ sets: 1, ways: 3, replacement, seed: -7 }).replacement,
+        replacement,
+      );
+    }
+    assertEquals(
+      new Tlb({ sets: TLB_MAX_ENTRIES / 4, ways: 4 }).capacity,
+      TLB_MAX_ENTRIES,
+    );
+  });
+
+  await t.step("EINVAL for malformed options", () => {
+    const bad: unknown[] = [
+      null,
+      undefined,
+      42,
+      { sets: -1, ways: 4 },
+      { sets: 1.5, ways: 4 },
+      { sets: NaN, ways: 4 },
+      { sets: "4", ways: 4 },
+      { ways: 4 },
+      { sets: 4, ways: -1 },
+      { sets: 4, ways: 2.5 },
+      { sets: 4, ways: Infinity },
+      { sets: 4 },
+      { sets: 3, ways: 4 },
+      { sets: 96, ways: 4 },
+      { sets: 4, ways: 4, replacement: "fifo" },
+      { sets: 4, ways: 4, replacement: "LRU" },
+      { sets: 4, ways: 4, seed: 1.5 },
+      { sets: 4, ways: 4, seed: NaN },
+      { sets: 4, ways: 4, seed: 2 ** 53 },
+      { sets: 4, ways: 4, seed: "1" },
+    ];
+    for (const options of bad) {
+      assertKind(() => new Tlb(options as never), "EINVAL");
+    }
+  });
+
+  await t.step("ERANGE when sets x ways exceeds the maximum", () => {
+    assertKind(
+      () => new Tlb({ sets: TLB_MAX_ENTRIES, ways: 2 }),
+      "ERANGE",
+    );
+  });
+});
+
+Deno.test("Tlb lookup: hits, misses and what a hit reports", () => {
+  const tlb = new Tlb({ sets: 64, ways: 8 });
+  assertEquals(tlb.lookup(1, 0x1234), -1);
+  tlb.insert(1, 0x5000, K4, 0x8000_0000, 3);
+  assertEquals(tlb.lookup(1, 0x5abc), 0x8000_0abc);
+  assertEquals(tlb.lastPageSize, K4);
+  assertEquals(tlb.lastPerm, 3);
+  assertEquals(tlb.lastPaBase, 0x8000_0000);
+  assertEquals(tlb.lookup(1, 0x5000), 0x8000_0000);
+  assertEquals(tlb.lookup(1, 0x5fff), 0x8000_0fff);
+  // Neighbouring pages miss, and a miss clears the last-hit description.
+  assertEquals(tlb.lookup(1, 0x4fff), -1);
+  assertEquals(tlb.lastPageSize, 0);
+  assertEquals(tlb.lastPerm, 0);
+  assertEquals(tlb.lastPaBase, -1);
+  assertEquals(tlb.lookup(1, 0x6000), -1);
+  assertEquals(tlb.counters(), {
+    lookups: 6,
+    hits: 3,
+    misses: 3,
+    fills: 1,
+    evictions: 0,
+    invalidations: 0,
+    invalidatedEntries: 0,
+  });
+});
+
+Deno.test("Tlb insert", async (t) => {
+  await t.step("any address inside the page names the page", () => {
+    const tlb = new Tlb({ sets: 16, ways: 2 });
+    tlb.insert(0, 0x12_3456, K64, 0x9_0000, 1);
+    assertEquals(tlb.entries(), [{
+      context: 0,
+      iova: 0x12_0000,
+      pageSize: K64,
+      pa: 0x9_0000,
+      perm: 1,
+      set: 0x12 % 16,
+      way: 0,
+    }]);
+    assertEquals(tlb.lookup(0, 0x12_fffe), 0x9_fffe);
+  });
+
+  await t.step("the same key is replaced in place, not duplicated", () => {
+    const tlb = new Tlb({ sets: 1, ways: 4 });
+    tlb.insert(0, 0x3000, K4, 0x10_0000, 1);
+    tlb.insert(0, 0x3800, K4, 0x20_0000, 2);
+    assertEquals(tlb.size, 1);
+    assertEquals(tlb.lookup(0, 0x3004), 0x20_0004);
+    assertEquals(tlb.lastPerm, 2);
+    const c = tlb.counters();
+    assertEquals([c.fills, c.evictions], [2, 0]);
+  });
+
+  await t.step("an unaligned PA is kept as is (walk-cache use)", () => {
+    const tlb = new Tlb({ sets: 4, ways: 2 });
+    tlb.insert(7, 0x4000_1234, G1, 0x8_1000, 0);
+    assertEquals(tlb.lookup(7, 0x4000_0000), 0x8_1000);
+    assertEquals(tlb.lastPaBase, 0x8_1000);
+    assertEquals(tlb.lastPageSize, G1);
+  });
+});
+
+Deno.test("Tlb LRU evicts the least recently used way of the set", () => {
+  const tlb = new Tlb({ sets: 1, ways: 4, replacement: "lru" });
+  for (const p of [0, 1, 2, 3]) tlb.insert(0, p * K4, K4, p * K4, 0);
+  assertEquals(tlb.lookup(0, 0), 0); // page 0 is now most recently used
+  tlb.insert(0, 4 * K4, K4, 0, 0); // evicts page 1
+  assertEquals(bases(tlb), [0, 2, 3, 4].map((p) => p * K4));
+  assertEquals(tlb.lookup(0, 2 * K4), 2 * K4);
+  tlb.insert(0, 5 * K4, K4, 0, 0); // evicts page 3 (order now 3,0,4,2 oldest first)
+  assertEquals(bases(tlb), [0, 2, 4, 5].map((p) => p * K4));
+  // Refreshing a key counts as a use.
+  tlb.insert(0, 0, K4, 0x7000, 0);
+  tlb.insert(0, 6 * K4, K4, 0, 0); // evicts page 4
+  assertEquals(bases(tlb), [0, 2, 5, 6].map((p) => p * K4));
+  assertEquals(tlb.counters().evictions, 3);
+});
+
+Deno.test("Tlb LRU is per set", () => {
+  const tlb = new Tlb({ sets: 2, ways: 2, replacement: "lru" });
+  // Even pages go to set 0, odd pages to set 1 (context 0).
+  tlb.insert(0, 0 * K4, K4, 0, 0);
+  tlb.insert(0, 1 * K4, K4, 0, 0);
+  tlb.insert(0, 2 * K4, K4, 0, 0);
+  tlb.insert(0, 3 * K4, K4, 0, 0);
+  assertEquals(tlb.lookup(0, 0), 0);
+  tlb.lookup(0, 3 * K4); // set 1: page 3 newer than page 1
+  tlb.insert(0, 4 * K4, K4, 0, 0); // set 0 evicts page 2
+  tlb.insert(0, 5 * K4, K4, 0, 0); // set 1 evicts page 1
+  assertEquals(
+    bases(tlb),
+    [0, 3, 4, 5].map((p) => p * K4),
+  );
+  for (const e of tlb.entries()) assertEquals(e.set, (e.iova / K4) % 2);
+});
+
+Deno.test("Tlb round-robin cycles through the ways", () => {
+  const tlb = new Tlb({ sets: 1, ways: 3, replacement: "round-robin" });
+  const wayOf = (page: number): number | undefined =>
+    tlb.entries().find((e) => e.iova === page * K4)?.way;
+  for (const p of [0, 1, 2]) tlb.insert(0, p * K4, K4, 0, 0);
+  assertEquals([wayOf(0), wayOf(1), wayOf(2)], [0, 1, 2]);
+  tlb.lookup(0, 0); // use does not matter to round-robin
+  tlb.insert(0, 3 * K4, K4, 0, 0);
+  assertEquals(wayOf(0), undefined);
+  assertEquals(wayOf(3), 0);
+  tlb.insert(0, 4 * K4, K4, 0, 0);
+  assertEquals(wayOf(1), undefined);
+  assertEquals(wayOf(4), 1);
+  tlb.insert(0, 5 * K4, K4, 0, 0);
+  assertEquals(wayOf(5), 2);
+  tlb.insert(0, 6 * K4, K4, 0, 0); // wraps to way 0
+  assertEquals(wayOf(3), undefined);
+  assertEquals(wayOf(6), 0);
+  // A freed way is filled first, without moving the pointer.
+  tlb.invalidateRange(0, 5 * K4, K4);
+  tlb.insert(0, 7 * K4, K4, 0, 0);
+  assertEquals(wayOf(7), 2);
+  tlb.insert(0, 8 * K4, K4, 0, 0);
+  assertEquals(wayOf(8), 1);
+  assertEquals(tlb.counters().evictions, 5);
+});
+
+Deno.test("Tlb random replacement is reproducible per seed", () => {
+  const run = (seed: number | undefined): string[] => {
+    const tlb = new Tlb(
+      seed === undefined
+        ? { sets: 2, ways: 8, replacement: "random" }
+        : { sets: 2, ways: 8, replacement: "random", seed },
+    );
+    const order: string[] = [];
+    for (let p = 0; p < 200; p++) {
+      tlb.insert(0, p * K4, K4, p, 0);
+      order.push(keys(tlb).join(","));
+    }
+    assertEquals(tlb.size, 16);
+    assertEquals(tlb.counters().evictions, 200 - 16);
+    for (const e of tlb.entries()) assertEquals(e.set, (e.iova / K4) % 2);
+    return order;
+  };
+  assertEquals(run(42), run(42));
+  assertEquals(run(undefined), run(1));
+  assertNotEquals(run(1), run(2));
+  assertNotEquals(run(42), run(-42));
+  assertNotEquals(run(2 ** 40), run(2 ** 41));
+  // Every way gets evicted at some point (the draw covers the set).
+  const tlb = new Tlb({ sets: 1, ways: 8, replacement: "random", seed: 9 });
+  const seen = new Set<number>();
+  for (let p = 0; p < 300; p++) {
+    tlb.insert(0, p * K4, K4, 0, 0);
+    if (p >= 8) seen.add(tlb.entries().find((e) => e.iova === p * K4)!.way);
+  }
+  assertEquals(seen.size, 8);
+});
+
+Deno.test("Tlb keeps several page sizes side by side", () => {
+  const tlb = new Tlb({ sets: 64, ways: 8 });
+  tlb.insert(3, 0x0, K1, 0x100_0000, 1);
+  tlb.insert(3, 0x1_0000, K4, 0x200_0000, 2);
+  tlb.insert(3, 0x2_0000, K64, 0x300_0000, 3);
+  tlb.insert(3, 0x10_0000, M1, 0x400_0000, 4);
+  tlb.insert(3, 0x20_0000, M2, 0x600_0000, 5);
+  tlb.insert(3, 0x4000_0000, G1, 0x1_0000_0000, 6);
+  const cases: [number, number, number, number][] = [
+    [0x3ff, 0x100_03ff, K1, 1],
+    [0x1_0fff, 0x200_0fff, K4, 2],
+    [0x2_ffff, 0x300_ffff, K64, 3],
+    [0x1f_ffff, 0x40f_ffff, M1, 4],
+    [0x3f_ffff, 0x61f_ffff, M2, 5],
+    [0x7fff_ffff, 0x1_3fff_ffff, G1, 6],
+  ];
+  // Twice, so that each size has been probed first and last at least once.
+  for (let round = 0; round < 2; round++) {
+    for (const [iova, pa, size, perm] of cases) {
+      assertEquals(tlb.lookup(3, iova), pa);
+      assertEquals(tlb.lastPageSize, size);
+      assertEquals(tlb.lastPerm, perm);
+    }
+    for (const [iova] of cases.toReversed()) {
+      assertNotEquals(tlb.lookup(3, iova), -1);
+    }
+  }
+  assertEquals(tlb.lookup(3, 0x400), -1); // just past the 1 KiB page
+  assertEquals(tlb.lookup(3, 0x8000_0000), -1); // just past the 1 GiB page
+  assertEquals(tlb.lookupSize(3, 0x20_1234, M2), 0x600_1234);
+  assertEquals(tlb.lookupSize(3, 0x20_1234, K4), -1);
+  // A 4 KiB entry inside a cached 2 MiB one: both stay, both translate.
+  tlb.insert(3, 0x20_5000, K4, 0x700_0000, 7);
+  assertEquals(tlb.size, 7);
+  assertEquals(tlb.lookupSize(3, 0x20_5008, K4), 0x700_0008);
+  assertEquals(tlb.lookupSize(3, 0x20_5008, M2), 0x600_5008);
+  assert([0x700_0008, 0x600_5008].includes(tlb.lookup(3, 0x20_5008)));
+  // Dropping every entry of one size leaves the others reachable.
+  assertEquals(tlb.invalidateRange(3, 0x4000_0000, 1), 1);
+  assertEquals(tlb.lookup(3, 0x4000_0000), -1);
+  assertEquals(tlb.lookup(3, 0x2_1234), 0x300_1234);
+  tlb.insert(3, 0x8000_0000, G1, 0x2_0000_0000, 8);
+  assertEquals(tlb.lookup(3, 0x8000_0010), 0x2_0000_0010);
+});
+
+Deno.test("Tlb contexts are isolated", () => {
+  const tlb = new Tlb({ sets: 8, ways: 2 });
+  tlb.insert(1, 0x1000, K4, 0xa000, 1);
+  tlb.insert(2, 0x1000, K4, 0xb000, 2);
+  tlb.insert(2 ** 40, 0x1000, K4, 0xc000, 3);
+  assertEquals(tlb.lookup(1, 0x1004), 0xa004);
+  assertEquals(tlb.lookup(2, 0x1004), 0xb004);
+  assertEquals(tlb.lookup(2 ** 40, 0x1004), 0xc004);
+  assertEquals(tlb.lookup(0, 0x1004), -1);
+  assertEquals(tlb.lookup(3, 0x1004), -1);
+  assertEquals(tlb.size, 3);
+});
+
+Deno.test("Tlb handles addresses above 2^32", () => {
+  const tlb = new Tlb({ sets: 64, ways: 4 });
+  const iova = 0xffff_ffff_f000; // last 4 KiB page of a 48-bit space
+  tlb.insert(5, iova, K4, 0xffff_0000_0000, 1);
+  tlb.insert(5, 0x1_0000_0000 + iova % 0x1_0000_0000, K4, 0x1000, 1);
+  assertEquals(tlb.lookup(5, iova + 0xfff), 0xffff_0000_0fff);
+  assertEquals(tlb.lookup(5, 0xffff_f000), -1); // same low 32 bits, other page
+  assertEquals(tlb.lookup(5, 0x1_ffff_f123), 0x1123);
+  assertEquals(tlb.invalidateRange(5, 0xffff_ffff_ffff, 1), 1);
+  assertEquals(tlb.lookup(5, iova), -1);
+  assertEquals(tlb.size, 1);
+  // Ranges end at most at 2^53 - 1 (exclusive end), so the highest
+  // cacheable 4 KiB page is the one before the last.
+  tlb.insert(0, MAX - K4, K4, 0, 0);
+  assertEquals(tlb.lookup(0, MAX - K4), 0xfff);
+  assertEquals(tlb.lastPageSize, K4);
+});
+
+Deno.test("Tlb invalidation", async (t) => {
+  const fill = (): Tlb => {
+    const tlb = new Tlb({ sets: 16, ways: 4 });
+    for (let p = 0; p < 8; p++) {
+      tlb.insert(1, p * K4, K4, 0x10_0000 + p * K4, 3);
+      tlb.insert(2, p * K4, K4, 0x20_0000 + p * K4, 3);
+    }
+    tlb.insert(1, M2, M2, 0x4000_0000, 3);
+    return tlb;
+  };
+
+  await t.step("all", () => {
+    const tlb = fill();
+    assertEquals(tlb.invalidateAll(), 17);
+    assertEquals(tlb.size, 0);
+    assertEquals(tlb.entries(), []);
+    assertEquals(tlb.lookup(1, 0), -1);
+    assertEquals(tlb.lookup(1, M2), -1);
+    assertEquals(tlb.invalidateAll(), 0);
+    const c = tlb.counters();
+    assertEquals([c.invalidations, c.invalidatedEntries], [2, 17]);
+    // Usable again afterwards.
+    tlb.insert(1, M2, M2, 0x4000_0000, 3);
+    assertEquals(tlb.lookup(1, M2 + 5), 0x4000_0005);
+  });
+
+  await t.step("by context", () => {
+    const tlb = fill();
+    assertEquals(tlb.invalidateContext(1), 9);
+    assertEquals(tlb.size, 8);
+    assert(tlb.entries().every((e) => e.context === 2));
+    assertEquals(tlb.lookup(1, 0), -1);
+    assertEquals(tlb.lookup(2, 0x7004), 0x20_7004);
+    assertEquals(tlb.invalidateContext(1), 0);
+    assertEquals(tlb.invalidateContext(99), 0);
+    const c = tlb.counters();
+    assertEquals([c.invalidations, c.invalidatedEntries], [3, 9]);
+  });
+
+  await t.step("by range: only the overlapped pages of that context", () => {
+    const tlb = fill();
+    assertEquals(tlb.invalidateRange(1, 0x2000, 0x2000), 2); // pages 2, 3
+    assertEquals(tlb.lookup(1, 0x1fff), 0x10_1fff);
+    assertEquals(tlb.lookup(1, 0x2000), -1);
+    assertEquals(tlb.lookup(1, 0x3fff), -1);
+    assertEquals(tlb.lookup(1, 0x4000), 0x10_4000);
+    assertEquals(tlb.lookup(2, 0x2000), 0x20_2000);
+    // Unaligned ends still touch both pages they overlap.
+    assertEquals(tlb.invalidateRange(1, 0x4fff, 2), 2);
+    assertEquals(tlb.lookup(1, 0x5000), -1);
+    // A range ending exactly at a page boundary leaves that page alone.
+    assertEquals(tlb.invalidateRange(1, 0x0, 0x1000), 1);
+    assertEquals(tlb.lookup(1, 0x1000), 0x10_1000);
+    assertEquals(tlb.invalidateRange(1, 0x0, 0x1000), 0);
+  });
+
+  await t.step("by range: a partial overlap removes a large entry", () => {
+    const tlb = fill();
+    assertEquals(tlb.invalidateRange(1, M2 + 0x1_3000, K4), 1);
+    assertEquals(tlb.lookup(1, M2), -1);
+    assertEquals(tlb.size, 16);
+    tlb.insert(1, M2, M2, 0x4000_0000, 3);
+    // A range that starts below the entry and ends inside it.
+    assertEquals(tlb.invalidateRange(1, M2 - 1, 2), 1);
+    assertEquals(tlb.lookup(1, M2), -1);
+  });
+
+  await t.step("by range: emptying one page size keeps the others", () => {
+    // Sizes are listed 4K, 2M, 1G in insert order; removing the only 4K
+    // entry moves another size into its place in the probe list.
+    const tlb = new Tlb({ sets: 64, ways: 4 });
+    tlb.insert(0, M2 + K4, K4, 0x1000, 1);
+    tlb.insert(0, M2, M2, 0x20_0000, 2);
+    tlb.insert(0, G1, G1, 0x4000_0000, 3);
+    assertEquals(tlb.invalidateRange(0, M2 + K4, K4), 2); // the 4K and the 2M
+    assertEquals(tlb.lookup(0, G1 + 0x10), 0x4000_0010);
+    tlb.insert(0, M2 + K4, K4, 0x1000, 1);
+    tlb.insert(0, M2, M2, 0x20_0000, 2);
+    assertEquals(tlb.invalidateRange(0, G1, 1), 1); // list: 4K, 2M, 1G
+    assertEquals(tlb.invalidateRange(0, 0, K4), 0);
+    assertEquals(tlb.invalidateRange(0, M2 + K4, 1), 2);
+    assertEquals(tlb.size, 0);
+    tlb.insert(0, 0, K4, 0x1000, 1);
+    tlb.insert(0, M2, M2, 0x20_0000, 2);
+    tlb.insert(0, G1, G1, 0x4000_0000, 3);
+    assertEquals(tlb.invalidateRange(0, 0, 1), 1); // 1G moves to the front
+    assertEquals(tlb.peek(0, G1 + 8), 0x4000_0008);
+    assertEquals(tlb.lookup(0, G1 + 8), 0x4000_0008);
+    assertEquals(tlb.lookup(0, M2 + 8), 0x20_0008);
+  });
+
+  await t.step("by range: scan path keeps the same boundaries", () => {
+    // A 1-set TLB scans rather than probes for any range over one page.
+    const tlb = new Tlb({ sets: 1, ways: 4 });
+    for (let p = 0; p < 4; p++) tlb.insert(0, p * K4, K4, 0, 0);
+    // Last byte of the range is the first byte of page 1.
+    assertEquals(tlb.invalidateRange(0, K4 - 0x10, 0x11), 2);
+    assertEquals(bases(tlb), [2 * K4, 3 * K4]);
+    // First byte of the range is the last byte of page 2; page 3 untouched
+    // by a range that ends right before it.
+    assertEquals(tlb.invalidateRange(0, 3 * K4 - 1, 1), 1);
+    assertEquals(bases(tlb), [3 * K4]);
+  });
+
+  await t.step("by range: a large range (scan path) matches", () => {
+    const tlb = fill();
+    assertEquals(tlb.invalidateRange(1, 0, G1), 9);
+    assertEquals(tlb.size, 8);
+    assert(tlb.entries().every((e) => e.context === 2));
+    assertEquals(tlb.invalidateRange(2, 0x3000, 2 ** 50), 5);
+    assertEquals(bases(tlb), [0, 0x1000, 0x2000]);
+    const c = tlb.counters();
+    assertEquals([c.invalidations, c.invalidatedEntries], [2, 14]);
+  });
+});
+
+Deno.test("Tlb with capacity 0 holds nothing", () => {
+  for (
+    const options of [{ sets: 0, ways: 0 }, { sets: 0, ways: 8 }, {
+      sets: 64,
+      ways: 0,
+    }]
+  ) {
+    const tlb = new Tlb(options);
+    assertEquals(tlb.capacity, 0);
+    tlb.insert(1, 0x1000, K4, 0x2000, 3);
+    assertEquals(tlb.size, 0);
+    assertEquals(tlb.entries(), []);
+    assertEquals(tlb.lookup(1, 0x1000), -1);
+    assertEquals(tlb.lookupSize(1, 0x1000, K4), -1);
+    assertEquals(tlb.peek(1, 0x1000), -1);
+    assertEquals(tlb.invalidateAll(), 0);
+    assertEquals(tlb.invalidateContext(1), 0);
+    assertEquals(tlb.invalidateRange(1, 0, G1), 0);
+    assertEquals(tlb.counters(), {
+      lookups: 2,
+      hits: 0,
+      misses: 2,
+      fills: 0,
+      evictions: 0,
+      invalidations: 3,
+      invalidatedEntries: 0,
+    });
+    // Arguments are still validated.
+    assertKind(() => tlb.insert(1, 0x1000, 3000, 0, 0), "EINVAL");
+    assertKind(() => tlb.lookup(-1, 0), "EINVAL");
+  }
+});
+
+Deno.test("Tlb counters", async (t) => {
+  await t.step("snapshot is a detached plain object", () => {
+    const tlb = new Tlb({ sets: 4, ways: 1 });
+    tlb.insert(0, 0, K4, 0, 0);
+    const before = tlb.counters();
+    tlb.lookup(0, 0);
+    assertEquals(before.lookups, 0);
+    assertEquals(tlb.counters().lookups, 1);
+    assertEquals(Object.getPrototypeOf(before), Object.prototype);
+  });
+
+  await t.step("evictions count only displaced valid entries", () => {
+    const tlb = new Tlb({ sets: 4, ways: 1 });
+    for (let p = 0; p < 12; p++) tlb.insert(0, p * K4, K4, 0, 0);
+    assertEquals(tlb.counters().fills, 12);
+    assertEquals(tlb.counters().evictions, 8);
+    assertEquals(tlb.size, 4);
+  });
+
+  await t.step("reset zeroes counters and keeps entries", () => {
+    const tlb = new Tlb({ sets: 4, ways: 2 });
+    tlb.insert(0, 0, K4, 0x5000, 0);
+    tlb.lookup(0, 0);
+    tlb.lookup(0, K4);
+    tlb.invalidateRange(0, K4, K4);
+    tlb.resetCounters();
+    assertEquals(Object.values(tlb.counters()), [0, 0, 0, 0, 0, 0, 0]);
+    assertEquals(tlb.size, 1);
+    assertEquals(tlb.lookup(0, 8), 0x5008);
+    assertEquals(tlb.counters().hits, 1);
+  });
+
+  await t.step("lookupSize counts, peek does not", () => {
+    const tlb = new Tlb({ sets: 4, ways: 2 });
+    tlb.insert(0, 0, M2, 0x20_0000, 1);
+    assertEquals(tlb.lookupSize(0, 0x10, M2), 0x20_0010);
+    assertEquals(tlb.lookupSize(0, 0x10, K4), -1);
+    assertEquals(tlb.lastPaBase, -1);
+    assertEquals(tlb.peek(0, 0x10), 0x20_0010);
+    assertEquals(tlb.peek(0, M2), -1);
+    assertEquals(tlb.lastPageSize, 0); // peek leaves last* alone
+    const c = tlb.counters();
+    assertEquals([c.lookups, c.hits, c.misses], [2, 1, 1]);
+  });
+});
+
+Deno.test("Tlb peek does not refresh LRU order", () => {
+  const tlb = new Tlb({ sets: 1, ways: 2, replacement: "lru" });
+  tlb.insert(0, 0, K4, 0, 0);
+  tlb.insert(0, K4, K4, 0, 0);
+  assertEquals(tlb.peek(0, 0), 0);
+  tlb.insert(0, 2 * K4, K4, 0, 0); // page 0 is still the LRU one
+  assertEquals(bases(tlb), [K4, 2 * K4]);
+});
+
+Deno.test("Tlb rejects bad arguments and leaves no trace", async (t) => {
+  const make = (): Tlb => {
+    const tlb = new Tlb({ sets: 4, ways: 2 });
+    tlb.insert(1, 0x1000, K4, 0x8000, 3);
+    tlb.lookup(1, 0x1000);
+    return tlb;
+  };
+  const badContexts = [
+    -1,
+    1.5,
+    NaN,
+    Infinity,
+    2 ** 53,
+    "1" as unknown as number,
+  ];
+  const badAddresses = [
+    -1,
+    0.5,
+    NaN,
+    -Infinity,
+    2 ** 53,
+    "0" as unknown as number,
+  ];
+  const badSizes = [0, 512, 3000, K4 + 1, 2 ** 53, 2 ** 60, -K4, NaN, 1.5];
+
+  const unchanged = (tlb: Tlb, snapshot: TlbEntry[]): void => {
+    assertEquals(tlb.entries(), snapshot);
+    assertEquals(tlb.counters(), {
+      lookups: 1,
+      hits: 1,
+      misses: 0,
+      fills: 1,
+      evictions: 0,
+      invalidations: 0,
+      invalidatedEntries: 0,
+    });
+    assertEquals(tlb.lastPageSize, K4);
+  };
+
+  await t.step("lookup / lookupSize / peek", () => {
+    const tlb = make();
+    const snapshot = tlb.entries();
+    for (const c of badContexts) {
+      assertKind(() => tlb.lookup(c, 0x1000), "EINVAL");
+      assertKind(() => tlb.lookupSize(c, 0x1000, K4), "EINVAL");
+      assertKind(() => tlb.peek(c, 0x1000), "EINVAL");
+    }
+    for (const a of badAddresses) {
+      assertKind(() => tlb.lookup(1, a), "EINVAL");
+      assertKind(() => tlb.lookupSize(1, a, K4), "EINVAL");
+      assertKind(() => tlb.peek(1, a), "EINVAL");
+    }
+    for (const s of badSizes) {
+      assertKind(() => tlb.lookupSize(1, 0x1000, s), "EINVAL");
+    }
+    unchanged(tlb, snapshot);
+  });
+
+  await t.step("insert", () => {
+    const tlb = make();
+    const snapshot = tlb.entries();
+    for (const c of badContexts) {
+      assertKind(() => tlb.insert(c, 0x2000, K4, 0, 0), "EINVAL");
+    }
+    for (const a of badAddresses) {
+      assertKind(() => tlb.insert(1, a, K4, 0, 0), "EINVAL");
+      assertKind(() => tlb.insert(1, 0x2000, K4, a, 0), "EINVAL");
+    }
+    for (const s of badSizes) {
+      assertKind(() => tlb.insert(1, 0x2000, s, 0, 0), "EINVAL");
+    }
+    for (const p of [-1, 1.5, 2 ** 31, NaN, "3" as unknown as number]) {
+      assertKind(() => tlb.insert(1, 0x2000, K4, 0, p), "EINVAL");
+    }
+    // The page or the PA span would pass 2^53 - 1.
+    assertKind(() => tlb.insert(1, MAX, 2 ** 52, 0, 0), "ERANGE");
+    assertKind(() => tlb.insert(1, 0x2000, K4, MAX - 0x100, 0), "ERANGE");
+    // A rejected size after a valid one must still be rejected.
+    tlb.insert(1, 0x1000, K4, 0x8000, 3);
+    assertKind(() => tlb.insert(1, 0x1000, 0x1800, 0x8000, 3), "EINVAL");
+    assertEquals(tlb.entries(), snapshot);
+  });
+
+  await t.step("invalidations", () => {
+    const tlb = make();
+    const snapshot = tlb.entries();
+    for (const c of badContexts) {
+      assertKind(() => tlb.invalidateContext(c), "EINVAL");
+      assertKind(() => tlb.invalidateRange(c, 0, K4), "EINVAL");
+    }
+    for (const a of badAddresses) {
+      assertKind(() => tlb.invalidateRange(1, a, K4), "EINVAL");
+    }
+    for (const s of [0, -1, 0.5, NaN, 2 ** 53]) {
+      assertKind(() => tlb.invalidateRange(1, 0, s), "EINVAL");
+    }
+    assertKind(() => tlb.invalidateRange(1, MAX, 2), "ERANGE");
+    assertKind(() => tlb.invalidateRange(1, 2 ** 52, 2 ** 52), "ERANGE");
+    unchanged(tlb, snapshot);
+  });
+});
+
+/** A model-based check: random operations against a map of what was inserted. */
+Deno.test("Tlb agrees with a reference model (property)", () => {
+  type Op =
+    | {
+      op: "insert";
+      ctx: number;
+      page: number;
+      shift: number;
+      pa: number;
+      perm: number;
+    }
+    | { op: "lookup"; ctx: number; addr: number }
+    | { op: "range"; ctx: number; addr: number; len: number }
+    | { op: "context"; ctx: number }
+    | { op: "all" };
+  const ctx = fc.integer({ min: 0, max: 3 });
+  const addr = fc.integer({ min: 0, max: 2 ** 24 - 1 });
+  const opArb: fc.Arbitrary<Op> = fc.oneof(
+    {
+      arbitrary: fc.record({
+        op: fc.constant("insert" as const),
+        ctx,
+        page: addr,
+        shift: fc.constantFrom(10, 12, 16, 21),
+        pa: fc.integer({ min: 0, max: 2 ** 40 }),
+        perm: fc.integer({ min: 0, max: 7 }),
+      }),
+      weight: 6,
+    },
+    {
+      arbitrary: fc.record({ op: fc.constant("lookup" as const), ctx, addr }),
+      weight: 6,
+    },
+    {
+      arbitrary: fc.record({
+        op: fc.constant("range" as const),
+        ctx,
+        addr,
+        len: fc.oneof(
+          fc.integer({ min: 1, max: 0x3000 }),
+          fc.integer({ min: 1, max: 2 ** 24 }),
+        ),
+      }),
+      weight: 2,
+    },
+    {
+      arbitrary: fc.record({ op: fc.constant("context" as const), ctx }),
+      weight: 1,
+    },
+    { arbitrary: fc.record({ op: fc.constant("all" as const) }), weight: 1 },
+  );
+  const geometry = fc.record({
+    sets: fc.constantFrom(1, 2, 8),
+    ways: fc.integer({ min: 1, max: 4 }),
+    replacement: fc.constantFrom<TlbReplacement>(
+      "lru",
+      "round-robin",
+      "random",
+    ),
+    seed: fc.integer(),
+  });
+
+  fc.assert(
+    fc.property(geometry, fc.array(opArb, { maxLength: 80 }), (g, ops) => {
+      const tlb = new Tlb(g);
+      // Every key ever inserted and not invalidated since: the TLB may have
+      // evicted some of them, but must hold nothing else.
+      const model = new Map<
+        string,
+        { ctx: number; base: number; size: number; pa: number; perm: number }
+      >();
+      for (const o of ops) {
+        if (o.op === "insert") {
+          const size = 2 ** o.shift;
+          const base = Math.floor(o.page / size) * size;
+          tlb.insert(o.ctx, o.page, size, o.pa, o.perm);
+          model.set(`${o.ctx}:${base}:${size}`, {
+            ctx: o.ctx,
+            base,
+            size,
+            pa: o.pa,
+            perm: o.perm,
+          });
+          // A fill is always immediately visible.
+          assertEquals(
+            tlb.lookupSize(o.ctx, o.page, size),
+            o.pa + o.page - base,
+          );
+        } else if (o.op === "lookup") {
+          const got = tlb.lookup(o.ctx, o.addr);
+          if (got !== -1) {
+            const base = Math.floor(o.addr / tlb.lastPageSize) *
+              tlb.lastPageSize;
+            const m = model.get(`${o.ctx}:${base}:${tlb.lastPageSize}`);
+            if (m === undefined) {
+              throw new Error("hit on an entry the model does not hold");
+            }
+            assertEquals(got, m.pa + o.addr - base);
+            assertEquals(tlb.lastPerm, m.perm);
+          }
+        } else if (o.op === "range") {
+          const before = tlb.size;
+          const removed = tlb.invalidateRange(o.ctx, o.addr, o.len);
+          assertEquals(tlb.size, before - removed);
+          for (const [k, m] of model) {
+            if (
+              m.ctx === o.ctx && m.base < o.addr + o.len &&
+              m.base + m.size > o.addr
+            ) model.delete(k);
+          }
+        } else if (o.op === "context") {
+          tlb.invalidateContext(o.ctx);
+          for (const [k, m] of model) if (m.ctx === o.ctx) model.delete(k);
+        } else {
+          tlb.invalidateAll();
+          model.clear();
+        }
+        // Structural invariants after every step.
+        const entries = tlb.entries();
+        assertEquals(entries.length, tlb.size);
+        assert(tlb.size <= tlb.capacity);
+        for (const e of entries) {
+          const m = model.get(`${e.context}:${e.iova}:${e.pageSize}`);
+          if (m === undefined) {
+            throw new Error("TLB holds a key the model dropped");
+          }
+          assertEquals([e.pa, e.perm], [m.pa, m.perm]);
+          assertEquals(tlb.peek(e.context, e.iova) !== -1, true);
+        }
+        // Without evictions the TLB holds exactly the model.
+        if (tlb.counters().evictions === 0) {
+          assertEquals(entries.length, model.size);
+        }
+      }
+      const c = tlb.counters();
+      assertEquals(c.misses, c.lookups - c.hits);
+    }),
+    { numRuns: 300, seed: 0x7b1 },
+  );
+});
