@@ -85,25 +85,91 @@ export class SysmmuDomain implements IommuDomainOps {
    * table cannot be allocated. Nothing changes on a throw.
    */
   map(plan: MapPlan, prot: number): void {
+    const counts = this.#check(plan);
+    const needs = counts & 0xffff;
+    const drops = counts >>> 16;
+    this.#allocTables(needs);
+    // Nothing below can fail.
+    let flpd = this.#installTables(needs);
+    const fmt = this.#drv.format;
+    const div = this.#div;
+    const lv2Bits = fmt.lv2Prot(prot);
+    const n = plan.count;
+    const pIova = plan.iova, pPa = plan.pa, pSize = plan.pageSize;
+    const pPages = plan.pages;
+    const views = this.#l2;
+    const free = this.#free;
+    const smallBits = lv2Bits | 2;
+    for (let r = 0; r < n; r++) {
+      const size = pSize[r]!;
+      if (size === SPAGE_SIZE) {
+        const pages = pPages[r]!;
+        if (pages === 1) {
+          // The scattered-frames case: one entry, written inline.
+          const iova = pIova[r]!;
+          const slot = iova >>> 20;
+          views[slot]![(iova >>> 12) & 0xff] = (pPa[r]! / div) | smallBits;
+          free[slot] = free[slot]! - 1;
+        } else {
+          this.#writeSmall(pIova[r]!, pPa[r]!, pages, lv2Bits, div);
+        }
+      } else if (size === LPAGE_SIZE) {
+        this.#writeLarge(pIova[r]!, pPa[r]!, pPages[r]!, lv2Bits, div);
+      } else {
+        flpd = this.#writeSections(
+          pIova[r]!,
+          pPa[r]!,
+          pPages[r]!,
+          fmt.lv1Prot(prot),
+          flpd,
+        );
+      }
+    }
+    this.#drv.flushFlpd(this.units, flpdSlot, flpd);
+    // Only now, with the sections written and caches flushed, can the empty
+    // tables they replaced go back to the allocator.
+    if (drops > 0) this.#dropTables(drops);
+  }
+
+  /**
+   * Phase 1: refuse any overlap; list the slots needing a new table
+   * (`needSlot`) and the empty tables sections will replace (`dropSlot`).
+   * Returns `needs | drops << 16`.
+   */
+  #check(plan: MapPlan): number {
     const l1 = this.#l1;
     const views = this.#l2;
     const free = this.#free;
     const mark = this.#mark;
+    const zero = this.#drv.zeroLink;
     const epoch = ++this.#epoch;
     const n = plan.count;
-    const pIova = plan.iova, pPa = plan.pa, pSize = plan.pageSize;
-    const pPages = plan.pages;
+    const pIova = plan.iova, pSize = plan.pageSize, pPages = plan.pages;
     let needs = 0;
     let drops = 0;
-
-    // Phase 1: check every page, list the tables to allocate or drop.
     for (let r = 0; r < n; r++) {
       const iova = pIova[r]!, size = pSize[r]!, pages = pPages[r]!;
+      if (size === SPAGE_SIZE && pages === 1) {
+        // The scattered-frames case: one entry to check.
+        const slot = iova >>> 20;
+        const e = l1[slot]!;
+        if ((e & 3) === 1 && e !== zero) {
+          if ((views[slot]![(iova >>> 12) & 0xff]! & 3) !== 0) {
+            this.#overlap(iova);
+          }
+        } else if ((e & 3) === 2) {
+          this.#overlap(iova);
+        } else if (mark[slot] !== epoch) {
+          mark[slot] = epoch;
+          needSlot[needs++] = slot;
+        }
+        continue;
+      }
       if (size === SECT_SIZE) {
         for (let k = 0, slot = iova >>> 20; k < pages; k++, slot++) {
           const e = l1[slot]!;
           if ((e & 3) === 2) this.#overlap(slot * SECT_SIZE);
-          if (this.#isTable(e)) {
+          if ((e & 3) === 1 && e !== zero) {
             if (free[slot] !== LV2_ENTRIES) this.#overlap(slot * SECT_SIZE);
             dropSlot[drops++] = slot;
           }
@@ -118,7 +184,7 @@ export class SysmmuDomain implements IommuDomainOps {
         const m = Math.min(left, LV2_ENTRIES - idx);
         const e = l1[slot]!;
         if ((e & 3) === 2) this.#overlap(at);
-        if (this.#isTable(e)) {
+        if ((e & 3) === 1 && e !== zero) {
           const v = views[slot]!;
           for (let i = idx; i < idx + m; i++) {
             if ((v[i]! & 3) !== 0) {
@@ -133,8 +199,11 @@ export class SysmmuDomain implements IommuDomainOps {
         left -= m;
       }
     }
+    return needs + drops * 0x10000;
+  }
 
-    // Phase 2: allocate every level-2 table, undoing all on failure.
+  /** Phase 2: allocate every listed level-2 table, undoing all on failure. */
+  #allocTables(needs: number): void {
     const drv = this.#drv;
     for (let i = 0; i < needs; i++) {
       try {
@@ -144,75 +213,99 @@ export class SysmmuDomain implements IommuDomainOps {
         throw e;
       }
     }
+  }
 
-    // Phase 3: write. Nothing below can fail.
+  /** Link the new tables; returns how many slots held the zero link. */
+  #installTables(needs: number): number {
+    const drv = this.#drv;
+    const l1 = this.#l1;
     let flpd = 0;
-    const fmt = drv.format;
     for (let i = 0; i < needs; i++) {
       const slot = needSlot[i]!;
       const pa = needPa[i]!;
       if (l1[slot] === drv.zeroLink) flpdSlot[flpd++] = slot;
-      views[slot] = drv.memory.view32(pa, LV2_TABLE_BYTES);
+      this.#l2[slot] = drv.memory.view32(pa, LV2_TABLE_BYTES);
       this.#l2Pa[slot] = pa;
-      free[slot] = LV2_ENTRIES;
-      l1[slot] = fmt.link(pa);
+      this.#free[slot] = LV2_ENTRIES;
+      l1[slot] = drv.format.link(pa);
     }
-    const div = this.#div;
-    const lv2Bits = fmt.lv2Prot(prot);
-    const sectBits = fmt.lv1Prot(prot) | 2;
-    for (let r = 0; r < n; r++) {
-      const iova = pIova[r]!, size = pSize[r]!, pages = pPages[r]!;
-      const pa = pPa[r]!;
-      if (size === SPAGE_SIZE) {
-        let e = ((pa / div) | lv2Bits | 2) >>> 0;
-        const step = SPAGE_SIZE / div;
-        let at = iova;
-        let left = pages;
-        while (left > 0) {
-          const slot = at >>> 20;
-          const idx = (at >>> 12) & 0xff;
-          const m = Math.min(left, LV2_ENTRIES - idx);
-          const v = views[slot]!;
-          const end = idx + m;
-          for (let i = idx; i < end; i++) {
-            v[i] = e;
-            e += step;
-          }
-          free[slot]! -= m;
-          at += m * SPAGE_SIZE;
-          left -= m;
-        }
-      } else if (size === LPAGE_SIZE) {
-        let e = ((pa / div) | lv2Bits | 1) >>> 0;
-        const step = LPAGE_SIZE / div;
-        for (let k = 0, at = iova; k < pages; k++, at += LPAGE_SIZE) {
-          const slot = at >>> 20;
-          const idx = (at >>> 12) & 0xff;
-          views[slot]!.fill(e, idx, idx + SPAGES_PER_LPAGE);
-          free[slot]! -= SPAGES_PER_LPAGE;
-          e += step;
-        }
-      } else {
-        let e = ((pa / div) | sectBits) >>> 0;
-        const step = SECT_SIZE / div;
-        for (let k = 0, slot = iova >>> 20; k < pages; k++, slot++) {
-          const old = l1[slot]!;
-          // Any link here (zero or table) may sit in an FLPD cache.
-          if ((old & 3) === 1) flpdSlot[flpd++] = slot;
-          l1[slot] = e;
-          e += step;
-        }
+    return flpd;
+  }
+
+  #writeSmall(
+    iova: number,
+    pa: number,
+    pages: number,
+    bits: number,
+    div: number,
+  ): void {
+    const views = this.#l2;
+    const free = this.#free;
+    let e = ((pa / div) | bits | 2) >>> 0;
+    const step = SPAGE_SIZE / div;
+    let at = iova;
+    let left = pages;
+    while (left > 0) {
+      const slot = at >>> 20;
+      const idx = (at >>> 12) & 0xff;
+      const m = left < LV2_ENTRIES - idx ? left : LV2_ENTRIES - idx;
+      const v = views[slot]!;
+      const end = idx + m;
+      for (let i = idx; i < end; i++) {
+        v[i] = e;
+        e += step;
       }
+      free[slot] = free[slot]! - m;
+      at += m * SPAGE_SIZE;
+      left -= m;
     }
-    drv.flushFlpd(this.units, flpdSlot, flpd);
-    // Only now, with the sections written and caches flushed, can the empty
-    // tables they replaced go back to the allocator.
+  }
+
+  #writeLarge(
+    iova: number,
+    pa: number,
+    pages: number,
+    bits: number,
+    div: number,
+  ): void {
+    let e = ((pa / div) | bits | 1) >>> 0;
+    const step = LPAGE_SIZE / div;
+    for (let k = 0, at = iova; k < pages; k++, at += LPAGE_SIZE) {
+      const slot = at >>> 20;
+      const idx = (at >>> 12) & 0xff;
+      this.#l2[slot]!.fill(e, idx, idx + SPAGES_PER_LPAGE);
+      this.#free[slot] = this.#free[slot]! - SPAGES_PER_LPAGE;
+      e += step;
+    }
+  }
+
+  #writeSections(
+    iova: number,
+    pa: number,
+    pages: number,
+    bits: number,
+    flpd: number,
+  ): number {
+    const l1 = this.#l1;
+    let e = ((pa / this.#div) | bits | 2) >>> 0;
+    const step = SECT_SIZE / this.#div;
+    for (let k = 0, slot = iova >>> 20; k < pages; k++, slot++) {
+      // Any link here (zero or table) may sit in an FLPD cache.
+      if ((l1[slot]! & 3) === 1) flpdSlot[flpd++] = slot;
+      l1[slot] = e;
+      e += step;
+    }
+    return flpd;
+  }
+
+  #dropTables(drops: number): void {
+    const frames = this.#drv.memory.frames;
     for (let i = 0; i < drops; i++) {
       const slot = dropSlot[i]!;
-      drv.memory.frames.free(this.#l2Pa[slot]!);
+      frames.free(this.#l2Pa[slot]!);
       this.#l2Pa[slot] = -1;
-      views[slot] = undefined;
-      free[slot] = 0;
+      this.#l2[slot] = undefined;
+      this.#free[slot] = 0;
     }
   }
 
