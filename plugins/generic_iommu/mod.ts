@@ -84,3 +84,4 @@ export type {
   TlbOptions,
   TlbReplacement,
 } from "./tlb_import.ts";
+export * from "./virtio/mod.ts";

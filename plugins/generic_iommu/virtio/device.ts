@@ -1,0 +1,744 @@
+/**
+ * A virtio-iommu device front end for a generic-iommu unit: it takes requests
+ * in their little-endian wire format, applies them to the unit through core
+ * domains, and writes the tail (status) the way a device would.
+ *
+ * Endpoints are the unit's stream IDs; virtio domain IDs map to core
+ * `Domain`s (created on the first ATTACH, freed with their mappings when the
+ * last endpoint detaches). Bypass domains (ATTACH_F_BYPASS) and the config
+ * `bypass` field put streams into STE bypass.
+ *
+ * Check order, `strict` profile (the first failing check decides):
+ * - any request: shorter than its layout (or than 8 bytes) → nothing written
+ *   (used length 0); unknown type → nothing written.
+ * - ATTACH: reserved≠0 INVAL → unknown flag (or BYPASS without
+ *   BYPASS_CONFIG) INVAL → endpoint unknown NOENT → domain outside
+ *   domain_range RANGE → existing domain of the other bypass kind INVAL →
+ *   domain full (maxEndpointsPerDomain) UNSUPP → already attached there OK →
+ *   domain cap or allocation failure NOMEM → OK (an endpoint attached
+ *   elsewhere moves; a domain left empty ceases to exist).
+ * - DETACH: endpoint unknown NOENT → domain unknown or endpoint not in it
+ *   INVAL → OK (reserved is ignored).
+ * - MAP: MAP_UNMAP not offered UNSUPP → unknown flag (or MMIO without F_MMIO)
+ *   INVAL → domain unknown NOENT → bypass domain INVAL → virt_end < virt_start
+ *   INVAL → size of 2^64 DEVERR → outside input_range RANGE → unaligned
+ *   virt_start, virt_end+1 or phys_start RANGE → physical end beyond the
+ *   unit's output size RANGE → RESV_MEM overlap INVAL → overlap with a
+ *   mapping INVAL → mapping cap NOMEM → non-MMIO physical range not in RAM
+ *   FAULT → page-table allocation NOMEM → OK.
+ * - UNMAP: MAP_UNMAP not offered UNSUPP → reserved≠0 INVAL → domain unknown
+ *   NOENT → bypass domain INVAL → virt_end < virt_start INVAL → a mapping
+ *   would be split RANGE (nothing removed) → OK (every covered mapping
+ *   removed, one invalidation).
+ * - PROBE: not offered → nothing written; endpoint unknown NOENT →
+ *   properties larger than probe_size INVAL (no property written) → OK.
+ * - Any operation whose invalidation fails in the unit (command queue
+ *   stopped) → IOERR; any other unexpected failure → DEVERR.
+ *
+ * `qemu-compat` profile: a 1-byte granule (page_size_mask bit 0) and no
+ * alignment, input_range, output-size, RESV_MEM or FAULT checks on MAP
+ * (QEMU's order: flags → domain → bypass → overlap); UNMAP does not check
+ * reserved; an unknown type is answered UNSUPP; regions not aligned to 4 KiB
+ * are recorded but not written to the page table (DMA to them faults);
+ * `bypass` defaults to 1.
+ *
+ * @module
+ */
+import {
+  checkAddress,
+  type Domain,
+  hex,
+  IOMMU_MMIO,
+  IOMMU_READ,
+  IOMMU_WRITE,
+  IommuError,
+  type IommuFault,
+  type IommuUnit,
+  IotlbGather,
+  type Soc,
+} from "../../../core/mod.ts";
+import { genericDriverOf } from "../plugin.ts";
+import {
+  VIRTIO_IOMMU_ATTACH_BYTES,
+  VIRTIO_IOMMU_ATTACH_F_BYPASS,
+  VIRTIO_IOMMU_CONFIG_BYTES,
+  VIRTIO_IOMMU_DETACH_BYTES,
+  VIRTIO_IOMMU_F_BYPASS_CONFIG,
+  VIRTIO_IOMMU_F_DOMAIN_RANGE,
+  VIRTIO_IOMMU_F_INPUT_RANGE,
+  VIRTIO_IOMMU_F_MAP_UNMAP,
+  VIRTIO_IOMMU_F_MMIO,
+  VIRTIO_IOMMU_F_PROBE,
+  VIRTIO_IOMMU_FAULT_F_ADDRESS,
+  VIRTIO_IOMMU_FAULT_F_READ,
+  VIRTIO_IOMMU_FAULT_F_WRITE,
+  VIRTIO_IOMMU_FAULT_R_DOMAIN,
+  VIRTIO_IOMMU_FAULT_R_MAPPING,
+  VIRTIO_IOMMU_FAULT_R_UNKNOWN,
+  VIRTIO_IOMMU_MAP_BYTES,
+  VIRTIO_IOMMU_MAP_F_MASK,
+  VIRTIO_IOMMU_MAP_F_MMIO,
+  VIRTIO_IOMMU_MAP_F_READ,
+  VIRTIO_IOMMU_MAP_F_WRITE,
+  VIRTIO_IOMMU_PROBE_HEAD_BYTES,
+  VIRTIO_IOMMU_PROBE_T_RESV_MEM,
+  VIRTIO_IOMMU_RESV_MEM_BYTES,
+  VIRTIO_IOMMU_S_DEVERR,
+  VIRTIO_IOMMU_S_FAULT,
+  VIRTIO_IOMMU_S_INVAL,
+  VIRTIO_IOMMU_S_IOERR,
+  VIRTIO_IOMMU_S_NOENT,
+  VIRTIO_IOMMU_S_NOMEM,
+  VIRTIO_IOMMU_S_OK,
+  VIRTIO_IOMMU_S_RANGE,
+  VIRTIO_IOMMU_S_UNSUPP,
+  VIRTIO_IOMMU_T_ATTACH,
+  VIRTIO_IOMMU_T_DETACH,
+  VIRTIO_IOMMU_T_MAP,
+  VIRTIO_IOMMU_T_PROBE,
+  VIRTIO_IOMMU_T_UNMAP,
+  VIRTIO_IOMMU_UNMAP_BYTES,
+} from "./constants.ts";
+import { MappingList, type VirtioMapping } from "./mapping_list.ts";
+import { encodeFaultRecord } from "./wire.ts";
+
+/** Which status rules the device follows (see the module documentation). */
+export type VirtioIommuProfile = "strict" | "qemu-compat";
+
+/** A reserved region reported by PROBE (RESV_MEM) and refused by MAP. */
+export interface VirtioResvRegion {
+  /** First address. */
+  start: number;
+  /** Last address, inclusive. */
+  end: number;
+  /** 0 reserved, 1 MSI doorbell. */
+  subtype: number;
+}
+
+/** Options of {@linkcode createVirtioIommu}. */
+export interface VirtioIommuOptions {
+  /** Status rules; default `strict`. */
+  profile?: VirtioIommuProfile;
+  /**
+   * Offered feature bits (`VIRTIO_IOMMU_F_*`); default INPUT_RANGE |
+   * DOMAIN_RANGE | MAP_UNMAP | PROBE | MMIO | BYPASS_CONFIG.
+   */
+  features?: number;
+  /** Initial `bypass` config value; default false (`qemu-compat`: true). */
+  bypass?: boolean;
+  /** Valid domain IDs, inclusive; default [0, 0xffffffff]. */
+  domainRange?: readonly [number, number];
+  /** Bytes of the PROBE property area; default 512. */
+  probeSize?: number;
+  /** Endpoints (stream IDs) that exist; default every stream of the unit. */
+  endpoints?: readonly number[];
+  /** Reserved regions of every endpoint (RESV_MEM). Default none. */
+  reservedRegions?: readonly VirtioResvRegion[];
+  /** Domains alive at once before ATTACH answers NOMEM; default 65536. */
+  maxDomains?: number;
+  /** Mappings per domain before MAP answers NOMEM; default 2^20. */
+  maxMappingsPerDomain?: number;
+  /** Endpoints per domain before ATTACH answers UNSUPP; default unlimited. */
+  maxEndpointsPerDomain?: number;
+  /** Fault records kept until taken; later ones are dropped. Default 64. */
+  eventQueueSize?: number;
+}
+
+/** Counters of the front end. */
+export interface VirtioIommuCounters {
+  /** Requests handled, by status name (and `NOREPLY` for used length 0). */
+  [status: string]: number;
+}
+
+interface VDomain {
+  id: number;
+  bypass: boolean;
+  domain: Domain | null;
+  endpoints: Set<number>;
+  mappings: MappingList;
+}
+
+const U64_MAX = (1n << 64n) - 1n;
+const GRANULE = 4096n;
+
+/**
+ * The device. Create it with {@linkcode createVirtioIommu}.
+ */
+export class VirtioIommu {
+  /** The generic-iommu unit behind the device. */
+  readonly unit: IommuUnit;
+  /** Status profile. */
+  readonly profile: VirtioIommuProfile;
+  /** Offered feature bits. */
+  readonly features: number;
+  /** Bytes of the PROBE property area. */
+  readonly probeSize: number;
+  #soc: Soc;
+  #endpoints: Set<number>;
+  #domains = new Map<number, VDomain>();
+  #attached = new Map<number, VDomain>();
+  #bypass: boolean;
+  #domainRange: readonly [number, number];
+  #resv: readonly VirtioResvRegion[];
+  #maxDomains: number;
+  #maxMappings: number;
+  #maxEndpoints: number;
+  #granule: bigint;
+  #inputEnd: bigint;
+  #outputEnd: bigint;
+  #events: Uint8Array[] = [];
+  #eventLimit: number;
+  #eventsDropped = 0;
+  #counts: VirtioIommuCounters = {};
+  #unlisten: () => void;
+
+  /**
+   * @param soc The system the unit belongs to.
+   * @param unit A generic-iommu unit.
+   * @param options Device options.
+   * @throws {IommuError} `EINVAL` for another plugin's unit or bad options.
+   */
+  constructor(soc: Soc, unit: IommuUnit, options: VirtioIommuOptions = {}) {
+    genericDriverOf(unit);
+    this.#soc = soc;
+    this.unit = unit;
+    const profile = options.profile ?? "strict";
+    if (profile !== "strict" && profile !== "qemu-compat") {
+      throw new IommuError(
+        "EINVAL",
+        `unknown virtio-iommu profile ${String(profile)}`,
+      );
+    }
+    this.profile = profile;
+    this.features = options.features ??
+      (VIRTIO_IOMMU_F_INPUT_RANGE | VIRTIO_IOMMU_F_DOMAIN_RANGE |
+        VIRTIO_IOMMU_F_MAP_UNMAP |
+        VIRTIO_IOMMU_F_PROBE | VIRTIO_IOMMU_F_MMIO |
+        VIRTIO_IOMMU_F_BYPASS_CONFIG);
+    this.probeSize = options.probeSize ?? 512;
+    checkAddress(this.probeSize, "probe size");
+    const streams = unit.caps.streamIds;
+    const eps = options.endpoints ??
+      Array.from({ length: streams }, (_, i) => i);
+    for (const e of eps) {
+      checkAddress(e, "endpoint");
+      if (e >= streams) {
+        throw new IommuError(
+          "EINVAL",
+          `endpoint ${hex(e)} is beyond unit ${unit.name}'s ${streams} streams`,
+        );
+      }
+    }
+    this.#endpoints = new Set(eps);
+    this.#domainRange = options.domainRange ?? [0, 0xffffffff];
+    this.#resv = [...(options.reservedRegions ?? [])];
+    this.#maxDomains = options.maxDomains ?? 65536;
+    this.#maxMappings = options.maxMappingsPerDomain ?? 1 << 20;
+    this.#maxEndpoints = options.maxEndpointsPerDomain ?? Infinity;
+    this.#eventLimit = options.eventQueueSize ?? 64;
+    this.#granule = profile === "qemu-compat" ? 1n : GRANULE;
+    this.#inputEnd = (1n << BigInt(unit.caps.inputBits)) - 1n;
+    this.#outputEnd = 1n << BigInt(unit.caps.outputBits);
+    this.#bypass = options.bypass ?? profile === "qemu-compat";
+    for (const ep of this.#endpoints) this.#applyIdle(ep);
+    this.#unlisten = soc.faults.onFault((f) => this.#onFault(f));
+  }
+
+  // What an endpoint's stream does while no translating domain holds it.
+  #applyIdle(ep: number): void {
+    const d = this.#attached.get(ep);
+    const bypass = d !== undefined
+      ? d.bypass
+      : (this.features & VIRTIO_IOMMU_F_BYPASS_CONFIG) !== 0 && this.#bypass;
+    genericDriverOf(this.unit).setStreamBypass(ep, bypass);
+  }
+
+  /** The `bypass` config field (true = 1). */
+  get bypass(): boolean {
+    return this.#bypass;
+  }
+
+  /**
+   * Driver write of the `bypass` config field (only with BYPASS_CONFIG):
+   * every unattached endpoint follows it at once.
+   *
+   * @param on The new value.
+   * @throws {IommuError} `EPERM` when BYPASS_CONFIG is not offered.
+   */
+  setBypass(on: boolean): void {
+    if ((this.features & VIRTIO_IOMMU_F_BYPASS_CONFIG) === 0) {
+      throw new IommuError(
+        "EPERM",
+        "bypass is writable only with VIRTIO_IOMMU_F_BYPASS_CONFIG",
+      );
+    }
+    this.#bypass = on;
+    for (const ep of this.#endpoints) {
+      if (!this.#attached.has(ep)) this.#applyIdle(ep);
+    }
+  }
+
+  /**
+   * The 40-byte little-endian config space: page_size_mask, input_range,
+   * domain_range, probe_size, bypass.
+   *
+   * @returns A new buffer.
+   */
+  config(): Uint8Array {
+    const b = new Uint8Array(VIRTIO_IOMMU_CONFIG_BYTES);
+    const v = new DataView(b.buffer);
+    let mask = 0n;
+    for (const s of this.unit.caps.pageSizes) mask |= BigInt(s);
+    if (this.#granule === 1n) mask |= 1n;
+    v.setBigUint64(0, mask, true);
+    v.setBigUint64(8, 0n, true);
+    v.setBigUint64(16, this.#inputEnd, true);
+    v.setUint32(24, this.#domainRange[0], true);
+    v.setUint32(28, this.#domainRange[1], true);
+    v.setUint32(32, this.probeSize, true);
+    b[36] = this.#bypass ? 1 : 0;
+    return b;
+  }
+
+  /**
+   * Handle one request. The device-writable part (the 4-byte tail, or a
+   * PROBE's properties and tail) is written into `request` in place and
+   * returned; an empty result means used length 0 (nothing written).
+   *
+   * @param request Device-readable bytes followed by room for the reply.
+   * @returns The written bytes (a view into `request`), or an empty array.
+   */
+  handleRequest(request: Uint8Array): Uint8Array {
+    const out = this.#dispatch(request);
+    const name = out.length === 0
+      ? "NOREPLY"
+      : statusName(out[out.length - 4]!);
+    this.#counts[name] = (this.#counts[name] ?? 0) + 1;
+    return out;
+  }
+
+  #dispatch(req: Uint8Array): Uint8Array {
+    if (req.length < 8) return new Uint8Array(0);
+    const v = new DataView(req.buffer, req.byteOffset, req.byteLength);
+    const type = req[0]!;
+    const sizes: Record<number, number> = {
+      [VIRTIO_IOMMU_T_ATTACH]: VIRTIO_IOMMU_ATTACH_BYTES,
+      [VIRTIO_IOMMU_T_DETACH]: VIRTIO_IOMMU_DETACH_BYTES,
+      [VIRTIO_IOMMU_T_MAP]: VIRTIO_IOMMU_MAP_BYTES,
+      [VIRTIO_IOMMU_T_UNMAP]: VIRTIO_IOMMU_UNMAP_BYTES,
+      [VIRTIO_IOMMU_T_PROBE]: VIRTIO_IOMMU_PROBE_HEAD_BYTES + this.probeSize +
+        4,
+    };
+    const size = sizes[type];
+    if (size === undefined) {
+      if (this.profile === "qemu-compat") {
+        return this.#tail(req, req.length - 4, VIRTIO_IOMMU_S_UNSUPP);
+      }
+      return new Uint8Array(0);
+    }
+    if (req.length < size) return new Uint8Array(0);
+    if (
+      type === VIRTIO_IOMMU_T_PROBE &&
+      (this.features & VIRTIO_IOMMU_F_PROBE) === 0
+    ) {
+      return new Uint8Array(0);
+    }
+    let status: number;
+    try {
+      switch (type) {
+        case VIRTIO_IOMMU_T_ATTACH:
+          status = this.#attach(
+            v.getUint32(4, true),
+            v.getUint32(8, true),
+            v.getUint32(12, true),
+            v.getUint32(16, true),
+          );
+          break;
+        case VIRTIO_IOMMU_T_DETACH:
+          status = this.#detach(v.getUint32(4, true), v.getUint32(8, true));
+          break;
+        case VIRTIO_IOMMU_T_MAP:
+          status = this.#map(
+            v.getUint32(4, true),
+            v.getBigUint64(8, true),
+            v.getBigUint64(16, true),
+            v.getBigUint64(24, true),
+            v.getUint32(32, true),
+          );
+          break;
+        case VIRTIO_IOMMU_T_UNMAP:
+          status = this.#unmap(
+            v.getUint32(4, true),
+            v.getBigUint64(8, true),
+            v.getBigUint64(16, true),
+            v.getUint32(24, true),
+          );
+          break;
+        default:
+          return this.#probe(req, v.getUint32(4, true));
+      }
+    } catch (e) {
+      status = e instanceof IommuError && e.kind === "EIO"
+        ? VIRTIO_IOMMU_S_IOERR
+        : VIRTIO_IOMMU_S_DEVERR;
+    }
+    return this.#tail(req, size - 4, status);
+  }
+
+  #tail(req: Uint8Array, at: number, status: number): Uint8Array {
+    req.fill(0, at, at + 4);
+    req[at] = status;
+    return req.subarray(at, at + 4);
+  }
+
+  #attach(id: number, ep: number, flags: number, reserved: number): number {
+    if (reserved !== 0) return VIRTIO_IOMMU_S_INVAL;
+    const allowed = (this.features & VIRTIO_IOMMU_F_BYPASS_CONFIG) !== 0
+      ? VIRTIO_IOMMU_ATTACH_F_BYPASS
+      : 0;
+    if ((flags & ~allowed) !== 0) return VIRTIO_IOMMU_S_INVAL;
+    if (!this.#endpoints.has(ep)) return VIRTIO_IOMMU_S_NOENT;
+    if (!this.#domainOk(id)) return VIRTIO_IOMMU_S_RANGE;
+    const bypass = (flags & VIRTIO_IOMMU_ATTACH_F_BYPASS) !== 0;
+    let d = this.#domains.get(id);
+    if (d !== undefined && d.bypass !== bypass) return VIRTIO_IOMMU_S_INVAL;
+    if (
+      d !== undefined && !d.endpoints.has(ep) &&
+      d.endpoints.size >= this.#maxEndpoints
+    ) {
+      return VIRTIO_IOMMU_S_UNSUPP;
+    }
+    const old = this.#attached.get(ep);
+    if (old === d && d !== undefined) return VIRTIO_IOMMU_S_OK;
+    let created = false;
+    if (d === undefined) {
+      if (this.#domains.size >= this.#maxDomains) return VIRTIO_IOMMU_S_NOMEM;
+      let core: Domain | null = null;
+      if (!bypass) {
+        try {
+          core = this.#soc.createDomain(this.unit);
+        } catch (e) {
+          if (
+            e instanceof IommuError &&
+            (e.kind === "ENOMEM" || e.kind === "ENOSPC")
+          ) return VIRTIO_IOMMU_S_NOMEM;
+          throw e;
+        }
+      }
+      d = {
+        id,
+        bypass,
+        domain: core,
+        endpoints: new Set(),
+        mappings: new MappingList(),
+      };
+      created = true;
+    }
+    try {
+      if (!bypass) {
+        // One STE store moves the stream from its old domain (or from bypass).
+        d.domain!.attach(this.unit, [ep]);
+      } else if (old !== undefined && old.domain !== null) {
+        genericDriverOf(this.unit).setStreamBypass(ep, true);
+        old.domain.detach(this.unit, [ep]);
+      }
+    } catch (e) {
+      if (created) d.domain?.free();
+      throw e;
+    }
+    if (created) this.#domains.set(id, d);
+    d.endpoints.add(ep);
+    this.#attached.set(ep, d);
+    if (bypass) this.#applyIdle(ep);
+    if (old !== undefined) this.#leave(old, ep);
+    return VIRTIO_IOMMU_S_OK;
+  }
+
+  // Drop `ep` from `d`'s bookkeeping; an empty domain ceases to exist.
+  #leave(d: VDomain, ep: number): void {
+    d.endpoints.delete(ep);
+    if (d.endpoints.size === 0) {
+      this.#domains.delete(d.id);
+      d.domain?.free();
+    }
+  }
+
+  #domainOk(id: number): boolean {
+    if ((this.features & VIRTIO_IOMMU_F_DOMAIN_RANGE) === 0) return true;
+    return id >= this.#domainRange[0] && id <= this.#domainRange[1];
+  }
+
+  #detach(id: number, ep: number): number {
+    if (!this.#endpoints.has(ep)) return VIRTIO_IOMMU_S_NOENT;
+    const d = this.#domains.get(id);
+    if (d === undefined || !d.endpoints.has(ep)) return VIRTIO_IOMMU_S_INVAL;
+    this.#attached.delete(ep);
+    const wantBypass = (this.features & VIRTIO_IOMMU_F_BYPASS_CONFIG) !== 0 &&
+      this.#bypass;
+    const drv = genericDriverOf(this.unit);
+    // Set the idle state first so the detach lands there in one STE store.
+    drv.setStreamBypass(ep, wantBypass);
+    if (d.domain !== null) d.domain.detach(this.unit, [ep]);
+    this.#leave(d, ep);
+    return VIRTIO_IOMMU_S_OK;
+  }
+
+  #map(
+    id: number,
+    start: bigint,
+    end: bigint,
+    phys: bigint,
+    flags: number,
+  ): number {
+    if ((this.features & VIRTIO_IOMMU_F_MAP_UNMAP) === 0) {
+      return VIRTIO_IOMMU_S_UNSUPP;
+    }
+    const mmioOk = (this.features & VIRTIO_IOMMU_F_MMIO) !== 0;
+    const allowed = VIRTIO_IOMMU_MAP_F_MASK &
+      ~(mmioOk ? 0 : VIRTIO_IOMMU_MAP_F_MMIO);
+    if ((flags & ~allowed) !== 0) return VIRTIO_IOMMU_S_INVAL;
+    const d = this.#domains.get(id);
+    if (d === undefined) return VIRTIO_IOMMU_S_NOENT;
+    if (d.bypass) return VIRTIO_IOMMU_S_INVAL;
+    const strict = this.profile === "strict";
+    if (strict) {
+      if (end < start) return VIRTIO_IOMMU_S_INVAL;
+      if (start === 0n && end === U64_MAX) return VIRTIO_IOMMU_S_DEVERR;
+      if (
+        (this.features & VIRTIO_IOMMU_F_INPUT_RANGE) !== 0 &&
+        end > this.#inputEnd
+      ) return VIRTIO_IOMMU_S_RANGE;
+      const g = this.#granule;
+      if (start % g !== 0n || (end + 1n) % g !== 0n || phys % g !== 0n) {
+        return VIRTIO_IOMMU_S_RANGE;
+      }
+      if (phys + (end - start) >= this.#outputEnd) return VIRTIO_IOMMU_S_RANGE;
+      for (const r of this.#resv) {
+        if (BigInt(r.start) <= end && BigInt(r.end) >= start) {
+          return VIRTIO_IOMMU_S_INVAL;
+        }
+      }
+    } else if (end < start) {
+      return VIRTIO_IOMMU_S_INVAL;
+    }
+    if (d.mappings.overlaps(start, end)) return VIRTIO_IOMMU_S_INVAL;
+    if (d.mappings.size >= this.#maxMappings) return VIRTIO_IOMMU_S_NOMEM;
+    const mmio = (flags & VIRTIO_IOMMU_MAP_F_MMIO) !== 0;
+    const mem = this.#soc.memory;
+    const size = end - start + 1n;
+    if (strict && !mmio) {
+      const p = Number(phys), n = Number(size);
+      if (!mem.contains(p, n)) return VIRTIO_IOMMU_S_FAULT;
+    }
+    const prot = ((flags & VIRTIO_IOMMU_MAP_F_READ) !== 0 ? IOMMU_READ : 0) |
+      ((flags & VIRTIO_IOMMU_MAP_F_WRITE) !== 0 ? IOMMU_WRITE : 0);
+    const backed = prot !== 0 && start % GRANULE === 0n &&
+      size % GRANULE === 0n && phys % GRANULE === 0n &&
+      end <= this.#inputEnd && phys + size <= this.#outputEnd;
+    if (backed) {
+      try {
+        d.domain!.map(
+          Number(start),
+          Number(phys),
+          Number(size),
+          prot | (mmio ? IOMMU_MMIO : 0),
+        );
+      } catch (e) {
+        if (e instanceof IommuError && e.kind === "ENOMEM") {
+          return VIRTIO_IOMMU_S_NOMEM;
+        }
+        if (e instanceof IommuError && e.kind === "EEXIST") {
+          return VIRTIO_IOMMU_S_INVAL;
+        }
+        throw e;
+      }
+    }
+    d.mappings.insert({ start, end, phys, flags, backed });
+    return VIRTIO_IOMMU_S_OK;
+  }
+
+  #unmap(id: number, start: bigint, end: bigint, reserved: number): number {
+    if ((this.features & VIRTIO_IOMMU_F_MAP_UNMAP) === 0) {
+      return VIRTIO_IOMMU_S_UNSUPP;
+    }
+    if (this.profile === "strict" && reserved !== 0) {
+      return VIRTIO_IOMMU_S_INVAL;
+    }
+    const d = this.#domains.get(id);
+    if (d === undefined) return VIRTIO_IOMMU_S_NOENT;
+    if (d.bypass) return VIRTIO_IOMMU_S_INVAL;
+    if (end < start) return VIRTIO_IOMMU_S_INVAL;
+    const hit = d.mappings.intersecting(start, end);
+    for (const m of hit) {
+      if (m.start < start || m.end > end) return VIRTIO_IOMMU_S_RANGE;
+    }
+    if (hit.length === 0) return VIRTIO_IOMMU_S_OK;
+    const gather = new IotlbGather();
+    const dom = d.domain!;
+    for (const m of hit) {
+      if (m.backed) {
+        dom.unmapNoSync(Number(m.start), Number(m.end - m.start + 1n), gather);
+      }
+    }
+    d.mappings.remove(hit);
+    dom.sync(gather);
+    return VIRTIO_IOMMU_S_OK;
+  }
+
+  #probe(req: Uint8Array, ep: number): Uint8Array {
+    const at = VIRTIO_IOMMU_PROBE_HEAD_BYTES;
+    const tailAt = at + this.probeSize;
+    req.fill(0, at, tailAt + 4);
+    let status = VIRTIO_IOMMU_S_OK;
+    if (!this.#endpoints.has(ep)) status = VIRTIO_IOMMU_S_NOENT;
+    else if (this.#resv.length * VIRTIO_IOMMU_RESV_MEM_BYTES > this.probeSize) {
+      status = VIRTIO_IOMMU_S_INVAL;
+    } else {
+      const v = new DataView(req.buffer, req.byteOffset, req.byteLength);
+      let off = at;
+      for (const r of this.#resv) {
+        v.setUint16(off, VIRTIO_IOMMU_PROBE_T_RESV_MEM, true);
+        v.setUint16(off + 2, VIRTIO_IOMMU_RESV_MEM_BYTES - 4, true);
+        req[off + 4] = r.subtype;
+        v.setBigUint64(off + 8, BigInt(r.start), true);
+        v.setBigUint64(off + 16, BigInt(r.end), true);
+        off += VIRTIO_IOMMU_RESV_MEM_BYTES;
+      }
+    }
+    req[tailAt] = status;
+    return req.subarray(at, tailAt + 4);
+  }
+
+  #onFault(f: IommuFault): void {
+    if (f.unit !== this.unit.name) return;
+    let reason = VIRTIO_IOMMU_FAULT_R_UNKNOWN;
+    if (
+      f.reason === "translation" || f.reason === "permission" ||
+      f.reason === "address-size"
+    ) {
+      reason = VIRTIO_IOMMU_FAULT_R_MAPPING;
+    } else if (f.reason === "bad-stream-entry" || f.reason === "blocked") {
+      reason = VIRTIO_IOMMU_FAULT_R_DOMAIN;
+    }
+    if (this.#events.length >= this.#eventLimit) {
+      this.#eventsDropped++;
+      return;
+    }
+    const flags =
+      (f.access === "write"
+        ? VIRTIO_IOMMU_FAULT_F_WRITE
+        : VIRTIO_IOMMU_FAULT_F_READ) |
+      VIRTIO_IOMMU_FAULT_F_ADDRESS;
+    this.#events.push(encodeFaultRecord({
+      reason,
+      flags,
+      endpoint: Number.isSafeInteger(f.streamId) && f.streamId >= 0
+        ? f.streamId >>> 0
+        : 0xffffffff,
+      address: Number.isSafeInteger(f.iova) && f.iova >= 0
+        ? BigInt(f.iova)
+        : 0n,
+    }));
+  }
+
+  /**
+   * Take the pending fault records (24 bytes each, oldest first), as the
+   * driver would from the event virtqueue.
+   *
+   * @returns The records.
+   */
+  takeEvents(): Uint8Array[] {
+    const out = this.#events;
+    this.#events = [];
+    return out;
+  }
+
+  /**
+   * The domain an endpoint is attached to.
+   *
+   * @param endpoint Endpoint ID.
+   * @returns The virtio domain ID, or -1 when unattached.
+   */
+  domainOf(endpoint: number): number {
+    return this.#attached.get(endpoint)?.id ?? -1;
+  }
+
+  /**
+   * The MAP regions of a domain.
+   *
+   * @param id Virtio domain ID.
+   * @returns Regions in IOVA order, or null when the domain does not exist.
+   */
+  mappings(id: number): VirtioMapping[] | null {
+    return this.#domains.get(id)?.mappings.all() ?? null;
+  }
+
+  /**
+   * The core domain behind a virtio domain (null for bypass or unknown ones).
+   *
+   * @param id Virtio domain ID.
+   * @returns The core domain or null.
+   */
+  coreDomain(id: number): Domain | null {
+    return this.#domains.get(id)?.domain ?? null;
+  }
+
+  /** Number of domains alive. */
+  get domainCount(): number {
+    return this.#domains.size;
+  }
+
+  /** Requests by status name, plus `eventsDropped`. */
+  counters(): VirtioIommuCounters {
+    return { ...this.#counts, eventsDropped: this.#eventsDropped };
+  }
+
+  /** Stop listening for faults (the device is being removed). */
+  close(): void {
+    this.#unlisten();
+  }
+}
+
+function statusName(s: number): string {
+  return [
+    "OK",
+    "IOERR",
+    "UNSUPP",
+    "DEVERR",
+    "INVAL",
+    "RANGE",
+    "NOENT",
+    "FAULT",
+    "NOMEM",
+  ][s] ?? `S${s}`;
+}
+
+/**
+ * Create a virtio-iommu front end for a generic-iommu unit.
+ *
+ * @param soc The system.
+ * @param unit A unit probed by `genericIommu()`.
+ * @param options Device options.
+ * @returns The device.
+ * @throws {IommuError} `EINVAL` for another plugin's unit, an unknown
+ * profile, or endpoints beyond the unit's streams.
+ *
+ * @example
+ * ```ts
+ * import { createSoc } from "../../../core/mod.ts";
+ * import { genericIommu } from "../plugin.ts";
+ * import { createVirtioIommu } from "./device.ts";
+ * import { encodeAttach, tailStatus } from "./wire.ts";
+ * const soc = createSoc({ memory: { size: 64 << 20 } }).use(genericIommu());
+ * const unit = soc.probeUnit({ name: "viommu", compatible: ["virtio,pci-iommu"] });
+ * const dev = createVirtioIommu(soc, unit);
+ * if (tailStatus(dev.handleRequest(encodeAttach(1, 8))) !== 0) throw new Error();
+ * ```
+ */
+export function createVirtioIommu(
+  soc: Soc,
+  unit: IommuUnit,
+  options: VirtioIommuOptions = {},
+): VirtioIommu {
+  return new VirtioIommu(soc, unit, options);
+}
