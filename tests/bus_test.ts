@@ -489,3 +489,38 @@ Deno.test("a master with one protected and one direct port is unprotected", () =
   assert(m.unprotected);
   assertEquals(soc.unprotectedMasters(), [m]);
 });
+
+Deno.test("port observer: told after every access, EBUSY for a second one, null removes", () => {
+  const { soc, unit } = flatSoc();
+  const p = soc.addMaster({ name: "dev", ports: [{ unit }] }).port();
+  const d = soc.createDomain(unit);
+  d.attach(unit);
+  d.map(0x10000, 0x20_0000, K4, RW);
+  const seen: [number, number, number, string | null][] = [];
+  const watcher = (
+    port: typeof p,
+    iova: number,
+    length: number,
+    access: number,
+    fault: IommuFault | null,
+  ): void => {
+    assert(port === p);
+    seen.push([iova, length, access, fault?.reason ?? null]);
+  };
+  p.observe(watcher);
+  expectError(() => p.observe(() => {}), "EBUSY", "dev", "port0");
+  p.write(0x10000, new Uint8Array(8));
+  p.read(0x10004, new Uint8Array(2));
+  p.read(0x20000, new Uint8Array(2));
+  // Argument errors throw before the observer is told anything.
+  expectError(() => p.write(0x10000, new Uint8Array(0)), "EINVAL");
+  assertEquals(seen, [
+    [0x10000, 8, 2, null],
+    [0x10004, 2, 1, null],
+    [0x20000, 2, 1, "translation"],
+  ]);
+  p.observe(null);
+  p.write(0x10000, new Uint8Array(1));
+  assertEquals(seen.length, 3);
+  p.observe(() => {}); // free again after removal
+});
