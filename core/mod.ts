@@ -24,6 +24,7 @@ export * from "./iommu.ts";
 export * from "./fault.ts";
 export * from "./fault_router.ts";
 export * from "./gather.ts";
+export * from "./tlb.ts";
 export * from "./map_plan.ts";
 export * from "./page_split.ts";
 export * from "./domain.ts";
