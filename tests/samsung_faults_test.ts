@@ -1,10 +1,12 @@
 import { assertEquals } from "@std/assert";
 import { createSoc, IOMMU_READ, IOMMU_WRITE } from "../core/mod.ts";
 import {
+  FlpdCache,
   samsungSysmmu,
   type SysmmuHardware,
 } from "../plugins/samsung_sysmmu/mod.ts";
 import {
+  kindOf,
   RAM_BASE,
   rig,
   RW,
@@ -336,4 +338,25 @@ Deno.test("hardware lastFault and counters", () => {
   assertEquals(hw.lastFault?.iova, 0x5000_0000);
   const c = hw.counters();
   assertEquals([c.faults, c.walks, c.tlbMisses], [1, 1, 1]);
+});
+
+Deno.test("the FLPD cache is direct-mapped with a power-of-two capacity", () => {
+  const cache = new FlpdCache(8);
+  for (let s = 0; s < 16; s++) cache.fill(0x4000, s, s * 0x100 + 1);
+  assertEquals(cache.size, 8); // slots 8..15 evicted 0..7
+  assertEquals(cache.lookup(0x4000, 3), -1);
+  assertEquals(cache.lookup(0x4000, 11), 0xb01);
+  assertEquals(cache.lookup(0x8000, 11), -1); // another table
+  cache.invalidateSlots(10, 12);
+  assertEquals(cache.size, 5);
+  cache.invalidateAll();
+  assertEquals(cache.size, 0);
+  assertEquals(cache.counters().invalidated, 8);
+  const none = new FlpdCache(0);
+  none.fill(0, 1, 1);
+  assertEquals(none.lookup(0, 1), -1);
+  for (const bad of [3, -1, 8192, 1.5]) {
+    assertEquals(kindOf(() => new FlpdCache(bad)), "EINVAL");
+  }
+  assertEquals(kindOf(() => rig({ version: V3_3, flpdEntries: 24 })), "EINVAL");
 });

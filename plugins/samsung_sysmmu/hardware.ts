@@ -253,11 +253,9 @@ export class SysmmuHardware implements IommuHardware {
     if (iova > 0xffffffff) {
       return this.#raise("page", iova, access, "address-size");
     }
-    this.#c.lookups++;
     const tlb = this.tlb;
     const pa = tlb.lookup(0, iova);
     if (pa >= 0) {
-      this.#c.tlbHits++;
       if (this.#eap && (tlb.lastPerm & access) === 0) {
         return this.#raise("access", iova, access, "permission");
       }
@@ -269,8 +267,6 @@ export class SysmmuHardware implements IommuHardware {
   }
 
   #miss(iova: number, access: number): number {
-    this.#c.tlbMisses++;
-    this.#c.walks++;
     const w = this.#walker;
     const r = w.walk(
       this.#ptBase,
@@ -621,8 +617,19 @@ export class SysmmuHardware implements IommuHardware {
    * @returns A snapshot.
    */
   counters(): SysmmuHardwareCounters {
+    // Lookups, hits and misses are the TLB's own counts (the hot path keeps
+    // no second copy); walks are the walker's.
     const f = this.flpd.counters();
-    return { ...this.#c, flpdHits: f.hits, flpdMisses: f.misses };
+    const t = this.tlb.counters();
+    return {
+      ...this.#c,
+      lookups: t.lookups,
+      tlbHits: t.hits,
+      tlbMisses: t.misses,
+      walks: this.#walker.counters().walks,
+      flpdHits: f.hits,
+      flpdMisses: f.misses,
+    };
   }
 
   /** The RAM this unit walks. */

@@ -61,7 +61,7 @@ export interface SamsungSysmmuOptions {
   capa1?: number;
   /** TLB geometry (default v2: 64x8, others 16x4). */
   tlb?: SysmmuTlbGeometry;
-  /** FLPD cache entries on v3.2/v3.3 (default 32; 0 disables). */
+  /** FLPD cache entries on v3.2/v3.3: 0 (none) or a power of two up to 4096; default 32. */
   flpdEntries?: number;
   /**
    * Driver: fill level 1 with links to the zero level-2 table and flush the
