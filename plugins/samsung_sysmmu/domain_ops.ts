@@ -58,6 +58,9 @@ export class SysmmuDomain implements IommuDomainOps {
   #freed = false;
 
   /**
+   * Allocate the level-1 table and fill it (zero link, or 0 without the
+   * workaround).
+   *
    * @param driver The owning driver.
    * @param contextId Its context number.
    * @throws {IommuError} `ENOMEM` when the level-1 table cannot be allocated.

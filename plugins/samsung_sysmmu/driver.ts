@@ -132,6 +132,8 @@ export class SysmmuDriver implements IommuDriver {
   };
 
   /**
+   * Create the driver and its shared zero level-2 table.
+   *
    * @param memory The RAM.
    * @param pgShift The generation's descriptor shift (0 or 4).
    * @param flpdWorkaround Whether to apply the FLPD workaround.

@@ -36,6 +36,8 @@ export class FlpdCache {
   #c: FlpdCounters = { hits: 0, misses: 0, fills: 0, invalidated: 0 };
 
   /**
+   * Build an empty cache.
+   *
    * @param capacity Number of level-1 entries cached: 0 (no cache) or a
    * power of two up to 4096.
    * @throws {IommuError} `EINVAL` for any other value.

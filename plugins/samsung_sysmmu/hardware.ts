@@ -201,6 +201,8 @@ export class SysmmuHardware implements IommuHardware {
   };
 
   /**
+   * Build a unit in its reset state (disabled, registers zero).
+   *
    * @param config Version, geometry and initial power.
    * @param memory The RAM it walks.
    * @param report Where faults go when no IRQ handler is installed.

@@ -21,6 +21,30 @@
  * - A unit with no domain attached, or whose master is off, is disabled and
  *   passes addresses through untranslated.
  *
+ * Model choices (where the reference leaves freedom, or the model differs
+ * from Linux on purpose):
+ *
+ * - The TLB is untagged, as on silicon (the driver flushes it on every
+ *   enable); the FLPD cache is direct-mapped, v3.3 prefetches the aligned
+ *   line of 16 level-1 entries (16 MiB of IOVA) on a miss, v3.2 fetches one.
+ *   FLUSH_ENTRY drops the FLPD entry of its MiB; FLUSH_ALL/FLUSH_RANGE too.
+ * - The driver flushes the FLPD cache whenever a level-1 link changes (zero
+ *   link to table, zero link or table to section) on every unit with the
+ *   cache (v3.2+); Linux flushes only on v3.3+ and never on the section path.
+ * - Maps are atomic and batched; unmaps gather and invalidate once per sync
+ *   (range flush from v5, per-entry or FLUSH_ALL before), never per page.
+ * - Registers cannot be reached while the master is powered off (`EIO`, the
+ *   bus would abort); powering off resets them, the TLB and the FLPD cache.
+ * - Access protection is checked only while `CFG.EAP` is set. v1-v3 AP bits:
+ *   AP0 clear = no access, APX set = read-only.
+ * - A fault blocks the unit until its interrupt bit is cleared AND CTRL is
+ *   written with the block bit clear; accesses meanwhile fail as `"blocked"`.
+ *   IOVAs above 32 bits fault as page faults (`"address-size"`), a table
+ *   outside RAM as a walk/bus error (`"bus-error"`).
+ * - Not modelled: multi-hit faults, the v2 TLB's set indexing by 4 KiB page
+ *   (the driver still flushes per 4 KiB on v2), prefetch buffers, security
+ *   faults.
+ *
  * Device-tree properties read from a `samsung,exynos-sysmmu` node (options
  * of {@linkcode samsungSysmmu} override them):
  *

@@ -54,6 +54,8 @@ export class PageWalker {
   #c: WalkerCounters = { walks: 0, l1Reads: 0, l2Reads: 0 };
 
   /**
+   * Build a walker for one RAM and descriptor format.
+   *
    * @param memory The RAM the tables live in.
    * @param format The descriptor format of the unit's generation.
    */
