@@ -487,6 +487,7 @@ Deno.test("stream table: attach, atomic move, detach to abort or bypass", async 
 Deno.test("IOTLB and walk caches: hits, misses, per-level statistics, lazy invalidation", () => {
   const { soc, unit } = rig({
     iotlb: { sets: 64, ways: 4, replacement: "lru" },
+    microTlb: false,
   });
   const hw = genericHardwareOf(unit);
   const d = soc.createDomain(unit);
@@ -525,6 +526,45 @@ Deno.test("IOTLB and walk caches: hits, misses, per-level statistics, lazy inval
   // flushAll empties this context.
   d.flushAll();
   assertEquals(hw.iotlb.size, 0);
+});
+
+Deno.test("the per-stream micro TLB answers repeats and is dropped by every invalidation", () => {
+  const { soc, unit } = rig();
+  const hw = genericHardwareOf(unit);
+  const d = soc.createDomain(unit);
+  d.attach(unit, [1]);
+  d.map(0x10_0000, 0x40_0000, 2 * 4096, IOMMU_READ);
+  assertEquals(hw.translate(1, 0x10_0010, ACCESS_READ), 0x40_0010);
+  assertEquals(hw.translate(1, 0x10_0ff0, ACCESS_READ), 0x40_0ff0);
+  assertEquals(hw.lastSpan, 0x10);
+  assertEquals(
+    hw.translate(1, 0x10_0ff0, ACCESS_WRITE),
+    -1,
+    "permission on a micro hit",
+  );
+  assertEquals(hw.translate(1, 0x10_1000, ACCESS_READ), 0x40_1000);
+  let c = hw.counters();
+  assertEquals(
+    [c["microTlb.lookups"], c["microTlb.hits"], c["iotlb.lookups"]],
+    [4, 1, 2],
+  );
+  const g = new IotlbGather();
+  d.unmapNoSync(0x10_1000, 4096, g);
+  assertEquals(
+    hw.translate(1, 0x10_1004, ACCESS_READ),
+    0x40_1004,
+    "stale until the sync",
+  );
+  d.sync(g);
+  assertEquals(hw.translate(1, 0x10_1004, ACCESS_READ), -1);
+  assertEquals(hw.translate(1, 0x10_0000, ACCESS_READ), 0x40_0000);
+  d.detach(unit, [1]);
+  assertEquals(hw.translate(1, 0x10_0000, ACCESS_READ), -1, "detach drops it");
+  c = hw.counters();
+  assertEquals(
+    c["microTlb.hitRate"],
+    c["microTlb.hits"]! / c["microTlb.lookups"]!,
+  );
 });
 
 Deno.test("command queue: sync, MSI completion, illegal command and recovery", async (t) => {

@@ -127,6 +127,8 @@ export interface GenericHardwareConfig {
   iotlb: TlbOptions;
   /** Walk-cache shapes for levels 0, 1, 2. */
   walkCache: readonly TlbOptions[];
+  /** Whether each stream has a one-entry micro TLB in front of the IOTLB. */
+  microTlb: boolean;
   /** log2 of command-queue entries (advertised in IDR1). */
   cmdqLog2: number;
   /** log2 of event-queue entries (advertised in IDR1). */
@@ -211,6 +213,18 @@ export class GenericIommuHardware implements IommuHardware {
   #listeners: GenericIrqListener[] = [];
   #lastSpan = 0;
   #lastFault: IommuFault | null = null;
+  // Micro TLB: one entry per stream (gem5 keeps a small one per device
+  // interface). An entry is valid while its generation equals #gen; every
+  // invalidation command or configuration change bumps #gen.
+  #microEnabled: boolean;
+  #gen = 1;
+  #uGen: Uint32Array;
+  #uBase: Float64Array;
+  #uSize: Float64Array;
+  #uPa: Float64Array;
+  #uPerm: Uint8Array;
+  #uLookups = 0;
+  #uHits = 0;
 
   /**
    * @param memory RAM.
@@ -238,6 +252,12 @@ export class GenericIommuHardware implements IommuHardware {
     this.#cfgStart = new Uint8Array(n);
     this.#cfgInEnd = new Float64Array(n);
     this.#cfgRecord = new Uint8Array(n);
+    this.#microEnabled = config.microTlb;
+    this.#uGen = new Uint32Array(n);
+    this.#uBase = new Float64Array(n);
+    this.#uSize = new Float64Array(n);
+    this.#uPa = new Float64Array(n);
+    this.#uPerm = new Uint8Array(n);
   }
 
   /** Bytes from the last translated PA to the end of its page (or of memory for bypass). */
@@ -298,10 +318,39 @@ export class GenericIommuHardware implements IommuHardware {
           0,
         );
       }
+      if (this.#microEnabled) {
+        this.#uLookups++;
+        if (this.#uGen[streamId] === this.#gen) {
+          const off = iova - this.#uBase[streamId]!;
+          if (off >= 0 && off < this.#uSize[streamId]!) {
+            if ((this.#uPerm[streamId]! & access) !== access) {
+              return this.#fault(
+                streamId,
+                iova,
+                access,
+                5,
+                EVT_F_PERMISSION,
+                this.#cfgRecord[streamId] === 1,
+                0,
+              );
+            }
+            this.#uHits++;
+            this.#lastSpan = this.#uSize[streamId]! - off;
+            return this.#uPa[streamId]! + off;
+          }
+        }
+      }
       const ctx = this.#cfgCtx[streamId]!;
       const tlb = this.iotlb;
       const pa = tlb.lookup(ctx, iova);
       if (pa >= 0) {
+        if (this.#microEnabled) {
+          this.#uGen[streamId] = this.#gen;
+          this.#uBase[streamId] = iova - (pa - tlb.lastPaBase);
+          this.#uSize[streamId] = tlb.lastPageSize;
+          this.#uPa[streamId] = tlb.lastPaBase;
+          this.#uPerm[streamId] = tlb.lastPerm;
+        }
         if ((tlb.lastPerm & access) !== access) {
           return this.#fault(
             streamId,
@@ -362,6 +411,13 @@ export class GenericIommuHardware implements IommuHardware {
     const size = w.leafSize;
     const base = Math.floor(iova / size) * size;
     this.iotlb.insert(ctx, base, size, w.leafPa, w.leafAccess);
+    if (this.#microEnabled) {
+      this.#uGen[sid] = this.#gen;
+      this.#uBase[sid] = base;
+      this.#uSize[sid] = size;
+      this.#uPa[sid] = w.leafPa;
+      this.#uPerm[sid] = w.leafAccess;
+    }
     if ((w.leafAccess & access) !== access) {
       return this.#fault(sid, iova, access, 5, EVT_F_PERMISSION, record, 0);
     }
@@ -649,6 +705,7 @@ export class GenericIommuHardware implements IommuHardware {
       case REG_CR0: {
         const was = this.#cr0;
         this.#cr0 = v & (CR0_SMMUEN | CR0_EVTQEN | CR0_CMDQEN);
+        this.#gen++;
         if ((this.#cr0 & ~was & CR0_CMDQEN) !== 0) this.#consume();
         return;
       }
@@ -716,6 +773,7 @@ export class GenericIommuHardware implements IommuHardware {
   }
 
   #invalidateConfigs(first: number, count: number): void {
+    this.#gen++;
     const end = Math.min(this.streamIds, first + count);
     if (first < end) this.#cfgState.fill(CFG_UNCACHED, first, end);
   }
@@ -760,6 +818,7 @@ export class GenericIommuHardware implements IommuHardware {
       case CMD_CFGI_STE:
       case CMD_CFGI_CD:
         this.#cfgis++;
+        this.#gen++;
         if (w1 < this.streamIds) this.#cfgState[w1] = CFG_UNCACHED;
         return true;
       case CMD_CFGI_STE_RANGE: {
@@ -778,16 +837,19 @@ export class GenericIommuHardware implements IommuHardware {
         return true;
       case CMD_TLBI_NH_ALL:
         this.#tlbis++;
+        this.#gen++;
         this.iotlb.invalidateAll();
         this.walker.invalidateAll();
         return true;
       case CMD_TLBI_NH_ASID:
         this.#tlbis++;
+        this.#gen++;
         this.iotlb.invalidateContext(w1 >>> 16);
         this.walker.invalidateContext(w1 >>> 16);
         return true;
       case CMD_TLBI_NH_VA: {
         this.#tlbis++;
+        this.#gen++;
         const asid = w1 >>> 16;
         const pages = ((w0 >>> 12) & 0xfffff) + 1;
         const addr = w3 * 0x100000000 + ((w2 & 0xfffff000) >>> 0);
@@ -829,6 +891,13 @@ export class GenericIommuHardware implements IommuHardware {
     const t = this.iotlb.counters();
     out["translations"] = this.#translations;
     out["bypassed"] = this.#bypassed;
+    out["microTlb.lookups"] = this.#uLookups;
+    out["microTlb.hits"] = this.#uHits;
+    out["microTlb.misses"] = this.#uLookups - this.#uHits;
+    out["microTlb.hitRate"] = rate(
+      this.#uLookups,
+      this.#uLookups - this.#uHits,
+    );
     out["iotlb.lookups"] = t.lookups;
     out["iotlb.hits"] = t.hits;
     out["iotlb.misses"] = t.misses;

@@ -93,6 +93,10 @@ export class LpaePageTable {
   // Scratch reused by every map: pending new tables (keys) and the frames
   // allocated for them.
   #pending = new Set<number>();
+  // Write-pass cursor: the last leaf table written and the region it covers.
+  #wLevel = -1;
+  #wRegion = -1;
+  #wNode: TableNode | null = null;
   #pool: number[] = [];
   #plan1: MapPlanLike = {
     count: 0,
@@ -161,6 +165,8 @@ export class LpaePageTable {
       pool.length = 0;
       throw e;
     }
+    this.#wLevel = -1;
+    this.#wNode = null;
     const attrLo = leafAttrLo(prot, this.stage);
     const attrHi = leafAttrHi(prot);
     for (let r = 0; r < plan.count; r++) {
@@ -202,12 +208,18 @@ export class LpaePageTable {
     this.map(p, prot);
   }
 
-  // Pass 1: read-only. Returns how many tables the plan creates.
+  // Pass 1: read-only. Returns how many tables the plan creates. A cursor
+  // remembers the last leaf table (or the pending new one) so runs that land
+  // in the same table skip the descent: scattered single-page runs are the
+  // common case of mapPages.
   #check(plan: MapPlanLike): number {
     const pending = this.#pending;
     pending.clear();
     let needed = 0;
     const start = this.startLevel;
+    let curLevel = -1;
+    let curRegion = -1;
+    let curNode: TableNode | null = null;
     for (let r = 0; r < plan.count; r++) {
       const size = plan.pageSize[r]!;
       const leafLevel = levelOfSize(size);
@@ -220,37 +232,48 @@ export class LpaePageTable {
       let iova = plan.iova[r]!;
       let left = plan.pages[r]!;
       while (left > 0) {
-        let node: TableNode = this.#root;
-        let level = start;
-        let missing = false;
-        while (level < leafLevel) {
-          const idx = Math.floor(iova / LEVEL_SIZE[level]!) & 511;
-          const lo = node.view[idx << 1]!;
-          if ((lo & 1) === 0) {
-            missing = true;
-            break;
-          }
-          if ((lo & 3) !== 3) this.#exists(iova, level);
-          node = node.children![idx]!;
-          level++;
-        }
         const idx = Math.floor(iova / size) & 511;
-        const room =
-          (level === start && !missing ? this.rootEntries : ENTRIES_PER_TABLE) -
-          idx;
-        const n = left < room ? left : room;
-        if (missing) {
-          // Tables at levels level+1 .. leafLevel are created; dedupe them by
-          // (region base, level) since other runs may need the same ones.
-          for (let k = level + 1; k <= leafLevel; k++) {
-            const region = LEVEL_SIZE[k - 1]!;
-            const key = Math.floor(iova / region) * region + k;
-            if (!pending.has(key)) {
-              pending.add(key);
-              needed++;
-            }
-          }
+        let node: TableNode | null;
+        let room: number;
+        if (leafLevel === start) {
+          node = this.#root;
+          room = this.rootEntries - idx;
         } else {
+          room = ENTRIES_PER_TABLE - idx;
+          const region = Math.floor(iova / LEVEL_SIZE[leafLevel - 1]!);
+          if (leafLevel === curLevel && region === curRegion) {
+            node = curNode;
+          } else {
+            node = this.#root;
+            let level = start;
+            while (level < leafLevel) {
+              const i = Math.floor(iova / LEVEL_SIZE[level]!) & 511;
+              const lo = node.view[i << 1]!;
+              if ((lo & 1) === 0) break;
+              if ((lo & 3) !== 3) this.#exists(iova, level);
+              node = node.children![i]!;
+              level++;
+            }
+            if (level < leafLevel) {
+              // Tables at levels level+1 .. leafLevel are created; dedupe by
+              // (region base, level) since other runs may need them too.
+              for (let k = level + 1; k <= leafLevel; k++) {
+                const span = LEVEL_SIZE[k - 1]!;
+                const key = Math.floor(iova / span) * span + k;
+                if (!pending.has(key)) {
+                  pending.add(key);
+                  needed++;
+                }
+              }
+              node = null;
+            }
+            curLevel = leafLevel;
+            curRegion = region;
+            curNode = node;
+          }
+        }
+        const n = left < room ? left : room;
+        if (node !== null) {
           const v = node.view;
           const end = (idx + n) << 1;
           for (let j = idx << 1; j < end; j += 2) {
@@ -290,23 +313,37 @@ export class LpaePageTable {
     let addrHi = (pa - addrLo) / 0x100000000;
     while (left > 0) {
       let node = this.#root;
-      for (let level = this.startLevel; level < leafLevel; level++) {
-        const idx = Math.floor(iova / LEVEL_SIZE[level]!) & 511;
-        let child = node.children![idx];
-        if (child === undefined) {
-          const tpa = this.#pool.pop()!;
-          child = new TableNode(
-            tpa,
-            level + 1,
-            this.#memory.view32(tpa, GRANULE),
-          );
-          node.children![idx] = child;
-          node.view[idx << 1] = ((tpa % 0x100000000) | DESC_TYPE_TABLE) >>> 0;
-          node.view[(idx << 1) + 1] = Math.floor(tpa / 0x100000000);
-          node.live++;
-          this.#tables++;
+      const region = leafLevel === this.startLevel
+        ? -1
+        : Math.floor(iova / LEVEL_SIZE[leafLevel - 1]!);
+      if (
+        region >= 0 && leafLevel === this.#wLevel && region === this.#wRegion
+      ) {
+        node = this.#wNode!;
+      } else {
+        for (let level = this.startLevel; level < leafLevel; level++) {
+          const idx = Math.floor(iova / LEVEL_SIZE[level]!) & 511;
+          let child = node.children![idx];
+          if (child === undefined) {
+            const tpa = this.#pool.pop()!;
+            child = new TableNode(
+              tpa,
+              level + 1,
+              this.#memory.view32(tpa, GRANULE),
+            );
+            node.children![idx] = child;
+            node.view[idx << 1] = ((tpa % 0x100000000) | DESC_TYPE_TABLE) >>> 0;
+            node.view[(idx << 1) + 1] = Math.floor(tpa / 0x100000000);
+            node.live++;
+            this.#tables++;
+          }
+          node = child;
         }
-        node = child;
+        if (region >= 0) {
+          this.#wLevel = leafLevel;
+          this.#wRegion = region;
+          this.#wNode = node;
+        }
       }
       const idx = Math.floor(iova / size) & 511;
       const room =

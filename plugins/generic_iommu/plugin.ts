@@ -58,6 +58,12 @@ export interface GenericIommuOptions {
   iotlb?: TlbOptions;
   /** Walk-cache shapes for levels 0, 1, 2; default 1×4, 8×4, 64×4, round-robin. */
   walkCache?: readonly TlbOptions[];
+  /**
+   * One-entry-per-stream micro TLB in front of the IOTLB (gem5 has a small
+   * one per device interface); default true. Its figures are the
+   * `microTlb.*` counters; IOTLB lookups count its misses only.
+   */
+  microTlb?: boolean;
   /** Contexts per unit including the unused context 0, 2 to 65536 (default 1024). */
   contexts?: number;
   /** log2 of command-queue entries, 1 to 15 (default 8: 256 commands). */
@@ -147,6 +153,7 @@ export function genericIommu(options: GenericIommuOptions = {}): IommuPlugin {
         stage,
         iotlb,
         walkCache,
+        microTlb: options.microTlb ?? true,
         cmdqLog2,
         evtqLog2,
       });
