@@ -96,7 +96,9 @@ export function formatBytes(bytes: number): string {
     v /= 1024;
     i++;
   }
-  const t = Number.isInteger(v) ? String(v) : v.toFixed(v < 10 ? 2 : 1);
+  const t = Number.isInteger(v)
+    ? String(v)
+    : v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0);
   return `${t} ${units[i]}`;
 }
 
@@ -332,9 +334,25 @@ export function renderIovaSvg(
           }</title></rect>`,
         );
       }
+      // Labels where they fit: sizes inside boxes, run start addresses below.
+      const cx = (x + w / 2).toFixed(2);
+      if (w >= 44) {
+        g.push(
+          `<text x="${cx}" y="${y + 15}" text-anchor="middle" class="${
+            it.kind === "hole" ? "gap" : "size"
+          }">${formatBytes(it.size)}</text>`,
+        );
+      }
+      if (it.kind === "run" && w >= 70 && lines === 1) {
+        g.push(
+          `<text x="${x.toFixed(2)}" y="${y + rowH + 10}" class="axis">${
+            hex(it.iova)
+          }</text>`,
+        );
+      }
       x += w;
     });
-    y += rowH + 14;
+    y += rowH + (lines === 1 ? 20 : 14);
     // Page-table occupancy per level.
     for (const s of d.tableStats) {
       const frac = s.entriesTotal === 0 ? 0 : s.entriesUsed / s.entriesTotal;
@@ -373,7 +391,7 @@ export function renderIovaSvg(
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${height}" viewBox="0 0 ${W} ${height}" font-family="sans-serif" font-size="11">`,
     `<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#f4f4f4"/><line x1="0" y1="0" x2="0" y2="6" stroke="#d0d0d0" stroke-width="2"/></pattern></defs>`,
-    `<style>.title{font-size:16px;font-weight:bold}.heading{font-weight:bold}.axis{fill:#666;font-size:9px}.hole{fill:url(#hatch);stroke:#bbb;stroke-width:0.5}.run{stroke:#fff;stroke-width:0.5}.used{fill:#4a7bd0}</style>`,
+    `<style>.title{font-size:16px;font-weight:bold}.heading{font-weight:bold}.axis{fill:#666;font-size:9px}.hole{fill:url(#hatch);stroke:#bbb;stroke-width:0.5}.run{stroke:#fff;stroke-width:0.5}.used{fill:#4a7bd0}.size{fill:#fff;font-size:10px}.gap{fill:#888;font-size:10px}</style>`,
     `<rect width="100%" height="100%" fill="white"/>`,
     ...parts,
     `</svg>`,

@@ -158,6 +158,8 @@ const pick = (
 /**
  * Read a unit's hardware counters under common names: plugins name their
  * counters freely (`tlbHits`, `iotlb.hits`, …); this maps the known ones.
+ * Lookups count every translation (`translations` when the unit has a
+ * micro-TLB in front of its IOTLB); hits are lookups that needed no walk.
  *
  * @param c `hardware.counters()` of a unit.
  * @returns The normalised counters (0 where the plugin has none).
@@ -165,17 +167,24 @@ const pick = (
 export function unitHardwareStats(
   c: Record<string, number>,
 ): UnitHardwareStats {
-  const hits = pick(c, "hits", "tlbHits", "iotlb.hits") ?? 0;
+  // Misses are lookups that no TLB level (micro-TLB, IOTLB) answered.
   const misses = pick(c, "misses", "tlbMisses", "iotlb.misses") ?? 0;
-  const flushes = (c.flushAll ?? 0) + (c.flushEntry ?? 0) + (c.flushRange ?? 0);
+  const lookups =
+    pick(c, "translations", "lookups", "tlbLookups", "iotlb.lookups") ??
+      (pick(c, "hits", "tlbHits", "iotlb.hits") ?? 0) + misses;
+  const flushes = (c.flushAll ?? 0) + (c.flushEntry ?? 0) +
+    (c.flushRange ?? 0);
   return {
-    lookups: pick(c, "iotlb.lookups", "tlbLookups", "lookups") ?? hits + misses,
-    hits,
+    lookups,
+    hits: Math.max(0, lookups - misses),
     misses,
     walks: pick(c, "walks") ?? 0,
-    invalidations:
-      pick(c, "invalidations", "commands.tlbi", "iotlb.invalidations") ??
-        flushes,
+    invalidations: pick(
+      c,
+      "invalidations",
+      "commands.tlbi",
+      "iotlb.invalidations",
+    ) ?? flushes,
     faults: pick(c, "faults") ?? 0,
   };
 }

@@ -57,8 +57,12 @@ export interface CheckSummary {
   failures: CheckFailure[];
 }
 
-/** Longest single device access the helpers issue, in bytes. */
-export const DEVICE_BURST = 64 * 1024;
+/**
+ * Longest single device access the helpers issue, in bytes: an AXI-style
+ * burst (a real master never moves a whole frame in one transaction, and
+ * many bursts per page are what make an IOTLB pay off).
+ */
+export const DEVICE_BURST = 256;
 
 /**
  * The environment a workload runs in. Create with {@linkcode createContext}.

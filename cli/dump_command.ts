@@ -1,0 +1,263 @@
+/**
+ * `iommukit dump`: run a workload, then walk each domain's page tables from
+ * simulated RAM and print them range by range (page size, permissions,
+ * physical range), like the kernel's page-table dump.
+ *
+ * @module
+ */
+import type {
+  Domain,
+  MappingRecord,
+  PageTableLevelStats,
+} from "../core/mod.ts";
+import { createDmaMapper } from "../core/dma/mod.ts";
+import { formatBytes } from "../svg/mod.ts";
+import type { Platform } from "../core/platform.ts";
+import type { Simulation } from "../workloads/mod.ts";
+import { type ParsedArgs, UsageError } from "./argv.ts";
+import { asInput, type Command, EXIT_FAILURE, EXIT_OK } from "./command.ts";
+import type { CliIo } from "./io.ts";
+import { simulateFromArgs, SIMULATION_OPTIONS } from "./run_command.ts";
+import { loadPlatformArg } from "./sources.ts";
+
+/**
+ * Leaves merged where the IOVAs continue with the same page size and
+ * permissions (as the kernel's page-table dump merges entries with equal
+ * attributes); the physical side may be contiguous or scattered.
+ */
+export interface DumpRange {
+  /** First IOVA. */
+  iova: number;
+  /** Bytes. */
+  size: number;
+  /** Leaf size in bytes. */
+  pageSize: number;
+  /** Leaves in the range. */
+  pages: number;
+  /** Physical address of the first leaf. */
+  pa: number;
+  /** True when the physical range is contiguous too. */
+  contiguous: boolean;
+  /** Physically contiguous pieces (1 when contiguous). */
+  pieces: number;
+  /** Protection bits. */
+  prot: number;
+}
+
+/**
+ * Merge leaves into ranges.
+ *
+ * @param leaves Leaves in IOVA order.
+ * @returns The ranges.
+ */
+export function dumpRanges(leaves: readonly MappingRecord[]): DumpRange[] {
+  const out: DumpRange[] = [];
+  let lastPa = -1;
+  for (const l of leaves) {
+    const last = out[out.length - 1];
+    if (
+      last !== undefined && last.iova + last.size === l.iova &&
+      last.pageSize === l.pageSize && last.prot === l.prot
+    ) {
+      if (lastPa + l.pageSize !== l.pa) {
+        last.contiguous = false;
+        last.pieces++;
+      }
+      last.size += l.pageSize;
+      last.pages++;
+    } else {
+      out.push({
+        iova: l.iova,
+        size: l.pageSize,
+        pageSize: l.pageSize,
+        pages: 1,
+        pa: l.pa,
+        contiguous: true,
+        pieces: 1,
+        prot: l.prot,
+      });
+    }
+    lastPa = l.pa;
+  }
+  return out;
+}
+
+/**
+ * Protection bits as text: `R`/`W`, then `nx`, `cache`, `mmio`, `priv`.
+ *
+ * @param prot Bits.
+ * @returns The text, e.g. `RW cache`.
+ */
+export function protString(prot: number): string {
+  const parts = [`${prot & 1 ? "R" : "-"}${prot & 2 ? "W" : "-"}`];
+  if (prot & 8) parts.push("nx");
+  if (prot & 4) parts.push("cache");
+  if (prot & 16) parts.push("mmio");
+  if (prot & 32) parts.push("priv");
+  return parts.join(" ");
+}
+
+function hexPad(v: number, digits: number): string {
+  return "0x" + v.toString(16).padStart(digits, "0");
+}
+
+interface DomainDump {
+  label: string;
+  master: string;
+  units: string[];
+  inputBits: number;
+  ranges: DumpRange[];
+  tableStats: PageTableLevelStats[];
+}
+
+function describe(label: string, master: string, d: Domain): DomainDump {
+  const att = d.attachments();
+  return {
+    label,
+    master,
+    units: [...new Set(att.map((a) => a.unit.name))],
+    inputBits: att[0]?.unit.caps.inputBits ?? 32,
+    ranges: dumpRanges(d.leaves()),
+    tableStats: d.tableStats(),
+  };
+}
+
+/**
+ * One domain's dump as text.
+ *
+ * @param d The domain's description.
+ * @returns Lines ending with a newline.
+ */
+function formatDump(d: DomainDump): string {
+  const digits = Math.max(8, Math.ceil(d.inputBits / 4));
+  const lines = [
+    `---[ ${d.label}: units ${
+      d.units.join(", ") || "none"
+    }, ${d.inputBits}-bit IOVA ]---`,
+  ];
+  if (d.ranges.length === 0) lines.push("  (no mappings)");
+  const rows = d.ranges.map((r) => [
+    `${hexPad(r.iova, digits)}-${hexPad(r.iova + r.size, digits)}`,
+    formatBytes(r.size),
+    `${r.pages} x ${formatBytes(r.pageSize)}`,
+    protString(r.prot),
+    r.contiguous
+      ? `-> ${hexPad(r.pa, 9)}-${hexPad(r.pa + r.size, 9)}`
+      : `-> ${r.pieces} pieces, first at ${hexPad(r.pa, 9)}`,
+  ]);
+  const widths = [0, 1, 2, 3].map((i) =>
+    Math.max(0, ...rows.map((r) => r[i]!.length))
+  );
+  for (const r of rows) {
+    lines.push(
+      `${r[0]!.padEnd(widths[0]!)}  ${r[1]!.padStart(widths[1]!)}  ${
+        r[2]!.padStart(widths[2]!)
+      }  ${r[3]!.padEnd(widths[3]!)}  ${r[4]}`,
+    );
+  }
+  for (const s of d.tableStats) {
+    lines.push(
+      `  level ${s.level}: ${s.tables} table(s), ${
+        formatBytes(s.bytes)
+      }, ${s.entriesUsed}/${s.entriesTotal} entries used`,
+    );
+  }
+  return lines.join("\n") + "\n";
+}
+
+/** `iommukit dump`. */
+export const dumpCommand: Command = {
+  name: "dump",
+  summary: "walk page tables from simulated RAM and print them range by range",
+  usage:
+    "dump [--platform NAME|FILE] [--workload NAME|FILE|none] [--seed N] [--strict|--lazy] [--master NAME] [--json]",
+  details:
+    "Runs the workload (or, with --workload none, only sets the platform up), then decodes\n" +
+    "every domain's page tables from simulated RAM: each line is a range of IOVAs mapped\n" +
+    "with one page size and permission to a contiguous physical range. --master picks\n" +
+    "one master's domain (by name, node name or compatible).",
+  options: [
+    ...SIMULATION_OPTIONS,
+    {
+      name: "master",
+      type: "string",
+      value: "NAME",
+      help: "only this master's domain",
+    },
+    { name: "json", type: "boolean", help: "print the ranges as JSON" },
+  ],
+  maxPositionals: 0,
+  run(args: ParsedArgs, io: CliIo): number {
+    const o = args.options;
+    let sim: Simulation | null = null;
+    let platform: Platform;
+    if (o.workload === "none") {
+      if (o.strict === true && o.lazy === true) {
+        throw new UsageError("dump", "--strict and --lazy exclude each other");
+      }
+      const arg = (o.platform as string | undefined) ?? "exynos4210";
+      platform = asInput(() => loadPlatformArg(io, "dump", arg));
+    } else {
+      sim = simulateFromArgs("dump", args, io);
+      platform = sim.platform;
+    }
+    const domains: DomainDump[] = [];
+    const query = args.options.master as string | undefined;
+    if (query !== undefined) {
+      const pm = asInput(() => platform.master(query));
+      const used = sim?.mappers.findIndex((m) => m.master === pm.name) ?? -1;
+      const mapper = used >= 0
+        ? sim!.mappers[used]!.mapper
+        : createDmaMapper(platform.soc, pm.master);
+      if (mapper.domain === null) {
+        io.stderr(
+          `iommukit dump: master ${pm.name} has no IOMMU: its DMA addresses are physical\n`,
+        );
+        return EXIT_FAILURE;
+      }
+      domains.push(
+        describe(
+          `domain ${used >= 0 ? used + 1 : 1}: ${pm.name}`,
+          pm.name,
+          mapper.domain,
+        ),
+      );
+    } else if (sim !== null) {
+      sim.mappers.forEach(({ master, mapper }, i) => {
+        if (mapper.domain !== null) {
+          domains.push(
+            describe(`domain ${i + 1}: ${master}`, master, mapper.domain),
+          );
+        }
+      });
+    }
+    if (args.options.json === true) {
+      io.stdout(
+        JSON.stringify(
+          {
+            platform: platform.name,
+            workload: sim?.report.workload ?? "none",
+            seed: sim?.report.seed ?? null,
+            policy: sim?.report.policy ?? null,
+            domains,
+          },
+          null,
+          2,
+        ) + "\n",
+      );
+    } else {
+      const head = sim === null
+        ? `platform ${platform.name}, no workload\n`
+        : `platform ${platform.name}, workload ${sim.report.workload}, seed ${sim.report.seed}, ${sim.report.policy} invalidation\n`;
+      io.stdout(
+        head +
+          (domains.length === 0
+            ? "(no domains)\n"
+            : domains.map(formatDump).join("\n")),
+      );
+    }
+    return sim !== null && sim.report.checks.failed > 0
+      ? EXIT_FAILURE
+      : EXIT_OK;
+  },
+};
