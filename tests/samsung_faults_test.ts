@@ -1,5 +1,10 @@
 import { assertEquals } from "@std/assert";
-import { createSoc, IOMMU_READ, IOMMU_WRITE } from "../core/mod.ts";
+import {
+  createSoc,
+  IOMMU_READ,
+  IOMMU_WRITE,
+  IotlbGather,
+} from "../core/mod.ts";
 import {
   FlpdCache,
   samsungSysmmu,
@@ -359,4 +364,71 @@ Deno.test("the FLPD cache is direct-mapped with a power-of-two capacity", () => 
     assertEquals(kindOf(() => new FlpdCache(bad)), "EINVAL");
   }
   assertEquals(kindOf(() => rig({ version: V3_3, flpdEntries: 24 })), "EINVAL");
+});
+
+Deno.test("multi-hit: a stale 4 KiB entry under a new 1 MiB section", async (t) => {
+  // A lazy unmap leaves the 4 KiB translation cached; a section then maps
+  // the whole MiB; a walk elsewhere in it caches the section too.
+  const scenario = (version: number, flpdWorkaround = true) => {
+    const r = rig({ version, flpdWorkaround });
+    const port = r.masters[0]!.port();
+    const buf = r.soc.memory.frames.alloc(0x1000);
+    r.domain.map(0x1000_4000, buf, 0x1000, RW);
+    port.readBytes(0x1000_4000, 1);
+    const g = new IotlbGather();
+    r.domain.unmapNoSync(0x1000_4000, 0x1000, g); // no sync yet
+    r.domain.map(0x1000_0000, RAM_BASE + (32 << 20), 1 << 20, RW);
+    port.readBytes(0x1000_8000, 1); // caches the section
+    return { r, port, g };
+  };
+
+  await t.step("v3.3: AR MULTI-HIT, address in AR_FAULT_ADDR", () => {
+    const { r, port } = scenario(V3_3);
+    const f = port.read(0x1000_4010, new Uint8Array(1));
+    assertEquals(f?.reason, "multi-hit");
+    assertEquals(r.hw[0]!.readRegister(0x18), 1 << 1);
+    assertEquals(r.hw[0]!.readRegister(0x2c), 0x1000_4010);
+    assertEquals(r.driver.faultLog(r.units[0]!).at(-1)?.name, "AR MULTI-HIT");
+    r.hw[0]!.clearFault();
+    assertEquals(
+      port.write(0x1000_4010, new Uint8Array(1))?.reason,
+      "multi-hit",
+    );
+    assertEquals(r.hw[0]!.readRegister(0x18), 1 << 2); // AW MULTI-HIT
+  });
+
+  await t.step(
+    "v5 (without the FLPD flush-all that would hide it): bits 2 / 18",
+    () => {
+      const { r, port } = scenario(V5_0, false);
+      port.write(0x1000_4000, new Uint8Array(1));
+      assertEquals(r.hw[0]!.readRegister(0x60), 1 << 18);
+      assertEquals(r.hw[0]!.readRegister(0x80), 0x1000_4000);
+    },
+  );
+
+  await t.step("syncing the lazy unmap removes the stale entry", () => {
+    const { r, port, g } = scenario(V3_3);
+    r.domain.sync(g);
+    assertEquals(port.read(0x1000_4010, new Uint8Array(1)), null);
+  });
+
+  await t.step("v7 has no multi-hit fault: the access translates", () => {
+    const { port } = scenario(V7_4, false);
+    assertEquals(port.read(0x1000_4010, new Uint8Array(1)), null);
+  });
+
+  await t.step("mixed page sizes in one MiB never multi-hit", () => {
+    const r = rig({ version: V3_3 });
+    const port = r.masters[0]!.port();
+    r.domain.map(0x1001_0000, RAM_BASE, 0x10000, RW);
+    r.domain.map(0x1002_0000, RAM_BASE + 0x20000, 0x1000, RW);
+    r.domain.map(0x1003_0000, RAM_BASE + 0x30000, 0x1000, RW);
+    for (let i = 0; i < 4; i++) {
+      for (const a of [0x1001_0000, 0x1001_f000, 0x1002_0000, 0x1003_0000]) {
+        assertEquals(port.read(a, new Uint8Array(1)), null);
+      }
+    }
+    assertEquals(r.hw[0]!.counters().faults, 0);
+  });
 });

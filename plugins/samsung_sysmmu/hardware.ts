@@ -25,10 +25,13 @@ import {
   FAULT_INFO_WRITE,
   FLUSH_TRIGGER,
   INT_V1_AR_ACCESS,
+  INT_V1_AR_MULTI_HIT,
   INT_V1_AW_ACCESS,
+  INT_V1_AW_MULTI_HIT,
   INT_V1_BUS_ERROR,
   INT_V1_PAGE_FAULT,
   INT_V5_ACCESS,
+  INT_V5_MULTI_HIT,
   INT_V5_PAGE,
   INT_V5_PTW,
   INT_V5_WRITE_OFFSET,
@@ -82,8 +85,8 @@ export interface SysmmuHardwareConfig {
   powered: boolean;
 }
 
-/** The three fault kinds the walker and TLB produce. */
-export type SysmmuFaultKind = "page" | "access" | "ptw";
+/** The fault kinds the walker and TLB produce. */
+export type SysmmuFaultKind = "page" | "access" | "ptw" | "multi-hit";
 
 /** Hardware statistics, as a plain object. */
 export type SysmmuHardwareCounters = {
@@ -182,6 +185,14 @@ export class SysmmuHardware implements IommuHardware {
   #blocked = false;
   #eap = false;
   #flpdOn = false;
+  // Multi-hit detection (v1-v5): where TLB entries of each size may live.
+  // Set on every fill, cleared by FLUSH_ALL; a stale "may" is confirmed
+  // with a probe, so evictions need no bookkeeping.
+  #multiHit: boolean;
+  #large64 = new Uint8Array(65536); // a 64 KiB entry in this 64 KiB granule
+  #small64 = new Uint8Array(65536); // a 4 KiB entry in this 64 KiB granule
+  #sect1m = new Uint8Array(4096); // a 1 MiB entry for this MiB
+  #sub1m = new Uint8Array(4096); // a 4 KiB or 64 KiB entry in this MiB
   #trace: string[] | null = null;
   #c: SysmmuHardwareCounters = {
     lookups: 0,
@@ -233,6 +244,7 @@ export class SysmmuHardware implements IommuHardware {
     this.#blockLatency = config.blockLatency;
     this.#prefetch = config.version.value >= makeVersion(3, 3);
     this.#powered = config.powered;
+    this.#multiHit = this.layout.name === "v1" || this.layout.name === "v5";
   }
 
   // ---- translation (hot path) ----
@@ -258,14 +270,56 @@ export class SysmmuHardware implements IommuHardware {
     const tlb = this.tlb;
     const pa = tlb.lookup(0, iova);
     if (pa >= 0) {
-      if (this.#eap && (tlb.lastPerm & access) === 0) {
+      const size = tlb.lastPageSize;
+      const perm = tlb.lastPerm;
+      if (this.#multiHit && this.#otherSizeMayHit(iova, size)) {
+        return this.#raise("multi-hit", iova, access, "multi-hit");
+      }
+      if (this.#eap && (perm & access) === 0) {
         return this.#raise("access", iova, access, "permission");
       }
-      const size = tlb.lastPageSize;
       this.lastSpan = size - (iova & (size - 1));
       return pa;
     }
     return this.#miss(iova, access);
+  }
+
+  /** True when a TLB entry of another size also covers `iova` (multi-hit). */
+  #otherSizeMayHit(iova: number, size: number): boolean {
+    const g = iova >>> 16;
+    const s = iova >>> 20;
+    if (size === 0x1000) {
+      if (this.#large64[g] === 0 && this.#sect1m[s] === 0) return false;
+    } else if (size === 0x10000) {
+      if (this.#small64[g] === 0 && this.#sect1m[s] === 0) return false;
+    } else if (this.#sub1m[s] === 0) return false;
+    return this.#probeOthers(iova, size);
+  }
+
+  // Rare path: probe the other sizes (these probes count as TLB lookups).
+  #probeOthers(iova: number, size: number): boolean {
+    const tlb = this.tlb;
+    const g = iova >>> 16;
+    const s = iova >>> 20;
+    if (size !== 0x1000 && this.#small64[g] !== 0) {
+      if (tlb.lookupSize(0, iova, 0x1000) >= 0) return true;
+    }
+    if (size !== 0x10000 && this.#large64[g] !== 0) {
+      if (tlb.lookupSize(0, iova, 0x10000) >= 0) return true;
+      this.#large64[g] = 0; // the only 64 KiB entry that could be there
+    }
+    if (size !== 0x100000 && this.#sect1m[s] !== 0) {
+      if (tlb.lookupSize(0, iova, 0x100000) >= 0) return true;
+      this.#sect1m[s] = 0;
+    }
+    return false;
+  }
+
+  #forgetSizes(): void {
+    this.#large64.fill(0);
+    this.#small64.fill(0);
+    this.#sect1m.fill(0);
+    this.#sub1m.fill(0);
   }
 
   #miss(iova: number, access: number): number {
@@ -285,6 +339,13 @@ export class SysmmuHardware implements IommuHardware {
     // The entry is cached even when the access is then refused, as a TLB
     // caches what it walked.
     this.tlb.insert(0, iova, size, w.paBase, w.perm);
+    if (size === 0x1000) {
+      this.#small64[iova >>> 16] = 1;
+      this.#sub1m[iova >>> 20] = 1;
+    } else if (size === 0x10000) {
+      this.#large64[iova >>> 16] = 1;
+      this.#sub1m[iova >>> 20] = 1;
+    } else this.#sect1m[iova >>> 20] = 1;
     if (this.#eap && (w.perm & access) === 0) {
       return this.#raise("access", iova, access, "permission");
     }
@@ -323,8 +384,10 @@ export class SysmmuHardware implements IommuHardware {
       if (kind === "page") {
         bit = INT_V1_PAGE_FAULT;
         this.#latched.set(l.pageFaultAddr, va);
-      } else if (kind === "access") {
-        bit = write ? INT_V1_AW_ACCESS : INT_V1_AR_ACCESS;
+      } else if (kind === "access" || kind === "multi-hit") {
+        bit = kind === "access"
+          ? (write ? INT_V1_AW_ACCESS : INT_V1_AR_ACCESS)
+          : (write ? INT_V1_AW_MULTI_HIT : INT_V1_AR_MULTI_HIT);
         this.#latched.set(write ? l.awFaultAddr : l.arFaultAddr, va);
       } else {
         bit = INT_V1_BUS_ERROR;
@@ -335,6 +398,8 @@ export class SysmmuHardware implements IommuHardware {
         ? INT_V5_PAGE
         : kind === "access"
         ? INT_V5_ACCESS
+        : kind === "multi-hit"
+        ? INT_V5_MULTI_HIT
         : INT_V5_PTW) + (write ? INT_V5_WRITE_OFFSET : 0);
       this.#latched.set(write ? l.awFaultAddr : l.arFaultAddr, va);
     } else {
@@ -403,6 +468,7 @@ export class SysmmuHardware implements IommuHardware {
       this.#eap = false;
       this.#flpdOn = false;
       this.tlb.invalidateAll();
+      this.#forgetSizes();
       this.flpd.invalidateAll();
       this.#update();
       return;
@@ -543,6 +609,7 @@ export class SysmmuHardware implements IommuHardware {
       if ((v & FLUSH_TRIGGER) !== 0) {
         this.#c.flushAll++;
         this.tlb.invalidateAll();
+        this.#forgetSizes();
         this.flpd.invalidateAll();
       }
     } else if (offset === l.flushEntry) {

@@ -41,9 +41,12 @@
  *   written with the block bit clear; accesses meanwhile fail as `"blocked"`.
  *   IOVAs above 32 bits fault as page faults (`"address-size"`), a table
  *   outside RAM as a walk/bus error (`"bus-error"`).
- * - Not modelled: multi-hit faults, the v2 TLB's set indexing by 4 KiB page
- *   (the driver still flushes per 4 KiB on v2), prefetch buffers, security
- *   faults.
+ * - Multi-hit: on v1-v5, a TLB hit while an entry of another page size
+ *   also covers the address (a stale entry left by a lazy unmap) raises the
+ *   multi-hit interrupt (v7 names no such fault: the first hit wins). The
+ *   confirming probes count as TLB lookups.
+ * - Not modelled: the v2 TLB's set indexing by 4 KiB page (the driver still
+ *   flushes per 4 KiB on v2), prefetch buffers, security faults.
  *
  * Device-tree properties read from a `samsung,exynos-sysmmu` node (options
  * of {@linkcode samsungSysmmu} override them):
