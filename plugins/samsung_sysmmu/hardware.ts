@@ -12,8 +12,9 @@ import {
   type IommuFault,
   type IommuHardware,
   type PhysicalMemory,
+  Tlb,
+  type TlbReplacement,
 } from "../../core/mod.ts";
-import { Tlb, type TlbReplacement } from "../../core/tlb.ts";
 import { FlpdCache } from "./flpd_cache.ts";
 import { pteFormat } from "./pte.ts";
 import {
