@@ -48,6 +48,8 @@ export class CommandQueue {
   issued = 0;
 
   /**
+   * Build it (see the class documentation).
+   *
    * @param memory RAM.
    * @param regs The unit's registers.
    * @param base Queue address (aligned to its size).

@@ -57,6 +57,8 @@ export class GenericDomainOps implements IommuDomainOps {
   #freed = false;
 
   /**
+   * Build it (see the class documentation).
+   *
    * @param host The driver.
    * @param contextId Context tag.
    * @param contextDescriptor CD address (0 for stage 2).

@@ -147,6 +147,8 @@ export class EventQueueReader {
   #regs: QueueRegisters;
 
   /**
+   * Build it (see the class documentation).
+   *
    * @param memory RAM.
    * @param regs The unit's registers.
    * @param base Queue address.

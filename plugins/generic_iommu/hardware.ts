@@ -29,7 +29,7 @@ import {
   type PhysicalMemory,
   type ProbeContext,
 } from "../../core/mod.ts";
-import { Tlb, type TlbOptions } from "./tlb_import.ts";
+import { Tlb, type TlbOptions } from "../../core/mod.ts";
 import {
   CD_HI_AA64,
   CD_HI_R,
@@ -227,6 +227,8 @@ export class GenericIommuHardware implements IommuHardware {
   #uHits = 0;
 
   /**
+   * Build it (see the class documentation).
+   *
    * @param memory RAM.
    * @param ctx Probe context (fault reporting).
    * @param config Parameters.

@@ -78,10 +78,4 @@ export {
   writeCd,
   writeSte,
 } from "./stream_table.ts";
-export type {
-  Tlb,
-  TlbCounters,
-  TlbOptions,
-  TlbReplacement,
-} from "./tlb_import.ts";
 export * from "./virtio/mod.ts";

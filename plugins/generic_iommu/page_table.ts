@@ -107,6 +107,8 @@ export class LpaePageTable {
   };
 
   /**
+   * Build it (see the class documentation).
+   *
    * @param memory RAM the tables live in.
    * @param options Geometry and attribute format.
    * @throws {IommuError} `EINVAL` for an input size outside 32..48;

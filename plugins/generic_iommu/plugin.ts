@@ -20,7 +20,7 @@ import {
   type IommuUnit,
   type ProbeContext,
 } from "../../core/mod.ts";
-import type { TlbOptions } from "./tlb_import.ts";
+import type { TlbOptions } from "../../core/mod.ts";
 import { GenericIommuDriver } from "./driver.ts";
 import { DEFAULT_IOTLB, GenericIommuHardware } from "./hardware.ts";
 import { LPAE_PAGE_SIZES, type LpaeStage } from "./lpae.ts";

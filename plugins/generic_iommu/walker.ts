@@ -6,7 +6,7 @@
  * @module
  */
 import type { PhysicalMemory } from "../../core/mod.ts";
-import { Tlb, type TlbOptions } from "./tlb_import.ts";
+import { Tlb, type TlbOptions } from "../../core/mod.ts";
 import {
   EVT_F_ACCESS,
   EVT_F_ADDR_SIZE,
@@ -49,6 +49,8 @@ export class Walker {
   #stage: LpaeStage;
 
   /**
+   * Build it (see the class documentation).
+   *
    * @param memory RAM the tables are in.
    * @param stage Descriptor attribute format.
    * @param walkCache Shapes of the level 0, 1, 2 caches.

@@ -193,6 +193,8 @@ export class VirtioIommu {
   #unlisten: () => void;
 
   /**
+   * Build it (see the class documentation).
+   *
    * @param soc The system the unit belongs to.
    * @param unit A generic-iommu unit.
    * @param options Device options.
