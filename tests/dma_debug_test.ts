@@ -100,15 +100,12 @@ Deno.test("debug: unmap checks", async (t) => {
         "unmap-wrong-function",
       );
       const fakeSg = new DmaSgMapping({
-        nents: 1,
+        segments: [{ pa: buf.pa, length: 8192 }],
         direction: DMA_BIDIRECTIONAL,
-        count: 1,
-        dmaAddress: new Float64Array([addr]),
-        dmaLength: new Float64Array([8192]),
+        dmaAddress: [addr],
+        dmaLength: [8192],
         iova: addr,
         iovaSize: 8192,
-        segmentPa: new Float64Array([buf.pa]),
-        segmentLength: new Float64Array([8192]),
         bounce: null,
         size: 8192,
       });

@@ -117,6 +117,8 @@ export class CpuCache {
   };
 
   /**
+   * Create an empty cache in front of `memory`.
+   *
    * @param memory The RAM.
    * @param options Size, flavour, speculation and seed.
    * @throws {IommuError} `EINVAL` for a capacity that is not a positive
@@ -564,6 +566,14 @@ export class CpuCache {
     const slot = this.#map.get(Math.floor(pa / CACHE_LINE_BYTES));
     if (slot === undefined) return "absent";
     return this.#dirty[slot] === 1 ? "dirty" : "clean";
+  }
+
+  /**
+   * False when hand-overs are no-ops right now (nothing cached, no
+   * speculation), so callers may skip per-piece maintenance calls.
+   */
+  get needsMaintenance(): boolean {
+    return this.#map.size !== 0 || this.#speculation !== 0;
   }
 
   /** Lines cached now. */

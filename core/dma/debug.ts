@@ -193,6 +193,8 @@ export class DmaDebug {
   #active: Set<DmaMappingRecord>;
 
   /**
+   * Create the checker of one master's mapper.
+   *
    * @param master Master name for reports.
    * @param system Object standing for the system (cache-line overlaps are
    * checked across all mappers that share it).
@@ -261,14 +263,14 @@ export class DmaDebug {
    * overlaps with other device-writable mappings (every line).
    *
    * @param rec The new mapping (its `lines` set when it is device-writable).
-   * @param segments For sg: each DMA segment's [address, length] pairs, and
-   * each input length, with the master's limits; null otherwise.
+   * @param segments For sg: the input entries, the DMA segments and the
+   * master's limits; null otherwise.
    * @returns The reports (not yet emitted).
    */
   checkMap(
     rec: DmaMappingRecord,
     segments: {
-      inputLengths: ArrayLike<number>;
+      inputs: readonly { readonly length: number }[];
       dmaAddress: ArrayLike<number>;
       dmaLength: ArrayLike<number>;
       count: number;
@@ -278,8 +280,8 @@ export class DmaDebug {
   ): DmaDebugReport[] {
     const out: DmaDebugReport[] = [];
     if (segments !== null) {
-      for (let i = 0; i < segments.inputLengths.length; i++) {
-        const len = segments.inputLengths[i]!;
+      for (let i = 0; i < segments.inputs.length; i++) {
+        const len = segments.inputs[i]!.length;
         if (len > segments.maxSegmentSize) {
           this.#push(
             out,

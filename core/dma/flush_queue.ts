@@ -31,6 +31,8 @@ export class FlushQueue {
   #deadline = Infinity;
 
   /**
+   * Create an empty queue with its timer unarmed at time 0.
+   *
    * @param capacity Entries, a positive integer.
    * @param timeoutMs Milliseconds, positive.
    * @throws {IommuError} `EINVAL` for a bad capacity or timeout.

@@ -49,6 +49,12 @@ import { FlushQueue } from "./flush_queue.ts";
 const PAGE = DMA_PAGE_SIZE;
 const NO_BOUNDARY = 2 ** 53;
 
+// `x % PAGE` without a floating-point remainder (addresses above 2^30 are
+// not small integers to V8, and its remainder on doubles is a slow call).
+function pageOffset(x: number): number {
+  return x - Math.floor(x / PAGE) * PAGE;
+}
+
 /** When unmapped IOVAs become unreachable: at once, or after a batched flush. */
 export type DmaInvalidationPolicy = "strict" | "lazy";
 
@@ -134,56 +140,52 @@ export interface DmaMapperStats {
  * entries. Pass it back to unmap and sync it.
  */
 export class DmaSgMapping {
-  /** Entries passed to map. */
+  /** The caller's entries, by reference (unchanged while mapped). */
+  readonly segments: readonly SgSegment[];
+  /** Entries passed to map (`segments.length`). */
   readonly nents: number;
   /** Direction mapped with. */
   readonly direction: DmaDirection;
   /** DMA segments (at most `nents`). */
   readonly count: number;
-  /** Each DMA segment's address (first `count` entries). */
-  readonly dmaAddress: Float64Array;
-  /** Each DMA segment's length in bytes (first `count` entries). */
-  readonly dmaLength: Float64Array;
+  /** Each DMA segment's address (`count` entries). */
+  readonly dmaAddress: readonly number[];
+  /** Each DMA segment's length in bytes (`count` entries). */
+  readonly dmaLength: readonly number[];
   /** Start of the one IOVA range, or -1 for a direct mapping. */
   readonly iova: number;
   /** Bytes of that IOVA range (0 direct). */
   readonly iovaSize: number;
-  /** Physical address of each input entry. */
-  readonly segmentPa: Float64Array;
-  /** Length of each input entry, in bytes. */
-  readonly segmentLength: Float64Array;
-  /** Direct mode: bounce slot of each input entry, or -1; null without bounces. */
-  readonly bounce: Float64Array | null;
-  /** Sum of the input lengths, in bytes. */
+  /** Direct mode: bounce slot of each entry, or -1; null without bounces. */
+  readonly bounce: readonly number[] | null;
+  /** Sum of the entry lengths, in bytes. */
   readonly size: number;
 
   /**
    * Built by {@linkcode DmaMapper.mapSg}.
    *
-   * @param fields Every field.
+   * @param fields Every field (`nents` and `count` follow from the arrays,
+   * unless `nents` is given to describe a different list).
    */
   constructor(fields: {
-    nents: number;
+    segments: readonly SgSegment[];
+    nents?: number;
     direction: DmaDirection;
-    count: number;
-    dmaAddress: Float64Array;
-    dmaLength: Float64Array;
+    dmaAddress: readonly number[];
+    dmaLength: readonly number[];
     iova: number;
     iovaSize: number;
-    segmentPa: Float64Array;
-    segmentLength: Float64Array;
-    bounce: Float64Array | null;
+    bounce: readonly number[] | null;
     size: number;
   }) {
-    this.nents = fields.nents;
+    this.segments = fields.segments;
+    this.nents = fields.nents ?? fields.segments.length;
     this.direction = fields.direction;
-    this.count = fields.count;
+    this.count = fields.dmaAddress.length;
     this.dmaAddress = fields.dmaAddress;
     this.dmaLength = fields.dmaLength;
     this.iova = fields.iova;
     this.iovaSize = fields.iovaSize;
-    this.segmentPa = fields.segmentPa;
-    this.segmentLength = fields.segmentLength;
     this.bounce = fields.bounce;
     this.size = fields.size;
   }
@@ -325,7 +327,7 @@ export class DmaMapper {
     const poolSize = options.bouncePoolSize ?? 256 * 1024;
     if (
       !Number.isSafeInteger(poolSize) || poolSize < PAGE ||
-      poolSize % PAGE !== 0
+      pageOffset(poolSize) !== 0
     ) {
       throw new IommuError(
         "EINVAL",
@@ -511,6 +513,23 @@ export class DmaMapper {
     return this.debug === null ? "" : this.debug.captureStack();
   }
 
+  #start = new Float64Array(256);
+  #outAddr = new Float64Array(256);
+  #outLen = new Float64Array(256);
+  #outScratch(n: number): Float64Array {
+    if (this.#outAddr.length < n) {
+      this.#outAddr = new Float64Array(n);
+      this.#outLen = new Float64Array(n);
+    }
+    return this.#outAddr;
+  }
+  #startScratch(n: number): Float64Array {
+    if (this.#start.length < n) {
+      this.#start = new Float64Array(Math.max(n, this.#start.length * 2));
+    }
+    return this.#start;
+  }
+
   #scratch(n: number): Float64Array {
     if (this.#frames.length < n) {
       this.#frames = new Float64Array(Math.max(n, this.#frames.length * 2));
@@ -533,7 +552,7 @@ export class DmaMapper {
     let done = 0;
     while (done < buf.size) {
       const pa = buf.paAt(done);
-      const n = Math.min(PAGE - (pa % PAGE), buf.size - done);
+      const n = Math.min(PAGE - pageOffset(pa), buf.size - done);
       const first = Math.floor(pa / 64);
       const last = Math.floor((pa + n - 1) / 64);
       const k = pairs.length;
@@ -616,7 +635,7 @@ export class DmaMapper {
   }
 
   #bounceFree(slot: number, size: number): void {
-    const offset = slot % PAGE;
+    const offset = pageOffset(slot);
     this.#slots!.free(slot - offset, Math.ceil((offset + size) / PAGE) * PAGE);
   }
 
@@ -659,7 +678,7 @@ export class DmaMapper {
     let done = 0;
     while (done < buf.size) {
       const pa = buf.paAt(done);
-      const n = Math.min(PAGE - (pa % PAGE), buf.size - done);
+      const n = Math.min(PAGE - pageOffset(pa), buf.size - done);
       // Merge physically adjacent pages into one call.
       let len = n;
       while (
@@ -755,7 +774,7 @@ export class DmaMapper {
       }
       const pa = buf.pa;
       if (pa + buf.size > this.dmaLimit) {
-        const slot = this.#bounceAlloc(buf.size, pa % PAGE);
+        const slot = this.#bounceAlloc(buf.size, pageOffset(pa));
         rec.bounce = slot;
         rec.bounceSize = buf.size;
         rec.dmaAddr = slot;
@@ -880,10 +899,12 @@ export class DmaMapper {
       }
     } else {
       const sg = rec.sg!;
-      for (let i = 0; i < sg.nents; i++) {
+      const maintain = this.#coherent || sg.bounce !== null ||
+        (!skip && dir !== DMA_TO_DEVICE && this.cpu.needsMaintenance);
+      for (let i = 0; maintain && i < sg.nents; i++) {
         const slot = sg.bounce === null ? -1 : sg.bounce[i]!;
-        const pa = sg.segmentPa[i]!;
-        const len = sg.segmentLength[i]!;
+        const pa = sg.segments[i]!.pa;
+        const len = sg.segments[i]!.length;
         if (slot >= 0) {
           if (dir !== DMA_TO_DEVICE && !skip) {
             this.soc.memory.readInto(slot, this.#tmp(len));
@@ -931,7 +952,8 @@ export class DmaMapper {
    * gap stays unmapped), and the DMA segments are merged where an entry
    * starts on a page, does not start on a boundary and fits the max segment
    * size. Without an IOMMU each entry is its own DMA segment (bounced below
-   * the mask when needed).
+   * the mask when needed). The list is kept by reference, as the kernel
+   * keeps the caller's scatterlist: do not change it while it is mapped.
    *
    * @param segments Entries: physical address and length in bytes (any alignment).
    * @param direction A valid direction.
@@ -954,8 +976,6 @@ export class DmaMapper {
     if (n === 0) {
       throw new IommuError("EINVAL", "scatter-gather list must not be empty");
     }
-    const segPa = new Float64Array(n);
-    const segLen = new Float64Array(n);
     const mem = this.soc.memory;
     let total = 0;
     for (let i = 0; i < n; i++) {
@@ -979,43 +999,37 @@ export class DmaMapper {
           `segment ${i}: ${hex(pa)}+${hex(len)} is not in RAM`,
         );
       }
-      segPa[i] = pa;
-      segLen[i] = len;
       total += len;
     }
     const skip = attrs.skipCpuSync === true;
     const debug = this.debug;
-    const rec = new Live(
-      "sg",
-      dir,
-      total,
-      n,
-      null,
-      MAP_ERR_NA,
-      this.#stack(),
-    );
+    const rec = new Live("sg", dir, total, n, null, MAP_ERR_NA, this.#stack());
     if (
       debug !== null && deviceWrites(dir) && !skip &&
       attrs.cpuCacheClean !== true
     ) {
       const pairs = new Float64Array(2 * n);
       for (let i = 0; i < n; i++) {
-        pairs[2 * i] = Math.floor(segPa[i]! / 64);
-        pairs[2 * i + 1] = Math.floor((segPa[i]! + segLen[i]! - 1) / 64);
+        const s = segments[i]!;
+        pairs[2 * i] = Math.floor(s.pa / 64);
+        pairs[2 * i + 1] = Math.floor((s.pa + s.length - 1) / 64);
       }
       rec.lines = pairs;
     }
     const sg = this.domain !== null
-      ? this.#mapSgIommu(rec, segPa, segLen, total, dir)
-      : this.#mapSgDirect(rec, segPa, segLen, total, dir, skip);
+      ? this.#mapSgIommu(rec, segments, total, dir)
+      : this.#mapSgDirect(rec, segments, total, dir, skip);
     rec.sg = sg;
     rec.iova = sg.iova;
     rec.iovaSize = sg.iovaSize;
     rec.dmaAddr = sg.dmaAddress[0]!;
     rec.end = sg.dmaAddress[sg.count - 1]! + sg.dmaLength[sg.count - 1]!;
-    for (let i = 0; i < n; i++) {
-      if (sg.bounce === null || sg.bounce[i]! < 0) {
-        this.#pieceToDevice(segPa[i]!, segLen[i]!, dir, skip);
+    if (this.#coherent || (!skip && this.cpu.needsMaintenance)) {
+      for (let i = 0; i < n; i++) {
+        if (sg.bounce === null || sg.bounce[i]! < 0) {
+          const s = segments[i]!;
+          this.#pieceToDevice(s.pa, s.length, dir, skip);
+        }
       }
     }
     this.#insert(rec);
@@ -1025,19 +1039,19 @@ export class DmaMapper {
 
   #mapSgIommu(
     rec: Live,
-    segPa: Float64Array,
-    segLen: Float64Array,
+    segments: readonly SgSegment[],
     total: number,
     dir: DmaDirection,
   ): DmaSgMapping {
-    const n = segPa.length;
+    const n = segments.length;
     const B = this.segmentBoundary;
-    const start = new Float64Array(n); // IOVA offset of each entry's first page
+    const start = this.#startScratch(n); // IOVA offset of each entry's first page
     let iovaLen = 0;
     let padded = false;
     for (let i = 0; i < n; i++) {
-      const off = segPa[i]! % PAGE;
-      const alen = Math.ceil((off + segLen[i]!) / PAGE) * PAGE;
+      const s = segments[i]!;
+      const off = pageOffset(s.pa);
+      const alen = Math.ceil((off + s.length) / PAGE) * PAGE;
       if (B !== NO_BOUNDARY) {
         const pad = (B - (iovaLen % B)) % B;
         if (pad > 0 && alen > pad) {
@@ -1050,28 +1064,36 @@ export class DmaMapper {
     }
     const alloc = this.iova!;
     const iova = alloc.alloc(iovaLen, this.dmaLimit);
-    const dmaAddress = new Float64Array(n);
-    const dmaLength = new Float64Array(n);
+    const outAddr = this.#outScratch(n);
+    const outLen = this.#outLen;
     let count = 0;
     let curLen = 0;
     const maxSeg = this.maxSegmentSize;
     for (let i = 0; i < n; i++) {
-      const off = segPa[i]! % PAGE;
-      const len = segLen[i]!;
+      const s = segments[i]!;
+      const off = pageOffset(s.pa);
+      const len = s.length;
       const at = iova + start[i]!;
       if (
-        curLen !== 0 && off === 0 && at % B !== 0 && maxSeg - curLen >= len &&
-        dmaAddress[count - 1]! + dmaLength[count - 1]! === at
+        curLen !== 0 && off === 0 && maxSeg - curLen >= len &&
+        outAddr[count - 1]! + outLen[count - 1]! === at &&
+        (B === NO_BOUNDARY || at - Math.floor(at / B) * B !== 0)
       ) {
-        dmaLength[count - 1] = dmaLength[count - 1]! + len;
+        outLen[count - 1] = outLen[count - 1]! + len;
         curLen += len;
       } else {
-        dmaAddress[count] = at + off;
-        dmaLength[count] = len;
+        outAddr[count] = at + off;
+        outLen[count] = len;
         count++;
         curLen = len;
       }
-      if ((off + len) % PAGE !== 0) curLen = 0;
+      if (pageOffset(off + len) !== 0) curLen = 0;
+    }
+    const dmaAddress: number[] = new Array(count);
+    const dmaLength: number[] = new Array(count);
+    for (let i = 0; i < count; i++) {
+      dmaAddress[i] = outAddr[i]!;
+      dmaLength[i] = outLen[i]!;
     }
     const debug = this.debug;
     if (debug !== null) {
@@ -1079,7 +1101,7 @@ export class DmaMapper {
         rec.dmaAddr = dmaAddress[0]!;
         debug.emit(
           debug.checkMap(rec, {
-            inputLengths: segLen,
+            inputs: segments,
             dmaAddress,
             dmaLength,
             count,
@@ -1099,28 +1121,27 @@ export class DmaMapper {
       if (!padded) {
         let k = 0;
         for (let i = 0; i < n; i++) {
-          const base = segPa[i]! - (segPa[i]! % PAGE);
-          const end = segPa[i]! + segLen[i]!;
-          for (let pa = base; pa < end; pa += PAGE) frames[k++] = pa;
+          const s = segments[i]!;
+          const end = s.pa + s.length;
+          for (let pa = s.pa - pageOffset(s.pa); pa < end; pa += PAGE) {
+            frames[k++] = pa;
+          }
         }
         domain.mapPages(iova, frames.subarray(0, k), prot, PAGE);
       } else {
-        this.#mapRuns(iova, start, segPa, segLen, prot, frames);
+        this.#mapRuns(iova, start, segments, prot, frames);
       }
     } catch (e) {
       alloc.free(iova, iovaLen);
       throw e;
     }
     return new DmaSgMapping({
-      nents: n,
+      segments,
       direction: dir,
-      count,
       dmaAddress,
       dmaLength,
       iova,
       iovaSize: iovaLen,
-      segmentPa: segPa,
-      segmentLength: segLen,
       bounce: null,
       size: total,
     });
@@ -1131,8 +1152,7 @@ export class DmaMapper {
   #mapRuns(
     iova: number,
     start: Float64Array,
-    segPa: Float64Array,
-    segLen: Float64Array,
+    segments: readonly SgSegment[],
     prot: number,
     frames: Float64Array,
   ): void {
@@ -1141,17 +1161,18 @@ export class DmaMapper {
     try {
       let k = 0;
       let runStart = 0;
-      const n = segPa.length;
-      for (let i = 0; i < n; i++) {
+      for (let i = 0; i < segments.length; i++) {
         if (k > 0 && start[i]! !== runStart + k * PAGE) {
           domain.mapPages(iova + runStart, frames.subarray(0, k), prot, PAGE);
           done.push(iova + runStart, k * PAGE);
           k = 0;
         }
         if (k === 0) runStart = start[i]!;
-        const base = segPa[i]! - (segPa[i]! % PAGE);
-        const end = segPa[i]! + segLen[i]!;
-        for (let pa = base; pa < end; pa += PAGE) frames[k++] = pa;
+        const s = segments[i]!;
+        const end = s.pa + s.length;
+        for (let pa = s.pa - pageOffset(s.pa); pa < end; pa += PAGE) {
+          frames[k++] = pa;
+        }
       }
       domain.mapPages(iova + runStart, frames.subarray(0, k), prot, PAGE);
     } catch (e) {
@@ -1164,21 +1185,21 @@ export class DmaMapper {
 
   #mapSgDirect(
     rec: Live,
-    segPa: Float64Array,
-    segLen: Float64Array,
+    segments: readonly SgSegment[],
     total: number,
     dir: DmaDirection,
     skip: boolean,
   ): DmaSgMapping {
-    const n = segPa.length;
-    const dmaAddress = new Float64Array(n);
-    const dmaLength = new Float64Array(n);
-    let bounce: Float64Array | null = null;
+    const n = segments.length;
+    const dmaAddress: number[] = new Array(n);
+    const dmaLength: number[] = new Array(n);
+    let bounce: number[] | null = null;
     for (let i = 0; i < n; i++) {
-      dmaAddress[i] = segPa[i]!;
-      dmaLength[i] = segLen[i]!;
-      if (segPa[i]! + segLen[i]! > this.dmaLimit) {
-        bounce ??= new Float64Array(n).fill(-1);
+      const s = segments[i]!;
+      dmaAddress[i] = s.pa;
+      dmaLength[i] = s.length;
+      if (s.pa + s.length > this.dmaLimit && bounce === null) {
+        bounce = new Array<number>(n).fill(-1);
       }
     }
     const debug = this.debug;
@@ -1186,7 +1207,7 @@ export class DmaMapper {
       rec.dmaAddr = dmaAddress[0]!;
       debug.emit(
         debug.checkMap(rec, {
-          inputLengths: segLen,
+          inputs: segments,
           dmaAddress,
           dmaLength,
           count: n,
@@ -1198,37 +1219,37 @@ export class DmaMapper {
     if (bounce !== null) {
       try {
         for (let i = 0; i < n; i++) {
-          if (segPa[i]! + segLen[i]! <= this.dmaLimit) continue;
-          bounce[i] = this.#bounceAlloc(segLen[i]!, segPa[i]! % PAGE);
+          const s = segments[i]!;
+          if (s.pa + s.length <= this.dmaLimit) continue;
+          bounce[i] = this.#bounceAlloc(s.length, pageOffset(s.pa));
           dmaAddress[i] = bounce[i]!;
         }
       } catch (e) {
         for (let i = 0; i < n; i++) {
-          if (bounce[i]! >= 0) this.#bounceFree(bounce[i]!, segLen[i]!);
+          if (bounce[i]! >= 0) {
+            this.#bounceFree(bounce[i]!, segments[i]!.length);
+          }
         }
         throw e;
       }
       for (let i = 0; i < n; i++) {
         if (bounce[i]! < 0) continue;
         this.#s.bounces++;
+        const s = segments[i]!;
         if (dir !== DMA_FROM_DEVICE && !skip) {
-          const data = this.cpu.read(segPa[i]!, segLen[i]!);
-          this.soc.memory.writeBytes(bounce[i]!, data);
-          this.#s.bounceBytes += segLen[i]!;
+          this.soc.memory.writeBytes(bounce[i]!, this.cpu.read(s.pa, s.length));
+          this.#s.bounceBytes += s.length;
         }
       }
       this.#bounced++;
     }
     return new DmaSgMapping({
-      nents: n,
+      segments,
       direction: dir,
-      count: n,
       dmaAddress,
       dmaLength,
       iova: -1,
       iovaSize: 0,
-      segmentPa: segPa,
-      segmentLength: segLen,
       bounce,
       size: total,
     });
@@ -1470,7 +1491,7 @@ export class DmaMapper {
     let done = 0;
     while (done < size) {
       const at = dmaAddr + done;
-      const n = Math.min(PAGE - (at % PAGE), size - done);
+      const n = Math.min(PAGE - pageOffset(at), size - done);
       const pa = domain.iovaToPhys(at);
       if (pa < 0) {
         throw new IommuError(
@@ -1486,8 +1507,8 @@ export class DmaMapper {
 
   #syncSg(forCpu: boolean, sg: DmaSgMapping, dir: DmaDirection): void {
     for (let i = 0; i < sg.nents; i++) {
-      const pa = sg.segmentPa[i]!;
-      const len = sg.segmentLength[i]!;
+      const pa = sg.segments[i]!.pa;
+      const len = sg.segments[i]!.length;
       const slot = sg.bounce === null ? -1 : sg.bounce[i]!;
       if (slot >= 0) {
         if (forCpu) {

@@ -32,6 +32,9 @@ export {
   IOVA_MAGAZINE_SIZE,
   IovaAllocator,
   type IovaAllocatorOptions,
+  // The same shape as the core's `IovaConstraints`, exported under another
+  // name so the two declarations do not clash in the root module.
+  type IovaConstraints as IovaAllocatorConstraints,
   type IovaRange,
   type IovaStats,
 } from "./iova_allocator.ts";
