@@ -18,6 +18,7 @@ import {
   REG_CR0,
   tailStatus,
   VIRTIO_IOMMU_ATTACH_F_BYPASS as F_BYPASS,
+  VIRTIO_IOMMU_F_BYPASS,
   VIRTIO_IOMMU_F_BYPASS_CONFIG,
   VIRTIO_IOMMU_F_MAP_UNMAP,
   VIRTIO_IOMMU_FAULT_F_ADDRESS,
@@ -518,6 +519,44 @@ Deno.test("DMA through virtio mappings, fault records, bypass rules and domain l
     nic.port().read(0x5000, new Uint8Array(1));
     assertEquals(dev.takeEvents(), []);
   });
+});
+
+Deno.test("legacy BYPASS feature and device reset", () => {
+  const soc = createSoc({ memory: { size: 16 << 20 } }).use(genericIommu());
+  const unit = soc.probeUnit({ name: "v", compatible: ["virtio,pci-iommu"] });
+  const legacy = createVirtioIommu(soc, unit, {
+    features: VIRTIO_IOMMU_F_MAP_UNMAP | VIRTIO_IOMMU_F_BYPASS,
+  });
+  const hw = genericHardwareOf(unit);
+  assertEquals(
+    hw.isBypassing(3),
+    true,
+    "unattached endpoints bypass with legacy BYPASS",
+  );
+  assertEquals(tailStatus(legacy.handleRequest(encodeAttach(1, 3))), OK);
+  assertEquals(
+    tailStatus(legacy.handleRequest(encodeMap(1, 0, P - 1, 0x1000, R))),
+    OK,
+  );
+  assertEquals(hw.isBypassing(3), false);
+  const live = soc.memory.frames.liveBytes;
+  legacy.reset();
+  assertEquals(legacy.domainCount, 0);
+  assertEquals(legacy.domainOf(3), -1);
+  assertEquals(hw.isBypassing(3), true);
+  assert(soc.memory.frames.liveBytes < live, "domain tables freed");
+  const strict = device({ bypass: true });
+  assertEquals(
+    tailStatus(strict.dev.handleRequest(encodeAttach(1, 3, F_BYPASS))),
+    OK,
+  );
+  strict.dev.reset();
+  assertEquals(
+    decodeConfig(strict.dev.config()).bypass,
+    1,
+    "bypass survives a device reset",
+  );
+  assertEquals(genericHardwareOf(strict.dev.unit).isBypassing(3), true);
 });
 
 Deno.test("front-end construction errors", () => {

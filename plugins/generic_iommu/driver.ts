@@ -352,7 +352,9 @@ export class GenericIommuDriver implements IommuDriver, DomainHost {
    */
   setStreamBypass(sid: number, bypass: boolean): void {
     this.#checkSid(sid);
-    this.#bypass[sid] = bypass ? 1 : 0;
+    const flag = bypass ? 1 : 0;
+    if (this.#bypass[sid] === flag) return;
+    this.#bypass[sid] = flag;
     if (this.#owner[sid] === null) {
       this.#writeIdle(sid);
       this.commands.cfgiSte(sid);

@@ -63,6 +63,7 @@ import {
   VIRTIO_IOMMU_ATTACH_F_BYPASS,
   VIRTIO_IOMMU_CONFIG_BYTES,
   VIRTIO_IOMMU_DETACH_BYTES,
+  VIRTIO_IOMMU_F_BYPASS,
   VIRTIO_IOMMU_F_BYPASS_CONFIG,
   VIRTIO_IOMMU_F_DOMAIN_RANGE,
   VIRTIO_IOMMU_F_INPUT_RANGE,
@@ -246,13 +247,37 @@ export class VirtioIommu {
     this.#unlisten = soc.faults.onFault((f) => this.#onFault(f));
   }
 
+  // Whether an unattached endpoint bypasses: the `bypass` field with
+  // BYPASS_CONFIG, else the legacy BYPASS feature (spec bypass rules).
+  #idleBypass(): boolean {
+    if ((this.features & VIRTIO_IOMMU_F_BYPASS_CONFIG) !== 0) {
+      return this.#bypass;
+    }
+    return (this.features & VIRTIO_IOMMU_F_BYPASS) !== 0;
+  }
+
   // What an endpoint's stream does while no translating domain holds it.
   #applyIdle(ep: number): void {
     const d = this.#attached.get(ep);
-    const bypass = d !== undefined
-      ? d.bypass
-      : (this.features & VIRTIO_IOMMU_F_BYPASS_CONFIG) !== 0 && this.#bypass;
+    const bypass = d !== undefined ? d.bypass : this.#idleBypass();
     genericDriverOf(this.unit).setStreamBypass(ep, bypass);
+  }
+
+  /**
+   * Device reset: every endpoint is detached and every domain (with its
+   * mappings) dropped; `bypass` keeps its value, as the spec asks.
+   *
+   * @throws {IommuError} `EIO` when the unit's command queue fails.
+   */
+  reset(): void {
+    for (const [ep, d] of this.#attached) {
+      this.#attached.delete(ep);
+      genericDriverOf(this.unit).setStreamBypass(ep, this.#idleBypass());
+      if (d.domain !== null) d.domain.detach(this.unit, [ep]);
+      this.#leave(d, ep);
+    }
+    for (const ep of this.#endpoints) this.#applyIdle(ep);
+    this.#events = [];
   }
 
   /** The `bypass` config field (true = 1). */
@@ -475,11 +500,9 @@ export class VirtioIommu {
     const d = this.#domains.get(id);
     if (d === undefined || !d.endpoints.has(ep)) return VIRTIO_IOMMU_S_INVAL;
     this.#attached.delete(ep);
-    const wantBypass = (this.features & VIRTIO_IOMMU_F_BYPASS_CONFIG) !== 0 &&
-      this.#bypass;
     const drv = genericDriverOf(this.unit);
     // Set the idle state first so the detach lands there in one STE store.
-    drv.setStreamBypass(ep, wantBypass);
+    drv.setStreamBypass(ep, this.#idleBypass());
     if (d.domain !== null) d.domain.detach(this.unit, [ep]);
     this.#leave(d, ep);
     return VIRTIO_IOMMU_S_OK;
