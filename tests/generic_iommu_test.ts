@@ -929,6 +929,10 @@ Deno.test("domains of several masters are isolated; freeing returns every frame"
     );
   }
   assertEquals(hw.translate(4, 0x10_0000, ACCESS_READ), -1);
+  assertEquals(hw.streamCounters(2), { translations: 1, walks: 1, faults: 0 });
+  assertEquals(hw.streamCounters(4), { translations: 1, walks: 0, faults: 1 });
+  throwsKind(() => hw.streamCounters(256), "ERANGE");
+  throwsKind(() => hw.streamCounters(-1), "EINVAL");
   for (const [i, d] of doms.entries()) {
     d.detach(unit, [i + 1]);
     d.free();

@@ -105,6 +105,16 @@ export const DEFAULT_IOTLB: TlbOptions = {
   replacement: "round-robin",
 };
 
+/** Figures of one stream (see {@linkcode GenericIommuHardware.streamCounters}). */
+export interface GenericStreamCounters {
+  /** Accesses translated (or refused) while translation was enabled. */
+  translations: number;
+  /** Table walks (IOTLB misses). */
+  walks: number;
+  /** Faults. */
+  faults: number;
+}
+
 /** Which interrupt line fired. */
 export type GenericIrqLine = "event" | "gerror";
 
@@ -225,6 +235,10 @@ export class GenericIommuHardware implements IommuHardware {
   #uPerm: Uint8Array;
   #uLookups = 0;
   #uHits = 0;
+  // Per-stream (per-master) figures.
+  #sTrans: Float64Array;
+  #sWalks: Float64Array;
+  #sFaults: Float64Array;
 
   /**
    * Build it (see the class documentation).
@@ -260,6 +274,38 @@ export class GenericIommuHardware implements IommuHardware {
     this.#uSize = new Float64Array(n);
     this.#uPa = new Float64Array(n);
     this.#uPerm = new Uint8Array(n);
+    this.#sTrans = new Float64Array(n);
+    this.#sWalks = new Float64Array(n);
+    this.#sFaults = new Float64Array(n);
+  }
+
+  /**
+   * Per-stream figures (per master): accesses translated while SMMUEN was
+   * set, table walks, and faults.
+   *
+   * @param streamId Stream ID.
+   * @returns A snapshot.
+   * @throws {IommuError} `EINVAL` for a malformed ID; `ERANGE` beyond the
+   * stream table.
+   */
+  streamCounters(streamId: number): GenericStreamCounters {
+    if (!Number.isInteger(streamId) || streamId < 0) {
+      throw new IommuError(
+        "EINVAL",
+        `stream ID must be a non-negative integer, got ${String(streamId)}`,
+      );
+    }
+    if (streamId >= this.streamIds) {
+      throw new IommuError(
+        "ERANGE",
+        `stream ID ${hex(streamId)} is beyond ${hex(this.streamIds)} streams`,
+      );
+    }
+    return {
+      translations: this.#sTrans[streamId]!,
+      walks: this.#sWalks[streamId]!,
+      faults: this.#sFaults[streamId]!,
+    };
   }
 
   /** Bytes from the last translated PA to the end of its page (or of memory for bypass). */
@@ -302,6 +348,7 @@ export class GenericIommuHardware implements IommuHardware {
       return this.#identity(iova);
     }
     this.#translations++;
+    this.#sTrans[streamId]!++;
     this.#cfgLookups++;
     let st = this.#cfgState[streamId]!;
     if (st === CFG_UNCACHED) {
@@ -391,6 +438,7 @@ export class GenericIommuHardware implements IommuHardware {
   }
 
   #walk(sid: number, ctx: number, iova: number, access: number): number {
+    this.#sWalks[sid]!++;
     const w = this.walker;
     const code = w.walk(
       ctx,
@@ -439,6 +487,9 @@ export class GenericIommuHardware implements IommuHardware {
     address: number,
   ): number {
     this.#faults[kind]!++;
+    if (sid >= 0 && sid < this.streamIds && (sid | 0) === sid) {
+      this.#sFaults[sid]!++;
+    }
     const write = access === ACCESS_WRITE;
     if (eventId >= 0 && record) {
       this.#postEvent(eventId, sid, !write, iova, address);

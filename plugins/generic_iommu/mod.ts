@@ -42,6 +42,7 @@ export {
   GenericIommuHardware,
   type GenericIrqLine,
   type GenericIrqListener,
+  type GenericStreamCounters,
   REGISTER_WINDOW,
 } from "./hardware.ts";
 export {
