@@ -35,6 +35,8 @@ export class UsageError extends Error {
   /** The command it concerns (for the `--help` hint), or empty. */
   readonly command: string;
   /**
+   * A usage error.
+   *
    * @param command The command.
    * @param message One sentence.
    */

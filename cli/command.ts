@@ -40,6 +40,8 @@ export interface Command {
 /** Bad input found before anything ran (exit code 2). */
 export class InputError extends Error {
   /**
+   * An input error.
+   *
    * @param message One line.
    */
   constructor(message: string) {

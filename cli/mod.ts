@@ -31,7 +31,20 @@ import { platformsCommand, workloadsCommand } from "./list_commands.ts";
 import { runCommand } from "./run_command.ts";
 
 export { type CliIo, denoIo, type MemoryIo, memoryIo } from "./io.ts";
-export { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./command.ts";
+export {
+  type Command,
+  EXIT_FAILURE,
+  EXIT_OK,
+  EXIT_USAGE,
+  InputError,
+} from "./command.ts";
+export {
+  type OptionSpec,
+  type OptionType,
+  parseArgs,
+  type ParsedArgs,
+  UsageError,
+} from "./argv.ts";
 
 /** The commands, in help order. */
 export const COMMANDS: readonly Command[] = [

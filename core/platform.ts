@@ -133,7 +133,9 @@ export class Platform {
   readonly log: readonly ProbeEvent[];
 
   /**
-   * @param init The parts (use {@linkcode buildPlatform}).
+   * Assemble a platform from its parts (use {@linkcode buildPlatform}).
+   *
+   * @param init The parts.
    */
   constructor(init: {
     name: string;

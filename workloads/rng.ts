@@ -13,6 +13,8 @@ export class Rng {
   #s3: number;
 
   /**
+   * A generator seeded with `seed`.
+   *
    * @param seed Any integer; the same seed gives the same sequence.
    */
   constructor(seed: number) {

@@ -83,6 +83,8 @@ export class WorkloadContext {
   #progress: (done: number, total: number) => void;
 
   /**
+   * A context for one run.
+   *
    * @param platform The platform.
    * @param rng The random source.
    * @param policy Strict or lazy invalidation.
