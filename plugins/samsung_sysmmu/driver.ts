@@ -35,11 +35,11 @@ import { makeVersion } from "./version.ts";
 import { SysmmuDomain } from "./domain_ops.ts";
 
 /** STATUS reads the driver makes before giving up on a block request. */
-export const BLOCK_POLL_LIMIT = 120;
+export const SYSMMU_BLOCK_POLL_LIMIT = 120;
 /** More per-entry flushes than this and one FLUSH_ALL is cheaper. */
-export const FLUSH_ENTRY_LIMIT = 64;
+export const SYSMMU_FLUSH_ENTRY_LIMIT = 64;
 /** Unhandled faults kept per unit. */
-export const FAULT_LOG_LIMIT = 256;
+export const SYSMMU_FAULT_LOG_LIMIT = 256;
 
 /** A fault interrupt as the driver decoded it from the registers. */
 export interface SysmmuFaultInfo {
@@ -308,7 +308,7 @@ export class SysmmuDriver implements IommuDriver {
   #block(s: SysmmuUnitState): boolean {
     const hw = s.hw;
     hw.writeRegister(REG_MMU_CTRL, CTRL_BLOCK);
-    for (let i = 0; i < BLOCK_POLL_LIMIT; i++) {
+    for (let i = 0; i < SYSMMU_BLOCK_POLL_LIMIT; i++) {
       if ((hw.readRegister(REG_MMU_STATUS) & STATUS_BLOCKED) !== 0) {
         return true;
       }
@@ -322,7 +322,7 @@ export class SysmmuDriver implements IommuDriver {
    * Invalidate `[start, last]` (bytes, inclusive) on every active unit of
    * `units`: one range flush where the layout has it, otherwise one
    * FLUSH_ENTRY per `granule` (per 4 KiB on v2), or FLUSH_ALL when that
-   * would take more than {@linkcode FLUSH_ENTRY_LIMIT} writes.
+   * would take more than {@linkcode SYSMMU_FLUSH_ENTRY_LIMIT} writes.
    *
    * @param units The domain's units.
    * @param start First byte.
@@ -347,7 +347,7 @@ export class SysmmuDriver implements IommuDriver {
         hw.writeRegister(l.rangeStart, first);
         hw.writeRegister(l.rangeEnd, lastPage);
         hw.writeRegister(l.flushRange, FLUSH_TRIGGER);
-      } else if (entries > FLUSH_ENTRY_LIMIT) {
+      } else if (entries > SYSMMU_FLUSH_ENTRY_LIMIT) {
         hw.writeRegister(l.flushAll, FLUSH_TRIGGER);
       } else {
         for (let i = 0, va = first; i < entries; i++, va += step) {
@@ -376,7 +376,7 @@ export class SysmmuDriver implements IommuDriver {
   /**
    * Flush the FLPD cache entries of level-1 `slots[0..count)` on every
    * active v3.2+ unit (v5+: FLUSH_ALL; v3.x: FLUSH_ENTRY per slot, or
-   * FLUSH_ALL past {@linkcode FLUSH_ENTRY_LIMIT}).
+   * FLUSH_ALL past {@linkcode SYSMMU_FLUSH_ENTRY_LIMIT}).
    *
    * @param units The domain's units.
    * @param slots Level-1 indices whose entry changed.
@@ -392,7 +392,7 @@ export class SysmmuDriver implements IommuDriver {
       if (!s.active || !s.flushFlpd || !this.#block(s)) continue;
       const hw = s.hw;
       const l = hw.layout;
-      if (l.name !== "v1" || count > FLUSH_ENTRY_LIMIT) {
+      if (l.name !== "v1" || count > SYSMMU_FLUSH_ENTRY_LIMIT) {
         hw.writeRegister(l.flushAll, FLUSH_TRIGGER);
       } else {
         for (let i = 0; i < count; i++) {
@@ -470,7 +470,7 @@ export class SysmmuDriver implements IommuDriver {
     };
     // A unit without a domain is disabled and cannot fault; treat as handled.
     const handled = s.domain === null ? true : s.report(fault);
-    if (s.faults.length === FAULT_LOG_LIMIT) s.faults.shift();
+    if (s.faults.length === SYSMMU_FAULT_LOG_LIMIT) s.faults.shift();
     s.faults.push({
       unit: hw.name,
       itype,
@@ -491,7 +491,7 @@ export class SysmmuDriver implements IommuDriver {
 
   /**
    * The fault interrupts `unit` raised, as the driver decoded them (oldest
-   * first, at most {@linkcode FAULT_LOG_LIMIT}).
+   * first, at most {@linkcode SYSMMU_FAULT_LOG_LIMIT}).
    *
    * @param unit A unit of this driver.
    * @returns Copies of the records.

@@ -51,7 +51,11 @@ import {
   type SysmmuRegisterLayout,
 } from "./registers.ts";
 import { makeVersion, type SysmmuVersion } from "./version.ts";
-import { PageWalker, WALK_OK, WALK_PAGE_FAULT } from "./walker.ts";
+import {
+  SYSMMU_WALK_OK,
+  SYSMMU_WALK_PAGE_FAULT,
+  SysmmuWalker,
+} from "./walker.ts";
 
 /** Register window size: offsets must be below this (the v7-VM block ends at 0x8024). */
 export const SYSMMU_REGISTER_SPAN = 0x10000;
@@ -164,7 +168,7 @@ export class SysmmuHardware implements IommuHardware {
 
   #memory: PhysicalMemory;
   #report: (fault: IommuFault) => boolean;
-  #walker: PageWalker;
+  #walker: SysmmuWalker;
   #capa0: number;
   #capa1: number;
   #blockLatency: number;
@@ -239,7 +243,7 @@ export class SysmmuHardware implements IommuHardware {
     this.flpd = new FlpdCache(config.flpdEntries);
     this.#memory = memory;
     this.#report = report;
-    this.#walker = new PageWalker(memory, pteFormat(config.version.pgShift));
+    this.#walker = new SysmmuWalker(memory, pteFormat(config.version.pgShift));
     this.#capa0 = config.capa0 >>> 0;
     this.#capa1 = config.capa1 >>> 0;
     this.#blockLatency = config.blockLatency;
@@ -331,8 +335,8 @@ export class SysmmuHardware implements IommuHardware {
       this.#flpdOn ? this.flpd : null,
       this.#prefetch,
     );
-    if (r !== WALK_OK) {
-      return r === WALK_PAGE_FAULT
+    if (r !== SYSMMU_WALK_OK) {
+      return r === SYSMMU_WALK_PAGE_FAULT
         ? this.#raise("page", iova, access, "translation")
         : this.#raise("ptw", iova, access, "bus-error");
     }

@@ -84,9 +84,7 @@
  * @module
  */
 export {
-  DEFAULT_FLPD_ENTRIES,
   DEFAULT_SYSMMU_VERSION,
-  DEFAULT_TLB,
   PROP_SYSMMU_CAPA0,
   PROP_SYSMMU_CAPA1,
   PROP_SYSMMU_TLB_SETS,
@@ -94,8 +92,10 @@ export {
   PROP_SYSMMU_VERSION,
   samsungSysmmu,
   type SamsungSysmmuOptions,
+  SYSMMU_DEFAULT_FLPD_ENTRIES,
+  SYSMMU_DEFAULT_TLB,
+  SYSMMU_V2_TLB,
   sysmmuCaps,
-  V2_TLB,
 } from "./plugin.ts";
 export {
   CAPA0_CAPA1_EXIST,
@@ -121,9 +121,9 @@ export {
   type SysmmuTlbGeometry,
 } from "./hardware.ts";
 export {
-  BLOCK_POLL_LIMIT,
-  FAULT_LOG_LIMIT,
-  FLUSH_ENTRY_LIMIT,
+  SYSMMU_BLOCK_POLL_LIMIT,
+  SYSMMU_FAULT_LOG_LIMIT,
+  SYSMMU_FLUSH_ENTRY_LIMIT,
   SysmmuDriver,
   type SysmmuDriverCounters,
   type SysmmuFaultInfo,
@@ -133,10 +133,10 @@ export { SysmmuDomain } from "./domain_ops.ts";
 export { FlpdCache, type FlpdCounters } from "./flpd_cache.ts";
 export {
   FLPD_PREFETCH_ENTRIES,
-  PageWalker,
-  WALK_OK,
-  WALK_PAGE_FAULT,
-  WALK_PTW_ERROR,
-  type WalkerCounters,
+  SYSMMU_WALK_OK,
+  SYSMMU_WALK_PAGE_FAULT,
+  SYSMMU_WALK_PTW_ERROR,
+  SysmmuWalker,
+  type SysmmuWalkerCounters,
 } from "./walker.ts";
 export { setMasterPower } from "./power.ts";

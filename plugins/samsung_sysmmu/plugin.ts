@@ -39,17 +39,17 @@ export const PROP_SYSMMU_TLB_WAYS = "iommukit,sysmmu-tlb-ways";
 /** MMU_VERSION used when neither the node nor the options give one: v3.3. */
 export const DEFAULT_SYSMMU_VERSION: number = sysmmuVersionRegister(3, 3);
 /** TLB of v2 units: 64 sets x 8 ways. */
-export const V2_TLB: Readonly<SysmmuTlbGeometry> = Object.freeze({
+export const SYSMMU_V2_TLB: Readonly<SysmmuTlbGeometry> = Object.freeze({
   sets: 64,
   ways: 8,
 });
 /** TLB of every other version unless configured: 16 sets x 4 ways. */
-export const DEFAULT_TLB: Readonly<SysmmuTlbGeometry> = Object.freeze({
+export const SYSMMU_DEFAULT_TLB: Readonly<SysmmuTlbGeometry> = Object.freeze({
   sets: 16,
   ways: 4,
 });
 /** FLPD cache entries of v3.2/v3.3 units unless configured. */
-export const DEFAULT_FLPD_ENTRIES = 32;
+export const SYSMMU_DEFAULT_FLPD_ENTRIES = 32;
 
 /** Options of {@linkcode samsungSysmmu}; each overrides the node property. */
 export interface SamsungSysmmuOptions {
@@ -149,12 +149,15 @@ export function samsungSysmmu(options: SamsungSysmmuOptions = {}): IommuPlugin {
         (sets !== undefined && ways !== undefined
           ? { sets, ways }
           : version.major === 2
-          ? V2_TLB
-          : DEFAULT_TLB);
+          ? SYSMMU_V2_TLB
+          : SYSMMU_DEFAULT_TLB);
       const hasFlpd = version.value === makeVersion(3, 2) ||
         version.value === makeVersion(3, 3);
       const flpdEntries = hasFlpd
-        ? checkCount(options.flpdEntries ?? DEFAULT_FLPD_ENTRIES, "flpdEntries")
+        ? checkCount(
+          options.flpdEntries ?? SYSMMU_DEFAULT_FLPD_ENTRIES,
+          "flpdEntries",
+        )
         : 0;
       const blockLatency = checkCount(
         options.blockLatency ?? 0,

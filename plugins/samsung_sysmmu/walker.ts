@@ -17,17 +17,17 @@ import {
 } from "./pte.ts";
 
 /** Walk result: a leaf was found (see the walker's `pa*`/`pageSize`/`perm`). */
-export const WALK_OK = 0;
+export const SYSMMU_WALK_OK = 0;
 /** Walk result: a fault descriptor (page fault). */
-export const WALK_PAGE_FAULT = 1;
+export const SYSMMU_WALK_PAGE_FAULT = 1;
 /** Walk result: a table address is not memory (page-table-walk / bus error). */
-export const WALK_PTW_ERROR = 2;
+export const SYSMMU_WALK_PTW_ERROR = 2;
 
 /** Level-1 entries the v3.3 prefetcher fetches together (one 64-byte line: 16 MiB of IOVA). */
 export const FLPD_PREFETCH_ENTRIES = 16;
 
 /** Walker statistics. */
-export interface WalkerCounters {
+export interface SysmmuWalkerCounters {
   /** Walks started. */
   walks: number;
   /** Level-1 descriptors read from RAM (prefetches included). */
@@ -40,7 +40,7 @@ export interface WalkerCounters {
  * Walks one table format. Results are left in fields so a walk allocates
  * nothing.
  */
-export class PageWalker {
+export class SysmmuWalker {
   /** Page base PA of the last successful walk, in bytes. */
   paBase = 0;
   /** Leaf size of the last successful walk, in bytes. */
@@ -51,7 +51,7 @@ export class PageWalker {
   #fmt: SysmmuPteFormat;
   #viewBase = -1;
   #view: Uint32Array | null = null;
-  #c: WalkerCounters = { walks: 0, l1Reads: 0, l2Reads: 0 };
+  #c: SysmmuWalkerCounters = { walks: 0, l1Reads: 0, l2Reads: 0 };
 
   /**
    * Build a walker for one RAM and descriptor format.
@@ -81,8 +81,8 @@ export class PageWalker {
    * @param flpd The FLPD cache to consult and fill, or null when disabled.
    * @param prefetch Whether an FLPD miss fetches the whole 16-entry line
    * (v3.3 speculative prefetch) instead of one entry.
-   * @returns {@linkcode WALK_OK}, {@linkcode WALK_PAGE_FAULT} or
-   * {@linkcode WALK_PTW_ERROR}.
+   * @returns {@linkcode SYSMMU_WALK_OK}, {@linkcode SYSMMU_WALK_PAGE_FAULT} or
+   * {@linkcode SYSMMU_WALK_PTW_ERROR}.
    */
   walk(
     base: number,
@@ -92,7 +92,7 @@ export class PageWalker {
   ): number {
     this.#c.walks++;
     const l1 = this.#l1(base);
-    if (l1 === null) return WALK_PTW_ERROR;
+    if (l1 === null) return SYSMMU_WALK_PTW_ERROR;
     const slot = iova >>> 20;
     let e: number;
     if (flpd === null) {
@@ -120,15 +120,17 @@ export class PageWalker {
       this.paBase = fmt.sectionPa(e);
       this.pageSize = SECT_SIZE;
       this.perm = fmt.sectionPerm(e);
-      return WALK_OK;
+      return SYSMMU_WALK_OK;
     }
-    if (t !== 1) return WALK_PAGE_FAULT;
+    if (t !== 1) return SYSMMU_WALK_PAGE_FAULT;
     const l2 = fmt.linkPa(e);
-    if (!this.#memory.contains(l2, LV2_TABLE_BYTES)) return WALK_PTW_ERROR;
+    if (!this.#memory.contains(l2, LV2_TABLE_BYTES)) {
+      return SYSMMU_WALK_PTW_ERROR;
+    }
     const e2 = this.#memory.read32(l2 + ((iova >>> 12) & 0xff) * 4);
     this.#c.l2Reads++;
     const t2 = e2 & 3;
-    if (t2 === 0) return WALK_PAGE_FAULT;
+    if (t2 === 0) return SYSMMU_WALK_PAGE_FAULT;
     if (t2 === 1) {
       this.paBase = fmt.largePa(e2);
       this.pageSize = LPAGE_SIZE;
@@ -137,7 +139,7 @@ export class PageWalker {
       this.pageSize = SPAGE_SIZE;
     }
     this.perm = fmt.lv2Perm(e2);
-    return WALK_OK;
+    return SYSMMU_WALK_OK;
   }
 
   /**
@@ -145,7 +147,7 @@ export class PageWalker {
    *
    * @returns A snapshot.
    */
-  counters(): WalkerCounters {
+  counters(): SysmmuWalkerCounters {
     return { ...this.#c };
   }
 }
