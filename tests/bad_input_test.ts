@@ -1,0 +1,1188 @@
+/**
+ * The bad-input catalogue: every public entry point fed malformed numbers,
+ * wrong states and malformed external inputs. Each row names the entry
+ * point, the input, the documented `IommuError` kind, and is run on a fresh
+ * system whose whole state (RAM digest, live frames, decoded leaves,
+ * counters, attachments, DMA mappings) must be unchanged by the refused
+ * call. docs/errors.md carries the same table; a test keeps them in step
+ * (`IOMMUKIT_WRITE_DOCS=1` rewrites the file from this catalogue).
+ */
+import { assert, assertEquals } from "@std/assert";
+import {
+  createSoc,
+  type Domain,
+  encodeFdt,
+  FrameAllocator,
+  IOMMU_READ,
+  IOMMU_WRITE,
+  IommuError,
+  type IommuErrorKind,
+  type IommuUnit,
+  IotlbGather,
+  type Master,
+  parseFdt,
+  PhysicalMemory,
+  type Soc,
+} from "../core/mod.ts";
+import {
+  createDmaMapper,
+  DMA_BIDIRECTIONAL,
+  DMA_FROM_DEVICE,
+  DMA_NONE,
+  DMA_TO_DEVICE,
+  type DmaBuffer,
+  type DmaDirection,
+  type DmaMapper,
+  IovaAllocator,
+} from "../core/dma/mod.ts";
+import { buildPlatform } from "../core/platform.ts";
+import { sourceFromJsonText } from "../core/platform_json.ts";
+import { Tlb } from "../core/tlb.ts";
+import { genericIommu, setStreamBypass } from "../plugins/generic_iommu/mod.ts";
+import { samsungSysmmu } from "../plugins/samsung_sysmmu/mod.ts";
+import { GENERIC_SOC_DTB } from "../platforms/mod.ts";
+import { flatIommu } from "./support/flat_iommu.ts";
+
+const RW = IOMMU_READ | IOMMU_WRITE;
+const MB = 1 << 20;
+
+/** The system every row runs on (fresh per row). */
+interface World {
+  soc: Soc;
+  flat: IommuUnit;
+  flat2: IommuUnit;
+  sysmmu: IommuUnit;
+  smmu: IommuUnit;
+  /** Flat domain, attached to `flat`, with a 4 MiB block and two pages. */
+  d: Domain;
+  /** Generic domain attached to stream 3. */
+  g: Domain;
+  /** A freed flat domain. */
+  freed: Domain;
+  dev: Master;
+  gdev: Master;
+  /** DMA mapper behind the generic unit (stream 5) with one live mapping. */
+  dma: DmaMapper;
+  buf: DmaBuffer;
+  addr: number;
+  freedBuf: DmaBuffer;
+  removed: DmaMapper;
+}
+
+function world(): World {
+  const soc = createSoc({ memory: { base: 0x4000_0000, size: 256 * MB } })
+    .use(flatIommu())
+    .use(samsungSysmmu())
+    .use(genericIommu());
+  const flat = soc.probeUnit({
+    name: "flat",
+    compatible: ["iommukit,flat-iommu"],
+  });
+  const flat2 = soc.probeUnit({
+    name: "flat2",
+    compatible: ["iommukit,flat-iommu"],
+  });
+  const sysmmu = soc.probeUnit({
+    name: "sysmmu",
+    compatible: ["samsung,exynos-sysmmu"],
+  });
+  const smmu = soc.probeUnit({
+    name: "smmu",
+    compatible: ["iommukit,generic-iommu"],
+  });
+  const dev = soc.addMaster({
+    name: "dev",
+    dmaBits: 32,
+    ports: [{ unit: flat }],
+  });
+  const gdev = soc.addMaster({
+    name: "gdev",
+    ports: [{ unit: smmu, streamIds: [3] }],
+  });
+  const ddev = soc.addMaster({
+    name: "ddev",
+    ports: [{ unit: smmu, streamIds: [5] }],
+  });
+  const rdev = soc.addMaster({
+    name: "rdev",
+    ports: [{ unit: smmu, streamIds: [6] }],
+  });
+  const d = soc.createDomain(flat);
+  d.attach(flat);
+  d.map(0x40_0000, 0x4800_0000, 4 * MB, RW);
+  d.map(0x100_0000, 0x4900_0000, 8192, IOMMU_READ);
+  const g = soc.createDomain(smmu);
+  g.attach(smmu, [3]);
+  g.map(0x20_0000, 0x4a00_0000, 2 * MB, RW);
+  const freed = soc.createDomain(flat);
+  freed.free();
+  const dma = createDmaMapper(soc, ddev);
+  const buf = dma.cpu.allocBuffer(8192);
+  const addr = dma.mapSingle(buf, DMA_TO_DEVICE);
+  dma.mappingError(addr);
+  const freedBuf = dma.cpu.allocBuffer(4096);
+  freedBuf.free();
+  const removed = createDmaMapper(soc, rdev);
+  removed.removeMaster();
+  return {
+    soc,
+    flat,
+    flat2,
+    sysmmu,
+    smmu,
+    d,
+    g,
+    freed,
+    dev,
+    gdev,
+    dma,
+    buf,
+    addr,
+    freedBuf,
+    removed,
+  };
+}
+
+function snapshot(w: World, withFaults = true): string {
+  const iova = w.dma.stats().iova!;
+  const dc = {
+    ...w.d.counters(),
+    faults: withFaults ? w.d.counters().faults : 0,
+  };
+  return JSON.stringify([
+    w.soc.memory.digest(),
+    w.soc.memory.frames.liveBytes,
+    w.soc.memory.frames.liveBlocks,
+    w.d.leaves(),
+    dc,
+    w.d.attachments().map((a) => [a.unit.name, a.streamIds]),
+    w.g.leaves(),
+    w.g.counters(),
+    w.g.attachments().map((a) => [a.unit.name, a.streamIds]),
+    w.soc.domains().length,
+    w.soc.masters().length,
+    w.soc.units().length,
+    w.dma.mappings().map((m) => [m.dmaAddr, m.size, m.direction]),
+    w.dma.stats().liveMappings,
+    iova.liveRanges,
+    iova.liveBytes,
+    withFaults ? w.soc.faults.counters() : null,
+  ]);
+}
+
+/** One row of the catalogue. */
+interface Row {
+  entry: string;
+  input: string;
+  kind: IommuErrorKind;
+  run: (w: World) => unknown;
+}
+
+// deno-lint-ignore no-explicit-any
+const any = (v: unknown): any => v;
+
+const NUMBERS: [string, number][] = [
+  ["NaN", NaN],
+  ["1.5 (non-integer)", 1.5],
+  ["-4096 (negative)", -4096],
+  ["2^53 (above safe integers)", 2 ** 53],
+  ["Infinity", Infinity],
+];
+
+const rows: Row[] = [];
+function row(
+  entry: string,
+  input: string,
+  kind: IommuErrorKind,
+  run: (w: World) => unknown,
+): void {
+  rows.push({ entry, input, kind, run });
+}
+
+// ---------------------------------------------------------------- Domain
+for (const [name, v] of NUMBERS) {
+  row(
+    "Domain.map",
+    `iova ${name}`,
+    "EINVAL",
+    (w) => w.d.map(v, 0x4b00_0000, 4096, RW),
+  );
+  row(
+    "Domain.map",
+    `pa ${name}`,
+    "EINVAL",
+    (w) => w.d.map(0x200_0000, v, 4096, RW),
+  );
+  row(
+    "Domain.map",
+    `size ${name}`,
+    "EINVAL",
+    (w) => w.d.map(0x200_0000, 0x4b00_0000, v, RW),
+  );
+  row("Domain.unmap", `iova ${name}`, "EINVAL", (w) => w.d.unmap(v, 4096));
+  row("Domain.unmap", `size ${name}`, "EINVAL", (w) => w.d.unmap(0x40_0000, v));
+  row("Domain.iovaToPhys", `iova ${name}`, "EINVAL", (w) => w.d.iovaToPhys(v));
+  row(
+    "Domain.mapPages",
+    `frame ${name}`,
+    "EINVAL",
+    (w) => w.d.mapPages(0x200_0000, [0x4b00_0000, v], RW),
+  );
+  row(
+    "Domain.attach",
+    `stream ID ${name}`,
+    "EINVAL",
+    (w) => w.g.attach(w.smmu, [v]),
+  );
+  row(
+    "Port.write",
+    `DMA address ${name}`,
+    "EINVAL",
+    (w) => w.dev.port().write(v, new Uint8Array(4)),
+  );
+  row(
+    "Port.read",
+    `DMA address ${name}`,
+    "EINVAL",
+    (w) => w.dev.port().read(v, new Uint8Array(4)),
+  );
+  row(
+    "FrameAllocator.alloc",
+    `bytes ${name}`,
+    "EINVAL",
+    (w) => w.soc.memory.frames.alloc(v),
+  );
+  row(
+    "DmaMapper.allocCoherent",
+    `size ${name}`,
+    "EINVAL",
+    (w) => w.dma.allocCoherent(v),
+  );
+}
+row(
+  "Domain.map",
+  "size 0",
+  "EINVAL",
+  (w) => w.d.map(0x200_0000, 0x4b00_0000, 0, RW),
+);
+row(
+  "Domain.map",
+  "iova string '0x1000'",
+  "EINVAL",
+  (w) => w.d.map(any("0x1000"), 0x4b00_0000, 4096, RW),
+);
+row(
+  "Domain.map",
+  "size wraps past 2^53",
+  "ERANGE",
+  (w) => w.d.map(4096, 0x4b00_0000, 2 ** 53 - 4096, RW),
+);
+row(
+  "Domain.map",
+  "unaligned iova 0x200_0800",
+  "EINVAL",
+  (w) => w.d.map(0x200_0800, 0x4b00_0000, 4096, RW),
+);
+row(
+  "Domain.map",
+  "unaligned size 100",
+  "EINVAL",
+  (w) => w.d.map(0x200_0000, 0x4b00_0000, 100, RW),
+);
+row(
+  "Domain.map",
+  "unaligned pa",
+  "EINVAL",
+  (w) => w.d.map(0x200_0000, 0x4b00_0010, 4096, RW),
+);
+row(
+  "Domain.map",
+  "range past the 32-bit aperture",
+  "ERANGE",
+  (w) => w.d.map(0xffff_f000, 0x4b00_0000, 8192, RW),
+);
+row(
+  "Domain.map",
+  "iova at 2^32 (outside aperture)",
+  "ERANGE",
+  (w) => w.d.map(2 ** 32, 0x4b00_0000, 4096, RW),
+);
+row(
+  "Domain.map",
+  "pa beyond the 32-bit output range",
+  "ERANGE",
+  (w) => w.d.map(0x200_0000, 2 ** 32, 4096, RW),
+);
+row(
+  "Domain.map",
+  "overlaps a 4 MiB block",
+  "EEXIST",
+  (w) => w.d.map(0x50_0000, 0x4b00_0000, 4096, RW),
+);
+row(
+  "Domain.map",
+  "ends on a mapped page",
+  "EEXIST",
+  (w) => w.d.map(0xff_e000, 0x4b00_0000, 3 * 4096, RW),
+);
+row(
+  "Domain.map",
+  "prot 0 (neither read nor write)",
+  "EINVAL",
+  (w) => w.d.map(0x200_0000, 0x4b00_0000, 4096, 0),
+);
+row(
+  "Domain.map",
+  "prot 64 (unknown bit)",
+  "EINVAL",
+  (w) => w.d.map(0x200_0000, 0x4b00_0000, 4096, 64),
+);
+row(
+  "Domain.map",
+  "prot -1",
+  "EINVAL",
+  (w) => w.d.map(0x200_0000, 0x4b00_0000, 4096, -1),
+);
+row(
+  "Domain.map",
+  "prot 2^32+1",
+  "EINVAL",
+  (w) => w.d.map(0x200_0000, 0x4b00_0000, 4096, 2 ** 32 + 1),
+);
+row(
+  "Domain.map",
+  "prot 1.5",
+  "EINVAL",
+  (w) => w.d.map(0x200_0000, 0x4b00_0000, 4096, 1.5),
+);
+row(
+  "Domain.map",
+  "freed domain",
+  "EPERM",
+  (w) => w.freed.map(0x200_0000, 0x4b00_0000, 4096, RW),
+);
+row(
+  "Domain.mapPages",
+  "empty frame list",
+  "EINVAL",
+  (w) => w.d.mapPages(0x200_0000, [], RW),
+);
+row(
+  "Domain.mapPages",
+  "unaligned frame",
+  "EINVAL",
+  (w) => w.d.mapPages(0x200_0000, [0x4b00_0000, 0x4b00_0100], RW),
+);
+row(
+  "Domain.mapPages",
+  "unsupported page size 8192",
+  "EINVAL",
+  (w) => w.d.mapPages(0x200_0000, [0x4b00_0000], RW, 8192),
+);
+row(
+  "Domain.mapPages",
+  "iova unaligned to the page size",
+  "EINVAL",
+  (w) => w.d.mapPages(0x200_0000 + 4096, [0x4c00_0000], RW, 4 * MB),
+);
+row(
+  "Domain.mapPages",
+  "last frame overlaps a mapping",
+  "EEXIST",
+  (w) => w.d.mapPages(0xff_e000, [0x4b00_0000, 0x4b00_1000, 0x4b00_2000], RW),
+);
+row(
+  "Domain.mapPages",
+  "freed domain",
+  "EPERM",
+  (w) => w.freed.mapPages(0x200_0000, [0x4b00_0000], RW),
+);
+row(
+  "Domain.mapSg",
+  "empty list",
+  "EINVAL",
+  (w) => w.d.mapSg(0x200_0000, [], RW),
+);
+row(
+  "Domain.mapSg",
+  "segment length 0",
+  "EINVAL",
+  (w) =>
+    w.d.mapSg(0x200_0000, [{ pa: 0x4b00_0000, length: 4096 }, {
+      pa: 0x4c00_0000,
+      length: 0,
+    }], RW),
+);
+row(
+  "Domain.mapSg",
+  "segment length NaN",
+  "EINVAL",
+  (w) => w.d.mapSg(0x200_0000, [{ pa: 0x4b00_0000, length: NaN }], RW),
+);
+row(
+  "Domain.mapSg",
+  "unaligned segment pa",
+  "EINVAL",
+  (w) => w.d.mapSg(0x200_0000, [{ pa: 0x4b00_0004, length: 4096 }], RW),
+);
+row(
+  "Domain.mapSg",
+  "unaligned segment length",
+  "EINVAL",
+  (w) => w.d.mapSg(0x200_0000, [{ pa: 0x4b00_0000, length: 100 }], RW),
+);
+row("Domain.unmap", "size 0", "EINVAL", (w) => w.d.unmap(0x40_0000, 0));
+row(
+  "Domain.unmap",
+  "unaligned iova",
+  "EINVAL",
+  (w) => w.d.unmap(0x40_0010, 4096),
+);
+row(
+  "Domain.unmap",
+  "unaligned size",
+  "EINVAL",
+  (w) => w.d.unmap(0x40_0000, 10),
+);
+row(
+  "Domain.unmap",
+  "first 4 KiB of a 4 MiB block (partial)",
+  "EINVAL",
+  (w) => w.d.unmap(0x40_0000, 4096),
+);
+row(
+  "Domain.unmap",
+  "last 4 KiB of a 4 MiB block (partial)",
+  "EINVAL",
+  (w) => w.d.unmap(0x7f_f000, 4096),
+);
+row(
+  "Domain.unmap",
+  "range past the aperture",
+  "ERANGE",
+  (w) => w.d.unmap(0xffff_f000, 8192),
+);
+row(
+  "Domain.unmap",
+  "freed domain",
+  "EPERM",
+  (w) => w.freed.unmap(0x40_0000, 4096),
+);
+row(
+  "Domain.unmapNoSync",
+  "partial unmap of a 2 MiB block (generic)",
+  "EINVAL",
+  (w) => w.g.unmapNoSync(0x20_0000 + 4096, 4096, new IotlbGather()),
+);
+row("Domain.iovaToPhys", "freed domain", "EPERM", (w) => w.freed.iovaToPhys(0));
+row(
+  "Domain.attach",
+  "stream IDs on a per-device unit",
+  "EINVAL",
+  (w) => w.d.attach(w.flat, [1]),
+);
+row(
+  "Domain.attach",
+  "no stream ID on a central unit",
+  "EINVAL",
+  (w) => w.g.attach(w.smmu, []),
+);
+row(
+  "Domain.attach",
+  "stream ID beyond the unit's 256",
+  "ERANGE",
+  (w) => w.g.attach(w.smmu, [256]),
+);
+row(
+  "Domain.attach",
+  "unit of another plugin",
+  "EINVAL",
+  (w) => w.d.attach(w.sysmmu),
+);
+row("Domain.attach", "freed domain", "EPERM", (w) => w.freed.attach(w.flat2));
+row(
+  "Domain.detach",
+  "unit it is not attached to",
+  "ENOENT",
+  (w) => w.d.detach(w.flat2),
+);
+row(
+  "Domain.detach",
+  "stream it is not attached to",
+  "ENOENT",
+  (w) => w.g.detach(w.smmu, [4]),
+);
+row("Domain.detach", "freed domain", "EPERM", (w) => w.freed.detach(w.flat));
+row("Domain.free", "still attached", "EBUSY", (w) => w.d.free());
+row("Domain.free", "freed twice", "EPERM", (w) => w.freed.free());
+row("Domain.leaves", "freed domain", "EPERM", (w) => w.freed.leaves());
+row("Domain.flushAll", "freed domain", "EPERM", (w) => w.freed.flushAll());
+
+// ---------------------------------------------------------------- Soc, bus
+row(
+  "Soc.use",
+  "plugin name registered twice",
+  "EEXIST",
+  (w) => w.soc.use(flatIommu()),
+);
+row(
+  "Soc.probeUnit",
+  "unknown compatible",
+  "ENODEV",
+  (w) => w.soc.probeUnit({ name: "x", compatible: ["acme,none"] }),
+);
+row(
+  "Soc.probeUnit",
+  "unit name taken",
+  "EEXIST",
+  (w) => w.soc.probeUnit({ name: "flat", compatible: ["iommukit,flat-iommu"] }),
+);
+row(
+  "Soc.createDomain",
+  "page size the unit lacks",
+  "EINVAL",
+  (w) => w.soc.createDomain(w.flat, { pageSizes: [8192] }),
+);
+row(
+  "Soc.createDomain",
+  "empty page-size list",
+  "EINVAL",
+  (w) => w.soc.createDomain(w.flat, { pageSizes: [] }),
+);
+row("Soc.unit", "unknown name", "ENOENT", (w) => w.soc.unit("nope"));
+row("Soc.master", "unknown name", "ENOENT", (w) => w.soc.master("nope"));
+row(
+  "Soc.addMaster",
+  "name taken",
+  "EEXIST",
+  (w) => w.soc.addMaster({ name: "dev", ports: [{}] }),
+);
+row(
+  "Soc.addMaster",
+  "no ports",
+  "EINVAL",
+  (w) => w.soc.addMaster({ name: "m", ports: [] }),
+);
+row(
+  "Soc.addMaster",
+  "dmaBits 8",
+  "EINVAL",
+  (w) => w.soc.addMaster({ name: "m", dmaBits: 8, ports: [{}] }),
+);
+row(
+  "Soc.addMaster",
+  "dmaBits 32.5",
+  "EINVAL",
+  (w) => w.soc.addMaster({ name: "m", dmaBits: 32.5, ports: [{}] }),
+);
+row(
+  "Soc.addMaster",
+  "central port without stream ID",
+  "EINVAL",
+  (w) => w.soc.addMaster({ name: "m", ports: [{ unit: w.smmu }] }),
+);
+row(
+  "Soc.addMaster",
+  "stream ID beyond the unit",
+  "ERANGE",
+  (w) =>
+    w.soc.addMaster({ name: "m", ports: [{ unit: w.smmu, streamIds: [999] }] }),
+);
+row(
+  "Soc.addMaster",
+  "stream IDs on a per-device port",
+  "EINVAL",
+  (w) =>
+    w.soc.addMaster({ name: "m", ports: [{ unit: w.flat, streamIds: [1] }] }),
+);
+row(
+  "Soc.addMaster",
+  "duplicate port names",
+  "EINVAL",
+  (w) => w.soc.addMaster({ name: "m", ports: [{ name: "a" }, { name: "a" }] }),
+);
+row("Master.port", "unknown port", "ENOENT", (w) => w.dev.port("nope"));
+row(
+  "Port.write",
+  "empty data",
+  "EINVAL",
+  (w) => w.dev.port().write(0x40_0000, new Uint8Array(0)),
+);
+row(
+  "Port.write",
+  "above the 32-bit DMA mask",
+  "ERANGE",
+  (w) => w.dev.port().write(0xffff_fffe, new Uint8Array(4)),
+);
+row(
+  "Port.writeBytes",
+  "unmapped IOVA (fault)",
+  "EFAULT",
+  (w) => w.dev.port().writeBytes(0x300_0000, new Uint8Array(4)),
+);
+row(
+  "Port.writeBytes",
+  "read-only page (fault)",
+  "EFAULT",
+  (w) => w.dev.port().writeBytes(0x100_0000, new Uint8Array(4)),
+);
+row(
+  "Port.readBytes",
+  "crosses into an unmapped page (fault)",
+  "EFAULT",
+  (w) => w.dev.port().readBytes(0x100_1ff0, 32),
+);
+
+// ---------------------------------------------------------------- memory
+row(
+  "PhysicalMemory",
+  "size not a 64 KiB multiple",
+  "EINVAL",
+  () => new PhysicalMemory({ size: 1000 }),
+);
+row(
+  "PhysicalMemory",
+  "size 0",
+  "EINVAL",
+  () => new PhysicalMemory({ size: 0 }),
+);
+row(
+  "PhysicalMemory",
+  "ends beyond 2^48",
+  "ERANGE",
+  () => new PhysicalMemory({ base: 2 ** 48, size: 65536 }),
+);
+row(
+  "PhysicalMemory.read32",
+  "outside RAM",
+  "ERANGE",
+  (w) => w.soc.memory.read32(0x1000),
+);
+row(
+  "PhysicalMemory.writeBytes",
+  "runs past the end of RAM",
+  "ERANGE",
+  (w) => w.soc.memory.writeBytes(0x4fff_fffe, new Uint8Array(4)),
+);
+row(
+  "PhysicalMemory.view32",
+  "crosses a 64 KiB boundary",
+  "EINVAL",
+  (w) => w.soc.memory.view32(0x4000_f000, 8192),
+);
+row(
+  "FrameAllocator.alloc",
+  "more than RAM",
+  "ENOMEM",
+  (w) => w.soc.memory.frames.alloc(512 * MB),
+);
+row(
+  "FrameAllocator.free",
+  "never allocated",
+  "ENOENT",
+  (w) => w.soc.memory.frames.free(0x4f00_0000),
+);
+row("FrameAllocator.free", "double free", "ENOENT", (w) => {
+  // A block freed inside the row: its double free must change nothing more.
+  const f = w.soc.memory.frames;
+  const b = f.alloc(4096);
+  f.free(b);
+  return snapshotThen(w, () => f.free(b));
+});
+row(
+  "FrameAllocator.failNth",
+  "-1",
+  "EINVAL",
+  (w) => w.soc.memory.frames.failNth(-1),
+);
+row(
+  "FrameAllocator",
+  "base not 1 KiB aligned",
+  "EINVAL",
+  () => new FrameAllocator(100, 4096),
+);
+
+// ---------------------------------------------------------------- DMA
+row(
+  "DmaMapper.mapSingle",
+  "direction 7",
+  "EINVAL",
+  (w) => w.dma.mapSingle(w.buf, 7 as DmaDirection),
+);
+row(
+  "DmaMapper.mapSingle",
+  "direction DMA_NONE",
+  "EINVAL",
+  (w) => w.dma.mapSingle(w.buf, DMA_NONE),
+);
+row(
+  "DmaMapper.mapSingle",
+  "freed buffer (use after free)",
+  "EINVAL",
+  (w) => w.dma.mapSingle(w.freedBuf, DMA_TO_DEVICE),
+);
+row(
+  "DmaMapper.mapSingle",
+  "removed mapper (use after free)",
+  "EPERM",
+  (w) => w.removed.mapSingle(w.buf, DMA_TO_DEVICE),
+);
+row(
+  "DmaMapper.unmapSingle",
+  "address never mapped",
+  "ENOENT",
+  (w) => w.dma.unmapSingle(0x1234_5000, 4096, DMA_TO_DEVICE),
+);
+row(
+  "DmaMapper.unmapSingle",
+  "wrong size",
+  "EINVAL",
+  (w) => w.dma.unmapSingle(w.addr, 4096, DMA_TO_DEVICE),
+);
+row(
+  "DmaMapper.unmapSingle",
+  "wrong direction",
+  "EINVAL",
+  (w) => w.dma.unmapSingle(w.addr, 8192, DMA_FROM_DEVICE),
+);
+row("DmaMapper.unmapSingle", "double unmap", "ENOENT", (w) => {
+  w.dma.unmapSingle(w.addr, 8192, DMA_TO_DEVICE);
+  return snapshotThen(w, () => w.dma.unmapSingle(w.addr, 8192, DMA_TO_DEVICE));
+});
+row(
+  "DmaMapper.unmapSingle",
+  "size NaN",
+  "EINVAL",
+  (w) => w.dma.unmapSingle(w.addr, NaN, DMA_TO_DEVICE),
+);
+row(
+  "DmaMapper.syncForCpu",
+  "address never mapped",
+  "ENOENT",
+  (w) => w.dma.syncForCpu(0x1234_5000, 4096, DMA_TO_DEVICE),
+);
+row(
+  "DmaMapper.syncForCpu",
+  "beyond the mapping",
+  "ERANGE",
+  (w) => w.dma.syncForCpu(w.addr, 3 * 4096, DMA_TO_DEVICE),
+);
+row(
+  "DmaMapper.syncForDevice",
+  "wrong direction",
+  "EINVAL",
+  (w) => w.dma.syncForDevice(w.addr, 4096, DMA_BIDIRECTIONAL),
+);
+row(
+  "DmaMapper.mapSg",
+  "empty list",
+  "EINVAL",
+  (w) => w.dma.mapSg([], DMA_TO_DEVICE),
+);
+row(
+  "DmaMapper.mapSg",
+  "entry length 0",
+  "EINVAL",
+  (w) => w.dma.mapSg([{ pa: w.buf.pa, length: 0 }], DMA_TO_DEVICE),
+);
+row(
+  "DmaMapper.mapSg",
+  "entry outside RAM",
+  "ERANGE",
+  (w) => w.dma.mapSg([{ pa: 0x1000, length: 4096 }], DMA_TO_DEVICE),
+);
+row(
+  "DmaMapper.mapSg",
+  "segment longer than max segment size",
+  "EINVAL",
+  (w) => w.dma.mapSg([{ pa: 0x4c00_0000, length: 256 * 1024 }], DMA_TO_DEVICE),
+);
+row(
+  "DmaMapper.allocCoherent",
+  "size 0",
+  "EINVAL",
+  (w) => w.dma.allocCoherent(0),
+);
+row(
+  "DmaMapper.allocCoherent",
+  "more than RAM",
+  "ENOMEM",
+  (w) => w.dma.allocCoherent(512 * MB),
+);
+row("DmaMapper.freeCoherent", "double free", "ENOENT", (w) => {
+  const c = w.dma.allocCoherent(4096);
+  w.dma.freeCoherent(c);
+  return snapshotThen(w, () => w.dma.freeCoherent(c));
+});
+row("DmaMapper.advanceTime", "-1 ms", "EINVAL", (w) => w.dma.advanceTime(-1));
+row(
+  "DmaMapper.removeMaster",
+  "live mappings (leak report)",
+  "EBUSY",
+  (w) => w.dma.removeMaster(),
+);
+row(
+  "DmaMapper.removeMaster",
+  "removed twice",
+  "EPERM",
+  (w) => w.removed.removeMaster(),
+);
+row(
+  "createDmaMapper",
+  "master already has one",
+  "EBUSY",
+  (w) => createDmaMapper(w.soc, w.soc.master("ddev")),
+);
+row(
+  "createDmaMapper",
+  "maxSegmentSize 0",
+  "EINVAL",
+  (w) => createDmaMapper(w.soc, w.dev, { maxSegmentSize: 0 }),
+);
+row(
+  "createDmaMapper",
+  "segmentBoundary 3",
+  "EINVAL",
+  (w) => createDmaMapper(w.soc, w.dev, { segmentBoundary: 3 }),
+);
+row(
+  "DmaBuffer.free",
+  "freed twice (use after free)",
+  "EPERM",
+  (w) => w.freedBuf.free(),
+);
+row(
+  "CpuCache.allocBuffer",
+  "size 0",
+  "EINVAL",
+  (w) => w.dma.cpu.allocBuffer(0),
+);
+row(
+  "IovaAllocator",
+  "granule 3",
+  "EINVAL",
+  () => new IovaAllocator({ granule: 3, end: 2 ** 32 }),
+);
+row(
+  "IovaAllocator",
+  "end beyond 2^53",
+  "ERANGE",
+  () => new IovaAllocator({ end: 2 ** 60 }),
+);
+row(
+  "IovaAllocator.alloc",
+  "size 0",
+  "EINVAL",
+  () => new IovaAllocator({ end: 2 ** 32 }).alloc(0),
+);
+row(
+  "IovaAllocator.alloc",
+  "larger than the whole space",
+  "ERANGE",
+  () => new IovaAllocator({ end: 2 ** 20 }).alloc(2 ** 21),
+);
+row("IovaAllocator.alloc", "space exhausted", "ENOMEM", () => {
+  const a = new IovaAllocator({ end: 2 ** 20 });
+  a.alloc(2 ** 19);
+  const before = JSON.stringify(a.stats());
+  try {
+    return a.alloc(2 ** 19);
+  } finally {
+    assertEquals(
+      JSON.stringify({ ...a.stats(), allocFailures: 0, allocs: 0 }),
+      JSON.stringify({ ...JSON.parse(before), allocFailures: 0, allocs: 0 }),
+    );
+  }
+});
+
+// ---------------------------------------------------------------- plugins
+row(
+  "samsungSysmmu probe",
+  "a v5 unit beside a v3.3 one (two table formats)",
+  "EINVAL",
+  (w) =>
+    w.soc.probeUnit({
+      name: "s2",
+      compatible: ["samsung,exynos-sysmmu"],
+      props: { "iommukit,sysmmu-version": 0x50000000 },
+    }),
+);
+row(
+  "genericIommu probe",
+  "streamIds 100 (not a power of two)",
+  "EINVAL",
+  () =>
+    createSoc({ memory: { size: 16 * MB } }).use(
+      genericIommu({ streamIds: 100 }),
+    ).probeUnit({ name: "s", compatible: ["iommukit,generic-iommu"] }),
+);
+row(
+  "genericIommu probe",
+  "inputBits 60",
+  "EINVAL",
+  () =>
+    createSoc({ memory: { size: 16 * MB } }).use(
+      genericIommu({ inputBits: 60 }),
+    ).probeUnit({ name: "s", compatible: ["iommukit,generic-iommu"] }),
+);
+row(
+  "setStreamBypass",
+  "stream ID beyond the unit",
+  "ERANGE",
+  (w) => setStreamBypass(w.smmu, 4096),
+);
+row(
+  "setStreamBypass",
+  "unit of another plugin",
+  "EINVAL",
+  (w) => setStreamBypass(w.flat, 1),
+);
+row("Tlb", "-1 ways", "EINVAL", () => new Tlb({ sets: 4, ways: -1 }));
+row(
+  "Tlb",
+  "3 sets (not a power of two)",
+  "EINVAL",
+  () => new Tlb({ sets: 3, ways: 4 }),
+);
+
+// ---------------------------------------------------------------- DTB / JSON
+const GOOD = GENERIC_SOC_DTB;
+function patched(at: number, value: number, b: Uint8Array = GOOD): Uint8Array {
+  const c = b.slice();
+  new DataView(c.buffer).setUint32(at, value);
+  return c;
+}
+row("parseFdt", "empty blob", "EIO", () => parseFdt(new Uint8Array(0)));
+row(
+  "parseFdt",
+  "truncated header (20 bytes)",
+  "EIO",
+  () => parseFdt(GOOD.slice(0, 20)),
+);
+row("parseFdt", "wrong magic", "EIO", () => parseFdt(patched(0, 0xfeedd00d)));
+row(
+  "parseFdt",
+  "totalsize beyond the blob",
+  "EIO",
+  () => parseFdt(patched(4, GOOD.length + 4096)),
+);
+row(
+  "parseFdt",
+  "truncated body",
+  "EIO",
+  () => parseFdt(GOOD.slice(0, GOOD.length - 16)),
+);
+row(
+  "parseFdt",
+  "structure offset outside the blob",
+  "EIO",
+  () => parseFdt(patched(8, 0x7fff_fff0)),
+);
+row(
+  "parseFdt",
+  "strings offset outside the blob",
+  "EIO",
+  () => parseFdt(patched(12, 0x7fff_fff0)),
+);
+row(
+  "parseFdt",
+  "reservation-map offset outside",
+  "EIO",
+  () => parseFdt(patched(16, 0xffff_fff0)),
+);
+row("parseFdt", "version 1", "EIO", () => parseFdt(patched(20, 1)));
+row(
+  "parseFdt",
+  "structure size beyond the blob",
+  "EIO",
+  () => parseFdt(patched(36, 0x100_0000)),
+);
+row("parseFdt", "first token not BEGIN_NODE", "EIO", () => {
+  const off = new DataView(GOOD.buffer, GOOD.byteOffset).getUint32(8);
+  return parseFdt(patched(off, 0x9));
+});
+row("parseFdt", "unknown token 0x77", "EIO", () => {
+  const off = new DataView(GOOD.buffer, GOOD.byteOffset).getUint32(8);
+  return parseFdt(patched(off + 8, 0x77));
+});
+row(
+  "buildPlatform (DTB)",
+  "iommus phandle that names nothing",
+  "ENOENT",
+  () =>
+    buildPlatform(
+      encodeFdt({
+        props: { "#address-cells": 1, "#size-cells": 1 },
+        children: [
+          {
+            name: "memory@40000000",
+            props: { device_type: "memory", reg: [0x4000_0000, 0x100_0000] },
+          },
+          { name: "dev", props: { compatible: "acme,dev", iommus: [0x77] } },
+        ],
+      }),
+      { plugins: [genericIommu()] },
+    ),
+);
+row(
+  "buildPlatform (DTB)",
+  "no /memory node",
+  "EINVAL",
+  () =>
+    buildPlatform(
+      encodeFdt({
+        props: { "#address-cells": 1, "#size-cells": 1 },
+        children: [],
+      }),
+      { plugins: [] },
+    ),
+);
+row(
+  "buildPlatform (JSON)",
+  "memory size -1",
+  "EINVAL",
+  () =>
+    buildPlatform(any({ memory: { base: 0, size: -1 }, devices: [] }), {
+      plugins: [],
+    }),
+);
+row(
+  "buildPlatform (JSON)",
+  "devices not an array",
+  "EINVAL",
+  () =>
+    buildPlatform(any({ memory: { base: 0, size: "0x1000000" }, devices: 5 }), {
+      plugins: [],
+    }),
+);
+row(
+  "buildPlatform (JSON)",
+  "iommus naming an unknown device",
+  "ENOENT",
+  () =>
+    buildPlatform(
+      any({
+        memory: { base: "0x40000000", size: "0x1000000" },
+        devices: [{
+          name: "d",
+          compatible: ["acme,d"],
+          iommus: [{ iommu: "ghost" }],
+        }],
+      }),
+      { plugins: [] },
+    ),
+);
+row(
+  "sourceFromJsonText",
+  "not JSON",
+  "EIO",
+  () => sourceFromJsonText("{memory:"),
+);
+row(
+  "sourceFromJsonText",
+  "JSON null",
+  "EINVAL",
+  () => sourceFromJsonText("null"),
+);
+
+let current: World | null = null;
+// Runs `fn` and checks the state right before it is unchanged after its throw.
+function snapshotThen(w: World, fn: () => unknown): unknown {
+  const before = snapshot(w);
+  try {
+    return fn();
+  } finally {
+    assertEquals(snapshot(w), before, "state changed by the repeated call");
+  }
+}
+
+Deno.test("bad-input catalogue: every row throws its documented kind and changes nothing", () => {
+  const t0 = performance.now();
+  const wrong: string[] = [];
+  for (const r of rows) {
+    const w = world();
+    current = w;
+    // A faulting DMA records the fault (counters, log): that is its
+    // purpose; everything else must stay.
+    const faults = r.kind !== "EFAULT";
+    const before = snapshot(w, faults);
+    let threw: unknown = null;
+    try {
+      r.run(w);
+    } catch (e) {
+      threw = e;
+    }
+    const label = `${r.entry} | ${r.input}`;
+    if (!(threw instanceof IommuError)) {
+      wrong.push(
+        `${label}: expected ${r.kind}, got ${
+          threw === null ? "no error" : String(threw)
+        }`,
+      );
+      continue;
+    }
+    if (threw.kind !== r.kind) {
+      wrong.push(
+        `${label}: expected ${r.kind}, got ${threw.kind} (${threw.message})`,
+      );
+      continue;
+    }
+    // Rows that mutate on purpose before the bad call check themselves.
+    if (!r.run.toString().includes("snapshotThen")) {
+      const after = snapshot(w, faults);
+      if (after !== before) wrong.push(`${label}: state changed`);
+    }
+  }
+  current = null;
+  assertEquals(wrong, [], wrong.join("\n"));
+  console.log(
+    `bad inputs: ${rows.length} tried over ${
+      new Set(rows.map((r) => r.entry)).size
+    } entry points, 0 untyped, 0 wrong kinds, 0 state changes, ${
+      Math.round(performance.now() - t0)
+    } ms`,
+  );
+});
+
+function table(): string {
+  const lines = [
+    "| Entry point | Bad input | Kind | State |",
+    "| --- | --- | --- | --- |",
+  ];
+  for (const r of rows) {
+    const state = r.kind === "EFAULT"
+      ? "unchanged (fault recorded)"
+      : "unchanged";
+    lines.push(`| \`${r.entry}\` | ${r.input} | \`${r.kind}\` | ${state} |`);
+  }
+  return lines.join("\n");
+}
+
+function cells(markdown: string): string[][] {
+  return markdown.split("\n")
+    .filter((l) => l.startsWith("|") && !/^\|[\s|-]+\|$/.test(l))
+    .map((l) => l.slice(1, -1).split("|").map((c) => c.trim()));
+}
+
+Deno.test("docs/errors.md lists every row of the catalogue", async () => {
+  const url = new URL("../docs/errors.md", import.meta.url);
+  const doc = await Deno.readTextFile(url);
+  const begin = "<!-- catalogue:begin -->", end = "<!-- catalogue:end -->";
+  const i = doc.indexOf(begin), j = doc.indexOf(end);
+  assert(i >= 0 && j > i, "docs/errors.md lacks the catalogue markers");
+  if (Deno.env.get("IOMMUKIT_WRITE_DOCS")) {
+    // Written unaligned; `deno fmt docs/errors.md` aligns it.
+    await Deno.writeTextFile(
+      url,
+      `${doc.slice(0, i)}${begin}\n\n${table()}\n\n${doc.slice(j)}`,
+    );
+    return;
+  }
+  assertEquals(
+    cells(doc.slice(i, j)),
+    cells(table()),
+    "run with IOMMUKIT_WRITE_DOCS=1, then deno fmt, to refresh docs/errors.md",
+  );
+});
+
+void current;
