@@ -32,6 +32,7 @@ const needSlot = new Int32Array(LV1_ENTRIES);
 const needPa = new Float64Array(LV1_ENTRIES);
 const dropSlot = new Int32Array(LV1_ENTRIES);
 const flpdSlot = new Int32Array(LV1_ENTRIES);
+const NO_TABLE = new Uint32Array(0);
 
 /**
  * The driver's half of a domain. Level 1 is filled with the zero link;
@@ -47,7 +48,9 @@ export class SysmmuDomain implements IommuDomainOps {
   readonly units: Set<SysmmuUnitState> = new Set();
   #drv: SysmmuDriver;
   #l1: Uint32Array;
-  #l2: (Uint32Array | undefined)[] = new Array(LV1_ENTRIES).fill(undefined);
+  // Level-2 views by slot; slots without a table hold NO_TABLE, so the
+  // array stays packed with one element kind.
+  #l2: Uint32Array[] = Array.from({ length: LV1_ENTRIES }, () => NO_TABLE);
   #l2Pa = new Float64Array(LV1_ENTRIES).fill(-1);
   // Free entries per level-2 table (256 = empty), as Linux's lv2entcnt.
   #free = new Uint16Array(LV1_ENTRIES);
@@ -307,7 +310,7 @@ export class SysmmuDomain implements IommuDomainOps {
       const slot = dropSlot[i]!;
       frames.free(this.#l2Pa[slot]!);
       this.#l2Pa[slot] = -1;
-      this.#l2[slot] = undefined;
+      this.#l2[slot] = NO_TABLE;
       this.#free[slot] = 0;
     }
   }
@@ -630,7 +633,7 @@ export class SysmmuDomain implements IommuDomainOps {
     }
     frames.free(this.rootTable);
     this.#l2Pa.fill(-1);
-    this.#l2.fill(undefined);
+    this.#l2.fill(NO_TABLE);
     this.#freed = true;
   }
 }
