@@ -224,6 +224,7 @@ function run(
   const { a, m } = build(s, gr, extra);
   const live: { iova: number; size: number }[] = [];
   for (const op of ops) {
+    healthy(a); // after every step: a stale summary must not hide
     if (op.t === "alloc") {
       const top = Math.min(
         op.limit === undefined ? Infinity : Math.floor(op.limit / gr),

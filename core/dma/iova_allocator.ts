@@ -158,7 +158,8 @@ export interface IovaStats {
 }
 
 function pow2Ceil(n: number): number {
-  if (n <= 0x40000000) return n <= 1 ? 1 : 2 ** (32 - Math.clz32(n - 1));
+  // Shifts, not `2 **`: exponentiation is a libm call on the hot path.
+  if (n <= 0x40000000) return n <= 1 ? 1 : 1 << (32 - Math.clz32(n - 1));
   let p = 2 ** Math.ceil(Math.log2(n));
   while (p / 2 >= n) p /= 2;
   while (p < n) p *= 2;
@@ -459,7 +460,10 @@ export class IovaAllocator {
     const pfn = iova * this.#inv;
     const tree = this.#tree;
     const node = Number.isInteger(pfn) ? this.#hash.get(pfn) : 0;
-    if (node === 0 || tree.b[(node << 6) + B_KIND] !== KIND_LIVE) {
+    if (
+      node === 0 || tree.b[(node << 6) + B_KIND] !== KIND_LIVE ||
+      tree.f[node << 3] !== pfn
+    ) {
       throw new IommuError(
         "ENOENT",
         `IOVA ${hex(iova)} is not the start of a live allocation`,
@@ -684,6 +688,20 @@ export class IovaAllocator {
     if (cached !== this.#rcache.cached) problems.push(`cached count drifted`);
     if (reserved !== this.#reserved) problems.push(`reserved count drifted`);
     if (this.#hash.count !== live + cached) problems.push(`index size drifted`);
+    const entries = this.#hash.entries();
+    if (entries.length !== this.#hash.count) {
+      problems.push(`index count drifted`);
+    }
+    for (const [key, node, reachable] of entries) {
+      const kind = tree.b[(node << 6) + B_KIND];
+      if (!reachable) problems.push(`index entry ${key} is unreachable`);
+      if (
+        tree.f[(node << 3) + F_LO] !== key ||
+        (kind !== KIND_LIVE && kind !== KIND_CACHED)
+      ) {
+        problems.push(`index entry ${key} names node ${node} wrongly`);
+      }
+    }
     return problems;
   }
 }

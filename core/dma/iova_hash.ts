@@ -8,12 +8,15 @@
  */
 
 const EMPTY = -1;
-const TWO32 = 4294967296;
+const INV_TWO32 = 1 / 4294967296;
 
-/** Linear-probing map from a granule number (0 .. 2^53) to a node index (> 0). */
+/**
+ * Linear-probing map from a granule number (0 .. 2^53) to a node index
+ * (> 0). Key and value share one Float64Array slot pair so that a lookup
+ * in a big table costs one cache miss, not two.
+ */
 export class IovaHash {
-  #keys: Float64Array;
-  #vals: Int32Array;
+  #slots: Float64Array;
   #mask: number;
   #count = 0;
 
@@ -21,8 +24,7 @@ export class IovaHash {
   constructor(capacity = 1024) {
     let cap = 16;
     while (cap < capacity) cap *= 2;
-    this.#keys = new Float64Array(cap).fill(EMPTY);
-    this.#vals = new Int32Array(cap);
+    this.#slots = new Float64Array(cap * 2).fill(EMPTY);
     this.#mask = cap - 1;
   }
 
@@ -39,7 +41,7 @@ export class IovaHash {
   #slot(key: number): number {
     // Starts are power-of-two aligned, so mix the high and low words well.
     const lo = key >>> 0;
-    const hi = (key / TWO32) | 0;
+    const hi = (key * INV_TWO32) | 0;
     let h = Math.imul(lo ^ Math.imul(hi, 0x85ebca6b), 0x9e3779b1);
     h ^= h >>> 15;
     h = Math.imul(h, 0x2c1b3c6d);
@@ -52,12 +54,12 @@ export class IovaHash {
    * @returns The node index, or 0 when absent.
    */
   get(key: number): number {
-    const keys = this.#keys;
+    const slots = this.#slots;
     const mask = this.#mask;
     let i = this.#slot(key);
     for (;;) {
-      const k = keys[i]!;
-      if (k === key) return this.#vals[i]!;
+      const k = slots[i << 1]!;
+      if (k === key) return slots[(i << 1) + 1]!;
       if (k === EMPTY) return 0;
       i = (i + 1) & mask;
     }
@@ -71,19 +73,15 @@ export class IovaHash {
    */
   set(key: number, value: number): void {
     if ((this.#count + 1) * 2 > this.#mask + 1) this.#grow();
-    const keys = this.#keys;
+    const slots = this.#slots;
     const mask = this.#mask;
     let i = this.#slot(key);
     for (;;) {
-      const k = keys[i]!;
-      if (k === key) {
-        this.#vals[i] = value;
-        return;
-      }
-      if (k === EMPTY) {
-        keys[i] = key;
-        this.#vals[i] = value;
-        this.#count++;
+      const k = slots[i << 1]!;
+      if (k === key || k === EMPTY) {
+        if (k === EMPTY) this.#count++;
+        slots[i << 1] = key;
+        slots[(i << 1) + 1] = value;
         return;
       }
       i = (i + 1) & mask;
@@ -96,12 +94,11 @@ export class IovaHash {
    * @param key Granule number.
    */
   delete(key: number): void {
-    const keys = this.#keys;
-    const vals = this.#vals;
+    const slots = this.#slots;
     const mask = this.#mask;
     let i = this.#slot(key);
     for (;;) {
-      const k = keys[i]!;
+      const k = slots[i << 1]!;
       if (k === EMPTY) return;
       if (k === key) break;
       i = (i + 1) & mask;
@@ -111,38 +108,52 @@ export class IovaHash {
     let j = i;
     for (;;) {
       j = (j + 1) & mask;
-      const k = keys[j]!;
+      const k = slots[j << 1]!;
       if (k === EMPTY) break;
       const home = this.#slot(k);
       // Move k into the hole when its home is not in (i, j] cyclically.
       if (i <= j ? home <= i || home > j : home <= i && home > j) {
-        keys[i] = k;
-        vals[i] = vals[j]!;
+        slots[i << 1] = k;
+        slots[(i << 1) + 1] = slots[(j << 1) + 1]!;
         i = j;
       }
     }
-    keys[i] = EMPTY;
-    vals[i] = 0;
+    slots[i << 1] = EMPTY;
+  }
+
+  /**
+   * Every entry, and whether each is reachable by {@linkcode IovaHash.get}
+   * (O(capacity); for audits).
+   *
+   * @returns [key, value, reachable] triples.
+   */
+  entries(): [number, number, boolean][] {
+    const out: [number, number, boolean][] = [];
+    const slots = this.#slots;
+    for (let i = 0; i < slots.length; i += 2) {
+      const k = slots[i]!;
+      if (k !== EMPTY) {
+        out.push([k, slots[i + 1]!, this.get(k) === slots[i + 1]]);
+      }
+    }
+    return out;
   }
 
   /** Remove every entry. */
   clear(): void {
-    this.#keys.fill(EMPTY);
-    this.#vals.fill(0);
+    this.#slots.fill(EMPTY);
     this.#count = 0;
   }
 
   #grow(): void {
-    const oldKeys = this.#keys;
-    const oldVals = this.#vals;
-    const cap = oldKeys.length * 2;
-    this.#keys = new Float64Array(cap).fill(EMPTY);
-    this.#vals = new Int32Array(cap);
+    const old = this.#slots;
+    const cap = old.length; // twice the old slot count
+    this.#slots = new Float64Array(cap * 2).fill(EMPTY);
     this.#mask = cap - 1;
     this.#count = 0;
-    for (let i = 0; i < oldKeys.length; i++) {
-      const k = oldKeys[i]!;
-      if (k !== EMPTY) this.set(k, oldVals[i]!);
+    for (let i = 0; i < old.length; i += 2) {
+      const k = old[i]!;
+      if (k !== EMPTY) this.set(k, old[i + 1]!);
     }
   }
 }

@@ -77,11 +77,17 @@ export class IovaTree {
   foundAddr = 0;
   /** Searches that needed the bounded fallback (alignments above 2^11). */
   fallbacks = 0;
+  /**
+   * Alignment orders currently maintained (d_1..d_orders); raised on the
+   * first request that needs more, so workloads of small sizes pay for few.
+   */
+  #orders = 0;
   #capacity: number;
   #freeHead = 0;
   #nextUnused = 1;
   readonly #path = new Int32Array(MAX_PATH);
   readonly #stack = new Int32Array(MAX_PATH * 4 + 8);
+  readonly #scratch = new Uint16Array(ALIGN_ORDERS + 1);
 
   /**
    * @param base First allocatable granule (gaps are measured from here).
@@ -176,19 +182,29 @@ export class IovaTree {
     if (ml > m) m = ml;
     if (mr > m) m = mr;
     f[fb + F_MAX] = m;
-    // Granules from the gap start to its first 2^k-aligned granule are
-    // (-start) mod 2^k; only the low 32 bits of the start matter for k <= 11.
-    const neg = -(f[fb + F_LO]! - gap);
+    const orders = this.#orders;
+    if (orders === 0) return;
+    // d_k = m - max(own u_k, left maxU_k, right maxU_k)
+    //     = min(m - gap + r_k, m - ml + dl_k, m - mr + dr_k),
+    // where r_k = (-gap start) mod 2^k. The minimum is below 2^k <= 2048,
+    // so clamping each base term at 0xffff changes nothing and keeps the
+    // loop in int32 arithmetic.
+    const a0 = m - gap < 0xffff ? (m - gap) | 0 : 0xffff;
+    const a1 = m - ml < 0xffff ? (m - ml) | 0 : 0xffff;
+    const a2 = m - mr < 0xffff ? (m - mr) | 0 : 0xffff;
+    // Only the low bits of the gap start matter, and `| 0` keeps exactly
+    // those (ToInt32 is modulo 2^32; `%` on doubles would be an x87 fprem).
+    const neg = -(f[fb + F_LO]! - gap) | 0;
     const hb = (i << 5) + U_D;
     const lb = (l << 5) + U_D;
     const rb = (r << 5) + U_D;
-    for (let k = 1; k <= ALIGN_ORDERS; k++) {
-      let u = gap - (neg & ((1 << k) - 1));
-      const ul = ml - h[lb + k]!;
-      const ur = mr - h[rb + k]!;
-      if (ul > u) u = ul;
-      if (ur > u) u = ur;
-      h[hb + k] = m - u;
+    for (let k = 1; k <= orders; k++) {
+      let d = a0 + (neg & ((1 << k) - 1));
+      const dl = a1 + h[lb + k]!;
+      const dr = a2 + h[rb + k]!;
+      if (dl < d) d = dl;
+      if (dr < d) d = dr;
+      h[hb + k] = d;
     }
   }
 
@@ -242,21 +258,68 @@ export class IovaTree {
     return i;
   }
 
-  /** Rebalance path[0..len) bottom-up, relinking each parent. */
-  #fixPath(len: number): void {
+  /**
+   * Rebalance path[0..len) bottom-up, relinking each parent. Nodes at path
+   * index >= top were changed directly; above them, once a subtree's
+   * summary (height, max gap, aligned-gap deltas) comes out unchanged, no
+   * ancestor can change either, so the walk stops there.
+   */
+  #fixPath(len: number, top: number): void {
     const path = this.#path;
     const w = this.w;
+    const f = this.f;
+    const h = this.h;
+    const b = this.b;
+    const orders = this.#orders;
     for (let k = len - 1; k >= 0; k--) {
       const node = path[k]!;
+      const oldH = b[(node << 6) + B_HEIGHT]!;
+      const oldM = f[(node << 3) + F_MAX]!;
+      const old = this.#scratch;
+      if (k <= top) {
+        const ob = (node << 5) + U_D;
+        for (let j = 1; j <= orders; j++) old[j] = h[ob + j]!;
+      }
       const sub = this.#balance(node);
       if (k === 0) {
         this.root = sub;
-      } else if (sub !== node) {
+        return;
+      }
+      if (sub !== node) {
         const pb = path[k - 1]! << 4;
         if (w[pb + I_LEFT] === node) w[pb + I_LEFT] = sub;
         else w[pb + I_RIGHT] = sub;
       }
+      if (
+        k <= top && b[(sub << 6) + B_HEIGHT] === oldH &&
+        f[(sub << 3) + F_MAX] === oldM
+      ) {
+        const nb = (sub << 5) + U_D;
+        let same = true;
+        for (let j = 1; j <= orders && same; j++) same = h[nb + j] === old[j];
+        if (same) return;
+      }
     }
+  }
+
+  /**
+   * Maintain alignment orders up to k from now on, recomputing every node
+   * once (O(n); happens at most ALIGN_ORDERS times per tree).
+   */
+  #raiseOrders(k: number): void {
+    this.#orders = k;
+    const order: number[] = [];
+    const stack: number[] = this.root === 0 ? [] : [this.root];
+    while (stack.length > 0) {
+      const n = stack.pop()!;
+      order.push(n);
+      const l = this.w[(n << 4) + I_LEFT]!;
+      const r = this.w[(n << 4) + I_RIGHT]!;
+      if (l !== 0) stack.push(l);
+      if (r !== 0) stack.push(r);
+    }
+    // Reverse pre-order visits children before their parent.
+    for (let i = order.length - 1; i >= 0; i--) this.#update(order[i]!);
   }
 
   /**
@@ -274,10 +337,12 @@ export class IovaTree {
     let d = 0;
     let pred = 0;
     let succ = 0;
+    let top = 0;
     while (cur !== 0) {
       path[d++] = cur;
       if (key < f[(cur << 3) + F_LO]!) {
         succ = cur;
+        top = d - 1;
         cur = w[(cur << 4) + I_LEFT]!;
       } else {
         pred = cur;
@@ -299,7 +364,7 @@ export class IovaTree {
       f[sb + F_GAP] = f[sb + F_LO]! - f[fb + F_HI]!;
     }
     this.size++;
-    this.#fixPath(d);
+    this.#fixPath(d, succ !== 0 ? top : d - 1);
   }
 
   /**
@@ -316,10 +381,12 @@ export class IovaTree {
     let cur = this.root;
     let d = 0;
     let succ = 0;
+    let top = 0;
     while (cur !== i) {
       path[d++] = cur;
       if (key < f[(cur << 3) + F_LO]!) {
         succ = cur;
+        top = d - 1;
         cur = w[(cur << 4) + I_LEFT]!;
       } else {
         cur = w[(cur << 4) + I_RIGHT]!;
@@ -334,9 +401,11 @@ export class IovaTree {
     let len: number;
     if (r === 0) {
       if (succ !== 0) f[(succ << 3) + F_GAP]! += span;
+      else top = d - 1;
       repl = l;
       len = d;
     } else {
+      top = d - 1;
       // The successor is the leftmost node of the right subtree: it takes
       // i's place (relinked, never copied: magazines and the index hold
       // node numbers).
@@ -366,7 +435,7 @@ export class IovaTree {
       else w[pb + I_RIGHT] = repl;
     }
     this.size--;
-    this.#fixPath(len);
+    this.#fixPath(len, top);
   }
 
   /**
@@ -414,10 +483,14 @@ export class IovaTree {
    * successor), or 0 when nothing fits. The start is left in `foundAddr`.
    */
   findFit(size: number, align: number, limit: number, probes: number): number {
-    const order = Math.round(Math.log2(align));
+    // Math.log2 and `2 **` are libm calls; alignments above 2^30 are rare.
+    const order = align <= 0x40000000
+      ? 31 - Math.clz32(align)
+      : Math.round(Math.log2(align));
     const k = order < ALIGN_ORDERS ? order : ALIGN_ORDERS;
-    // Subtrees with maxU_k >= need may hold a fit; >= sure certainly do.
-    const sure = size + align - 2 ** k;
+    if (k > this.#orders) this.#raiseOrders(k);
+    // Subtrees with maxU_k >= size may hold a fit; >= sure certainly do.
+    const sure = size + align - (1 << k);
     const found = this.#search(size, align, limit, k, sure, probes);
     if (found >= 0) return found;
     // -1: the bounded fallback failed; only an unbounded search is certain.
@@ -579,6 +652,10 @@ export class IovaTree {
       const p = lo - gap;
       const u: number[] = [];
       for (let k = 0; k <= ALIGN_ORDERS; k++) {
+        if (k > this.#orders) {
+          u.push(0);
+          continue;
+        }
         const own = lo - Math.ceil(p / 2 ** k) * 2 ** k;
         u.push(Math.max(own, L.u[k]!, R.u[k]!));
         if (this.#maxU(n, k) !== u[k]) {
