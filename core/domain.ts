@@ -101,13 +101,13 @@ let nextDomainId = 1;
  * @example Mapping a scatter of frames in one call
  * ```ts
  * import { createSoc, IOMMU_READ, IOMMU_WRITE } from "@iommukit/iommukit/core";
- * import { flatIommu } from "@iommukit/iommukit/testing";
- * const soc = createSoc({ memory: { base: 0, size: 64 << 20 } }).use(flatIommu());
- * const unit = soc.probeUnit({ name: "mmu0", compatible: ["iommukit,flat-iommu"] });
+ * import { genericIommu } from "@iommukit/iommukit/plugins/generic-iommu";
+ * const soc = createSoc({ memory: { size: 64 << 20 } }).use(genericIommu());
+ * const unit = soc.probeUnit({ name: "smmu", compatible: ["iommukit,generic-iommu"] });
  * const domain = soc.createDomain(unit);
  * domain.mapPages(0x10000, [0x200000, 0x5000, 0x9000], IOMMU_READ | IOMMU_WRITE);
  * if (domain.iovaToPhys(0x11004) !== 0x5004) throw new Error("wrong translation");
- * domain.unmap(0x10000, 3 * 4096);
+ * if (domain.unmap(0x10000, 3 * 4096) !== 3 * 4096) throw new Error("unmap");
  * ```
  */
 export class Domain {

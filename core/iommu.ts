@@ -278,7 +278,8 @@ export interface IommuPlugin {
   /** Value of `#iommu-cells` its nodes carry (0 per-device, 1 stream ID). */
   readonly iommuCells: number;
   /**
-   * Create a unit for `node`.
+   * Create a unit for `node`; the unit's name must be `node.name` (the core
+   * routes faults and looks units up by that name).
    * @throws {IommuError} `EINVAL` for a node it cannot model.
    */
   probe(node: DeviceNode, ctx: ProbeContext): IommuUnit;

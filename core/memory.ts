@@ -334,6 +334,18 @@ export class PhysicalMemory {
   }
 
   #zero(pa: number, length: number): void {
+    if (length / CHUNK_BYTES > 2 * this.#chunks.size + 2) {
+      // Huge, mostly untouched range: visit only the chunks that exist.
+      const first = pa - this.base, last = first + length;
+      for (const [index, chunk] of this.#chunks) {
+        const start = Math.max(first, index * CHUNK_BYTES);
+        const end = Math.min(last, (index + 1) * CHUNK_BYTES);
+        if (start < end) {
+          chunk.fill(0, start - index * CHUNK_BYTES, end - index * CHUNK_BYTES);
+        }
+      }
+      return;
+    }
     let off = pa - this.base;
     let left = length;
     while (left > 0) {

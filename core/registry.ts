@@ -28,9 +28,9 @@ export interface Binding {
  * @example
  * ```ts
  * import { Registry } from "@iommukit/iommukit/core";
- * import { flatIommu } from "@iommukit/iommukit/testing";
- * const registry = new Registry().use(flatIommu());
- * if (registry.pluginFor(["iommukit,flat-iommu"])?.name !== "flat-iommu") throw new Error();
+ * import { genericIommu } from "@iommukit/iommukit/plugins/generic-iommu";
+ * const registry = new Registry().use(genericIommu());
+ * if (registry.pluginFor(["iommukit,generic-iommu"])?.name !== "generic-iommu") throw new Error();
  * ```
  */
 export class Registry {

@@ -23,15 +23,15 @@ export interface SocOptions {
  * A whole simulated system. Build it with {@linkcode createSoc}, register
  * plugins with {@linkcode Soc.use}, probe units, add masters, create domains.
  *
- * @example A flat test IOMMU in front of one master
+ * @example A central IOMMU in front of one master
  * ```ts
  * import { createSoc, IOMMU_READ, IOMMU_WRITE } from "@iommukit/iommukit/core";
- * import { flatIommu } from "@iommukit/iommukit/testing";
- * const soc = createSoc({ memory: { size: 64 << 20 } }).use(flatIommu());
- * const unit = soc.probeUnit({ name: "mmu", compatible: ["iommukit,flat-iommu"] });
- * const dev = soc.addMaster({ name: "dma0", ports: [{ unit }] });
+ * import { genericIommu } from "@iommukit/iommukit/plugins/generic-iommu";
+ * const soc = createSoc({ memory: { size: 64 << 20 } }).use(genericIommu());
+ * const unit = soc.probeUnit({ name: "smmu", compatible: ["iommukit,generic-iommu"] });
+ * const dev = soc.addMaster({ name: "dma0", ports: [{ unit, streamIds: [3] }] });
  * const domain = soc.createDomain(unit);
- * domain.attach(unit);
+ * domain.attach(unit, [3]);
  * const buf = soc.memory.frames.alloc(4096);
  * domain.map(0x1000, buf, 4096, IOMMU_READ | IOMMU_WRITE);
  * dev.port().writeBytes(0x1010, new Uint8Array([1, 2, 3]));
