@@ -34,7 +34,7 @@ export interface Command {
    * @returns The exit code.
    * @throws {InputError} or {@linkcode IommuError} on failure.
    */
-  run(args: ParsedArgs, io: CliIo): number;
+  run(args: ParsedArgs, io: CliIo): number | Promise<number>;
 }
 
 /** Bad input found before anything ran (exit code 2). */

@@ -18,7 +18,7 @@ import { type ParsedArgs, UsageError } from "./argv.ts";
 import { asInput, type Command, EXIT_FAILURE, EXIT_OK } from "./command.ts";
 import type { CliIo } from "./io.ts";
 import { simulateFromArgs, SIMULATION_OPTIONS } from "./run_command.ts";
-import { loadPlatformArg } from "./sources.ts";
+import { loadPlatformArg, loadPluginArgs } from "./sources.ts";
 
 /**
  * Leaves merged where the IOVAs continue with the same page size and
@@ -187,8 +187,13 @@ export const dumpCommand: Command = {
     { name: "json", type: "boolean", help: "print the ranges as JSON" },
   ],
   maxPositionals: 0,
-  run(args: ParsedArgs, io: CliIo): number {
+  async run(args: ParsedArgs, io: CliIo): Promise<number> {
     const o = args.options;
+    const plugins = await loadPluginArgs(
+      io,
+      "dump",
+      o.plugin as string | undefined,
+    );
     let sim: Simulation | null = null;
     let platform: Platform;
     if (o.workload === "none") {
@@ -196,9 +201,9 @@ export const dumpCommand: Command = {
         throw new UsageError("dump", "--strict and --lazy exclude each other");
       }
       const arg = (o.platform as string | undefined) ?? "exynos4210";
-      platform = asInput(() => loadPlatformArg(io, "dump", arg));
+      platform = asInput(() => loadPlatformArg(io, "dump", arg, plugins));
     } else {
-      sim = simulateFromArgs("dump", args, io);
+      sim = simulateFromArgs("dump", args, io, plugins);
       platform = sim.platform;
     }
     const domains: DomainDump[] = [];

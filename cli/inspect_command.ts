@@ -17,7 +17,8 @@ import type { ParsedArgs } from "./argv.ts";
 import { UsageError } from "./argv.ts";
 import { type Command, EXIT_OK, InputError } from "./command.ts";
 import type { CliIo } from "./io.ts";
-import { readPlatformArg } from "./sources.ts";
+import { loadPluginArgs, readPlatformArg } from "./sources.ts";
+import { PLUGIN_OPTION } from "./run_command.ts";
 import { renderTable } from "./table.ts";
 
 function plural(n: number, word: string): string {
@@ -137,6 +138,7 @@ export const inspectCommand: Command = {
     "With --json, prints the platform as the JSON description `run --platform` accepts\n" +
     "(a way to get an editable platform without dtc).",
   options: [
+    PLUGIN_OPTION,
     {
       name: "json",
       type: "boolean",
@@ -144,7 +146,12 @@ export const inspectCommand: Command = {
     },
   ],
   maxPositionals: 1,
-  run(args: ParsedArgs, io: CliIo): number {
+  async run(args: ParsedArgs, io: CliIo): Promise<number> {
+    const plugins = await loadPluginArgs(
+      io,
+      "inspect",
+      args.options.plugin as string | undefined,
+    );
     const arg = args.positionals[0];
     if (arg === undefined) {
       throw new UsageError(
@@ -184,7 +191,7 @@ export const inspectCommand: Command = {
     let platform: Platform | null = null;
     let failure: IommuError | null = null;
     try {
-      platform = loadPlatform(dtb ?? json!);
+      platform = loadPlatform(dtb ?? json!, { plugins });
     } catch (e) {
       if (!(e instanceof IommuError)) throw e;
       failure = e;

@@ -25,6 +25,11 @@ export interface CliIo {
   stderrIsTerminal(): boolean;
   /** Milliseconds from an arbitrary origin. */
   now(): number;
+  /**
+   * Import a module (for `--plugin`).
+   * @throws {Error} when it cannot be loaded.
+   */
+  importModule(path: string): Promise<Record<string, unknown>>;
 }
 
 const encoder = new TextEncoder();
@@ -48,6 +53,10 @@ export function denoIo(): CliIo {
     writeFile: (p, t) => Deno.writeTextFileSync(p, t),
     stderrIsTerminal: () => Deno.stderr.isTerminal(),
     now: () => performance.now(),
+    importModule: (p) => {
+      const abs = p.startsWith("/") ? p : `${Deno.cwd()}/${p}`;
+      return import(new URL(`file://${abs}`).href);
+    },
   };
 }
 
@@ -86,5 +95,7 @@ export function memoryIo(files: Record<string, Uint8Array> = {}): MemoryIo {
     writeFile: (p, s) => void written.set(p, s),
     stderrIsTerminal: () => false,
     now: () => (t += 1),
+    importModule: (p) =>
+      Promise.reject(new Deno.errors.NotFound(`No such module: ${p}`)),
   };
 }

@@ -101,10 +101,13 @@ export function runCli(
   args: readonly string[],
   io: CliIo = denoIo(),
 ): Promise<number> {
-  return Promise.resolve(runCliSync(args, io));
+  return runCliAsync(args, io);
 }
 
-function runCliSync(args: readonly string[], io: CliIo): number {
+async function runCliAsync(
+  args: readonly string[],
+  io: CliIo,
+): Promise<number> {
   const [first, ...rest] = args;
   if (first === undefined || first === "-h" || first === "--help") {
     io.stdout(mainHelp());
@@ -139,7 +142,7 @@ function runCliSync(args: readonly string[], io: CliIo): number {
       io.stdout(commandHelp(command));
       return EXIT_OK;
     }
-    return command.run(parsed, io);
+    return await command.run(parsed, io);
   } catch (e) {
     if (e instanceof UsageError) {
       io.stderr(

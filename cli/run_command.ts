@@ -16,8 +16,18 @@ import {
   progressLine,
 } from "./command.ts";
 import type { CliIo } from "./io.ts";
-import { loadPlatformArg, loadWorkloadArg } from "./sources.ts";
+import { loadPlatformArg, loadPluginArgs, loadWorkloadArg } from "./sources.ts";
+import type { IommuPlugin } from "../core/mod.ts";
 import { formatCount, percent, renderTable } from "./table.ts";
+
+/** `--plugin`: extra IOMMU plugins from modules. */
+export const PLUGIN_OPTION: OptionSpec = {
+  name: "plugin",
+  type: "string",
+  value: "FILE[#EXPORT],…",
+  help:
+    "also register the plugin(s) a module exports (default export, or #NAME)",
+};
 
 /** Options shared by `run` and `dump`. */
 export const SIMULATION_OPTIONS: readonly OptionSpec[] = [
@@ -52,6 +62,7 @@ export const SIMULATION_OPTIONS: readonly OptionSpec[] = [
     type: "boolean",
     help: "batch IOTLB invalidations in a flush queue",
   },
+  PLUGIN_OPTION,
 ];
 
 /**
@@ -60,6 +71,7 @@ export const SIMULATION_OPTIONS: readonly OptionSpec[] = [
  * @param command Command name (for messages).
  * @param args Parsed arguments.
  * @param io The I/O.
+ * @param plugins Extra plugins (from `--plugin`).
  * @returns The finished simulation.
  * @throws {UsageError} for conflicting options or unknown names;
  * `InputError` for malformed inputs; `IommuError` from the run.
@@ -68,6 +80,7 @@ export function simulateFromArgs(
   command: string,
   args: ParsedArgs,
   io: CliIo,
+  plugins: readonly IommuPlugin[] = [],
 ): Simulation {
   const o = args.options;
   if (o.strict === true && o.lazy === true) {
@@ -75,7 +88,9 @@ export function simulateFromArgs(
   }
   const platformArg = (o.platform as string | undefined) ?? "exynos4210";
   const workloadArg = (o.workload as string | undefined) ?? "video-decode";
-  const platform = asInput(() => loadPlatformArg(io, command, platformArg));
+  const platform = asInput(() =>
+    loadPlatformArg(io, command, platformArg, plugins)
+  );
   const workload = asInput(() => loadWorkloadArg(io, command, workloadArg));
   const progress = progressLine(io, `${workload.name} on ${platform.name}`);
   try {
@@ -233,8 +248,13 @@ export const runCommand: Command = {
     },
   ],
   maxPositionals: 0,
-  run(args: ParsedArgs, io: CliIo): number {
-    const sim = simulateFromArgs("run", args, io);
+  async run(args: ParsedArgs, io: CliIo): Promise<number> {
+    const plugins = await loadPluginArgs(
+      io,
+      "run",
+      args.options.plugin as string | undefined,
+    );
+    const sim = simulateFromArgs("run", args, io, plugins);
     const svg = args.options.svg as string | undefined;
     if (svg !== undefined) {
       const r = sim.report;

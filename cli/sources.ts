@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { IommuError } from "../core/mod.ts";
+import { IommuError, type IommuPlugin } from "../core/mod.ts";
 import type { Platform } from "../core/platform.ts";
 import type { PlatformJson } from "../core/platform_json.ts";
 import { BUILTIN_PLATFORMS, loadPlatform } from "../platforms/mod.ts";
@@ -106,10 +106,11 @@ export function loadPlatformArg(
   io: CliIo,
   command: string,
   arg: string,
+  plugins: readonly IommuPlugin[] = [],
 ): Platform {
   const src = readPlatformArg(io, command, arg);
-  if (src.kind === "builtin") return loadPlatform(arg);
-  if (src.kind === "dtb") return loadPlatform(src.bytes!);
+  if (src.kind === "builtin") return loadPlatform(arg, { plugins });
+  if (src.kind === "dtb") return loadPlatform(src.bytes!, { plugins });
   let json: unknown;
   try {
     json = JSON.parse(new TextDecoder().decode(src.bytes!));
@@ -119,7 +120,80 @@ export function loadPlatformArg(
       `${arg} is neither a DTB nor JSON (${(e as Error).message})`,
     );
   }
-  return loadPlatform(json as PlatformJson);
+  return loadPlatform(json as PlatformJson, { plugins });
+}
+
+function isPlugin(x: unknown): x is IommuPlugin {
+  const p = x as IommuPlugin;
+  return typeof x === "object" && x !== null && typeof p.name === "string" &&
+    Array.isArray(p.compatible) && typeof p.iommuCells === "number" &&
+    typeof p.probe === "function";
+}
+
+/**
+ * Load `--plugin` modules: a comma-separated list of `FILE[#EXPORT]`. The
+ * export (default: the module's default export) is a plugin object or a
+ * factory called with no arguments that returns one.
+ *
+ * @param io The I/O.
+ * @param command Command name.
+ * @param arg The option value, or undefined.
+ * @returns The plugins, in order.
+ * @throws {UsageError} when a module cannot be loaded, lacks the export, or
+ * the export is not a plugin.
+ */
+export async function loadPluginArgs(
+  io: CliIo,
+  command: string,
+  arg: string | undefined,
+): Promise<IommuPlugin[]> {
+  if (arg === undefined) return [];
+  const out: IommuPlugin[] = [];
+  for (const item of arg.split(",").filter((x) => x !== "")) {
+    const hash = item.lastIndexOf("#");
+    const path = hash < 0 ? item : item.slice(0, hash);
+    const name = hash < 0 ? "default" : item.slice(hash + 1);
+    let mod: Record<string, unknown>;
+    try {
+      mod = await io.importModule(path);
+    } catch (e) {
+      const why = e instanceof Deno.errors.NotFound
+        ? "no such module"
+        : (e as Error).message.split("\n")[0];
+      throw new UsageError(
+        command,
+        `cannot load plugin module ${path}: ${why}`,
+      );
+    }
+    const exp = mod[name];
+    if (exp === undefined) {
+      throw new UsageError(
+        command,
+        `plugin module ${path} has no export "${name}" (exports: ${
+          Object.keys(mod).join(", ") || "none"
+        }; pick one with ${path}#NAME)`,
+      );
+    }
+    let plugin: unknown = exp;
+    if (typeof exp === "function") {
+      try {
+        plugin = (exp as () => unknown)();
+      } catch (e) {
+        throw new UsageError(
+          command,
+          `plugin factory ${path}#${name} threw: ${(e as Error).message}`,
+        );
+      }
+    }
+    if (!isPlugin(plugin)) {
+      throw new UsageError(
+        command,
+        `${path}#${name} is not an IOMMU plugin (needs name, compatible, iommuCells and probe)`,
+      );
+    }
+    out.push(plugin);
+  }
+  return out;
 }
 
 /**

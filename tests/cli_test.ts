@@ -439,6 +439,70 @@ Deno.test("user errors: one clear line and exit code 2", async () => {
   assertMatch(u.out, /mmu@1000\s+acme,mmu/);
 });
 
+Deno.test("--plugin registers plugins from a module", async () => {
+  const support = new URL("./support/flat_iommu.ts", import.meta.url).href;
+  await Deno.writeTextFile(
+    file("plugins.ts"),
+    `export { flatIommu } from "${support}";\nexport const notAPlugin = 3;\n`,
+  );
+  await Deno.writeTextFile(
+    file("flat.json"),
+    JSON.stringify({
+      name: "flat-board",
+      memory: { base: "0x40000000", size: "0x4000000" },
+      devices: [
+        {
+          name: "nic",
+          compatible: ["iommukit,generic-nic"],
+          iommus: [{ iommu: "mmu" }],
+        },
+        { name: "mmu", compatible: ["iommukit,flat-iommu"], iommuCells: 0 },
+      ],
+    }),
+  );
+  const r = await cli(
+    "run",
+    "--plugin",
+    `${file("plugins.ts")}#flatIommu`,
+    "--platform",
+    file("flat.json"),
+    "--workload",
+    file("small-rx.json"),
+  );
+  assertEquals(r.code, 0, r.err);
+  assertMatch(r.out, /^mmu\s+flat-iommu\s+[1-9]/m);
+  assertMatch(r.out, /^nic\s+iommu\s/m);
+  const i = await inProcess(
+    "inspect",
+    file("flat.json"),
+    "--plugin",
+    `${file("plugins.ts")}#flatIommu`,
+  );
+  assertEquals(i.code, 0, i.err);
+  assertMatch(i.out, /^mmu\s+flat-iommu\s+\/mmu/m);
+  // Without it the IOMMU has no plugin.
+  oneLine(
+    await inProcess("run", "--platform", file("flat.json")),
+    2,
+    /ENODEV: master nic: .*no registered plugin binds/,
+  );
+  oneLine(
+    await inProcess("run", "--plugin", file("plugins.ts")),
+    2,
+    /plugin module .*plugins\.ts has no export "default" \(exports: flatIommu, notAPlugin; pick one with/,
+  );
+  oneLine(
+    await inProcess("run", "--plugin", `${file("plugins.ts")}#notAPlugin`),
+    2,
+    /plugins\.ts#notAPlugin is not an IOMMU plugin/,
+  );
+  oneLine(
+    await inProcess("dump", "--plugin", file("nope.ts")),
+    2,
+    /cannot load plugin module .*nope\.ts/,
+  );
+});
+
 Deno.test("simulation errors exit with 1", async () => {
   await Deno.writeTextFile(
     file("empty.json"),

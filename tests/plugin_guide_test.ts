@@ -1,7 +1,8 @@
 // The plugin guide (docs/plugins.md) is executable: its TypeScript blocks,
 // concatenated, are the tiny-iommu plugin this file tests with the
 // conformance suite; its JSON block is the platform built at the end.
-import { assert, assertEquals } from "@std/assert";
+import { assert, assertEquals, assertMatch } from "@std/assert";
+import { denoIo, memoryIo, runCli } from "../cli.ts";
 import { IOMMU_READ, IOMMU_WRITE, type IommuPlugin } from "../core/mod.ts";
 import { type ConformanceConfig, runConformance } from "../testing/mod.ts";
 import { buildPlatform } from "../core/platform.ts";
@@ -29,7 +30,6 @@ const mod = await import(file.href) as {
   tinyIommu: () => IommuPlugin;
   tinyConformance: ConformanceConfig;
 };
-await Deno.remove(dir, { recursive: true });
 
 Deno.test("the guide has its code blocks", () => {
   assert(blocks("ts").length >= 5, "TypeScript blocks went missing");
@@ -69,6 +69,38 @@ Deno.test("the guide's JSON platform builds and moves data through tiny-iommu", 
   assertEquals(domain.leaves(), []);
 });
 
+Deno.test("the guide's command lines work with the generated module", async () => {
+  const board = new URL("tiny-board.json", dir);
+  await Deno.writeTextFile(board, blocks("json")[0]!);
+  const plugin = `${file.pathname}#tinyIommu`;
+  const io = memoryIo();
+  const code = await runCli([
+    "run",
+    "--platform",
+    board.pathname,
+    "--plugin",
+    plugin,
+    "--workload",
+    "net-rx",
+  ], { ...denoIo(), stdout: io.stdout, stderr: io.stderr });
+  const out = io.out.join("");
+  assertEquals(code, 0, io.err.join(""));
+  assertMatch(out, /data checks: \d+ passed, 0 failed/);
+  assertMatch(out, /^mmu0\s+tiny-iommu\s+[1-9]/m);
+  assertMatch(out, /^dma0\s+iommu\s/m);
+  // The guide shows these exact command lines.
+  assert(
+    guide.includes(
+      "inspect tiny-board.json --plugin ./tiny_iommu.ts#tinyIommu",
+    ),
+  );
+  assert(
+    guide.includes(
+      "run --platform tiny-board.json --plugin ./tiny_iommu.ts#tinyIommu --workload net-rx",
+    ),
+  );
+});
+
 Deno.test("the guide's probe refuses RAM it cannot address", () => {
   const json = JSON.parse(blocks("json")[0]!) as PlatformJson;
   json.memory = { base: "0x100000000", size: "0x1000000" };
@@ -79,4 +111,8 @@ Deno.test("the guide's probe refuses RAM it cannot address", () => {
     kind = (e as { kind: string }).kind;
   }
   assertEquals(kind, "EINVAL");
+});
+
+Deno.test("clean up the generated module", async () => {
+  await Deno.remove(dir, { recursive: true });
 });
