@@ -13,7 +13,12 @@ import {
   platformJsonFromDtb,
   sourceFromJsonText,
 } from "../core/platform_json.ts";
-import { EXYNOS4210_DTB, GENERIC_SOC_DTB } from "../platforms/mod.ts";
+import {
+  builtinBypass,
+  EXYNOS4210_DTB,
+  GENERIC_SOC_DTB,
+  loadPlatform,
+} from "../platforms/mod.ts";
 import { flatIommu } from "./support/flat_iommu.ts";
 
 // A per-device stand-in for the Exynos System MMU: the builder only cares
@@ -476,4 +481,70 @@ Deno.test("lookups: ambiguous, unknown", () => {
   assertKind(() => p.master("gpu"), "ENOENT", /no master "gpu"/);
   assertKind(() => p.unit("nope"), "ENOENT", /no unit nope/);
   assertEquals(p.unit("/sysmmu@11a20000").name, "sysmmu@11a20000");
+});
+
+Deno.test("built-in platforms with the built-in plugins (loadPlatform)", () => {
+  const exy = loadPlatform("exynos4210");
+  assertEquals(exy.units.length, 12);
+  assert(exy.units.every((u) => u.plugin === "samsung-sysmmu"));
+  assertEquals(exy.unit("sysmmu@13620000").unit.caps.pageSizes, [
+    4096,
+    65536,
+    1048576,
+  ]);
+  assertEquals(exy.master("codec").ports.map((x) => x.name), ["left", "right"]);
+
+  const gen = loadPlatform("GENERIC-SOC");
+  assertEquals(gen.name, "generic-soc");
+  assertEquals(gen.units[0]!.plugin, "generic-iommu");
+  assertEquals(gen.warnings, []);
+  // The display's stream really bypasses: its DMA address is physical.
+  const display = gen.master("display").master;
+  assert(display.port().unprotected);
+  assertEquals(gen.soc.unprotectedMasters().map((m) => m.name), [
+    "display@fe300000",
+  ]);
+  const pa = gen.soc.memory.frames.alloc(4096);
+  display.port().writeBytes(pa + 8, new Uint8Array([0x5a]));
+  assertEquals(gen.soc.memory.read8(pa + 8), 0x5a);
+  // Any other stream without a domain aborts.
+  const fault = gen.master("ethernet").master.port().write(
+    pa,
+    new Uint8Array([1]),
+  );
+  assert(fault !== null, "an unattached stream must not reach memory");
+  assertEquals(gen.soc.memory.read8(pa), 0);
+
+  assertKind(
+    () => loadPlatform("vax"),
+    "ENOENT",
+    /no built-in platform named "vax"/,
+  );
+  assertKind(
+    () => loadPlatform("exynos4210", { builtinPlugins: false }),
+    "ENODEV",
+  );
+  const withFlat = loadPlatform(tinyJson(), { plugins: [flatIommu()] });
+  assertEquals(withFlat.units.map((u) => u.plugin), [
+    "flat-iommu",
+    "flat-iommu",
+  ]);
+  const central = fakeCentral().probe(
+    {
+      path: "/x",
+      name: "x",
+      compatible: [],
+      reg: [],
+      u32: () => undefined,
+      has: () => false,
+      string: () => undefined,
+    },
+    { memory: gen.soc.memory, reportFault: () => false },
+  );
+  assertKind(
+    () => builtinBypass(central, [1]),
+    "EOPNOTSUPP",
+    /unit x \(plugin fake-central\) has no bypass mode/,
+  );
+  builtinBypass(exy.units[0]!.unit, []); // per-device: nothing to do
 });
