@@ -189,6 +189,25 @@ export class DmaSgMapping {
     this.bounce = fields.bounce;
     this.size = fields.size;
   }
+
+  #pa: Float64Array | null = null;
+  #len: Float64Array | null = null;
+
+  /** Physical address of each input entry (copied on first use; cold path). */
+  get segmentPa(): Float64Array {
+    if (this.#pa === null) {
+      this.#pa = Float64Array.from(this.segments, (s) => s.pa);
+    }
+    return this.#pa;
+  }
+
+  /** Length in bytes of each input entry (copied on first use; cold path). */
+  get segmentLength(): Float64Array {
+    if (this.#len === null) {
+      this.#len = Float64Array.from(this.segments, (s) => s.length);
+    }
+    return this.#len;
+  }
 }
 
 // One live mapping: what the checker sees plus how to undo it.
