@@ -460,7 +460,9 @@ export class GenericIommuHardware implements IommuHardware {
     }
     const size = w.leafSize;
     const base = Math.floor(iova / size) * size;
-    this.iotlb.insert(ctx, base, size, w.leafPa, w.leafAccess);
+    if (this.iotlb.capacity !== 0) {
+      this.iotlb.insert(ctx, base, size, w.leafPa, w.leafAccess);
+    }
     if (this.#microEnabled) {
       this.#uGen[sid] = this.#gen;
       this.#uBase[sid] = base;

@@ -47,6 +47,10 @@ export class Walker {
   faultAddress = 0;
   #memory: PhysicalMemory;
   #stage: LpaeStage;
+  // Per-level memo of the last table read and its view (null: no view).
+  #memoPa: Float64Array = new Float64Array(4).fill(-1);
+  #memoView: (Uint32Array | null)[] = [null, null, null, null];
+  #views = new Map<number, Uint32Array>();
 
   /**
    * Build it (see the class documentation).
@@ -98,45 +102,84 @@ export class Walker {
         break;
       }
     }
-    const mem = this.#memory;
-    const ramBase = mem.base;
-    const ramEnd = mem.end;
-    for (;;) {
-      const size = LEVEL_SIZE[level]!;
-      const at = table + (Math.floor(iova / size) & 511) * 8;
-      if (at < ramBase || at + 8 > ramEnd) {
-        this.faultAddress = at;
-        return EVT_F_WALK_EABT;
-      }
-      this.reads[level]!++;
-      const lo = mem.read32(at);
-      if ((lo & 1) === 0) return EVT_F_TRANSLATION;
-      const hi = mem.read32(at + 4);
-      const addr = (hi & 0xffff) * 0x100000000 + ((lo & 0xfffff000) >>> 0);
-      if (level < 3 && (lo & 3) === 3) {
-        if (addr >= outEnd) {
-          this.faultAddress = addr;
-          return EVT_F_ADDR_SIZE;
+    const memoPa = this.#memoPa;
+    const memoView = this.#memoView;
+    const reads = this.reads;
+    let lo = 0;
+    let addr = 0;
+    let size = 0;
+    for (;; level++) {
+      size = LEVEL_SIZE[level]!;
+      const idx = Math.floor(iova / size) & 511;
+      const view = memoPa[level] === table
+        ? memoView[level]!
+        : this.#viewOf(level, table);
+      reads[level]!++;
+      let hi: number;
+      if (view !== null) {
+        lo = view[idx << 1]!;
+        hi = view[(idx << 1) + 1]!;
+      } else {
+        // No view (an unaligned root, or a pointer outside RAM).
+        const mem = this.#memory;
+        const at = table + idx * 8;
+        if (!(at >= mem.base && at + 8 <= mem.end)) {
+          this.faultAddress = at;
+          return EVT_F_WALK_EABT;
         }
-        const c = caches[level]!;
-        if (c.capacity !== 0) c.insert(ctx, iova, size, addr, 0);
-        table = addr;
-        level++;
-        continue;
+        lo = mem.read32(at);
+        hi = mem.read32(at + 4);
       }
-      if (level === 0 || (level === 3 && (lo & 3) !== 3)) {
-        return EVT_F_TRANSLATION;
-      }
-      if (addr + size > outEnd) {
+      if ((lo & 1) === 0) return EVT_F_TRANSLATION;
+      addr = (hi & 0xffff) * 0x100000000 + ((lo & 0xfffff000) >>> 0);
+      if (level === 3 || (lo & 3) !== 3) break;
+      if (addr >= outEnd) {
         this.faultAddress = addr;
         return EVT_F_ADDR_SIZE;
       }
-      if ((lo & DESC_AF) === 0) return EVT_F_ACCESS;
-      this.leafPa = addr;
-      this.leafSize = size;
-      this.leafAccess = leafAccess(lo, this.#stage);
-      return 0;
+      const c = caches[level]!;
+      if (c.capacity !== 0) c.insert(ctx, iova, size, addr, 0);
+      table = addr;
     }
+    return this.#leaf(lo, level, addr, size, outEnd);
+  }
+
+  #leaf(
+    lo: number,
+    level: number,
+    addr: number,
+    size: number,
+    outEnd: number,
+  ): number {
+    if (level === 0 || (level === 3 && (lo & 3) !== 3)) {
+      return EVT_F_TRANSLATION;
+    }
+    if (addr + size > outEnd) {
+      this.faultAddress = addr;
+      return EVT_F_ADDR_SIZE;
+    }
+    if ((lo & DESC_AF) === 0) return EVT_F_ACCESS;
+    this.leafPa = addr;
+    this.leafSize = size;
+    this.leafAccess = leafAccess(lo, this.#stage);
+    return 0;
+  }
+
+  #viewOf(level: number, table: number): Uint32Array | null {
+    let v: Uint32Array | null = null;
+    const mem = this.#memory;
+    if (table % 4096 === 0 && table >= mem.base && table + 4096 <= mem.end) {
+      v = this.#views.get(table) ?? null;
+      if (v === null) {
+        // Bounded: a long run may walk many tables over time.
+        if (this.#views.size >= 65536) this.#views.clear();
+        v = mem.view32(table, 4096);
+        this.#views.set(table, v);
+      }
+    }
+    this.#memoPa[level] = table;
+    this.#memoView[level] = v;
+    return v;
   }
 
   /**
