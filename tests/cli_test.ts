@@ -127,7 +127,7 @@ Deno.test("platforms and workloads list what is built in", async () => {
   );
   assertMatch(
     p.out,
-    /generic-soc\s+4 GiB at 0x80000000\s+1\s+generic-iommu\s+5/,
+    /generic-soc\s+4 GiB at 0x80000000\s+1\s+generic-iommu\s+6/,
   );
   const pj = JSON.parse((await inProcess("platforms", "--json")).out);
   assertEquals(pj.map((x: { name: string }) => x.name), [
@@ -325,7 +325,10 @@ Deno.test("inspect shows the tree, the bindings and the wiring; --json round-tri
     g.out,
     /gpu@fe100000\s+iommukit,generic-gpu\s+master: port0 -> iommu@fd800000 \[0x20\], port1 -> iommu@fd800000 \[0x21\]/,
   );
-  assertStringIncludes(g.out, "Unprotected masters: display@fe300000");
+  assertStringIncludes(
+    g.out,
+    "Unprotected masters: display@fe300000, audio@fe600000",
+  );
   assertMatch(g.out, /camera@fe500000\s+iommukit,generic-camera\s+disabled/);
   // DTB -> JSON through the CLI, then run on the JSON.
   const j = await inProcess("inspect", "platforms/generic_soc.dtb", "--json");
@@ -343,7 +346,7 @@ Deno.test("inspect shows the tree, the bindings and the wiring; --json round-tri
   assertEquals(JSON.parse(run.out).platform, "generic-soc");
   const ij = await inProcess("inspect", file("generic.json"));
   assertEquals(ij.code, 0, ij.err);
-  assertStringIncludes(ij.out, "JSON description, 7 devices");
+  assertStringIncludes(ij.out, "JSON description, 8 devices");
   assertMatch(ij.out, /^gpu@fe100000\s+port0\s+iommu@fd800000\s+0x20/m);
 });
 

@@ -162,7 +162,13 @@ Deno.test("generic-soc DTB: central unit, stream IDs, dma-bits, bypass, coherent
     "dma@fe200000",
     "display@fe300000",
     "accelerator@fe400000",
+    "audio@fe600000",
   ]);
+  // The audio device has no IOMMU: one port straight to memory.
+  assertEquals(p.master("audio").ports.map((x) => [x.name, x.unit]), [[
+    "port0",
+    null,
+  ]]);
   assertEquals(
     p.master("gpu").ports.map((x) => [x.name, [...x.streamIds]]),
     [["port0", [0x20]], ["port1", [0x21]]],
@@ -173,7 +179,10 @@ Deno.test("generic-soc DTB: central unit, stream IDs, dma-bits, bypass, coherent
   assert(p.master("accelerator").coherent);
   assert(!p.master("ethernet").coherent);
   assert(p.master("display").bypass);
-  assertEquals(p.unprotectedMasters().map((m) => m.name), ["display@fe300000"]);
+  assertEquals(p.unprotectedMasters().map((m) => m.name), [
+    "display@fe300000",
+    "audio@fe600000",
+  ]);
   assert(
     p.log.some((e) => e.kind === "skipped" && e.path === "/camera@fe500000"),
   );
@@ -503,6 +512,7 @@ Deno.test("built-in platforms with the built-in plugins (loadPlatform)", () => {
   assert(display.port().unprotected);
   assertEquals(gen.soc.unprotectedMasters().map((m) => m.name), [
     "display@fe300000",
+    "audio@fe600000",
   ]);
   const pa = gen.soc.memory.frames.alloc(4096);
   display.port().writeBytes(pa + 8, new Uint8Array([0x5a]));
