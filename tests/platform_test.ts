@@ -20,6 +20,11 @@ import {
   loadPlatform,
 } from "../platforms/mod.ts";
 import { flatIommu } from "./support/flat_iommu.ts";
+import {
+  simulate,
+  workloadByName,
+  workloadFromJson,
+} from "../workloads/mod.ts";
 
 // A per-device stand-in for the Exynos System MMU: the builder only cares
 // about compatible strings, #iommu-cells and the probed unit.
@@ -557,4 +562,32 @@ Deno.test("built-in platforms with the built-in plugins (loadPlatform)", () => {
     /unit x \(plugin fake-central\) has no bypass mode/,
   );
   builtinBypass(exy.units[0]!.unit, []); // per-device: nothing to do
+});
+
+Deno.test("the examples in docs/platforms.md build and run", async () => {
+  const doc = await Deno.readTextFile(
+    new URL("../docs/platforms.md", import.meta.url),
+  );
+  const blocks = [...doc.matchAll(/^```json\n([\s\S]*?)^```$/gm)].map((m) =>
+    JSON.parse(m[1]!)
+  );
+  assertEquals(blocks.length, 2);
+  const p = loadPlatform(blocks[0]);
+  assertEquals(p.name, "two-port-board");
+  assertEquals(p.reservations, [{ address: 0x4000_0000, size: 0x10_0000 }]);
+  assertEquals(p.master("codec").ports.map((x) => x.unit?.name), [
+    "mmu-left",
+    "mmu-right",
+  ]);
+  assert(p.master("codec").deferred);
+  assertEquals(p.master("codec").dmaBits, 32);
+  assertEquals(p.unprotectedMasters().map((m) => m.name), ["uart"]);
+  const w = workloadFromJson(blocks[1]);
+  assertEquals([w.name, w.params.packets, w.params.ring], ["small-rx", 64, 16]);
+  const { report } = simulate(
+    loadPlatform(blocks[0]),
+    workloadByName("video-decode", { frames: 2, width: 64, height: 32 }),
+  );
+  assertEquals(report.checks.failed, 0);
+  assertEquals(report.masters.map((m) => m.name), ["codec", "display"]);
 });
