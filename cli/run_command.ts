@@ -144,7 +144,13 @@ export function formatReport(sim: Simulation): string {
   );
   const c = r.checks;
   lines.push(
-    `data checks: ${c.passed} passed, ${c.failed} failed; device faults: ${r.faults}`,
+    `data checks: ${c.passed} passed, ${c.failed} failed; device faults: ${r.faults}${
+      r.faults === 0
+        ? ""
+        : ` (${
+          Object.entries(r.faultReasons).map(([k, v]) => `${k} ${v}`).join(", ")
+        })`
+    }`,
   );
   lines.push("", "Units");
   lines.push(renderTable(

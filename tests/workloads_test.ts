@@ -342,3 +342,13 @@ Deno.test("checksum and random source", () => {
   const bytes = new Rng(9).bytes(new Uint8Array(4097));
   assert(new Set(bytes).size > 200);
 });
+
+Deno.test("faults are counted by reason", () => {
+  const { report } = simulate(
+    loadPlatform("exynos4210"),
+    workloadByName("net-rx", { packets: 30, ring: 4, lateDmaPercent: 100 }),
+  );
+  assertEquals(report.faults, 30);
+  assertEquals(report.faultReasons, { translation: 30 });
+  assertEquals(report.checks.failed, 0);
+});

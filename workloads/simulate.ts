@@ -129,6 +129,8 @@ export interface SimulationReport {
   checks: CheckSummary;
   /** Faults the devices hit. */
   faults: number;
+  /** Those faults by reason (`translation`, `permission`, …). */
+  faultReasons: Record<string, number>;
   /** Every unit of the platform. */
   units: UnitReport[];
   /** Every master the workload used. */
@@ -335,7 +337,8 @@ export function simulate(
       seed,
       policy,
       checks: ctx.checks,
-      faults: ctx.faults.length,
+      faults: Object.values(ctx.faultReasons).reduce((s, n) => s + n, 0),
+      faultReasons: { ...ctx.faultReasons },
       units,
       masters,
       domains: domainRows,

@@ -76,8 +76,10 @@ export class WorkloadContext {
   readonly policy: DmaInvalidationPolicy;
   /** Data-check ledger. */
   readonly checks: CheckSummary = { passed: 0, failed: 0, failures: [] };
-  /** Faults the devices hit (handled by the workloads' fault handlers). */
+  /** The first 1000 faults the devices hit (handled by the workloads' fault handlers). */
   readonly faults: IommuFault[] = [];
+  /** Every fault the devices hit, counted by reason. */
+  readonly faultReasons: Record<string, number> = {};
   #mappers = new Map<string, DmaMapper>();
   #order: PlatformMaster[] = [];
   #progress: (done: number, total: number) => void;
@@ -117,6 +119,7 @@ export class WorkloadContext {
       d = createDmaMapper(this.platform.soc, m.master, { policy: this.policy });
       d.domain?.setFaultHandler((f) => {
         if (this.faults.length < 1000) this.faults.push(f);
+        this.faultReasons[f.reason] = (this.faultReasons[f.reason] ?? 0) + 1;
         return true;
       });
       this.#mappers.set(m.name, d);
