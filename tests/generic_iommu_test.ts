@@ -261,6 +261,35 @@ Deno.test("page table: atomic map, coalescing, unmap frees empty tables", async 
     assertEquals(soc.memory.digest(), withBlock);
   });
   await t.step(
+    "scattered frames across table boundaries: every page lands, collisions anywhere refuse all",
+    () => {
+      const { soc, unit } = rig();
+      const d = soc.createDomain(unit);
+      const base = 0x7f_c000_0000 - 100 * 4096; // crosses 2 MiB and 1 GiB boundaries
+      const frames = Array.from(
+        { length: 1100 },
+        (_, i) => 0x100_0000 + ((i * 37) % 1100) * 8192,
+      );
+      d.mapPages(base, frames, RW);
+      for (let i = 0; i < frames.length; i++) {
+        if (d.iovaToPhys(base + i * 4096 + 5) !== frames[i]! + 5) {
+          throw new Error(`page ${i}`);
+        }
+      }
+      assertEquals(d.leaves().length, 1100);
+      assertEquals(d.unmap(base, 1100 * 4096), 1100 * 4096);
+      for (const at of [0, 99, 100, 611, 612, 1099]) {
+        d.map(base + at * 4096, 0x10_0000, 4096, RW);
+        const digest = soc.memory.digest();
+        const live = soc.memory.frames.liveBytes;
+        throwsKind(() => d.mapPages(base, frames, RW), "EEXIST");
+        assertEquals(soc.memory.digest(), digest, `collision at ${at}`);
+        assertEquals(soc.memory.frames.liveBytes, live);
+        d.unmap(base + at * 4096, 4096);
+      }
+    },
+  );
+  await t.step(
     "ENOMEM at every table allocation rolls back byte for byte",
     () => {
       const { soc, unit } = rig();

@@ -97,6 +97,11 @@ export class LpaePageTable {
   #wLevel = -1;
   #wRegion = -1;
   #wNode: TableNode | null = null;
+  // Check-pass cursor and the count of tables the plan creates.
+  #cLevel = -1;
+  #cRegion = -1;
+  #cNode: TableNode | null = null;
+  #needed = 0;
   #pool: number[] = [];
   #plan1: MapPlanLike = {
     count: 0,
@@ -171,15 +176,43 @@ export class LpaePageTable {
     this.#wNode = null;
     const attrLo = leafAttrLo(prot, this.stage);
     const attrHi = leafAttrHi(prot);
-    for (let r = 0; r < plan.count; r++) {
-      this.#writeRun(
-        plan.iova[r]!,
-        plan.pa[r]!,
-        plan.pageSize[r]!,
-        plan.pages[r]!,
-        attrLo,
-        attrHi,
+    const count = plan.count;
+    const pIova = plan.iova,
+      pPa = plan.pa,
+      pSize = plan.pageSize,
+      pPages = plan.pages;
+    let r = 0;
+    while (r < count) {
+      const size = pSize[r]!;
+      if (pPages[r] !== 1) {
+        this.#writeRun(pIova[r]!, pPa[r]!, size, pPages[r]!, attrLo, attrHi);
+        r++;
+        continue;
+      }
+      // A chain of one-leaf runs at consecutive IOVAs: fill each table in
+      // one loop.
+      const leafLevel = levelOfSize(size);
+      const lo0 = attrLo |
+        (leafLevel === 3 ? DESC_TYPE_TABLE : DESC_TYPE_BLOCK);
+      let iova = pIova[r]!;
+      const node = this.#leafTable(iova, leafLevel);
+      const v = node.view;
+      const room = node === this.#root ? this.rootEntries : ENTRIES_PER_TABLE;
+      const idx = Math.floor(iova / size) & 511;
+      let j = idx;
+      do {
+        const pa = pPa[r]!;
+        const lo = pa % 0x100000000;
+        v[j << 1] = lo | lo0;
+        v[(j << 1) + 1] = ((pa - lo) / 0x100000000) | attrHi;
+        j++;
+        r++;
+        iova += size;
+      } while (
+        r < count && j < room && pPages[r] === 1 && pSize[r] === size &&
+        pIova[r] === iova
       );
+      node.live += j - idx;
     }
   }
 
@@ -210,20 +243,18 @@ export class LpaePageTable {
     this.map(p, prot);
   }
 
-  // Pass 1: read-only. Returns how many tables the plan creates. A cursor
-  // remembers the last leaf table (or the pending new one) so runs that land
-  // in the same table skip the descent: scattered single-page runs are the
-  // common case of mapPages.
+  // Pass 1: read-only. Returns how many tables the plan creates. Runs of
+  // one leaf at consecutive IOVAs (scattered frames, the common case of
+  // mapPages) are checked table by table in one loop.
   #check(plan: MapPlanLike): number {
-    const pending = this.#pending;
-    pending.clear();
-    let needed = 0;
-    const start = this.startLevel;
-    let curLevel = -1;
-    let curRegion = -1;
-    let curNode: TableNode | null = null;
-    for (let r = 0; r < plan.count; r++) {
-      const size = plan.pageSize[r]!;
+    this.#pending.clear();
+    this.#needed = 0;
+    this.#cLevel = -1;
+    const count = plan.count;
+    const pIova = plan.iova, pSize = plan.pageSize, pPages = plan.pages;
+    let r = 0;
+    while (r < count) {
+      const size = pSize[r]!;
       const leafLevel = levelOfSize(size);
       if (leafLevel < 0) {
         throw new IommuError(
@@ -231,49 +262,31 @@ export class LpaePageTable {
           `page size ${hex(size)} is not an LPAE leaf size`,
         );
       }
-      let iova = plan.iova[r]!;
-      let left = plan.pages[r]!;
-      while (left > 0) {
+      let iova = pIova[r]!;
+      if (pPages[r] === 1) {
+        const node = this.#probe(iova, leafLevel);
         const idx = Math.floor(iova / size) & 511;
-        let node: TableNode | null;
-        let room: number;
-        if (leafLevel === start) {
-          node = this.#root;
-          room = this.rootEntries - idx;
-        } else {
-          room = ENTRIES_PER_TABLE - idx;
-          const region = Math.floor(iova / LEVEL_SIZE[leafLevel - 1]!);
-          if (leafLevel === curLevel && region === curRegion) {
-            node = curNode;
-          } else {
-            node = this.#root;
-            let level = start;
-            while (level < leafLevel) {
-              const i = Math.floor(iova / LEVEL_SIZE[level]!) & 511;
-              const lo = node.view[i << 1]!;
-              if ((lo & 1) === 0) break;
-              if ((lo & 3) !== 3) this.#exists(iova, level);
-              node = node.children![i]!;
-              level++;
-            }
-            if (level < leafLevel) {
-              // Tables at levels level+1 .. leafLevel are created; dedupe by
-              // (region base, level) since other runs may need them too.
-              for (let k = level + 1; k <= leafLevel; k++) {
-                const span = LEVEL_SIZE[k - 1]!;
-                const key = Math.floor(iova / span) * span + k;
-                if (!pending.has(key)) {
-                  pending.add(key);
-                  needed++;
-                }
-              }
-              node = null;
-            }
-            curLevel = leafLevel;
-            curRegion = region;
-            curNode = node;
+        const room = node === this.#root ? this.rootEntries : ENTRIES_PER_TABLE;
+        let j = idx;
+        do {
+          if (node !== null && (node.view[j << 1]! & 1) !== 0) {
+            this.#exists(iova, leafLevel);
           }
-        }
+          j++;
+          r++;
+          iova += size;
+        } while (
+          r < count && j < room && pPages[r] === 1 && pSize[r] === size &&
+          pIova[r] === iova
+        );
+        continue;
+      }
+      let left = pPages[r]!;
+      while (left > 0) {
+        const node = this.#probe(iova, leafLevel);
+        const idx = Math.floor(iova / size) & 511;
+        const room =
+          (node === this.#root ? this.rootEntries : ENTRIES_PER_TABLE) - idx;
         const n = left < room ? left : room;
         if (node !== null) {
           const v = node.view;
@@ -287,8 +300,48 @@ export class LpaePageTable {
         iova += n * size;
         left -= n;
       }
+      r++;
     }
-    return needed;
+    return this.#needed;
+  }
+
+  // The existing table that holds leaves of `leafLevel` for `iova`, or null
+  // when it would be created (then counted once in #needed). Read-only; a
+  // cursor remembers the last answer.
+  #probe(iova: number, leafLevel: number): TableNode | null {
+    const start = this.startLevel;
+    if (leafLevel === start) return this.#root;
+    const region = Math.floor(iova / LEVEL_SIZE[leafLevel - 1]!);
+    if (leafLevel === this.#cLevel && region === this.#cRegion) {
+      return this.#cNode;
+    }
+    let node: TableNode | null = this.#root;
+    let level = start;
+    while (level < leafLevel) {
+      const i = Math.floor(iova / LEVEL_SIZE[level]!) & 511;
+      const lo = node.view[i << 1]!;
+      if ((lo & 1) === 0) break;
+      if ((lo & 3) !== 3) this.#exists(iova, level);
+      node = node.children![i]!;
+      level++;
+    }
+    if (level < leafLevel) {
+      // Tables at levels level+1 .. leafLevel are created; dedupe by
+      // (region base, level) since other runs may need them too.
+      for (let k = level + 1; k <= leafLevel; k++) {
+        const span = LEVEL_SIZE[k - 1]!;
+        const key = Math.floor(iova / span) * span + k;
+        if (!this.#pending.has(key)) {
+          this.#pending.add(key);
+          this.#needed++;
+        }
+      }
+      node = null;
+    }
+    this.#cLevel = leafLevel;
+    this.#cRegion = region;
+    this.#cNode = node;
+    return node;
   }
 
   #exists(iova: number, level: number): never {
@@ -314,39 +367,7 @@ export class LpaePageTable {
     let addrLo = pa % 0x100000000;
     let addrHi = (pa - addrLo) / 0x100000000;
     while (left > 0) {
-      let node = this.#root;
-      const region = leafLevel === this.startLevel
-        ? -1
-        : Math.floor(iova / LEVEL_SIZE[leafLevel - 1]!);
-      if (
-        region >= 0 && leafLevel === this.#wLevel && region === this.#wRegion
-      ) {
-        node = this.#wNode!;
-      } else {
-        for (let level = this.startLevel; level < leafLevel; level++) {
-          const idx = Math.floor(iova / LEVEL_SIZE[level]!) & 511;
-          let child = node.children![idx];
-          if (child === undefined) {
-            const tpa = this.#pool.pop()!;
-            child = new TableNode(
-              tpa,
-              level + 1,
-              this.#memory.view32(tpa, GRANULE),
-            );
-            node.children![idx] = child;
-            node.view[idx << 1] = ((tpa % 0x100000000) | DESC_TYPE_TABLE) >>> 0;
-            node.view[(idx << 1) + 1] = Math.floor(tpa / 0x100000000);
-            node.live++;
-            this.#tables++;
-          }
-          node = child;
-        }
-        if (region >= 0) {
-          this.#wLevel = leafLevel;
-          this.#wRegion = region;
-          this.#wNode = node;
-        }
-      }
+      const node = this.#leafTable(iova, leafLevel);
       const idx = Math.floor(iova / size) & 511;
       const room =
         (node === this.#root ? this.rootEntries : ENTRIES_PER_TABLE) - idx;
@@ -366,6 +387,39 @@ export class LpaePageTable {
       iova += n * size;
       left -= n;
     }
+  }
+
+  // The table holding leaves of `leafLevel` for `iova`, creating missing
+  // tables from the pre-allocated pool; a cursor remembers the last one.
+  #leafTable(iova: number, leafLevel: number): TableNode {
+    if (leafLevel === this.startLevel) return this.#root;
+    const region = Math.floor(iova / LEVEL_SIZE[leafLevel - 1]!);
+    if (leafLevel === this.#wLevel && region === this.#wRegion) {
+      return this.#wNode!;
+    }
+    let node = this.#root;
+    for (let level = this.startLevel; level < leafLevel; level++) {
+      const idx = Math.floor(iova / LEVEL_SIZE[level]!) & 511;
+      let child = node.children![idx];
+      if (child === undefined) {
+        const tpa = this.#pool.pop()!;
+        child = new TableNode(
+          tpa,
+          level + 1,
+          this.#memory.view32(tpa, GRANULE),
+        );
+        node.children![idx] = child;
+        node.view[idx << 1] = ((tpa % 0x100000000) | DESC_TYPE_TABLE) >>> 0;
+        node.view[(idx << 1) + 1] = Math.floor(tpa / 0x100000000);
+        node.live++;
+        this.#tables++;
+      }
+      node = child;
+    }
+    this.#wLevel = leafLevel;
+    this.#wRegion = region;
+    this.#wNode = node;
+    return node;
   }
 
   /**
