@@ -249,10 +249,13 @@ export class Domain {
     this.#ops.map(plan, prot);
     let leaves = 0;
     for (let i = 0; i < plan.count; i++) leaves += plan.pages[i]!;
-    const bytes = plan.bytes;
+    this.#count(plan.count, leaves, plan.bytes);
+  }
+
+  #count(runs: number, leaves: number, bytes: number): void {
     const c = this.#c;
     c.maps++;
-    c.runs += plan.count;
+    c.runs += runs;
     c.leavesMapped += leaves;
     c.bytesMapped += bytes;
     c.liveBytes += bytes;
@@ -317,33 +320,70 @@ export class Domain {
     checkRange(iova, n * pageSize, "IOVA range", this.apertureEnd);
     // Capped at 2^53 so a 64-bit output range cannot admit unsafe integers.
     const limit = Math.min(this.outputEnd, MAX_ADDRESS + 1) - pageSize;
-    for (let i = 0; i < n; i++) {
-      const f = frames[i]!;
-      if (!(f >= 0 && f <= limit && f % pageSize === 0)) {
-        throw new IommuError(
-          "EINVAL",
-          `frame ${i} (${String(f)}) is not a ${
-            hex(pageSize)
-          }-aligned physical address below ${hex(this.outputEnd)}`,
-        );
-      }
-    }
+    // One pass validates each frame and cuts the list into physically
+    // contiguous runs. `f * inv` is exact (pageSize is a power of two) and
+    // avoids `%`, which is a slow floating-point remainder above 2^31.
+    const inv = 1 / pageSize;
     const plan = this.#plan;
     plan.clear();
+    // Never more runs than frames: reserve once, then store straight into
+    // the typed arrays (a scattered list makes one run per frame).
+    plan.reserve(n);
+    const pIova = plan.iova, pPa = plan.pa, pSize = plan.pageSize;
+    const pPages = plan.pages;
     const sizes = this.pageSizes;
     const single = sizes.length === 1 || pageSize === sizes[sizes.length - 1];
+    let leaves = 0;
+    let runs = 0;
     let runStart = 0;
-    for (let i = 1; i <= n; i++) {
-      if (i < n && frames[i]! === frames[i - 1]! + pageSize) continue;
-      const runIova = iova + runStart * pageSize;
-      const runPa = frames[runStart]!;
-      const runPages = i - runStart;
-      if (single || runPages === 1) {
-        plan.push(runIova, runPa, pageSize, runPages);
-      } else splitIntoPages(runIova, runPa, runPages * pageSize, sizes, plan);
+    let runPa = 0;
+    let expect = -1;
+    for (let i = 0; i <= n; i++) {
+      let f = -1;
+      if (i < n) {
+        f = frames[i]!;
+        const q = f * inv;
+        if (!(f >= 0 && f <= limit && Math.floor(q) === q)) {
+          this.#badFrame(i, f, pageSize);
+        }
+        if (f === expect) {
+          expect = f + pageSize;
+          continue;
+        }
+      }
+      if (i > 0) {
+        // Close the run [runStart, i).
+        const runPages = i - runStart;
+        const runIova = iova + runStart * pageSize;
+        if (single || runPages === 1) {
+          pIova[runs] = runIova;
+          pPa[runs] = runPa;
+          pSize[runs] = pageSize;
+          pPages[runs] = runPages;
+          runs++;
+          leaves += runPages;
+        } else {
+          plan.count = runs;
+          splitIntoPages(runIova, runPa, runPages * pageSize, sizes, plan);
+          for (; runs < plan.count; runs++) leaves += pPages[runs]!;
+        }
+      }
       runStart = i;
+      runPa = f;
+      expect = f + pageSize;
     }
-    this.#commit(prot);
+    plan.count = runs;
+    this.#ops.map(plan, prot);
+    this.#count(runs, leaves, n * pageSize);
+  }
+
+  #badFrame(i: number, f: number, pageSize: number): never {
+    throw new IommuError(
+      "EINVAL",
+      `frame ${i} (${String(f)}) is not a ${
+        hex(pageSize)
+      }-aligned physical address below ${hex(this.outputEnd)}`,
+    );
   }
 
   /**

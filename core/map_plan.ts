@@ -49,6 +49,17 @@ export class MapPlan {
     this.count = i + 1;
   }
 
+  /**
+   * Make room for at least `capacity` runs, so that a caller may store runs
+   * `count .. capacity - 1` straight into the arrays (re-read the array
+   * fields after this call: they may be new arrays).
+   *
+   * @param capacity Runs.
+   */
+  reserve(capacity: number): void {
+    while (this.iova.length < capacity) this.#grow();
+  }
+
   /** Empty the plan, keeping its storage. */
   clear(): void {
     this.count = 0;
