@@ -1,0 +1,280 @@
+/**
+ * Run the benchmarks with `deno bench --json` and print, per group, each
+ * bench's time, its ratio to the group's baseline (measured in the same
+ * run) and, where the name says how many pages (or accesses, operations)
+ * one iteration does, the cost of one.
+ *
+ * Statistic: `deno bench --json` reports min, avg, p75, p99 and max but no
+ * median. The figure used is p75 (the median lies between min and p75, and
+ * p75 ignores the garbage-collection and scheduler outliers that inflate
+ * the average); min is printed beside it.
+ *
+ * Usage:
+ *   deno run -A bench/report.ts                  # every bench/*_bench.ts
+ *   deno run -A bench/report.ts bench/map_bench.ts
+ *   deno run -A bench/report.ts --json out.json  # keep the raw JSON too
+ *   deno run -A bench/report.ts --from out.json  # re-print a saved run
+ *   deno run -A bench/report.ts --markdown       # tables for the README
+ *
+ * @module
+ */
+
+/** One bench result as `deno bench --json` prints it (times in ns). */
+export interface BenchStats {
+  /** Samples taken. */
+  n: number;
+  /** Fastest sample. */
+  min: number;
+  /** Slowest sample. */
+  max: number;
+  /** Mean. */
+  avg: number;
+  /** 75th percentile. */
+  p75: number;
+  /** 99th percentile. */
+  p99: number;
+}
+
+/** One bench of the JSON report. */
+export interface BenchRecord {
+  /** File URL of the bench module. */
+  origin: string;
+  /** Group name, if any. */
+  group?: string | null;
+  /** Bench name. */
+  name: string;
+  /** Whether it is its group's baseline. */
+  baseline: boolean;
+  /** Results (one) with `ok` or `failed`. */
+  results: { ok?: BenchStats; failed?: unknown }[];
+}
+
+/** The whole JSON report. */
+export interface BenchReport {
+  /** Runtime string. */
+  runtime: string;
+  /** CPU name. */
+  cpu: string;
+  /** Every bench. */
+  benches: BenchRecord[];
+}
+
+/** A printed row. */
+export interface Row {
+  /** Group. */
+  group: string;
+  /** Bench name. */
+  name: string;
+  /** Is it the baseline? */
+  baseline: boolean;
+  /** p75 in ns (NaN when the bench failed). */
+  p75: number;
+  /** min in ns. */
+  min: number;
+  /** Units (pages, accesses, ...) one iteration does, or 0 when unknown. */
+  units: number;
+  /** What a unit is ("page", "access", ...). */
+  unit: string;
+  /** p75 / baseline p75 (1 for the baseline; NaN without one). */
+  ratio: number;
+  /** Per-unit p75 / baseline per-unit p75 (when both have units). */
+  unitRatio: number;
+}
+
+const COUNT_RE =
+  /(\d[\d,]*)(?:\s*([KM]))?\s+(pages|accesses|operations|ops|pairs|lookups)\b/;
+
+/**
+ * Units of work named in `text`: "65,536 pages" → 65536 "page",
+ * "1K pages" → 1024, "1,000 accesses" → 1000 "access".
+ *
+ * @param text A bench or group name.
+ * @returns The count and unit, or count 0.
+ */
+export function unitsIn(text: string): { count: number; unit: string } {
+  const m = COUNT_RE.exec(text);
+  if (m === null) return { count: 0, unit: "" };
+  let count = Number(m[1]!.replaceAll(",", ""));
+  if (m[2] === "K") count *= 1024;
+  if (m[2] === "M") count *= 1024 * 1024;
+  const word = m[3]!;
+  const unit = word === "accesses"
+    ? "access"
+    : word === "ops"
+    ? "op"
+    : word.replace(/s$/, "");
+  return { count, unit };
+}
+
+/**
+ * Rows of a report: ratios to each group's baseline, per-unit figures.
+ *
+ * @param report Parsed `deno bench --json` output.
+ * @returns One row per bench, in report order.
+ */
+export function rows(report: BenchReport): Row[] {
+  const out: Row[] = [];
+  for (const b of report.benches) {
+    const ok = b.results[0]?.ok;
+    // A bench's own count wins over its group's.
+    let u = unitsIn(b.name);
+    if (u.count === 0) u = unitsIn(b.group ?? "");
+    out.push({
+      group: b.group ?? "(no group)",
+      name: b.name,
+      baseline: b.baseline,
+      p75: ok ? ok.p75 : NaN,
+      min: ok ? ok.min : NaN,
+      units: u.count,
+      unit: u.unit,
+      ratio: NaN,
+      unitRatio: NaN,
+    });
+  }
+  const groups = new Map<string, Row[]>();
+  for (const r of out) {
+    const g = groups.get(r.group) ?? [];
+    g.push(r);
+    groups.set(r.group, g);
+  }
+  for (const g of groups.values()) {
+    const base = g.find((r) => r.baseline);
+    if (base === undefined) continue;
+    for (const r of g) {
+      r.ratio = r.p75 / base.p75;
+      if (r.units > 0 && base.units > 0) {
+        r.unitRatio = (r.p75 / r.units) / (base.p75 / base.units);
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Format nanoseconds for humans.
+ *
+ * @param ns Nanoseconds.
+ * @returns e.g. "7.9 ns", "1.52 µs", "20.3 ms".
+ */
+export function fmtNs(ns: number): string {
+  if (!Number.isFinite(ns)) return "—";
+  if (ns < 1e3) return `${ns < 10 ? ns.toFixed(2) : ns.toFixed(1)} ns`;
+  if (ns < 1e6) return `${(ns / 1e3).toFixed(2)} µs`;
+  if (ns < 1e9) return `${(ns / 1e6).toFixed(2)} ms`;
+  return `${(ns / 1e9).toFixed(2)} s`;
+}
+
+function fmtRatio(r: Row): string {
+  if (!Number.isFinite(r.ratio)) return "—";
+  if (r.baseline) return "baseline";
+  // Below 1: the bench is faster than the baseline; say by how much.
+  return r.ratio < 1
+    ? `${(1 / r.ratio).toFixed(1)}x faster`
+    : `${r.ratio.toFixed(2)}x slower`;
+}
+
+function perUnit(r: Row): string {
+  if (r.units === 0) return "";
+  return `${fmtNs(r.p75 / r.units)}/${r.unit}`;
+}
+
+/**
+ * Print rows as plain text or markdown tables, one per group.
+ *
+ * @param all The rows.
+ * @param markdown Markdown tables instead of aligned text.
+ * @returns The text.
+ */
+export function render(all: Row[], markdown: boolean): string {
+  const lines: string[] = [];
+  const groups = new Map<string, Row[]>();
+  for (const r of all) {
+    const g = groups.get(r.group) ?? [];
+    g.push(r);
+    groups.set(r.group, g);
+  }
+  for (const [name, g] of groups) {
+    const scaling = g.some((r) => Number.isFinite(r.unitRatio)) &&
+      new Set(g.map((r) => r.units)).size > 1;
+    if (markdown) {
+      lines.push(`**${name}**`, "");
+      lines.push(
+        `| bench | p75 | min | vs baseline | per unit${
+          scaling ? " | per-unit vs baseline" : ""
+        } |`,
+      );
+      lines.push(
+        `| --- | ---: | ---: | ---: | ---:${scaling ? " | ---:" : ""} |`,
+      );
+      for (const r of g) {
+        lines.push(
+          `| ${r.name} | ${fmtNs(r.p75)} | ${fmtNs(r.min)} | ${fmtRatio(r)} | ${
+            perUnit(r)
+          }${
+            scaling
+              ? ` | ${
+                Number.isFinite(r.unitRatio) ? r.unitRatio.toFixed(2) + "x" : ""
+              }`
+              : ""
+          } |`,
+        );
+      }
+      lines.push("");
+    } else {
+      lines.push(`== ${name}`);
+      const w = Math.max(...g.map((r) => r.name.length));
+      for (const r of g) {
+        lines.push(
+          `  ${r.name.padEnd(w)}  p75 ${fmtNs(r.p75).padStart(10)}  min ${
+            fmtNs(r.min).padStart(10)
+          }  ${fmtRatio(r).padEnd(14)} ${perUnit(r).padEnd(16)}${
+            scaling && Number.isFinite(r.unitRatio)
+              ? ` per-unit x${r.unitRatio.toFixed(2)}`
+              : ""
+          }`,
+        );
+      }
+    }
+  }
+  return lines.join("\n");
+}
+
+async function runBench(files: string[]): Promise<BenchReport> {
+  const cmd = new Deno.Command(Deno.execPath(), {
+    args: ["bench", "-A", "--json", ...files],
+    stdout: "piped",
+    stderr: "inherit",
+  });
+  const { code, stdout } = await cmd.output();
+  const text = new TextDecoder().decode(stdout);
+  const start = text.indexOf("{");
+  if (start < 0) throw new Error(`deno bench printed no JSON (exit ${code})`);
+  return JSON.parse(text.slice(start)) as BenchReport;
+}
+
+if (import.meta.main) {
+  const args = [...Deno.args];
+  const take = (flag: string): string | undefined => {
+    const i = args.indexOf(flag);
+    if (i < 0) return undefined;
+    const v = args[i + 1];
+    args.splice(i, 2);
+    return v;
+  };
+  const markdown = args.includes("--markdown");
+  if (markdown) args.splice(args.indexOf("--markdown"), 1);
+  const from = take("--from");
+  const save = take("--json");
+  const report = from !== undefined
+    ? JSON.parse(await Deno.readTextFile(from)) as BenchReport
+    : await runBench(args);
+  if (save !== undefined) {
+    await Deno.writeTextFile(save, JSON.stringify(report, null, 2));
+  }
+  console.log(
+    `${report.runtime} · ${report.cpu} · ${navigator.hardwareConcurrency} cores · ${
+      new Date().toISOString().slice(0, 16)
+    }Z · statistic: p75 (min beside)`,
+  );
+  console.log(render(rows(report), markdown));
+}
