@@ -170,12 +170,13 @@ export const dumpCommand: Command = {
   name: "dump",
   summary: "walk page tables from simulated RAM and print them range by range",
   usage:
-    "dump [--platform NAME|FILE] [--workload NAME|FILE|none] [--seed N] [--strict|--lazy] [--master NAME] [--json]",
+    "dump [--platform NAME|FILE] [--workload NAME|FILE|none] [--seed N] [--strict|--lazy] [--master NAME] [--json] [--plugin FILE[#EXPORT]]",
   details:
     "Runs the workload (or, with --workload none, only sets the platform up), then decodes\n" +
     "every domain's page tables from simulated RAM: each line is a range of IOVAs mapped\n" +
-    "with one page size and permission to a contiguous physical range. --master picks\n" +
-    "one master's domain (by name, node name or compatible).",
+    "with one page size and permission, and where it lands in physical memory (one\n" +
+    "contiguous range, or scattered pieces). --master picks one master's domain (by\n" +
+    "name, node name or compatible).",
   options: [
     ...SIMULATION_OPTIONS,
     {

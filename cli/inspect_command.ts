@@ -133,7 +133,7 @@ export const inspectCommand: Command = {
   name: "inspect",
   summary:
     "show a device tree, which plugin bound which node, and every master's wiring",
-  usage: "inspect FILE.dtb|FILE.json|NAME [--json]",
+  usage: "inspect FILE.dtb|FILE.json|NAME [--json] [--plugin FILE[#EXPORT]]",
   details:
     "With --json, prints the platform as the JSON description `run --platform` accepts\n" +
     "(a way to get an editable platform without dtc).",

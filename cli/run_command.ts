@@ -233,7 +233,7 @@ export const runCommand: Command = {
   name: "run",
   summary: "simulate a workload on a platform and report per unit and master",
   usage:
-    "run [--platform NAME|FILE.dtb|FILE.json] [--workload NAME|FILE] [--seed N] [--strict|--lazy] [--json] [--svg FILE]",
+    "run [--platform NAME|FILE.dtb|FILE.json] [--workload NAME|FILE] [--seed N] [--strict|--lazy] [--json] [--svg FILE] [--plugin FILE[#EXPORT]]",
   details:
     "Prints a table per IOMMU unit (maps, unmaps, pages mapped, TLB hit rate, walks,\n" +
     "invalidations, faults), per master (bytes moved, live mappings, IOVA in use; in lazy\n" +
