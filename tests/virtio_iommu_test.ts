@@ -26,6 +26,7 @@ import {
   VIRTIO_IOMMU_FAULT_F_WRITE,
   VIRTIO_IOMMU_FAULT_R_DOMAIN,
   VIRTIO_IOMMU_FAULT_R_MAPPING,
+  VIRTIO_IOMMU_FAULT_R_UNKNOWN,
   VIRTIO_IOMMU_MAP_F_MMIO as MMIO,
   VIRTIO_IOMMU_MAP_F_READ as R,
   VIRTIO_IOMMU_MAP_F_WRITE as W,
@@ -511,7 +512,18 @@ Deno.test("DMA through virtio mappings, fault records, bypass rules and domain l
       INVAL,
     );
   });
+  await t.step("a stream that is not an endpoint reports R_UNKNOWN", () => {
+    dev.takeEvents();
+    genericHardwareOf(unit).translate(999, 0x1000, 1);
+    genericHardwareOf(unit).translate(dev.unit.caps.streamIds - 1, 0x1000, 1);
+    const rs = dev.takeEvents().map((e) => decodeFaultRecord(e).reason);
+    assertEquals(rs, [
+      VIRTIO_IOMMU_FAULT_R_UNKNOWN,
+      VIRTIO_IOMMU_FAULT_R_DOMAIN,
+    ]);
+  });
   await t.step("counters and close", () => {
+    nic.port().read(0x9000, new Uint8Array(1));
     const c = dev.counters();
     assert(c["OK"]! > 10);
     assert(dev.takeEvents().length > 0);

@@ -35,6 +35,12 @@
  * - Any operation whose invalidation fails in the unit (command queue
  *   stopped) → IOERR; any other unexpected failure → DEVERR.
  *
+ * Fault records (24 bytes, eventq layout): a stream that is not an endpoint
+ * → R_UNKNOWN; an endpoint with no domain and no bypass → R_DOMAIN; no
+ * mapping, a forbidden access or an address beyond the input size →
+ * R_MAPPING. Flags are F_READ or F_WRITE plus F_ADDRESS. Records beyond
+ * `eventQueueSize` are dropped (counted as `eventsDropped`).
+ *
  * `qemu-compat` profile: a 1-byte granule (page_size_mask bit 0) and no
  * alignment, input_range, output-size, RESV_MEM or FAULT checks on MAP
  * (QEMU's order: flags → domain → bypass → overlap); UNMAP does not check
@@ -637,7 +643,9 @@ export class VirtioIommu {
   #onFault(f: IommuFault): void {
     if (f.unit !== this.unit.name) return;
     let reason = VIRTIO_IOMMU_FAULT_R_UNKNOWN;
-    if (
+    if (!this.#endpoints.has(f.streamId)) {
+      // Not an endpoint of this device (QEMU: unknown SID → R_UNKNOWN).
+    } else if (
       f.reason === "translation" || f.reason === "permission" ||
       f.reason === "address-size"
     ) {
