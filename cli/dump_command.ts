@@ -12,7 +12,7 @@ import type {
 } from "../core/mod.ts";
 import { createDmaMapper } from "../core/dma/mod.ts";
 import { formatBytes } from "../svg/mod.ts";
-import type { Platform } from "../core/platform.ts";
+import type { Platform } from "../core/mod.ts";
 import type { Simulation } from "../workloads/mod.ts";
 import { type ParsedArgs, UsageError } from "./argv.ts";
 import { asInput, type Command, EXIT_FAILURE, EXIT_OK } from "./command.ts";

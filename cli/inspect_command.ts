@@ -6,11 +6,8 @@
  * @module
  */
 import { type FdtNode, hex, IommuError, parseFdt } from "../core/mod.ts";
-import type { Platform } from "../core/platform.ts";
-import {
-  type PlatformJson,
-  platformJsonFromDtb,
-} from "../core/platform_json.ts";
+import type { Platform } from "../core/mod.ts";
+import { type PlatformJson, platformJsonFromDtb } from "../core/mod.ts";
 import { BUILTIN_PLATFORMS, loadPlatform } from "../platforms/mod.ts";
 import { formatBytes } from "../svg/mod.ts";
 import type { ParsedArgs } from "./argv.ts";

@@ -5,8 +5,8 @@
  * @module
  */
 import { IommuError, type IommuPlugin } from "../core/mod.ts";
-import type { Platform } from "../core/platform.ts";
-import type { PlatformJson } from "../core/platform_json.ts";
+import type { Platform } from "../core/mod.ts";
+import type { PlatformJson } from "../core/mod.ts";
 import { BUILTIN_PLATFORMS, loadPlatform } from "../platforms/mod.ts";
 import {
   type Workload,

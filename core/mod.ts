@@ -34,3 +34,7 @@ export * from "./registry.ts";
 export * from "./soc.ts";
 export * from "./fdt.ts";
 export * from "./fdt_writer.ts";
+export * from "./platform_source.ts";
+export * from "./platform_dtb.ts";
+export * from "./platform_json.ts";
+export * from "./platform.ts";

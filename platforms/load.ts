@@ -5,8 +5,8 @@
  * @module
  */
 import { IommuError, type IommuPlugin, type IommuUnit } from "../core/mod.ts";
-import { buildPlatform, type Platform } from "../core/platform.ts";
-import type { PlatformJson } from "../core/platform_json.ts";
+import { buildPlatform, type Platform } from "../core/mod.ts";
+import type { PlatformJson } from "../core/mod.ts";
 import {
   GENERIC_IOMMU_NAME,
   genericIommu,

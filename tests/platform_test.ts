@@ -7,12 +7,12 @@ import {
   type IommuPlugin,
   type IommuUnit,
 } from "../core/mod.ts";
-import { buildPlatform, type Platform } from "../core/platform.ts";
+import { buildPlatform, type Platform } from "../core/mod.ts";
 import {
   type PlatformJson,
   platformJsonFromDtb,
   sourceFromJsonText,
-} from "../core/platform_json.ts";
+} from "../core/mod.ts";
 import {
   builtinBypass,
   EXYNOS4210_DTB,

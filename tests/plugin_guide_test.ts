@@ -5,8 +5,8 @@ import { assert, assertEquals, assertMatch } from "@std/assert";
 import { denoIo, memoryIo, runCli } from "../cli.ts";
 import { IOMMU_READ, IOMMU_WRITE, type IommuPlugin } from "../core/mod.ts";
 import { type ConformanceConfig, runConformance } from "../testing/mod.ts";
-import { buildPlatform } from "../core/platform.ts";
-import type { PlatformJson } from "../core/platform_json.ts";
+import { buildPlatform } from "../core/mod.ts";
+import type { PlatformJson } from "../core/mod.ts";
 
 const guide = await Deno.readTextFile(
   new URL("../docs/plugins.md", import.meta.url),

@@ -11,8 +11,8 @@ import {
   type IommuPlugin,
   type IommuUnit,
 } from "../core/mod.ts";
-import { buildPlatform } from "../core/platform.ts";
-import type { PlatformJson } from "../core/platform_json.ts";
+import { buildPlatform } from "../core/mod.ts";
+import type { PlatformJson } from "../core/mod.ts";
 import { loadPlatform } from "../platforms/mod.ts";
 import {
   crc32,

@@ -9,7 +9,7 @@
  * @example A short receive run on a platform without IOMMU
  * ```ts
  * import { simulate, workloadFromJson } from "./mod.ts";
- * import { buildPlatform } from "../core/platform.ts";
+ * import { buildPlatform } from "../core/mod.ts";
  * const platform = buildPlatform({
  *   memory: { size: "0x4000000" },
  *   devices: [{ name: "eth0", compatible: ["acme,nic"], dmaMaster: true }],

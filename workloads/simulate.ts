@@ -11,7 +11,7 @@ import type {
   MappingRecord,
   PageTableLevelStats,
 } from "../core/mod.ts";
-import type { Platform } from "../core/platform.ts";
+import type { Platform } from "../core/mod.ts";
 import type { DmaInvalidationPolicy, DmaMapper } from "./dma.ts";
 import { Rng } from "./rng.ts";
 import {
@@ -238,7 +238,7 @@ export function domainReport(
  * @example
  * ```ts
  * import { simulate, workloadByName } from "./mod.ts";
- * import { buildPlatform } from "../core/platform.ts";
+ * import { buildPlatform } from "../core/mod.ts";
  * const platform = buildPlatform({
  *   memory: { base: "0x40000000", size: "0x4000000" },
  *   devices: [{ name: "nic", compatible: ["iommukit,generic-nic"], dmaMaster: true }],

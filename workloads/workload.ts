@@ -7,7 +7,7 @@
  * @module
  */
 import { hex, IommuError, type IommuFault, type Port } from "../core/mod.ts";
-import type { Platform, PlatformMaster } from "../core/platform.ts";
+import type { Platform, PlatformMaster } from "../core/mod.ts";
 import {
   createDmaMapper,
   type DmaInvalidationPolicy,
