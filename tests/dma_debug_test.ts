@@ -412,3 +412,92 @@ Deno.test("debug options: ignored kinds and stacks off", () => {
   dma.unmapSingle(addr, 4096, DMA_TO_DEVICE);
   dma.removeMaster();
 });
+
+Deno.test("debug ownership (opt-in): CPU access while the device owns the buffer", async (t) => {
+  await t.step("from-device: reads are refused until a sync for CPU", () => {
+    const r = dmaRig("flat");
+    const dma = createDmaMapper(r.soc, r.master, {
+      debug: { ownership: true },
+    });
+    const buf = dma.cpu.allocBuffer(8192);
+    const other = dma.cpu.allocBuffer(4096);
+    const addr = dma.mapSingle(buf.slice(100, 5000), DMA_FROM_DEVICE);
+    dma.mappingError(addr);
+    r.master.port().writeBytes(addr, new Uint8Array([5]));
+    const before = dma.cpu.counters().accesses;
+    throwsReport(
+      dma,
+      () => dma.cpu.readBuffer(buf, 4000, 8),
+      "cpu-access-device-owned",
+    );
+    assertEquals(dma.cpu.counters().accesses, before, "the read did nothing");
+    dma.cpu.readBuffer(buf, 0, 100); // outside the mapping: fine
+    dma.cpu.readBuffer(other); // another buffer: fine
+    dma.syncForCpu(addr, 5000, DMA_FROM_DEVICE);
+    assertEquals(dma.cpu.readBuffer(buf, 100, 1)[0], 5);
+    dma.syncForDevice(addr, 5000, DMA_FROM_DEVICE);
+    throwsReport(
+      dma,
+      () => dma.cpu.writeBuffer(buf, new Uint8Array([1]), 200),
+      "cpu-access-device-owned",
+    );
+    dma.unmapSingle(addr, 5000, DMA_FROM_DEVICE);
+    dma.cpu.readBuffer(buf); // after unmap the CPU owns it
+    dma.removeMaster();
+  });
+  await t.step("to-device: reads are fine, writes are not", () => {
+    const r = dmaRig("flat");
+    const dma = createDmaMapper(r.soc, r.master, {
+      debug: { mode: "record", ownership: true },
+    });
+    const buf = dma.cpu.allocBuffer(4096);
+    const addr = dma.mapSingle(buf, DMA_TO_DEVICE);
+    dma.mappingError(addr);
+    dma.cpu.readBuffer(buf, 0, 16);
+    assertEquals(dma.reports(), []);
+    dma.cpu.writeBuffer(buf, new Uint8Array([1]));
+    assertEquals(kinds(dma), ["cpu-access-device-owned"]);
+    dma.unmapSingle(addr, 4096, DMA_TO_DEVICE);
+    dma.removeMaster();
+  });
+  await t.step("bounce copies and coherent masters are not flagged", () => {
+    const r = dmaRig("direct", { dmaBits: 24 });
+    const dma = createDmaMapper(r.soc, r.master, {
+      debug: { ownership: true },
+    });
+    let high = dma.cpu.allocBuffer(4096);
+    const low = [];
+    while (high.pa < 16 << 20) {
+      low.push(high);
+      high = dma.cpu.allocBuffer(4096);
+    }
+    for (const b of low) b.free();
+    const addr = dma.mapSingle(high, DMA_BIDIRECTIONAL);
+    dma.mappingError(addr);
+    dma.syncForCpu(addr, 4096, DMA_BIDIRECTIONAL);
+    dma.syncForDevice(addr, 4096, DMA_BIDIRECTIONAL);
+    dma.unmapSingle(addr, 4096, DMA_BIDIRECTIONAL);
+    assertEquals(dma.reports(), []);
+    dma.removeMaster();
+    const c = dmaRig("flat", { coherent: true });
+    const coh = createDmaMapper(c.soc, c.master, {
+      debug: { ownership: true },
+    });
+    const b = coh.cpu.allocBuffer(4096);
+    const a = coh.mapSingle(b, DMA_FROM_DEVICE);
+    coh.mappingError(a);
+    coh.cpu.readBuffer(b, 0, 4); // snooped: no ownership rules
+    coh.unmapSingle(a, 4096, DMA_FROM_DEVICE);
+    coh.removeMaster();
+  });
+  await t.step("off by default", () => {
+    const dma = setup();
+    const buf = dma.cpu.allocBuffer(4096);
+    const addr = dma.mapSingle(buf, DMA_FROM_DEVICE);
+    dma.mappingError(addr);
+    dma.cpu.readBuffer(buf, 0, 4);
+    assertEquals(dma.reports(), []);
+    dma.unmapSingle(addr, 4096, DMA_FROM_DEVICE);
+    dma.removeMaster();
+  });
+});

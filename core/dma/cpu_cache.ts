@@ -51,6 +51,16 @@ export interface CpuCacheOptions {
   seed?: number;
 }
 
+/**
+ * Called before a CPU access (the DMA debug ownership check uses it); it
+ * may throw to refuse the access, which then does nothing.
+ */
+export type CpuAccessObserver = (
+  pa: number,
+  size: number,
+  write: boolean,
+) => void;
+
 /** Counters of a {@linkcode CpuCache}, as a plain object. */
 export interface CpuCacheCounters {
   /** Lines looked up by CPU reads and writes. */
@@ -105,6 +115,7 @@ export class CpuCache {
   #rng: number;
   #speculation: number;
   #uncached = new Map<number, number>(); // 4 KiB page number -> count
+  #observers: CpuAccessObserver[] = [];
   #c: CpuCacheCounters = {
     accesses: 0,
     hits: 0,
@@ -184,6 +195,28 @@ export class CpuCache {
     return this.#rng / 4294967296;
   }
 
+  /**
+   * Watch CPU reads and writes (costs nothing while none is installed).
+   *
+   * @param observer Called before each access with its range.
+   */
+  addAccessObserver(observer: CpuAccessObserver): void {
+    this.#observers = [...this.#observers, observer];
+  }
+
+  /**
+   * Stop watching.
+   *
+   * @param observer An observer given to {@linkcode CpuCache.addAccessObserver}.
+   */
+  removeAccessObserver(observer: CpuAccessObserver): void {
+    this.#observers = this.#observers.filter((o) => o !== observer);
+  }
+
+  #notify(pa: number, size: number, write: boolean): void {
+    for (const o of this.#observers) o(pa, size, write);
+  }
+
   #isUncached(pa: number): boolean {
     return this.#uncached.size !== 0 &&
       this.#uncached.has(Math.floor(pa / DMA_PAGE_SIZE));
@@ -256,6 +289,7 @@ export class CpuCache {
   readInto(pa: number, into: Uint8Array): void {
     if (into.length === 0) return;
     this.#check(pa, into.length);
+    if (this.#observers.length !== 0) this.#notify(pa, into.length, false);
     let done = 0;
     while (done < into.length) {
       const at = pa + done;
@@ -300,6 +334,7 @@ export class CpuCache {
   write(pa: number, data: Uint8Array): void {
     if (data.length === 0) return;
     this.#check(pa, data.length);
+    if (this.#observers.length !== 0) this.#notify(pa, data.length, true);
     let done = 0;
     while (done < data.length) {
       const at = pa + done;

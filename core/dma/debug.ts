@@ -41,6 +41,9 @@ export type DmaMappingType = "single" | "sg" | "coherent";
  * - `sg-segment-boundary`: a mapped DMA segment crossing the master's segment boundary.
  * - `cacheline-overlap`: a device-writable mapping shares cache lines with another one.
  * - `leak`: a mapping still live when its master is removed.
+ * - `cpu-access-device-owned`: the CPU read memory the device may write, or
+ *   wrote memory the device may read, while the device owned it (between a
+ *   map or sync for device and the next sync for CPU or unmap); opt-in.
  */
 export type DmaDebugKind =
   | "unmap-invalid-address"
@@ -60,7 +63,8 @@ export type DmaDebugKind =
   | "sg-segment-too-long"
   | "sg-segment-boundary"
   | "cacheline-overlap"
-  | "leak";
+  | "leak"
+  | "cpu-access-device-owned";
 
 /** The error kind each report throws as in `"throw"` mode. */
 export const DMA_DEBUG_ERROR_KINDS: Readonly<
@@ -84,6 +88,7 @@ export const DMA_DEBUG_ERROR_KINDS: Readonly<
   "sg-segment-boundary": "EINVAL",
   "cacheline-overlap": "EEXIST",
   "leak": "EBUSY",
+  "cpu-access-device-owned": "EBUSY",
 };
 
 /** One finding of the checker. */
@@ -113,6 +118,11 @@ export interface DmaDebugOptions {
   ignore?: readonly DmaDebugKind[];
   /** Capture a stack at every map (default true). */
   stacks?: boolean;
+  /**
+   * Track who owns each streaming mapping (CPU or device) and report CPU
+   * accesses to device-owned memory (default false).
+   */
+  ownership?: boolean;
 }
 
 /** Map-error check state of a mapping: not applicable, not checked, checked. */
@@ -188,6 +198,8 @@ export class DmaDebug {
   readonly mode: DmaDebugMode;
   /** Whether stacks are captured at map time. */
   readonly stacks: boolean;
+  /** Whether CPU accesses are checked against mapping ownership. */
+  readonly ownership: boolean;
   #ignore: Set<DmaDebugKind>;
   #reports: DmaDebugReport[] = [];
   #active: Set<DmaMappingRecord>;
@@ -209,6 +221,7 @@ export class DmaDebug {
     this.master = master;
     this.mode = mode;
     this.stacks = options.stacks ?? true;
+    this.ownership = options.ownership ?? false;
     this.#ignore = new Set(options.ignore ?? []);
     let set = activeLines.get(system);
     if (set === undefined) {
@@ -606,6 +619,47 @@ export class DmaDebug {
         rec.size,
         rec,
       );
+    }
+    return out;
+  }
+
+  /**
+   * Check a CPU access against the device-owned mappings.
+   *
+   * @param pa First byte accessed.
+   * @param size Bytes.
+   * @param write Whether the CPU writes.
+   * @param live The live mappings with their physical byte ranges
+   * ([start, end) pairs) and whether the device owns them now.
+   * @returns The reports (not yet emitted).
+   */
+  checkCpuAccess(
+    pa: number,
+    size: number,
+    write: boolean,
+    live: Iterable<{ rec: DmaMappingRecord; ranges: Float64Array }>,
+  ): DmaDebugReport[] {
+    const out: DmaDebugReport[] = [];
+    const end = pa + size;
+    for (const { rec, ranges } of live) {
+      if (!write && rec.direction === DMA_TO_DEVICE) continue;
+      for (let i = 0; i < ranges.length; i += 2) {
+        if (ranges[i]! < end && pa < ranges[i + 1]!) {
+          this.#push(
+            out,
+            "cpu-access-device-owned",
+            `CPU ${write ? "write to" : "read of"} ${hex(pa)}+${
+              hex(size)
+            } while the device owns the ${
+              directionName(rec.direction)
+            } mapping at ${hex(rec.dmaAddr)} (sync for CPU first)`,
+            rec.dmaAddr,
+            rec.size,
+            rec,
+          );
+          break;
+        }
+      }
     }
     return out;
   }

@@ -222,6 +222,8 @@ class Live implements DmaMappingRecord {
   bounceSize = 0;
   sg: DmaSgMapping | null = null;
   next: Live | null = null; // same DMA address (direct mode only)
+  ranges: Float64Array | null = null; // PA [start, end) pairs (ownership debug)
+  deviceOwned = false;
   constructor(
     readonly type: DmaMappingType,
     readonly direction: DmaDirection,
@@ -294,6 +296,8 @@ export class DmaMapper {
   #pool = -1;
   #slots: IovaAllocator | null = null;
   #bounced = 0; // live mappings holding bounce slots
+  #internal = false; // the mapper's own CPU copies (not checked for ownership)
+  #tracksOwnership = false;
   #disposed = false;
   #s = {
     singleMaps: 0,
@@ -463,6 +467,33 @@ export class DmaMapper {
       throw e;
     }
     mappers.set(master, this);
+    if (debug !== null && debug.ownership && !master.coherent) {
+      this.#tracksOwnership = true;
+      this.cpu.addAccessObserver(this.#checkCpu);
+    }
+  }
+
+  // Debug ownership check of every CPU access.
+  #checkCpu = (pa: number, size: number, write: boolean): void => {
+    if (this.#internal || this.#disposed) return;
+    const owned: { rec: Live; ranges: Float64Array }[] = [];
+    for (const head of this.#live.values()) {
+      for (let r: Live | null = head; r !== null; r = r.next) {
+        if (r.deviceOwned && r.ranges !== null) {
+          owned.push({ rec: r, ranges: r.ranges });
+        }
+      }
+    }
+    if (owned.length === 0) return;
+    const debug = this.debug!;
+    debug.emit(debug.checkCpuAccess(pa, size, write, owned));
+  };
+
+  // PA byte ranges of a buffer, for the ownership check.
+  #bufferRanges(buf: DmaBuffer): Float64Array {
+    const pairs: number[] = [];
+    this.#bufferPieces(buf, (pa, n) => pairs.push(pa, pa + n));
+    return new Float64Array(pairs);
   }
 
   /** Whether the master snoops CPU caches (its mappings need no cache maintenance). */
@@ -658,9 +689,34 @@ export class DmaMapper {
     this.#slots!.free(slot - offset, Math.ceil((offset + size) / PAGE) * PAGE);
   }
 
+  // The mapper's own CPU copies (bounce buffers) are not driver accesses.
+  #cpuRead(pa: number, n: number): Uint8Array {
+    this.#internal = true;
+    try {
+      return this.cpu.read(pa, n);
+    } finally {
+      this.#internal = false;
+    }
+  }
+
+  #cpuWrite(pa: number, data: Uint8Array): void {
+    this.#internal = true;
+    try {
+      this.cpu.write(pa, data);
+    } finally {
+      this.#internal = false;
+    }
+  }
+
   // Copy CPU view of `buf[offset..+size)` into the bounce slot in RAM.
   #bounceIn(buf: DmaBuffer, offset: number, slot: number, size: number): void {
-    const data = this.cpu.readBuffer(buf, offset, size);
+    this.#internal = true;
+    let data: Uint8Array;
+    try {
+      data = this.cpu.readBuffer(buf, offset, size);
+    } finally {
+      this.#internal = false;
+    }
     this.soc.memory.writeBytes(slot, data);
     this.#s.bounceBytes += size;
   }
@@ -668,7 +724,12 @@ export class DmaMapper {
   // Copy the slot in RAM back into the CPU view of `buf[offset..+size)`.
   #bounceOut(buf: DmaBuffer, offset: number, slot: number, size: number): void {
     const data = this.soc.memory.readBytes(slot, size);
-    this.cpu.writeBuffer(buf, data, offset);
+    this.#internal = true;
+    try {
+      this.cpu.writeBuffer(buf, data, offset);
+    } finally {
+      this.#internal = false;
+    }
     this.#s.bounceBytes += size;
   }
 
@@ -807,6 +868,10 @@ export class DmaMapper {
       }
     }
     rec.end = rec.dmaAddr + buf.size;
+    if (this.#tracksOwnership) {
+      rec.ranges = this.#bufferRanges(buf);
+      rec.deviceOwned = true;
+    }
     if (rec.bounce < 0) {
       this.#bufferPieces(buf, (pa, n) => this.#pieceToDevice(pa, n, dir, skip));
     }
@@ -927,7 +992,7 @@ export class DmaMapper {
         if (slot >= 0) {
           if (dir !== DMA_TO_DEVICE && !skip) {
             this.soc.memory.readInto(slot, this.#tmp(len));
-            this.cpu.write(pa, this.#tmp(len));
+            this.#cpuWrite(pa, this.#tmp(len));
             this.#s.bounceBytes += len;
           }
           this.#bounceFree(slot, len);
@@ -1043,6 +1108,15 @@ export class DmaMapper {
     rec.iovaSize = sg.iovaSize;
     rec.dmaAddr = sg.dmaAddress[0]!;
     rec.end = sg.dmaAddress[sg.count - 1]! + sg.dmaLength[sg.count - 1]!;
+    if (this.#tracksOwnership) {
+      const pairs = new Float64Array(2 * n);
+      for (let i = 0; i < n; i++) {
+        pairs[2 * i] = segments[i]!.pa;
+        pairs[2 * i + 1] = segments[i]!.pa + segments[i]!.length;
+      }
+      rec.ranges = pairs;
+      rec.deviceOwned = true;
+    }
     if (this.#coherent || (!skip && this.cpu.needsMaintenance)) {
       for (let i = 0; i < n; i++) {
         if (sg.bounce === null || sg.bounce[i]! < 0) {
@@ -1256,7 +1330,7 @@ export class DmaMapper {
         this.#s.bounces++;
         const s = segments[i]!;
         if (dir !== DMA_FROM_DEVICE && !skip) {
-          this.soc.memory.writeBytes(bounce[i]!, this.cpu.read(s.pa, s.length));
+          this.soc.memory.writeBytes(bounce[i]!, this.#cpuRead(s.pa, s.length));
           this.#s.bounceBytes += s.length;
         }
       }
@@ -1487,6 +1561,7 @@ export class DmaMapper {
       if (rec === undefined) return; // recorded
     }
     this.#s.syncs++;
+    if (rec !== undefined) rec.deviceOwned = !forCpu;
     if (rec?.type === "sg") {
       this.#syncSg(forCpu, rec.sg!, dir);
       return;
@@ -1531,9 +1606,9 @@ export class DmaMapper {
       const slot = sg.bounce === null ? -1 : sg.bounce[i]!;
       if (slot >= 0) {
         if (forCpu) {
-          this.cpu.write(pa, this.soc.memory.readBytes(slot, len));
+          this.#cpuWrite(pa, this.soc.memory.readBytes(slot, len));
         } else {
-          this.soc.memory.writeBytes(slot, this.cpu.read(pa, len));
+          this.soc.memory.writeBytes(slot, this.#cpuRead(pa, len));
         }
         this.#s.bounceBytes += len;
         continue;
@@ -1677,6 +1752,7 @@ export class DmaMapper {
       domain.free();
     }
     for (const p of this.#ports) p.observe(null);
+    if (this.#tracksOwnership) this.cpu.removeAccessObserver(this.#checkCpu);
     if (this.#pool >= 0) {
       this.soc.memory.frames.free(this.#pool);
       this.#pool = -1;
