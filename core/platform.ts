@@ -378,11 +378,13 @@ export function buildFromSource(
     }
     const ports: PortSpec[] = [];
     const wired: PlatformPort[] = [];
+    // Logged only once the master is wired (a deferred try may repeat).
+    const warnings: ProbeEvent[] = [];
     for (const [i, ref] of refs.entries()) {
       const t = ref.target;
       const portName = ref.name ?? `port${i}`;
       if (!t.enabled) {
-        log.push({
+        warnings.push({
           kind: "warning",
           path: node.path,
           message:
@@ -441,6 +443,7 @@ export function buildFromSource(
       const u = units.find((x) => x.unit === p.unit)!;
       u.masters.push(`${node.name}/${p.name}`);
     }
+    log.push(...warnings);
     if (node.bypass) {
       for (const p of wired) {
         if (p.unit === null) continue;

@@ -273,6 +273,14 @@ Deno.test("a master wired past a disabled IOMMU reaches memory untranslated, wit
   assertEquals(p.warnings.length, 1);
   assertMatch(p.warnings[0]!, /\/mmu1, which is disabled/);
   assert(p.unprotectedMasters().some((m) => m.name === "dev"));
+  // The disabled entry comes first and the master is deferred on the
+  // second: the warning is still logged once.
+  const k = tinyJson();
+  k.devices[1]!.status = "disabled";
+  const q = buildPlatform(k, { plugins: [flatIommu()] });
+  assert(q.master("dev").deferred);
+  assertEquals(q.warnings.length, 1);
+  assertMatch(q.warnings[0]!, /\/mmu0, which is disabled/);
 });
 
 Deno.test("JSON errors name the field", () => {
