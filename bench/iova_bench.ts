@@ -1,10 +1,13 @@
 /**
- * IOVA allocator benchmarks (issue 8 targets):
+ * IOVA allocator benchmarks (issue 8 targets). Each iteration runs a batch
+ * of operations so that timer overhead and scheduling noise stay small;
+ * divide the time per iteration by the batch size in the name.
  * - "iova cache": alloc+free of a recurring size served by the rcache
- *   (target <= 40 ns) against the same pair with the cache disabled.
+ *   (target <= 40 ns per pair) against the same pairs with the cache
+ *   disabled (baseline).
  * - "iova fragmented": alloc of a random size + free of a random live range
- *   with 1K, 100K and 1M live ranges in a fragmented space, tree path only
- *   (target: 1M no more than 3x the 1K baseline, i.e. O(log n)).
+ *   with 1K (baseline), 100K and 1M live ranges in a fragmented space, tree
+ *   path only (target: 1M no more than 3x the 1K baseline, i.e. O(log n)).
  *
  * @module
  */
@@ -39,20 +42,26 @@ function warmed(cacheMaxSize?: number): IovaAllocator {
 const cached = warmed();
 const uncached = warmed(0);
 
+const PAIRS = 256;
+
+function pairs(a: IovaAllocator): void {
+  for (let i = 0; i < PAIRS; i++) a.free(a.alloc(2 * K, G4), 2 * K);
+}
+
 Deno.bench({
   group: "iova cache",
-  name: "alloc+free 8 KiB, rcache hit",
+  name: `${PAIRS} x alloc+free 8 KiB, rcache hit`,
   fn() {
-    cached.free(cached.alloc(2 * K, G4), 2 * K);
+    pairs(cached);
   },
 });
 
 Deno.bench({
   group: "iova cache",
-  name: "alloc+free 8 KiB, no cache (tree)",
+  name: `${PAIRS} x alloc+free 8 KiB, no cache (tree)`,
   baseline: true,
   fn() {
-    uncached.free(uncached.alloc(2 * K, G4), 2 * K);
+    pairs(uncached);
   },
 });
 
@@ -102,14 +111,18 @@ function fragmented(n: number): Fragmented {
   };
 }
 
-/** One alloc of a random size and one free of a random live range. */
+const CHURN = 32;
+
+/** CHURN times: one free of a random live range, one alloc of a random size. */
 function churn(s: Fragmented): void {
-  const i = s.step++ & (SIZES - 1);
-  const j = s.picks[i]!;
-  s.a.free(s.iova[j]!, s.size[j]!);
-  const sz = s.sizes[i]!;
-  s.iova[j] = s.a.alloc(sz);
-  s.size[j] = sz;
+  for (let k = 0; k < CHURN; k++) {
+    const i = s.step++ & (SIZES - 1);
+    const j = s.picks[i]!;
+    s.a.free(s.iova[j]!, s.size[j]!);
+    const sz = s.sizes[i]!;
+    s.iova[j] = s.a.alloc(sz);
+    s.size[j] = sz;
+  }
 }
 
 for (
@@ -121,7 +134,7 @@ for (
   const s = fragmented(n);
   Deno.bench({
     group: "iova fragmented",
-    name: `random alloc+free, ${label} live ranges`,
+    name: `${CHURN} x random alloc+free, ${label} live ranges`,
     baseline: n === 1_000,
     fn() {
       churn(s);

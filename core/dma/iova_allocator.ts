@@ -166,6 +166,45 @@ function pow2Ceil(n: number): number {
   return p;
 }
 
+// Error builders live outside the hot methods to keep those small.
+function badLimit(limit: number): IommuError {
+  return new IommuError(
+    "EINVAL",
+    `IOVA limit ${hex(limit)} must be an integer in 1..2^53 (a DMA mask + 1)`,
+  );
+}
+
+function tooBig(
+  size: number,
+  n: number,
+  lo: number,
+  hi: number,
+  granule: number,
+): IommuError {
+  return new IommuError(
+    "ERANGE",
+    `IOVA size ${hex(size)} (${hex(n * granule)} rounded) cannot fit in ${
+      hex(lo * granule)
+    }..${hex(hi * granule)}`,
+  );
+}
+
+function notLive(iova: number): IommuError {
+  return new IommuError(
+    "ENOENT",
+    `IOVA ${hex(iova)} is not the start of a live allocation`,
+  );
+}
+
+function sizeMismatch(iova: number, had: number, size: number): IommuError {
+  return new IommuError(
+    "EINVAL",
+    `IOVA ${hex(iova)} was allocated with ${hex(had)} bytes, freed with ${
+      hex(size)
+    }`,
+  );
+}
+
 function badOption(what: string, value: unknown, rule: string): IommuError {
   return new IommuError(
     "EINVAL",
@@ -379,26 +418,14 @@ export class IovaAllocator {
     let top = this.#endPfn;
     if (limit !== undefined) {
       if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) {
-        throw new IommuError(
-          "EINVAL",
-          `IOVA limit ${
-            hex(limit)
-          } must be an integer in 1..2^53 (a DMA mask + 1)`,
-        );
+        throw badLimit(limit);
       }
       const lp = Math.floor(limit * this.#inv);
       if (lp < top) top = lp;
     }
     const n = this.#granules(size);
     if (n > top - this.#startPfn) {
-      throw new IommuError(
-        "ERANGE",
-        `IOVA size ${hex(size)} (${
-          hex(n * this.#granule)
-        } rounded) cannot fit in ${hex(this.#startPfn * this.#granule)}..${
-          hex(top * this.#granule)
-        }`,
-      );
+      throw tooBig(size, n, this.#startPfn, top, this.#granule);
     }
     const tree = this.#tree;
     const limitF = top + this.#guard;
@@ -433,7 +460,7 @@ export class IovaAllocator {
     }
     const lo = tree.foundAddr;
     const node = tree.newNode(lo, lo + foot, KIND_LIVE);
-    tree.insert(node);
+    tree.insertBefore(node, succ);
     this.#hash.set(lo, node);
     this.#live++;
     this.#liveGranules += n;
@@ -464,22 +491,12 @@ export class IovaAllocator {
       node === 0 || tree.b[(node << 6) + B_KIND] !== KIND_LIVE ||
       tree.f[node << 3] !== pfn
     ) {
-      throw new IommuError(
-        "ENOENT",
-        `IOVA ${hex(iova)} is not the start of a live allocation`,
-      );
+      throw notLive(iova);
     }
     const fb = node << 3;
     const had = tree.f[fb + F_HI]! - tree.f[fb + F_LO]! - this.#guard;
     const n = this.#granules(size);
-    if (n !== had) {
-      throw new IommuError(
-        "EINVAL",
-        `IOVA ${hex(iova)} was allocated with ${
-          hex(had * this.#granule)
-        } bytes, freed with ${hex(size)}`,
-      );
-    }
+    if (n !== had) throw sizeMismatch(iova, had * this.#granule, size);
     this.#live--;
     this.#liveGranules -= n;
     this.#frees++;

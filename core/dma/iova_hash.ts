@@ -18,6 +18,7 @@ const INV_TWO32 = 1 / 4294967296;
 export class IovaHash {
   #slots: Float64Array;
   #mask: number;
+  #shift: number;
   #count = 0;
 
   /** @param capacity Initial slots (rounded up to a power of two). */
@@ -26,6 +27,7 @@ export class IovaHash {
     while (cap < capacity) cap *= 2;
     this.#slots = new Float64Array(cap * 2).fill(EMPTY);
     this.#mask = cap - 1;
+    this.#shift = Math.clz32(cap) + 1;
   }
 
   /** Number of entries. */
@@ -39,14 +41,12 @@ export class IovaHash {
   }
 
   #slot(key: number): number {
-    // Starts are power-of-two aligned, so mix the high and low words well.
+    // Fibonacci hashing: the top bits of key * 2^32/phi are well mixed even
+    // for power-of-two aligned keys, in one multiply.
     const lo = key >>> 0;
     const hi = (key * INV_TWO32) | 0;
-    let h = Math.imul(lo ^ Math.imul(hi, 0x85ebca6b), 0x9e3779b1);
-    h ^= h >>> 15;
-    h = Math.imul(h, 0x2c1b3c6d);
-    h ^= h >>> 13;
-    return h & this.#mask;
+    return Math.imul(lo ^ Math.imul(hi, 0x85ebca6b), 0x9e3779b1) >>>
+      this.#shift;
   }
 
   /**
@@ -150,6 +150,7 @@ export class IovaHash {
     const cap = old.length; // twice the old slot count
     this.#slots = new Float64Array(cap * 2).fill(EMPTY);
     this.#mask = cap - 1;
+    this.#shift = Math.clz32(cap) + 1;
     this.#count = 0;
     for (let i = 0; i < old.length; i += 2) {
       const k = old[i]!;

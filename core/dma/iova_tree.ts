@@ -37,10 +37,14 @@ export const F_MAX = 3;
 export const I_LEFT = 8;
 /** Right child index (0 = none). */
 export const I_RIGHT = 9;
-// Uint16 slots (stride 32): slot U_D + k holds d_k, k = 1..ALIGN_ORDERS.
-// For the subtree, max over gaps of (gap end - first 2^k-aligned granule in
-// it) equals F_MAX - d_k; 0 <= d_k < 2^k, so 16 bits hold it exactly.
-const U_D = 19;
+/** Parent index (0 = root). */
+const I_PARENT = 10;
+// d_k, k = 1..ALIGN_ORDERS: for the subtree, max over gaps of (gap end -
+// first 2^k-aligned granule in it) equals F_MAX - d_k, and 0 <= d_k < 2^k.
+// d_1..d_8 are bytes (Uint8 slot B_D8 + k, bytes 44..51), d_9..d_11 are
+// 16-bit (Uint16 slot U_D16 + k, bytes 52..57).
+const B_D8 = 43;
+const U_D16 = 17;
 /** Alignment orders (log2 granules) the augmentation answers exactly. */
 export const ALIGN_ORDERS = 11;
 // Uint8 slots (stride 64):
@@ -85,7 +89,6 @@ export class IovaTree {
   #capacity: number;
   #freeHead = 0;
   #nextUnused = 1;
-  readonly #path = new Int32Array(MAX_PATH);
   readonly #stack = new Int32Array(MAX_PATH * 4 + 8);
   readonly #scratch = new Uint16Array(ALIGN_ORDERS + 1);
 
@@ -167,7 +170,6 @@ export class IovaTree {
   #update(i: number): void {
     const w = this.w;
     const f = this.f;
-    const h = this.h;
     const b = this.b;
     const l = w[(i << 4) + I_LEFT]!;
     const r = w[(i << 4) + I_RIGHT]!;
@@ -195,24 +197,52 @@ export class IovaTree {
     // Only the low bits of the gap start matter, and `| 0` keeps exactly
     // those (ToInt32 is modulo 2^32; `%` on doubles would be an x87 fprem).
     const neg = -(f[fb + F_LO]! - gap) | 0;
-    const hb = (i << 5) + U_D;
-    const lb = (l << 5) + U_D;
-    const rb = (r << 5) + U_D;
-    for (let k = 1; k <= orders; k++) {
+    const small = orders < 8 ? orders : 8;
+    const ib = (i << 6) + B_D8;
+    const lb = (l << 6) + B_D8;
+    const rb = (r << 6) + B_D8;
+    for (let k = 1; k <= small; k++) {
       let d = a0 + (neg & ((1 << k) - 1));
-      const dl = a1 + h[lb + k]!;
-      const dr = a2 + h[rb + k]!;
+      const dl = a1 + b[lb + k]!;
+      const dr = a2 + b[rb + k]!;
       if (dl < d) d = dl;
       if (dr < d) d = dr;
-      h[hb + k] = d;
+      b[ib + k] = d;
     }
+    if (orders > 8) {
+      const h = this.h;
+      const ih = (i << 5) + U_D16;
+      const lh = (l << 5) + U_D16;
+      const rh = (r << 5) + U_D16;
+      for (let k = 9; k <= orders; k++) {
+        let d = a0 + (neg & ((1 << k) - 1));
+        const dl = a1 + h[lh + k]!;
+        const dr = a2 + h[rh + k]!;
+        if (dl < d) d = dl;
+        if (dr < d) d = dr;
+        h[ih + k] = d;
+      }
+    }
+  }
+
+  /** Point p's child link that held `old` (or the root) at `neu`. */
+  #relink(p: number, old: number, neu: number): void {
+    if (p === 0) this.root = neu;
+    else if (this.w[(p << 4) + I_LEFT] === old) this.w[(p << 4) + I_LEFT] = neu;
+    else this.w[(p << 4) + I_RIGHT] = neu;
   }
 
   #rotateRight(y: number): number {
     const w = this.w;
     const x = w[(y << 4) + I_LEFT]!;
-    w[(y << 4) + I_LEFT] = w[(x << 4) + I_RIGHT]!;
+    const p = w[(y << 4) + I_PARENT]!;
+    const xr = w[(x << 4) + I_RIGHT]!;
+    w[(y << 4) + I_LEFT] = xr;
+    if (xr !== 0) w[(xr << 4) + I_PARENT] = y;
     w[(x << 4) + I_RIGHT] = y;
+    w[(y << 4) + I_PARENT] = x;
+    w[(x << 4) + I_PARENT] = p;
+    this.#relink(p, y, x);
     this.#update(y);
     this.#update(x);
     return x;
@@ -221,8 +251,14 @@ export class IovaTree {
   #rotateLeft(x: number): number {
     const w = this.w;
     const y = w[(x << 4) + I_RIGHT]!;
-    w[(x << 4) + I_RIGHT] = w[(y << 4) + I_LEFT]!;
+    const p = w[(x << 4) + I_PARENT]!;
+    const yl = w[(y << 4) + I_LEFT]!;
+    w[(x << 4) + I_RIGHT] = yl;
+    if (yl !== 0) w[(yl << 4) + I_PARENT] = x;
     w[(y << 4) + I_LEFT] = x;
+    w[(x << 4) + I_PARENT] = y;
+    w[(y << 4) + I_PARENT] = p;
+    this.#relink(p, x, y);
     this.#update(x);
     this.#update(y);
     return y;
@@ -241,7 +277,7 @@ export class IovaTree {
         b[(w[(l << 4) + I_LEFT]! << 6) + B_HEIGHT]! <
           b[(w[(l << 4) + I_RIGHT]! << 6) + B_HEIGHT]!
       ) {
-        w[(i << 4) + I_LEFT] = this.#rotateLeft(l);
+        this.#rotateLeft(l);
       }
       return this.#rotateRight(i);
     }
@@ -250,7 +286,7 @@ export class IovaTree {
         b[(w[(r << 4) + I_RIGHT]! << 6) + B_HEIGHT]! <
           b[(w[(r << 4) + I_LEFT]! << 6) + B_HEIGHT]!
       ) {
-        w[(i << 4) + I_RIGHT] = this.#rotateRight(r);
+        this.#rotateRight(r);
       }
       return this.#rotateLeft(i);
     }
@@ -259,46 +295,48 @@ export class IovaTree {
   }
 
   /**
-   * Rebalance path[0..len) bottom-up, relinking each parent. Nodes at path
-   * index >= top were changed directly; above them, once a subtree's
-   * summary (height, max gap, aligned-gap deltas) comes out unchanged, no
-   * ancestor can change either, so the walk stops there.
+   * Rebalance and re-summarise from `node` up to the root. Nodes up to and
+   * including `last` (an ancestor-or-self of `node`) changed directly and
+   * are always redone; above them, once a subtree's summary (height, max
+   * gap, aligned-gap deltas) comes out unchanged, no ancestor can change
+   * either, so the walk stops: most frees and allocations touch only a few
+   * nodes near the bottom.
    */
-  #fixPath(len: number, top: number): void {
-    const path = this.#path;
+  #fixUp(node: number, last: number): void {
     const w = this.w;
     const f = this.f;
-    const h = this.h;
     const b = this.b;
+    const h = this.h;
     const orders = this.#orders;
-    for (let k = len - 1; k >= 0; k--) {
-      const node = path[k]!;
-      const oldH = b[(node << 6) + B_HEIGHT]!;
-      const oldM = f[(node << 3) + F_MAX]!;
-      const old = this.#scratch;
-      if (k <= top) {
-        const ob = (node << 5) + U_D;
-        for (let j = 1; j <= orders; j++) old[j] = h[ob + j]!;
+    const small = orders < 8 ? orders : 8;
+    const old = this.#scratch;
+    let armed = false;
+    while (node !== 0) {
+      const parent = w[(node << 4) + I_PARENT]!;
+      let oldH = 0;
+      let oldM = 0;
+      if (armed) {
+        oldH = b[(node << 6) + B_HEIGHT]!;
+        oldM = f[(node << 3) + F_MAX]!;
+        for (let k = 1; k <= small; k++) old[k] = b[(node << 6) + B_D8 + k]!;
+        for (let k = 9; k <= orders; k++) old[k] = h[(node << 5) + U_D16 + k]!;
       }
       const sub = this.#balance(node);
-      if (k === 0) {
-        this.root = sub;
-        return;
-      }
-      if (sub !== node) {
-        const pb = path[k - 1]! << 4;
-        if (w[pb + I_LEFT] === node) w[pb + I_LEFT] = sub;
-        else w[pb + I_RIGHT] = sub;
-      }
       if (
-        k <= top && b[(sub << 6) + B_HEIGHT] === oldH &&
+        armed && b[(sub << 6) + B_HEIGHT] === oldH &&
         f[(sub << 3) + F_MAX] === oldM
       ) {
-        const nb = (sub << 5) + U_D;
         let same = true;
-        for (let j = 1; j <= orders && same; j++) same = h[nb + j] === old[j];
+        for (let k = 1; k <= small && same; k++) {
+          same = b[(sub << 6) + B_D8 + k] === old[k];
+        }
+        for (let k = 9; k <= orders && same; k++) {
+          same = h[(sub << 5) + U_D16 + k] === old[k];
+        }
         if (same) return;
       }
+      if (node === last) armed = true;
+      node = parent;
     }
   }
 
@@ -323,119 +361,137 @@ export class IovaTree {
   }
 
   /**
-   * Link node i into the tree by its F_LO, computing its gap and shrinking
-   * the gap of its successor. The caller guarantees no overlap.
+   * Link node i into the tree by its F_LO (descending from the root),
+   * computing its gap and shrinking the gap of its successor. The caller
+   * guarantees no overlap.
    *
    * @param i A node from {@linkcode IovaTree.newNode}.
    */
   insert(i: number): void {
     const f = this.f;
     const w = this.w;
-    const path = this.#path;
     const key = f[(i << 3) + F_LO]!;
     let cur = this.root;
-    let d = 0;
+    let parent = 0;
     let pred = 0;
     let succ = 0;
-    let top = 0;
     while (cur !== 0) {
-      path[d++] = cur;
+      parent = cur;
       if (key < f[(cur << 3) + F_LO]!) {
         succ = cur;
-        top = d - 1;
         cur = w[(cur << 4) + I_LEFT]!;
       } else {
         pred = cur;
         cur = w[(cur << 4) + I_RIGHT]!;
       }
     }
-    const fb = i << 3;
-    f[fb + F_GAP] = key - (pred === 0 ? this.base : f[(pred << 3) + F_HI]!);
-    this.#update(i);
-    if (d === 0) {
-      this.root = i;
-    } else {
-      const pb = path[d - 1]! << 4;
-      if (succ === path[d - 1]) w[pb + I_LEFT] = i;
-      else w[pb + I_RIGHT] = i;
-    }
+    f[(i << 3) + F_GAP] = key -
+      (pred === 0 ? this.base : f[(pred << 3) + F_HI]!);
     if (succ !== 0) {
-      const sb = succ << 3;
-      f[sb + F_GAP] = f[sb + F_LO]! - f[fb + F_HI]!;
+      f[(succ << 3) + F_GAP] = f[(succ << 3) + F_LO]! - f[(i << 3) + F_HI]!;
     }
-    this.size++;
-    this.#fixPath(d, succ !== 0 ? top : d - 1);
+    this.#attach(i, parent, succ === parent);
+    this.#fixUp(parent, succ !== 0 ? succ : parent);
   }
 
   /**
-   * Unlink node i (which must be in the tree); its span and gap join the gap
-   * of its successor. The slot is not released.
+   * Link node i as the immediate predecessor of node c, inside the gap
+   * below c (which the caller found with {@linkcode IovaTree.findFit}): no
+   * descent from the root is needed.
+   *
+   * @param i A node from {@linkcode IovaTree.newNode}, inside c's gap.
+   * @param c The node whose gap it occupies.
+   */
+  insertBefore(i: number, c: number): void {
+    const f = this.f;
+    const w = this.w;
+    const cb = c << 3;
+    const gapStart = f[cb + F_LO]! - f[cb + F_GAP]!;
+    f[(i << 3) + F_GAP] = f[(i << 3) + F_LO]! - gapStart;
+    f[cb + F_GAP] = f[cb + F_LO]! - f[(i << 3) + F_HI]!;
+    let parent = w[(c << 4) + I_LEFT]!;
+    if (parent === 0) {
+      this.#attach(i, c, true);
+      this.#fixUp(c, c);
+      return;
+    }
+    let r = w[(parent << 4) + I_RIGHT]!;
+    while (r !== 0) {
+      parent = r;
+      r = w[(parent << 4) + I_RIGHT]!;
+    }
+    this.#attach(i, parent, false);
+    this.#fixUp(parent, c);
+  }
+
+  /** Make leaf i a child of parent (or the root when parent is 0). */
+  #attach(i: number, parent: number, left: boolean): void {
+    const w = this.w;
+    w[(i << 4) + I_LEFT] = 0;
+    w[(i << 4) + I_RIGHT] = 0;
+    w[(i << 4) + I_PARENT] = parent;
+    this.#update(i);
+    if (parent === 0) this.root = i;
+    else w[(parent << 4) + (left ? I_LEFT : I_RIGHT)] = i;
+    this.size++;
+  }
+
+  /**
+   * Unlink node i (which must be in the tree and not be the rightmost); its
+   * span and gap join the gap of its successor. Works upward from i, so a
+   * free touches only the nodes near it. The slot is not released.
    *
    * @param i Node index.
    */
   remove(i: number): void {
     const f = this.f;
     const w = this.w;
-    const path = this.#path;
-    const key = f[(i << 3) + F_LO]!;
-    let cur = this.root;
-    let d = 0;
-    let succ = 0;
-    let top = 0;
-    while (cur !== i) {
-      path[d++] = cur;
-      if (key < f[(cur << 3) + F_LO]!) {
-        succ = cur;
-        top = d - 1;
-        cur = w[(cur << 4) + I_LEFT]!;
-      } else {
-        cur = w[(cur << 4) + I_RIGHT]!;
-      }
-      if (cur === 0) throw new Error("IovaTree.remove: node not in tree");
-    }
-    const fb = i << 3;
-    const span = f[fb + F_GAP]! + f[fb + F_HI]! - f[fb + F_LO]!;
+    const span = f[(i << 3) + F_GAP]! + f[(i << 3) + F_HI]! -
+      f[(i << 3) + F_LO]!;
     const l = w[(i << 4) + I_LEFT]!;
     const r = w[(i << 4) + I_RIGHT]!;
-    let repl: number;
-    let len: number;
-    if (r === 0) {
-      if (succ !== 0) f[(succ << 3) + F_GAP]! += span;
-      else top = d - 1;
-      repl = l;
-      len = d;
-    } else {
-      top = d - 1;
-      // The successor is the leftmost node of the right subtree: it takes
-      // i's place (relinked, never copied: magazines and the index hold
-      // node numbers).
-      let k = d + 1;
-      let y = r;
-      let yl = w[(y << 4) + I_LEFT]!;
-      while (yl !== 0) {
-        path[k++] = y;
-        y = yl;
-        yl = w[(y << 4) + I_LEFT]!;
-      }
-      f[(y << 3) + F_GAP]! += span;
-      if (y !== r) {
-        w[(path[k - 1]! << 4) + I_LEFT] = w[(y << 4) + I_RIGHT]!;
-        w[(y << 4) + I_RIGHT] = r;
-      }
-      w[(y << 4) + I_LEFT] = l;
-      path[d] = y;
-      repl = y;
-      len = y === r ? d + 1 : k;
-    }
-    if (d === 0) {
-      this.root = repl;
-    } else {
-      const pb = path[d - 1]! << 4;
-      if (w[pb + I_LEFT] === i) w[pb + I_LEFT] = repl;
-      else w[pb + I_RIGHT] = repl;
-    }
+    const p = w[(i << 4) + I_PARENT]!;
     this.size--;
-    this.#fixPath(len, top);
+    if (r === 0) {
+      // The successor is the nearest ancestor reached from a left child.
+      let cur = i;
+      let succ = p;
+      while (succ !== 0 && w[(succ << 4) + I_RIGHT] === cur) {
+        cur = succ;
+        succ = w[(succ << 4) + I_PARENT]!;
+      }
+      if (succ === 0) throw new Error("IovaTree.remove: no successor");
+      f[(succ << 3) + F_GAP]! += span;
+      this.#relink(p, i, l);
+      if (l !== 0) w[(l << 4) + I_PARENT] = p;
+      this.#fixUp(p, succ);
+      return;
+    }
+    // The successor is the leftmost node of the right subtree: it takes
+    // i's place (relinked, never copied: magazines and the index hold node
+    // numbers).
+    let y = r;
+    let yl = w[(y << 4) + I_LEFT]!;
+    while (yl !== 0) {
+      y = yl;
+      yl = w[(y << 4) + I_LEFT]!;
+    }
+    f[(y << 3) + F_GAP]! += span;
+    let start = y;
+    if (y !== r) {
+      const yp = w[(y << 4) + I_PARENT]!;
+      const yr = w[(y << 4) + I_RIGHT]!;
+      w[(yp << 4) + I_LEFT] = yr;
+      if (yr !== 0) w[(yr << 4) + I_PARENT] = yp;
+      w[(y << 4) + I_RIGHT] = r;
+      w[(r << 4) + I_PARENT] = y;
+      start = yp;
+    }
+    w[(y << 4) + I_LEFT] = l;
+    if (l !== 0) w[(l << 4) + I_PARENT] = y;
+    w[(y << 4) + I_PARENT] = p;
+    this.#relink(p, i, y);
+    this.#fixUp(start, p !== 0 ? p : y);
   }
 
   /**
@@ -463,7 +519,9 @@ export class IovaTree {
   /** Largest usable length from a 2^k-aligned start over subtree x. */
   #maxU(x: number, k: number): number {
     const m = this.f[(x << 3) + F_MAX]!;
-    return k === 0 ? m : m - this.h[(x << 5) + U_D + k]!;
+    if (k === 0) return m;
+    return m -
+      (k <= 8 ? this.b[(x << 6) + B_D8 + k]! : this.h[(x << 5) + U_D16 + k]!);
   }
 
   /**
@@ -642,10 +700,13 @@ export class IovaTree {
       prevHi = hi;
     }
     // Recompute every augmented value the slow way.
-    const check = (n: number): { h: number; u: number[] } => {
+    const check = (n: number, parent: number): { h: number; u: number[] } => {
       if (n === 0) return { h: 0, u: new Array(ALIGN_ORDERS + 1).fill(-1) };
-      const L = check(w[(n << 4) + I_LEFT]!);
-      const R = check(w[(n << 4) + I_RIGHT]!);
+      if (w[(n << 4) + I_PARENT] !== parent) {
+        problems.push(`node ${n} has a stale parent link`);
+      }
+      const L = check(w[(n << 4) + I_LEFT]!, n);
+      const R = check(w[(n << 4) + I_RIGHT]!, n);
       const h = Math.max(L.h, R.h) + 1;
       const lo = f[(n << 3) + F_LO]!;
       const gap = f[(n << 3) + F_GAP]!;
@@ -668,7 +729,7 @@ export class IovaTree {
       if (Math.abs(L.h - R.h) > 1) problems.push(`node ${n} is unbalanced`);
       return { h, u };
     };
-    check(this.root);
+    check(this.root, 0);
     return problems;
   }
 }
