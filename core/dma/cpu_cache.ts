@@ -114,7 +114,11 @@ export class CpuCache {
   #freeCount: number;
   #rng: number;
   #speculation: number;
-  #uncached = new Map<number, number>(); // 4 KiB page number -> count
+  // Uncached-page counts by page index from the RAM base: a dense array
+  // for RAM up to 4 GiB (O(1) on the map path), a Map beyond.
+  #uncached = new Map<number, number>();
+  #dense: Uint32Array | null = null;
+  #uncachedPages = 0;
   #observers: CpuAccessObserver[] = [];
   #c: CpuCacheCounters = {
     accesses: 0,
@@ -218,8 +222,9 @@ export class CpuCache {
   }
 
   #isUncached(pa: number): boolean {
-    return this.#uncached.size !== 0 &&
-      this.#uncached.has(Math.floor(pa / DMA_PAGE_SIZE));
+    if (this.#uncachedPages === 0) return false;
+    const p = Math.floor((pa - this.memory.base) / DMA_PAGE_SIZE);
+    return this.#dense !== null ? this.#dense[p] !== 0 : this.#uncached.has(p);
   }
 
   #check(pa: number, size: number): void {
@@ -563,14 +568,27 @@ export class CpuCache {
    *
    * @param pa First byte.
    * @param size Bytes.
-   * @throws {IommuError} `EINVAL`/`ERANGE` for a malformed range.
+   * @throws {IommuError} `EINVAL`/`ERANGE` for a malformed range or one
+   * outside RAM.
    */
   markUncached(pa: number, size: number): void {
-    checkRange(pa, size, "uncached range");
+    this.#check(pa, size);
     this.cleanInvalidate(pa, size);
-    const last = Math.floor((pa + size - 1) / DMA_PAGE_SIZE);
-    for (let p = Math.floor(pa / DMA_PAGE_SIZE); p <= last; p++) {
-      this.#uncached.set(p, (this.#uncached.get(p) ?? 0) + 1);
+    const base = this.memory.base;
+    const first = Math.floor((pa - base) / DMA_PAGE_SIZE);
+    const last = Math.floor((pa + size - 1 - base) / DMA_PAGE_SIZE);
+    if (this.#dense === null && this.memory.size <= 2 ** 32) {
+      this.#dense = new Uint32Array(this.memory.size / DMA_PAGE_SIZE);
+    }
+    const dense = this.#dense;
+    for (let p = first; p <= last; p++) {
+      if (dense !== null) {
+        if (dense[p]!++ === 0) this.#uncachedPages++;
+      } else {
+        const n = this.#uncached.get(p) ?? 0;
+        if (n === 0) this.#uncachedPages++;
+        this.#uncached.set(p, n + 1);
+      }
     }
   }
 
@@ -579,15 +597,27 @@ export class CpuCache {
    *
    * @param pa First byte.
    * @param size Bytes.
-   * @throws {IommuError} `EINVAL`/`ERANGE` for a malformed range.
+   * @throws {IommuError} `EINVAL`/`ERANGE` for a malformed range or one
+   * outside RAM.
    */
   unmarkUncached(pa: number, size: number): void {
-    checkRange(pa, size, "uncached range");
-    const last = Math.floor((pa + size - 1) / DMA_PAGE_SIZE);
-    for (let p = Math.floor(pa / DMA_PAGE_SIZE); p <= last; p++) {
-      const n = this.#uncached.get(p) ?? 0;
-      if (n <= 1) this.#uncached.delete(p);
-      else this.#uncached.set(p, n - 1);
+    this.#check(pa, size);
+    const base = this.memory.base;
+    const first = Math.floor((pa - base) / DMA_PAGE_SIZE);
+    const last = Math.floor((pa + size - 1 - base) / DMA_PAGE_SIZE);
+    const dense = this.#dense;
+    for (let p = first; p <= last; p++) {
+      if (dense !== null) {
+        if (dense[p] === 0) continue;
+        if (--dense[p]! === 0) this.#uncachedPages--;
+      } else {
+        const n = this.#uncached.get(p) ?? 0;
+        if (n === 0) continue;
+        if (n === 1) {
+          this.#uncached.delete(p);
+          this.#uncachedPages--;
+        } else this.#uncached.set(p, n - 1);
+      }
     }
   }
 
