@@ -596,6 +596,44 @@ Deno.test("the per-stream micro TLB answers repeats and is dropped by every inva
   );
 });
 
+Deno.test("invalidation commands: STE ranges, CD_ALL, prefetch, ranges larger than the IOTLB", () => {
+  const { soc, unit } = rig({
+    iotlb: { sets: 1, ways: 2, replacement: "lru" },
+    microTlb: false,
+  });
+  const drv = genericDriverOf(unit);
+  const hw = genericHardwareOf(unit);
+  const mem = soc.memory;
+  const steAt = (sid: number) => drv.streamTable + sid * STE_BYTES;
+  const bypassSte = (4 << 1) | 1;
+  for (const sid of [4, 5, 7, 8]) hw.translate(sid, 0x1000, ACCESS_READ); // cache "abort"
+  for (const sid of [5, 8]) mem.write32(steAt(sid), bypassSte);
+  drv.commands.push(0x04, /* CFGI_STE_RANGE */ 4, 1, 0); // 2^(1+1) streams from 4
+  drv.commands.push(0x01, /* PREFETCH_CONFIG */ 5, 0, 0);
+  drv.commands.sync();
+  assertEquals(hw.translate(5, 0x1000, ACCESS_READ), 0x1000, "sid 5 re-read");
+  assertEquals(hw.translate(8, 0x1000, ACCESS_READ), -1, "sid 8 still cached");
+  drv.commands.push(0x06, /* CFGI_CD_ALL */ 0, 0, 0);
+  drv.commands.sync();
+  assertEquals(hw.translate(8, 0x1000, ACCESS_READ), 0x1000);
+  // A range invalidation wider than the IOTLB drops the whole context.
+  const d = soc.createDomain(unit);
+  d.attach(unit, [1]);
+  d.map(0x10_0000, 0x40_0000, 4 * 4096, RW);
+  hw.translate(1, 0x10_0000, ACCESS_READ);
+  hw.translate(1, 0x10_3000, ACCESS_READ);
+  assertEquals(hw.iotlb.size, 2);
+  const g = new IotlbGather();
+  d.unmapNoSync(0x10_1000, 2 * 4096, g);
+  d.sync(g);
+  assertEquals(hw.iotlb.size, 2, "two pages: probed, entries outside kept");
+  d.map(0x10_1000, 0x40_1000, 2 * 4096, RW);
+  d.unmapNoSync(0x10_0000, 3 * 4096, g);
+  d.sync(g);
+  assertEquals(hw.iotlb.size, 0, "three pages > capacity: context dropped");
+  assertEquals(hw.translate(1, 0x10_3000, ACCESS_READ), 0x40_3000);
+});
+
 Deno.test("command queue: sync, MSI completion, illegal command and recovery", async (t) => {
   const { soc, unit } = rig({ commandQueueLog2: 2 });
   const drv = genericDriverOf(unit);
