@@ -77,6 +77,7 @@ export class Port {
   #memory: PhysicalMemory;
   #router: FaultRouter;
   #sid: number;
+  #dmaLimit: number; // 2^dmaBits: the first address the master cannot drive
   #pa = new Float64Array(MAX_PIECES);
   #len = new Float64Array(MAX_PIECES);
   #c: PortCounters = { accesses: 0, bytesRead: 0, bytesWritten: 0, faults: 0 };
@@ -101,6 +102,7 @@ export class Port {
     this.unit = spec.unit ?? null;
     this.streamIds = [...(spec.streamIds ?? [])];
     this.#sid = this.streamIds[0] ?? 0;
+    this.#dmaLimit = master.dmaBits >= 53 ? Infinity : 2 ** master.dmaBits;
     this.#memory = memory;
     this.#router = router;
   }
@@ -132,10 +134,7 @@ export class Port {
   #resolve(iova: number, length: number, access: number): number | IommuFault {
     checkAddress(iova, "DMA address");
     checkSize(length, "DMA length");
-    const limit = this.master.dmaBits >= 53
-      ? Infinity
-      : 2 ** this.master.dmaBits;
-    if (iova + length > limit) {
+    if (iova + length > this.#dmaLimit) {
       throw new IommuError(
         "ERANGE",
         `DMA ${hex(iova)}+${
@@ -216,11 +215,16 @@ export class Port {
       this.#observer?.(this, iova, data.length, ACCESS_WRITE, r);
       return r;
     }
-    let off = 0;
-    for (let i = 0; i < r; i++) {
-      const n = this.#len[i]!;
-      this.#memory.writeBytes(this.#pa[i]!, data.subarray(off, off + n));
-      off += n;
+    if (r === 1) {
+      // One physically contiguous piece: no subarray view to allocate.
+      this.#memory.writeBytes(this.#pa[0]!, data);
+    } else {
+      let off = 0;
+      for (let i = 0; i < r; i++) {
+        const n = this.#len[i]!;
+        this.#memory.writeBytes(this.#pa[i]!, data.subarray(off, off + n));
+        off += n;
+      }
     }
     this.#c.accesses++;
     this.#c.bytesWritten += data.length;
@@ -243,11 +247,15 @@ export class Port {
       this.#observer?.(this, iova, into.length, ACCESS_READ, r);
       return r;
     }
-    let off = 0;
-    for (let i = 0; i < r; i++) {
-      const n = this.#len[i]!;
-      this.#memory.readInto(this.#pa[i]!, into.subarray(off, off + n));
-      off += n;
+    if (r === 1) {
+      this.#memory.readInto(this.#pa[0]!, into);
+    } else {
+      let off = 0;
+      for (let i = 0; i < r; i++) {
+        const n = this.#len[i]!;
+        this.#memory.readInto(this.#pa[i]!, into.subarray(off, off + n));
+        off += n;
+      }
     }
     this.#c.accesses++;
     this.#c.bytesRead += into.length;

@@ -11,6 +11,9 @@ import { FrameAllocator } from "./frame_allocator.ts";
 const CHUNK_BITS = 16;
 const CHUNK_BYTES = 1 << CHUNK_BITS;
 const CHUNK_MASK = CHUNK_BYTES - 1;
+// Copies up to this many bytes are a plain loop: cheaper than the set()
+// builtin and the subarray view it needs.
+const SMALL_COPY = 16;
 const ZERO_CHUNK = new Uint8Array(CHUNK_BYTES);
 const HOST_IS_LITTLE_ENDIAN =
   new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
@@ -249,9 +252,19 @@ export class PhysicalMemory {
    * @throws {IommuError} `ERANGE` when the range leaves RAM.
    */
   readInto(pa: number, into: Uint8Array): void {
-    if (into.length === 0) return;
-    this.#check(pa, into.length);
+    const len = into.length;
+    if (len === 0) return;
+    this.#check(pa, len);
     let off = pa - this.base;
+    const at = off & CHUNK_MASK;
+    if (at + len <= CHUNK_BYTES) {
+      // One chunk, the common DMA case: no subarray object for small copies.
+      const c = this.#readChunk(Math.floor(off / CHUNK_BYTES));
+      if (len <= SMALL_COPY) {
+        for (let i = 0; i < len; i++) into[i] = c[at + i]!;
+      } else into.set(c.subarray(at, at + len));
+      return;
+    }
     let done = 0;
     while (done < into.length) {
       const index = Math.floor(off / CHUNK_BYTES);
@@ -289,9 +302,19 @@ export class PhysicalMemory {
    * @throws {IommuError} `ERANGE` when the range leaves RAM (nothing written).
    */
   writeBytes(pa: number, data: Uint8Array): void {
-    if (data.length === 0) return;
-    this.#check(pa, data.length);
+    const len = data.length;
+    if (len === 0) return;
+    this.#check(pa, len);
     let off = pa - this.base;
+    const at = off & CHUNK_MASK;
+    if (at + len <= CHUNK_BYTES) {
+      // One chunk, the common DMA case: one copy, no subarray object.
+      const c = this.#writeChunk(Math.floor(off / CHUNK_BYTES));
+      if (len <= SMALL_COPY) {
+        for (let i = 0; i < len; i++) c[at + i] = data[i]!;
+      } else c.set(data, at);
+      return;
+    }
     let done = 0;
     while (done < data.length) {
       const index = Math.floor(off / CHUNK_BYTES);
