@@ -119,13 +119,14 @@ export function rig(kind: PluginKind, options: RigOptions = {}): Rig {
 }
 
 /**
- * `n` scattered 4 KiB frames from `base`: every other frame, so no two
- * consecutive entries are physically contiguous and nothing coalesces.
- * Frames repeat after `window` bytes (an IOMMU may map one frame many times;
- * this keeps the RAM needed for 1M pages small).
+ * `n` scattered 4 KiB frames inside `[base, base + window)`: every other
+ * frame, so no two consecutive entries are physically contiguous and
+ * nothing coalesces. Frames repeat after `window` bytes (an IOMMU may map one
+ * frame many times; this keeps the RAM touched by 1M pages small).
  *
  * @param n Number of frames.
- * @param base First frame's physical address.
+ * @param base First frame's physical address (use {@linkcode dmaWindow}
+ * when the frames are written, so they cannot overlap page tables).
  * @param window Bytes of RAM the frames cycle through (default 512 MiB).
  * @returns The frame addresses.
  */
@@ -138,6 +139,18 @@ export function scatteredFrames(
   const slots = window / 0x2000;
   for (let i = 0; i < n; i++) frames[i] = base + (i % slots) * 0x2000;
   return frames;
+}
+
+/**
+ * Allocate a buffer of `bytes` from the SoC's frame allocator, so that DMA
+ * into it cannot land on a page table.
+ *
+ * @param r The rig.
+ * @param bytes Size, a power of two.
+ * @returns Its physical address.
+ */
+export function dmaWindow(r: Rig, bytes: number): number {
+  return r.soc.memory.frames.alloc(bytes);
 }
 
 /** Sink for results so the JIT cannot drop the work. */
