@@ -11,11 +11,21 @@
  *    CD → C_BAD_CD (fault `bad-stream-entry`); abort → fault
  *    `bad-stream-entry` without event (as SMMUv3); bypass → identity.
  * 4. IOVA at or beyond 2^inputBits: F_ADDR_SIZE, fault `address-size`.
- * 5. IOTLB lookup (tag = context), else walk (walk caches, then RAM):
- *    F_TRANSLATION / F_ADDR_SIZE / F_ACCESS / F_WALK_EABT.
+ * 5. Micro TLB (one entry per stream), then IOTLB lookup (tag = context),
+ *    else walk (walk caches, then RAM): F_TRANSLATION / F_ADDR_SIZE /
+ *    F_ACCESS (fault `permission`) / F_WALK_EABT (fault `bus-error`).
  * 6. Permission check against the leaf: F_PERMISSION, fault `permission`.
  *
- * F_* events are recorded only when the context asks (CD.R / STE.S2R).
+ * F_* events are recorded only when the context asks (CD.R / STE.S2R), and
+ * only while CR0.EVTQEN is set; a full event queue drops the record and
+ * raises GERROR.EVTQ_ABT once. The model has no stall mode: a faulting
+ * access is terminated.
+ *
+ * Simplifications (documented, deliberate): a linear stream table only; one
+ * context descriptor per domain (no substreams); event-queue PROD/CONS in
+ * the first register page; a config cache with one slot per stream
+ * (unbounded, like QEMU's); TLBI_NH_VA carries a 20-bit page count instead
+ * of SMMUv3's NUM/SCALE encoding; invalidations complete at once.
  *
  * @module
  */
