@@ -7,6 +7,20 @@
  * every DMA-API rule of the kernel's dma-debug, and shares buffers between
  * masters in the style of dma-buf.
  *
+ * - {@linkcode createDmaMapper}: one {@linkcode DmaMapper} per master. Over
+ *   an IOMMU it owns one domain attached to every unit in front of the
+ *   master's ports and one {@linkcode IovaAllocator} limited by the
+ *   aperture, the DMA mask and the units' IOVA constraints; without one it
+ *   maps directly and bounces buffers above the DMA mask.
+ * - {@linkcode CpuCache} (one per system, {@linkcode cpuCacheOf}): the
+ *   write-back cache CPU accesses go through; non-coherent DMA bypasses it,
+ *   so a missing `syncForCpu` or a skipped clean shows up as stale bytes.
+ * - {@linkcode DmaDebug}: every dma-debug check as a typed error or a
+ *   recorded report naming where the mapping was made (on by default).
+ * - {@linkcode FlushQueue}: lazy invalidation; `stats().staleAccesses`
+ *   counts device accesses that still reached unmapped IOVAs.
+ * - {@linkcode SharedDmaBuffer}: export once, attach and map per master.
+ *
  * @example A missing sync for the CPU reads stale data
  * ```ts
  * import { createSoc } from "../mod.ts";
