@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { IovaAllocator } from "../core/dma/iova_allocator.ts";
+import { IovaAllocator } from "../core/dma/mod.ts";
 
 const K = 4096;
 const G4 = 2 ** 32;

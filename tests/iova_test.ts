@@ -1,11 +1,11 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import fc from "fast-check";
-import { IommuError, type IommuErrorKind } from "../core/errors.ts";
+import { IommuError, type IommuErrorKind } from "../core/mod.ts";
 import {
   IOVA_MAGAZINE_SIZE,
   IovaAllocator,
   type IovaAllocatorOptions,
-} from "../core/dma/iova_allocator.ts";
+} from "../core/dma/mod.ts";
 
 const K = 4096;
 const M = 1024 * 1024;
@@ -298,6 +298,10 @@ Deno.test("IovaAllocator: constructor validation", async (t) => {
     assertKind(() => new IovaAllocator({ end: G4 + 1 }), "EINVAL");
     assertKind(() => new IovaAllocator({ end: 1.5 }), "EINVAL");
     assertKind(() => new IovaAllocator({ end: 2 ** 54 }), "ERANGE");
+    assertKind(
+      () => new IovaAllocator({ end: 2 ** 53, constraints: { guardGap: K } }),
+      "ERANGE",
+    );
     assertKind(() => new IovaAllocator({ end: K }), "ERANGE");
     assertKind(() => new IovaAllocator({ start: 8 * K, end: 8 * K }), "ERANGE");
     assertKind(

@@ -47,7 +47,13 @@ import {
 } from "./iova_tree.ts";
 import { IovaHash } from "./iova_hash.ts";
 import { IOVA_MAGAZINE_SIZE, IovaRcache } from "./iova_rcache.ts";
+import type { IovaConstraints } from "../iommu.ts";
 
+// The placement rules a unit asks for (for example the Exynos System MMU
+// v3.x FLPD-cache rules: starts aligned to 128 or 256 KiB, and on v3.3 a
+// hole of at least 128 KiB between consecutive regions) are declared by the
+// core beside the unit capabilities; re-exported here for convenience.
+export type { IovaConstraints };
 export { IOVA_MAGAZINE_SIZE };
 
 /** Largest limit accepted: a 53-bit DMA mask plus one. */
@@ -59,25 +65,6 @@ export interface IovaRange {
   start: number;
   /** Length in bytes. */
   size: number;
-}
-
-/**
- * Extra placement rules a unit may ask for (for example the Exynos System
- * MMU v3.x FLPD-cache rules: starts aligned to 128 or 256 KiB, and on v3.3 a
- * hole of at least 128 KiB between any two consecutive regions).
- */
-export interface IovaConstraints {
-  /**
-   * Minimum start alignment in bytes: a power of two. Applied on top of the
-   * natural alignment (the larger wins).
-   */
-  alignment?: number;
-  /**
-   * Bytes of unallocated space kept after every allocation and reserved
-   * range (rounded up to granules), so that any two consecutive regions are
-   * separated by at least this much. 0 = none.
-   */
-  guardGap?: number;
 }
 
 /** Construction options of an {@linkcode IovaAllocator}. */
@@ -93,7 +80,13 @@ export interface IovaAllocatorOptions {
   end: number;
   /** Ranges never handed out (clipped to the aperture; overlaps merge). */
   reserved?: readonly IovaRange[];
-  /** Optional placement rules (see {@linkcode IovaConstraints}). */
+  /**
+   * Optional placement rules: `alignment` (bytes, a power of two) is a
+   * minimum start alignment on top of the natural one; `guardGap` (bytes,
+   * rounded up to granules) is kept unallocated after every allocation and
+   * reserved range, so any two consecutive regions are at least that far
+   * apart.
+   */
   constraints?: IovaConstraints;
   /**
    * Largest size in bytes that is rounded to a power of two and cached on
@@ -332,6 +325,14 @@ export class IovaAllocator {
     const probes = options.searchProbes ?? 64;
     if (!Number.isSafeInteger(probes) || probes < 0) {
       throw badOption("searchProbes", probes, "is not a non-negative integer");
+    }
+    if (end + Math.ceil(guard / granule) * granule > MAX_LIMIT) {
+      throw new IommuError(
+        "ERANGE",
+        `IOVA aperture end ${hex(end)} plus guard gap ${
+          hex(guard)
+        } is beyond 2^53`,
+      );
     }
     this.#granule = granule;
     this.#inv = 1 / granule;
