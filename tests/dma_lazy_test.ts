@@ -18,7 +18,7 @@ function scenario(
   kind: "cached" | "flat" = "cached",
 ) {
   const r = dmaRig(kind);
-  const dma = createDmaMapper(r.soc, r.master, { policy });
+  const dma = createDmaMapper(r.soc, r.master, { policy, staleWindow: true });
   const buf = dma.cpu.allocBuffer(8192);
   const port = r.master.port();
   const addr = dma.mapSingle(buf, DMA_BIDIRECTIONAL);
@@ -128,6 +128,24 @@ Deno.test("lazy mode: removal flushes what is queued", () => {
   dma.removeMaster();
   buf.free();
   assertEquals(r.soc.memory.frames.liveBytes, before);
+});
+
+Deno.test("strict mode watches ports only when asked (zero cost otherwise)", () => {
+  const r = dmaRig("cached");
+  const quiet = createDmaMapper(r.soc, r.master);
+  const port = r.master.port();
+  // No observer installed: another one can take the port.
+  port.observe(() => {});
+  port.observe(null);
+  quiet.removeMaster();
+  const watching = createDmaMapper(r.soc, r.master, { staleWindow: true });
+  assertEquals(
+    assertThrows(() => port.observe(() => {}), IommuError).kind,
+    "EBUSY",
+  );
+  watching.removeMaster();
+  port.observe(() => {}); // released at removal
+  port.observe(null);
 });
 
 Deno.test("direct masters are always strict", () => {

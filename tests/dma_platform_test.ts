@@ -47,7 +47,7 @@ Deno.test("MFC: two ports behind two System MMUs share one IOVA space", async (t
         name: "mfc",
         ports: [{ name: "left", unit: left }, { name: "right", unit: right }],
       });
-      const dma = createDmaMapper(soc, mfc);
+      const dma = createDmaMapper(soc, mfc, { staleWindow: true });
       assertEquals(
         dma.domain!.attachments().map((a) => a.unit.name),
         ["sysmmu_mfc_l", "sysmmu_mfc_r"],

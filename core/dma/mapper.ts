@@ -74,6 +74,13 @@ export interface DmaMapperOptions {
   debug?: boolean | DmaDebugOptions;
   /** No-IOMMU masters: bytes of the bounce pool below the DMA mask (default 256 KiB). */
   bouncePoolSize?: number;
+  /**
+   * Watch the master's ports and count DMA accesses that still reach
+   * unmapped IOVAs (`stats().staleAccesses`). Costs a lookup per device
+   * access; default on in lazy mode, off in strict mode (turn it on to
+   * prove a strict window is zero).
+   */
+  staleWindow?: boolean;
 }
 
 /** Attributes of one map or unmap call. */
@@ -124,7 +131,7 @@ export interface DmaMapperStats {
   flushes: number;
   /** Lazy mode: unmaps queued and not yet flushed. */
   pendingUnmaps: number;
-  /** Successful DMA accesses by this master to IOVAs that were unmapped (queued for flush, or not live at all). */
+  /** Successful DMA accesses by this master to IOVAs that were unmapped (queued for flush, or not live at all); counted while `staleWindow` is on. */
   staleAccesses: number;
   /** Bytes those accesses touched in unmapped ranges. */
   staleBytes: number;
@@ -451,7 +458,8 @@ export class DmaMapper {
     this.#coherent = master.coherent;
     this.#queue = queue;
     this.#poolSize = poolSize;
-    this.#ports = domain === null ? [] : [...master.ports];
+    const watch = options.staleWindow ?? policy === "lazy";
+    this.#ports = domain === null || !watch ? [] : [...master.ports];
     const observed: Port[] = [];
     try {
       for (const p of this.#ports) {
