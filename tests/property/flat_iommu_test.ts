@@ -1,4 +1,4 @@
-import { assertEquals } from "@std/assert";
+import { assert } from "@std/assert";
 import { IOMMU_READ, IOMMU_WRITE } from "../../core/mod.ts";
 import { flatIommu } from "../support/flat_iommu.ts";
 import { runProperty } from "./harness.ts";
@@ -16,7 +16,7 @@ Deno.test("flat-iommu agrees with the reference model over 10,000 random sequenc
     pageSizes: [4096, 4 << 20],
     protMask: IOMMU_READ | IOMMU_WRITE,
   }, 10_000);
-  assertEquals(stats.sequences >= 10_000, true);
+  assert(stats.sequences >= stats.requested);
   console.log(
     `flat-iommu: ${stats.sequences} sequences, ${stats.steps} steps, ${stats.dma} DMA (${stats.dmaFaults} faulted), ${stats.injected} injected ENOMEM, errors ${
       JSON.stringify(stats.errors)

@@ -109,6 +109,8 @@ export type Op =
 
 /** Figures of one run. */
 export interface PropertyStats {
+  /** Sequences asked for (after the IOMMUKIT_RUNS override). */
+  requested: number;
   sequences: number;
   steps: number;
   dma: number;
@@ -832,7 +834,9 @@ export function runProperty(
   target: PropertyTarget,
   numRuns: number,
 ): PropertyStats {
+  const requested = Number(Deno.env.get("IOMMUKIT_RUNS") ?? numRuns);
   const stats: PropertyStats = {
+    requested,
     sequences: 0,
     steps: 0,
     dma: 0,
@@ -848,7 +852,8 @@ export function runProperty(
       (ops) => runSequence(target, ops, stats),
     ),
     {
-      numRuns,
+      // IOMMUKIT_RUNS overrides the count (for example to soak locally).
+      numRuns: requested,
       seed: seedText === undefined ? 0x10aa : Number(seedText),
       ...(path === undefined ? {} : { path }),
     },
