@@ -81,23 +81,30 @@ export interface Row {
   unitRatio: number;
 }
 
-const COUNT_RE =
-  /(\d[\d,]*)(?:\s*([KM]))?\s+(pages|accesses|operations|ops|pairs|lookups)\b/;
+// "65,536 pages", "1,000 accesses": a count, then what is counted. A size
+// such as "4K pages" or "4 KiB pages" is not a count and does not match.
+const WORDS = "pages|accesses|translations|operations|ops|pairs|lookups";
+const GROUP_COUNT_RE = new RegExp(`(?:^|[^\\w.])(\\d[\\d,]*) (${WORDS})\\b`);
+// In a bench name the count must lead ("1,024 pages"), so that a detail
+// such as "(16 pages round robin)" is not taken for the work done.
+const NAME_COUNT_RE = new RegExp(`^(\\d[\\d,]*) (${WORDS})\\b`);
 
 /**
  * Units of work named in `text`: "65,536 pages" → 65536 "page",
- * "1K pages" → 1024, "1,000 accesses" → 1000 "access".
+ * "1,000 accesses" → 1000 "access".
  *
  * @param text A bench or group name.
+ * @param leading Only a count at the very start counts (bench names).
  * @returns The count and unit, or count 0.
  */
-export function unitsIn(text: string): { count: number; unit: string } {
-  const m = COUNT_RE.exec(text);
+export function unitsIn(
+  text: string,
+  leading = false,
+): { count: number; unit: string } {
+  const m = (leading ? NAME_COUNT_RE : GROUP_COUNT_RE).exec(text);
   if (m === null) return { count: 0, unit: "" };
-  let count = Number(m[1]!.replaceAll(",", ""));
-  if (m[2] === "K") count *= 1024;
-  if (m[2] === "M") count *= 1024 * 1024;
-  const word = m[3]!;
+  const count = Number(m[1]!.replaceAll(",", ""));
+  const word = m[2]!;
   const unit = word === "accesses"
     ? "access"
     : word === "ops"
@@ -117,7 +124,7 @@ export function rows(report: BenchReport): Row[] {
   for (const b of report.benches) {
     const ok = b.results[0]?.ok;
     // A bench's own count wins over its group's.
-    let u = unitsIn(b.name);
+    let u = unitsIn(b.name, true);
     if (u.count === 0) u = unitsIn(b.group ?? "");
     out.push({
       group: b.group ?? "(no group)",
