@@ -27,6 +27,12 @@ import {
 } from "../core/dma/mod.ts";
 import { samsungSysmmu } from "../plugins/samsung_sysmmu/mod.ts";
 import { genericIommu } from "../plugins/generic_iommu/mod.ts";
+import {
+  createVirtioIommu,
+  encodeAttach,
+  encodeMap,
+  VIRTIO_IOMMU_S_NOMEM,
+} from "../plugins/generic_iommu/virtio/mod.ts";
 import { flatIommu } from "./support/flat_iommu.ts";
 
 const RW = IOMMU_READ | IOMMU_WRITE;
@@ -366,6 +372,57 @@ Deno.test("fault injection: every allocation of every batched operation rolls ba
       held.push(last);
       injectionPoints++;
     }
+  });
+
+  // The virtio front end answers an allocation failure with S_NOMEM and
+  // keeps its mapping list and the tables as they were.
+  await t.step("virtio-iommu requests", () => {
+    const virtioCase = (request: () => Uint8Array): Case => {
+      const soc = createSoc({ memory: { base: 0x4000_0000, size: 256 * MB } })
+        .use(genericIommu());
+      const unit = soc.probeUnit({
+        name: "viommu",
+        compatible: ["virtio,pci-iommu"],
+      });
+      const v = createVirtioIommu(soc, unit);
+      v.handleRequest(encodeAttach(1, 3));
+      v.handleRequest(encodeMap(1, 0x10000, 0x1ffff, 0x4010_0000, 3));
+      return {
+        soc,
+        op: () => {
+          const out = v.handleRequest(request());
+          const status = out[out.length - 4];
+          if (status === VIRTIO_IOMMU_S_NOMEM) {
+            throw new IommuError("ENOMEM", "virtio answered S_NOMEM");
+          }
+          assertEquals(status, 0, "virtio request failed otherwise");
+        },
+        snapshot: () =>
+          JSON.stringify(
+            [
+              v.mappings(1),
+              v.mappings(2),
+              v.coreDomain(1)?.leaves(),
+              v.domainOf(3),
+              v.domainOf(4),
+            ],
+            (_k, x) => typeof x === "bigint" ? x.toString() : x,
+          ),
+      };
+    };
+    // MAP of 6 MiB at an IOVA out of step with the PA: many tables.
+    perOp["virtio MAP"] = injectEvery(
+      "virtio MAP",
+      () =>
+        virtioCase(() =>
+          encodeMap(1, 0x40_1000, 0x40_1000 + 6 * MB - 1, 0x4800_0000, 3)
+        ),
+    );
+    // ATTACH to a new domain: its root table.
+    perOp["virtio ATTACH"] = injectEvery(
+      "virtio ATTACH",
+      () => virtioCase(() => encodeAttach(2, 4)),
+    );
   });
 
   const total = Object.values(perOp).reduce((a, b) => a + b, 0);
