@@ -588,9 +588,12 @@ export class DmaMapper {
     return this.#start;
   }
 
+  // Grows keeping its contents (the one-pass sg layout fills it as it goes).
   #scratch(n: number): Float64Array {
     if (this.#frames.length < n) {
-      this.#frames = new Float64Array(Math.max(n, this.#frames.length * 2));
+      const next = new Float64Array(Math.max(n, this.#frames.length * 2));
+      next.set(this.#frames);
+      this.#frames = next;
     }
     return this.#frames;
   }
@@ -1146,6 +1149,7 @@ export class DmaMapper {
   ): DmaSgMapping {
     const n = segments.length;
     const B = this.segmentBoundary;
+    if (B === NO_BOUNDARY) return this.#mapSgFlat(rec, segments, total, dir);
     const start = this.#startScratch(n); // IOVA offset of each entry's first page
     let iovaLen = 0;
     let padded = false;
@@ -1232,6 +1236,93 @@ export class DmaMapper {
       } else {
         this.#mapRuns(iova, start, segments, prot, frames);
       }
+    } catch (e) {
+      alloc.free(iova, iovaLen);
+      throw e;
+    }
+    return new DmaSgMapping({
+      segments,
+      direction: dir,
+      dmaAddress,
+      dmaLength,
+      iova,
+      iovaSize: iovaLen,
+      bounce: null,
+      size: total,
+    });
+  }
+
+  // The common case (no segment boundary) in one pass over the list: page
+  // frames, IOVA layout and DMA-segment merging relative to the range
+  // start; merging cannot depend on where the range lands.
+  #mapSgFlat(
+    rec: Live,
+    segments: readonly SgSegment[],
+    total: number,
+    dir: DmaDirection,
+  ): DmaSgMapping {
+    const n = segments.length;
+    let frames: Float64Array = this.#frames;
+    const outAddr = this.#outScratch(n);
+    const outLen = this.#outLen;
+    const maxSeg = this.maxSegmentSize;
+    let k = 0;
+    let count = 0;
+    let curLen = 0;
+    for (let i = 0; i < n; i++) {
+      const s = segments[i]!;
+      const pa = s.pa;
+      const len = s.length;
+      const off = pageOffset(pa);
+      const at = k * PAGE;
+      if (
+        curLen !== 0 && off === 0 && maxSeg - curLen >= len &&
+        outAddr[count - 1]! + outLen[count - 1]! === at
+      ) {
+        outLen[count - 1] = outLen[count - 1]! + len;
+        curLen += len;
+      } else {
+        outAddr[count] = at + off;
+        outLen[count] = len;
+        count++;
+        curLen = len;
+      }
+      if (pageOffset(off + len) !== 0) curLen = 0;
+      const end = pa + len;
+      const need = k + Math.ceil((off + len) / PAGE);
+      if (need > frames.length) frames = this.#scratch(need);
+      for (let f = pa - off; f < end; f += PAGE) frames[k++] = f;
+    }
+    const iovaLen = k * PAGE;
+    const alloc = this.iova!;
+    const iova = alloc.alloc(iovaLen, this.dmaLimit);
+    const dmaAddress: number[] = new Array(count);
+    const dmaLength: number[] = new Array(count);
+    for (let i = 0; i < count; i++) {
+      dmaAddress[i] = iova + outAddr[i]!;
+      dmaLength[i] = outLen[i]!;
+    }
+    const debug = this.debug;
+    try {
+      if (debug !== null) {
+        rec.dmaAddr = dmaAddress[0]!;
+        debug.emit(
+          debug.checkMap(rec, {
+            inputs: segments,
+            dmaAddress,
+            dmaLength,
+            count,
+            maxSegmentSize: maxSeg,
+            segmentBoundary: NO_BOUNDARY,
+          }),
+        );
+      }
+      this.domain!.mapPages(
+        iova,
+        frames.subarray(0, k),
+        directionToProt(dir, this.#coherent),
+        PAGE,
+      );
     } catch (e) {
       alloc.free(iova, iovaLen);
       throw e;
