@@ -79,15 +79,20 @@ export interface Row {
   ratio: number;
   /** Per-unit p75 / baseline per-unit p75 (when both have units). */
   unitRatio: number;
+  /** min / baseline min. */
+  minRatio: number;
 }
 
 // "65,536 pages", "1,000 accesses": a count, then what is counted. A size
 // such as "4K pages" or "4 KiB pages" is not a count and does not match.
-const WORDS = "pages|accesses|translations|operations|ops|pairs|lookups";
+const WORDS =
+  "pages|accesses|translations|operations|ops|pairs|lookups|hits|misses|inserts";
 const GROUP_COUNT_RE = new RegExp(`(?:^|[^\\w.])(\\d[\\d,]*) (${WORDS})\\b`);
 // In a bench name the count must lead ("1,024 pages"), so that a detail
 // such as "(16 pages round robin)" is not taken for the work done.
 const NAME_COUNT_RE = new RegExp(`^(\\d[\\d,]*) (${WORDS})\\b`);
+// "256 x alloc+free ...": 256 operations, when nothing better is named.
+const TIMES_RE = /^(\d[\d,]*) ?[x×] /;
 
 /**
  * Units of work named in `text`: "65,536 pages" → 65536 "page",
@@ -107,6 +112,8 @@ export function unitsIn(
   const word = m[2]!;
   const unit = word === "accesses"
     ? "access"
+    : word === "misses"
+    ? "miss"
     : word === "ops"
     ? "op"
     : word.replace(/s$/, "");
@@ -126,6 +133,12 @@ export function rows(report: BenchReport): Row[] {
     // A bench's own count wins over its group's.
     let u = unitsIn(b.name, true);
     if (u.count === 0) u = unitsIn(b.group ?? "");
+    if (u.count === 0) {
+      const m = TIMES_RE.exec(b.name);
+      if (m !== null) {
+        u = { count: Number(m[1]!.replaceAll(",", "")), unit: "op" };
+      }
+    }
     out.push({
       group: b.group ?? "(no group)",
       name: b.name,
@@ -136,6 +149,7 @@ export function rows(report: BenchReport): Row[] {
       unit: u.unit,
       ratio: NaN,
       unitRatio: NaN,
+      minRatio: NaN,
     });
   }
   const groups = new Map<string, Row[]>();
@@ -149,6 +163,7 @@ export function rows(report: BenchReport): Row[] {
     if (base === undefined) continue;
     for (const r of g) {
       r.ratio = r.p75 / base.p75;
+      r.minRatio = r.min / base.min;
       if (r.units > 0 && base.units > 0) {
         r.unitRatio = (r.p75 / r.units) / (base.p75 / base.units);
       }
@@ -171,22 +186,25 @@ export function fmtNs(ns: number): string {
   return `${(ns / 1e9).toFixed(2)} s`;
 }
 
-function fmtRatio(r: Row): string {
-  if (!Number.isFinite(r.ratio)) return "—";
-  if (r.baseline) return "baseline";
+function fmtRatio(ratio: number, baseline: boolean): string {
+  if (!Number.isFinite(ratio)) return "—";
+  if (baseline) return "baseline";
   // Below 1: the bench is faster than the baseline; say by how much.
-  return r.ratio < 1
-    ? `${(1 / r.ratio).toFixed(1)}x faster`
-    : `${r.ratio.toFixed(2)}x slower`;
+  return ratio < 1
+    ? `${(1 / ratio).toFixed(1)}x faster`
+    : `${ratio.toFixed(2)}x slower`;
 }
 
-function perUnit(r: Row): string {
+function perUnit(ns: number, r: Row): string {
   if (r.units === 0) return "";
-  return `${fmtNs(r.p75 / r.units)}/${r.unit}`;
+  return `${fmtNs(ns / r.units)}/${r.unit}`;
 }
 
 /**
- * Print rows as plain text or markdown tables, one per group.
+ * Print rows as plain text or markdown tables, one per group. Each row:
+ * p75 and min, the ratio of each to the baseline's, and both per unit of
+ * work; a group whose benches do different amounts of work (scaling) also
+ * gets the per-unit p75 relative to the baseline's.
  *
  * @param all The rows.
  * @param markdown Markdown tables instead of aligned text.
@@ -200,45 +218,50 @@ export function render(all: Row[], markdown: boolean): string {
     g.push(r);
     groups.set(r.group, g);
   }
+  const head = [
+    "bench",
+    "p75",
+    "min",
+    "p75 vs baseline",
+    "min vs baseline",
+    "p75 per unit",
+    "min per unit",
+    "per unit vs baseline",
+  ];
   for (const [name, g] of groups) {
+    const counted = g.filter((r) => r.units > 0);
     const scaling = g.some((r) => Number.isFinite(r.unitRatio)) &&
-      new Set(g.map((r) => r.units)).size > 1;
+      new Set(counted.map((r) => r.units)).size > 1;
+    const cols = scaling ? 8 : 7;
+    const cells = (r: Row): string[] =>
+      [
+        r.name,
+        fmtNs(r.p75),
+        fmtNs(r.min),
+        fmtRatio(r.ratio, r.baseline),
+        fmtRatio(r.minRatio, r.baseline),
+        perUnit(r.p75, r),
+        perUnit(r.min, r),
+        Number.isFinite(r.unitRatio) ? `${r.unitRatio.toFixed(2)}x` : "",
+      ].slice(0, cols);
     if (markdown) {
       lines.push(`**${name}**`, "");
-      lines.push(
-        `| bench | p75 | min | vs baseline | per unit${
-          scaling ? " | per-unit vs baseline" : ""
-        } |`,
-      );
-      lines.push(
-        `| --- | ---: | ---: | ---: | ---:${scaling ? " | ---:" : ""} |`,
-      );
-      for (const r of g) {
-        lines.push(
-          `| ${r.name} | ${fmtNs(r.p75)} | ${fmtNs(r.min)} | ${fmtRatio(r)} | ${
-            perUnit(r)
-          }${
-            scaling
-              ? ` | ${
-                Number.isFinite(r.unitRatio) ? r.unitRatio.toFixed(2) + "x" : ""
-              }`
-              : ""
-          } |`,
-        );
-      }
+      lines.push(`| ${head.slice(0, cols).join(" | ")} |`);
+      lines.push(`| --- |${" ---: |".repeat(cols - 1)}`);
+      for (const r of g) lines.push(`| ${cells(r).join(" | ")} |`);
       lines.push("");
     } else {
       lines.push(`== ${name}`);
-      const w = Math.max(...g.map((r) => r.name.length));
-      for (const r of g) {
+      const table = [head.slice(0, cols), ...g.map(cells)];
+      const widths = table[0]!.map((_, i) =>
+        Math.max(...table.map((c) => c[i]!.length))
+      );
+      for (const c of table) {
         lines.push(
-          `  ${r.name.padEnd(w)}  p75 ${fmtNs(r.p75).padStart(10)}  min ${
-            fmtNs(r.min).padStart(10)
-          }  ${fmtRatio(r).padEnd(14)} ${perUnit(r).padEnd(16)}${
-            scaling && Number.isFinite(r.unitRatio)
-              ? ` per-unit x${r.unitRatio.toFixed(2)}`
-              : ""
-          }`,
+          "  " +
+            c.map((x, i) =>
+              i === 0 ? x.padEnd(widths[i]!) : x.padStart(widths[i]!)
+            ).join("  "),
         );
       }
     }
