@@ -9,7 +9,12 @@
 // bench/report.ts print nanoseconds per page. Run:
 //   deno bench -A bench/map_bench.ts
 import { type Domain, IotlbGather } from "../core/mod.ts";
-import { PLUGIN_LABEL, type PluginKind, rig, scatteredFrames } from "./rig.ts";
+import {
+  lazyRig,
+  PLUGIN_LABEL,
+  type PluginKind,
+  scatteredFrames,
+} from "./rig.ts";
 
 const RW = 3;
 const IOVA = 0x1000_0000;
@@ -34,10 +39,11 @@ for (const kind of PLUGINS) {
 
   // ---- 1. map 65,536 scattered pages: batched vs one call per page ----
   {
-    const { domain } = rig(kind);
-    // Warm once so both benches start from the same table state.
-    domain.mapPages(IOVA, frames, RW);
-    domain.unmap(IOVA, N * K4);
+    // Warmed once so both benches start from the same table state.
+    const get = lazyRig(kind, {}, ({ domain }) => {
+      domain.mapPages(IOVA, frames, RW);
+      domain.unmap(IOVA, N * K4);
+    });
     const group = `map 65,536 pages (scattered 4 KiB frames) · ${label}`;
     Deno.bench({
       group,
@@ -45,6 +51,7 @@ for (const kind of PLUGINS) {
       baseline: true,
       ...HEAVY,
       fn(b) {
+        const { domain } = get();
         b.start();
         mapEach(domain, frames, N);
         b.end();
@@ -56,6 +63,7 @@ for (const kind of PLUGINS) {
       name: "one mapPages() call",
       ...HEAVY,
       fn(b) {
+        const { domain } = get();
         b.start();
         domain.mapPages(IOVA, frames, RW);
         b.end();
@@ -66,7 +74,7 @@ for (const kind of PLUGINS) {
 
   // ---- 2. unmap the same: one call vs one call (and sync) per page ----
   {
-    const { domain } = rig(kind);
+    const get = lazyRig(kind);
     const group = `unmap 65,536 pages (scattered 4 KiB frames) · ${label}`;
     Deno.bench({
       group,
@@ -74,6 +82,7 @@ for (const kind of PLUGINS) {
       baseline: true,
       ...HEAVY,
       fn(b) {
+        const { domain } = get();
         domain.mapPages(IOVA, frames, RW);
         b.start();
         for (let i = 0; i < N; i++) domain.unmap(IOVA + i * K4, K4);
@@ -86,6 +95,7 @@ for (const kind of PLUGINS) {
       name: "65,536 × unmapNoSync(), then one sync (lazy)",
       ...HEAVY,
       fn(b) {
+        const { domain } = get();
         domain.mapPages(IOVA, frames, RW);
         b.start();
         for (let i = 0; i < N; i++) {
@@ -100,6 +110,7 @@ for (const kind of PLUGINS) {
       name: "one unmap() call, one IOTLB sync",
       ...HEAVY,
       fn(b) {
+        const { domain } = get();
         domain.mapPages(IOVA, frames, RW);
         b.start();
         domain.unmap(IOVA, N * K4);
@@ -125,15 +136,17 @@ for (const kind of PLUGINS) {
         ["4 KiB + 64 KiB + 1 MiB sections", undefined],
       ];
     variants.forEach(([name, sizes], i) => {
-      const { domain } = rig(kind, sizes ? { pageSizes: sizes } : {});
-      domain.map(G1, pa, G1, RW);
-      domain.unmap(G1, G1);
+      const get = lazyRig(kind, sizes ? { pageSizes: sizes } : {}, (r) => {
+        r.domain.map(G1, pa, G1, RW);
+        r.domain.unmap(G1, G1);
+      });
       Deno.bench({
         group,
         name,
         baseline: i === 0,
         ...HEAVY,
         fn(b) {
+          const { domain } = get();
           b.start();
           domain.map(G1, pa, G1, RW);
           b.end();
@@ -150,16 +163,18 @@ for (const kind of PLUGINS) {
     // samsung-sysmmu has a 4 GiB IOVA space: 1M pages fill all of it.
     const base = kind === "generic" ? 0x1_0000_0000 : 0;
     for (const pages of [1 << 10, 1 << 16, 1 << 20]) {
-      const { domain } = rig(kind);
       const f = big.subarray(0, pages);
-      domain.mapPages(base, f, RW);
-      domain.unmap(base, pages * K4);
+      const get = lazyRig(kind, {}, ({ domain }) => {
+        domain.mapPages(base, f, RW);
+        domain.unmap(base, pages * K4);
+      });
       Deno.bench({
         group,
         name: `${pages.toLocaleString("en-US")} pages`,
         baseline: pages === 1 << 10,
         ...HEAVY,
         fn(b) {
+          const { domain } = get();
           b.start();
           domain.mapPages(base, f, RW);
           b.end();

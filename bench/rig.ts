@@ -153,6 +153,38 @@ export function dmaWindow(r: Rig, bytes: number): number {
   return r.soc.memory.frames.alloc(bytes);
 }
 
+let liveLazy: { rig: Rig | null } | null = null;
+
+/**
+ * A rig built on first use, for benches that run one after another: when
+ * a bench asks for its rig, the rig of the previous bench is dropped, so
+ * the process holds one rig's tables and RAM at a time (a run of dozens of
+ * rigs holding 2 GiB SoCs and 1M-page tables would otherwise measure the
+ * garbage collector).
+ *
+ * @param kind Which plugin.
+ * @param options As for {@linkcode rig}.
+ * @param prepare Run once on the new rig (for example to warm its tables).
+ * @returns A getter for the rig.
+ */
+export function lazyRig(
+  kind: PluginKind,
+  options: RigOptions = {},
+  prepare: (r: Rig) => void = () => {},
+): () => Rig {
+  const holder: { rig: Rig | null } = { rig: null };
+  return () => {
+    if (holder.rig === null) {
+      if (liveLazy !== null && liveLazy !== holder) liveLazy.rig = null;
+      liveLazy = holder;
+      const r = rig(kind, options);
+      prepare(r);
+      holder.rig = r;
+    }
+    return holder.rig;
+  };
+}
+
 /** Sink for results so the JIT cannot drop the work. */
 export const sink = { value: 0 };
 
