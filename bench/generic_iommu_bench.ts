@@ -36,7 +36,7 @@ const s = setup();
 
 Deno.bench({
   name: "65,536 x domain.map (one page per call)",
-  group: "map 65,536 discontiguous 4 KiB frames",
+  group: "map 65,536 discontiguous 4 KiB frames · generic_iommu_bench",
   baseline: true,
   fn(b) {
     const { domain, frames } = s;
@@ -51,7 +51,7 @@ Deno.bench({
 
 Deno.bench({
   name: "one mapPages call",
-  group: "map 65,536 discontiguous 4 KiB frames",
+  group: "map 65,536 discontiguous 4 KiB frames · generic_iommu_bench",
   fn(b) {
     const { domain, frames } = s;
     b.start();
@@ -63,7 +63,7 @@ Deno.bench({
 
 Deno.bench({
   name: "65,536 x domain.unmap (one page and one sync per call)",
-  group: "unmap 65,536 4 KiB pages",
+  group: "unmap 65,536 4 KiB pages · generic_iommu_bench",
   baseline: true,
   fn(b) {
     const { domain, frames } = s;
@@ -76,7 +76,7 @@ Deno.bench({
 
 Deno.bench({
   name: "one unmap call, one TLBI_NH_VA + CMD_SYNC",
-  group: "unmap 65,536 4 KiB pages",
+  group: "unmap 65,536 4 KiB pages · generic_iommu_bench",
   fn(b) {
     const { domain, frames } = s;
     domain.mapPages(IOVA, frames, RW);
@@ -102,7 +102,7 @@ walk.domain.mapPages(IOVA, walk.frames.subarray(0, 16), RW);
 
 Deno.bench({
   name: "65,536 translations, micro-TLB hits (same page)",
-  group: "translate 65,536 accesses",
+  group: "translate 65,536 accesses · generic_iommu_bench",
   baseline: true,
   fn() {
     const hw = tr.hw;
@@ -114,7 +114,7 @@ Deno.bench({
 
 Deno.bench({
   name: "65,536 translations, IOTLB hits (16 pages round robin, no micro TLB)",
-  group: "translate 65,536 accesses",
+  group: "translate 65,536 accesses · generic_iommu_bench",
   fn() {
     const hw = noMicro.hw;
     for (let i = 0; i < N; i++) {
@@ -125,7 +125,7 @@ Deno.bench({
 
 Deno.bench({
   name: "65,536 translations, miss + full 4-level walk (no TLB, no walk cache)",
-  group: "translate 65,536 accesses",
+  group: "translate 65,536 accesses · generic_iommu_bench",
   fn() {
     const hw = walk.hw;
     for (let i = 0; i < N; i++) {

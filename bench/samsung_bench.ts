@@ -40,7 +40,7 @@ v5.domain.unmap(IOVA, N * 4096);
 
 Deno.bench({
   name: "65,536 x domain.map (one page per call, v3.3)",
-  group: "map 65,536 discontiguous 4 KiB frames",
+  group: "map 65,536 discontiguous 4 KiB frames · samsung_bench",
   baseline: true,
   fn(b) {
     const { domain, frames } = v33;
@@ -55,7 +55,7 @@ Deno.bench({
 
 Deno.bench({
   name: "one mapPages call (v3.3)",
-  group: "map 65,536 discontiguous 4 KiB frames",
+  group: "map 65,536 discontiguous 4 KiB frames · samsung_bench",
   fn(b) {
     const { domain, frames } = v33;
     b.start();
@@ -67,7 +67,7 @@ Deno.bench({
 
 Deno.bench({
   name: "one mapPages call (v5.0)",
-  group: "map 65,536 discontiguous 4 KiB frames",
+  group: "map 65,536 discontiguous 4 KiB frames · samsung_bench",
   fn(b) {
     const { domain, frames } = v5;
     b.start();
@@ -79,7 +79,7 @@ Deno.bench({
 
 Deno.bench({
   name: "65,536 x domain.unmap (one page and one flush per call, v3.3)",
-  group: "unmap 65,536 4 KiB pages",
+  group: "unmap 65,536 4 KiB pages · samsung_bench",
   baseline: true,
   fn(b) {
     const { domain, frames } = v33;
@@ -92,7 +92,7 @@ Deno.bench({
 
 Deno.bench({
   name: "one unmap call, one flush (v3.3)",
-  group: "unmap 65,536 4 KiB pages",
+  group: "unmap 65,536 4 KiB pages · samsung_bench",
   fn(b) {
     const { domain, frames } = v33;
     domain.mapPages(IOVA, frames, RW);
@@ -104,7 +104,7 @@ Deno.bench({
 
 Deno.bench({
   name: "one unmap call, one range flush (v5.0)",
-  group: "unmap 65,536 4 KiB pages",
+  group: "unmap 65,536 4 KiB pages · samsung_bench",
   fn(b) {
     const { domain, frames } = v5;
     domain.mapPages(IOVA, frames, RW);
@@ -122,7 +122,7 @@ let sink = 0;
 
 Deno.bench({
   name: "translate, TLB hit",
-  group: "translate one access",
+  group: "translate one access · samsung_bench",
   baseline: true,
   fn() {
     k = (k + 1) & 31;
@@ -132,7 +132,7 @@ Deno.bench({
 
 Deno.bench({
   name: "translate, TLB miss + two-level walk",
-  group: "translate one access",
+  group: "translate one access · samsung_bench",
   fn() {
     k = (k + 67) & 4095;
     sink += tr.hw.translate(0, IOVA + k * 4096 + 8, 1);
