@@ -744,10 +744,38 @@ class World {
         live - this.baseline
       } frame bytes live after freeing every domain`,
     );
+    let portFaults = 0;
     this.masters.forEach((m, i) => {
       const c = m.port().counters();
       check(c.accesses + c.faults === this.dmaTried[i], `port ${i} counters`);
+      portFaults += c.faults;
     });
+    // Every faulting access reported exactly one fault, and the units'
+    // cache counters add up (hits + misses = lookups).
+    check(
+      this.soc.faults.counters().faults === portFaults,
+      `router saw ${this.soc.faults.counters().faults} faults, ports ${portFaults}`,
+    );
+    let unitFaults = 0;
+    for (const u of this.units) {
+      const c = u.hardware.counters();
+      unitFaults += c.faults ?? 0;
+      for (const key of Object.keys(c)) {
+        if (!key.endsWith("lookups")) continue;
+        const p = key.slice(0, -"lookups".length);
+        const hits = c[`${p}hits`], misses = c[`${p}misses`];
+        if (hits !== undefined && misses !== undefined) {
+          check(
+            hits + misses === c[key],
+            `${u.name}: ${p}hits + ${p}misses != ${p}lookups`,
+          );
+        }
+      }
+    }
+    check(
+      unitFaults === portFaults,
+      `units counted ${unitFaults} faults, ports ${portFaults}`,
+    );
   }
 }
 
