@@ -83,11 +83,11 @@ export interface Row {
   minRatio: number;
 }
 
-// "65,536 pages", "1,000 accesses": a count, then what is counted. A size
+// "65,536 pages", "1,000 accesses", "256-page": a count, then what is counted. A size
 // such as "4K pages" or "4 KiB pages" is not a count and does not match.
 const WORDS =
-  "pages|accesses|translations|operations|ops|pairs|lookups|hits|misses|inserts";
-const GROUP_COUNT_RE = new RegExp(`(?:^|[^\\w.])(\\d[\\d,]*) (${WORDS})\\b`);
+  "pages|page|accesses|translations|operations|ops|pairs|lookups|hits|misses|inserts";
+const GROUP_COUNT_RE = new RegExp(`(?:^|[^\\w.])(\\d[\\d,]*)[ -](${WORDS})\\b`);
 // In a bench name the count must lead ("1,024 pages"), so that a detail
 // such as "(16 pages round robin)" is not taken for the work done.
 const NAME_COUNT_RE = new RegExp(`^(\\d[\\d,]*) (${WORDS})\\b`);
