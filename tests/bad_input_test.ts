@@ -1089,6 +1089,55 @@ row(
       { plugins: [] },
     ),
 );
+const MEMORY_NODE = {
+  name: "memory@40000000",
+  props: { device_type: "memory", reg: [0x4000_0000, 0x100_0000] },
+};
+row(
+  "parseFdt",
+  "two nodes with the same phandle",
+  "EIO",
+  () =>
+    parseFdt(encodeFdt({
+      props: { "#address-cells": 1, "#size-cells": 1 },
+      children: [
+        MEMORY_NODE,
+        { name: "a", props: { phandle: 1 } },
+        { name: "b", props: { phandle: 1 } },
+      ],
+    })),
+);
+row(
+  "Fdt.interruptSpecifiers",
+  "interrupt-parent loops to itself",
+  "EINVAL",
+  () => {
+    const fdt = parseFdt(encodeFdt({
+      props: { "#address-cells": 1, "#size-cells": 1 },
+      children: [MEMORY_NODE, {
+        name: "a",
+        props: { phandle: 1, "interrupt-parent": 1, interrupts: [1] },
+      }],
+    }));
+    return fdt.interruptSpecifiers(fdt.findByPath("/a")!);
+  },
+);
+row(
+  "buildPlatform (DTB)",
+  "a master whose iommus names itself (loop)",
+  "EINVAL",
+  () =>
+    buildPlatform(
+      encodeFdt({
+        props: { "#address-cells": 1, "#size-cells": 1 },
+        children: [MEMORY_NODE, {
+          name: "a",
+          props: { compatible: "acme,a", phandle: 1, iommus: [1] },
+        }],
+      }),
+      { plugins: [genericIommu()] },
+    ),
+);
 row(
   "sourceFromJsonText",
   "not JSON",
