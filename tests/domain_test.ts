@@ -1087,7 +1087,8 @@ Deno.test("random map/unmap sequences: all-or-nothing and counters add up (prope
         assertEquals(s.soc.memory.frames.liveBytes, 0, "no frame leaked");
       },
     ),
-    { numRuns: 60 },
+    // A fixed seed keeps the coverage check below deterministic in CI.
+    { numRuns: 120, seed: 20261124 },
   );
   // The generator reaches every interesting path.
   for (const [what, n] of Object.entries(seen)) {
