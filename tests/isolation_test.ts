@@ -30,7 +30,7 @@ import {
 import { buildPlatform } from "../core/platform.ts";
 import { genericIommu, setStreamBypass } from "../plugins/generic_iommu/mod.ts";
 import { samsungSysmmu } from "../plugins/samsung_sysmmu/mod.ts";
-import { GENERIC_SOC_DTB } from "../platforms/mod.ts";
+import { EXYNOS4210_DTB, GENERIC_SOC_DTB } from "../platforms/mod.ts";
 import { flatIommu } from "./support/flat_iommu.ts";
 import { seededRandom } from "./support/model.ts";
 
@@ -456,6 +456,40 @@ Deno.test("bypassing streams and disabled units are reported as unprotected", ()
       );
     }
   }
+});
+
+Deno.test("an Exynos platform is unprotected until every System MMU has a domain", () => {
+  const p = buildPlatform(EXYNOS4210_DTB, { plugins: [samsungSysmmu()] });
+  const behind = p.masters.filter((m) => m.ports.some((x) => x.unit !== null));
+  assert(behind.length > 0);
+  // The live state (soc): disabled units pass DMA through, so every master
+  // behind one is reported. Platform.unprotectedMasters() lists only the
+  // masters unprotected by design (no unit, iommukit,bypass).
+  const live = (): string[] => p.soc.unprotectedMasters().map((m) => m.name);
+  for (const m of behind) {
+    assert(live().includes(m.master.name), `${m.name} not reported`);
+    assert(
+      m.master.port().read(p.soc.memory.base, new Uint8Array(4)) === null,
+      `${m.name}: a disabled unit should pass DMA through`,
+    );
+  }
+  for (const u of p.units) {
+    const d = p.soc.createDomain(u.unit);
+    d.setFaultHandler(() => true);
+    d.attach(u.unit);
+  }
+  for (const m of behind) {
+    assert(!live().includes(m.master.name), `${m.name} still reported`);
+    assert(
+      m.master.port().read(p.soc.memory.base, new Uint8Array(4)) !== null,
+      `${m.name}: an enabled unit with an empty domain let DMA through`,
+    );
+  }
+  assertEquals(
+    p.unprotectedMasters().length,
+    0,
+    "no master is unprotected by design",
+  );
 });
 
 Deno.test("isolation figures", () => {
