@@ -84,6 +84,8 @@ export class Port {
   #observer: PortObserver | null = null;
 
   /**
+   * Create a port wired as `spec` says (masters make their ports).
+   *
    * @param master Owner.
    * @param spec Wiring.
    * @param index Index among the master's ports (for the default name).
@@ -321,6 +323,8 @@ export class Master {
   readonly ports: readonly Port[];
 
   /**
+   * Create a master and its ports (prefer `Soc.addMaster`).
+   *
    * @param spec Description.
    * @param memory RAM.
    * @param router Fault router.

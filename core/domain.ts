@@ -146,6 +146,8 @@ export class Domain {
   };
 
   /**
+   * Create an empty domain through the unit's driver (prefer `Soc.createDomain`).
+   *
    * @param unit The unit whose driver allocates the tables.
    * @param ctx Memory and fault router of the system.
    * @param options Page-size restriction.

@@ -71,6 +71,8 @@ export class IommuError extends Error {
   readonly detail: unknown;
 
   /**
+   * Create an error of the given kind.
+   *
    * @param kind The stable classification.
    * @param message A sentence naming the offending value.
    * @param options `cause` is passed to `Error`; `detail` is kept as {@linkcode IommuError.detail}.

@@ -60,6 +60,8 @@ export class FrameAllocator {
   #onFree: ((pa: number, bytes: number) => void) | undefined;
 
   /**
+   * Create an allocator whose whole range is free.
+   *
    * @param base First byte of the managed range, aligned to 1 KiB.
    * @param size Bytes to manage, a multiple of 1 KiB.
    * @param onFree Called with each block as it is freed, so its owner can

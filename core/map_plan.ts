@@ -22,6 +22,8 @@ export class MapPlan {
   pages: Float64Array;
 
   /**
+   * Create an empty plan.
+   *
    * @param capacity Initial number of runs to make room for (grows as needed).
    */
   constructor(capacity = 64) {

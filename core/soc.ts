@@ -49,6 +49,8 @@ export class Soc {
   #domains = new Set<Domain>();
 
   /**
+   * Create a system with the given RAM and no plugins.
+   *
    * @param options RAM.
    * @throws {IommuError} as {@linkcode PhysicalMemory}.
    */
