@@ -15,6 +15,11 @@ const CHUNK_MASK = CHUNK_BYTES - 1;
 // builtin and the subarray view it needs.
 const SMALL_COPY = 16;
 const ZERO_CHUNK = new Uint8Array(CHUNK_BYTES);
+const ZERO_WORDS = new Uint32Array(ZERO_CHUNK.buffer);
+// Direct-mapped cache of materialised chunks. A walk alternates between
+// page-table chunks and the data chunk, which a one-entry cache thrashes.
+const CACHE_SLOTS = 32;
+const CACHE_MASK = CACHE_SLOTS - 1;
 const HOST_IS_LITTLE_ENDIAN =
   new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
@@ -60,12 +65,17 @@ export class PhysicalMemory {
   readonly frames: FrameAllocator;
   #chunks = new Map<number, Uint8Array>();
   #words = new Map<number, Uint32Array>();
-  // One-entry cache: page-table walks and copies hit the same chunk repeatedly.
-  #lastIndex = -1;
-  #lastBytes: Uint8Array = ZERO_CHUNK;
-  #lastWords: Uint32Array | null = null;
+  // Chunk cache, slot = index mod CACHE_SLOTS. Chunks are never dropped,
+  // so an entry never goes stale; only materialised chunks are cached.
+  #cIndex = new Float64Array(CACHE_SLOTS).fill(-1);
+  #cBytes: Uint8Array[] = new Array<Uint8Array>(CACHE_SLOTS).fill(ZERO_CHUNK);
+  #cWords: Uint32Array[] = new Array<Uint32Array>(CACHE_SLOTS).fill(
+    ZERO_WORDS,
+  );
 
   /**
+   * Create RAM that reads as zeros everywhere.
+   *
    * @param options Base and size of RAM.
    * @throws {IommuError} `EINVAL` for sizes or bases that are not multiples of
    * 64 KiB; `ERANGE` when RAM would end beyond 2^48.
@@ -118,29 +128,34 @@ export class PhysicalMemory {
     }
   }
 
+  // Cache slot holding chunk `index`, filled from the maps (materialising
+  // the chunk when `create`); -1 when it is untouched and not created.
+  #slot(index: number, create: boolean): number {
+    const slot = index & CACHE_MASK;
+    if (this.#cIndex[slot] === index) return slot;
+    let c = this.#chunks.get(index);
+    let w: Uint32Array;
+    if (c === undefined) {
+      if (!create) return -1;
+      c = new Uint8Array(CHUNK_BYTES);
+      w = new Uint32Array(c.buffer);
+      this.#chunks.set(index, c);
+      this.#words.set(index, w);
+    } else w = this.#words.get(index)!;
+    this.#cIndex[slot] = index;
+    this.#cBytes[slot] = c;
+    this.#cWords[slot] = w;
+    return slot;
+  }
+
   // The chunk holding `pa` for reading: the shared zero chunk if untouched.
   #readChunk(index: number): Uint8Array {
-    if (index === this.#lastIndex) return this.#lastBytes;
-    const c = this.#chunks.get(index);
-    if (c === undefined) return ZERO_CHUNK;
-    this.#lastIndex = index;
-    this.#lastBytes = c;
-    this.#lastWords = this.#words.get(index)!;
-    return c;
+    const slot = this.#slot(index, false);
+    return slot < 0 ? ZERO_CHUNK : this.#cBytes[slot]!;
   }
 
   #writeChunk(index: number): Uint8Array {
-    if (index === this.#lastIndex) return this.#lastBytes;
-    let c = this.#chunks.get(index);
-    if (c === undefined) {
-      c = new Uint8Array(CHUNK_BYTES);
-      this.#chunks.set(index, c);
-      this.#words.set(index, new Uint32Array(c.buffer));
-    }
-    this.#lastIndex = index;
-    this.#lastBytes = c;
-    this.#lastWords = this.#words.get(index)!;
-    return c;
+    return this.#cBytes[this.#slot(index, true)]!;
   }
 
   /**
@@ -184,13 +199,12 @@ export class PhysicalMemory {
       Number.isInteger(off) && HOST_IS_LITTLE_ENDIAN
     ) {
       const index = Math.floor(off / CHUNK_BYTES);
-      if (index === this.#lastIndex) {
-        return this.#lastWords![(off & CHUNK_MASK) >>> 2]!;
+      const slot = index & CACHE_MASK;
+      if (this.#cIndex[slot] === index) {
+        return this.#cWords[slot]![(off & CHUNK_MASK) >>> 2]!;
       }
-      const c = this.#chunks.get(index);
-      if (c === undefined) return 0;
-      this.#readChunk(index);
-      return this.#lastWords![(off & CHUNK_MASK) >>> 2]!;
+      const s = this.#slot(index, false);
+      return s < 0 ? 0 : this.#cWords[s]![(off & CHUNK_MASK) >>> 2]!;
     }
     this.#check(pa, 4);
     return (this.read8(pa) | (this.read8(pa + 1) << 8) |
@@ -210,8 +224,8 @@ export class PhysicalMemory {
       (off & 3) === 0 && off >= 0 && pa + 4 <= this.end &&
       Number.isInteger(off) && HOST_IS_LITTLE_ENDIAN
     ) {
-      this.#writeChunk(Math.floor(off / CHUNK_BYTES));
-      this.#lastWords![(off & CHUNK_MASK) >>> 2] = value;
+      const slot = this.#slot(Math.floor(off / CHUNK_BYTES), true);
+      this.#cWords[slot]![(off & CHUNK_MASK) >>> 2] = value;
       return;
     }
     this.#check(pa, 4);
@@ -409,9 +423,8 @@ export class PhysicalMemory {
         `view at ${hex(pa)}+${hex(bytes)} crosses a 64 KiB boundary`,
       );
     }
-    const index = Math.floor(off / CHUNK_BYTES);
-    this.#writeChunk(index);
-    return this.#lastWords!.subarray(inChunk >>> 2, (inChunk + bytes) >>> 2);
+    const slot = this.#slot(Math.floor(off / CHUNK_BYTES), true);
+    return this.#cWords[slot]!.subarray(inChunk >>> 2, (inChunk + bytes) >>> 2);
   }
 
   /**
