@@ -15,6 +15,7 @@
  *   deno run -A bench/report.ts --json out.json  # keep the raw JSON too
  *   deno run -A bench/report.ts --from out.json  # re-print a saved run
  *   deno run -A bench/report.ts --markdown       # tables for the README
+ *   deno run -A bench/report.ts --targets        # the issue's targets, met or not
  *
  * @module
  */
@@ -269,6 +270,184 @@ export function render(all: Row[], markdown: boolean): string {
   return lines.join("\n");
 }
 
+/** One target of the performance issue, checked against a report. */
+export interface Target {
+  /** What the issue asks. */
+  label: string;
+  /** Group name pattern; a capture group, if any, names the plugin. */
+  group: RegExp;
+  /** Bench name pattern. */
+  name: RegExp;
+  /**
+   * What is compared: ns per unit, the speed-up over the baseline
+   * (baseline / bench), the slow-down against it (bench / baseline), or
+   * the per-unit cost relative to the baseline's.
+   */
+  measure: "perUnit" | "speedup" | "slowdown" | "unitRatio";
+  /** The bound. */
+  limit: number;
+  /** Whether the measure must be at most (`"max"`) or at least the bound. */
+  kind: "max" | "min";
+}
+
+/** The targets of the performance issue, in its order. */
+export const TARGETS: Target[] = [
+  {
+    label: "batched map ≤ 8 ns/page",
+    group: /^map 65,536 pages \(scattered 4 KiB frames\) · (.+)$/,
+    name: /^one mapPages\(\) call$/,
+    measure: "perUnit",
+    limit: 8,
+    kind: "max",
+  },
+  {
+    label: "batched map ≥ 10x faster than per-page calls",
+    group: /^map 65,536 pages \(scattered 4 KiB frames\) · (.+)$/,
+    name: /^one mapPages\(\) call$/,
+    measure: "speedup",
+    limit: 10,
+    kind: "min",
+  },
+  {
+    label: "batched unmap ≤ 6 ns/page",
+    group: /^unmap 65,536 pages \(scattered 4 KiB frames\) · (.+)$/,
+    name: /^one unmap\(\) call/,
+    measure: "perUnit",
+    limit: 6,
+    kind: "max",
+  },
+  {
+    label: "batched unmap ≥ 10x faster than per-page calls",
+    group: /^unmap 65,536 pages \(scattered 4 KiB frames\) · (.+)$/,
+    name: /^one unmap\(\) call/,
+    measure: "speedup",
+    limit: 10,
+    kind: "min",
+  },
+  {
+    label: "translate, IOTLB hit ≤ 10 ns",
+    group: /^translate\(\) alone \(1,000 accesses\) · (.+)$/,
+    name: /^IOTLB hit$/,
+    measure: "perUnit",
+    limit: 10,
+    kind: "max",
+  },
+  {
+    label: "translate, miss + full walk ≤ 40 ns",
+    group: /^translate\(\) alone \(1,000 accesses\) · (.+)$/,
+    name: /^IOTLB miss \+ (walk|full 4-level walk.*)$/,
+    measure: "perUnit",
+    limit: 40,
+    kind: "max",
+  },
+  {
+    label: "64-byte DMA write end to end ≤ 60 ns",
+    group: /^DMA write through a port \(1,000 accesses\) · (.+)$/,
+    name: /^64 bytes, IOTLB hit$/,
+    measure: "perUnit",
+    limit: 60,
+    kind: "max",
+  },
+  {
+    label: "IOVA alloc+free, cache hit ≤ 40 ns",
+    group: /^iova cache$/,
+    name: /rcache hit/,
+    measure: "perUnit",
+    limit: 40,
+    kind: "max",
+  },
+  {
+    label: "IOVA alloc+free at 1M live ranges ≤ 3x 1K",
+    group: /^iova fragmented$/,
+    name: /1M live ranges/,
+    measure: "slowdown",
+    limit: 3,
+    kind: "max",
+  },
+  {
+    label: "mapSg + unmapSg ≤ 25 ns/page",
+    group: /^(generic|samsung): 256-page sg list$/,
+    name: /mapSg\+unmapSg, (strict|lazy)$/,
+    measure: "perUnit",
+    limit: 25,
+    kind: "max",
+  },
+  {
+    label: "batched map per page at 1M ≤ 1.5x 1K",
+    group: /^mapPages\(\) cost per page as the batch grows · (.+)$/,
+    name: /^1,048,576 pages$/,
+    measure: "unitRatio",
+    limit: 1.5,
+    kind: "max",
+  },
+];
+
+function measure(
+  t: Target,
+  r: Row,
+  base: Row | undefined,
+  stat: "p75" | "min",
+): number {
+  const v = r[stat];
+  if (t.measure === "perUnit") return r.units > 0 ? v / r.units : NaN;
+  if (base === undefined) return NaN;
+  const b = base[stat];
+  if (t.measure === "speedup") return b / v;
+  if (t.measure === "slowdown") return v / b;
+  return base.units > 0 && r.units > 0 ? (v / r.units) / (b / base.units) : NaN;
+}
+
+function fmtMeasure(t: Target, v: number): string {
+  if (!Number.isFinite(v)) return "—";
+  if (t.measure === "perUnit") return fmtNs(v);
+  return `${v.toFixed(2)}x`;
+}
+
+/**
+ * The issue's targets against a run, as a markdown table: each matching
+ * bench, its p75 and min measure, and whether p75 meets the target (and, if
+ * not, whether min does, and by how much p75 misses).
+ *
+ * @param all Rows of a report.
+ * @returns Markdown.
+ */
+export function renderTargets(all: Row[]): string {
+  const lines = [
+    "| target | where | p75 | min | verdict (p75) |",
+    "| --- | --- | ---: | ---: | --- |",
+  ];
+  for (const t of TARGETS) {
+    for (const r of all) {
+      const g = t.group.exec(r.group);
+      if (g === null || !t.name.test(r.name)) continue;
+      const base = all.find((b) => b.group === r.group && b.baseline);
+      const p = measure(t, r, base, "p75");
+      const m = measure(t, r, base, "min");
+      const ok = (v: number): boolean =>
+        t.kind === "max" ? v <= t.limit : v >= t.limit;
+      let verdict: string;
+      if (!Number.isFinite(p)) verdict = "no data";
+      else if (ok(p)) verdict = "met";
+      else {
+        const by = t.kind === "max" ? p / t.limit : t.limit / p;
+        verdict = `missed by ${by.toFixed(1)}x${
+          ok(m) ? " (min meets it)" : ""
+        }`;
+      }
+      const who = g[1] ?? "";
+      const where = who === "" || r.name.startsWith(who)
+        ? r.name
+        : `${who}, ${r.name}`;
+      lines.push(
+        `| ${t.label} | ${where} | ${fmtMeasure(t, p)} | ${
+          fmtMeasure(t, m)
+        } | ${verdict} |`,
+      );
+    }
+  }
+  return lines.join("\n");
+}
+
 async function runBench(files: string[]): Promise<BenchReport> {
   const cmd = new Deno.Command(Deno.execPath(), {
     args: ["bench", "-A", "--json", ...files],
@@ -291,8 +470,13 @@ if (import.meta.main) {
     args.splice(i, 2);
     return v;
   };
-  const markdown = args.includes("--markdown");
-  if (markdown) args.splice(args.indexOf("--markdown"), 1);
+  const flag = (name: string): boolean => {
+    const i = args.indexOf(name);
+    if (i >= 0) args.splice(i, 1);
+    return i >= 0;
+  };
+  const markdown = flag("--markdown");
+  const targets = flag("--targets");
   const from = take("--from");
   const save = take("--json");
   const report = from !== undefined
@@ -306,5 +490,6 @@ if (import.meta.main) {
       new Date().toISOString().slice(0, 16)
     }Z · statistic: p75 (min beside)`,
   );
-  console.log(render(rows(report), markdown));
+  const all = rows(report);
+  console.log(targets ? renderTargets(all) : render(all, markdown));
 }
