@@ -5,9 +5,14 @@
  * - "iova cache": alloc+free of a recurring size served by the rcache
  *   (target <= 40 ns per pair) against the same pairs with the cache
  *   disabled (baseline).
- * - "iova fragmented": alloc of a random size + free of a random live range
- *   with 1K (baseline), 100K and 1M live ranges in a fragmented space, tree
- *   path only (target: 1M no more than 3x the 1K baseline, i.e. O(log n)).
+ * - "iova fragmented": alloc of a random size + free of a live range picked
+ *   uniformly from the whole population, with 1K (baseline), 100K and 1M
+ *   live ranges in a fragmented space, tree path only (target: 1M no more
+ *   than 3x the 1K baseline, i.e. O(log n)). At 1M the victim and its
+ *   ancestors are almost never cached, so this also measures the memory
+ *   system (dependent cache and TLB misses).
+ * - "iova fragmented, streaming": the same populations, but each alloc of a
+ *   random size is freed 64 operations later, as streaming DMA does.
  *
  * @module
  */
@@ -71,11 +76,13 @@ const SIZES = 4096;
 
 interface Fragmented {
   a: IovaAllocator;
-  iova: Float64Array;
-  size: Float64Array;
+  /** Live ranges as (iova, size) pairs, one cache line per victim lookup. */
+  live: Float64Array;
+  n: number;
   sizes: Float64Array;
-  picks: Uint32Array;
   step: number;
+  /** xorshift state for victim picks: drawn fresh, never a short cycle. */
+  seed: number;
 }
 
 /** `n` live ranges of 1..64 granules, left by allocating 2n and freeing half. */
@@ -87,57 +94,114 @@ function fragmented(n: number): Fragmented {
     size[i] = (1 + rnd(64)) * K;
     iova[i] = a.alloc(size[i]!);
   }
-  let live = 2 * n;
-  while (live > n) {
-    const j = rnd(live);
+  let count = 2 * n;
+  while (count > n) {
+    const j = rnd(count);
     a.free(iova[j]!, size[j]!);
-    live--;
-    iova[j] = iova[live]!;
-    size[j] = size[live]!;
+    count--;
+    iova[j] = iova[count]!;
+    size[j] = size[count]!;
   }
   const sizes = new Float64Array(SIZES);
-  const picks = new Uint32Array(SIZES);
-  for (let i = 0; i < SIZES; i++) {
-    sizes[i] = (1 + rnd(64)) * K;
-    picks[i] = rnd(n);
+  for (let i = 0; i < SIZES; i++) sizes[i] = (1 + rnd(64)) * K;
+  const live = new Float64Array(2 * n);
+  for (let i = 0; i < n; i++) {
+    live[2 * i] = iova[i]!;
+    live[2 * i + 1] = size[i]!;
   }
-  return {
-    a,
-    iova: iova.subarray(0, n),
-    size: size.subarray(0, n),
-    sizes,
-    picks,
-    step: 0,
-  };
+  return { a, live, n, sizes, step: 0, seed: 0x9e3779b9 };
 }
 
 const CHURN = 32;
 
-/** CHURN times: one free of a random live range, one alloc of a random size. */
+/**
+ * CHURN times: free a live range picked uniformly from the whole population
+ * (the worst case for locality: at 1M the victim is almost never cached),
+ * then allocate a random size.
+ */
 function churn(s: Fragmented): void {
+  const live = s.live;
+  let seed = s.seed;
   for (let k = 0; k < CHURN; k++) {
-    const i = s.step++ & (SIZES - 1);
-    const j = s.picks[i]!;
-    s.a.free(s.iova[j]!, s.size[j]!);
-    const sz = s.sizes[i]!;
-    s.iova[j] = s.a.alloc(sz);
-    s.size[j] = sz;
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    const j = ((seed >>> 0) % s.n) * 2;
+    s.a.free(live[j]!, live[j + 1]!);
+    const sz = s.sizes[s.step++ & (SIZES - 1)]!;
+    live[j] = s.a.alloc(sz);
+    live[j + 1] = sz;
   }
+  s.seed = seed;
 }
 
+const WINDOW = 64;
+
+interface Streaming {
+  s: Fragmented;
+  /** In-flight (iova, size) pairs, freed oldest first. */
+  ring: Float64Array;
+  head: number;
+}
+
+function streaming(s: Fragmented): Streaming {
+  const ring = new Float64Array(2 * WINDOW);
+  for (let i = 0; i < WINDOW; i++) {
+    const sz = s.sizes[s.step++ & (SIZES - 1)]!;
+    ring[2 * i] = s.a.alloc(sz);
+    ring[2 * i + 1] = sz;
+  }
+  return { s, ring, head: 0 };
+}
+
+/**
+ * CHURN times: free the oldest of WINDOW in-flight mappings and allocate a
+ * random size, over the long-lived fragmented population (how streaming DMA
+ * uses an IOVA space: short-lived mappings beside long-lived ones).
+ */
+function stream(t: Streaming): void {
+  const { s, ring } = t;
+  let h = t.head;
+  for (let k = 0; k < CHURN; k++) {
+    const o = 2 * h;
+    s.a.free(ring[o]!, ring[o + 1]!);
+    const sz = s.sizes[s.step++ & (SIZES - 1)]!;
+    ring[o] = s.a.alloc(sz);
+    ring[o + 1] = sz;
+    h = (h + 1) & (WINDOW - 1);
+  }
+  t.head = h;
+}
+
+const populations: [number, string, Fragmented][] = [];
 for (
   const [n, label] of [[1_000, "1K"], [100_000, "100K"], [
     1_000_000,
     "1M",
   ]] as const
 ) {
-  const s = fragmented(n);
+  populations.push([n, label, fragmented(n)]);
+}
+
+for (const [n, label, s] of populations) {
   Deno.bench({
     group: "iova fragmented",
     name: `${CHURN} x random alloc+free, ${label} live ranges`,
     baseline: n === 1_000,
     fn() {
       churn(s);
+    },
+  });
+}
+
+for (const [n, label, s] of populations) {
+  const t = streaming(s);
+  Deno.bench({
+    group: "iova fragmented, streaming",
+    name: `${CHURN} x alloc+free (${WINDOW} in flight), ${label} live ranges`,
+    baseline: n === 1_000,
+    fn() {
+      stream(t);
     },
   });
 }

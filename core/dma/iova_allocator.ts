@@ -18,6 +18,9 @@
  *   with the largest gap and the largest gap usable from a 2^k-aligned start
  *   (k = 1..11). One descent finds the highest fitting gap; nothing scans
  *   the free list, so the kernel's linear-search pathology cannot occur.
+ *   Only the orders requested so far are maintained: the first request of
+ *   a higher alignment order re-summarises the tree once (O(n); at most 11
+ *   times in an allocator's life).
  * - Freed ranges of cacheable size go to a per-size magazine cache (a
  *   loaded and a previous magazine of 127 entries per class, one modelled
  *   CPU, plus a bounded depot of full magazines). They stay busy in the
@@ -496,7 +499,9 @@ export class IovaAllocator {
     }
     const fb = node << 3;
     const had = tree.f[fb + F_HI]! - tree.f[fb + F_LO]! - this.#guard;
-    const n = this.#granules(size);
+    // Usually the size is the rounded one already; round only when not.
+    const raw = Math.ceil(size * this.#inv);
+    const n = raw === had ? raw : this.#granules(size);
     if (n !== had) throw sizeMismatch(iova, had * this.#granule, size);
     this.#live--;
     this.#liveGranules -= n;
