@@ -284,7 +284,8 @@ export class GenericIommuDriver implements IommuDriver, DomainHost {
    * @param unit Must be this driver's unit.
    * @param streamIds Streams.
    * @throws {IommuError} `EINVAL` for another unit or a malformed ID,
-   * `ERANGE` for an ID beyond the stream table; nothing changes then.
+   * `ERANGE` for an ID beyond the stream table; `EIO` when the command
+   * queue does not complete (every STE is restored). Nothing changes then.
    */
   attachStreams(
     domain: GenericDomainOps,
@@ -293,18 +294,33 @@ export class GenericIommuDriver implements IommuDriver, DomainHost {
   ): void {
     this.#checkUnit(unit);
     for (const sid of streamIds) this.#checkSid(sid);
-    let changed = false;
-    for (const sid of streamIds) {
-      const old = this.#owner[sid]!;
-      if (old === domain) continue;
-      this.#writeTranslate(domain, sid);
-      this.commands.cfgiSte(sid);
-      if (old !== null) old.streams.delete(sid);
-      this.#owner[sid] = domain;
-      domain.streams.add(sid);
-      changed = true;
+    const undo: [number, GenericDomainOps | null][] = [];
+    try {
+      for (const sid of streamIds) {
+        const old = this.#owner[sid]!;
+        if (old === domain) continue;
+        this.#writeTranslate(domain, sid);
+        undo.push([sid, old]);
+        if (old !== null) old.streams.delete(sid);
+        this.#owner[sid] = domain;
+        domain.streams.add(sid);
+        this.commands.cfgiSte(sid);
+      }
+      if (undo.length > 0) this.commands.sync();
+    } catch (e) {
+      // The command queue did not complete (EIO): put every STE back so
+      // that nothing changed, as attach promises; the CFGIs left queued only
+      // make the unit refetch the restored entries.
+      for (const [sid, old] of undo.reverse()) {
+        domain.streams.delete(sid);
+        this.#owner[sid] = old;
+        if (old !== null) {
+          old.streams.add(sid);
+          this.#writeTranslate(old, sid);
+        } else this.#writeIdle(sid);
+      }
+      throw e;
     }
-    if (changed) this.commands.sync();
   }
 
   /**
@@ -315,7 +331,8 @@ export class GenericIommuDriver implements IommuDriver, DomainHost {
    * @param unit Must be this driver's unit.
    * @param streamIds Streams.
    * @throws {IommuError} `ENOENT` when a stream is not attached to `domain`;
-   * `EINVAL` for another unit. Nothing changes then.
+   * `EINVAL` for another unit; `EIO` when the command queue does not
+   * complete (every STE is restored). Nothing changes then.
    */
   detachStreams(
     domain: GenericDomainOps,
@@ -332,13 +349,25 @@ export class GenericIommuDriver implements IommuDriver, DomainHost {
         );
       }
     }
-    for (const sid of streamIds) {
-      this.#writeIdle(sid);
-      this.commands.cfgiSte(sid);
-      this.#owner[sid] = null;
-      domain.streams.delete(sid);
+    const undo: number[] = [];
+    try {
+      for (const sid of streamIds) {
+        this.#writeIdle(sid);
+        undo.push(sid);
+        this.#owner[sid] = null;
+        domain.streams.delete(sid);
+        this.commands.cfgiSte(sid);
+      }
+      if (streamIds.length > 0) this.commands.sync();
+    } catch (e) {
+      // As in attachStreams: the queue failed, so the streams stay attached.
+      for (const sid of undo) {
+        this.#owner[sid] = domain;
+        domain.streams.add(sid);
+        this.#writeTranslate(domain, sid);
+      }
+      throw e;
     }
-    if (streamIds.length > 0) this.commands.sync();
   }
 
   /**
