@@ -430,9 +430,10 @@ export function renderTargets(all: Row[]): string {
       else if (ok(p)) verdict = "met";
       else {
         const by = t.kind === "max" ? p / t.limit : t.limit / p;
-        verdict = `missed by ${by.toFixed(1)}x${
-          ok(m) ? " (min meets it)" : ""
-        }`;
+        const how = by < 2
+          ? `${Math.round((by - 1) * 100)}%`
+          : `${by.toFixed(1)}x`;
+        verdict = `missed by ${how}${ok(m) ? " (min meets it)" : ""}`;
       }
       const who = g[1] ?? "";
       const where = who === "" || r.name.startsWith(who)
