@@ -26,7 +26,15 @@ import {
   type DmaMapper,
 } from "../core/dma/mod.ts";
 import { samsungSysmmu } from "../plugins/samsung_sysmmu/mod.ts";
-import { genericIommu } from "../plugins/generic_iommu/mod.ts";
+import {
+  CR0_CMDQEN,
+  CR0_EVTQEN,
+  CR0_SMMUEN,
+  genericDriverOf,
+  genericIommu,
+  REG_CR0,
+  STE_BYTES,
+} from "../plugins/generic_iommu/mod.ts";
 import {
   createVirtioIommu,
   encodeAttach,
@@ -423,6 +431,88 @@ Deno.test("fault injection: every allocation of every batched operation rolls ba
       "virtio ATTACH",
       () => virtioCase(() => encodeAttach(2, 4)),
     );
+  });
+
+  // A command queue that stops consuming (CMDQEN cleared): operations that
+  // need an invalidation fail with EIO. Attach and detach change nothing
+  // (the stream table in RAM included, so DMA behaves as before); unmap
+  // has removed the leaves and keeps the gather, so the next successful
+  // sync invalidates and frees everything (no frame is lost).
+  await t.step("generic-iommu with a stalled command queue", () => {
+    const soc = createSoc({ memory: { base: 0x4000_0000, size: 64 * MB } })
+      .use(genericIommu());
+    const unit = soc.probeUnit({
+      name: "smmu",
+      compatible: ["iommukit,generic-iommu"],
+    });
+    const m1 = soc.addMaster({ name: "m1", ports: [{ unit, streamIds: [1] }] });
+    const m2 = soc.addMaster({ name: "m2", ports: [{ unit, streamIds: [2] }] });
+    const d = soc.createDomain(unit);
+    d.setFaultHandler(() => true);
+    d.attach(unit, [1]);
+    d.map(0x10000, 0x4010_0000, 0x10000, RW);
+    d.map(0x40000, 0x4020_0000, 0x1000, RW);
+    m1.port().readBytes(0x10000, 4);
+    const stall = (): void =>
+      unit.hardware.writeRegister(REG_CR0, CR0_EVTQEN | CR0_SMMUEN);
+    const resume = (): void =>
+      unit.hardware.writeRegister(
+        REG_CR0,
+        CR0_EVTQEN | CR0_SMMUEN | CR0_CMDQEN,
+      );
+    const expectEio = (what: string, fn: () => unknown): void => {
+      let threw: unknown = null;
+      try {
+        fn();
+      } catch (e) {
+        threw = e;
+      }
+      assert(
+        threw instanceof IommuError && threw.kind === "EIO",
+        `${what}: ${String(threw)}`,
+      );
+      injectionPoints++;
+    };
+    const state = (): string =>
+      JSON.stringify([
+        d.attachments().map((a) => a.streamIds),
+        d.leaves(),
+        // The stream-table entries in RAM (the command ring itself does
+        // take the queued commands).
+        [...soc.memory.readBytes(
+          genericDriverOf(unit).streamTable + STE_BYTES,
+          2 * STE_BYTES,
+        )],
+        soc.memory.frames.liveBytes,
+      ]);
+    stall();
+    let before = state();
+    expectEio("attach while stalled", () => d.attach(unit, [2]));
+    assertEquals(state(), before, "attach changed state");
+    assert(
+      m2.port().read(0x40000, new Uint8Array(4)) !== null,
+      "a failed attach let stream 2 through",
+    );
+    before = state();
+    expectEio("detach while stalled", () => d.detach(unit, [1]));
+    assertEquals(state(), before, "detach changed state");
+    assertEquals(
+      m1.port().read(0x40000, new Uint8Array(4)),
+      null,
+      "a failed detach cut stream 1 off",
+    );
+    const live = soc.memory.frames.liveBytes;
+    expectEio("unmap while stalled", () => d.unmap(0x10000, 0x10000));
+    assertEquals(d.iovaToPhys(0x10000), -1, "unmap removed the leaves");
+    resume();
+    d.unmap(0x40000, 0x1000); // this sync covers both ranges
+    assert(
+      m1.port().read(0x10000, new Uint8Array(4)) !== null,
+      "stale translation survived the recovered sync",
+    );
+    assert(soc.memory.frames.liveBytes < live, "deferred tables never freed");
+    d.detach(unit, [1]);
+    d.free();
   });
 
   const total = Object.values(perOp).reduce((a, b) => a + b, 0);
