@@ -600,8 +600,11 @@ class World {
       }
       at += n;
     }
+    // A powered-off unit reports itself bypassing (checked exactly above);
+    // one that is off but not bypassing is only required to transfer to a
+    // permitted page or fault.
     const uncertain = pieces.some((p) => p.stale.length > 0) ||
-      !this.powered[m];
+      (!this.powered[m] && !bypass);
     const allLive = pieces.every((p) => p.live >= 0);
     const before = pieces.map((p) =>
       p.live >= 0 || p.mapped
