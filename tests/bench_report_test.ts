@@ -1,0 +1,129 @@
+// bench/report.ts: counts read from bench names, ratios to each group's
+// baseline, and the targets judged from a report (no benchmark is
+// run here: the report is made up).
+import { assert, assertEquals } from "@std/assert";
+import {
+  type BenchRecord,
+  type BenchReport,
+  render,
+  renderTargets,
+  rows,
+  unitsIn,
+} from "../bench/report.ts";
+
+Deno.test("unitsIn reads counts, not page sizes", () => {
+  assertEquals(unitsIn("map 65,536 pages (scattered 4 KiB frames)"), {
+    count: 65536,
+    unit: "page",
+  });
+  assertEquals(unitsIn("translate() alone (1,000 accesses) · x"), {
+    count: 1000,
+    unit: "access",
+  });
+  assertEquals(unitsIn("samsung: 256-page sg list"), {
+    count: 256,
+    unit: "page",
+  });
+  assertEquals(unitsIn("1000 misses, other context"), {
+    count: 1000,
+    unit: "miss",
+  });
+  // Sizes are not counts.
+  assertEquals(unitsIn("hit, 4K pages, LRU").count, 0);
+  assertEquals(unitsIn("forced 4 KiB pages").count, 0);
+  assertEquals(unitsIn("map 1.5 pages").count, 0);
+  // In a bench name the count must lead.
+  assertEquals(unitsIn("IOTLB hits (16 pages round robin)", true).count, 0);
+  assertEquals(unitsIn("1,024 pages", true).count, 1024);
+});
+
+function bench(
+  group: string,
+  name: string,
+  p75: number,
+  min: number,
+  baseline = false,
+): BenchRecord {
+  return {
+    origin: "file:///x_bench.ts",
+    group,
+    name,
+    baseline,
+    results: [{ ok: { n: 10, min, max: p75 * 2, avg: p75, p75, p99: p75 } }],
+  };
+}
+
+const MAP = "map 65,536 pages (scattered 4 KiB frames) · samsung-sysmmu v3.3";
+const GROW = "mapPages() cost per page as the batch grows · generic-iommu";
+
+const REPORT: BenchReport = {
+  runtime: "Deno/test",
+  cpu: "test",
+  benches: [
+    bench(
+      MAP,
+      "65,536 × map(), one call per page",
+      13_107_200,
+      6_553_600,
+      true,
+    ),
+    bench(MAP, "one mapPages() call", 655_360, 524_288),
+    bench(GROW, "1,024 pages", 10_240, 8_192, true),
+    bench(GROW, "1,048,576 pages", 20_971_520, 8_388_608),
+    bench("iova cache", "256 x alloc+free 8 KiB, rcache hit", 12_800, 9_000),
+    {
+      origin: "file:///x_bench.ts",
+      group: "broken",
+      name: "fails",
+      baseline: true,
+      results: [{ failed: "boom" }],
+    },
+  ],
+};
+
+Deno.test("rows: ratios to the baseline and per-unit figures", () => {
+  const r = rows(REPORT);
+  const batched = r.find((x) => x.name === "one mapPages() call")!;
+  assertEquals(batched.units, 65536);
+  assertEquals(batched.ratio, 655_360 / 13_107_200);
+  assertEquals(batched.minRatio, 524_288 / 6_553_600);
+  assertEquals(batched.p75 / batched.units, 10);
+  const big = r.find((x) => x.name === "1,048,576 pages")!;
+  // 20 ns per page against 10 ns per page at 1K.
+  assertEquals(big.unitRatio, 2);
+  const iova = r.find((x) => x.group === "iova cache")!;
+  assertEquals([iova.units, iova.unit], [256, "op"]);
+  assert(Number.isNaN(iova.ratio), "no baseline in its group");
+  const failed = r.find((x) => x.name === "fails")!;
+  assert(Number.isNaN(failed.p75));
+  const text = render(r, false);
+  assert(text.includes("20.0x faster"), text);
+  assert(render(r, true).includes("| one mapPages() call | 655.36 µs |"));
+});
+
+Deno.test("renderTargets judges p75, says by how much and whether min meets it", () => {
+  const t = renderTargets(rows(REPORT));
+  const line = (label: string, where: string): string =>
+    t.split("\n").find((l) => l.includes(label) && l.includes(where))!;
+  // 10 ns/page (p75) and 8 ns/page (min) against 8 ns.
+  assert(
+    line("batched map ≤ 8 ns/page", "samsung").endsWith(
+      "| 10.0 ns | 8.00 ns | missed by 25% (min meets it) |",
+    ),
+    t,
+  );
+  assert(line("≥ 10x faster", "samsung").endsWith("| 20.00x | 12.50x | met |"));
+  // Per page 20 ns vs 10 ns (p75) and 8 ns vs 8 ns (min), limit 1.5x.
+  assert(
+    line("1M ≤ 1.5x 1K", "generic").endsWith(
+      "| 2.00x | 1.00x | missed by 33% (min meets it) |",
+    ),
+    t,
+  );
+  assert(
+    line("cache hit ≤ 40 ns", "rcache").endsWith(
+      "| 50.0 ns | 35.2 ns | missed by 25% (min meets it) |",
+    ),
+    t,
+  );
+});
