@@ -97,6 +97,23 @@ function misaligned(value: number, align: number): boolean {
   return Math.floor(value / align) * align !== value;
 }
 
+// checkRange's check without building its messages (it prefixes `what` to
+// each); checkRange itself runs only to throw the error.
+function inRange(
+  start: number,
+  size: number,
+  what: string,
+  limit: number,
+): void {
+  if (
+    !(Number.isSafeInteger(start) && start >= 0 &&
+      Number.isSafeInteger(size) && size > 0 &&
+      start + size <= limit && start <= MAX_ADDRESS - size)
+  ) {
+    checkRange(start, size, what, limit);
+  }
+}
+
 // checkAligned's check on the fast path; its error when it fails.
 function aligned(value: number, align: number, what: string): void {
   if (misaligned(value, align)) checkAligned(value, align, what);
@@ -248,13 +265,13 @@ export class Domain {
   }
 
   #checkIovaRange(iova: number, size: number): void {
-    checkRange(iova, size, "IOVA range", this.apertureEnd);
+    inRange(iova, size, "IOVA range", this.apertureEnd);
     aligned(iova, this.minPageSize, "IOVA");
     aligned(size, this.minPageSize, "size");
   }
 
   #checkPaRange(pa: number, size: number): void {
-    checkRange(pa, size, "physical range", this.outputEnd);
+    inRange(pa, size, "physical range", this.outputEnd);
     aligned(pa, this.minPageSize, "physical address");
   }
 
@@ -331,7 +348,7 @@ export class Domain {
     }
     checkAddress(iova, "IOVA");
     aligned(iova, pageSize, "IOVA");
-    checkRange(iova, n * pageSize, "IOVA range", this.apertureEnd);
+    inRange(iova, n * pageSize, "IOVA range", this.apertureEnd);
     // Capped at 2^53 so a 64-bit output range cannot admit unsafe integers.
     const limit = Math.min(this.outputEnd, MAX_ADDRESS + 1) - pageSize;
     // One pass validates each frame and cuts the list into physically
