@@ -231,16 +231,17 @@ export class Platform {
   }
 
   /**
-   * Masters whose DMA reaches RAM untranslated by design: a port without a
-   * unit, or the `iommukit,bypass` marker. (`soc.unprotectedMasters()` gives
-   * the live hardware state instead: a per-device unit that is not enabled
-   * yet also passes addresses through.)
+   * Masters whose DMA can reach RAM untranslated: by design (a port without a
+   * unit, or the `iommukit,bypass` marker) or in the hardware's current state
+   * (a bypassing stream, or a per-device unit that is disabled and so passes
+   * addresses through, as an Exynos System MMU does until a domain is
+   * attached and its master is powered).
    *
-   * @returns Those masters.
+   * @returns Those masters, in wiring order.
    */
   unprotectedMasters(): PlatformMaster[] {
     return this.masters.filter((m) =>
-      m.bypass || m.ports.some((p) => p.unit === null)
+      m.bypass || m.ports.some((p) => p.unit === null) || m.master.unprotected
     );
   }
 }

@@ -589,7 +589,13 @@ Deno.test("the examples in docs/platforms.md build and run", async () => {
   ]);
   assert(p.master("codec").deferred);
   assertEquals(p.master("codec").dmaBits, 32);
-  assertEquals(p.unprotectedMasters().map((m) => m.name), ["uart"]);
+  // Until domains are attached, the System MMUs are disabled and pass DMA
+  // through, so the codec and the display are unprotected too.
+  assertEquals(p.unprotectedMasters().map((m) => m.name), [
+    "codec",
+    "display",
+    "uart",
+  ]);
   const w = workloadFromJson(blocks[1]);
   assertEquals([w.name, w.params.packets, w.params.ring], ["small-rx", 64, 16]);
   const { report } = simulate(
@@ -598,4 +604,18 @@ Deno.test("the examples in docs/platforms.md build and run", async () => {
   );
   assertEquals(report.checks.failed, 0);
   assertEquals(report.masters.map((m) => m.name), ["codec", "display"]);
+});
+
+Deno.test("exynos4210: a master is unprotected until its System MMUs translate for it", () => {
+  const p = loadPlatform("exynos4210");
+  const codec = p.masters.find((m) => m.name.startsWith("codec"))!;
+  assert(
+    p.unprotectedMasters().includes(codec),
+    "disabled units pass DMA through",
+  );
+  const domain = p.soc.createDomain(codec.ports[0]!.unit!);
+  for (const port of codec.ports) domain.attach(port.unit!);
+  assert(!p.unprotectedMasters().includes(codec), "both units now translate");
+  for (const port of codec.ports) domain.detach(port.unit!);
+  assert(p.unprotectedMasters().includes(codec), "detached again");
 });
