@@ -404,6 +404,8 @@ export class Domain {
       expect = f + pageSize;
     }
     plan.count = runs;
+    // One run per frame: nothing coalesced, so each run is one page.
+    if (runs === n) plan.uniform = pageSize;
     this.#ops.map(plan, prot);
     this.#count(runs, leaves, n * pageSize);
   }

@@ -12,6 +12,14 @@
 export class MapPlan {
   /** Number of runs. */
   count = 0;
+  /**
+   * A hint for drivers: when non-zero, every run is exactly one page of
+   * this many bytes and run `i` starts at `iova[0] + i * uniform` (the plan
+   * of a scattered `mapPages` or scatter-gather list). A driver may then read
+   * only `pa` and walk its tables in IOVA order; the other arrays are filled
+   * all the same. Zero when unknown.
+   */
+  uniform = 0;
   /** First IOVA of each run. */
   iova: Float64Array;
   /** First physical address of each run. */
@@ -65,6 +73,7 @@ export class MapPlan {
   /** Empty the plan, keeping its storage. */
   clear(): void {
     this.count = 0;
+    this.uniform = 0;
   }
 
   /** Bytes covered by all runs. */
