@@ -58,4 +58,6 @@ export * from "./cpu_cache.ts";
 export * from "./debug.ts";
 export * from "./flush_queue.ts";
 export * from "./mapper.ts";
+export * from "./mapper_types.ts";
+export * from "./sg_mapping.ts";
 export * from "./shared_buffer.ts";

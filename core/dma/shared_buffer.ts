@@ -10,7 +10,8 @@ import { hex, IommuError, type SgSegment } from "../mod.ts";
 import type { CpuCache } from "./cpu_cache.ts";
 import { checkDirection, type DmaDirection } from "./direction.ts";
 import type { DmaBuffer } from "./dma_buffer.ts";
-import type { DmaMapper, DmaSgMapping } from "./mapper.ts";
+import type { DmaMapper } from "./mapper.ts";
+import type { DmaSgMapping } from "./sg_mapping.ts";
 
 /** Options of {@linkcode SharedDmaBuffer.export}. */
 export interface SharedDmaBufferOptions {

@@ -1,0 +1,163 @@
+/**
+ * The bounce pool of a no-IOMMU master: page-granular slots below the DMA
+ * mask for buffers the master cannot reach, and the CPU copies through
+ * them (internal; not exported from mod.ts).
+ *
+ * @module
+ */
+import type { PhysicalMemory } from "../mod.ts";
+import { IovaAllocator } from "./iova_allocator.ts";
+import type { CpuCache } from "./cpu_cache.ts";
+import { allocBelow, type DmaBuffer } from "./dma_buffer.ts";
+import { PAGE, pageOffset } from "./page_math.ts";
+
+/** Bounce slots, created on first use, and the copies into and out of them. */
+export class BouncePool {
+  /**
+   * True while the pool copies through the CPU cache: the mapper's own
+   * copies are not driver accesses (the ownership check skips them).
+   */
+  internal = false;
+  /** Live mappings holding slots. */
+  live = 0;
+  #memory: PhysicalMemory;
+  #cpu: CpuCache;
+  #size: number;
+  #limit: number;
+  #counters: { bounceBytes: number };
+  #pool = -1;
+  #slots: IovaAllocator | null = null;
+
+  /**
+   * @param memory System RAM.
+   * @param cpu The CPU cache.
+   * @param size Pool bytes (a multiple of the page).
+   * @param limit Exclusive upper bound of addresses the master can drive.
+   * @param counters Where copied bytes are counted.
+   */
+  constructor(
+    memory: PhysicalMemory,
+    cpu: CpuCache,
+    size: number,
+    limit: number,
+    counters: { bounceBytes: number },
+  ) {
+    this.#memory = memory;
+    this.#cpu = cpu;
+    this.#size = size;
+    this.#limit = limit;
+    this.#counters = counters;
+  }
+
+  /**
+   * A slot keeping the page offset of the data it stands for.
+   *
+   * @param size Bytes.
+   * @param offset Offset within the first page, in bytes.
+   * @returns The slot's physical address.
+   * @throws {IommuError} `ENOMEM` when the pool or RAM below the mask is exhausted.
+   */
+  alloc(size: number, offset: number): number {
+    if (this.#slots === null) {
+      const pool = allocBelow(this.#memory, this.#size, this.#limit);
+      this.#pool = pool;
+      this.#slots = new IovaAllocator({
+        granule: PAGE,
+        start: pool,
+        end: pool + this.#size,
+        cacheMaxSize: 0,
+      });
+      // Bounce slots are only ever touched uncached; drop stale lines once.
+      this.#cpu.invalidate(pool, this.#size);
+    }
+    const bytes = Math.ceil((offset + size) / PAGE) * PAGE;
+    return this.#slots.alloc(bytes) + offset;
+  }
+
+  /**
+   * @param slot What {@linkcode BouncePool.alloc} returned.
+   * @param size Bytes, as allocated.
+   */
+  free(slot: number, size: number): void {
+    const offset = pageOffset(slot);
+    this.#slots!.free(slot - offset, Math.ceil((offset + size) / PAGE) * PAGE);
+  }
+
+  /** Give the pool's frames back (the master goes away). */
+  release(): void {
+    if (this.#pool >= 0) {
+      this.#memory.frames.free(this.#pool);
+      this.#pool = -1;
+    }
+  }
+
+  /**
+   * CPU read the ownership check does not see.
+   *
+   * @param pa Physical address.
+   * @param n Bytes.
+   * @returns The CPU view.
+   */
+  cpuRead(pa: number, n: number): Uint8Array {
+    this.internal = true;
+    try {
+      return this.#cpu.read(pa, n);
+    } finally {
+      this.internal = false;
+    }
+  }
+
+  /**
+   * CPU write the ownership check does not see.
+   *
+   * @param pa Physical address.
+   * @param data Bytes to write.
+   */
+  cpuWrite(pa: number, data: Uint8Array): void {
+    this.internal = true;
+    try {
+      this.#cpu.write(pa, data);
+    } finally {
+      this.internal = false;
+    }
+  }
+
+  /**
+   * Copy CPU view of `buf[offset..+size)` into the bounce slot in RAM.
+   *
+   * @param buf The buffer.
+   * @param offset Byte offset in the buffer.
+   * @param slot Slot address for that offset.
+   * @param size Bytes.
+   */
+  copyIn(buf: DmaBuffer, offset: number, slot: number, size: number): void {
+    this.internal = true;
+    let data: Uint8Array;
+    try {
+      data = this.#cpu.readBuffer(buf, offset, size);
+    } finally {
+      this.internal = false;
+    }
+    this.#memory.writeBytes(slot, data);
+    this.#counters.bounceBytes += size;
+  }
+
+  /**
+   * Copy the slot in RAM back into the CPU view of `buf[offset..+size)`.
+   *
+   * @param buf The buffer.
+   * @param offset Byte offset in the buffer.
+   * @param slot Slot address for that offset.
+   * @param size Bytes.
+   */
+  copyOut(buf: DmaBuffer, offset: number, slot: number, size: number): void {
+    const data = this.#memory.readBytes(slot, size);
+    this.internal = true;
+    try {
+      this.#cpu.writeBuffer(buf, data, offset);
+    } finally {
+      this.internal = false;
+    }
+    this.#counters.bounceBytes += size;
+  }
+}

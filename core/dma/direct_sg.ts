@@ -1,0 +1,99 @@
+/**
+ * Scatter-gather lists of a no-IOMMU master: each entry is its own DMA
+ * segment at its physical address, bounced below the DMA mask when the
+ * master cannot reach it (internal; not exported from mod.ts).
+ *
+ * @module
+ */
+import type { SgSegment } from "../mod.ts";
+import { DMA_FROM_DEVICE, type DmaDirection } from "./direction.ts";
+import { DmaSgMapping } from "./sg_mapping.ts";
+import type { MapperState } from "./mapper_state.ts";
+import type { Live } from "./live_table.ts";
+import { pageOffset } from "./page_math.ts";
+
+/**
+ * Map a list directly (bouncing entries above the mask).
+ *
+ * @param st The mapper (direct mode).
+ * @param rec The list's record.
+ * @param segments Entries, validated.
+ * @param total Sum of the entry lengths, in bytes.
+ * @param dir Direction.
+ * @param skip The caller syncs explicitly (no copy into the slots).
+ * @returns The mapping.
+ * @throws {IommuError} `ENOMEM` when bounce slots run out (none stay
+ * allocated) or a debug report's kind.
+ */
+export function mapSgDirect(
+  st: MapperState,
+  rec: Live,
+  segments: readonly SgSegment[],
+  total: number,
+  dir: DmaDirection,
+  skip: boolean,
+): DmaSgMapping {
+  const n = segments.length;
+  const dmaAddress: number[] = new Array(n);
+  const dmaLength: number[] = new Array(n);
+  let bounce: number[] | null = null;
+  for (let i = 0; i < n; i++) {
+    const s = segments[i]!;
+    dmaAddress[i] = s.pa;
+    dmaLength[i] = s.length;
+    if (s.pa + s.length > st.dmaLimit && bounce === null) {
+      bounce = new Array<number>(n).fill(-1);
+    }
+  }
+  const debug = st.debug;
+  if (debug !== null) {
+    rec.dmaAddr = dmaAddress[0]!;
+    debug.emit(
+      debug.checkMap(rec, {
+        inputs: segments,
+        dmaAddress,
+        dmaLength,
+        count: n,
+        maxSegmentSize: st.maxSegmentSize,
+        segmentBoundary: st.segmentBoundary,
+      }),
+    );
+  }
+  if (bounce !== null) {
+    try {
+      for (let i = 0; i < n; i++) {
+        const s = segments[i]!;
+        if (s.pa + s.length <= st.dmaLimit) continue;
+        bounce[i] = st.bounce.alloc(s.length, pageOffset(s.pa));
+        dmaAddress[i] = bounce[i]!;
+      }
+    } catch (e) {
+      for (let i = 0; i < n; i++) {
+        if (bounce[i]! >= 0) {
+          st.bounce.free(bounce[i]!, segments[i]!.length);
+        }
+      }
+      throw e;
+    }
+    for (let i = 0; i < n; i++) {
+      if (bounce[i]! < 0) continue;
+      st.s.bounces++;
+      const s = segments[i]!;
+      if (dir !== DMA_FROM_DEVICE && !skip) {
+        st.soc.memory.writeBytes(bounce[i]!, st.bounce.cpuRead(s.pa, s.length));
+        st.s.bounceBytes += s.length;
+      }
+    }
+    st.bounce.live++;
+  }
+  return new DmaSgMapping({
+    segments,
+    direction: dir,
+    dmaAddress,
+    dmaLength,
+    iova: -1,
+    iovaSize: 0,
+    bounce,
+    size: total,
+  });
+}

@@ -1,0 +1,110 @@
+/**
+ * Scatter-gather mapping: validating the list, the debug records, the
+ * cache maintenance of its entries, and handing the layout to the IOMMU
+ * path ({@link ./sg_iommu.ts}) or the direct path ({@link ./direct_sg.ts})
+ * (internal; {@linkcode DmaMapper.mapSg} calls it).
+ *
+ * @module
+ */
+import { hex, IommuError, type SgSegment } from "../mod.ts";
+import { checkDirection, type DmaDirection } from "./direction.ts";
+import { deviceWrites, MAP_ERR_NA } from "./debug.ts";
+import type { DmaAttrs } from "./mapper_types.ts";
+import type { DmaSgMapping } from "./sg_mapping.ts";
+import type { MapperState } from "./mapper_state.ts";
+import { Live } from "./live_table.ts";
+import { pieceToDevice } from "./cache_maintenance.ts";
+import { mapSgIommu } from "./sg_iommu.ts";
+import { mapSgDirect } from "./direct_sg.ts";
+
+/**
+ * Map a scatter-gather list (see `DmaMapper.mapSg`).
+ *
+ * @param st The mapper.
+ * @param segments Entries.
+ * @param direction Direction.
+ * @param attrs Attributes.
+ * @returns The mapping.
+ * @throws {IommuError} as `DmaMapper.mapSg`.
+ */
+export function mapSg(
+  st: MapperState,
+  segments: readonly SgSegment[],
+  direction: DmaDirection,
+  attrs: DmaAttrs = {},
+): DmaSgMapping {
+  st.alive();
+  const dir = checkDirection(direction);
+  const n = segments.length;
+  if (n === 0) {
+    throw new IommuError("EINVAL", "scatter-gather list must not be empty");
+  }
+  const mem = st.soc.memory;
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    const s = segments[i]!;
+    const pa = s.pa;
+    const len = s.length;
+    if (
+      !Number.isSafeInteger(pa) || pa < 0 || !Number.isSafeInteger(len) ||
+      len <= 0
+    ) {
+      throw new IommuError(
+        "EINVAL",
+        `segment ${i}: address ${String(pa)} / length ${
+          String(len)
+        } must be non-negative / positive integers`,
+      );
+    }
+    if (!mem.contains(pa, len)) {
+      throw new IommuError(
+        "ERANGE",
+        `segment ${i}: ${hex(pa)}+${hex(len)} is not in RAM`,
+      );
+    }
+    total += len;
+  }
+  const skip = attrs.skipCpuSync === true;
+  const debug = st.debug;
+  const rec = new Live("sg", dir, total, n, null, MAP_ERR_NA, st.stack());
+  if (
+    debug !== null && deviceWrites(dir) && !skip &&
+    attrs.cpuCacheClean !== true
+  ) {
+    const pairs = new Float64Array(2 * n);
+    for (let i = 0; i < n; i++) {
+      const s = segments[i]!;
+      pairs[2 * i] = Math.floor(s.pa / 64);
+      pairs[2 * i + 1] = Math.floor((s.pa + s.length - 1) / 64);
+    }
+    rec.lines = pairs;
+  }
+  const sg = st.domain !== null
+    ? mapSgIommu(st, rec, segments, total, dir)
+    : mapSgDirect(st, rec, segments, total, dir, skip);
+  rec.sg = sg;
+  rec.iova = sg.iova;
+  rec.iovaSize = sg.iovaSize;
+  rec.dmaAddr = sg.dmaAddress[0]!;
+  rec.end = sg.dmaAddress[sg.count - 1]! + sg.dmaLength[sg.count - 1]!;
+  if (st.tracksOwnership) {
+    const pairs = new Float64Array(2 * n);
+    for (let i = 0; i < n; i++) {
+      pairs[2 * i] = segments[i]!.pa;
+      pairs[2 * i + 1] = segments[i]!.pa + segments[i]!.length;
+    }
+    rec.ranges = pairs;
+    rec.deviceOwned = true;
+  }
+  if (st.coherent || (!skip && st.cpu.needsMaintenance)) {
+    for (let i = 0; i < n; i++) {
+      if (sg.bounce === null || sg.bounce[i]! < 0) {
+        const s = segments[i]!;
+        pieceToDevice(st, s.pa, s.length, dir, skip);
+      }
+    }
+  }
+  st.live.insert(rec);
+  st.s.sgMaps++;
+  return sg;
+}
