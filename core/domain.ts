@@ -366,14 +366,18 @@ export class Domain {
     const single = sizes.length === 1 || pageSize === sizes[sizes.length - 1];
     let leaves = 0;
     let runs = 0;
+    let f = frames[0]!;
+    let q = f * inv;
+    if (!(f >= 0 && f <= limit && Math.floor(q) === q)) {
+      this.#badFrame(0, f, pageSize);
+    }
     let runStart = 0;
-    let runPa = 0;
-    let expect = -1;
-    for (let i = 0; i <= n; i++) {
-      let f = -1;
+    let runPa = f;
+    let expect = f + pageSize;
+    for (let i = 1; i <= n; i++) {
       if (i < n) {
         f = frames[i]!;
-        const q = f * inv;
+        q = f * inv;
         if (!(f >= 0 && f <= limit && Math.floor(q) === q)) {
           this.#badFrame(i, f, pageSize);
         }
@@ -382,22 +386,32 @@ export class Domain {
           continue;
         }
       }
-      if (i > 0) {
-        // Close the run [runStart, i).
-        const runPages = i - runStart;
-        const runIova = iova + runStart * pageSize;
-        if (single || runPages === 1) {
-          pIova[runs] = runIova;
-          pPa[runs] = runPa;
-          pSize[runs] = pageSize;
-          pPages[runs] = runPages;
-          runs++;
-          leaves += runPages;
-        } else {
-          plan.count = runs;
-          splitIntoPages(runIova, runPa, runPages * pageSize, sizes, plan);
-          for (; runs < plan.count; runs++) leaves += pPages[runs]!;
-        }
+      // Close the run [runStart, i).
+      const runPages = i - runStart;
+      if (runPages === 1) {
+        pIova[runs] = iova + runStart * pageSize;
+        pPa[runs] = runPa;
+        pSize[runs] = pageSize;
+        pPages[runs] = 1;
+        runs++;
+        leaves++;
+      } else if (single) {
+        pIova[runs] = iova + runStart * pageSize;
+        pPa[runs] = runPa;
+        pSize[runs] = pageSize;
+        pPages[runs] = runPages;
+        runs++;
+        leaves += runPages;
+      } else {
+        plan.count = runs;
+        splitIntoPages(
+          iova + runStart * pageSize,
+          runPa,
+          runPages * pageSize,
+          sizes,
+          plan,
+        );
+        for (; runs < plan.count; runs++) leaves += pPages[runs]!;
       }
       runStart = i;
       runPa = f;
