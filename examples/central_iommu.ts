@@ -118,11 +118,19 @@ dbg.port().readBytes(ring, 16);
 // Isolation: the NIC cannot reach the GPU's IOVAs, nor the legacy buffer.
 const f1 = nic.port().read(0x40_0000_0000, new Uint8Array(4));
 const f2 = gpu.port().write(0x8000_0100, new Uint8Array(4));
+// An access that succeeded here would mean the domains leak into each other.
+if (f1 === null || f2 === null) {
+  throw new Error(
+    `isolation failed: nic -> gpu buffer ${
+      f1 === null ? "succeeded" : "faulted"
+    }, gpu -> legacy buffer ${f2 === null ? "succeeded" : "faulted"}`,
+  );
+}
 console.log(
   "nic -> gpu buffer:",
-  f1?.reason,
+  f1.reason,
   "| gpu -> legacy buffer:",
-  f2?.reason,
+  f2.reason,
 );
 
 const driver = genericDriverOf(smmu);

@@ -17,4 +17,12 @@ Deno.test("examples/central_iommu.ts runs to the end", async () => {
   );
   assert(lines.some((l) => l.includes("RANGE (a mapping is never split)")));
   assert(lines.includes("virtio fault records: 1"));
+  // Each master's access into the other's IOVA is refused by translation
+  // (the example itself throws if either one gets through).
+  assert(
+    lines.includes(
+      "nic -> gpu buffer: translation | gpu -> legacy buffer: translation",
+    ),
+    lines.join("\n"),
+  );
 });
