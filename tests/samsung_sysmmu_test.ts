@@ -11,6 +11,7 @@ import {
   pteFormat,
   registerName,
   samsungSysmmu,
+  type SamsungSysmmuOptions,
   sysmmuCaps,
   type SysmmuHardware,
   sysmmuVersionRegister,
@@ -148,15 +149,21 @@ Deno.test("golden descriptors: v5+ (PA >> 4, 36-bit PA, R/W bits)", () => {
 });
 
 Deno.test("the driver writes the golden descriptors into RAM for every version and page size", () => {
-  const versions: [number, number][] = [
-    [V1_0, 0],
-    [V2_1, 0],
-    [V3_3, 0],
-    [V5_0, 4],
-    [V7_4, 4],
+  // [label, options, PTE shift, register layout the unit must pick]
+  const versions: [string, SamsungSysmmuOptions, number, string][] = [
+    ["v1.0", { version: V1_0 }, 0, "v1"],
+    ["v2.1", { version: V2_1 }, 0, "v1"],
+    ["v3.1", { version: V3_1 }, 0, "v1"],
+    ["v3.2", { version: V3_2 }, 0, "v1"],
+    ["v3.3", { version: V3_3 }, 0, "v1"],
+    ["v5.0", { version: V5_0 }, 4, "v5"],
+    ["v7.4", { version: V7_4 }, 4, "v7"],
+    // CAPA0 bit 11 + CAPA1 bit 14: the VM register block.
+    ["v7.4 VM", { version: V7_4, capa0: 1 << 11, capa1: 1 << 14 }, 4, "v7-vm"],
   ];
-  for (const [version, shift] of versions) {
-    const r = rig({ version });
+  for (const [label, options, shift, layout] of versions) {
+    const r = rig(options);
+    assertEquals(r.hw[0]!.layout.name, layout, label);
     const mem = r.soc.memory;
     const fmt = pteFormat(shift as 0 | 4);
     const l1 = r.ops.rootTable;
