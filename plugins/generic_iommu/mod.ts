@@ -36,15 +36,15 @@ export {
   type GenericIommuOptions,
   setStreamBypass,
 } from "./plugin.ts";
+export { GenericIommuHardware } from "./hardware.ts";
 export {
   DEFAULT_IOTLB,
   type GenericHardwareConfig,
-  GenericIommuHardware,
   type GenericIrqLine,
   type GenericIrqListener,
   type GenericStreamCounters,
   REGISTER_WINDOW,
-} from "./hardware.ts";
+} from "./hardware_types.ts";
 export {
   type GenericDriverConfig,
   GenericIommuDriver,

@@ -22,7 +22,8 @@ import {
 } from "../../core/mod.ts";
 import type { TlbOptions } from "../../core/mod.ts";
 import { GenericIommuDriver } from "./driver.ts";
-import { DEFAULT_IOTLB, GenericIommuHardware } from "./hardware.ts";
+import { GenericIommuHardware } from "./hardware.ts";
+import { DEFAULT_IOTLB } from "./hardware_types.ts";
 import { LPAE_PAGE_SIZES, type LpaeStage } from "./lpae.ts";
 import { DEFAULT_WALK_CACHE } from "./walker.ts";
 
