@@ -1006,3 +1006,50 @@ Deno.test("domains of several masters are isolated; freeing returns every frame"
   }
   assertEquals(soc.memory.frames.liveBytes, live);
 });
+
+Deno.test("one unmap of 300 pages issues one CMD_SYNC (strict, or lazy + sync); unlinking a table adds one", () => {
+  const PAGE = 4096;
+  const { soc, unit } = rig();
+  const hw = genericHardwareOf(unit);
+  const syncs = (): number => hw.counters()["commands.sync"]!;
+  const d = soc.createDomain(unit);
+  d.attach(unit, [1]);
+  const buf = soc.memory.frames.alloc(2 * MIB2);
+  // 302 pages across two level-3 tables (the 2 MiB line at 0x20_0000); the
+  // first and last page stay mapped, so unmapping the 300 in between
+  // empties no table.
+  const lo = 0x10_0000 - PAGE;
+  d.map(lo, buf, 302 * PAGE, RW);
+
+  let before = syncs();
+  assertEquals(d.unmap(0x10_0000, 300 * PAGE), 300 * PAGE);
+  assertEquals(syncs() - before, 1, "strict unmap");
+  assertEquals(hw.translate(1, 0x10_0000, ACCESS_READ), -1);
+
+  d.map(0x10_0000, buf + PAGE, 300 * PAGE, RW);
+  before = syncs();
+  const g = new IotlbGather();
+  assertEquals(d.unmapNoSync(0x10_0000, 300 * PAGE, g), 300 * PAGE);
+  assertEquals(g.freeList.length, 0);
+  assertEquals(syncs() - before, 0, "lazy unmap before its sync");
+  d.sync(g);
+  assertEquals(syncs() - before, 1, "lazy unmap + domain.sync");
+
+  // Documented extra: an unmap that unlinks a page table invalidates the
+  // range at once (walk caches must not keep the unlinked table), which is
+  // one more CMD_SYNC for that unmap call, strict or lazy.
+  d.map(0x10_0000, buf + PAGE, 300 * PAGE, RW);
+  before = syncs();
+  assertEquals(d.unmap(lo, 302 * PAGE), 302 * PAGE);
+  assertEquals(syncs() - before, 2, "strict unmap that frees tables");
+
+  d.map(lo, buf, 302 * PAGE, RW);
+  before = syncs();
+  const g2 = new IotlbGather();
+  d.unmapNoSync(lo, 302 * PAGE, g2);
+  assert(g2.freeList.length >= 2, `${g2.freeList.length} tables deferred`);
+  assertEquals(syncs() - before, 1, "lazy unmap that frees tables");
+  d.sync(g2);
+  assertEquals(syncs() - before, 2, "lazy unmap that frees tables + sync");
+  assertEquals(d.leaves().length, 0);
+});
