@@ -9,7 +9,7 @@ const RW = IOMMU_READ | IOMMU_WRITE;
 // v7.4 with VM registers: PA >> 4 entries, write-only enforced.
 const versions: [string, number, number, number, boolean, number][] = [
   ["v3.3", 0x30600000, 0, 0, false, 10_000],
-  ["v7.4 VM", 0x70800000, 1 << 11, 1 << 14, true, 1_000],
+  ["v7.4 VM", 0x70800000, 1 << 11, 1 << 14, true, 10_000],
 ];
 
 for (const [label, version, capa0, capa1, writeOnly, runs] of versions) {
