@@ -163,7 +163,8 @@ export class PhysicalMemory {
    *
    * @param pa Physical address.
    * @returns The byte, 0 to 255.
-   * @throws {IommuError} `ERANGE` outside RAM.
+   * @throws {IommuError} `EINVAL` for a malformed address (NaN, fraction,
+   * negative); `ERANGE` for a well-formed one outside RAM.
    */
   read8(pa: number): number {
     this.#check(pa, 1);
@@ -176,7 +177,8 @@ export class PhysicalMemory {
    *
    * @param pa Physical address.
    * @param value The byte (taken modulo 256).
-   * @throws {IommuError} `ERANGE` outside RAM.
+   * @throws {IommuError} `EINVAL` for a malformed address (NaN, fraction,
+   * negative); `ERANGE` for a well-formed one outside RAM.
    */
   write8(pa: number, value: number): void {
     this.#check(pa, 1);
@@ -189,7 +191,8 @@ export class PhysicalMemory {
    *
    * @param pa Physical address.
    * @returns The unsigned value.
-   * @throws {IommuError} `ERANGE` outside RAM.
+   * @throws {IommuError} `EINVAL` for a malformed address (NaN, fraction,
+   * negative); `ERANGE` for a well-formed one outside RAM.
    */
   read32(pa: number): number {
     const off = pa - this.base;
@@ -216,7 +219,8 @@ export class PhysicalMemory {
    *
    * @param pa Physical address.
    * @param value The value (taken modulo 2^32).
-   * @throws {IommuError} `ERANGE` outside RAM.
+   * @throws {IommuError} `EINVAL` for a malformed address (NaN, fraction,
+   * negative); `ERANGE` for a well-formed one outside RAM.
    */
   write32(pa: number, value: number): void {
     const off = pa - this.base;
@@ -237,7 +241,8 @@ export class PhysicalMemory {
    *
    * @param pa Physical address.
    * @returns The value as a bigint (descriptors use bits above 2^53).
-   * @throws {IommuError} `ERANGE` outside RAM.
+   * @throws {IommuError} `EINVAL` for a malformed address (NaN, fraction,
+   * negative); `ERANGE` for a well-formed one outside RAM.
    */
   read64(pa: number): bigint {
     this.#check(pa, 8);
@@ -249,7 +254,8 @@ export class PhysicalMemory {
    *
    * @param pa Physical address.
    * @param value The value, taken modulo 2^64.
-   * @throws {IommuError} `ERANGE` outside RAM.
+   * @throws {IommuError} `EINVAL` for a malformed address (NaN, fraction,
+   * negative); `ERANGE` for a well-formed one outside RAM.
    */
   write64(pa: number, value: bigint): void {
     this.#check(pa, 8);
@@ -263,7 +269,8 @@ export class PhysicalMemory {
    *
    * @param pa First physical byte.
    * @param into Destination; its length is the number of bytes read.
-   * @throws {IommuError} `ERANGE` when the range leaves RAM.
+   * @throws {IommuError} `EINVAL` for a malformed address or length;
+   * `ERANGE` when the range leaves RAM.
    */
   readInto(pa: number, into: Uint8Array): void {
     const len = into.length;
@@ -298,7 +305,8 @@ export class PhysicalMemory {
    * @param pa First physical byte.
    * @param length Bytes to read.
    * @returns A copy of the bytes.
-   * @throws {IommuError} `ERANGE` when the range leaves RAM.
+   * @throws {IommuError} `EINVAL` for a malformed address or length;
+   * `ERANGE` when the range leaves RAM.
    */
   readBytes(pa: number, length: number): Uint8Array {
     // Checked before allocating: a bad length must be EINVAL, not a RangeError.
@@ -313,7 +321,8 @@ export class PhysicalMemory {
    *
    * @param pa First physical byte.
    * @param data The bytes.
-   * @throws {IommuError} `ERANGE` when the range leaves RAM (nothing written).
+   * @throws {IommuError} `EINVAL` for a malformed address; `ERANGE` when
+   * the range leaves RAM (nothing written).
    */
   writeBytes(pa: number, data: Uint8Array): void {
     const len = data.length;
@@ -347,7 +356,8 @@ export class PhysicalMemory {
    * @param pa First physical byte.
    * @param length Bytes.
    * @param value The byte value, default 0.
-   * @throws {IommuError} `ERANGE` when the range leaves RAM.
+   * @throws {IommuError} `EINVAL` for a malformed address or length;
+   * `ERANGE` when the range leaves RAM.
    */
   fill(pa: number, length: number, value = 0): void {
     this.#check(pa, length);
