@@ -1,7 +1,7 @@
 import { assert } from "@std/assert";
 import { IOMMU_READ, IOMMU_WRITE } from "../../core/mod.ts";
 import { flatIommu } from "../support/flat_iommu.ts";
-import { runProperty } from "./harness.ts";
+import { runProperty, summaryLine } from "./harness.ts";
 
 Deno.test("flat-iommu agrees with the reference model over 10,000 random sequences", () => {
   const t0 = performance.now();
@@ -17,9 +17,5 @@ Deno.test("flat-iommu agrees with the reference model over 10,000 random sequenc
     protMask: IOMMU_READ | IOMMU_WRITE,
   }, 10_000);
   assert(stats.sequences >= stats.requested);
-  console.log(
-    `flat-iommu: ${stats.sequences} sequences, ${stats.steps} steps, ${stats.dma} DMA (${stats.dmaFaults} faulted), ${stats.injected} injected ENOMEM, errors ${
-      JSON.stringify(stats.errors)
-    }, 0 divergences, ${Math.round(performance.now() - t0)} ms`,
-  );
+  console.log(summaryLine("flat-iommu", stats, performance.now() - t0));
 });

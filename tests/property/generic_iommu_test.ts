@@ -6,7 +6,7 @@ import {
   IOMMU_WRITE,
 } from "../../core/mod.ts";
 import { genericIommu } from "../../plugins/generic_iommu/mod.ts";
-import { runProperty } from "./harness.ts";
+import { runProperty, summaryLine } from "./harness.ts";
 
 const RW = IOMMU_READ | IOMMU_WRITE;
 
@@ -26,9 +26,5 @@ Deno.test("generic-iommu agrees with the reference model over 10,000 random sequ
     effectiveProt: (p) => (p & RW) === IOMMU_WRITE ? p | IOMMU_READ : p,
   }, 10_000);
   assert(stats.sequences >= stats.requested);
-  console.log(
-    `generic-iommu: ${stats.sequences} sequences, ${stats.steps} steps, ${stats.dma} DMA (${stats.dmaFaults} faulted), ${stats.injected} injected ENOMEM, errors ${
-      JSON.stringify(stats.errors)
-    }, 0 divergences, ${Math.round(performance.now() - t0)} ms`,
-  );
+  console.log(summaryLine("generic-iommu", stats, performance.now() - t0));
 });

@@ -102,6 +102,14 @@ export type Op =
     sub: number;
     len: number;
     pick: number;
+    /**
+     * Aim at a live leaf of the domain of an attached, powered master
+     * (the first such from `m` on), with an access its protection permits,
+     * inside one smallest page: such a DMA transfers data unless a stale
+     * translation or a fault is the model's answer. With no such master
+     * the step does nothing.
+     */
+    aim?: boolean;
   }
   | { t: "recycle"; d: number }
   | { t: "power"; m: number; on: boolean }
@@ -202,6 +210,22 @@ export function opArbitrary(target: PropertyTarget): fc.Arbitrary<Op> {
         sub: fc.integer({ min: -3, max: 15 }),
         len: fc.integer({ min: 1, max: 64 }),
         pick: fc.integer({ min: -400, max: 1000 }),
+      }),
+    },
+    {
+      // Most random DMA above faults (unattached master, empty domain,
+      // wrong direction, page ends); this one mostly transfers data.
+      weight: 12,
+      arbitrary: fc.record({
+        t: fc.constant("dma" as const),
+        m,
+        write: fc.boolean(),
+        slot,
+        off: offArb,
+        sub: fc.integer({ min: 0, max: 15 }),
+        len: fc.integer({ min: 1, max: 64 }),
+        pick: fc.nat({ max: 1000 }),
+        aim: fc.constant(true),
       }),
     },
     {
@@ -554,8 +578,26 @@ class World {
     this.other = this.frameOther();
   }
 
+  /** The first attached, powered master from `from` on whose domain has leaves, or -1. */
+  liveMaster(from: number): number {
+    const n = this.masters.length;
+    for (let k = 0; k < n; k++) {
+      const m = (from + k) % n;
+      const d = this.att[m];
+      if (
+        d !== null && d !== undefined && this.powered[m] &&
+        this.models[d]!.leaves.length > 0
+      ) return m;
+    }
+    return -1;
+  }
+
   dma(op: Extract<Op, { t: "dma" }>): void {
-    const m = op.m;
+    const aimed = op.aim === true ? this.liveMaster(op.m) : -1;
+    // Nothing live to aim at: the unaimed DMA steps cover faulting accesses.
+    if (op.aim === true && aimed < 0) return;
+    const m = aimed >= 0 ? aimed : op.m;
+    let write = op.write;
     const port = this.masters[m]!.port();
     const hw = this.unitOf[m]!.hardware;
     const sid = this.sidOf[m]!;
@@ -568,11 +610,16 @@ class World {
       const l = ls[op.pick % Math.max(1, ls.length)];
       if (l !== undefined) {
         page = l.iova + (Math.abs(op.off) % (l.pageSize / small)) * small;
+        // Aimed: take the direction the leaf permits (both: keep op.write).
+        if (aimed >= 0) {
+          if (write && (l.prot & IOMMU_WRITE) === 0) write = false;
+          else if (!write && (l.prot & IOMMU_READ) === 0) write = true;
+        }
       }
     }
     const start = op.sub < 0 ? page + small - 8 : page + op.sub * 16;
     const len = op.sub < 0 ? 16 : op.len;
-    const access = op.write ? IOMMU_WRITE : IOMMU_READ;
+    const access = write ? IOMMU_WRITE : IOMMU_READ;
     this.stats.dma++;
     this.dmaTried[m]!++;
     const mem = this.soc.memory;
@@ -613,7 +660,7 @@ class World {
     );
     let fault;
     const into = new Uint8Array(len).fill(0xee);
-    if (op.write) fault = port.write(start, data);
+    if (write) fault = port.write(start, data);
     else fault = port.read(start, into);
     if (fault !== null) this.stats.dmaFaults++;
     if (uncertain) {
@@ -623,14 +670,14 @@ class World {
       let off = 0;
       for (const p of pieces) {
         const cands = [...(p.live >= 0 ? [p.live] : []), ...p.stale];
-        const want = op.write
+        const want = write
           ? data.subarray(off, off + p.n)
           : into.subarray(off, off + p.n);
         check(
           cands.some((pa) =>
             mem.readBytes(pa, p.n).every((x, i) => x === want[i])
           ),
-          `DMA ${op.write ? "write" : "read"} at ${
+          `DMA ${write ? "write" : "read"} at ${
             start.toString(16)
           } reached no permitted page`,
         );
@@ -641,11 +688,11 @@ class World {
     if (!allLive) {
       check(
         fault !== null,
-        `DMA ${op.write ? "write" : "read"} at 0x${
+        `DMA ${write ? "write" : "read"} at 0x${
           start.toString(16)
         } (master ${m}, domain ${d}) succeeded without a permitting mapping`,
       );
-      check(fault!.access === (op.write ? "write" : "read"), "fault access");
+      check(fault!.access === (write ? "write" : "read"), "fault access");
       // A faulting access transfers nothing.
       pieces.forEach((p, i) => {
         const b = before[i];
@@ -653,21 +700,21 @@ class World {
         const now = mem.readBytes(p.live >= 0 ? p.live : p.at, p.n);
         check(now.every((x, j) => x === b[j]), "faulting write changed RAM");
       });
-      if (!op.write) {
+      if (!write) {
         check(into.every((x) => x === 0xee), "faulting read filled the buffer");
       }
       return;
     }
     check(
       fault === null,
-      `DMA ${op.write ? "write" : "read"} at 0x${
+      `DMA ${write ? "write" : "read"} at 0x${
         start.toString(16)
       } (master ${m}, domain ${d}) faulted: ${JSON.stringify(fault)}`,
     );
     let off = 0;
     for (const p of pieces) {
       const got = mem.readBytes(p.live, p.n);
-      const want = op.write
+      const want = write
         ? data.subarray(off, off + p.n)
         : into.subarray(off, off + p.n);
       check(
@@ -890,4 +937,24 @@ export function runProperty(
     },
   );
   return stats;
+}
+
+/**
+ * The one-line summary a property test prints.
+ *
+ * @param label Target name.
+ * @param stats Figures of the run.
+ * @param ms Wall time of the run (milliseconds).
+ * @returns The line.
+ */
+export function summaryLine(
+  label: string,
+  stats: PropertyStats,
+  ms: number,
+): string {
+  return `${label}: ${stats.sequences} sequences, ${stats.steps} steps, ${stats.dma} DMA (${
+    stats.dma - stats.dmaFaults
+  } transferred, ${stats.dmaFaults} faulted), ${stats.injected} injected ENOMEM, errors ${
+    JSON.stringify(stats.errors)
+  }, 0 divergences, ${Math.round(ms)} ms`;
 }

@@ -1,7 +1,7 @@
 import { assert } from "@std/assert";
 import { IOMMU_READ, IOMMU_WRITE } from "../../core/mod.ts";
 import { samsungSysmmu } from "../../plugins/samsung_sysmmu/mod.ts";
-import { runProperty } from "./harness.ts";
+import { runProperty, summaryLine } from "./harness.ts";
 
 const RW = IOMMU_READ | IOMMU_WRITE;
 
@@ -31,9 +31,7 @@ for (const [label, version, capa0, capa1, writeOnly, runs] of versions) {
     }, runs);
     assert(stats.sequences >= stats.requested);
     console.log(
-      `samsung-sysmmu ${label}: ${stats.sequences} sequences, ${stats.steps} steps, ${stats.dma} DMA (${stats.dmaFaults} faulted), ${stats.injected} injected ENOMEM, errors ${
-        JSON.stringify(stats.errors)
-      }, 0 divergences, ${Math.round(performance.now() - t0)} ms`,
+      summaryLine(`samsung-sysmmu ${label}`, stats, performance.now() - t0),
     );
   });
 }
