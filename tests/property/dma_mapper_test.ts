@@ -1,8 +1,10 @@
 /**
  * Model-based random testing of the DMA adapter: random sequences of
  * mapSingle, mapSg, allocCoherent, unmap/free, syncs, flushes and device
- * accesses through the mapper's port, on the flat test plugin and on the
- * generic central IOMMU, in strict and lazy mode. The model is the list of
+ * accesses through the mapper's port, on the flat test plugin, the
+ * generic central IOMMU and samsung-sysmmu v3.3 (per-device, 32-bit PA, no
+ * write-only, 128 KiB IOVA alignment and 128 KiB guard gaps), in strict and lazy
+ * mode. The model is the list of
  * live mappings and, for each, which physical byte every DMA byte must
  * reach. After every step: every mapped IOVA page translates to the model's
  * page, no IOVA page is owned twice, the domain maps exactly the live pages,
@@ -29,6 +31,7 @@ import {
   type DmaSgMapping,
 } from "../../core/dma/mod.ts";
 import { genericIommu } from "../../plugins/generic_iommu/mod.ts";
+import { samsungSysmmu } from "../../plugins/samsung_sysmmu/mod.ts";
 import { flatIommu } from "../support/flat_iommu.ts";
 
 const PAGE = 4096;
@@ -178,19 +181,33 @@ interface Stats {
   maps: number;
 }
 
+/** A plugin the mapper runs over. */
+interface Target {
+  name: string;
+  plugin: () => IommuPlugin;
+  compatible: string;
+  /** Central unit (the master gets stream 3) or per-device. */
+  central: boolean;
+  /** Base of the 64 MiB of RAM. */
+  ramBase: number;
+}
+
 function runSequence(
-  plugin: () => IommuPlugin,
-  central: boolean,
+  target: Target,
   lazy: boolean,
   ops: readonly Op[],
   stats: Stats,
 ): void {
   stats.sequences++;
-  const soc: Soc = createSoc({ memory: { base: 0, size: 64 << 20 } });
-  soc.use(plugin());
-  const unit = central
-    ? soc.probeUnit({ name: "smmu", compatible: ["iommukit,generic-iommu"] })
-    : soc.probeUnit({ name: "mmu", compatible: ["iommukit,flat-iommu"] });
+  const { central } = target;
+  const soc: Soc = createSoc({
+    memory: { base: target.ramBase, size: 64 << 20 },
+  });
+  soc.use(target.plugin());
+  const unit = soc.probeUnit({
+    name: "iommu",
+    compatible: [target.compatible],
+  });
   const master: Master = soc.addMaster({
     name: "dev",
     ports: [{ unit, ...(central ? { streamIds: [3] } : {}) }],
@@ -419,12 +436,32 @@ function runSequence(
   );
 }
 
-for (
-  const [name, plugin, central] of [
-    ["flat-iommu", flatIommu, false],
-    ["generic-iommu", () => genericIommu(), true],
-  ] as const
-) {
+const TARGETS: Target[] = [
+  {
+    name: "flat-iommu",
+    plugin: flatIommu,
+    compatible: "iommukit,flat-iommu",
+    central: false,
+    ramBase: 0,
+  },
+  {
+    name: "generic-iommu",
+    plugin: () => genericIommu(),
+    compatible: "iommukit,generic-iommu",
+    central: true,
+    ramBase: 0,
+  },
+  {
+    name: "samsung-sysmmu v3.3",
+    plugin: () => samsungSysmmu({ version: 0x30600000 }),
+    compatible: "samsung,exynos-sysmmu",
+    central: false,
+    ramBase: 0x4000_0000,
+  },
+];
+
+for (const target of TARGETS) {
+  const { name } = target;
   Deno.test(`DMA mapper over ${name} agrees with the model over 10,000 random sequences`, () => {
     const t0 = performance.now();
     const stats: Stats = {
@@ -441,7 +478,7 @@ for (
       fc.property(
         fc.boolean(),
         fc.array(opArb, { minLength: 5, maxLength: 20 }),
-        (lazy, ops) => runSequence(plugin, central, lazy, ops, stats),
+        (lazy, ops) => runSequence(target, lazy, ops, stats),
       ),
       {
         numRuns: runs,
