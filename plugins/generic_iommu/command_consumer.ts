@@ -114,6 +114,7 @@ export class CommandConsumer {
       this.#regs.cmdqCons = cons;
     }
   }
+
   #execute(w0: number, w1: number, w2: number, w3: number): boolean {
     switch (w0 & 0xff) {
       case 0x01: // PREFETCH_CONFIG

@@ -82,6 +82,7 @@ export class EventProducer {
     this.events++;
     this.irq("event");
   }
+
   /**
    * Raise an interrupt.
    *
@@ -91,6 +92,7 @@ export class EventProducer {
     this.irqs[line]++;
     for (const l of this.#listeners) l(line);
   }
+
   /**
    * Be told about interrupts (event queue non-empty, global error).
    *

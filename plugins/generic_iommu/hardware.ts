@@ -226,6 +226,7 @@ export class GenericIommuHardware implements IommuHardware {
       faults: this.#stats.sFaults[streamId]!,
     };
   }
+
   /** Bytes from the last translated PA to the end of its page (or of memory for bypass). */
   get lastSpan(): number {
     return this.#lastSpan;
@@ -424,6 +425,7 @@ export class GenericIommuHardware implements IommuHardware {
     this.#ctx.reportFault(fault);
     return -1;
   }
+
   /**
    * Be told about interrupts (event queue non-empty, global error).
    *
@@ -454,6 +456,7 @@ export class GenericIommuHardware implements IommuHardware {
     const lo = this.#memory.read32(ste);
     return (lo & 1) !== 0 && ((lo >>> 1) & 7) === STE_CFG_BYPASS;
   }
+
   /**
    * This unit has no power management (the feature is not declared): the
    * call is ignored.

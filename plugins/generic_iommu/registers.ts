@@ -197,6 +197,7 @@ export class RegisterFile {
         return 0;
     }
   }
+
   write(offset: number, value: number): void {
     checkOffset(offset);
     const v = value >>> 0;
