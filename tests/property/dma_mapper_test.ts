@@ -1,14 +1,14 @@
 /**
  * Model-based random testing of the DMA adapter: random sequences of
  * mapSingle, mapSg, allocCoherent, unmap/free, syncs, flushes and device
- * accesses through the mapper's port, on the flat test plugin, the
- * generic central IOMMU and samsung-sysmmu v3.3 (per-device, 32-bit PA, no
- * write-only, 128 KiB IOVA alignment and 128 KiB guard gaps), in strict and lazy
- * mode. The model is the list of
- * live mappings and, for each, which physical byte every DMA byte must
- * reach. After every step: every mapped IOVA page translates to the model's
- * page, no IOVA page is owned twice, the domain maps exactly the live pages,
- * the mapper's counters agree; at the end every frame is back.
+ * accesses through the mapper's port, on the flat test plugin, the generic
+ * central IOMMU and samsung-sysmmu v3.3 (per-device, 32-bit PA, no
+ * write-only, 128 KiB IOVA alignment and 128 KiB guard gaps), in strict and
+ * lazy mode. The model is the list of live mappings and, for each, which
+ * physical byte every DMA byte must reach. After every step: every mapped
+ * IOVA page translates to the model's page, no IOVA page is owned twice, the
+ * domain maps exactly the live pages, the mapper's counters agree; at the end
+ * every frame is back.
  */
 import { assert } from "@std/assert";
 import fc from "fast-check";
