@@ -5,6 +5,7 @@ import { assertEquals } from "@std/assert";
 import fc from "fast-check";
 import { createSoc, type Domain, MapPlan } from "../core/mod.ts";
 import { genericIommu } from "../plugins/generic_iommu/mod.ts";
+import { samsungSysmmu } from "../plugins/samsung_sysmmu/mod.ts";
 
 const K4 = 4096;
 const M2 = 0x20_0000;
@@ -85,3 +86,61 @@ Deno.test("clear() forgets the hint", () => {
   plan.clear();
   assertEquals([plan.count, plan.uniform], [0, 0]);
 });
+
+// Drivers may take a one-pass path for uniform plans: the result must be the
+// same mappings, and EEXIST / ENOMEM must still change nothing.
+
+for (const kind of ["samsung", "generic"] as const) {
+  Deno.test(`${kind}: a uniform batch across table boundaries maps every page, and fails atomically`, () => {
+    const soc = createSoc({ memory: { base: 0, size: 1 << 30 } }).use(
+      kind === "samsung" ? samsungSysmmu() : genericIommu(),
+    );
+    const unit = soc.probeUnit({
+      name: "u",
+      compatible: [
+        kind === "samsung" ? "samsung,exynos-sysmmu" : "iommukit,generic-iommu",
+      ],
+    });
+    const domain = soc.createDomain(unit);
+    // 1,000 scattered pages from 0.5 MiB before a 2 MiB (and 1 MiB)
+    // boundary: several level-2 / level-3 tables.
+    const base = 0x1ff8_0000;
+    const frames = Array.from(
+      { length: 1000 },
+      (_, i) => 0x100_0000 + i * 3 * K4,
+    );
+    domain.mapPages(base, frames, 3);
+    for (let i = 0; i < 1000; i += 37) {
+      assertEquals(domain.iovaToPhys(base + i * K4 + 5), frames[i]! + 5);
+    }
+    assertEquals(domain.leaves().length, 1000);
+    // A batch overlapping the last page: EEXIST, nothing changes.
+    const digest = soc.memory.digest();
+    const live = soc.memory.frames.liveBytes;
+    const more = Array.from({ length: 600 }, (_, i) => 0x400_0000 + i * 2 * K4);
+    let kindSeen = "";
+    try {
+      domain.mapPages(base + 400 * K4 + 999 * K4 - 599 * K4, more, 3);
+    } catch (e) {
+      kindSeen = (e as { kind: string }).kind;
+    }
+    assertEquals(kindSeen, "EEXIST");
+    assertEquals(soc.memory.digest(), digest);
+    assertEquals(soc.memory.frames.liveBytes, live);
+    // A batch needing new tables, with the second table allocation failing.
+    soc.memory.frames.failNth(2);
+    kindSeen = "";
+    try {
+      domain.mapPages(0x4000_0000 - 300 * K4, more, 3);
+    } catch (e) {
+      kindSeen = (e as { kind: string }).kind;
+    }
+    soc.memory.frames.failNth(0);
+    assertEquals(kindSeen, "ENOMEM");
+    assertEquals(soc.memory.digest(), digest);
+    assertEquals(soc.memory.frames.liveBytes, live);
+    // And then it succeeds.
+    domain.mapPages(0x4000_0000 - 300 * K4, more, 3);
+    assertEquals(domain.leaves().length, 1600);
+  });
+}
