@@ -11,7 +11,7 @@ import type {
   PageTableLevelStats,
 } from "../core/mod.ts";
 import { createDmaMapper } from "../core/dma/mod.ts";
-import { formatBytes } from "../svg/mod.ts";
+import { formatBytes, protString } from "../svg/mod.ts";
 import type { Platform } from "../core/mod.ts";
 import type { Simulation } from "../workloads/mod.ts";
 import { type ParsedArgs, UsageError } from "./argv.ts";
@@ -82,20 +82,8 @@ export function dumpRanges(leaves: readonly MappingRecord[]): DumpRange[] {
   return out;
 }
 
-/**
- * Protection bits as text: `R`/`W`, then `nx`, `cache`, `mmio`, `priv`.
- *
- * @param prot Bits.
- * @returns The text, e.g. `RW cache`.
- */
-export function protString(prot: number): string {
-  const parts = [`${prot & 1 ? "R" : "-"}${prot & 2 ? "W" : "-"}`];
-  if (prot & 8) parts.push("nx");
-  if (prot & 4) parts.push("cache");
-  if (prot & 16) parts.push("mmio");
-  if (prot & 32) parts.push("priv");
-  return parts.join(" ");
-}
+// One permission format for `dump` and the SVG tooltips.
+export { protString };
 
 function hexPad(v: number, digits: number): string {
   return "0x" + v.toString(16).padStart(digits, "0");

@@ -1,10 +1,12 @@
 /**
  * An SVG picture of I/O address spaces: one group per domain with an
- * overview bar of its whole aperture, a condensed strip where every mapped
- * run and every hole between runs gets its own box (so a 4 KiB buffer next to
- * a 4 GiB hole stays visible), and a bar per page-table level showing how
- * full that level is. Runs are coloured by master (hue) and page size
- * (lightness); every box has a `<title>` tooltip with exact numbers.
+ * overview bar of its whole aperture (to scale; mapped ranges at least 3 px
+ * wide, the mapped span labelled), a condensed strip where every mapped run
+ * and every hole between runs gets its own box (so a 4 KiB buffer next to a
+ * 4 GiB hole stays visible; holes carry a break symbol and their exact
+ * size because they are not to scale), and a grey bar per page-table level
+ * showing how full that level is. Runs are coloured by master (hue) and
+ * page size (lighter = larger pages); every box has a `<title>` tooltip.
  *
  * @module
  */
@@ -13,6 +15,7 @@ import {
   type MappingRecord,
   type PageTableLevelStats,
 } from "../core/mod.ts";
+import { protString } from "./prot_text.ts";
 
 /** Who mapped a range (for colouring by master). */
 export interface SvgOwnerRange {
@@ -102,12 +105,6 @@ export function formatBytes(bytes: number): string {
   return `${t} ${units[i]}`;
 }
 
-function protText(prot: number): string {
-  return `${prot & 1 ? "R" : "-"}${prot & 2 ? "W" : "-"}${prot & 8 ? "" : "X"}${
-    prot & 4 ? " cache" : ""
-  }${prot & 16 ? " mmio" : ""}${prot & 32 ? " priv" : ""}`;
-}
-
 function ownerOf(
   iova: number,
   d: SvgDomain,
@@ -145,9 +142,118 @@ function runsOf(d: SvgDomain): Run[] {
 }
 
 /**
+ * Format a byte count for labels that must not mislead: exact multiples
+ * print as integers (`4 GiB`), anything else is truncated (never rounded
+ * up) to at most three decimals, so `0xffe80000` bytes reads `3.998 GiB`,
+ * not `4.00 GiB`. A value that truncates to a whole number gets a `≈`.
+ *
+ * @example
+ * ```ts
+ * import { formatSize } from "./mod.ts";
+ * if (formatSize(0xffe80000) !== "3.998 GiB") throw new Error();
+ * if (formatSize(2 ** 32) !== "4 GiB") throw new Error();
+ * ```
+ *
+ * @param bytes A non-negative number of bytes.
+ * @returns The text.
+ */
+export function formatSize(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+  let i = 0;
+  let div = 1;
+  while (bytes >= div * 1024 && i < units.length - 1) {
+    div *= 1024;
+    i++;
+  }
+  const v = bytes / div;
+  if (Number.isInteger(v)) return `${v} ${units[i]}`;
+  const t = Math.floor(v * 1000) / 1000;
+  if (Number.isInteger(t)) return `≈${t} ${units[i]}`;
+  return `${t.toFixed(3).replace(/0+$/, "")} ${units[i]}`;
+}
+
+// Rough text widths (px) for deciding whether a label fits its box.
+const SANS_PX = 5.8; // per character at 10 px sans-serif
+const MONO_PX = 5.5; // per character at 9 px monospace
+
+/** Lightness (%) from which run labels switch to dark text. */
+const LIGHT_TEXT_LIMIT = 58;
+/** Most strip rows per domain; beyond that boxes shrink instead. */
+const MAX_ROWS = 16;
+
+interface StripItem {
+  kind: "run" | "hole";
+  iova: number;
+  size: number;
+  run?: Run;
+}
+
+function stripItems(runs: readonly Run[], aperture: number): StripItem[] {
+  const items: StripItem[] = [];
+  let at = 0;
+  for (const r of runs) {
+    if (r.iova > at) items.push({ kind: "hole", iova: at, size: r.iova - at });
+    items.push({ kind: "run", iova: r.iova, size: r.size, run: r });
+    at = r.iova + r.size;
+  }
+  if (at < aperture) {
+    items.push({ kind: "hole", iova: at, size: aperture - at });
+  }
+  return items;
+}
+
+// Split the strip into rows whose boxes keep their minimum widths (room for
+// labels), then share each row's spare width by log2(size) so bigger things
+// look bigger without being to scale.
+function layoutStrip(
+  items: readonly StripItem[],
+  runMin: number,
+  holeMin: number,
+  barW: number,
+): { item: StripItem; w: number }[][] {
+  const min = (it: StripItem) => (it.kind === "run" ? runMin : holeMin);
+  let rows: StripItem[][] = [];
+  let cur: StripItem[] = [];
+  let sum = 0;
+  for (const it of items) {
+    if (cur.length > 0 && sum + min(it) > barW) {
+      rows.push(cur);
+      cur = [];
+      sum = 0;
+    }
+    cur.push(it);
+    sum += min(it);
+  }
+  if (cur.length > 0) rows.push(cur);
+  if (rows.length > 1) {
+    // Even rows: a short last row would stretch its boxes and look to scale.
+    const per = Math.ceil(items.length / Math.min(rows.length, MAX_ROWS));
+    rows = [];
+    for (let i = 0; i < items.length; i += per) {
+      rows.push(items.slice(i, i + per));
+    }
+  }
+  const weight = (s: number) => Math.max(1, Math.log2(s) - 9);
+  return rows.map((row) => {
+    const mins = row.map(min);
+    const total = mins.reduce((a, b) => a + b, 0);
+    const scale = Math.min(1, barW / total);
+    const spare = barW - total * scale;
+    const weights = row.reduce((a, it) => a + weight(it.size), 0);
+    return row.map((item, i) => ({
+      item,
+      w: mins[i]! * scale + (spare * weight(item.size)) / weights,
+    }));
+  });
+}
+
+/**
  * Draw every domain's IOVA space and page-table occupancy as one SVG
  * document. The result is standalone (opens in a browser), with one
- * `<g class="domain">` per domain.
+ * `<g class="domain">` per domain. Inside each: an overview bar of the whole
+ * aperture (`class="overview"`), the condensed strip of runs
+ * (`class="run"`) and holes (`class="hole"`, each with a `class="break"`
+ * symbol and a size label), and one occupancy bar per level (`class="used"`).
  *
  * @example
  * ```ts
@@ -172,192 +278,267 @@ export function renderIovaSvg(
   const left = 20;
   const barW = W - 2 * left;
   const parts: string[] = [];
+  const allRuns = domains.map(runsOf);
   // Colours: one hue per master across the whole picture; page sizes get
   // lighter as they grow, so big pages read as big at a glance.
   const masters: string[] = [];
   const sizes: number[] = [];
-  for (const d of domains) {
+  const sizesOf = new Map<string, Set<number>>();
+  domains.forEach((d, i) => {
     for (const m of d.masters) if (!masters.includes(m)) masters.push(m);
     for (const o of d.owners ?? []) {
       if (!masters.includes(o.master)) masters.push(o.master);
     }
-    for (const l of d.leaves) {
-      if (!sizes.includes(l.pageSize)) sizes.push(l.pageSize);
+    for (const r of allRuns[i]!) {
+      if (!sizes.includes(r.pageSize)) sizes.push(r.pageSize);
+      const set = sizesOf.get(r.owner) ?? new Set<number>();
+      set.add(r.pageSize);
+      sizesOf.set(r.owner, set);
     }
-  }
+  });
   sizes.sort((a, b) => a - b);
   const hueOf = (m: string) =>
     PALETTE_HUES[Math.max(0, masters.indexOf(m)) % PALETTE_HUES.length]!;
   const lightOf = (ps: number) =>
     sizes.length <= 1
-      ? 45
-      : 35 + Math.round((sizes.indexOf(ps) / (sizes.length - 1)) * 35);
+      ? 40
+      : 36 + Math.round((sizes.indexOf(ps) / (sizes.length - 1)) * 36);
   const fill = (m: string, ps: number) =>
     `hsl(${hueOf(m)},65%,${lightOf(ps)}%)`;
+  const textClass = (ps: number) =>
+    lightOf(ps) >= LIGHT_TEXT_LIMIT ? "size dark" : "size";
+  const breakMark = (bx: number, y0: number, h: number) =>
+    `<g class="break"><path d="M${(bx - 4).toFixed(1)},${y0 + h + 3} L${
+      (bx + 1).toFixed(1)
+    },${y0 - 3} L${(bx + 5).toFixed(1)},${y0 - 3} L${bx.toFixed(1)},${
+      y0 + h + 3
+    } Z" fill="#fff"/><path d="M${(bx - 4).toFixed(1)},${y0 + h + 3} L${
+      (bx + 1).toFixed(1)
+    },${y0 - 3} M${bx.toFixed(1)},${y0 + h + 3} L${(bx + 5).toFixed(1)},${
+      y0 - 3
+    }" class="breakline"/></g>`;
 
   let y = 30;
   const title = options.title ?? "iommukit: IOVA spaces";
   parts.push(
     `<text x="${left}" y="${y}" class="title">${xmlEscape(title)}</text>`,
   );
-  y += 14;
-  // Legend: masters, then page sizes.
-  let lx = left;
-  y += 10;
+  y += 22;
+  // Legend: per master, one swatch per page size it maps, shaded exactly as
+  // its runs are; then the hole and occupancy symbols.
+  parts.push(`<g class="legend">`);
   for (const m of masters) {
     parts.push(
-      `<rect x="${lx}" y="${y}" width="12" height="12" fill="${
-        fill(m, sizes[0] ?? 4096)
-      }"/>`,
-      `<text x="${lx + 16}" y="${y + 10}">${xmlEscape(m)}</text>`,
+      `<text x="${left}" y="${y + 10}" class="heading">${xmlEscape(m)}</text>`,
     );
-    lx += 24 + m.length * 7;
-    if (lx > W - 150) {
-      lx = left;
-      y += 18;
+    let lx = left + Math.max(140, m.length * 7 + 14);
+    const own = [...(sizesOf.get(m) ?? [])].sort((a, b) => a - b);
+    for (const ps of own.length > 0 ? own : [sizes[0] ?? 4096]) {
+      parts.push(
+        `<rect x="${lx}" y="${y}" width="14" height="12" fill="${
+          fill(m, ps)
+        }" class="swatch"/>`,
+        `<text x="${lx + 18}" y="${y + 10}">${
+          own.length > 0 ? `${formatBytes(ps)} pages` : "(nothing mapped)"
+        }</text>`,
+      );
+      lx += 110;
     }
-  }
-  y += 20;
-  lx = left;
-  for (const ps of sizes) {
-    parts.push(
-      `<rect x="${lx}" y="${y}" width="12" height="12" fill="hsl(0,0%,${
-        lightOf(ps)
-      }%)"/>`,
-      `<text x="${lx + 16}" y="${y + 10}">${formatBytes(ps)} pages</text>`,
-    );
-    lx += 110;
+    y += 18;
   }
   parts.push(
-    `<rect x="${lx}" y="${y}" width="12" height="12" class="hole"/>`,
-    `<text x="${lx + 16}" y="${y + 10}">unmapped</text>`,
+    `<rect x="${left}" y="${y}" width="22" height="12" class="hole"/>`,
+    breakMark(left + 11, y, 12),
+    `<text x="${left + 28}" y="${
+      y + 10
+    }">unmapped hole (in the strip: not to scale, exact size written in it)</text>`,
+    `<rect x="${left + 420}" y="${y}" width="22" height="12" class="used"/>`,
+    `<text x="${left + 448}" y="${y + 10}">page-table entries in use</text>`,
   );
-  y += 30;
+  parts.push(`</g>`);
+  y += 32;
 
   domains.forEach((d, index) => {
     const g: string[] = [];
     const top = y;
     const aperture = 2 ** d.inputBits;
-    const runs = runsOf(d);
+    const runs = allRuns[index]!;
     const mapped = runs.reduce((s, r) => s + r.size, 0);
     g.push(
       `<text x="${left}" y="${y + 12}" class="heading">${
         xmlEscape(d.label)
       }</text>`,
       `<text x="${W - left}" y="${y + 12}" text-anchor="end">${
-        formatBytes(mapped)
-      } mapped in ${runs.length} run(s), ${d.leaves.length} leaves; aperture ${
-        formatBytes(aperture)
-      }</text>`,
+        formatSize(mapped)
+      } mapped in ${runs.length} run(s) of ${d.leaves.length} page(s)</text>`,
     );
-    y += 20;
-    // Overview: the whole aperture, linear. Tiny runs get 1 px so they show.
+    y += 30;
+    // Overview: the whole aperture, linear. Mapped ranges get at least 3 px
+    // so a few MiB in a 4 GiB space still show, and the span is labelled.
     g.push(
-      `<rect x="${left}" y="${y}" width="${barW}" height="14" class="hole"><title>aperture 0x0..${
+      `<text x="${left}" y="${y}" class="note">whole aperture to scale: 0x0..${
+        hex(aperture)
+      } (${formatBytes(aperture)})</text>`,
+    );
+    y += 5;
+    g.push(
+      `<rect x="${left}" y="${y}" width="${barW}" height="12" class="overview"><title>aperture 0x0..${
         hex(aperture)
       }</title></rect>`,
     );
+    const px = (a: number) => left + (a / aperture) * barW;
     for (const r of runs) {
-      const x = left + (r.iova / aperture) * barW;
-      const w = Math.max(1, (r.size / aperture) * barW);
+      const w = Math.max(3, (r.size / aperture) * barW);
+      const x = Math.min(px(r.iova), left + barW - w);
       g.push(
         `<rect x="${x.toFixed(2)}" y="${y}" width="${
           w.toFixed(2)
-        }" height="14" fill="${fill(r.owner, r.pageSize)}"/>`,
+        }" height="12" fill="${fill(r.owner, r.pageSize)}" class="mark"/>`,
       );
     }
+    if (runs.length > 0) {
+      const s = runs[0]!.iova;
+      const last = runs[runs.length - 1]!;
+      const e = last.iova + last.size;
+      const xe = Math.max(px(e), Math.min(px(s) + 3, left + barW));
+      const xs = Math.min(px(s), xe - 3);
+      const label = `mapped span ${hex(s)}..${hex(e)} (${formatSize(e - s)})`;
+      const right = xe > left + barW / 2;
+      g.push(
+        `<path d="M${xs.toFixed(2)},${y + 12} V${y + 18} H${xe.toFixed(2)} V${
+          y + 12
+        }" class="span"/>`,
+        `<text x="${(right ? xe : xs).toFixed(2)}" y="${
+          y + 28
+        }" class="addr" text-anchor="${right ? "end" : "start"}">${
+          xmlEscape(label)
+        }</text>`,
+      );
+    }
+    y += 44;
+    // Condensed strip: runs and holes in address order.
     g.push(
-      `<text x="${left}" y="${y + 26}" class="axis">0x0</text>`,
-      `<text x="${left + barW}" y="${y + 26}" class="axis" text-anchor="end">${
-        hex(aperture)
-      }</text>`,
+      `<text x="${left}" y="${y}" class="note">mapped runs and the holes between them, in address order (holes not to scale; run labels: start and end, end = first byte after the run)</text>`,
     );
-    y += 34;
-    // Condensed strip: runs and holes in order; width grows with log2(size)
-    // so both 4 KiB and 1 GiB stay readable.
-    const items: {
-      kind: "run" | "hole";
-      iova: number;
-      size: number;
-      run?: Run;
-    }[] = [];
-    let at = 0;
-    for (const r of runs) {
-      if (r.iova > at) {
-        items.push({ kind: "hole", iova: at, size: r.iova - at });
+    y += 8;
+    const items = stripItems(runs, aperture);
+    const addrLen = Math.max(
+      0,
+      ...runs.map((r) => `start ${hex(r.iova + r.size)}`.length),
+    );
+    const runMin = Math.max(90, addrLen * MONO_PX + 8);
+    // Holes keep room for their size label plus the break symbol.
+    const holeLen = Math.max(
+      0,
+      ...items.filter((it) => it.kind === "hole").map((it) =>
+        Math.max(formatSize(it.size).length, hex(it.size).length)
+      ),
+    );
+    const holeMin = Math.min(120, Math.max(44, holeLen * SANS_PX + 22));
+    const boxH = 30;
+    const rowPitch = boxH + 30;
+    for (const row of layoutStrip(items, runMin, holeMin, barW)) {
+      let x = left;
+      for (const { item: it, w } of row) {
+        const range = `${hex(it.iova)}..${hex(it.iova + it.size)}`;
+        const cx = x + w / 2;
+        const fits = (text: string, room: number) =>
+          text.length * SANS_PX <= room - 4;
+        if (it.kind === "hole") {
+          g.push(
+            `<rect x="${x.toFixed(2)}" y="${y}" width="${
+              w.toFixed(2)
+            }" height="${boxH}" class="hole"><title>hole ${range} (${
+              formatSize(it.size)
+            } = ${hex(it.size)} bytes, not to scale)</title></rect>`,
+          );
+          // The break sits at the right edge so the size label stays clear.
+          const room = w >= 24 ? w - 14 : w;
+          g.push(breakMark(w >= 24 ? x + w - 8 : cx, y, boxH));
+          const tx = (x + room / 2).toFixed(2);
+          const size = formatSize(it.size);
+          if (fits(size, room)) {
+            g.push(
+              `<text x="${tx}" y="${
+                y + 13
+              }" text-anchor="middle" class="gap">${size}</text>`,
+            );
+            if (fits(hex(it.size), room)) {
+              g.push(
+                `<text x="${tx}" y="${
+                  y + 25
+                }" text-anchor="middle" class="gap small">${
+                  hex(it.size)
+                }</text>`,
+              );
+            }
+          }
+        } else {
+          const r = it.run!;
+          g.push(
+            `<rect x="${x.toFixed(2)}" y="${y}" width="${
+              w.toFixed(2)
+            }" height="${boxH}" fill="${
+              fill(r.owner, r.pageSize)
+            }" class="run"><title>${
+              xmlEscape(
+                `${range} ${formatSize(r.size)}: ${r.leaves} x ${
+                  formatBytes(r.pageSize)
+                } pages, ${protString(r.prot)}, ${r.owner}`,
+              )
+            }</title></rect>`,
+          );
+          const size = formatSize(r.size);
+          const detail = `${r.leaves} x ${formatBytes(r.pageSize)}, ${
+            protString(r.prot)
+          }`;
+          if (fits(size, w)) {
+            g.push(
+              `<text x="${cx.toFixed(2)}" y="${
+                y + 13
+              }" text-anchor="middle" class="${
+                textClass(r.pageSize)
+              }">${size}</text>`,
+            );
+          }
+          if (fits(detail, w)) {
+            g.push(
+              `<text x="${cx.toFixed(2)}" y="${
+                y + 25
+              }" text-anchor="middle" class="${textClass(r.pageSize)} small">${
+                xmlEscape(detail)
+              }</text>`,
+            );
+          }
+          const a = `start ${hex(r.iova)}`;
+          const b = `end ${hex(r.iova + r.size)}`;
+          if (Math.max(a.length, b.length) * MONO_PX <= w) {
+            g.push(
+              `<text x="${cx.toFixed(2)}" y="${
+                y + boxH + 11
+              }" text-anchor="middle" class="addr">${a}</text>`,
+              `<text x="${cx.toFixed(2)}" y="${
+                y + boxH + 22
+              }" text-anchor="middle" class="addr">${b}</text>`,
+            );
+          }
+        }
+        x += w;
       }
-      items.push({ kind: "run", iova: r.iova, size: r.size, run: r });
-      at = r.iova + r.size;
+      y += rowPitch;
     }
-    if (at < aperture) {
-      items.push({ kind: "hole", iova: at, size: aperture - at });
-    }
-    const weight = (s: number) => Math.max(1, Math.log2(s) - 9);
-    let x = left;
-    // Long strips wrap so each box keeps a visible width.
-    const lines = 1 + Math.floor(items.length / 400);
-    const rowH = 22;
-    const perRow = Math.ceil(items.length / lines);
-    const rowTotals: number[] = [];
-    items.forEach((it, i) => {
-      const r = Math.floor(i / perRow);
-      rowTotals[r] = (rowTotals[r] ?? 0) + weight(it.size);
-    });
-    items.forEach((it, i) => {
-      if (i > 0 && i % perRow === 0) {
-        x = left;
-        y += rowH + 4;
-      }
-      const w = (weight(it.size) / rowTotals[Math.floor(i / perRow)]!) * barW;
-      const range = `${hex(it.iova)}..${hex(it.iova + it.size)}`;
-      if (it.kind === "hole") {
-        g.push(
-          `<rect x="${x.toFixed(2)}" y="${y}" width="${
-            w.toFixed(2)
-          }" height="${rowH}" class="hole"><title>hole ${range} (${
-            formatBytes(it.size)
-          })</title></rect>`,
-        );
-      } else {
-        const r = it.run!;
-        g.push(
-          `<rect x="${x.toFixed(2)}" y="${y}" width="${
-            w.toFixed(2)
-          }" height="${rowH}" fill="${
-            fill(r.owner, r.pageSize)
-          }" class="run"><title>${
-            xmlEscape(
-              `${range} ${formatBytes(r.size)}: ${r.leaves} x ${
-                formatBytes(r.pageSize)
-              } pages, ${protText(r.prot)}, ${r.owner}`,
-            )
-          }</title></rect>`,
-        );
-      }
-      // Labels where they fit: sizes inside boxes, run start addresses below.
-      const cx = (x + w / 2).toFixed(2);
-      if (w >= 44) {
-        g.push(
-          `<text x="${cx}" y="${y + 15}" text-anchor="middle" class="${
-            it.kind === "hole" ? "gap" : "size"
-          }">${formatBytes(it.size)}</text>`,
-        );
-      }
-      if (it.kind === "run" && w >= 70 && lines === 1) {
-        g.push(
-          `<text x="${x.toFixed(2)}" y="${y + rowH + 10}" class="axis">${
-            hex(it.iova)
-          }</text>`,
-        );
-      }
-      x += w;
-    });
-    y += rowH + (lines === 1 ? 20 : 14);
-    // Page-table occupancy per level.
+    // Page-table occupancy per level (neutral grey: tables belong to the
+    // domain, not to one master).
+    g.push(
+      `<text x="${left}" y="${
+        y + 2
+      }" class="note">page-table occupancy per level: entries in use / entries in the tables allocated</text>`,
+    );
+    y += 8;
     for (const s of d.tableStats) {
       const frac = s.entriesTotal === 0 ? 0 : s.entriesUsed / s.entriesTotal;
       const labelW = 230;
-      const w = barW - labelW;
+      const w = barW - labelW - 70;
       g.push(
         `<text x="${left}" y="${
           y + 10
@@ -366,7 +547,7 @@ export function renderIovaSvg(
         }</text>`,
         `<rect x="${
           left + labelW
-        }" y="${y}" width="${w}" height="12" class="hole"/>`,
+        }" y="${y}" width="${w}" height="12" class="free"/>`,
         `<rect x="${left + labelW}" y="${y}" width="${
           Math.max(frac > 0 ? 1 : 0, frac * w).toFixed(2)
         }" height="12" class="used"><title>${s.entriesUsed} of ${s.entriesTotal} entries used (${
@@ -378,7 +559,7 @@ export function renderIovaSvg(
       );
       y += 16;
     }
-    y += 18;
+    y += 22;
     parts.push(
       `<g class="domain" id="domain-${index}" data-label="${
         xmlEscape(d.label)
@@ -391,7 +572,7 @@ export function renderIovaSvg(
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${height}" viewBox="0 0 ${W} ${height}" font-family="sans-serif" font-size="11">`,
     `<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#f4f4f4"/><line x1="0" y1="0" x2="0" y2="6" stroke="#d0d0d0" stroke-width="2"/></pattern></defs>`,
-    `<style>.title{font-size:16px;font-weight:bold}.heading{font-weight:bold}.axis{fill:#666;font-size:9px}.hole{fill:url(#hatch);stroke:#bbb;stroke-width:0.5}.run{stroke:#fff;stroke-width:0.5}.used{fill:#4a7bd0}.size{fill:#fff;font-size:10px}.gap{fill:#888;font-size:10px}</style>`,
+    `<style>.title{font-size:16px;font-weight:bold}.heading{font-weight:bold}.note{fill:#555;font-size:10px;font-style:italic}.addr{fill:#333;font-size:9px;font-family:monospace}.hole{fill:url(#hatch);stroke:#bbb;stroke-width:0.5}.overview{fill:#f4f4f4;stroke:#bbb;stroke-width:0.5}.run{stroke:#fff;stroke-width:1}.span{fill:none;stroke:#555;stroke-width:1}.breakline{fill:none;stroke:#555;stroke-width:1.2}.free{fill:#eee;stroke:#ccc;stroke-width:0.5}.used{fill:#8a8a8a}.size{fill:#fff;font-size:10px}.dark{fill:#222}.small{font-size:9px}.gap{fill:#666;font-size:10px}</style>`,
     `<rect width="100%" height="100%" fill="white"/>`,
     ...parts,
     `</svg>`,

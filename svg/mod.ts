@@ -1,7 +1,8 @@
 /**
  * Pictures of I/O address spaces: {@linkcode renderIovaSvg} draws every
  * domain's IOVA space (mapped runs coloured by master and page size, holes
- * hatched) and its page-table occupancy per level, as one standalone SVG.
+ * hatched) and its page-table occupancy per level, as one standalone SVG;
+ * {@linkcode protString} is the permission text `dump` and the picture share.
  *
  * @example
  * ```ts
@@ -17,3 +18,4 @@
  * @module
  */
 export * from "./iova_picture.ts";
+export * from "./prot_text.ts";
