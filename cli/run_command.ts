@@ -187,7 +187,9 @@ export function formatReport(sim: Simulation): string {
       "live mappings",
       "IOVA in use",
       "faults",
-      ...(lazy ? ["stale accesses", "pending unmaps", "flushes"] : []),
+      ...(lazy
+        ? ["stale accesses", "pending unmaps", "timer flushes", "size flushes"]
+        : []),
     ],
     r.masters.map((m) => [
       m.name,
@@ -196,7 +198,9 @@ export function formatReport(sim: Simulation): string {
       m.liveMappings,
       formatBytes(m.iovaInUse),
       m.faults,
-      ...(lazy ? [m.staleAccesses, m.pendingUnmaps, m.flushes] : []),
+      ...(lazy
+        ? [m.staleAccesses, m.pendingUnmaps, m.timerFlushes, m.sizeFlushes]
+        : []),
     ]),
   ));
   if (r.domains.length > 0) {
@@ -237,8 +241,9 @@ export const runCommand: Command = {
   details:
     "Prints a table per IOMMU unit (maps, unmaps, pages mapped, TLB hit rate, walks,\n" +
     "invalidations, faults), per master (bytes moved, live mappings, IOVA in use; in lazy\n" +
-    "mode the stale accesses: device DMA that still went through after unmap) and per\n" +
-    "domain. Exits with 1 when a data check failed or the simulation hit an error.",
+    "mode the stale accesses: device DMA that still went through after unmap, and the\n" +
+    "flushes the simulated timer or a full flush queue caused) and per domain. Exits\n" +
+    "with 1 when a data check failed or the simulation hit an error.",
   options: [
     ...SIMULATION_OPTIONS,
     {

@@ -23,7 +23,14 @@ await Deno.writeTextFile(
   JSON.stringify({
     kind: "video-decode",
     name: "small-vd",
-    params: { frames: 3, width: 64, height: 32, buffers: 2, bitstreamKiB: 4 },
+    params: {
+      frames: 3,
+      width: 64,
+      height: 32,
+      buffers: 2,
+      bitstreamKiB: 4,
+      firmwareKiB: 0,
+    },
   }),
 );
 await Deno.writeTextFile(
@@ -238,7 +245,20 @@ Deno.test("run --lazy --json --svg: one JSON document, stale accesses, a picture
     file("small-rx.json"),
     "--lazy",
   );
-  assertMatch(text.out, /stale accesses\s+pending unmaps\s+flushes/);
+  assertMatch(
+    text.out,
+    /stale accesses\s+pending unmaps\s+timer flushes\s+size flushes/,
+  );
+  // 40 packets of 100 us: 4 ms, under the 10 ms timeout and the 256-entry
+  // queue, so no flush yet; JSON splits flushes by cause.
+  assertEquals(
+    [j.masters[0].timerFlushes, j.masters[0].sizeFlushes, j.masters[0].flushes],
+    [0, 0, 0],
+  );
+  assertMatch(
+    text.out,
+    /ethernet@fe000000\s+iommu\s+\S+ KiB\s+\d+\s+\S+ KiB\s+0\s+\d+\s+\d+\s+0\s+0\n/,
+  );
 });
 
 Deno.test("dump walks the page tables range by range", async () => {

@@ -38,6 +38,7 @@ const SMALL: Record<string, Record<string, number>> = {
     height: 32,
     buffers: 2,
     bitstreamKiB: 4,
+    firmwareKiB: 0,
   },
   "net-rx": { packets: 40, ring: 8, lateDmaPercent: 20 },
   "gpu": {
@@ -110,6 +111,90 @@ Deno.test("video-decode uses both MFC ports and shares frame buffers with FIMD",
   assert(mfcUnits.every((u) => u.maps > 0 && u.lookups > 0));
   // 3 checks per frame.
   assertEquals(r.checks.passed, 9);
+});
+
+Deno.test("video-decode: the MFC firmware is one coherent buffer on large pages", () => {
+  const run = (firmwareKiB: number) => {
+    const sim = simulate(
+      loadPlatform("exynos4210"),
+      workloadByName("video-decode", { ...SMALL["video-decode"], firmwareKiB }),
+    );
+    return { sim, r: sim.report };
+  };
+  const { sim, r } = run(1024);
+  assertEquals(r.checks.failed, 0);
+  // 3 checks per frame plus the firmware read-back.
+  assertEquals(r.checks.passed, 10);
+  const dec = r.domains[0]!;
+  // Exynos sections are 1 MiB: the whole firmware is one leaf.
+  assertEquals(dec.pageSizes[String(1 << 20)], 1);
+  assertEquals(r.domains[1]!.pageSizes[String(1 << 20)], undefined);
+  const big = sim.mappers[0]!.mapper.domain!.leaves().filter((l) =>
+    l.pageSize === 1 << 20
+  );
+  assertEquals(big.length, 1);
+  assertEquals(big[0]!.iova % (1 << 20), 0, "section-aligned IOVA");
+  // Without firmware: no large page, one check fewer.
+  const none = run(0).r;
+  assertEquals(none.checks.passed, 9);
+  assertEquals(none.domains[0]!.pageSizes[String(1 << 20)], undefined);
+});
+
+Deno.test("lazy mode flushes on the simulated timer; the stale window stays bounded", () => {
+  const packets = 600;
+  const lazy = (packetUs: number) =>
+    simulate(
+      loadPlatform("generic-soc"),
+      workloadByName("net-rx", {
+        packets,
+        ring: 8,
+        lateDmaPercent: 100,
+        packetUs,
+      }),
+      { policy: "lazy" },
+    ).report.masters[0]!;
+  // 100 us per packet, 10 ms timeout: a timer flush about every 100
+  // packets, long before the 256-entry queue fills.
+  const m = lazy(100);
+  assert(m.timerFlushes > 1, `timer flushes: ${m.timerFlushes}`);
+  // 60 ms of traffic: 6 timeouts, give or take one for the 0.1 ms steps
+  // not summing to exactly 10 ms in floating point.
+  assert(m.timerFlushes >= 5 && m.timerFlushes <= 6, `${m.timerFlushes}`);
+  assertEquals(m.sizeFlushes, 0);
+  assertEquals(m.flushes, m.timerFlushes + m.sizeFlushes);
+  // At most one timeout's worth of unmaps waits; every late read (one per
+  // packet) is at most one stale access.
+  assert(m.pendingUnmaps <= 10 / 0.1, `pending ${m.pendingUnmaps}`);
+  assert(m.staleAccesses > 0, "late reads went through the stale window");
+  assert(m.staleAccesses <= packets, `stale ${m.staleAccesses}`);
+  // No time passing: only a full queue flushes, and more unmaps wait.
+  const frozen = lazy(0);
+  assertEquals(frozen.timerFlushes, 0);
+  assertEquals(frozen.sizeFlushes, Math.floor(packets / 256));
+  assertEquals(frozen.pendingUnmaps, packets - 256 * frozen.sizeFlushes);
+  // Video frames (33 ms) and GPU frames (16 ms) outlast the timeout too:
+  // each frame's bitstream unmap is flushed one frame later; the GPU's
+  // frees at the end, one frame after them.
+  for (const [name, timer] of [["video-decode", 3], ["gpu", 1]] as const) {
+    const r = simulate(
+      loadPlatform("generic-soc"),
+      workloadByName(name, SMALL[name]),
+      { policy: "lazy" },
+    ).report;
+    assertEquals(r.checks.failed, 0, name);
+    const first = r.masters[0]!;
+    assertEquals(first.timerFlushes, timer, name);
+    assertEquals(first.sizeFlushes, 0, name);
+    assertEquals(first.pendingUnmaps, 0, name);
+  }
+});
+
+Deno.test("strict mode never flushes on a timer", () => {
+  const r = simulate(
+    loadPlatform("generic-soc"),
+    workloadByName("net-rx", { packets: 300, ring: 4 }),
+  ).report.masters[0]!;
+  assertEquals([r.flushes, r.timerFlushes, r.sizeFlushes], [0, 0, 0]);
 });
 
 Deno.test("runs are deterministic per seed and differ across seeds", () => {
@@ -205,6 +290,7 @@ Deno.test("a wrong translation is caught by the checksums, not just counted", ()
     height: 128,
     buffers: 2,
     bitstreamKiB: 64,
+    firmwareKiB: 0,
   });
   const good = simulate(
     buildPlatform(twoMasterJson("iommukit,flat-iommu"), {

@@ -5,6 +5,11 @@
  * address space. Half the allocations are freed at the end so the IOVA
  * space shows holes.
  *
+ * Time: every allocation and every shared buffer is one frame of
+ * `frameMs` simulated milliseconds (default 16: 60 frames per second) on
+ * every mapper; one more frame passes after the frees, so in lazy mode the
+ * flush timer releases them.
+ *
  * Checks: every allocation as read back by the GPU and by the CPU; every
  * shared buffer as the consumer read it and as the CPU reads it after sync.
  *
@@ -25,6 +30,7 @@ const DEFAULTS = {
   maxKiB: 4096,
   shared: 2,
   sharedKiB: 512,
+  frameMs: 16,
 };
 const LIMITS = {
   allocations: [1, 4096],
@@ -32,13 +38,15 @@ const LIMITS = {
   maxKiB: [4, 1 << 20],
   shared: [0, 1024],
   sharedKiB: [4, 1 << 20],
+  frameMs: [0, 10_000],
 } as const;
 
 /**
  * The gpu workload.
  *
  * @param params `allocations` (coherent), their size range `minKiB`..`maxKiB`,
- * `shared` buffers of `sharedKiB` each.
+ * `shared` buffers of `sharedKiB` each, `frameMs` (simulated milliseconds
+ * per allocation or shared buffer).
  * @returns The workload.
  * @throws {IommuError} `EINVAL` for unknown or out-of-range parameters
  * (also when `minKiB` exceeds `maxKiB`).
@@ -67,6 +75,9 @@ export function gpu(params: Readonly<Record<string, unknown>> = {}): Workload {
       const wr = g.master.port(0);
       const rd = g.master.port(g.master.ports.length - 1);
       const total = p.allocations! + p.shared!;
+      const frame = () => {
+        for (const m of ctx.mappers()) ctx.advanceTime(m.mapper, p.frameMs!);
+      };
       const allocs = [];
       for (let i = 0; i < p.allocations!; i++) {
         const kib = ctx.rng.int(p.minKiB!, p.maxKiB!);
@@ -86,6 +97,7 @@ export function gpu(params: Readonly<Record<string, unknown>> = {}): Workload {
         );
         ctx.check(`${tag}: CPU view`, want, crc32(cpu.readBuffer(c.cpu)));
         allocs.push(c);
+        frame();
         ctx.progress(i + 1, total);
       }
       if (p.shared! > 0) {
@@ -124,11 +136,13 @@ export function gpu(params: Readonly<Record<string, unknown>> = {}): Workload {
           );
           shared.endCpuAccess(DMA_BIDIRECTIONAL);
           shared.put(); // the attachments keep it alive
+          frame();
           ctx.progress(p.allocations! + j + 1, total);
         }
       }
       // Free every other allocation: holes in the IOVA space.
       for (let i = 1; i < allocs.length; i += 2) dma.freeCoherent(allocs[i]!);
+      frame();
     },
   };
 }

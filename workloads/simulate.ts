@@ -89,8 +89,12 @@ export interface MasterReport {
   staleAccesses: number;
   /** Unmaps still waiting for a flush at the end (lazy). */
   pendingUnmaps: number;
-  /** Full IOTLB flushes (lazy). */
+  /** Full IOTLB flushes (lazy): `timerFlushes + sizeFlushes`. */
   flushes: number;
+  /** Flushes the simulated flush timer caused (lazy; the workload's time step drives it). */
+  timerFlushes: number;
+  /** The other flushes (lazy): forced by a full flush queue. */
+  sizeFlushes: number;
 }
 
 /** One domain (one master's IOVA space). */
@@ -315,6 +319,8 @@ export function simulate(
       staleAccesses: s.staleAccesses,
       pendingUnmaps: s.pendingUnmaps,
       flushes: s.flushes,
+      timerFlushes: ctx.timerFlushes(mapper),
+      sizeFlushes: s.flushes - ctx.timerFlushes(mapper),
     };
   });
   const domainRows: DomainReport[] = [];

@@ -5,8 +5,19 @@
  * controller (FIMD) scans every frame out through its own IOMMU. The frame
  * buffers are shared buffers, mapped in both masters' address spaces.
  *
- * Checks per frame: the bitstream as the decoder read it, the frame as the
- * display scanned it out, and the frame as the CPU reads it after syncing.
+ * At start the decoder's firmware and working memory (`firmwareKiB`) is a
+ * coherent allocation, as the MFC driver makes one: physically contiguous
+ * where it can be, so it maps with large pages (a 1 MiB section on Exynos,
+ * 64 KiB or 2 MiB blocks elsewhere) where IOVA alignment allows.
+ *
+ * Time: every frame advances each mapper's simulated clock by `frameMs`
+ * (default 33 ms: 30 frames per second), longer than the 10 ms lazy flush
+ * timeout, so in lazy mode each frame's bitstream unmap is flushed by the
+ * timer one frame later.
+ *
+ * Checks: the firmware as the decoder read it; per frame the bitstream as
+ * the decoder read it, the frame as the display scanned it out, and the
+ * frame as the CPU reads it after syncing.
  *
  * @module
  */
@@ -27,6 +38,8 @@ const DEFAULTS = {
   height: 240,
   buffers: 3,
   bitstreamKiB: 24,
+  firmwareKiB: 1024,
+  frameMs: 33,
 };
 const LIMITS = {
   frames: [1, 100_000],
@@ -34,6 +47,8 @@ const LIMITS = {
   height: [16, 4096],
   buffers: [1, 64],
   bitstreamKiB: [1, 4096],
+  firmwareKiB: [0, 65536],
+  frameMs: [0, 10_000],
 } as const;
 
 // The "decoder": expands the bitstream into a frame, deterministically, so
@@ -53,7 +68,9 @@ function isFault(x: Uint8Array | IommuFault): x is IommuFault {
  * The video-decode workload.
  *
  * @param params `frames`, `width`, `height` (pixels, 4 bytes each),
- * `buffers` (frame-buffer ring), `bitstreamKiB` (per frame).
+ * `buffers` (frame-buffer ring), `bitstreamKiB` (per frame), `firmwareKiB`
+ * (decoder firmware and working memory, 0 for none), `frameMs` (simulated
+ * milliseconds per frame).
  * @returns The workload.
  * @throws {IommuError} `EINVAL` for unknown or out-of-range parameters.
  */
@@ -87,6 +104,21 @@ export function videoDecode(
       const scanPort = disp.master.port(0);
       const frameBytes = p.width! * p.height! * 4;
       const bsBytes = p.bitstreamKiB! * 1024;
+
+      // Firmware: the CPU loads it into coherent memory, the decoder boots
+      // from it through its first port. It stays allocated for the session.
+      if (p.firmwareKiB! > 0) {
+        const fwBytes = p.firmwareKiB! * 1024;
+        const fw = dm.allocCoherent(fwBytes);
+        const image = ctx.rng.bytes(new Uint8Array(fwBytes));
+        cpu.writeBuffer(fw.cpu, image);
+        const booted = ctx.deviceRead(inPort, fw.dmaAddr, fwBytes);
+        ctx.check(
+          `firmware read by ${dec.name}`,
+          crc32(image),
+          isFault(booted) ? -1 : crc32(booted),
+        );
+      }
 
       // Frame buffers: exported once, mapped by decoder (device writes)
       // and display (device reads) for the whole session.
@@ -151,6 +183,8 @@ export function videoDecode(
           crc32(cpu.readBuffer(slot.shared.buffer)),
         );
         slot.shared.endCpuAccess(DMA_FROM_DEVICE);
+        ctx.advanceTime(dm, p.frameMs!);
+        ctx.advanceTime(fm, p.frameMs!);
         ctx.progress(f + 1, p.frames!);
       }
       // The ring stays mapped: a decoder session keeps its buffers.

@@ -81,6 +81,7 @@ export class WorkloadContext {
   /** Every fault the devices hit, counted by reason. */
   readonly faultReasons: Record<string, number> = {};
   #mappers = new Map<string, DmaMapper>();
+  #timerFlushes = new Map<DmaMapper, number>();
   #order: PlatformMaster[] = [];
   #progress: (done: number, total: number) => void;
 
@@ -126,6 +127,39 @@ export class WorkloadContext {
       this.#order.push(m);
     }
     return d;
+  }
+
+  /**
+   * Let simulated time pass for a mapper (a workload calls this once per
+   * packet or frame with its documented time step). In lazy mode an expired
+   * flush timer flushes here; those flushes are counted as timer flushes.
+   *
+   * @param mapper A mapper from {@linkcode WorkloadContext.mapper}.
+   * @param ms Simulated milliseconds, non-negative.
+   * @returns Whether the flush timer fired (a flush happened).
+   * @throws {IommuError} `EINVAL` for a negative or non-finite step.
+   */
+  advanceTime(mapper: DmaMapper, ms: number): boolean {
+    const before = mapper.stats().flushes;
+    mapper.advanceTime(ms);
+    const fired = mapper.stats().flushes - before;
+    if (fired > 0) {
+      this.#timerFlushes.set(
+        mapper,
+        (this.#timerFlushes.get(mapper) ?? 0) + fired,
+      );
+    }
+    return fired > 0;
+  }
+
+  /**
+   * Lazy flushes a mapper's simulated timer caused so far.
+   *
+   * @param mapper The mapper.
+   * @returns Flushes (0 in strict mode).
+   */
+  timerFlushes(mapper: DmaMapper): number {
+    return this.#timerFlushes.get(mapper) ?? 0;
   }
 
   /** Masters that got a mapper, in first-use order, with their mappers. */
