@@ -12,7 +12,7 @@ import type {
 } from "../core/mod.ts";
 import { createDmaMapper } from "../core/dma/mod.ts";
 import { formatBytes, protString } from "../svg/mod.ts";
-import type { Platform } from "../core/mod.ts";
+import { IommuError, type Platform, type PlatformMaster } from "../core/mod.ts";
 import type { Simulation } from "../workloads/mod.ts";
 import { type ParsedArgs, UsageError } from "./argv.ts";
 import { asInput, type Command, EXIT_FAILURE, EXIT_OK } from "./command.ts";
@@ -198,7 +198,22 @@ export const dumpCommand: Command = {
     const domains: DomainDump[] = [];
     const query = args.options.master as string | undefined;
     if (query !== undefined) {
-      const pm = asInput(() => platform.master(query));
+      // An unknown or ambiguous name is a usage error, reported like an
+      // unknown platform or workload (one line, exit 2).
+      let pm: PlatformMaster;
+      try {
+        pm = platform.master(query);
+      } catch (e) {
+        if (!(e instanceof IommuError)) throw e;
+        throw new UsageError(
+          "dump",
+          e.kind === "ENOENT"
+            ? `unknown master "${query}" on platform ${platform.name} (masters: ${
+              platform.masters.map((m) => m.name).join(", ") || "none"
+            })`
+            : e.message,
+        );
+      }
       const used = sim?.mappers.findIndex((m) => m.master === pm.name) ?? -1;
       const mapper = used >= 0
         ? sim!.mappers[used]!.mapper

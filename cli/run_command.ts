@@ -5,7 +5,11 @@
  * @module
  */
 import { formatBytes, renderIovaSvg, type SvgDomain } from "../svg/mod.ts";
-import { simulate, type Simulation } from "../workloads/mod.ts";
+import {
+  simulate,
+  type Simulation,
+  type UnitReport,
+} from "../workloads/mod.ts";
 import type { OptionSpec, ParsedArgs } from "./argv.ts";
 import { UsageError } from "./argv.ts";
 import {
@@ -129,14 +133,37 @@ export function svgDomains(sim: Simulation): SvgDomain[] {
   return out;
 }
 
+/** Options of {@linkcode formatReport}. */
+export interface ReportOptions {
+  /** List idle units too (no maps, unmaps, lookups, invalidations or faults); default false. */
+  all?: boolean;
+}
+
+/**
+ * Whether a unit did nothing during the run (hidden from the unit table
+ * unless `--all`).
+ *
+ * @param u The unit's row.
+ * @returns True when it saw no maps, unmaps, lookups, walks, invalidations or faults.
+ */
+export function isIdleUnit(u: UnitReport): boolean {
+  return u.maps === 0 && u.unmaps === 0 && u.lookups === 0 &&
+    u.walks === 0 && u.invalidations === 0 && u.faults === 0;
+}
+
 /**
  * The text report of a simulation: header, checks, unit, master and
- * domain tables.
+ * domain tables. Idle units are left out of the unit table (with a line
+ * saying how many) unless `options.all`.
  *
  * @param sim The simulation.
+ * @param options `all` to list idle units.
  * @returns The text, ending with a newline.
  */
-export function formatReport(sim: Simulation): string {
+export function formatReport(
+  sim: Simulation,
+  options: ReportOptions = {},
+): string {
   const r = sim.report;
   const lines: string[] = [];
   lines.push(
@@ -153,6 +180,10 @@ export function formatReport(sim: Simulation): string {
     }`,
   );
   lines.push("", "Units");
+  const shown = options.all === true
+    ? r.units
+    : r.units.filter((u) => !isIdleUnit(u));
+  const idle = r.units.length - shown.length;
   lines.push(renderTable(
     [
       "unit",
@@ -165,7 +196,7 @@ export function formatReport(sim: Simulation): string {
       "invalidations",
       "faults",
     ],
-    r.units.map((u) => [
+    shown.map((u) => [
       u.name,
       u.plugin,
       u.maps,
@@ -177,6 +208,11 @@ export function formatReport(sim: Simulation): string {
       u.faults,
     ]),
   ));
+  if (idle > 0) {
+    lines.push(
+      `${idle} idle unit${idle === 1 ? "" : "s"} not shown; --all shows them`,
+    );
+  }
   const lazy = r.policy === "lazy";
   lines.push("", "Masters");
   lines.push(renderTable(
@@ -237,19 +273,25 @@ export const runCommand: Command = {
   name: "run",
   summary: "simulate a workload on a platform and report per unit and master",
   usage:
-    "run [--platform NAME|FILE.dtb|FILE.json] [--workload NAME|FILE] [--seed N] [--strict|--lazy] [--json] [--svg FILE] [--plugin FILE[#EXPORT]]",
+    "run [--platform NAME|FILE.dtb|FILE.json] [--workload NAME|FILE] [--seed N] [--strict|--lazy] [--json] [--all] [--svg FILE] [--plugin FILE[#EXPORT]]",
   details:
     "Prints a table per IOMMU unit (maps, unmaps, pages mapped, TLB hit rate, walks,\n" +
     "invalidations, faults), per master (bytes moved, live mappings, IOVA in use; in lazy\n" +
     "mode the stale accesses: device DMA that still went through after unmap, and the\n" +
-    "flushes the simulated timer or a full flush queue caused) and per domain. Exits\n" +
-    "with 1 when a data check failed or the simulation hit an error.",
+    "flushes the simulated timer or a full flush queue caused) and per domain. Idle\n" +
+    "units are left out unless --all. Exits with 1 when a data check failed or the\n" +
+    "simulation hit an error.",
   options: [
     ...SIMULATION_OPTIONS,
     {
       name: "json",
       type: "boolean",
       help: "print the report as one JSON document",
+    },
+    {
+      name: "all",
+      type: "boolean",
+      help: "also list idle units (no traffic) in the unit table",
     },
     {
       name: "svg",
@@ -294,7 +336,7 @@ export const runCommand: Command = {
     }
     if (args.options.json === true) {
       io.stdout(JSON.stringify(sim.report, null, 2) + "\n");
-    } else io.stdout(formatReport(sim));
+    } else io.stdout(formatReport(sim, { all: args.options.all === true }));
     return sim.report.checks.failed > 0 ? EXIT_FAILURE : EXIT_OK;
   },
 };

@@ -172,16 +172,31 @@ Deno.test("run prints a table per unit and per master", async () => {
     r.out,
     /unit\s+plugin\s+maps\s+unmaps\s+pages mapped\s+TLB hit rate\s+walks\s+invalidations\s+faults/,
   );
-  // Both MFC units did work; an idle unit shows zeros and no hit rate.
+  // Both MFC units did work; idle units are left out and counted.
   assertMatch(
     r.out,
     /sysmmu@13620000\s+samsung-sysmmu\s+[1-9]\d*\s+\d+\s+[1-9]/,
   );
   assertMatch(r.out, /sysmmu@13630000\s+samsung-sysmmu\s+[1-9]/);
+  assert(!r.out.includes("sysmmu@12220000"), "idle unit listed");
+  assertStringIncludes(r.out, "\n9 idle units not shown; --all shows them\n");
+  // --all lists them: an idle unit shows zeros and no hit rate.
+  const all = await inProcess(
+    "run",
+    "--platform",
+    "exynos4210",
+    "--workload",
+    file("small-vd.json"),
+    "--all",
+  );
+  assertEquals(all.code, 0, all.err);
   assertMatch(
-    r.out,
+    all.out,
     /sysmmu@12220000\s+samsung-sysmmu\s+0\s+0\s+0\s+-\s+0\s+0\s+0/,
   );
+  assert(!all.out.includes("idle unit"), "--all still hides units");
+  assertEquals(all.out.match(/samsung-sysmmu/g)?.length, 12);
+  assertEquals(r.out.match(/samsung-sysmmu/g)?.length, 3);
   assertMatch(
     r.out,
     /master\s+mode\s+bytes moved\s+live mappings\s+IOVA in use\s+faults\n/,
@@ -429,7 +444,12 @@ Deno.test("user errors: one clear line and exit code 2", async () => {
   oneLine(
     await inProcess("dump", "--workload", "none", "--master", "nobody"),
     2,
-    /ENOENT: platform exynos4210 has no master "nobody"/,
+    /^iommukit dump: unknown master "nobody" on platform exynos4210 \(masters: fimc@11800000, .*codec@13400000\) \(see iommukit dump --help\)$/,
+  );
+  oneLine(
+    await inProcess("dump", "--workload", "none", "--master", "fimc"),
+    2,
+    /^iommukit dump: master "fimc" is ambiguous on exynos4210: fimc@11800000, /,
   );
   // A DTB whose IOMMU no plugin binds: the tree is still shown.
   await Deno.writeFile(
