@@ -227,10 +227,15 @@ function layoutStrip(
   if (cur.length > 0) rows.push(cur);
   if (rows.length > 1) {
     // Even rows: a short last row would stretch its boxes and look to scale.
-    const per = Math.ceil(items.length / Math.min(rows.length, MAX_ROWS));
+    const n = Math.min(rows.length, MAX_ROWS);
     rows = [];
-    for (let i = 0; i < items.length; i += per) {
-      rows.push(items.slice(i, i + per));
+    for (let r = 0; r < n; r++) {
+      rows.push(
+        items.slice(
+          Math.round((r * items.length) / n),
+          Math.round(((r + 1) * items.length) / n),
+        ),
+      );
     }
   }
   const weight = (s: number) => Math.max(1, Math.log2(s) - 9);
@@ -527,6 +532,7 @@ export function renderIovaSvg(
       }
       y += rowPitch;
     }
+    y += 6;
     // Page-table occupancy per level (neutral grey: tables belong to the
     // domain, not to one master).
     g.push(

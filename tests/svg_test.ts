@@ -206,6 +206,16 @@ Deno.test("SVG: a large domain wraps its strip and stays well-formed", () => {
     els.filter((e) => e.attrs.class === "run").map((e) => e.attrs.y),
   );
   assert(ys.size >= 3, `expected wrapped rows, got ${ys.size}`);
+  // Rows are balanced (a short last row would look stretched) and capped.
+  const perRow = new Map<string, number>();
+  for (const e of els) {
+    if (e.attrs.class === "run" || e.attrs.class === "hole") {
+      perRow.set(e.attrs.y!, (perRow.get(e.attrs.y!) ?? 0) + 1);
+    }
+  }
+  const counts = [...perRow.values()].filter((n) => n > 1); // legend, overview
+  assert(counts.length <= 16, `${counts.length} rows`);
+  assert(Math.max(...counts) - Math.min(...counts) <= 1, counts.join(","));
 });
 
 Deno.test("helpers: escaping, byte formatting, and the checker rejects bad XML", () => {
