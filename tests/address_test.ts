@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertFalse, assertThrows } from "@std/assert";
+import { assert, assertEquals, assertFalse } from "@std/assert";
 import fc from "fast-check";
 import {
   alignmentOf,
@@ -8,23 +8,10 @@ import {
   checkSize,
   hex,
   IommuError,
-  type IommuErrorKind,
   isPowerOfTwo,
   MAX_ADDRESS,
 } from "../core/mod.ts";
-
-function expectError(
-  fn: () => unknown,
-  kind: IommuErrorKind,
-  ...mentions: string[]
-): IommuError {
-  const e = assertThrows(fn, IommuError);
-  assertEquals(e.kind, kind, e.message);
-  for (const m of mentions) {
-    assert(e.message.includes(m), `"${e.message}" should mention ${m}`);
-  }
-  return e;
-}
+import { expectError } from "./support/assertions.ts";
 
 const BAD_NUMBERS: [number, string][] = [
   [NaN, "NaN"],

@@ -1,10 +1,9 @@
-import { assert, assertEquals, assertThrows } from "@std/assert";
+import { assert, assertEquals } from "@std/assert";
 import {
   createSoc,
   IOMMU_READ,
   IOMMU_WRITE,
   IommuError,
-  type IommuErrorKind,
   type IommuFault,
   type IommuHardware,
   type IommuPlugin,
@@ -12,25 +11,13 @@ import {
   Master,
   type Soc,
 } from "../core/mod.ts";
+import { expectError } from "./support/assertions.ts";
 import { flatIommu } from "./support/flat_iommu.ts";
 
 const K4 = 0x1000;
 const MiB = 0x10_0000;
 const RW = IOMMU_READ | IOMMU_WRITE;
 const FLAT = "iommukit,flat-iommu";
-
-function expectError(
-  fn: () => unknown,
-  kind: IommuErrorKind,
-  ...mentions: string[]
-): IommuError {
-  const e = assertThrows(fn, IommuError);
-  assertEquals(e.kind, kind, e.message);
-  for (const m of mentions) {
-    assert(e.message.includes(m), `"${e.message}" should mention ${m}`);
-  }
-  return e;
-}
 
 function pattern(n: number, seed = 1): Uint8Array {
   const out = new Uint8Array(n);

@@ -19,6 +19,7 @@ import {
   type MapPlan,
   type Soc,
 } from "../core/mod.ts";
+import { expectError } from "./support/assertions.ts";
 import { flatIommu } from "./support/flat_iommu.ts";
 
 const K4 = 0x1000;
@@ -26,19 +27,6 @@ const M4 = 0x40_0000;
 const MiB = 0x10_0000;
 const RW = IOMMU_READ | IOMMU_WRITE;
 const FLAT = "iommukit,flat-iommu";
-
-function expectError(
-  fn: () => unknown,
-  kind: IommuErrorKind,
-  ...mentions: string[]
-): IommuError {
-  const e = assertThrows(fn, IommuError);
-  assertEquals(e.kind, kind, e.message);
-  for (const m of mentions) {
-    assert(e.message.includes(m), `"${e.message}" should mention ${m}`);
-  }
-  return e;
-}
 
 interface Setup {
   soc: Soc;

@@ -1,29 +1,16 @@
-import { assert, assertEquals, assertThrows } from "@std/assert";
+import { assert, assertEquals } from "@std/assert";
 import fc from "fast-check";
 import {
   FrameAllocator,
   IommuError,
-  type IommuErrorKind,
   MIN_BLOCK_BYTES,
   PhysicalMemory,
 } from "../core/mod.ts";
+import { expectError } from "./support/assertions.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const GiB = 1024 * MiB;
-
-function expectError(
-  fn: () => unknown,
-  kind: IommuErrorKind,
-  ...mentions: string[]
-): IommuError {
-  const e = assertThrows(fn, IommuError);
-  assertEquals(e.kind, kind, e.message);
-  for (const m of mentions) {
-    assert(e.message.includes(m), `"${e.message}" should mention ${m}`);
-  }
-  return e;
-}
 
 Deno.test("MIN_BLOCK_BYTES is 1 KiB", () => {
   assertEquals(MIN_BLOCK_BYTES, 1024);

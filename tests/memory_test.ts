@@ -5,30 +5,14 @@ import {
   assertThrows,
 } from "@std/assert";
 import fc from "fast-check";
-import {
-  IommuError,
-  type IommuErrorKind,
-  PhysicalMemory,
-} from "../core/mod.ts";
+import { IommuError, PhysicalMemory } from "../core/mod.ts";
+import { expectError } from "./support/assertions.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const GiB = 1024 * MiB;
 const TiB = 1024 * GiB;
 const CHUNK = 64 * KiB;
-
-function expectError(
-  fn: () => unknown,
-  kind: IommuErrorKind,
-  ...mentions: string[]
-): IommuError {
-  const e = assertThrows(fn, IommuError);
-  assertEquals(e.kind, kind, e.message);
-  for (const m of mentions) {
-    assert(e.message.includes(m), `"${e.message}" should mention ${m}`);
-  }
-  return e;
-}
 
 function pattern(n: number, seed = 1): Uint8Array {
   const out = new Uint8Array(n);

@@ -1,31 +1,18 @@
-import { assert, assertEquals, assertThrows } from "@std/assert";
+import { assert, assertEquals } from "@std/assert";
 import {
   type DeviceNode,
   deviceNodeFromSpec,
   IommuError,
-  type IommuErrorKind,
   type IommuPlugin,
   type IommuUnit,
   PhysicalMemory,
   type ProbeContext,
   Registry,
 } from "../core/mod.ts";
+import { expectError } from "./support/assertions.ts";
 import { flatIommu } from "./support/flat_iommu.ts";
 
 const FLAT = "iommukit,flat-iommu";
-
-function expectError(
-  fn: () => unknown,
-  kind: IommuErrorKind,
-  ...mentions: string[]
-): IommuError {
-  const e = assertThrows(fn, IommuError);
-  assertEquals(e.kind, kind, e.message);
-  for (const m of mentions) {
-    assert(e.message.includes(m), `"${e.message}" should mention ${m}`);
-  }
-  return e;
-}
 
 function ctx(): ProbeContext {
   return {

@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertThrows } from "@std/assert";
+import { assert, assertEquals } from "@std/assert";
 import {
   createSoc,
   type DeviceNode,
@@ -6,31 +6,17 @@ import {
   FaultRouter,
   IOMMU_READ,
   IOMMU_WRITE,
-  IommuError,
-  type IommuErrorKind,
   type IommuFault,
   type IommuPlugin,
   PhysicalMemory,
   Registry,
   Soc,
 } from "../core/mod.ts";
+import { expectError } from "./support/assertions.ts";
 import { flatIommu } from "./support/flat_iommu.ts";
 
 const MiB = 0x10_0000;
 const FLAT = "iommukit,flat-iommu";
-
-function expectError(
-  fn: () => unknown,
-  kind: IommuErrorKind,
-  ...mentions: string[]
-): IommuError {
-  const e = assertThrows(fn, IommuError);
-  assertEquals(e.kind, kind, e.message);
-  for (const m of mentions) {
-    assert(e.message.includes(m), `"${e.message}" should mention ${m}`);
-  }
-  return e;
-}
 
 Deno.test("createSoc builds memory, registry and fault router", () => {
   const soc = createSoc({ memory: { base: 0x4000_0000, size: 64 * MiB } });

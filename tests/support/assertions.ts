@@ -1,0 +1,31 @@
+/**
+ * Assertion helpers shared by the test files: one checked version instead of
+ * a copy per file, so every error-path test asserts the same things.
+ */
+import { assert, assertEquals, assertThrows } from "@std/assert";
+import { IommuError, type IommuErrorKind } from "../../core/mod.ts";
+
+/**
+ * Asserts that `fn` throws an {@link IommuError} of the given `kind` whose
+ * message contains every string in `mentions` (typically the bad value,
+ * formatted with `hex()`, or the name of the bad argument).
+ *
+ * @param fn the call expected to throw.
+ * @param kind the expected `IommuError.kind`.
+ * @param mentions substrings the error message must contain.
+ * @returns the thrown error, for further checks.
+ * @throws AssertionError when `fn` does not throw, throws something other
+ * than an `IommuError`, the kind differs, or a mention is missing.
+ */
+export function expectError(
+  fn: () => unknown,
+  kind: IommuErrorKind,
+  ...mentions: string[]
+): IommuError {
+  const e = assertThrows(fn, IommuError);
+  assertEquals(e.kind, kind, e.message);
+  for (const m of mentions) {
+    assert(e.message.includes(m), `"${e.message}" should mention ${m}`);
+  }
+  return e;
+}
