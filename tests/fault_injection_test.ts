@@ -14,7 +14,6 @@ import {
   IOMMU_READ,
   IOMMU_WRITE,
   IommuError,
-  type IommuPlugin,
   type IommuUnit,
   type Soc,
 } from "../core/mod.ts";
@@ -25,7 +24,6 @@ import {
   type DmaBuffer,
   type DmaMapper,
 } from "../core/dma/mod.ts";
-import { samsungSysmmu } from "../plugins/samsung_sysmmu/mod.ts";
 import {
   CR0_CMDQEN,
   CR0_EVTQEN,
@@ -41,44 +39,10 @@ import {
   encodeMap,
   VIRTIO_IOMMU_S_NOMEM,
 } from "../plugins/generic_iommu/virtio/mod.ts";
-import { flatIommu } from "./support/flat_iommu.ts";
+import { type Target, TARGETS, targetSystem } from "./support/rigs.ts";
 
 const RW = IOMMU_READ | IOMMU_WRITE;
 const MB = 1 << 20;
-
-interface Target {
-  name: string;
-  plugin: () => IommuPlugin;
-  compatible: string;
-  central: boolean;
-}
-
-const TARGETS: Target[] = [
-  {
-    name: "flat-iommu",
-    plugin: flatIommu,
-    compatible: "iommukit,flat-iommu",
-    central: false,
-  },
-  {
-    name: "samsung-sysmmu v3.3",
-    plugin: () => samsungSysmmu({ version: 0x30600000 }),
-    compatible: "samsung,exynos-sysmmu",
-    central: false,
-  },
-  {
-    name: "samsung-sysmmu v7.4",
-    plugin: () => samsungSysmmu({ version: 0x70800000 }),
-    compatible: "samsung,exynos-sysmmu",
-    central: false,
-  },
-  {
-    name: "generic-iommu",
-    plugin: () => genericIommu(),
-    compatible: "iommukit,generic-iommu",
-    central: true,
-  },
-];
 
 /** A system prepared for one operation, and how to fingerprint it. */
 interface Case {
@@ -167,15 +131,7 @@ function injectEvery(
 }
 
 function system(t: Target): { soc: Soc; units: IommuUnit[] } {
-  const soc = createSoc({ memory: { base: 0x4000_0000, size: 256 * MB } });
-  soc.use(t.plugin());
-  const units = t.central
-    ? [soc.probeUnit({ name: "smmu", compatible: [t.compatible] })]
-    : [
-      soc.probeUnit({ name: "mmu0", compatible: [t.compatible] }),
-      soc.probeUnit({ name: "mmu1", compatible: [t.compatible] }),
-    ];
-  return { soc, units };
+  return targetSystem(t, ["mmu0", "mmu1"]);
 }
 
 function domainState(d: Domain): string {

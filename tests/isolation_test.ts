@@ -15,7 +15,6 @@ import {
   type Domain,
   IOMMU_READ,
   IOMMU_WRITE,
-  type IommuPlugin,
   type IommuUnit,
   type Master,
   type Soc,
@@ -31,46 +30,12 @@ import { buildPlatform } from "../core/platform.ts";
 import { genericIommu, setStreamBypass } from "../plugins/generic_iommu/mod.ts";
 import { samsungSysmmu } from "../plugins/samsung_sysmmu/mod.ts";
 import { EXYNOS4210_DTB, GENERIC_SOC_DTB } from "../platforms/mod.ts";
-import { flatIommu } from "./support/flat_iommu.ts";
+import { type Target, TARGETS, targetSystem } from "./support/rigs.ts";
 import { seededRandom } from "./support/model.ts";
 
 const RW = IOMMU_READ | IOMMU_WRITE;
 const MB = 1 << 20;
 const PAGE = 4096;
-
-interface Target {
-  name: string;
-  plugin: () => IommuPlugin;
-  compatible: string;
-  central: boolean;
-}
-
-const TARGETS: Target[] = [
-  {
-    name: "flat-iommu",
-    plugin: flatIommu,
-    compatible: "iommukit,flat-iommu",
-    central: false,
-  },
-  {
-    name: "samsung-sysmmu v3.3",
-    plugin: () => samsungSysmmu({ version: 0x30600000 }),
-    compatible: "samsung,exynos-sysmmu",
-    central: false,
-  },
-  {
-    name: "samsung-sysmmu v7.4",
-    plugin: () => samsungSysmmu({ version: 0x70800000 }),
-    compatible: "samsung,exynos-sysmmu",
-    central: false,
-  },
-  {
-    name: "generic-iommu",
-    plugin: () => genericIommu(),
-    compatible: "iommukit,generic-iommu",
-    central: true,
-  },
-];
 
 interface Pair {
   soc: Soc;
@@ -83,14 +48,7 @@ interface Pair {
 }
 
 function pair(t: Target): Pair {
-  const soc = createSoc({ memory: { base: 0x4000_0000, size: 256 * MB } });
-  soc.use(t.plugin());
-  const units = t.central
-    ? [soc.probeUnit({ name: "smmu", compatible: [t.compatible] })]
-    : [
-      soc.probeUnit({ name: "mmu_a", compatible: [t.compatible] }),
-      soc.probeUnit({ name: "mmu_b", compatible: [t.compatible] }),
-    ];
+  const { soc, units } = targetSystem(t, ["mmu_a", "mmu_b"]);
   const ua = units[0]!, ub = units[units.length - 1]!;
   const sid: [number, number] = [1, 2];
   const a = soc.addMaster({
@@ -180,13 +138,11 @@ Deno.test("a shared buffer: only attached masters, only while attached, only wit
     const target of TARGETS.filter((x) => x.name !== "samsung-sysmmu v7.4")
   ) {
     await t.step(target.name, () => {
-      const soc = createSoc({ memory: { base: 0x4000_0000, size: 256 * MB } });
-      soc.use(target.plugin());
-      const units = target.central
-        ? [soc.probeUnit({ name: "smmu", compatible: [target.compatible] })]
-        : ["cam", "disp", "gpu"].map((n) =>
-          soc.probeUnit({ name: `mmu_${n}`, compatible: [target.compatible] })
-        );
+      const { soc, units } = targetSystem(target, [
+        "mmu_cam",
+        "mmu_disp",
+        "mmu_gpu",
+      ]);
       const mk = (name: string, i: number): Master =>
         soc.addMaster({
           name,
