@@ -1,11 +1,5 @@
-import { assert, assertEquals, assertThrows } from "@std/assert";
-import {
-  createSoc,
-  IOMMU_READ,
-  IOMMU_WRITE,
-  IommuError,
-  type IommuErrorKind,
-} from "../core/mod.ts";
+import { assert, assertEquals } from "@std/assert";
+import { createSoc, IOMMU_READ, IOMMU_WRITE } from "../core/mod.ts";
 import {
   checkDirection,
   createDmaMapper,
@@ -20,12 +14,7 @@ import {
 } from "../core/dma/mod.ts";
 import { flatIommu } from "./support/flat_iommu.ts";
 import { dmaRig, pattern } from "./support/dma_rig.ts";
-
-function throwsKind(fn: () => unknown, kind: IommuErrorKind): IommuError {
-  const e = assertThrows(fn, IommuError);
-  assertEquals(e.kind, kind, e.message);
-  return e;
-}
+import { expectError } from "./support/assertions.ts";
 
 Deno.test("directions: values, validity and prot", () => {
   assertEquals([DMA_BIDIRECTIONAL, DMA_TO_DEVICE, DMA_FROM_DEVICE, DMA_NONE], [
@@ -41,8 +30,8 @@ Deno.test("directions: values, validity and prot", () => {
     IOMMU_READ | IOMMU_WRITE,
   );
   assertEquals(directionToProt(DMA_TO_DEVICE, true), IOMMU_READ | 4);
-  throwsKind(() => checkDirection(DMA_NONE), "EINVAL");
-  throwsKind(() => checkDirection(7), "EINVAL");
+  expectError(() => checkDirection(DMA_NONE), "EINVAL");
+  expectError(() => checkDirection(7), "EINVAL");
 });
 
 Deno.test("createDmaMapper: modes, refusals and removal", async (t) => {
@@ -64,7 +53,7 @@ Deno.test("createDmaMapper: modes, refusals and removal", async (t) => {
   await t.step("a second mapper for a master is EBUSY", () => {
     const r = dmaRig("flat");
     createDmaMapper(r.soc, r.master);
-    throwsKind(() => createDmaMapper(r.soc, r.master), "EBUSY");
+    expectError(() => createDmaMapper(r.soc, r.master), "EBUSY");
   });
   await t.step("ports mixing IOMMU and direct access are EINVAL", () => {
     const soc = createSoc({ memory: { size: 16 << 20 } }).use(flatIommu());
@@ -77,38 +66,38 @@ Deno.test("createDmaMapper: modes, refusals and removal", async (t) => {
       ports: [{ name: "a", unit }, { name: "b" }],
     });
     const live = soc.memory.frames.liveBytes;
-    throwsKind(() => createDmaMapper(soc, m), "EINVAL");
+    expectError(() => createDmaMapper(soc, m), "EINVAL");
     assertEquals(soc.memory.frames.liveBytes, live, "no domain left behind");
     assertEquals(soc.domains().length, 0);
   });
   await t.step("bad options are EINVAL and create nothing", () => {
     const r = dmaRig("flat");
     const live = r.soc.memory.frames.liveBytes;
-    throwsKind(
+    expectError(
       () => createDmaMapper(r.soc, r.master, { maxSegmentSize: 0 }),
       "EINVAL",
     );
-    throwsKind(
+    expectError(
       () => createDmaMapper(r.soc, r.master, { segmentBoundary: 5000 }),
       "EINVAL",
     );
-    throwsKind(
+    expectError(
       () => createDmaMapper(r.soc, r.master, { bouncePoolSize: 100 }),
       "EINVAL",
     );
-    throwsKind(
+    expectError(
       () =>
         createDmaMapper(r.soc, r.master, {
           policy: "eager" as unknown as "lazy",
         }),
       "EINVAL",
     );
-    throwsKind(
+    expectError(
       () =>
         createDmaMapper(r.soc, r.master, { flushQueueSize: 0, policy: "lazy" }),
       "EINVAL",
     );
-    throwsKind(
+    expectError(
       () =>
         createDmaMapper(r.soc, r.master, {
           debug: { mode: "warn" as unknown as "record" },
@@ -123,14 +112,14 @@ Deno.test("createDmaMapper: modes, refusals and removal", async (t) => {
     const dma = createDmaMapper(r.soc, r.master);
     dma.removeMaster();
     const buf = dma.cpu.allocBuffer(4096);
-    throwsKind(() => dma.mapSingle(buf, DMA_TO_DEVICE), "EPERM");
-    throwsKind(() => dma.unmapSingle(0x1000, 4096, DMA_TO_DEVICE), "EPERM");
-    throwsKind(() => dma.mapSg([{ pa: buf.pa, length: 4096 }], 0), "EPERM");
-    throwsKind(() => dma.allocCoherent(4096), "EPERM");
-    throwsKind(() => dma.syncForCpu(0x1000, 4, DMA_FROM_DEVICE), "EPERM");
-    throwsKind(() => dma.flush(), "EPERM");
-    throwsKind(() => dma.advanceTime(1), "EPERM");
-    throwsKind(() => dma.removeMaster(), "EPERM");
+    expectError(() => dma.mapSingle(buf, DMA_TO_DEVICE), "EPERM");
+    expectError(() => dma.unmapSingle(0x1000, 4096, DMA_TO_DEVICE), "EPERM");
+    expectError(() => dma.mapSg([{ pa: buf.pa, length: 4096 }], 0), "EPERM");
+    expectError(() => dma.allocCoherent(4096), "EPERM");
+    expectError(() => dma.syncForCpu(0x1000, 4, DMA_FROM_DEVICE), "EPERM");
+    expectError(() => dma.flush(), "EPERM");
+    expectError(() => dma.advanceTime(1), "EPERM");
+    expectError(() => dma.removeMaster(), "EPERM");
     // The master can get a new mapper.
     createDmaMapper(r.soc, r.master).removeMaster();
   });
@@ -204,18 +193,18 @@ Deno.test("mapSingle over an IOMMU", async (t) => {
     const buf = dma.cpu.allocBuffer(4096);
     const digest = r.soc.memory.digest();
     const live = r.soc.memory.frames.liveBytes;
-    throwsKind(() => dma.mapSingle(buf, DMA_NONE), "EINVAL");
-    throwsKind(() => dma.mapSingle([0x1001], DMA_TO_DEVICE), "EINVAL");
-    throwsKind(() => dma.mapSingle([], DMA_TO_DEVICE), "EINVAL");
-    throwsKind(() => dma.mapSingle([2 ** 40], DMA_TO_DEVICE), "ERANGE");
+    expectError(() => dma.mapSingle(buf, DMA_NONE), "EINVAL");
+    expectError(() => dma.mapSingle([0x1001], DMA_TO_DEVICE), "EINVAL");
+    expectError(() => dma.mapSingle([], DMA_TO_DEVICE), "EINVAL");
+    expectError(() => dma.mapSingle([2 ** 40], DMA_TO_DEVICE), "ERANGE");
     r.soc.memory.frames.failNth(1); // the level-2 table allocation fails
-    throwsKind(() => dma.mapSingle(buf, DMA_TO_DEVICE), "ENOMEM");
+    expectError(() => dma.mapSingle(buf, DMA_TO_DEVICE), "ENOMEM");
     assertEquals(r.soc.memory.digest(), digest);
     assertEquals(r.soc.memory.frames.liveBytes, live);
     assertEquals(dma.iova!.stats().liveRanges, 0, "IOVA given back");
     assertEquals(dma.stats().liveMappings, 0);
     buf.free();
-    throwsKind(() => dma.mapSingle(buf, DMA_TO_DEVICE), "EINVAL");
+    expectError(() => dma.mapSingle(buf, DMA_TO_DEVICE), "EINVAL");
   });
   await t.step("IOVA exhaustion is ENOMEM", () => {
     const small = dmaRig("flat", { dmaBits: 16 });
@@ -224,7 +213,7 @@ Deno.test("mapSingle over an IOMMU", async (t) => {
     const buf = d.cpu.allocBuffer(16 * 1024);
     const got = [0, 1, 2].map(() => d.mapSingle(buf, DMA_TO_DEVICE));
     const before = d.iova!.stats().liveRanges;
-    throwsKind(() => d.mapSingle(buf, DMA_TO_DEVICE), "ENOMEM");
+    expectError(() => d.mapSingle(buf, DMA_TO_DEVICE), "ENOMEM");
     assertEquals(d.iova!.stats().liveRanges, before);
     for (const a of got) d.unmapSingle(a, buf.size, DMA_TO_DEVICE);
     d.removeMaster();
@@ -232,12 +221,15 @@ Deno.test("mapSingle over an IOMMU", async (t) => {
   await t.step("unmap errors with debug off", () => {
     const d2 = dmaRig("flat");
     const quiet = createDmaMapper(d2.soc, d2.master, { debug: false });
-    throwsKind(() => quiet.unmapSingle(0x5000, 4096, DMA_TO_DEVICE), "ENOENT");
-    throwsKind(() => quiet.unmapSingle(-1, 4096, DMA_TO_DEVICE), "EINVAL");
-    throwsKind(() => quiet.unmapSingle(0x5000, 0, DMA_TO_DEVICE), "EINVAL");
-    throwsKind(() => quiet.unmapSingle(0x5000, 4096, DMA_NONE), "EINVAL");
-    throwsKind(() => quiet.syncForCpu(0x5000, 4096, DMA_FROM_DEVICE), "ENOENT");
-    throwsKind(() => quiet.syncForCpu(0x5000, 0, DMA_FROM_DEVICE), "EINVAL");
+    expectError(() => quiet.unmapSingle(0x5000, 4096, DMA_TO_DEVICE), "ENOENT");
+    expectError(() => quiet.unmapSingle(-1, 4096, DMA_TO_DEVICE), "EINVAL");
+    expectError(() => quiet.unmapSingle(0x5000, 0, DMA_TO_DEVICE), "EINVAL");
+    expectError(() => quiet.unmapSingle(0x5000, 4096, DMA_NONE), "EINVAL");
+    expectError(
+      () => quiet.syncForCpu(0x5000, 4096, DMA_FROM_DEVICE),
+      "ENOENT",
+    );
+    expectError(() => quiet.syncForCpu(0x5000, 0, DMA_FROM_DEVICE), "EINVAL");
     quiet.removeMaster();
   });
   dma.removeMaster();
@@ -326,22 +318,22 @@ Deno.test("mapSg builds one contiguous IOVA range", async (t) => {
     const dma = createDmaMapper(r.soc, r.master);
     const p = r.soc.memory.frames.alloc(8192);
     const live = r.soc.memory.frames.liveBytes;
-    throwsKind(() => dma.mapSg([], DMA_TO_DEVICE), "EINVAL");
-    throwsKind(
+    expectError(() => dma.mapSg([], DMA_TO_DEVICE), "EINVAL");
+    expectError(
       () => dma.mapSg([{ pa: p, length: 0 }], DMA_TO_DEVICE),
       "EINVAL",
     );
-    throwsKind(
+    expectError(
       () => dma.mapSg([{ pa: -4, length: 4 }], DMA_TO_DEVICE),
       "EINVAL",
     );
-    throwsKind(
+    expectError(
       () => dma.mapSg([{ pa: 2 ** 40, length: 4 }], DMA_TO_DEVICE),
       "ERANGE",
     );
-    throwsKind(() => dma.mapSg([{ pa: p, length: 4 }], DMA_NONE), "EINVAL");
+    expectError(() => dma.mapSg([{ pa: p, length: 4 }], DMA_NONE), "EINVAL");
     r.soc.memory.frames.failNth(1);
-    throwsKind(
+    expectError(
       () => dma.mapSg([{ pa: p, length: 8192 }], DMA_TO_DEVICE),
       "ENOMEM",
     );
@@ -366,7 +358,7 @@ Deno.test("mapSg builds one contiguous IOVA range", async (t) => {
     ];
     const live = r.soc.memory.frames.liveBytes;
     r.soc.memory.frames.failNth(2);
-    throwsKind(() => dma.mapSg(segs, DMA_TO_DEVICE), "ENOMEM");
+    expectError(() => dma.mapSg(segs, DMA_TO_DEVICE), "ENOMEM");
     assertEquals(dma.domain!.leaves().length, 0);
     assertEquals(r.soc.memory.frames.liveBytes, live);
     const sg = dma.mapSg(segs, DMA_TO_DEVICE);
@@ -395,9 +387,9 @@ Deno.test("allocCoherent maps discontiguous frames contiguously", () => {
   dma.freeCoherent(c);
   assertEquals(r.soc.memory.frames.liveBytes, live);
   assertEquals(dma.domain!.leaves().length, 0);
-  throwsKind(() => dma.allocCoherent(0), "EINVAL");
+  expectError(() => dma.allocCoherent(0), "EINVAL");
   r.soc.memory.frames.failNth(2);
-  throwsKind(() => dma.allocCoherent(4 * 4096), "ENOMEM");
+  expectError(() => dma.allocCoherent(4 * 4096), "ENOMEM");
   assertEquals(r.soc.memory.frames.liveBytes, live);
   assertEquals(dma.iova!.stats().liveRanges, 0);
   dma.removeMaster();
@@ -424,7 +416,7 @@ Deno.test("no IOMMU: direct mapping and bounce buffers", async (t) => {
     assert(c.cpu.contiguous);
     dma.freeCoherent(c);
     const scattered = dma.cpu.allocBuffer(8192, { contiguous: false });
-    throwsKind(() => dma.mapSingle(scattered, DMA_TO_DEVICE), "EINVAL");
+    expectError(() => dma.mapSingle(scattered, DMA_TO_DEVICE), "EINVAL");
     dma.removeMaster();
   });
   await t.step("buffers above the DMA mask bounce", () => {
@@ -487,7 +479,7 @@ Deno.test("no IOMMU: direct mapping and bounce buffers", async (t) => {
     });
     let high = dma.cpu.allocBuffer(16384);
     while (high.pa < 16 << 20) high = dma.cpu.allocBuffer(16384);
-    throwsKind(() => dma.mapSingle(high, DMA_TO_DEVICE), "ENOMEM");
+    expectError(() => dma.mapSingle(high, DMA_TO_DEVICE), "ENOMEM");
     assertEquals(dma.stats().liveMappings, 0);
     dma.removeMaster();
   });
@@ -502,19 +494,19 @@ Deno.test("DmaBuffer: views, slices and ownership", () => {
   assertEquals(s.pa, b.pa + 4000);
   assertEquals(s.frames.length, 2);
   assertEquals(s.paAt(150), b.pa + 4150);
-  throwsKind(() => s.free(), "EPERM");
-  throwsKind(() => b.slice(4990, 20), "ERANGE");
-  throwsKind(() => b.paAt(5000), "ERANGE");
+  expectError(() => s.free(), "EPERM");
+  expectError(() => b.slice(4990, 20), "ERANGE");
+  expectError(() => b.paAt(5000), "ERANGE");
   const v = DmaBuffer.fromRange(0x1ff0, 0x20);
   assertEquals([...v.frames], [0x1000, 0x2000]);
   assertEquals(v.offset, 0xff0);
-  throwsKind(() => DmaBuffer.fromFrames([0x1000], 4096), "EINVAL");
-  throwsKind(() => DmaBuffer.fromFrames([0x1000], 0, 4097), "ERANGE");
-  throwsKind(() => DmaBuffer.adopt(soc.memory, [0x5000], 10), "EINVAL");
+  expectError(() => DmaBuffer.fromFrames([0x1000], 4096), "EINVAL");
+  expectError(() => DmaBuffer.fromFrames([0x1000], 0, 4097), "ERANGE");
+  expectError(() => DmaBuffer.adopt(soc.memory, [0x5000], 10), "EINVAL");
   b.free();
-  throwsKind(() => b.free(), "EPERM");
+  expectError(() => b.free(), "EPERM");
   assertEquals(soc.memory.frames.liveBytes, 0);
-  throwsKind(
+  expectError(
     () => DmaBuffer.alloc(soc.memory, 4096, { limit: 2048 }),
     "ENOMEM",
   );

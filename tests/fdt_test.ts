@@ -1,5 +1,5 @@
-import { assert, assertEquals, assertThrows } from "@std/assert";
-import { IommuError, type IommuErrorKind } from "../core/errors.ts";
+import { assert, assertEquals } from "@std/assert";
+import { IommuError } from "../core/errors.ts";
 import {
   FDT_BEGIN_NODE,
   FDT_END,
@@ -18,6 +18,7 @@ import {
   u64Cells,
 } from "../core/fdt_writer.ts";
 import { EXYNOS4210_DTB, GENERIC_SOC_DTB } from "../platforms/mod.ts";
+import { expectError } from "./support/assertions.ts";
 
 const EXYNOS = await Deno.readFile(
   new URL("../platforms/exynos4210.dtb", import.meta.url),
@@ -26,22 +27,9 @@ const GENERIC = await Deno.readFile(
   new URL("../platforms/generic_soc.dtb", import.meta.url),
 );
 
-function assertKind(
-  fn: () => unknown,
-  kind: IommuErrorKind,
-  message?: RegExp,
-): IommuError {
-  const e = assertThrows(fn, IommuError);
-  assertEquals(e.kind, kind, e.message);
-  if (message !== undefined) {
-    assert(message.test(e.message), `'${e.message}' does not match ${message}`);
-  }
-  return e;
-}
-
 /** EIO whose message names the given byte offset. */
 function assertEioAt(fn: () => unknown, offset: number): IommuError {
-  return assertKind(
+  return expectError(
     fn,
     "EIO",
     new RegExp(`offset 0x${offset.toString(16)}\\b`),
@@ -464,7 +452,7 @@ Deno.test("node accessors", async (t) => {
     assertEioAt(() => root.getString("u8"), root.propertyOffset("u8")!);
     assertEioAt(() => root.getString("empty"), root.propertyOffset("empty")!);
     assertEioAt(() => root.getStringList("u8"), root.propertyOffset("u8")! + 2);
-    assertKind(() => node(fdt, "/status/garbage").isEnabled(), "EIO");
+    expectError(() => node(fdt, "/status/garbage").isEnabled(), "EIO");
   });
 
   await t.step("status", () => {
@@ -488,15 +476,15 @@ Deno.test("node accessors", async (t) => {
 
   await t.step("reg errors", () => {
     const huge = node(fdt, "/bus/huge@0");
-    assertKind(() => huge.reg(), "ERANGE", /offset 0x[0-9a-f]+/);
+    expectError(() => huge.reg(), "ERANGE", /offset 0x[0-9a-f]+/);
     const frac = node(fdt, "/bus/frac@0");
     assertEioAt(() => frac.reg(), frac.propertyOffset("reg")!);
-    assertKind(
+    expectError(
       () => node(fdt, "/bus/nocells/x").reg(),
       "ERANGE",
       /#address-cells 3/,
     );
-    assertKind(() => node(fdt, "/zero/w").reg(), "EIO");
+    expectError(() => node(fdt, "/zero/w").reg(), "EIO");
   });
 
   await t.step("lookups", () => {
@@ -558,7 +546,7 @@ Deno.test("iommus and interrupt decoding errors", async (t) => {
   await t.step("a dangling phandle is ENOENT naming the offset", () => {
     const fdt = base({ iommus: [1, 9, 42] });
     const m = node(fdt, "/master");
-    assertKind(
+    expectError(
       () => fdt.iommus(m),
       "ENOENT",
       new RegExp(
@@ -571,7 +559,7 @@ Deno.test("iommus and interrupt decoding errors", async (t) => {
 
   await t.step("an IOMMU without #iommu-cells is EINVAL", () => {
     const fdt = base({ iommus: [3] });
-    assertKind(
+    expectError(
       () => fdt.iommus(node(fdt, "/master")),
       "EINVAL",
       /#iommu-cells/,
@@ -586,19 +574,19 @@ Deno.test("iommus and interrupt decoding errors", async (t) => {
 
   await t.step("#iommu-cells beyond the limit is EIO", () => {
     const fdt = base({ iommus: [4, 0] });
-    assertKind(() => fdt.iommus(node(fdt, "/master")), "EIO", /#iommu-cells/);
+    expectError(() => fdt.iommus(node(fdt, "/master")), "EIO", /#iommu-cells/);
   });
 
   await t.step("iommu-names count mismatch is EIO", () => {
     const fdt = base({ iommus: [2], "iommu-names": ["a", "b"] });
-    assertKind(() => fdt.iommus(node(fdt, "/master")), "EIO", /iommu-names/);
+    expectError(() => fdt.iommus(node(fdt, "/master")), "EIO", /iommu-names/);
   });
 
   await t.step("a malformed iommus length is EIO", () => {
     const fdt = parseDesc({
       children: [{ name: "m", props: { iommus: new Uint8Array(6) } }],
     });
-    assertKind(() => fdt.iommus(node(fdt, "/m")), "EIO");
+    expectError(() => fdt.iommus(node(fdt, "/m")), "EIO");
   });
 
   await t.step("interrupt parent and specifier errors", () => {
@@ -608,18 +596,18 @@ Deno.test("iommus and interrupt decoding errors", async (t) => {
       4,
     ]]);
     fdt = base({ interrupts: [1, 2, 3], "interrupt-parent": 5 });
-    assertKind(() => fdt.interruptSpecifiers(node(fdt, "/master")), "EIO");
+    expectError(() => fdt.interruptSpecifiers(node(fdt, "/master")), "EIO");
     fdt = base({ interrupts: [1, 2], "interrupt-parent": 99 });
-    assertKind(
+    expectError(
       () => fdt.interruptParent(node(fdt, "/master")),
       "ENOENT",
       /0x63/,
     );
     fdt = base({ interrupts: [1, 2] });
     assertEquals(fdt.interruptParent(node(fdt, "/master")), undefined);
-    assertKind(() => fdt.interruptSpecifiers(node(fdt, "/master")), "ENOENT");
+    expectError(() => fdt.interruptSpecifiers(node(fdt, "/master")), "ENOENT");
     fdt = base({ interrupts: [1, 2], "interrupt-parent": 6 });
-    assertKind(() => fdt.interruptSpecifiers(node(fdt, "/master")), "EINVAL");
+    expectError(() => fdt.interruptSpecifiers(node(fdt, "/master")), "EINVAL");
   });
 });
 
@@ -675,7 +663,7 @@ Deno.test("writer", async (t) => {
     }
     const fdt = parseDesc({ children: [desc] });
     assertEquals(Math.max(...[...fdt].map((n) => n.depth)), FDT_MAX_DEPTH - 1);
-    assertKind(
+    expectError(
       () => encodeFdt({ children: [{ name: "n", children: [desc] }] }),
       "EINVAL",
       /deeper/,
@@ -703,20 +691,20 @@ Deno.test("writer", async (t) => {
       [{ props: { p: false as unknown as true } }, /unsupported/],
     ];
     for (const [desc, re] of bad) {
-      assertKind(() => encodeFdt(desc), "EINVAL", re);
+      expectError(() => encodeFdt(desc), "EINVAL", re);
     }
-    assertKind(() => encodeFdt({}, { bootCpuid: -1 }), "EINVAL");
-    assertKind(
+    expectError(() => encodeFdt({}, { bootCpuid: -1 }), "EINVAL");
+    expectError(
       () => encodeFdt({}, { reservations: [{ address: 0, size: 0 }] }),
       "EINVAL",
       /all zero/,
     );
-    assertKind(
+    expectError(
       () => encodeFdt({}, { reservations: [{ address: 0.5, size: 1 }] }),
       "EINVAL",
     );
-    assertKind(() => u64Cells(-1), "EINVAL");
-    assertKind(() => u64Cells(2 ** 53), "EINVAL");
+    expectError(() => u64Cells(-1), "EINVAL");
+    expectError(() => u64Cells(2 ** 53), "EINVAL");
     assertEquals(u64Cells(0x1_2345_6789), [1, 0x23456789]);
   });
 });
@@ -732,7 +720,7 @@ Deno.test("malformed blobs", async (t) => {
   const h = fdt.header;
 
   await t.step("not a Uint8Array is EINVAL", () => {
-    assertKind(() => parseFdt([1, 2] as unknown as Uint8Array), "EINVAL");
+    expectError(() => parseFdt([1, 2] as unknown as Uint8Array), "EINVAL");
   });
 
   await t.step("header fields", () => {
@@ -756,7 +744,7 @@ Deno.test("malformed blobs", async (t) => {
 
   await t.step("truncation at every length", () => {
     for (let len = 0; len < good.length; len++) {
-      assertKind(
+      expectError(
         () => parseFdt(good.subarray(0, len)),
         "EIO",
         /offset 0x[0-9a-f]+/,
@@ -764,14 +752,14 @@ Deno.test("malformed blobs", async (t) => {
     }
     for (const blob of [EXYNOS, GENERIC]) {
       for (let len = 0; len < blob.length; len += 7) {
-        assertKind(() => parseFdt(blob.subarray(0, len)), "EIO", /offset 0x/);
+        expectError(() => parseFdt(blob.subarray(0, len)), "EIO", /offset 0x/);
       }
     }
   });
 
   await t.step("structure block cut short at every word", () => {
     for (let size = 0; size < h.sizeDtStruct; size += 4) {
-      assertKind(() => parseFdt(patched(good, 36, size)), "EIO", /offset 0x/);
+      expectError(() => parseFdt(patched(good, 36, size)), "EIO", /offset 0x/);
     }
   });
 
@@ -795,12 +783,12 @@ Deno.test("malformed blobs", async (t) => {
 
   await t.step("memory reservations", () => {
     // 0x00200000_00000000 = 2^53: not a safe integer.
-    assertKind(
+    expectError(
       () => parseFdt(patched(good, 40, 0x200000)),
       "ERANGE",
       /offset 0x28/,
     );
-    assertKind(
+    expectError(
       () => parseFdt(patched(good, 48, 0x200000)),
       "ERANGE",
       /offset 0x28/,
@@ -813,7 +801,7 @@ Deno.test("malformed blobs", async (t) => {
     const regTok = a.propertyOffset("reg")! - 12;
     assertEquals(u32(good, regTok), FDT_PROP);
     assertEioAt(() => parseFdt(patched(good, regTok, 7)), regTok);
-    assertKind(
+    expectError(
       () => parseFdt(patched(good, regTok, 7)),
       "EIO",
       /unknown structure token 0x7/,
@@ -851,7 +839,7 @@ Deno.test("malformed blobs", async (t) => {
     // Unterminated property name: the strings block's last NUL overwritten.
     const last = h.offDtStrings + h.sizeDtStrings - 4;
     const noNul = patched(good, last, u32(good, last) | 0x41);
-    assertKind(
+    expectError(
       () => parseFdt(noNul),
       "EIO",
       /not NUL-terminated|non-printable/,
@@ -1022,7 +1010,7 @@ Deno.test("malformed blobs", async (t) => {
       FDT_END,
     );
     const strings = new TextEncoder().encode("phandle\0linux,phandle\0");
-    assertKind(
+    expectError(
       () => parseFdt(rawBlob(twoPh, strings)),
       "EIO",
       /two different phandles 0x1 and 0x2/,
@@ -1033,7 +1021,7 @@ Deno.test("malformed blobs", async (t) => {
         props: { phandle: 3 },
       }],
     });
-    assertKind(
+    expectError(
       () => parseFdt(dup),
       "EIO",
       /phandle 0x3 of \/b is already used by \/a/,
@@ -1041,7 +1029,7 @@ Deno.test("malformed blobs", async (t) => {
     const same = encodeFdt({ props: { phandle: 3, "linux,phandle": 3 } });
     assertEquals(parseFdt(same).findByPhandle(3)?.path, "/");
     const short = encodeFdt({ props: { phandle: new Uint8Array(2) } });
-    assertKind(() => parseFdt(short), "EIO", /phandle/);
+    expectError(() => parseFdt(short), "EIO", /phandle/);
   });
 
   await t.step("nesting deeper than the limit", () => {

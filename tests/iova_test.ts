@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertThrows } from "@std/assert";
+import { assert, assertEquals } from "@std/assert";
 import fc from "fast-check";
 import { IommuError, type IommuErrorKind } from "../core/mod.ts";
 import {
@@ -6,6 +6,7 @@ import {
   IovaAllocator,
   type IovaAllocatorOptions,
 } from "../core/dma/mod.ts";
+import { expectError } from "./support/assertions.ts";
 
 const K = 4096;
 const M = 1024 * 1024;
@@ -19,11 +20,6 @@ function kindOf(f: () => unknown): IommuErrorKind | "ok" {
     if (e instanceof IommuError) return e.kind;
     throw e;
   }
-}
-
-function assertKind(f: () => unknown, kind: IommuErrorKind): void {
-  const e = assertThrows(f, IommuError);
-  assertEquals(e.kind, kind, e.message);
 }
 
 function healthy(a: IovaAllocator): void {
@@ -292,42 +288,48 @@ let fallbacksSeen = 0;
 
 Deno.test("IovaAllocator: constructor validation", async (t) => {
   await t.step("bad options are EINVAL / ERANGE", () => {
-    assertKind(() => new IovaAllocator({ granule: 3000, end: G4 }), "EINVAL");
-    assertKind(() => new IovaAllocator({ start: 100, end: G4 }), "EINVAL");
-    assertKind(() => new IovaAllocator({ start: -K, end: G4 }), "EINVAL");
-    assertKind(() => new IovaAllocator({ end: G4 + 1 }), "EINVAL");
-    assertKind(() => new IovaAllocator({ end: 1.5 }), "EINVAL");
-    assertKind(() => new IovaAllocator({ end: 2 ** 54 }), "ERANGE");
-    assertKind(
+    expectError(() => new IovaAllocator({ granule: 3000, end: G4 }), "EINVAL");
+    expectError(() => new IovaAllocator({ start: 100, end: G4 }), "EINVAL");
+    expectError(() => new IovaAllocator({ start: -K, end: G4 }), "EINVAL");
+    expectError(() => new IovaAllocator({ end: G4 + 1 }), "EINVAL");
+    expectError(() => new IovaAllocator({ end: 1.5 }), "EINVAL");
+    expectError(() => new IovaAllocator({ end: 2 ** 54 }), "ERANGE");
+    expectError(
       () => new IovaAllocator({ end: 2 ** 53, constraints: { guardGap: K } }),
       "ERANGE",
     );
-    assertKind(() => new IovaAllocator({ end: K }), "ERANGE");
-    assertKind(() => new IovaAllocator({ start: 8 * K, end: 8 * K }), "ERANGE");
-    assertKind(
+    expectError(() => new IovaAllocator({ end: K }), "ERANGE");
+    expectError(
+      () => new IovaAllocator({ start: 8 * K, end: 8 * K }),
+      "ERANGE",
+    );
+    expectError(
       () => new IovaAllocator({ end: G4, constraints: { alignment: 3 * K } }),
       "EINVAL",
     );
-    assertKind(
+    expectError(
       () => new IovaAllocator({ end: G4, constraints: { guardGap: -1 } }),
       "EINVAL",
     );
-    assertKind(
+    expectError(
       () => new IovaAllocator({ end: G4, cacheMaxSize: 3 * K }),
       "EINVAL",
     );
-    assertKind(
+    expectError(
       () => new IovaAllocator({ end: G4, cacheMaxSize: 1024 }),
       "EINVAL",
     );
-    assertKind(() => new IovaAllocator({ end: G4, depotSize: -1 }), "EINVAL");
-    assertKind(() => new IovaAllocator({ end: G4, depotSize: 1.5 }), "EINVAL");
-    assertKind(
+    expectError(() => new IovaAllocator({ end: G4, depotSize: -1 }), "EINVAL");
+    expectError(() => new IovaAllocator({ end: G4, depotSize: 1.5 }), "EINVAL");
+    expectError(
       () => new IovaAllocator({ end: G4, searchProbes: -2 }),
       "EINVAL",
     );
-    assertKind(() => new IovaAllocator({ end: G4, maxAlignment: 5 }), "EINVAL");
-    assertKind(
+    expectError(
+      () => new IovaAllocator({ end: G4, maxAlignment: 5 }),
+      "EINVAL",
+    );
+    expectError(
       () => new IovaAllocator({ end: G4, reserved: [{ start: -1, size: K }] }),
       "EINVAL",
     );
@@ -342,7 +344,7 @@ Deno.test("IovaAllocator: constructor validation", async (t) => {
       assertEquals(a.granule, K);
       const got = [a.alloc(K), a.alloc(K), a.alloc(K)];
       assertEquals(got, [3 * K, 2 * K, K]);
-      assertKind(() => a.alloc(K), "ENOMEM");
+      expectError(() => a.alloc(K), "ENOMEM");
       healthy(a);
     },
   );
@@ -375,7 +377,7 @@ Deno.test("IovaAllocator: placement", async (t) => {
       assertEquals(a.find(x + 33 * K), undefined);
       // The 31 granules above stay usable by smaller requests.
       assertEquals(a.alloc(16 * K), G4 - 16 * K);
-      assertKind(() => a.sizeFor(0), "EINVAL");
+      expectError(() => a.sizeFor(0), "EINVAL");
       healthy(a);
     },
   );
@@ -406,7 +408,7 @@ Deno.test("IovaAllocator: placement", async (t) => {
     a.reserve(40 * K, 24 * K);
     a.reserve(K, 30 * K); // free: [31, 40) granules
     assertEquals(a.alloc(8 * K), 32 * K); // only aligned 8-slot in a 9-gap
-    assertKind(() => a.alloc(2 * K), "ENOMEM"); // [31,32) is 1 granule
+    expectError(() => a.alloc(2 * K), "ENOMEM"); // [31,32) is 1 granule
     assertEquals(a.alloc(K), 31 * K);
     healthy(a);
   });
@@ -415,47 +417,47 @@ Deno.test("IovaAllocator: placement", async (t) => {
 Deno.test("IovaAllocator: argument errors", async (t) => {
   const a = new IovaAllocator({ end: G4 });
   await t.step("alloc", () => {
-    assertKind(() => a.alloc(0), "EINVAL");
-    assertKind(() => a.alloc(-K), "EINVAL");
-    assertKind(() => a.alloc(1.5), "EINVAL");
-    assertKind(() => a.alloc(NaN), "EINVAL");
-    assertKind(() => a.alloc(K, 0), "EINVAL");
-    assertKind(() => a.alloc(K, 1.5), "EINVAL");
-    assertKind(() => a.alloc(K, 2 ** 53 + 2), "EINVAL");
-    assertKind(() => a.alloc(K, 100), "ERANGE"); // window below start
-    assertKind(() => a.alloc(G4), "ERANGE"); // larger than aperture
-    assertKind(() => a.alloc(2 * M, M), "ERANGE");
+    expectError(() => a.alloc(0), "EINVAL");
+    expectError(() => a.alloc(-K), "EINVAL");
+    expectError(() => a.alloc(1.5), "EINVAL");
+    expectError(() => a.alloc(NaN), "EINVAL");
+    expectError(() => a.alloc(K, 0), "EINVAL");
+    expectError(() => a.alloc(K, 1.5), "EINVAL");
+    expectError(() => a.alloc(K, 2 ** 53 + 2), "EINVAL");
+    expectError(() => a.alloc(K, 100), "ERANGE"); // window below start
+    expectError(() => a.alloc(G4), "ERANGE"); // larger than aperture
+    expectError(() => a.alloc(2 * M, M), "ERANGE");
     assertEquals(a.stats().allocs, 0);
     assertEquals(a.alloc(K, 2 ** 53), G4 - K); // 53-bit mask + 1 is fine
   });
   await t.step("free", () => {
     const x = a.alloc(2 * K);
-    assertKind(() => a.free(-1, K), "EINVAL");
-    assertKind(() => a.free(1.5, K), "EINVAL");
-    assertKind(() => a.free(x, 0), "EINVAL");
-    assertKind(() => a.free(x, 8 * K), "EINVAL"); // size mismatch
-    assertKind(() => a.free(x + 1, 2 * K), "ENOENT"); // not a start
-    assertKind(() => a.free(x + K, K), "ENOENT");
-    assertKind(() => a.free(16 * K, K), "ENOENT"); // never allocated
+    expectError(() => a.free(-1, K), "EINVAL");
+    expectError(() => a.free(1.5, K), "EINVAL");
+    expectError(() => a.free(x, 0), "EINVAL");
+    expectError(() => a.free(x, 8 * K), "EINVAL"); // size mismatch
+    expectError(() => a.free(x + 1, 2 * K), "ENOENT"); // not a start
+    expectError(() => a.free(x + K, K), "ENOENT");
+    expectError(() => a.free(16 * K, K), "ENOENT"); // never allocated
     a.free(x, 2 * K - 5); // rounds to the same 2 granules
-    assertKind(() => a.free(x, 2 * K), "ENOENT"); // double free (cached)
+    expectError(() => a.free(x, 2 * K), "ENOENT"); // double free (cached)
     assertEquals(a.stats().frees, 1);
     healthy(a);
   });
   await t.step("find", () => {
-    assertKind(() => a.find(-1), "EINVAL");
-    assertKind(() => a.contains(0.5), "EINVAL");
+    expectError(() => a.find(-1), "EINVAL");
+    expectError(() => a.contains(0.5), "EINVAL");
   });
   await t.step("reserve", () => {
-    assertKind(() => a.reserve(-K, K), "EINVAL");
-    assertKind(() => a.reserve(K, 0), "EINVAL");
-    assertKind(() => a.reserve(2 ** 53 - K, 2 * K), "ERANGE");
+    expectError(() => a.reserve(-K, K), "EINVAL");
+    expectError(() => a.reserve(K, 0), "EINVAL");
+    expectError(() => a.reserve(2 ** 53 - K, 2 * K), "ERANGE");
   });
   await t.step("ENOMEM leaves no partial state", () => {
     const b = new IovaAllocator({ end: 8 * K, cacheMaxSize: 0 });
     b.alloc(4 * K);
     const before = b.stats();
-    assertKind(() => b.alloc(4 * K), "ENOMEM");
+    expectError(() => b.alloc(4 * K), "ENOMEM");
     const after = b.stats();
     assertEquals(after.allocFailures, 1);
     assertEquals({ ...after, allocFailures: 0 }, {
@@ -492,7 +494,7 @@ Deno.test("IovaAllocator: reserved ranges", async (t) => {
     for (const x of got) assert(x >= 3 * K && x < 40 * K, `got ${x}`);
     assertEquals(got[0], 39 * K);
     assertEquals(a.find(50 * K), undefined); // reserved is not an allocation
-    assertKind(() => a.free(48 * K, K), "ENOENT");
+    expectError(() => a.free(48 * K, K), "ENOENT");
     healthy(a);
   });
 
@@ -502,7 +504,7 @@ Deno.test("IovaAllocator: reserved ranges", async (t) => {
       const a = new IovaAllocator({ end: 64 * K });
       const x = a.alloc(4 * K);
       const y = a.alloc(4 * K);
-      assertKind(() => a.reserve(x + K, K), "EEXIST");
+      expectError(() => a.reserve(x + K, K), "EEXIST");
       assertEquals(a.stats().reservedRanges, 0);
       a.free(y, 4 * K); // cached
       a.reserve(y, 4 * K);
@@ -695,7 +697,7 @@ Deno.test("IovaAllocator: Exynos v3.x constraints", async (t) => {
     });
     assertEquals(a.alloc(4 * K), 12 * K);
     assertEquals(a.alloc(4 * K), 4 * K); // [8,12) would touch the guard
-    assertKind(() => a.alloc(K), "ENOMEM"); // [1,4) all within guard of 4K
+    expectError(() => a.alloc(K), "ENOMEM"); // [1,4) all within guard of 4K
     assertEquals(a.stats().largestFreeGap, 3 * K);
     healthy(a);
   });
@@ -708,7 +710,7 @@ Deno.test("IovaAllocator: Exynos v3.x constraints", async (t) => {
     const x = a.alloc(4 * K); // [60, 64) granules, guard above the end
     const y = a.alloc(4 * K); // [52, 56), guard [56, 60)
     assertEquals([x, y], [60 * K, 52 * K]);
-    assertKind(() => a.reserve(57 * K, K), "EEXIST");
+    expectError(() => a.reserve(57 * K, K), "EEXIST");
     a.reserve(40 * K, K); // its guard reaches 45: fine
     assertEquals(a.alloc(4 * K), 32 * K); // [45, 52) is too small with a guard
     healthy(a);
@@ -731,7 +733,7 @@ Deno.test("IovaAllocator: known fragmentation pathology (reference §4.5)", () =
   a.free(x12, 12 * M);
   // 13 MB: the 12 MB hole is too small and below 13 MB only 13 MB - 4 KiB
   // is left (IOVA 0 is never handed out), so this correctly fails...
-  assertKind(() => a.alloc(13 * M), "ENOMEM");
+  expectError(() => a.alloc(13 * M), "ENOMEM");
   // ...and the 2 MB request is served from the top of the 12 MB hole.
   assertEquals(a.alloc(2 * M), 522 * M);
   assertEquals(a.stats().largestFreeGap, 13 * M - K);
@@ -743,7 +745,7 @@ Deno.test("IovaAllocator: known fragmentation pathology (reference §4.5)", () =
   const b = new IovaAllocator({ start: 0, end: 1024 * M, cacheMaxSize: 0 });
   assertEquals(b.alloc(500 * M), 512 * M);
   assertEquals(b.alloc(12 * M), 496 * M);
-  assertKind(() => b.alloc(499 * M), "ENOMEM"); // no 512 MiB-aligned slot left
+  expectError(() => b.alloc(499 * M), "ENOMEM"); // no 512 MiB-aligned slot left
   b.free(496 * M, 12 * M);
   assertEquals(b.alloc(13 * M), 496 * M);
   assertEquals(b.alloc(2 * M), 1022 * M); // top of the [1012, 1024) gap
@@ -830,7 +832,7 @@ Deno.test("IovaAllocator: property, alignments beyond the augmentation (granule 
       ],
     });
     assertEquals(a.alloc(4096), 4096);
-    assertKind(() => a.alloc(4096), "ENOMEM");
+    expectError(() => a.alloc(4096), "ENOMEM");
     assertEquals(a.alloc(2048), 16384); // 2^11: exact path, highest fit
     healthy(a);
   });

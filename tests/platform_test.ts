@@ -1,9 +1,8 @@
-import { assert, assertEquals, assertMatch, assertThrows } from "@std/assert";
+import { assert, assertEquals, assertMatch } from "@std/assert";
 import {
   encodeFdt,
   type FdtNodeDescription,
   IommuError,
-  type IommuErrorKind,
   type IommuPlugin,
   type IommuUnit,
 } from "../core/mod.ts";
@@ -25,6 +24,7 @@ import {
   workloadByName,
   workloadFromJson,
 } from "../workloads/mod.ts";
+import { expectError } from "./support/assertions.ts";
 
 // A per-device stand-in for the Exynos System MMU: the builder only cares
 // about compatible strings, #iommu-cells and the probed unit.
@@ -74,13 +74,6 @@ function fakeCentral(compatible = "iommukit,generic-iommu"): IommuPlugin {
       };
     },
   };
-}
-
-function assertKind(fn: () => unknown, kind: IommuErrorKind, re?: RegExp) {
-  const e = assertThrows(fn, IommuError);
-  assertEquals(e.kind, kind, e.message);
-  if (re !== undefined) assertMatch(e.message, re);
-  return e;
 }
 
 function summary(p: Platform) {
@@ -146,7 +139,7 @@ Deno.test("generic-soc DTB: central unit, stream IDs, dma-bits, bypass, coherent
     noHook.warnings[0]!,
     /display@fe300000: iommukit,bypass given but no bypass hook/,
   );
-  assertKind(
+  expectError(
     () =>
       buildPlatform(GENERIC_SOC_DTB, {
         plugins: [fakeCentral()],
@@ -191,7 +184,7 @@ Deno.test("generic-soc DTB: central unit, stream IDs, dma-bits, bypass, coherent
   assert(
     p.log.some((e) => e.kind === "skipped" && e.path === "/camera@fe500000"),
   );
-  assertKind(() => p.master("camera"), "ENOENT", /no master "camera"/);
+  expectError(() => p.master("camera"), "ENOENT", /no master "camera"/);
   assert(p.masters.every((m) => !m.deferred));
 });
 
@@ -290,33 +283,33 @@ Deno.test("JSON errors name the field", () => {
     f(j);
     return () => buildPlatform(j, opts);
   };
-  assertKind(
+  expectError(
     mut((j) => j.devices[0]!.iommus![0]!.iommu = "nope"),
     "ENOENT",
     /master dev: .*"nope", which does not exist/,
   );
-  assertKind(
+  expectError(
     mut((j) => j.devices[0]!.iommus![0]!.args = [1]),
     "EINVAL",
     /1 argument cell\(s\), but \/mmu0 has iommuCells = 0/,
   );
-  assertKind(
+  expectError(
     mut((j) => (j.devices[0] as unknown as Record<string, unknown>).iomus = []),
     "EINVAL",
     /unknown key "iomus"/,
   );
-  assertKind(mut((j) => j.devices[1]!.name = "dev"), "EEXIST", /two devices/);
-  assertKind(
+  expectError(mut((j) => j.devices[1]!.name = "dev"), "EEXIST", /two devices/);
+  expectError(
     mut((j) => j.memory.size = "lots"),
     "EINVAL",
     /memory.size must be a number/,
   );
-  assertKind(
+  expectError(
     mut((j) => j.memory.size = -1),
     "EINVAL",
     /memory.size must be a non-negative/,
   );
-  assertKind(
+  expectError(
     mut((j) => {
       j.devices[1]!.iommuCells = 1;
       j.devices[0]!.iommus![0]!.args = ["0x3"];
@@ -324,30 +317,30 @@ Deno.test("JSON errors name the field", () => {
     "EINVAL",
     /#iommu-cells = <1>, but plugin flat-iommu expects <0>/,
   );
-  assertKind(
+  expectError(
     mut((j) => j.devices[1]!.compatible = ["acme,unknown-iommu"]),
     "ENODEV",
     /master dev: iommus entry 0 names \/mmu0 .*"acme,unknown-iommu".*no registered plugin/,
   );
-  assertKind(
+  expectError(
     mut((j) => j.devices[0]!.dmaBits = 8),
     "EINVAL",
     /dmaBits must be an integer from 12 to 64/,
   );
-  assertKind(
+  expectError(
     mut((j) => j.memory.size = 12345),
     "EINVAL",
     /platform tiny: RAM .*not a multiple of 64 KiB/,
   );
-  assertKind(
+  expectError(
     () =>
       buildPlatform({ memory: { size: 1 << 20 }, devices: "x" } as never, opts),
     "EINVAL",
     /"devices" must be an array/,
   );
-  assertKind(() => buildPlatform(null as never, opts), "EINVAL");
-  assertKind(() => sourceFromJsonText("{ nope"), "EIO", /not valid JSON/);
-  assertKind(
+  expectError(() => buildPlatform(null as never, opts), "EINVAL");
+  expectError(() => sourceFromJsonText("{ nope"), "EIO", /not valid JSON/);
+  expectError(
     () => buildPlatform(tinyJson(), { plugins: [flatIommu(), flatIommu()] }),
     "EEXIST",
   );
@@ -386,7 +379,7 @@ Deno.test("DTB errors: dangling phandle, unknown compatible, cells, memory", () 
   assertEquals(p.name, "board");
   assertEquals(p.master("dev").ports[0]!.unit?.name, "mmu@1000");
 
-  assertKind(
+  expectError(
     () =>
       buildPlatform(
         dtb(
@@ -398,7 +391,7 @@ Deno.test("DTB errors: dangling phandle, unknown compatible, cells, memory", () 
     "ENOENT",
     /master dev@2000: .*\/dev@2000 names phandle 0x99, which no node has/,
   );
-  assertKind(
+  expectError(
     () =>
       buildPlatform(
         dtb(
@@ -411,7 +404,7 @@ Deno.test("DTB errors: dangling phandle, unknown compatible, cells, memory", () 
     /\/mmu@1000 \(compatible "acme,mystery-iommu"\), which no registered plugin binds/,
   );
   // The master comes after its IOMMU here: the check happens at probe time.
-  assertKind(
+  expectError(
     () =>
       buildPlatform(
         dtb(
@@ -423,7 +416,7 @@ Deno.test("DTB errors: dangling phandle, unknown compatible, cells, memory", () 
     "EINVAL",
     /\/mmu@1000 has #iommu-cells = <1>, but plugin flat-iommu expects <0>/,
   );
-  assertKind(
+  expectError(
     () =>
       buildPlatform(
         dtb(
@@ -435,7 +428,7 @@ Deno.test("DTB errors: dangling phandle, unknown compatible, cells, memory", () 
     "EINVAL",
     /\/mmu@1000 is bound by plugin flat-iommu but has no #iommu-cells/,
   );
-  assertKind(
+  expectError(
     () =>
       buildPlatform(
         dtb(
@@ -447,7 +440,7 @@ Deno.test("DTB errors: dangling phandle, unknown compatible, cells, memory", () 
     "EINVAL",
     /2 specifier cells; iommukit models at most one/,
   );
-  assertKind(
+  expectError(
     () =>
       buildPlatform(
         dtb(
@@ -459,7 +452,7 @@ Deno.test("DTB errors: dangling phandle, unknown compatible, cells, memory", () 
     "ENODEV",
     /\/mmu@1000, which has no compatible string/,
   );
-  assertKind(
+  expectError(
     () =>
       buildPlatform(
         dtb(
@@ -472,7 +465,7 @@ Deno.test("DTB errors: dangling phandle, unknown compatible, cells, memory", () 
     "EINVAL",
     /no RAM/,
   );
-  assertKind(
+  expectError(
     () =>
       buildPlatform(
         dtb(
@@ -484,12 +477,12 @@ Deno.test("DTB errors: dangling phandle, unknown compatible, cells, memory", () 
     "EINVAL",
     /dmaBits must be an integer from 12 to 64/,
   );
-  assertKind(
+  expectError(
     () => buildPlatform(EXYNOS4210_DTB.slice(0, 100), opts),
     "EIO",
   );
   // No plugin for the System MMUs at all: the first master names its unit.
-  assertKind(
+  expectError(
     () => buildPlatform(EXYNOS4210_DTB, { plugins: [] }),
     "ENODEV",
     /master fimc@11800000: iommus entry 0 names \/sysmmu@11a20000/,
@@ -498,10 +491,10 @@ Deno.test("DTB errors: dangling phandle, unknown compatible, cells, memory", () 
 
 Deno.test("lookups: ambiguous, unknown", () => {
   const p = buildPlatform(EXYNOS4210_DTB, { plugins: [fakeSysmmu()] });
-  assertKind(() => p.master("fimc"), "EINVAL", /ambiguous/);
+  expectError(() => p.master("fimc"), "EINVAL", /ambiguous/);
   assertEquals(p.findMasters("samsung,exynos4210-fimc").length, 4);
-  assertKind(() => p.master("gpu"), "ENOENT", /no master "gpu"/);
-  assertKind(() => p.unit("nope"), "ENOENT", /no unit nope/);
+  expectError(() => p.master("gpu"), "ENOENT", /no master "gpu"/);
+  expectError(() => p.unit("nope"), "ENOENT", /no unit nope/);
   assertEquals(p.unit("/sysmmu@11a20000").name, "sysmmu@11a20000");
 });
 
@@ -538,12 +531,12 @@ Deno.test("built-in platforms with the built-in plugins (loadPlatform)", () => {
   assert(fault !== null, "an unattached stream must not reach memory");
   assertEquals(gen.soc.memory.read8(pa), 0);
 
-  assertKind(
+  expectError(
     () => loadPlatform("vax"),
     "ENOENT",
     /no built-in platform named "vax"/,
   );
-  assertKind(
+  expectError(
     () => loadPlatform("exynos4210", { builtinPlugins: false }),
     "ENODEV",
   );
@@ -564,7 +557,7 @@ Deno.test("built-in platforms with the built-in plugins (loadPlatform)", () => {
     },
     { memory: gen.soc.memory, reportFault: () => false },
   );
-  assertKind(
+  expectError(
     () => builtinBypass(central, [1]),
     "EOPNOTSUPP",
     /unit x \(plugin fake-central\) has no bypass mode/,

@@ -3,14 +3,8 @@ import {
   assertEquals,
   assertMatch,
   assertNotEquals,
-  assertThrows,
 } from "@std/assert";
-import {
-  IommuError,
-  type IommuErrorKind,
-  type IommuPlugin,
-  type IommuUnit,
-} from "../core/mod.ts";
+import type { IommuPlugin, IommuUnit } from "../core/mod.ts";
 import { buildPlatform } from "../core/mod.ts";
 import type { PlatformJson } from "../core/mod.ts";
 import { loadPlatform } from "../platforms/mod.ts";
@@ -24,12 +18,7 @@ import {
   workloadFromJsonText,
 } from "../workloads/mod.ts";
 import { flatIommu } from "./support/flat_iommu.ts";
-
-function assertKind(fn: () => unknown, kind: IommuErrorKind, re?: RegExp) {
-  const e = assertThrows(fn, IommuError);
-  assertEquals(e.kind, kind, e.message);
-  if (re !== undefined) assertMatch(e.message, re);
-}
+import { expectError } from "./support/assertions.ts";
 
 const SMALL: Record<string, Record<string, number>> = {
   "video-decode": {
@@ -336,23 +325,23 @@ Deno.test("masters without an IOMMU run in direct mode", () => {
 });
 
 Deno.test("workload parameters, names and JSON are validated", () => {
-  assertKind(
+  expectError(
     () => workloadByName("mpeg"),
     "ENOENT",
     /no workload named "mpeg"/,
   );
-  assertKind(
+  expectError(
     () => workloadByName("gpu", { colour: 1 }),
     "EINVAL",
     /no parameter "colour"/,
   );
-  assertKind(
+  expectError(
     () => workloadByName("net-rx", { packets: 0 }),
     "EINVAL",
     /packets must be an integer from 1/,
   );
-  assertKind(() => workloadByName("net-rx", { packets: 1.5 }), "EINVAL");
-  assertKind(
+  expectError(() => workloadByName("net-rx", { packets: 1.5 }), "EINVAL");
+  expectError(
     () => workloadByName("gpu", { minKiB: 512, maxKiB: 256 }),
     "EINVAL",
     /minKiB/,
@@ -364,36 +353,36 @@ Deno.test("workload parameters, names and JSON are validated", () => {
   });
   assertEquals([w.name, w.kind, w.params.allocations], ["small-gpu", "gpu", 2]);
   assertEquals(workloadFromJsonText('{"kind":"net-rx"}').name, "net-rx");
-  assertKind(
+  expectError(
     () => workloadFromJson({ kind: "gpu", param: {} }),
     "EINVAL",
     /unknown key "param"/,
   );
-  assertKind(
+  expectError(
     () => workloadFromJson({ name: "x" }),
     "EINVAL",
     /"kind" must be one of/,
   );
-  assertKind(
+  expectError(
     () => workloadFromJson({ kind: "gpu", params: [1] }),
     "EINVAL",
     /"params"/,
   );
-  assertKind(
+  expectError(
     () => workloadFromJson({ kind: "gpu", name: 3 }),
     "EINVAL",
     /"name" must be a string/,
   );
-  assertKind(() => workloadFromJson([]), "EINVAL");
-  assertKind(() => workloadFromJson({ kind: "toString" }), "ENOENT");
-  assertKind(() => workloadFromJsonText("{"), "EIO", /not valid JSON/);
+  expectError(() => workloadFromJson([]), "EINVAL");
+  expectError(() => workloadFromJson({ kind: "toString" }), "ENOENT");
+  expectError(() => workloadFromJsonText("{"), "EIO", /not valid JSON/);
 });
 
 Deno.test("a workload on a platform without a suitable master says which role is missing", () => {
   const p = buildPlatform({ memory: { size: "0x1000000" }, devices: [] }, {
     plugins: [],
   });
-  assertKind(
+  expectError(
     () => simulate(p, workloadByName("net-rx")),
     "ENODEV",
     /workload net-rx needs a NIC .*platform json has none left/,
