@@ -177,6 +177,7 @@ export class LpaePageTable {
     const attrLo = leafAttrLo(prot, this.stage);
     const attrHi = leafAttrHi(prot);
     const count = plan.count;
+    const uniform = plan.uniform ?? 0;
     const pIova = plan.iova,
       pPa = plan.pa,
       pSize = plan.pageSize,
@@ -200,6 +201,18 @@ export class LpaePageTable {
       const room = node === this.#root ? this.rootEntries : ENTRIES_PER_TABLE;
       const idx = Math.floor(iova / size) & 511;
       let j = idx;
+      if (uniform === size) {
+        // Every remaining run is one page at the next IOVA (core hint).
+        const stop = Math.min(room, idx + count - r);
+        for (; j < stop; j++, r++) {
+          const pa = pPa[r]!;
+          const hi = Math.floor(pa / 0x100000000);
+          v[j << 1] = (pa - hi * 0x100000000) | lo0;
+          v[(j << 1) + 1] = hi | attrHi;
+        }
+        node.live += j - idx;
+        continue;
+      }
       do {
         const pa = pPa[r]!;
         const lo = pa % 0x100000000;
@@ -252,6 +265,7 @@ export class LpaePageTable {
     this.#cLevel = -1;
     const count = plan.count;
     const pIova = plan.iova, pSize = plan.pageSize, pPages = plan.pages;
+    const uniform = plan.uniform ?? 0;
     let r = 0;
     while (r < count) {
       const size = pSize[r]!;
@@ -268,6 +282,20 @@ export class LpaePageTable {
         const idx = Math.floor(iova / size) & 511;
         const room = node === this.#root ? this.rootEntries : ENTRIES_PER_TABLE;
         let j = idx;
+        if (uniform === size) {
+          // Every remaining run is one page at the next IOVA (core hint).
+          const stop = Math.min(room, idx + count - r);
+          if (node !== null) {
+            const v = node.view;
+            for (let i = idx; i < stop; i++) {
+              if ((v[i << 1]! & 1) !== 0) {
+                this.#exists(iova + (i - idx) * size, leafLevel);
+              }
+            }
+          }
+          r += stop - idx;
+          continue;
+        }
         do {
           if (node !== null && (node.view[j << 1]! & 1) !== 0) {
             this.#exists(iova, leafLevel);
@@ -675,7 +703,6 @@ export class LpaePageTable {
 }
 
 /** The fields of a core `MapPlan` the table reads (a plan or a look-alike). */
-export type MapPlanLike = Pick<
-  MapPlan,
-  "count" | "iova" | "pa" | "pageSize" | "pages"
->;
+export type MapPlanLike =
+  & Pick<MapPlan, "count" | "iova" | "pa" | "pageSize" | "pages">
+  & Partial<Pick<MapPlan, "uniform">>;
