@@ -63,7 +63,7 @@ const VARIANTS: Variant[] = [
     minAlign: G,
   },
   {
-    name: "Exynos v3.3 constraints (256 KiB alignment, 128 KiB guard)",
+    name: "Exynos-style constraints (256 KiB alignment, 128 KiB guard)",
     exact: false,
     options: {
       end: END,
