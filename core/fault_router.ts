@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { FaultHandler, IommuFault } from "./fault.ts";
+import type { IommuFault } from "./fault.ts";
 
 /** Most recent faults kept in {@linkcode FaultRouter.recent}. */
 export const FAULT_LOG_LIMIT = 1024;
@@ -112,5 +112,3 @@ export class FaultRouter {
     return { faults: this.#total, unhandled: this.#unhandled };
   }
 }
-
-export type { FaultHandler };
