@@ -13,7 +13,13 @@
  * @module
  */
 import { IommuError } from "./errors.ts";
-import { checkAddress, checkRange, hex, isPowerOfTwo } from "./address.ts";
+import {
+  checkAddress,
+  checkRange,
+  hex,
+  isPowerOfTwo,
+  MAX_ADDRESS,
+} from "./address.ts";
 
 /**
  * How a full set picks the way to evict. Every policy first fills an
@@ -157,14 +163,18 @@ export class Tlb {
   #invs: Float64Array = new Float64Array(SIZE_SLOTS);
   #nsizes = 0;
 
-  #fillSize = 0;
+  #fillSize = -1; // no size validated yet (0 is not a valid size)
   #fillShift = 0;
+  #fillInv = 0;
+  #probeSize = -1;
+  #probeInv = 0;
 
   #lastPageSize = 0;
   #lastPerm = 0;
   #lastPaBase = -1;
 
-  #lookups = 0;
+  // Lookups are hits + misses: each path bumps one counter only.
+  #misses = 0;
   #hits = 0;
   #fills = 0;
   #evictions = 0;
@@ -282,7 +292,6 @@ export class Tlb {
     ) {
       throwBadKey(context, iova);
     }
-    this.#lookups++;
     const n = this.#nsizes;
     const sizes = this.#sizes;
     const invs = this.#invs;
@@ -310,7 +319,8 @@ export class Tlb {
             invs[0] = inv;
           }
           this.#hits++;
-          this.#stamp[slot] = ++this.#clock;
+          // Only LRU reads the stamps.
+          if (this.#policy === 0) this.#stamp[slot] = ++this.#clock;
           const pa = this.#pa[slot]!;
           this.#lastPageSize = size;
           this.#lastPerm = this.#perm[slot]!;
@@ -319,6 +329,7 @@ export class Tlb {
         }
       }
     }
+    this.#misses++;
     this.#lastPageSize = 0;
     this.#lastPerm = 0;
     this.#lastPaBase = -1;
@@ -343,17 +354,40 @@ export class Tlb {
     ) {
       throwBadKey(context, iova);
     }
-    checkPageSize(pageSize);
-    this.#lookups++;
-    const slot = this.#find(context, iova, pageSize);
+    // Walk caches probe one size per level over and over: validate a size
+    // once and keep its reciprocal.
+    if (pageSize !== this.#probeSize) {
+      checkPageSize(pageSize);
+      this.#probeSize = pageSize;
+      this.#probeInv = 1 / pageSize;
+    }
+    let slot = -1;
+    if (this.capacity !== 0) {
+      const vpn = Math.floor(iova * this.#probeInv);
+      const base = vpn * pageSize;
+      const bases = this.#base;
+      const psz = this.#size;
+      const ctxs = this.#ctx;
+      let s = ((vpn ^ context) & this.#setMask) * this.ways;
+      const end = s + this.ways;
+      for (; s < end; s++) {
+        if (
+          bases[s] === base && psz[s] === pageSize && ctxs[s] === context
+        ) {
+          slot = s;
+          break;
+        }
+      }
+    }
     if (slot < 0) {
+      this.#misses++;
       this.#lastPageSize = 0;
       this.#lastPerm = 0;
       this.#lastPaBase = -1;
       return -1;
     }
     this.#hits++;
-    this.#stamp[slot] = ++this.#clock;
+    if (this.#policy === 0) this.#stamp[slot] = ++this.#clock;
     const pa = this.#pa[slot]!;
     this.#lastPageSize = pageSize;
     this.#lastPerm = this.#perm[slot]!;
@@ -408,29 +442,30 @@ export class Tlb {
     paBase: number,
     perm: number,
   ): void {
-    checkContext(context);
-    checkAddress(iova, "TLB IOVA");
-    // Fills come in runs of one size: validate and take the log of a new
-    // size only.
+    // Fills come in runs of one size: the log and reciprocal of a new size
+    // are taken once. One combined test covers the common valid case; the
+    // out-of-line check names what is wrong.
     if (pageSize !== this.#fillSize) {
       checkPageSize(pageSize);
       this.#fillSize = pageSize;
       this.#fillShift = Math.round(Math.log2(pageSize));
+      this.#fillInv = 1 / pageSize;
     }
-    checkAddress(paBase, "TLB PA");
     if (
-      typeof perm !== "number" || !Number.isInteger(perm) || perm < 0 ||
-      perm > 0x7fffffff
+      !(typeof context === "number" && typeof iova === "number" &&
+        typeof paBase === "number" && typeof perm === "number" &&
+        context >= 0 && context <= MAX_ADDRESS &&
+        Math.floor(context) === context &&
+        iova >= 0 && iova <= MAX_ADDRESS && Math.floor(iova) === iova &&
+        paBase >= 0 && paBase <= MAX_ADDRESS - pageSize &&
+        Math.floor(paBase) === paBase &&
+        perm >= 0 && perm <= 0x7fffffff && (perm | 0) === perm)
     ) {
-      throw new IommuError(
-        "EINVAL",
-        `TLB perm must be an integer from 0 to 0x7fffffff, got ${String(perm)}`,
-      );
+      throwBadFill(context, iova, pageSize, paBase, perm);
     }
-    const vpn = Math.floor(iova / pageSize);
+    const vpn = Math.floor(iova * this.#fillInv);
     const base = vpn * pageSize;
-    checkRange(base, pageSize, "TLB page");
-    checkRange(paBase, pageSize, "TLB PA page");
+    if (base > MAX_ADDRESS - pageSize) checkRange(base, pageSize, "TLB page");
     if (this.capacity === 0) return;
 
     const ways = this.ways;
@@ -586,9 +621,9 @@ export class Tlb {
    */
   counters(): TlbCounters {
     return {
-      lookups: this.#lookups,
+      lookups: this.#hits + this.#misses,
       hits: this.#hits,
-      misses: this.#lookups - this.#hits,
+      misses: this.#misses,
       fills: this.#fills,
       evictions: this.#evictions,
       invalidations: this.#invalidations,
@@ -598,7 +633,7 @@ export class Tlb {
 
   /** Set every counter back to zero (the entries stay). */
   resetCounters(): void {
-    this.#lookups = 0;
+    this.#misses = 0;
     this.#hits = 0;
     this.#fills = 0;
     this.#evictions = 0;
@@ -731,6 +766,33 @@ function checkPageSize(pageSize: number): void {
       }`,
     );
   }
+}
+
+/**
+ * Out of line so the insert stays small: name the first bad argument of a
+ * fill that failed the combined test.
+ */
+function throwBadFill(
+  context: number,
+  iova: number,
+  pageSize: number,
+  paBase: number,
+  perm: number,
+): never {
+  checkContext(context);
+  checkAddress(iova, "TLB IOVA");
+  checkAddress(paBase, "TLB PA");
+  if (
+    typeof perm !== "number" || !Number.isInteger(perm) || perm < 0 ||
+    perm > 0x7fffffff
+  ) {
+    throw new IommuError(
+      "EINVAL",
+      `TLB perm must be an integer from 0 to 0x7fffffff, got ${String(perm)}`,
+    );
+  }
+  checkRange(paBase, pageSize, "TLB PA page");
+  throw new IommuError("EINVAL", "TLB fill is invalid");
 }
 
 /** Out of line so the lookup stays small enough to inline. */

@@ -625,6 +625,18 @@ Deno.test("Tlb rejects bad arguments and leaves no trace", async (t) => {
     // The page or the PA span would pass 2^53 - 1.
     assertKind(() => tlb.insert(1, MAX, 2 ** 52, 0, 0), "ERANGE");
     assertKind(() => tlb.insert(1, 0x2000, K4, MAX - 0x100, 0), "ERANGE");
+    // A size of 0 on a TLB that has validated no size yet is still rejected
+    // (the validated-size memo must not start out equal to 0).
+    for (
+      const fresh of [
+        new Tlb({ sets: 4, ways: 2 }),
+        new Tlb({ sets: 0, ways: 0 }),
+      ]
+    ) {
+      assertKind(() => fresh.insert(1, 0x2000, 0, 0, 0), "EINVAL");
+      assertKind(() => fresh.lookupSize(1, 0x2000, 0), "EINVAL");
+      assertEquals(fresh.size, 0);
+    }
     // A rejected size after a valid one must still be rejected.
     tlb.insert(1, 0x1000, K4, 0x8000, 3);
     assertKind(() => tlb.insert(1, 0x1000, 0x1800, 0x8000, 3), "EINVAL");
