@@ -120,6 +120,29 @@ function aligned(value: number, align: number, what: string): void {
 }
 
 /**
+ * How many leading frames are valid (`pageSize`-aligned, at most `limit`)
+ * with none physically continuing the one before it: `n` when the whole
+ * list is scattered, `-(i + 1)` when frame `i` is invalid.
+ */
+function scatteredPrefix(
+  frames: ArrayLike<number>,
+  n: number,
+  pageSize: number,
+  inv: number,
+  limit: number,
+): number {
+  let next = -1;
+  for (let i = 0; i < n; i++) {
+    const f = frames[i]!;
+    const q = f * inv;
+    if (!(f >= 0 && f <= limit && Math.floor(q) === q)) return -(i + 1);
+    if (f === next) return i;
+    next = f + pageSize;
+  }
+  return n;
+}
+
+/**
  * One I/O virtual address space. Every call validates its arguments first
  * and is all-or-nothing: a throwing call leaves the page tables byte-for-byte
  * unchanged and leaks no frame.
@@ -351,11 +374,27 @@ export class Domain {
     inRange(iova, n * pageSize, "IOVA range", this.apertureEnd);
     // Capped at 2^53 so a 64-bit output range cannot admit unsafe integers.
     const limit = Math.min(this.outputEnd, MAX_ADDRESS + 1) - pageSize;
-    // One pass validates each frame and cuts the list into physically
-    // contiguous runs. `f * inv` is exact (pageSize is a power of two) and
-    // avoids `%`, which is a slow floating-point remainder above 2^31.
+    // `f * inv` is exact (pageSize is a power of two) and avoids `%`, which
+    // is a slow floating-point remainder above 2^31.
     const inv = 1 / pageSize;
     const plan = this.#plan;
+    // First a validating pass that stops at the first frame continuing its
+    // predecessor: a fully scattered list (the common case) then becomes a
+    // uniform plan that reads the frames in place.
+    const at = scatteredPrefix(frames, n, pageSize, inv, limit);
+    if (at < 0) this.#badFrame(-at - 1, frames[-at - 1]!, pageSize);
+    if (at === n) {
+      plan.setUniform(iova, pageSize, frames, n);
+      try {
+        this.#ops.map(plan, prot);
+      } finally {
+        plan.clear(); // drop the reference to the caller's frames
+      }
+      this.#count(n, n, n * pageSize);
+      return;
+    }
+    // Otherwise one pass validates each frame and cuts the list into
+    // physically contiguous runs.
     plan.clear();
     // Never more runs than frames: reserve once, then store straight into
     // the typed arrays (a scattered list makes one run per frame).
@@ -418,8 +457,6 @@ export class Domain {
       expect = f + pageSize;
     }
     plan.count = runs;
-    // One run per frame: nothing coalesced, so each run is one page.
-    if (runs === n) plan.uniform = pageSize;
     this.#ops.map(plan, prot);
     this.#count(runs, leaves, n * pageSize);
   }

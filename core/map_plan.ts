@@ -14,20 +14,30 @@ export class MapPlan {
   count = 0;
   /**
    * A hint for drivers: when non-zero, every run is exactly one page of
-   * this many bytes and run `i` starts at `iova[0] + i * uniform` (the plan
+   * this many bytes and run `i` starts at `start + i * uniform` (the plan
    * of a scattered `mapPages` or scatter-gather list). A driver may then read
-   * only `pa` and walk its tables in IOVA order; the other arrays are filled
-   * all the same. Zero when unknown.
+   * only `start` and `pa` and walk its tables in IOVA order; the other
+   * arrays hold the same runs (a plan made by
+   * {@linkcode MapPlan.setUniform} writes them on first access). Zero when
+   * unknown.
    */
   uniform = 0;
-  /** First IOVA of each run. */
-  iova: Float64Array;
-  /** First physical address of each run. */
+  /**
+   * First physical address of each run. After
+   * {@linkcode MapPlan.setUniform} with a `Float64Array`, this is that
+   * array itself (not a copy) until the plan is cleared or changed.
+   */
   pa: Float64Array;
-  /** Leaf size of each run. */
-  pageSize: Float64Array;
-  /** Leaves in each run. */
-  pages: Float64Array;
+  #iova: Float64Array;
+  #pageSize: Float64Array;
+  #pages: Float64Array;
+  // The plan's own pa storage (`pa` may point at a caller's frame array).
+  #paOwn: Float64Array;
+  // Runs 0..#lazy-1 of a uniform plan whose iova/pageSize/pages are not
+  // written yet: a scattered batch needs only `pa`, and writing three
+  // 8-byte arrays per page costs more than the driver's own work.
+  #lazy = 0;
+  #start = 0;
 
   /**
    * Create an empty plan.
@@ -35,10 +45,67 @@ export class MapPlan {
    * @param capacity Initial number of runs to make room for (grows as needed).
    */
   constructor(capacity = 64) {
-    this.iova = new Float64Array(capacity);
-    this.pa = new Float64Array(capacity);
-    this.pageSize = new Float64Array(capacity);
-    this.pages = new Float64Array(capacity);
+    this.#iova = new Float64Array(capacity);
+    this.#paOwn = new Float64Array(capacity);
+    this.pa = this.#paOwn;
+    this.#pageSize = new Float64Array(capacity);
+    this.#pages = new Float64Array(capacity);
+  }
+
+  /** First IOVA of each run. */
+  get iova(): Float64Array {
+    if (this.#lazy > 0) this.#fill();
+    return this.#iova;
+  }
+
+  /** Leaf size of each run. */
+  get pageSize(): Float64Array {
+    if (this.#lazy > 0) this.#fill();
+    return this.#pageSize;
+  }
+
+  /** Leaves in each run. */
+  get pages(): Float64Array {
+    if (this.#lazy > 0) this.#fill();
+    return this.#pages;
+  }
+
+  /** First IOVA of run 0 in bytes (`iova[0]`; 0 for an empty plan). */
+  get start(): number {
+    if (this.count === 0) return 0;
+    return this.#lazy > 0 ? this.#start : this.#iova[0]!;
+  }
+
+  /**
+   * Make the plan `count` runs of one `pageSize` page each at consecutive
+   * IOVAs from `iova`, run `i` mapping `pa[i]`, and set
+   * {@linkcode MapPlan.uniform}. A `Float64Array` `pa` is used in place
+   * (keep it unchanged while the plan is in use); other lists are copied.
+   * Values must already be valid.
+   *
+   * @param iova First IOVA in bytes.
+   * @param pageSize Page size in bytes.
+   * @param pa Physical address of each page, bytes (at least `count`).
+   * @param count Pages.
+   */
+  setUniform(
+    iova: number,
+    pageSize: number,
+    pa: ArrayLike<number>,
+    count: number,
+  ): void {
+    this.clear();
+    if (pa instanceof Float64Array) {
+      this.pa = pa;
+    } else {
+      this.reserve(count);
+      const own = this.#paOwn;
+      for (let i = 0; i < count; i++) own[i] = pa[i]!;
+    }
+    this.count = count;
+    this.uniform = pageSize;
+    this.#start = iova;
+    this.#lazy = count;
   }
 
   /**
@@ -51,11 +118,12 @@ export class MapPlan {
    */
   push(iova: number, pa: number, pageSize: number, pages: number): void {
     const i = this.count;
-    if (i === this.iova.length) this.#grow();
-    this.iova[i] = iova;
-    this.pa[i] = pa;
-    this.pageSize[i] = pageSize;
-    this.pages[i] = pages;
+    if (this.#lazy > 0 || this.pa !== this.#paOwn) this.#own();
+    if (i === this.#iova.length) this.#grow();
+    this.#iova[i] = iova;
+    this.#paOwn[i] = pa;
+    this.#pageSize[i] = pageSize;
+    this.#pages[i] = pages;
     this.count = i + 1;
   }
 
@@ -67,35 +135,66 @@ export class MapPlan {
    * @param capacity Runs.
    */
   reserve(capacity: number): void {
-    while (this.iova.length < capacity) this.#grow();
+    if (this.#lazy > 0 || this.pa !== this.#paOwn) this.#own();
+    while (this.#iova.length < capacity) this.#grow();
   }
 
   /** Empty the plan, keeping its storage. */
   clear(): void {
     this.count = 0;
     this.uniform = 0;
+    this.#lazy = 0;
+    this.pa = this.#paOwn;
   }
 
   /** Bytes covered by all runs. */
   get bytes(): number {
+    if (this.#lazy > 0) return this.#lazy * this.uniform;
     let total = 0;
     for (let i = 0; i < this.count; i++) {
-      total += this.pageSize[i]! * this.pages[i]!;
+      total += this.#pageSize[i]! * this.#pages[i]!;
     }
     return total;
   }
 
+  // Write the deferred arrays of a uniform plan.
+  #fill(): void {
+    const n = this.#lazy;
+    this.#lazy = 0;
+    while (this.#iova.length < n) this.#grow();
+    const iova = this.#iova;
+    const size = this.uniform;
+    const start = this.#start;
+    for (let i = 0; i < n; i++) iova[i] = start + i * size;
+    this.#pageSize.fill(size, 0, n);
+    this.#pages.fill(1, 0, n);
+  }
+
+  // Bring every array, pa included, into the plan's own storage.
+  #own(): void {
+    if (this.#lazy > 0) this.#fill();
+    if (this.pa !== this.#paOwn) {
+      const from = this.pa;
+      const n = this.count;
+      while (this.#iova.length < n) this.#grow();
+      this.#paOwn.set(from.subarray(0, n));
+      this.pa = this.#paOwn;
+    }
+  }
+
   #grow(): void {
     // At least 1: a plan created with capacity 0 would otherwise never grow.
-    const n = Math.max(1, this.iova.length * 2);
+    const n = Math.max(1, this.#iova.length * 2);
     const grow = (a: Float64Array): Float64Array => {
       const b = new Float64Array(n);
       b.set(a);
       return b;
     };
-    this.iova = grow(this.iova);
-    this.pa = grow(this.pa);
-    this.pageSize = grow(this.pageSize);
-    this.pages = grow(this.pages);
+    const paIsOwn = this.pa === this.#paOwn;
+    this.#iova = grow(this.#iova);
+    this.#paOwn = grow(this.#paOwn);
+    this.#pageSize = grow(this.#pageSize);
+    this.#pages = grow(this.#pages);
+    if (paIsOwn) this.pa = this.#paOwn;
   }
 }

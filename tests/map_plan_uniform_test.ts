@@ -35,7 +35,8 @@ function recordingDomain(): { domain: Domain; seen: Seen[] } {
       for (let i = 0; i < plan.count; i++) {
         if (
           plan.pages[i] !== 1 || plan.pageSize[i] !== plan.uniform ||
-          plan.iova[i] !== plan.iova[0]! + i * plan.uniform
+          plan.iova[i] !== plan.iova[0]! + i * plan.uniform ||
+          plan.start !== plan.iova[0]
         ) consistent = false;
       }
     }
@@ -144,3 +145,84 @@ for (const kind of ["samsung", "generic"] as const) {
     assertEquals(domain.leaves().length, 1600);
   });
 }
+
+Deno.test("setUniform: a Float64Array is read in place, the other arrays appear on first access", () => {
+  const plan = new MapPlan(2);
+  const frames = new Float64Array([0x5000, 0x9000, 0x2000, 0x7000]);
+  plan.setUniform(0x10_0000, K4, frames, 3);
+  assertEquals([plan.count, plan.uniform, plan.start], [3, K4, 0x10_0000]);
+  assertEquals(plan.pa === frames, true); // no copy
+  assertEquals(plan.bytes, 3 * K4);
+  // Reading iova writes all three arrays (grown past the capacity of 2).
+  assertEquals([...plan.iova.subarray(0, 3)], [
+    0x10_0000,
+    0x10_1000,
+    0x10_2000,
+  ]);
+  assertEquals([...plan.pageSize.subarray(0, 3)], [K4, K4, K4]);
+  assertEquals([...plan.pages.subarray(0, 3)], [1, 1, 1]);
+  assertEquals(plan.start, 0x10_0000);
+  assertEquals(plan.bytes, 3 * K4);
+  // Appending copies the frames into the plan's storage first.
+  plan.push(0x20_0000, 0x40_0000, M2, 1);
+  assertEquals(plan.pa === frames, false);
+  assertEquals([...plan.pa.subarray(0, 4)], [
+    0x5000,
+    0x9000,
+    0x2000,
+    0x40_0000,
+  ]);
+  assertEquals([...frames], [0x5000, 0x9000, 0x2000, 0x7000]);
+  assertEquals(plan.bytes, 3 * K4 + M2);
+  // clear() lets go of the caller's array.
+  plan.setUniform(0, K4, frames, 2);
+  plan.clear();
+  assertEquals([plan.count, plan.uniform, plan.start], [0, 0, 0]);
+  assertEquals(plan.pa === frames, false);
+});
+
+Deno.test("setUniform: other lists are copied; reserve and push after it keep every run", () => {
+  const plan = new MapPlan(0);
+  const frames = [0x3000, 0x1000, 0x8000];
+  plan.setUniform(0x4000, K4, frames, 3);
+  frames[0] = 0xdead_0000; // the plan holds a copy
+  assertEquals([...plan.pa.subarray(0, 3)], [0x3000, 0x1000, 0x8000]);
+  plan.reserve(100);
+  assertEquals(plan.iova.length >= 100, true);
+  assertEquals([...plan.iova.subarray(0, 3)], [0x4000, 0x5000, 0x6000]);
+  plan.push(0x7000, 0x9000, K4, 2);
+  assertEquals(plan.count, 4);
+  assertEquals(plan.uniform, K4); // push does not judge the hint
+  assertEquals([...plan.pages.subarray(0, 4)], [1, 1, 1, 2]);
+  assertEquals([...plan.pa.subarray(0, 4)], [0x3000, 0x1000, 0x8000, 0x9000]);
+  // An aliased pa survives growth on push.
+  const big = new Float64Array(5).map((_, i) => (i + 1) * 2 * K4);
+  const small = new MapPlan(1);
+  small.setUniform(0, K4, big, 5);
+  small.push(5 * K4, 0x100_0000, K4, 1);
+  assertEquals([...small.pa.subarray(0, 6)], [...big, 0x100_0000]);
+  assertEquals([...small.iova.subarray(0, 6)], [
+    0,
+    K4,
+    2 * K4,
+    3 * K4,
+    4 * K4,
+    5 * K4,
+  ]);
+});
+
+Deno.test("mapPages of a Float64Array: the plan reads it in place, later changes to it do not leak", () => {
+  const { domain, seen } = recordingDomain();
+  const frames = new Float64Array([0x20_0000, 0x50_0000, 0x30_0000]);
+  domain.mapPages(0x10_0000, frames, 3);
+  frames.fill(0x70_0000);
+  assertEquals(domain.iovaToPhys(0x10_1004), 0x50_0004);
+  domain.mapPages(0x90_0000, new Float64Array([0x1000, 0x3000]), 3);
+  assertEquals(domain.iovaToPhys(0x90_1000), 0x3000);
+  assertEquals(seen.map((s) => [s.uniform, s.consistent]), [[K4, true], [
+    K4,
+    true,
+  ]]);
+  assertEquals(domain.counters().leavesMapped, 5);
+  assertEquals(domain.counters().bytesMapped, 5 * K4);
+});

@@ -34,6 +34,33 @@ const dropSlot = new Int32Array(LV1_ENTRIES);
 const flpdSlot = new Int32Array(LV1_ENTRIES);
 const NO_TABLE = new Uint32Array(0);
 
+// One level-2 table's share of a uniform plan: small-page entries for
+// `pa[k .. k + m)` at `v[idx ..]`. Kept apart (and per format) so the
+// innermost loop is one typed-array read, an OR and a typed-array write.
+function writeSmallEntries(
+  v: Uint32Array,
+  idx: number,
+  pa: Float64Array,
+  k: number,
+  m: number,
+  bits: number,
+): void {
+  for (let i = 0; i < m; i++) v[idx + i] = pa[k + i]! | bits;
+}
+
+// The same for formats that store `PA * scale` (v5+: PA >> 4).
+function writeSmallEntriesScaled(
+  v: Uint32Array,
+  idx: number,
+  pa: Float64Array,
+  k: number,
+  m: number,
+  bits: number,
+  scale: number,
+): void {
+  for (let i = 0; i < m; i++) v[idx + i] = (pa[k + i]! * scale) | bits;
+}
+
 /**
  * The driver's half of a domain. Level 1 is filled with the zero link;
  * level-2 tables are allocated on demand, never freed by unmap (a 1 MiB map
@@ -144,14 +171,44 @@ export class SysmmuDomain implements IommuDomainOps {
   /**
    * `map` of a plan the core marked uniform (one 4 KiB page per run at
    * consecutive IOVAs, as every scattered `mapPages` is): the same three
-   * phases, walking level-1 slots in order and reading only `plan.pa`.
+   * phases, walking level-1 slots in order and reading only `plan.start`
+   * and `plan.pa`; checks go per table, writes are one loop per table.
    */
   #mapUniform(plan: MapPlan, prot: number): void {
     const n = plan.count;
-    const base = plan.iova[0]!;
+    const base = plan.start;
+    const needs = this.#checkUniform(base, n);
+    this.#allocTables(needs);
+    // Nothing below can fail.
+    const flpd = this.#installTables(needs);
+    const bits = this.#drv.format.lv2Prot(prot) | 2;
     const pPa = plan.pa;
+    const views = this.#l2;
+    const free = this.#free;
+    // Exact: the divisor is a power of two.
+    const scale = 1 / this.#div;
+    for (let k = 0; k < n;) {
+      const at = base + k * SPAGE_SIZE;
+      const slot = at >>> 20;
+      const idx = (at >>> 12) & 0xff;
+      const m = Math.min(n - k, LV2_ENTRIES - idx);
+      if (scale === 1) writeSmallEntries(views[slot]!, idx, pPa, k, m, bits);
+      else writeSmallEntriesScaled(views[slot]!, idx, pPa, k, m, bits, scale);
+      free[slot] = free[slot]! - m;
+      k += m;
+    }
+    this.#drv.flushFlpd(this.units, flpdSlot, flpd);
+  }
+
+  /**
+   * Phase 1 of a uniform plan of `n` 4 KiB pages from `base`: refuse any
+   * overlap and list the slots needing a new table. A table whose counter
+   * says it is empty needs no entry scan.
+   */
+  #checkUniform(base: number, n: number): number {
     const l1 = this.#l1;
     const views = this.#l2;
+    const free = this.#free;
     const zero = this.#drv.zeroLink;
     let needs = 0;
     for (let k = 0; k < n;) {
@@ -162,32 +219,18 @@ export class SysmmuDomain implements IommuDomainOps {
       const e = l1[slot]!;
       if ((e & 3) === 2) this.#overlap(at);
       if ((e & 3) === 1 && e !== zero) {
-        const v = views[slot]!;
-        for (let i = idx; i < idx + m; i++) {
-          if ((v[i]! & 3) !== 0) {
-            this.#overlap(slot * SECT_SIZE + i * SPAGE_SIZE);
+        if (free[slot] !== LV2_ENTRIES) {
+          const v = views[slot]!;
+          for (let i = idx; i < idx + m; i++) {
+            if ((v[i]! & 3) !== 0) {
+              this.#overlap(slot * SECT_SIZE + i * SPAGE_SIZE);
+            }
           }
         }
       } else needSlot[needs++] = slot;
       k += m;
     }
-    this.#allocTables(needs);
-    // Nothing below can fail.
-    const flpd = this.#installTables(needs);
-    const div = this.#div;
-    const bits = this.#drv.format.lv2Prot(prot) | 2;
-    const free = this.#free;
-    for (let k = 0; k < n;) {
-      const at = base + k * SPAGE_SIZE;
-      const slot = at >>> 20;
-      const idx = (at >>> 12) & 0xff;
-      const m = Math.min(n - k, LV2_ENTRIES - idx);
-      const v = views[slot]!;
-      for (let i = 0; i < m; i++) v[idx + i] = (pPa[k + i]! / div) | bits;
-      free[slot] = free[slot]! - m;
-      k += m;
-    }
-    this.#drv.flushFlpd(this.units, flpdSlot, flpd);
+    return needs;
   }
 
   /**
