@@ -221,10 +221,18 @@ Deno.test("LPAE selftest sequence replayed for 21 ias/oas pairs x 2 stages", () 
         d.map(last, last, GIB, R | W | IOMMU_NOEXEC | IOMMU_CACHE);
         assertEquals(d.leaves().length, 1);
         assertEquals(d.unmap(last, GIB), GIB);
+        // Tables emptied by leaf unmaps stay (as the kernel's LPAE code
+        // keeps them); the frames in use are exactly the tables counted.
+        const stats = d.tableStats();
+        const kept = stats.reduce((s, l) => s + l.bytes, 0) - stats[0]!.bytes;
+        assert(kept > 0, "the level-3 table under IOVA 0 is kept");
+        assertEquals(soc.memory.frames.liveBytes, live + kept);
+        // An unmap spanning them frees them.
+        assertEquals(d.unmap(0, 2 ** ias), 0);
         assertEquals(
           soc.memory.frames.liveBytes,
           live,
-          "tables freed when empty",
+          "tables freed by an unmap spanning them",
         );
         d.detach(unit, [0]);
         d.free();
@@ -235,7 +243,7 @@ Deno.test("LPAE selftest sequence replayed for 21 ias/oas pairs x 2 stages", () 
   assertEquals(configs, 42);
 });
 
-Deno.test("page table: atomic map, coalescing, unmap frees empty tables", async (t) => {
+Deno.test("page table: atomic map, coalescing, unmap frees spanned tables", async (t) => {
   await t.step("EEXIST in a later run allocates and writes nothing", () => {
     const { soc, unit } = rig();
     const d = soc.createDomain(unit);
@@ -349,7 +357,7 @@ Deno.test("page table: atomic map, coalescing, unmap frees empty tables", async 
     },
   );
   await t.step(
-    "tables left empty are deferred to the gather and freed after the sync",
+    "tables emptied by leaf unmaps stay and are reused; tables an unmap spans are deferred to the gather and freed after the sync",
     () => {
       const { soc, unit } = rig();
       const d = soc.createDomain(unit);
@@ -359,6 +367,23 @@ Deno.test("page table: atomic map, coalescing, unmap frees empty tables", async 
       assertEquals(soc.memory.frames.liveBytes, live + 3 * 4096);
       const g = new IotlbGather();
       assertEquals(d.unmapNoSync(0x7f_ffff_f000, 4096, g), 4096);
+      assertEquals(g.freeList.length, 0, "emptied, not spanned: kept");
+      d.sync(g);
+      assertEquals(d.tableStats().map((s) => s.tables), [1, 1, 1, 1]);
+      assertEquals(d.tableStats()[3]!.entriesUsed, 0);
+      assertEquals(soc.memory.frames.liveBytes, live + 3 * 4096);
+      const allocs = soc.memory.frames.allocations;
+      d.map(0x7f_ffff_e000, 0x2000, 2 * 4096, RW);
+      assertEquals(soc.memory.frames.allocations, allocs, "tables reused");
+      // The 2 MiB span of the level-3 table alone frees that table only.
+      assertEquals(d.unmapNoSync(0x7f_ffe0_0000, MIB2, g), 2 * 4096);
+      assertEquals(g.freeList.length, 1);
+      d.sync(g);
+      assertEquals(d.tableStats().map((s) => s.tables), [1, 1, 1, 0]);
+      assertEquals(soc.memory.frames.liveBytes, live + 2 * 4096);
+      d.map(0x7f_ffff_f000, 0x1000, 4096, RW);
+      // The whole 512 GiB of root entry 0 frees all three.
+      assertEquals(d.unmapNoSync(0, 2 ** 39, g), 4096);
       assertEquals(g.freeList.length, 3);
       assertEquals(
         soc.memory.frames.liveBytes,
@@ -368,6 +393,61 @@ Deno.test("page table: atomic map, coalescing, unmap frees empty tables", async 
       d.sync(g);
       assertEquals(soc.memory.frames.liveBytes, live);
       assertEquals(d.tableStats().map((s) => s.tables), [1, 0, 0, 0]);
+    },
+  );
+  await t.step(
+    "a block where an empty table stands replaces it; walk caches forget the table",
+    () => {
+      const { soc, unit } = rig();
+      const hw = genericHardwareOf(unit);
+      const syncs = (): number => hw.counters()["commands.sync"]!;
+      const d = soc.createDomain(unit);
+      d.attach(unit, [1]);
+      const live = soc.memory.frames.liveBytes;
+      d.map(0x20_0000, 0x1000, 4096, RW);
+      // The walk caches now point at the level-3 table.
+      assertEquals(hw.translate(1, 0x20_0010, ACCESS_READ), 0x1010);
+      d.unmap(0x20_0000, 4096);
+      assertEquals(d.tableStats().map((s) => s.tables), [1, 1, 1, 1]);
+      // A plan whose block lands on the empty table but whose next run
+      // is EEXIST changes nothing.
+      d.map(0x60_0000, 0x3000, 4096, RW);
+      const digest = soc.memory.digest();
+      const two = {
+        count: 2,
+        iova: new Float64Array([0x20_0000, 0x60_0000]),
+        pa: new Float64Array([0x40_0000, 0x5000]),
+        pageSize: new Float64Array([MIB2, 4096]),
+        pages: new Float64Array([1, 1]),
+      } as never;
+      throwsKind(() => d.ops.map(two, RW), "EEXIST");
+      assertEquals(soc.memory.digest(), digest);
+      assertEquals(d.tableStats().map((s) => s.tables), [1, 1, 1, 2]);
+      d.unmap(0x60_0000, 4096);
+      const before = syncs();
+      d.map(0x20_0000, 0x40_0000, MIB2, RW);
+      assertEquals(syncs() - before, 1, "the unlinked table is invalidated");
+      assertEquals(d.tableStats().map((s) => s.tables), [1, 1, 1, 1]);
+      assertEquals(soc.memory.frames.liveBytes, live + 3 * 4096);
+      assertEquals(hw.translate(1, 0x20_1234, ACCESS_READ), 0x40_1234);
+      assertEquals(d.leaves().map((l) => l.pageSize), [MIB2]);
+      // A 1 GiB block over a level-2 table holding only an empty level-3
+      // table replaces both.
+      d.map(2 * GIB + MIB2, 0x1000, 4096, RW);
+      assertEquals(hw.translate(1, 2 * GIB + MIB2, ACCESS_READ), 0x1000);
+      d.unmap(2 * GIB + MIB2, 4096);
+      assertEquals(soc.memory.frames.liveBytes, live + 5 * 4096);
+      d.map(2 * GIB, 0, GIB, RW);
+      assertEquals(soc.memory.frames.liveBytes, live + 3 * 4096);
+      assertEquals(hw.translate(1, 2 * GIB + MIB2 + 8, ACCESS_READ), MIB2 + 8);
+      // A table that still maps a page is EEXIST.
+      d.map(0x60_0000, 0x3000, 4096, RW);
+      throwsKind(() => d.map(0x60_0000, 0x40_0000, MIB2, RW), "EEXIST");
+      assertEquals(d.unmap(0, 4 * GIB), MIB2 + GIB + 4096);
+      // The tables it spans go; the level-1 table stays (4 GiB do not span
+      // the 512 GiB of its root entry).
+      assertEquals(d.tableStats().map((s) => s.tables), [1, 1, 0, 0]);
+      assertEquals(soc.memory.frames.liveBytes, live + 4096);
     },
   );
   await t.step("direct table errors", () => {
@@ -1038,15 +1118,23 @@ Deno.test("one unmap of 300 pages issues one CMD_SYNC (strict, or lazy + sync); 
   // Documented extra: an unmap that unlinks a page table invalidates the
   // range at once (walk caches must not keep the unlinked table), which is
   // one more CMD_SYNC for that unmap call, strict or lazy.
+  // An unmap that empties both tables without spanning them keeps them.
   d.map(0x10_0000, buf + PAGE, 300 * PAGE, RW);
   before = syncs();
-  assertEquals(d.unmap(lo, 302 * PAGE), 302 * PAGE);
+  const g1 = new IotlbGather();
+  assertEquals(d.unmapNoSync(lo, 302 * PAGE, g1), 302 * PAGE);
+  assertEquals(g1.freeList.length, 0);
+  assertEquals(syncs() - before, 0, "no table unlinked");
+  d.sync(g1);
+  d.map(lo, buf, 302 * PAGE, RW);
+  before = syncs();
+  assertEquals(d.unmap(0, 2 * MIB2), 302 * PAGE);
   assertEquals(syncs() - before, 2, "strict unmap that frees tables");
 
   d.map(lo, buf, 302 * PAGE, RW);
   before = syncs();
   const g2 = new IotlbGather();
-  d.unmapNoSync(lo, 302 * PAGE, g2);
+  d.unmapNoSync(0, 2 * MIB2, g2);
   assert(g2.freeList.length >= 2, `${g2.freeList.length} tables deferred`);
   assertEquals(syncs() - before, 1, "lazy unmap that frees tables");
   d.sync(g2);

@@ -78,13 +78,20 @@ Deno.test("generic-iommu: one 4 KiB table per level and region touched, exactly"
     soc.memory.frames.stats().liveBytes - live0,
     (2 + 128) * K4,
   );
-  // Unmapping everything gives every non-root table back.
+  // The unmap spans every level-3 table: they go back. The level-1 and
+  // level-2 tables stay (as the kernel keeps them): the unmap does not span
+  // their 512 GiB and 1 GiB.
   domain.unmap(2 ** 32, 65_536 * K4);
+  assertEquals(domain.tableStats().map((l) => l.tables), [1, 1, 1, 0]);
+  assertEquals(totalBytes(domain), 3 * K4);
+  assertEquals(soc.memory.frames.stats().liveBytes - live0, 2 * K4);
+  // A 1 GiB block is one descriptor in the level-1 table: no more.
+  domain.map(2 ** 30, 2 ** 30, 2 ** 30, 3);
+  assertEquals(totalBytes(domain), 3 * K4);
+  // An unmap spanning root entry 0 (512 GiB) gives every non-root table back.
+  domain.unmap(0, 2 ** 39);
   assertEquals(totalBytes(domain), K4);
   assertEquals(soc.memory.frames.stats().liveBytes, live0);
-  // A 1 GiB block is one descriptor in a (new) level-1 table: no more.
-  domain.map(2 ** 30, 2 ** 30, 2 ** 30, 3);
-  assertEquals(totalBytes(domain), 2 * K4);
 });
 
 Deno.test("simulated RAM: untouched pages cost nothing, tables materialise only their chunks", () => {

@@ -78,16 +78,30 @@ export class GenericDomainOps implements IommuDomainOps {
   }
 
   /**
-   * Map every run of `plan` atomically (see `LpaePageTable.map`).
+   * Map every run of `plan` atomically (see `LpaePageTable.map`). A block
+   * mapped where an empty table stood unlinks that table: its range is
+   * invalidated (walk caches may hold the table) before its frame is freed.
    *
-   * @throws {IommuError} `EEXIST`, `ENOMEM`; nothing changes on a throw.
+   * @throws {IommuError} `EEXIST`, `ENOMEM`; nothing changes on a throw;
+   * `EIO` when that invalidation does not complete (the map stands; the
+   * unlinked table stays allocated until a later map or `free`).
    */
   map(plan: MapPlan, prot: number): void {
-    this.table.map(plan, prot);
+    const table = this.table;
+    table.map(plan, prot);
+    if (table.releasedTables > 0) {
+      this.#host.invalidateRange(
+        this.contextId,
+        table.releasedStart,
+        table.releasedEnd,
+      );
+      table.freeReleased();
+    }
   }
 
   /**
-   * Remove the leaves in the range; empty tables go to `gather.deferFree`.
+   * Remove the leaves in the range; tables whose whole span the range
+   * covers go to `gather.deferFree`, tables that merely lose their leaves stay.
    *
    * @returns Bytes unmapped.
    * @throws {IommuError} `EINVAL` when a leaf crosses an end of the range

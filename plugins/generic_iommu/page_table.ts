@@ -103,6 +103,16 @@ export class LpaePageTable {
   #cNode: TableNode | null = null;
   #needed = 0;
   #pool: number[] = [];
+  // Empty tables the checked plan replaces by blocks: parent, index and the
+  // IOVA of the entry (filled by the check pass, acted on after allocation).
+  #repNode: TableNode[] = [];
+  #repIdx: number[] = [];
+  #repIova: number[] = [];
+  // Tables unlinked by a map (replaced by blocks) and not yet freed, and the
+  // IOVA range they covered (inclusive end).
+  #released: number[] = [];
+  #relStart = Infinity;
+  #relEnd = -1;
   #plan1: MapPlanLike = {
     count: 0,
     iova: new Float64Array(1),
@@ -172,6 +182,7 @@ export class LpaePageTable {
       pool.length = 0;
       throw e;
     }
+    if (this.#repNode.length > 0) this.#replaceEmpty();
     this.#wLevel = -1;
     this.#wNode = null;
     const attrLo = leafAttrLo(prot, this.stage);
@@ -215,7 +226,9 @@ export class LpaePageTable {
       }
       do {
         const pa = pPa[r]!;
-        const lo = pa % 0x100000000;
+        // ToUint32 is the exact low word of any integer below 2^53 (a `%`
+        // on doubles above 2^31 is a slow floating-point remainder).
+        const lo = pa >>> 0;
         v[j << 1] = lo | lo0;
         v[(j << 1) + 1] = ((pa - lo) / 0x100000000) | attrHi;
         j++;
@@ -263,6 +276,9 @@ export class LpaePageTable {
     this.#pending.clear();
     this.#needed = 0;
     this.#cLevel = -1;
+    this.#repNode.length = 0;
+    this.#repIdx.length = 0;
+    this.#repIova.length = 0;
     const count = plan.count;
     const pIova = plan.iova, pSize = plan.pageSize, pPages = plan.pages;
     const uniform = plan.uniform ?? 0;
@@ -289,7 +305,7 @@ export class LpaePageTable {
             const v = node.view;
             for (let i = idx; i < stop; i++) {
               if ((v[i << 1]! & 1) !== 0) {
-                this.#exists(iova + (i - idx) * size, leafLevel);
+                this.#occupied(node, i, iova + (i - idx) * size, leafLevel);
               }
             }
           }
@@ -298,7 +314,7 @@ export class LpaePageTable {
         }
         do {
           if (node !== null && (node.view[j << 1]! & 1) !== 0) {
-            this.#exists(iova, leafLevel);
+            this.#occupied(node, j, iova, leafLevel);
           }
           j++;
           r++;
@@ -321,7 +337,12 @@ export class LpaePageTable {
           const end = (idx + n) << 1;
           for (let j = idx << 1; j < end; j += 2) {
             if ((v[j]! & 1) !== 0) {
-              this.#exists(iova + ((j >> 1) - idx) * size, leafLevel);
+              this.#occupied(
+                node,
+                j >> 1,
+                iova + ((j >> 1) - idx) * size,
+                leafLevel,
+              );
             }
           }
         }
@@ -372,6 +393,90 @@ export class LpaePageTable {
     return node;
   }
 
+  // A valid entry where a leaf of `leafLevel` should go. A table that maps
+  // nothing (kept after its leaves were unmapped) gives way to a block: it is
+  // recorded here and unlinked once the map cannot fail any more; anything
+  // else is EEXIST.
+  #occupied(
+    node: TableNode,
+    idx: number,
+    iova: number,
+    leafLevel: number,
+  ): void {
+    const lo = node.view[idx << 1]!;
+    if (leafLevel < 3 && (lo & 3) === 3) {
+      const child = node.children![idx]!;
+      if (mapsNothing(child)) {
+        this.#repNode.push(node);
+        this.#repIdx.push(idx);
+        this.#repIova.push(iova);
+        return;
+      }
+    }
+    this.#exists(iova, leafLevel);
+  }
+
+  // Unlink the empty tables the check pass found under future blocks; their
+  // frames wait in #released until the walk caches forget them.
+  #replaceEmpty(): void {
+    const nodes = this.#repNode, idxs = this.#repIdx, iovas = this.#repIova;
+    for (let k = 0; k < nodes.length; k++) {
+      const node = nodes[k]!;
+      const idx = idxs[k]!;
+      const child = node.children![idx]!;
+      node.view[idx << 1] = 0;
+      node.view[(idx << 1) + 1] = 0;
+      node.children![idx] = undefined;
+      node.live--;
+      this.#tables -= this.#release(child);
+      const start = iovas[k]!;
+      const end = start + LEVEL_SIZE[node.level]! - 1;
+      if (start < this.#relStart) this.#relStart = start;
+      if (end > this.#relEnd) this.#relEnd = end;
+    }
+    nodes.length = 0;
+    idxs.length = 0;
+    iovas.length = 0;
+  }
+
+  // Queue a subtree's frames in #released; returns how many tables.
+  #release(node: TableNode): number {
+    let n = 1;
+    if (node.children !== null) {
+      for (const c of node.children) if (c !== undefined) n += this.#release(c);
+    }
+    this.#released.push(node.pa);
+    return n;
+  }
+
+  /**
+   * Tables a map unlinked to put blocks in their place (they mapped
+   * nothing), still allocated: free them with
+   * {@linkcode LpaePageTable.freeReleased} once no walk cache can hold them.
+   */
+  get releasedTables(): number {
+    return this.#released.length;
+  }
+
+  /** First IOVA the released tables covered (`Infinity` when none). */
+  get releasedStart(): number {
+    return this.#relStart;
+  }
+
+  /** Last IOVA byte the released tables covered, inclusive (-1 when none). */
+  get releasedEnd(): number {
+    return this.#relEnd;
+  }
+
+  /** Free the released tables' frames (after the walk-cache invalidation). */
+  freeReleased(): void {
+    const frames = this.#memory.frames;
+    for (const pa of this.#released) frames.free(pa);
+    this.#released.length = 0;
+    this.#relStart = Infinity;
+    this.#relEnd = -1;
+  }
+
   #exists(iova: number, level: number): never {
     throw new IommuError(
       "EEXIST",
@@ -392,7 +497,7 @@ export class LpaePageTable {
     const type = leafLevel === 3 ? DESC_TYPE_TABLE : DESC_TYPE_BLOCK;
     const lo0 = attrLo | type;
     let left = pages;
-    let addrLo = pa % 0x100000000;
+    let addrLo = pa >>> 0;
     let addrHi = (pa - addrLo) / 0x100000000;
     while (left > 0) {
       const node = this.#leafTable(iova, leafLevel);
@@ -452,8 +557,11 @@ export class LpaePageTable {
 
   /**
    * Remove every leaf inside `[iova, iova + pageSize * count)`; holes are
-   * skipped. Tables left empty are unlinked and handed to
-   * `gather.deferFree` (freed after the invalidation), except the root.
+   * skipped. A table whose whole span lies inside the range is unlinked and
+   * handed to `gather.deferFree` (freed after the invalidation); a table
+   * that only loses leaves stays, even when empty, as the kernel's LPAE code
+   * keeps it (the next map in its span reuses it instead of allocating and
+   * zeroing a frame; a block mapped over it later replaces it).
    *
    * @param iova First IOVA.
    * @param pageSize Unit of the range in bytes (leaves inside may be smaller).
@@ -537,7 +645,8 @@ export class LpaePageTable {
         if ((lo & 3) === 3) {
           const child = node.children![idx]!;
           bytes += this.#unmapIn(child, a, stop, gather);
-          if (child.live === 0) {
+          if (a === entryBase && stop === entryEnd) {
+            // The range spans the whole entry: the table goes too.
             v[j] = 0;
             v[j + 1] = 0;
             node.children![idx] = undefined;
@@ -685,6 +794,7 @@ export class LpaePageTable {
   /** Free every table, the root included; later calls throw `EPERM`. */
   free(): void {
     this.#alive();
+    this.freeReleased();
     const frames = this.#memory.frames;
     const drop = (node: TableNode): void => {
       if (node.children !== null) {
@@ -700,6 +810,19 @@ export class LpaePageTable {
   #alive(): void {
     if (this.#freed) throw new IommuError("EPERM", "page table has been freed");
   }
+}
+
+// True when no leaf lies anywhere under `node` (tables only, or nothing).
+function mapsNothing(node: TableNode): boolean {
+  if (node.live === 0) return true;
+  if (node.children === null) return false;
+  const v = node.view;
+  for (let i = 0; i < node.children.length; i++) {
+    const lo = v[i << 1]!;
+    if ((lo & 1) === 0) continue;
+    if ((lo & 3) !== 3 || !mapsNothing(node.children[i]!)) return false;
+  }
+  return true;
 }
 
 /** The fields of a core `MapPlan` the table reads (a plan or a look-alike). */
