@@ -301,9 +301,13 @@ export class Domain {
   #commit(prot: number): void {
     const plan = this.#plan;
     this.#ops.map(plan, prot);
-    let leaves = 0;
-    for (let i = 0; i < plan.count; i++) leaves += plan.pages[i]!;
-    this.#count(plan.count, leaves, plan.bytes);
+    const n = plan.count, pages = plan.pages, sizes = plan.pageSize;
+    let leaves = 0, bytes = 0;
+    for (let i = 0; i < n; i++) {
+      leaves += pages[i]!;
+      bytes += pages[i]! * sizes[i]!;
+    }
+    this.#count(n, leaves, bytes);
   }
 
   #count(runs: number, leaves: number, bytes: number): void {
