@@ -72,7 +72,18 @@ import {
   CFG_UNCACHED,
   ConfigCache,
 } from "./config_cache.ts";
-import { MicroTlb } from "./micro_tlb.ts";
+import {
+  MicroTlb,
+  ROW_CFG_GEN,
+  ROW_CTX,
+  ROW_IN_END,
+  ROW_STRIDE,
+  ROW_U_BASE,
+  ROW_U_DELTA,
+  ROW_U_END,
+  ROW_U_GEN,
+  ROW_U_PERM,
+} from "./micro_tlb.ts";
 import { RegisterFile } from "./registers.ts";
 import { EventProducer } from "./event_producer.ts";
 import { CommandConsumer } from "./command_consumer.ts";
@@ -105,8 +116,7 @@ export class GenericIommuHardware implements IommuHardware {
   #commands: CommandConsumer;
   #stats: TranslationStats;
   // The translate path reads the config cache and micro TLB arrays (owned
-  // by their objects, never reallocated) through its own fields, and keeps
-  // its own scalar counters: one load per access instead of two.
+  // by their objects, never reallocated) through its own fields.
   #cfgState: Uint8Array;
   #cfgCtx: Int32Array;
   #cfgRoot: Float64Array;
@@ -114,19 +124,13 @@ export class GenericIommuHardware implements IommuHardware {
   #cfgInEnd: Float64Array;
   #cfgRecord: Uint8Array;
   #microEnabled: boolean;
-  #uGen: Uint32Array;
-  #uBase: Float64Array;
-  #uSize: Float64Array;
-  #uPa: Float64Array;
-  #uPerm: Uint8Array;
+  #rows: Float64Array;
   #sTrans: Float64Array;
   #sWalks: Float64Array;
-  #translations = 0;
   #bypassed = 0;
-  #cfgLookups = 0;
   #cfgMisses = 0;
-  #uLookups = 0;
   #uHits = 0;
+  #uMisses = 0;
   #lastSpan = 0;
   #lastFault: IommuFault | null = null;
 
@@ -170,11 +174,7 @@ export class GenericIommuHardware implements IommuHardware {
     this.#cfgInEnd = cache.inEnd;
     this.#cfgRecord = cache.record;
     this.#microEnabled = micro.enabled;
-    this.#uGen = micro.entryGen;
-    this.#uBase = micro.base;
-    this.#uSize = micro.size;
-    this.#uPa = micro.pa;
-    this.#uPerm = micro.perm;
+    this.#rows = micro.rows;
     this.#sTrans = stats.sTrans;
     this.#sWalks = stats.sWalks;
     const regs = new RegisterFile(config, {
@@ -246,8 +246,71 @@ export class GenericIommuHardware implements IommuHardware {
    * @returns The physical address, or -1 after reporting a fault.
    */
   translate(streamId: number, iova: number, access: number): number {
+    const sid = streamId;
+    if ((sid >>> 0) === sid) {
+      // Rows of an earlier generation (or beyond the array: undefined)
+      // fail the compares and take the slow path.
+      const r = this.#rows;
+      const i = sid * ROW_STRIDE;
+      const gen = this.#micro.gen;
+      if (
+        r[i + ROW_U_GEN] === gen && iova >= r[i + ROW_U_BASE]! &&
+        iova < r[i + ROW_U_END]!
+      ) {
+        // A valid micro entry implies a valid config row of this generation.
+        this.#sTrans[sid]!++;
+        if ((r[i + ROW_U_PERM]! & access) !== access) {
+          this.#uMisses++;
+          return this.#permissionFault(sid, iova, access);
+        }
+        this.#uHits++;
+        this.#lastSpan = r[i + ROW_U_END]! - iova;
+        return iova + r[i + ROW_U_DELTA]!;
+      }
+      if (r[i + ROW_CFG_GEN] === gen && iova < r[i + ROW_IN_END]!) {
+        this.#sTrans[sid]!++;
+        return this.#iotlbPath(sid, iova, access);
+      }
+    }
+    return this.#translateSlow(sid, iova, access);
+  }
+
+  // A stream whose config row is valid, IOVA inside its input size, micro
+  // TLB missed: the IOTLB, else a walk.
+  #iotlbPath(sid: number, iova: number, access: number): number {
+    if (this.#microEnabled) this.#uMisses++;
+    const r = this.#rows;
+    const i = sid * ROW_STRIDE;
+    const ctx = r[i + ROW_CTX]!;
+    const tlb = this.iotlb;
+    const pa = tlb.lookup(ctx, iova);
+    if (pa < 0) return this.#walk(sid, ctx, iova, access);
+    const paBase = tlb.lastPaBase;
+    const size = tlb.lastPageSize;
+    const perm = tlb.lastPerm;
+    const off = pa - paBase;
+    if (this.#microEnabled) {
+      const base = iova - off;
+      r[i + ROW_U_GEN] = this.#micro.gen;
+      r[i + ROW_U_BASE] = base;
+      r[i + ROW_U_END] = base + size;
+      r[i + ROW_U_DELTA] = paBase - base;
+      r[i + ROW_U_PERM] = perm;
+    }
+    if ((perm & access) !== access) {
+      return this.#permissionFault(sid, iova, access);
+    }
+    this.#lastSpan = size - off;
+    return pa;
+  }
+
+  // Every access the fast tests of translate() refuse, checked in the
+  // documented order. A stream found translating gets its config row
+  // (licence for the fast path until the next generation).
+  #translateSlow(streamId: number, iova: number, access: number): number {
+    const regs = this.#regs;
     if (
-      !(streamId >= 0 && streamId < this.#regs.streamLimit &&
+      !(streamId >= 0 && streamId < regs.streamLimit &&
         (streamId | 0) === streamId)
     ) {
       return this.#fault(
@@ -260,21 +323,24 @@ export class GenericIommuHardware implements IommuHardware {
         0,
       );
     }
-    if ((this.#regs.cr0 & CR0_SMMUEN) === 0) {
-      if ((this.#regs.gbpa & GBPA_ABORT) !== 0) {
+    if ((regs.cr0 & CR0_SMMUEN) === 0) {
+      if ((regs.gbpa & GBPA_ABORT) !== 0) {
         return this.#fault(streamId, iova, access, 2, -1, false, 0);
       }
       return this.#identity(iova);
     }
-    this.#translations++;
     this.#sTrans[streamId]!++;
-    this.#cfgLookups++;
     let st = this.#cfgState[streamId]!;
     if (st === CFG_UNCACHED) {
       this.#cfgMisses++;
-      st = this.#cache.fetch(streamId, this.#regs.strtabBase());
+      st = this.#cache.fetch(streamId, regs.strtabBase());
     }
     if (st === CFG_TRANSLATE) {
+      const r = this.#rows;
+      const i = streamId * ROW_STRIDE;
+      r[i + ROW_CFG_GEN] = this.#micro.gen;
+      r[i + ROW_IN_END] = this.#cfgInEnd[streamId]!;
+      r[i + ROW_CTX] = this.#cfgCtx[streamId]!;
       if (!(iova < this.#cfgInEnd[streamId]!)) {
         return this.#fault(
           streamId,
@@ -286,54 +352,7 @@ export class GenericIommuHardware implements IommuHardware {
           0,
         );
       }
-      if (this.#microEnabled) {
-        this.#uLookups++;
-        if (this.#uGen[streamId] === this.#micro.gen) {
-          const off = iova - this.#uBase[streamId]!;
-          if (off >= 0 && off < this.#uSize[streamId]!) {
-            if ((this.#uPerm[streamId]! & access) !== access) {
-              return this.#fault(
-                streamId,
-                iova,
-                access,
-                5,
-                EVT_F_PERMISSION,
-                this.#cfgRecord[streamId] === 1,
-                0,
-              );
-            }
-            this.#uHits++;
-            this.#lastSpan = this.#uSize[streamId]! - off;
-            return this.#uPa[streamId]! + off;
-          }
-        }
-      }
-      const ctx = this.#cfgCtx[streamId]!;
-      const tlb = this.iotlb;
-      const pa = tlb.lookup(ctx, iova);
-      if (pa >= 0) {
-        if (this.#microEnabled) {
-          this.#uGen[streamId] = this.#micro.gen;
-          this.#uBase[streamId] = iova - (pa - tlb.lastPaBase);
-          this.#uSize[streamId] = tlb.lastPageSize;
-          this.#uPa[streamId] = tlb.lastPaBase;
-          this.#uPerm[streamId] = tlb.lastPerm;
-        }
-        if ((tlb.lastPerm & access) !== access) {
-          return this.#fault(
-            streamId,
-            iova,
-            access,
-            5,
-            EVT_F_PERMISSION,
-            this.#cfgRecord[streamId] === 1,
-            0,
-          );
-        }
-        this.#lastSpan = tlb.lastPageSize - (pa - tlb.lastPaBase);
-        return pa;
-      }
-      return this.#walk(streamId, ctx, iova, access);
+      return this.#iotlbPath(streamId, iova, access);
     }
     if (st === CFG_BYPASS) return this.#identity(iova);
     if (st === CFG_ABORT) {
@@ -346,6 +365,18 @@ export class GenericIommuHardware implements IommuHardware {
       1,
       st === CFG_BAD_CD ? EVT_C_BAD_CD : EVT_C_BAD_STE,
       true,
+      0,
+    );
+  }
+
+  #permissionFault(sid: number, iova: number, access: number): number {
+    return this.#fault(
+      sid,
+      iova,
+      access,
+      5,
+      EVT_F_PERMISSION,
+      this.#cfgRecord[sid] === 1,
       0,
     );
   }
@@ -366,36 +397,51 @@ export class GenericIommuHardware implements IommuHardware {
       iova,
       this.#outEnd,
     );
-    const record = this.#cfgRecord[sid] === 1;
-    if (code !== 0) {
-      const kind = code === EVT_F_ADDR_SIZE
-        ? 4
-        : code === EVT_F_WALK_EABT
-        ? 6
-        : code === EVT_F_ACCESS
-        ? 5
-        : 3;
-      return this.#fault(sid, iova, access, kind, code, record, w.faultAddress);
-    }
+    if (code !== 0) return this.#walkFault(sid, iova, access, code);
     const size = w.leafSize;
-    const base = Math.floor(iova / size) * size;
-    if (this.iotlb.capacity !== 0) {
-      this.iotlb.insert(ctx, base, size, w.leafPa, w.leafAccess);
-    }
+    const pa = w.leafPa;
+    const perm = w.leafAccess;
+    // Leaves are at most 1 GiB (level-0 blocks fault): the offset is in
+    // the low 32 bits, which `>>> 0` keeps exactly for any safe integer.
+    const off = (iova >>> 0) & (size - 1);
+    const base = iova - off;
+    const tlb = this.iotlb;
+    if (tlb.capacity !== 0) tlb.insert(ctx, base, size, pa, perm);
     if (this.#microEnabled) {
-      this.#uGen[sid] = this.#micro.gen;
-      this.#uBase[sid] = base;
-      this.#uSize[sid] = size;
-      this.#uPa[sid] = w.leafPa;
-      this.#uPerm[sid] = w.leafAccess;
+      const r = this.#rows;
+      const i = sid * ROW_STRIDE;
+      r[i + ROW_U_GEN] = this.#micro.gen;
+      r[i + ROW_U_BASE] = base;
+      r[i + ROW_U_END] = base + size;
+      r[i + ROW_U_DELTA] = pa - base;
+      r[i + ROW_U_PERM] = perm;
     }
-    if ((w.leafAccess & access) !== access) {
-      return this.#fault(sid, iova, access, 5, EVT_F_PERMISSION, record, 0);
+    if ((perm & access) !== access) {
+      return this.#permissionFault(sid, iova, access);
     }
-    const off = iova - base;
     this.#lastSpan = size - off;
-    return w.leafPa + off;
+    return pa + off;
   }
+
+  #walkFault(sid: number, iova: number, access: number, code: number): number {
+    const kind = code === EVT_F_ADDR_SIZE
+      ? 4
+      : code === EVT_F_WALK_EABT
+      ? 6
+      : code === EVT_F_ACCESS
+      ? 5
+      : 3;
+    return this.#fault(
+      sid,
+      iova,
+      access,
+      kind,
+      code,
+      this.#cfgRecord[sid] === 1,
+      this.walker.faultAddress,
+    );
+  }
+
   // kind indexes FAULT_KINDS; eventId < 0 means no record.
   #fault(
     sid: number,
@@ -499,13 +545,16 @@ export class GenericIommuHardware implements IommuHardware {
    * @returns A snapshot.
    */
   counters(): Record<string, number> {
+    let translations = 0;
+    for (const n of this.#sTrans) translations += n;
     return hardwareCounters({
       translate: {
-        translations: this.#translations,
+        // Every access counted per stream went through one config lookup.
+        translations: translations,
         bypassed: this.#bypassed,
-        cfgLookups: this.#cfgLookups,
+        cfgLookups: translations,
         cfgMisses: this.#cfgMisses,
-        microLookups: this.#uLookups,
+        microLookups: this.#uHits + this.#uMisses,
         microHits: this.#uHits,
       },
       stats: this.#stats,

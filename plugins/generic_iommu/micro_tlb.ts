@@ -1,39 +1,56 @@
 /**
  * The per-stream micro TLB of the generic unit: one entry per stream (gem5
- * keeps a small one per device interface) in front of the IOTLB. An entry
- * is valid while its generation equals `gen`; every invalidation command or
- * configuration change bumps `gen` (internal; not exported from mod.ts).
+ * keeps a small one per device interface) in front of the IOTLB, stored in
+ * one row per stream together with the translate path's copy of the
+ * stream's config. Both are valid only while their generation equals
+ * `gen`; every invalidation command, config invalidation and CR0 or
+ * stream-table write bumps `gen` (internal; not exported from mod.ts).
  *
  * @module
  */
 
-/** One entry per stream, in typed arrays (read inline by the translate path). */
+/** Numbers per stream in {@linkcode MicroTlb.rows}. */
+export const ROW_STRIDE = 8;
+/**
+ * Row slot: generation in which the slow path found the stream enabled,
+ * inside the stream table and with a translating config (0: never).
+ */
+export const ROW_CFG_GEN = 0;
+/** Row slot: the config's exclusive IOVA bound, in bytes. */
+export const ROW_IN_END = 1;
+/** Row slot: the config's context tag. */
+export const ROW_CTX = 2;
+/** Row slot: generation the micro TLB entry was filled in (0: never). */
+export const ROW_U_GEN = 3;
+/** Row slot: first IOVA of the entry's page, in bytes. */
+export const ROW_U_BASE = 4;
+/** Row slot: one past the last IOVA of the entry's page, in bytes. */
+export const ROW_U_END = 5;
+/** Row slot: PA minus IOVA for any IOVA in the entry's page. */
+export const ROW_U_DELTA = 6;
+/** Row slot: access bits the entry's page allows. */
+export const ROW_U_PERM = 7;
+
+/**
+ * One row per stream in a single typed array, read inline by the translate
+ * path: a micro TLB hit is one generation compare, two bound compares, a
+ * permission test and an add. Generations are floats, so no wrap-around
+ * can ever revive a stale row.
+ */
 export class MicroTlb {
   /** Whether the unit has micro TLBs at all. */
   readonly enabled: boolean;
-  /** Current generation; entries of older generations are invalid. */
+  /** Current generation (starts at 1); rows of older generations are invalid. */
   gen = 1;
-  /** Generation each stream's entry was filled in. */
-  readonly entryGen: Uint32Array;
-  /** IOVA of each entry's page, in bytes. */
-  readonly base: Float64Array;
-  /** Size of each entry's page, in bytes. */
-  readonly size: Float64Array;
-  /** PA of each entry's page, in bytes. */
-  readonly pa: Float64Array;
-  /** Access bits each entry allows. */
-  readonly perm: Uint8Array;
+  /** `ROW_STRIDE` numbers per stream (see the `ROW_*` slots). */
+  readonly rows: Float64Array;
 
   /**
    * @param streams Stream IDs.
-   * @param enabled Whether entries are kept.
+   * @param enabled Whether micro TLB entries are kept.
    */
   constructor(streams: number, enabled: boolean) {
     this.enabled = enabled;
-    this.entryGen = new Uint32Array(streams);
-    this.base = new Float64Array(streams);
-    this.size = new Float64Array(streams);
-    this.pa = new Float64Array(streams);
-    this.perm = new Uint8Array(streams);
+    this.rows = new Float64Array(streams * ROW_STRIDE);
   }
 }

@@ -13,7 +13,16 @@ import {
   EVT_F_TRANSLATION,
   EVT_F_WALK_EABT,
 } from "./constants.ts";
-import { DESC_AF, leafAccess, LEVEL_SIZE, type LpaeStage } from "./lpae.ts";
+import {
+  DESC_AF,
+  leafAccess,
+  LEVEL_SIZE,
+  type LpaeStage,
+  S1_AP_RDONLY,
+} from "./lpae.ts";
+
+// Slots of the walker's chunk-view cache (64 KiB chunks: 16 MiB of tables).
+const CHUNK_SLOTS = 256;
 
 /**
  * Default walk-cache shapes for levels 0, 1 and 2: gem5's SMMUv3 walk cache
@@ -46,11 +55,25 @@ export class Walker {
   /** Address involved in the last failed walk (output or fetch address). */
   faultAddress = 0;
   #memory: PhysicalMemory;
+  #memBase: number;
+  #memEnd: number;
   #stage: LpaeStage;
-  // Per-level memo of the last table read and its view (null: no view).
-  #memoPa: Float64Array = new Float64Array(4).fill(-1);
+  #anyCache: boolean;
+  // Direct-mapped cache of live Uint32Array views of whole 64 KiB RAM
+  // chunks (RAM never drops a chunk, so a view never goes stale): a
+  // descriptor read is an index into one of them, with no per-table view
+  // object and no Map lookup.
+  #chunkKey: Float64Array = new Float64Array(CHUNK_SLOTS).fill(-1);
+  #chunkView: Uint32Array[] = new Array<Uint32Array>(CHUNK_SLOTS).fill(
+    new Uint32Array(0),
+  );
+  // Per level: the last table descriptor read there and the view of the
+  // chunk holding the table it names (-1: none yet).
+  #memoLo: Float64Array = new Float64Array(4).fill(-1);
+  #memoHi: Float64Array = new Float64Array(4).fill(-1);
   #memoView: (Uint32Array | null)[] = [null, null, null, null];
-  #views = new Map<number, Uint32Array>();
+  #rootPa = -1;
+  #rootWords: Uint32Array | null = null;
 
   /**
    * Build it (see the class documentation).
@@ -66,10 +89,13 @@ export class Walker {
     walkCache: readonly TlbOptions[],
   ) {
     this.#memory = memory;
+    this.#memBase = memory.base;
+    this.#memEnd = memory.end;
     this.#stage = stage;
     this.caches = [0, 1, 2].map((l) =>
       new Tlb(walkCache[l] ?? DEFAULT_WALK_CACHE[l]!)
     );
+    this.#anyCache = this.caches.some((c) => c.capacity !== 0);
   }
 
   /**
@@ -91,69 +117,87 @@ export class Walker {
   ): number {
     this.walks++;
     this.faultAddress = 0;
-    const caches = this.caches;
     let level = startLevel;
     let table = root;
-    for (let l = 2; l >= startLevel; l--) {
-      const c = caches[l]!;
-      if (c.capacity !== 0 && c.lookup(ctx, iova) >= 0) {
-        table = c.lastPaBase;
-        level = l + 1;
-        break;
+    if (this.#anyCache) {
+      const caches = this.caches;
+      for (let l = 2; l >= startLevel; l--) {
+        const c = caches[l]!;
+        if (c.capacity !== 0 && c.lookup(ctx, iova) >= 0) {
+          table = c.lastPaBase;
+          level = l + 1;
+          break;
+        }
       }
     }
-    const memoPa = this.#memoPa;
-    const memoView = this.#memoView;
+    // The IOVA as 32-bit words (bits 31:0 and 63:32): each level's index
+    // is integer shifts.
+    const ilo = iova >>> 0;
+    const ihi = (iova / 0x100000000) >>> 0;
     const reads = this.reads;
+    const memoLo = this.#memoLo;
+    const memoHi = this.#memoHi;
+    const memoView = this.#memoView;
+    // `words` views the chunk holding the current table (null: read RAM
+    // through the checked slow path), `woff` is the table's first word in it.
+    let words = table === this.#rootPa ? this.#rootWords : this.#rootOf(table);
+    let woff = ((table >>> 0) & 0xf000) >>> 2;
     let lo = 0;
-    let addr = 0;
-    let size = 0;
+    let hi = 0;
     for (;; level++) {
-      size = LEVEL_SIZE[level]!;
-      const idx = Math.floor(iova / size) & 511;
-      const view = memoPa[level] === table
-        ? memoView[level]!
-        : this.#viewOf(level, table);
+      const idx = level === 3
+        ? (ilo >>> 12) & 511
+        : level === 2
+        ? (ilo >>> 21) & 511
+        : level === 1
+        ? ((ilo >>> 30) | (ihi << 2)) & 511
+        : (ihi >>> 7) & 511;
       reads[level]!++;
-      let hi: number;
-      if (view !== null) {
-        lo = view[idx << 1]!;
-        hi = view[(idx << 1) + 1]!;
+      if (words !== null) {
+        const at = woff + (idx << 1);
+        lo = words[at]!;
+        hi = words[at + 1]!;
       } else {
-        // No view (an unaligned root, or a pointer outside RAM).
-        const mem = this.#memory;
+        // An unaligned root, or a table outside RAM.
         const at = table + idx * 8;
-        if (!(at >= mem.base && at + 8 <= mem.end)) {
+        if (!(at >= this.#memBase && at + 8 <= this.#memEnd)) {
           this.faultAddress = at;
           return EVT_F_WALK_EABT;
         }
-        lo = mem.read32(at);
-        hi = mem.read32(at + 4);
+        lo = this.#memory.read32(at);
+        hi = this.#memory.read32(at + 4);
       }
       if ((lo & 1) === 0) return EVT_F_TRANSLATION;
-      addr = (hi & 0xffff) * 0x100000000 + ((lo & 0xfffff000) >>> 0);
       if (level === 3 || (lo & 3) !== 3) break;
+      const addr = (hi & 0xffff) * 0x100000000 + ((lo & 0xfffff000) >>> 0);
       if (addr >= outEnd) {
         this.faultAddress = addr;
         return EVT_F_ADDR_SIZE;
       }
-      const c = caches[level]!;
-      if (c.capacity !== 0) c.insert(ctx, iova, size, addr, 0);
+      if (this.#anyCache) {
+        const c = this.caches[level]!;
+        if (c.capacity !== 0) c.insert(ctx, iova, LEVEL_SIZE[level]!, addr, 0);
+      }
       table = addr;
+      woff = (lo & 0xf000) >>> 2;
+      // The same descriptor as last time at this level names the same
+      // table: reuse its view without computing its chunk. This keeps the
+      // next read independent of a lookup, so levels overlap.
+      if (lo === memoLo[level] && hi === memoHi[level]) {
+        words = memoView[level]!;
+      } else {
+        words = this.#tableWords(addr);
+        memoLo[level] = lo;
+        memoHi[level] = hi;
+        memoView[level] = words;
+      }
     }
-    return this.#leaf(lo, level, addr, size, outEnd);
-  }
-
-  #leaf(
-    lo: number,
-    level: number,
-    addr: number,
-    size: number,
-    outEnd: number,
-  ): number {
+    // The leaf (inline: this runs once per walk).
     if (level === 0 || (level === 3 && (lo & 3) !== 3)) {
       return EVT_F_TRANSLATION;
     }
+    const addr = (hi & 0xffff) * 0x100000000 + ((lo & 0xfffff000) >>> 0);
+    const size = LEVEL_SIZE[level]!;
     if (addr + size > outEnd) {
       this.faultAddress = addr;
       return EVT_F_ADDR_SIZE;
@@ -161,25 +205,34 @@ export class Walker {
     if ((lo & DESC_AF) === 0) return EVT_F_ACCESS;
     this.leafPa = addr;
     this.leafSize = size;
-    this.leafAccess = leafAccess(lo, this.#stage);
+    this.leafAccess = this.#stage === 1
+      ? ((lo & S1_AP_RDONLY) === 0 ? 3 : 1)
+      : leafAccess(lo, 2);
     return 0;
   }
 
-  #viewOf(level: number, table: number): Uint32Array | null {
-    let v: Uint32Array | null = null;
-    const mem = this.#memory;
-    if (table % 4096 === 0 && table >= mem.base && table + 4096 <= mem.end) {
-      v = this.#views.get(table) ?? null;
-      if (v === null) {
-        // Bounded: a long run may walk many tables over time.
-        if (this.#views.size >= 65536) this.#views.clear();
-        v = mem.view32(table, 4096);
-        this.#views.set(table, v);
-      }
-    }
-    this.#memoPa[level] = table;
-    this.#memoView[level] = v;
+  // The view of the chunk holding the table at `table` (whose first word
+  // in it is `(table & 0xf000) >>> 2`), or null when the table is not 4 KiB
+  // aligned or not inside RAM (the walk then reads RAM word by word).
+  #tableWords(table: number): Uint32Array | null {
+    if (((table >>> 0) & 4095) !== 0) return null;
+    const chunk = Math.floor(table / 65536);
+    const slot = chunk & (CHUNK_SLOTS - 1);
+    if (this.#chunkKey[slot] === chunk) return this.#chunkView[slot]!;
+    const pa = chunk * 65536;
+    if (!(pa >= this.#memBase && pa + 65536 <= this.#memEnd)) return null;
+    const v = this.#memory.view32(pa, 65536);
+    this.#chunkKey[slot] = chunk;
+    this.#chunkView[slot] = v;
     return v;
+  }
+
+  // #tableWords for a walk's first table, remembered for the next walk.
+  #rootOf(table: number): Uint32Array | null {
+    const words = this.#tableWords(table);
+    this.#rootPa = table;
+    this.#rootWords = words;
+    return words;
   }
 
   /**

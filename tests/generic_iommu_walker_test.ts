@@ -1,0 +1,330 @@
+// The generic unit's hardware fast paths (issue 8): the walker reading
+// tables through cached chunk views and per-level descriptor memos, and the
+// translate path's per-stream rows (config licence + micro TLB), checked
+// against hand-built tables and register changes that must defeat them.
+import { assert, assertEquals } from "@std/assert";
+import {
+  ACCESS_READ,
+  ACCESS_WRITE,
+  createSoc,
+  IOMMU_READ,
+  IOMMU_WRITE,
+  type IommuFault,
+  PhysicalMemory,
+} from "../core/mod.ts";
+import {
+  CR0_CMDQEN,
+  CR0_EVTQEN,
+  CR0_SMMUEN,
+  encodeLeaf,
+  encodeTable,
+  EVT_F_ACCESS,
+  EVT_F_ADDR_SIZE,
+  EVT_F_TRANSLATION,
+  EVT_F_WALK_EABT,
+  genericHardwareOf,
+  genericIommu,
+  type GenericIommuOptions,
+  REG_CR0,
+  REG_GBPA,
+  REG_STRTAB_BASE_CFG,
+  Walker,
+} from "../plugins/generic_iommu/mod.ts";
+
+const RW = IOMMU_READ | IOMMU_WRITE;
+const BASE = 0x4000_0000;
+const OFF = { sets: 0, ways: 0 } as const;
+const NO_CACHES = [OFF, OFF, OFF];
+const OUT_END = 2 ** 48;
+
+function put(mem: PhysicalMemory, at: number, words: [number, number]): void {
+  mem.write32(at, words[0]);
+  mem.write32(at + 4, words[1]);
+}
+
+// Slot of `iova` in a table at `level` (bytes from the table base).
+function slot(iova: number, level: number): number {
+  return (Math.floor(iova / [2 ** 39, 2 ** 30, 2 ** 21, 4096][level]!) & 511) *
+    8;
+}
+
+/** Four tables at l0..l3 mapping `iova` to `pa` (4 KiB page). */
+function chain(
+  mem: PhysicalMemory,
+  tables: [number, number, number, number],
+  iova: number,
+  pa: number,
+  prot = RW,
+): void {
+  for (let l = 0; l < 3; l++) {
+    put(mem, tables[l]! + slot(iova, l), encodeTable(tables[l + 1]!));
+  }
+  put(mem, tables[3] + slot(iova, 3), encodeLeaf(pa, 3, prot, 1));
+}
+
+Deno.test("walker: four levels, per-level reads, leaf fields", () => {
+  const mem = new PhysicalMemory({ base: BASE, size: 64 << 20 });
+  const w = new Walker(mem, 1, NO_CACHES);
+  const t: [number, number, number, number] = [
+    BASE,
+    BASE + 0x1000,
+    BASE + 0x2000,
+    BASE + 0x3000,
+  ];
+  const iova = 0x12_3456_7000;
+  chain(mem, t, iova, BASE + 0x80_0000);
+  assertEquals(w.walk(1, t[0], 0, iova + 0x123, OUT_END), 0);
+  assertEquals([w.leafPa, w.leafSize, w.leafAccess], [
+    BASE + 0x80_0000,
+    4096,
+    3,
+  ]);
+  assertEquals([...w.reads], [1, 1, 1, 1]);
+  assertEquals(w.walks, 1);
+  // Read-only leaf: stage 1 grants read only.
+  put(mem, t[3] + slot(iova, 3), encodeLeaf(BASE, 3, IOMMU_READ, 1));
+  assertEquals(w.walk(1, t[0], 0, iova, OUT_END), 0);
+  assertEquals([w.leafPa, w.leafAccess], [BASE, 1]);
+});
+
+Deno.test("walker: a rewritten table descriptor is followed at once (no stale memo)", () => {
+  const mem = new PhysicalMemory({ base: BASE, size: 64 << 20 });
+  const w = new Walker(mem, 1, NO_CACHES);
+  const t: [number, number, number, number] = [
+    BASE,
+    BASE + 0x1000,
+    BASE + 0x2000,
+    BASE + 0x3000,
+  ];
+  const iova = 0x4000_0000;
+  chain(mem, t, iova, BASE + 0x10_0000);
+  // Another level-3 table in another 64 KiB chunk, mapping elsewhere.
+  const other = BASE + 0x2_5000;
+  put(mem, other + slot(iova, 3), encodeLeaf(BASE + 0x20_0000, 3, RW, 1));
+  for (let round = 0; round < 3; round++) {
+    assertEquals(w.walk(1, t[0], 0, iova, OUT_END), 0);
+    assertEquals(w.leafPa, BASE + 0x10_0000, `round ${round}: first table`);
+    put(mem, t[2] + slot(iova, 2), encodeTable(other));
+    assertEquals(w.walk(1, t[0], 0, iova, OUT_END), 0);
+    assertEquals(w.leafPa, BASE + 0x20_0000, `round ${round}: other table`);
+    put(mem, t[2] + slot(iova, 2), encodeTable(t[3]));
+  }
+  // The same leaf slot rewritten in place is seen too.
+  put(mem, t[3] + slot(iova, 3), encodeLeaf(BASE + 0x30_0000, 3, RW, 1));
+  assertEquals(w.walk(1, t[0], 0, iova, OUT_END), 0);
+  assertEquals(w.leafPa, BASE + 0x30_0000);
+  // Cleared: translation fault.
+  put(mem, t[3] + slot(iova, 3), [0, 0]);
+  assertEquals(w.walk(1, t[0], 0, iova, OUT_END), EVT_F_TRANSLATION);
+});
+
+Deno.test("walker: tables whose chunks share a view-cache slot stay apart", () => {
+  // 256 chunks of 64 KiB apart: the same slot of the walker's view cache.
+  const mem = new PhysicalMemory({ base: BASE, size: 64 << 20 });
+  const w = new Walker(mem, 1, NO_CACHES);
+  const far = 256 * 65536;
+  const a: [number, number, number, number] = [
+    BASE,
+    BASE + 0x1000,
+    BASE + 0x2000,
+    BASE + 0x3000,
+  ];
+  const b: [number, number, number, number] = [
+    BASE + far,
+    BASE + far + 0x1000,
+    BASE + far + 0x2000,
+    BASE + far + 0x3000,
+  ];
+  const iova = 0x7_0000_0000;
+  chain(mem, a, iova, BASE + 0x11_1000);
+  chain(mem, b, iova, BASE + 0x22_2000);
+  for (let i = 0; i < 4; i++) {
+    assertEquals(w.walk(1, a[0], 0, iova, OUT_END), 0);
+    assertEquals(w.leafPa, BASE + 0x11_1000);
+    assertEquals(w.walk(2, b[0], 0, iova, OUT_END), 0);
+    assertEquals(w.leafPa, BASE + 0x22_2000);
+  }
+});
+
+Deno.test("walker: an unaligned root and a root in RAM's last chunk", () => {
+  const size = 4 << 20;
+  const mem = new PhysicalMemory({ base: BASE, size });
+  const w = new Walker(mem, 1, NO_CACHES);
+  // Level-1 start (a 39-bit context) with a 16-byte aligned root.
+  const root = BASE + 0x1010;
+  const l2 = BASE + size - 0x2000;
+  const l3 = BASE + size - 0x1000;
+  const iova = 0x40_2000_3000;
+  put(mem, root + slot(iova, 1), encodeTable(l2));
+  put(mem, l2 + slot(iova, 2), encodeTable(l3));
+  put(mem, l3 + slot(iova, 3), encodeLeaf(BASE + 0x5000, 3, RW, 1));
+  for (let i = 0; i < 2; i++) {
+    assertEquals(w.walk(1, root, 1, iova + 8, OUT_END), 0);
+    assertEquals(w.leafPa, BASE + 0x5000);
+    assertEquals(w.walk(1, l2, 2, iova + 8, OUT_END), 0, "aligned root");
+    assertEquals(w.leafPa, BASE + 0x5000);
+  }
+  assertEquals([...w.reads], [0, 2, 4, 4]);
+});
+
+Deno.test("walker: faults (outside RAM, output size, access flag, bad types)", () => {
+  const mem = new PhysicalMemory({ base: BASE, size: 4 << 20 });
+  const w = new Walker(mem, 1, NO_CACHES);
+  const l1 = BASE;
+  const l2 = BASE + 0x1000;
+  const l3 = BASE + 0x2000;
+  const iova = 0x4060_1000;
+  put(mem, l1 + slot(iova, 1), encodeTable(l2));
+  put(mem, l2 + slot(iova, 2), encodeTable(l3));
+  put(mem, l3 + slot(iova, 3), encodeLeaf(BASE + 0x9000, 3, RW, 1));
+  assertEquals(w.walk(1, l1, 1, iova, OUT_END), 0);
+  // A next-level table outside RAM (but inside the output size).
+  put(mem, l2 + slot(iova, 2), encodeTable(0x7000_0000));
+  assertEquals(w.walk(1, l1, 1, iova, OUT_END), EVT_F_WALK_EABT);
+  assertEquals(w.faultAddress, 0x7000_0000 + slot(iova, 3));
+  // A root outside RAM.
+  assertEquals(w.walk(1, 0x1000, 1, iova, OUT_END), EVT_F_WALK_EABT);
+  assertEquals(w.faultAddress, 0x1000 + slot(iova, 1));
+  // A table pointer beyond the output size.
+  put(mem, l2 + slot(iova, 2), encodeTable(2 ** 40));
+  assertEquals(w.walk(1, l1, 1, iova, 2 ** 36), EVT_F_ADDR_SIZE);
+  assertEquals(w.faultAddress, 2 ** 40);
+  put(mem, l2 + slot(iova, 2), encodeTable(l3));
+  // A page whose end passes the output size.
+  assertEquals(w.walk(1, l1, 1, iova, BASE + 0x9800), EVT_F_ADDR_SIZE);
+  assertEquals(w.faultAddress, BASE + 0x9000);
+  // Access flag clear.
+  const [lo, hi] = encodeLeaf(BASE + 0x9000, 3, RW, 1);
+  put(mem, l3 + slot(iova, 3), [lo & ~(1 << 10), hi]);
+  assertEquals(w.walk(1, l1, 1, iova, OUT_END), EVT_F_ACCESS);
+  // Level-3 type 0b01 is reserved.
+  put(mem, l3 + slot(iova, 3), [(lo & ~3) | 1, hi]);
+  assertEquals(w.walk(1, l1, 1, iova, OUT_END), EVT_F_TRANSLATION);
+  // Blocks: 2 MiB at level 2, 1 GiB at level 1.
+  put(mem, l2 + slot(iova, 2), encodeLeaf(BASE + 0x20_0000, 2, RW, 1));
+  assertEquals(w.walk(1, l1, 1, iova, OUT_END), 0);
+  assertEquals([w.leafPa, w.leafSize], [BASE + 0x20_0000, 2 ** 21]);
+  put(mem, l1 + slot(iova, 1), encodeLeaf(BASE, 1, RW, 1));
+  assertEquals(w.walk(1, l1, 1, iova, OUT_END), 0);
+  assertEquals([w.leafPa, w.leafSize], [BASE, 2 ** 30]);
+  // A level-0 block is reserved.
+  put(mem, l1 + slot(iova, 0), [(BASE | 1 | (1 << 10)) >>> 0, 0]);
+  assertEquals(w.walk(1, l1, 0, iova, OUT_END), EVT_F_TRANSLATION);
+});
+
+Deno.test("walker: walk caches skip levels until invalidated", () => {
+  const mem = new PhysicalMemory({ base: BASE, size: 4 << 20 });
+  const w = new Walker(mem, 1, [
+    { sets: 1, ways: 4 },
+    { sets: 1, ways: 4 },
+    { sets: 1, ways: 4 },
+  ]);
+  const t: [number, number, number, number] = [
+    BASE,
+    BASE + 0x1000,
+    BASE + 0x2000,
+    BASE + 0x3000,
+  ];
+  const iova = 0x1_4000_0000;
+  chain(mem, t, iova, BASE + 0x8000);
+  assertEquals(w.walk(5, t[0], 0, iova, OUT_END), 0);
+  assertEquals(w.walk(5, t[0], 0, iova + 0x1000, OUT_END), EVT_F_TRANSLATION);
+  assertEquals([...w.reads], [1, 1, 1, 2], "second walk started at L3");
+  // The level-2 walk cache still names the old level-3 table.
+  const moved = BASE + 0x4000;
+  put(mem, moved + slot(iova, 3), encodeLeaf(BASE + 0xa000, 3, RW, 1));
+  put(mem, t[2] + slot(iova, 2), encodeTable(moved));
+  assertEquals(w.walk(5, t[0], 0, iova, OUT_END), 0);
+  assertEquals(w.leafPa, BASE + 0x8000, "stale until invalidated");
+  w.invalidateRange(5, iova, 4096);
+  assertEquals(w.walk(5, t[0], 0, iova, OUT_END), 0);
+  assertEquals(w.leafPa, BASE + 0xa000);
+});
+
+function unitRig(options: GenericIommuOptions = {}) {
+  const soc = createSoc({ memory: { base: BASE, size: 64 << 20 } }).use(
+    genericIommu(options),
+  );
+  const unit = soc.probeUnit({
+    name: "smmu",
+    compatible: ["iommukit,generic-iommu"],
+  });
+  const faults: IommuFault[] = [];
+  soc.faults.onFault((f) => faults.push(f));
+  const hw = genericHardwareOf(unit);
+  const d = soc.createDomain(unit);
+  d.attach(unit, [1, 3]);
+  const buf = soc.memory.frames.alloc(0x4000);
+  d.map(0x10_0000, buf, 0x2000, RW);
+  d.map(0x10_2000, buf + 0x2000, 0x1000, IOMMU_READ);
+  return { soc, unit, hw, d, buf, faults };
+}
+
+Deno.test("translate fast path: register writes and odd stream IDs defeat it", () => {
+  const { hw, buf, faults } = unitRig();
+  // Warm both streams' rows and micro TLBs.
+  for (const sid of [1, 3]) {
+    assertEquals(hw.translate(sid, 0x10_0010, ACCESS_READ), buf + 0x10);
+    assertEquals(hw.translate(sid, 0x10_0020, ACCESS_WRITE), buf + 0x20);
+  }
+  assertEquals(hw.lastSpan, 0x1000 - 0x20);
+  // Non-integer, negative, NaN and out-of-table stream IDs.
+  for (const sid of [1.5, -1, NaN, 256, 2 ** 32 + 1]) {
+    assertEquals(hw.translate(sid, 0x10_0010, ACCESS_READ), -1, String(sid));
+    assertEquals(faults.at(-1)!.reason, "bad-stream");
+  }
+  // A micro hit that lacks permission faults and counts as a micro miss.
+  assertEquals(hw.translate(1, 0x10_2000, ACCESS_READ), buf + 0x2000);
+  assertEquals(hw.translate(1, 0x10_2004, ACCESS_WRITE), -1);
+  assertEquals(faults.at(-1)!.reason, "permission");
+  let c = hw.counters();
+  assertEquals(c["translations"], 6);
+  assertEquals(c["configCache.lookups"], 6);
+  assertEquals(c["microTlb.lookups"], 6);
+  assertEquals(c["microTlb.hits"], 2);
+  assertEquals(c["microTlb.misses"], 4);
+  assertEquals(hw.streamCounters(1).translations, 4);
+  // Shrinking the stream table (2 streams): stream 3 is now beyond it.
+  hw.writeRegister(REG_STRTAB_BASE_CFG, 1);
+  assertEquals(hw.translate(3, 0x10_0010, ACCESS_READ), -1);
+  assertEquals(faults.at(-1)!.reason, "bad-stream");
+  assertEquals(hw.translate(1, 0x10_0010, ACCESS_READ), buf + 0x10);
+  // SMMUEN clear: GBPA decides, whatever the rows said.
+  hw.writeRegister(REG_CR0, CR0_CMDQEN | CR0_EVTQEN);
+  assertEquals(hw.translate(1, 0x10_0010, ACCESS_READ), -1);
+  assertEquals(faults.at(-1)!.reason, "blocked");
+  hw.writeRegister(REG_GBPA, 0);
+  assertEquals(hw.translate(1, 0x10_0010, ACCESS_READ), 0x10_0010);
+  assertEquals(hw.lastSpan, Number.MAX_SAFE_INTEGER - 0x10_0010);
+  hw.writeRegister(REG_CR0, CR0_SMMUEN | CR0_CMDQEN | CR0_EVTQEN);
+  assertEquals(hw.translate(1, 0x10_0010, ACCESS_READ), buf + 0x10);
+  c = hw.counters();
+  assertEquals(c["bypassed"], 1);
+  assertEquals(c["translations"], c["configCache.lookups"]);
+});
+
+Deno.test("translate fast path: an IOVA beyond the input size faults on a warm stream", () => {
+  const { hw, buf, faults } = unitRig({ inputBits: 39 });
+  assertEquals(hw.translate(1, 0x10_0010, ACCESS_READ), buf + 0x10);
+  assertEquals(hw.translate(1, 2 ** 39, ACCESS_READ), -1);
+  assertEquals(faults.at(-1)!.reason, "address-size");
+  assertEquals(hw.translate(1, 0x10_0010, ACCESS_READ), buf + 0x10);
+  assertEquals(hw.streamCounters(1).translations, 3);
+  assertEquals(hw.streamCounters(1).faults, 1);
+});
+
+Deno.test("translate fast path: unmap with sync drops micro and IOTLB entries", () => {
+  for (const microTlb of [true, false]) {
+    const { hw, d, buf, faults } = unitRig({ microTlb });
+    for (let i = 0; i < 3; i++) {
+      assertEquals(hw.translate(1, 0x10_1008, ACCESS_READ), buf + 0x1008);
+    }
+    d.unmap(0x10_1000, 0x1000);
+    assertEquals(hw.translate(1, 0x10_1008, ACCESS_READ), -1);
+    assertEquals(faults.at(-1)!.reason, "translation");
+    assertEquals(hw.translate(1, 0x10_0008, ACCESS_READ), buf + 8);
+    const c = hw.counters();
+    assert(c["walks"]! >= 2);
+    assertEquals(c["microTlb.hits"]! > 0, microTlb);
+  }
+});
