@@ -188,6 +188,7 @@ export class SysmmuHardware implements IommuHardware {
   #faultBlocked = false;
   #translating = false;
   #blocked = false;
+  #ready = false; // translating and not blocked: the hot path's one test
   #eap = false;
   #flpdOn = false;
   // Multi-hit detection (v1-v5): where TLB entries of each size may live.
@@ -198,6 +199,9 @@ export class SysmmuHardware implements IommuHardware {
   #small64 = new Uint8Array(65536); // a 4 KiB entry in this 64 KiB granule
   #sect1m = new Uint8Array(4096); // a 1 MiB entry for this MiB
   #sub1m = new Uint8Array(4096); // a 4 KiB or 64 KiB entry in this MiB
+  #sizesFilled = 0; // OR of the page sizes filled since the last flush
+  #mixedSizes = false; // more than one size filled since the last flush
+  #hasTlb: boolean;
   #trace: string[] | null = null;
   #c: SysmmuHardwareCounters = {
     lookups: 0,
@@ -250,6 +254,7 @@ export class SysmmuHardware implements IommuHardware {
     this.#prefetch = config.version.value >= makeVersion(3, 3);
     this.#powered = config.powered;
     this.#multiHit = this.layout.name === "v1" || this.layout.name === "v5";
+    this.#hasTlb = this.tlb.capacity > 0;
   }
 
   // ---- translation (hot path) ----
@@ -263,30 +268,34 @@ export class SysmmuHardware implements IommuHardware {
    * @returns The PA, or -1 when the access faulted or the unit is blocked.
    */
   translate(_streamId: number, iova: number, access: number): number {
-    if (!this.#translating) {
-      this.#c.identity++;
-      this.lastSpan = IDENTITY_SPAN - iova;
-      return iova;
-    }
-    if (this.#blocked) return this.#refuseBlocked(iova, access);
+    // One flag covers enabled, powered and not blocked.
+    if (!this.#ready) return this.#notReady(iova, access);
     if (iova > 0xffffffff) {
       return this.#raise("page", iova, access, "address-size");
     }
     const tlb = this.tlb;
     const pa = tlb.lookup(0, iova);
-    if (pa >= 0) {
-      const size = tlb.lastPageSize;
-      const perm = tlb.lastPerm;
-      if (this.#multiHit && this.#otherSizeMayHit(iova, size)) {
-        return this.#raise("multi-hit", iova, access, "multi-hit");
-      }
-      if (this.#eap && (perm & access) === 0) {
-        return this.#raise("access", iova, access, "permission");
-      }
-      this.lastSpan = size - (iova & (size - 1));
-      return pa;
+    if (pa < 0) return this.#miss(iova, access);
+    const size = tlb.lastPageSize;
+    const perm = tlb.lastPerm; // before any multi-hit probe overwrites it
+    if (this.#mixedSizes && this.#otherSizeMayHit(iova, size)) {
+      return this.#raise("multi-hit", iova, access, "multi-hit");
     }
-    return this.#miss(iova, access);
+    if (this.#eap && (perm & access) === 0) {
+      return this.#raise("access", iova, access, "permission");
+    }
+    this.lastSpan = size - (iova & (size - 1));
+    return pa;
+  }
+
+  // Disabled (identity) or blocked (refused): off the hot path.
+  #notReady(iova: number, access: number): number {
+    if (!this.#translating) {
+      this.#c.identity++;
+      this.lastSpan = IDENTITY_SPAN - iova;
+      return iova;
+    }
+    return this.#refuseBlocked(iova, access);
   }
 
   /** True when a TLB entry of another size also covers `iova` (multi-hit). */
@@ -325,6 +334,8 @@ export class SysmmuHardware implements IommuHardware {
     this.#small64.fill(0);
     this.#sect1m.fill(0);
     this.#sub1m.fill(0);
+    this.#sizesFilled = 0;
+    this.#mixedSizes = false;
   }
 
   #miss(iova: number, access: number): number {
@@ -341,9 +352,25 @@ export class SysmmuHardware implements IommuHardware {
         : this.#raise("ptw", iova, access, "bus-error");
     }
     const size = w.pageSize;
+    const paBase = w.paBase;
+    const perm = w.perm;
     // The entry is cached even when the access is then refused, as a TLB
-    // caches what it walked.
-    this.tlb.insert(0, iova, size, w.paBase, w.perm);
+    // caches what it walked. A TLB of capacity 0 ignores inserts (and
+    // these arguments are always valid), so there is nothing to do.
+    if (this.#hasTlb) {
+      this.tlb.insert(0, iova, size, paBase, perm);
+      if (this.#multiHit) this.#noteFill(iova, size);
+    }
+    if (this.#eap && (perm & access) === 0) {
+      return this.#raise("access", iova, access, "permission");
+    }
+    const off = iova & (size - 1);
+    this.lastSpan = size - off;
+    return paBase + off;
+  }
+
+  // Record where an entry of `size` may now live, for multi-hit checks.
+  #noteFill(iova: number, size: number): void {
     if (size === 0x1000) {
       this.#small64[iova >>> 16] = 1;
       this.#sub1m[iova >>> 20] = 1;
@@ -351,12 +378,11 @@ export class SysmmuHardware implements IommuHardware {
       this.#large64[iova >>> 16] = 1;
       this.#sub1m[iova >>> 20] = 1;
     } else this.#sect1m[iova >>> 20] = 1;
-    if (this.#eap && (w.perm & access) === 0) {
-      return this.#raise("access", iova, access, "permission");
-    }
-    const off = iova & (size - 1);
-    this.lastSpan = size - off;
-    return w.paBase + off;
+    // Two sizes filled since the last flush: only then can two entries of
+    // different sizes cover one address, so only then do hits check.
+    const filled = this.#sizesFilled | size;
+    this.#sizesFilled = filled;
+    if (filled !== size) this.#mixedSizes = true;
   }
 
   #refuseBlocked(iova: number, access: number): number {
@@ -511,6 +537,7 @@ export class SysmmuHardware implements IommuHardware {
         CTRL_ENABLE &&
       (this.layout.vmCtrl < 0 || (this.#vmCtrl & CTRL_VM_ENABLE) !== 0);
     this.#blocked = this.#swBlocked || this.#faultBlocked;
+    this.#ready = this.#translating && !this.#blocked;
   }
 
   #checkAccess(offset: number): void {

@@ -26,6 +26,17 @@ export const SYSMMU_WALK_PTW_ERROR = 2;
 /** Level-1 entries the v3.3 prefetcher fetches together (one 64-byte line: 16 MiB of IOVA). */
 export const FLPD_PREFETCH_ENTRIES = 16;
 
+// RAM is stored in 64 KiB chunks (PhysicalMemory.view32 cannot cross one).
+const CHUNK_BYTES = 0x10000;
+const CHUNK_MASK = CHUNK_BYTES - 1;
+const CHUNK_INV = 1 / CHUNK_BYTES; // exact: page numbers by multiplication
+// Highest in-chunk offset at which a whole level-2 table still fits.
+const L2_LAST_START = CHUNK_BYTES - LV2_TABLE_BYTES;
+// Chunk views kept (a power of two): 64 x 64 KiB = 4 MiB of tables.
+const L2_VIEWS = 64;
+// Stands for "no table here": compared by identity, never read.
+const EMPTY = new Uint32Array(0);
+
 /** Walker statistics. */
 export interface SysmmuWalkerCounters {
   /** Walks started. */
@@ -50,8 +61,16 @@ export class SysmmuWalker {
   #memory: PhysicalMemory;
   #fmt: SysmmuPteFormat;
   #viewBase = -1;
-  #view: Uint32Array | null = null;
-  #c: SysmmuWalkerCounters = { walks: 0, l1Reads: 0, l2Reads: 0 };
+  #view: Uint32Array = EMPTY;
+  // Live views of the 64 KiB RAM chunks holding level-2 tables,
+  // direct-mapped by chunk number: a level-2 read is then one array index
+  // instead of a bounds check and a RAM lookup. A view never goes stale
+  // (RAM chunks are never dropped).
+  #l2Chunk = new Float64Array(L2_VIEWS).fill(-1);
+  #l2View: Uint32Array[] = new Array<Uint32Array>(L2_VIEWS).fill(EMPTY);
+  #walks = 0;
+  #l1Reads = 0;
+  #l2Reads = 0;
 
   /**
    * Build a walker for one RAM and descriptor format.
@@ -64,12 +83,12 @@ export class SysmmuWalker {
     this.#fmt = format;
   }
 
-  #l1(base: number): Uint32Array | null {
-    if (base === this.#viewBase) return this.#view;
+  // The level-1 table at `base` (EMPTY when it is not RAM).
+  #l1(base: number): Uint32Array {
     this.#viewBase = base;
     this.#view = this.#memory.contains(base, LV1_TABLE_BYTES)
       ? this.#memory.view32(base, LV1_TABLE_BYTES)
-      : null;
+      : EMPTY;
     return this.#view;
   }
 
@@ -90,27 +109,25 @@ export class SysmmuWalker {
     flpd: FlpdCache | null,
     prefetch: boolean,
   ): number {
-    this.#c.walks++;
-    const l1 = this.#l1(base);
-    if (l1 === null) return SYSMMU_WALK_PTW_ERROR;
+    this.#walks++;
+    const l1 = base === this.#viewBase ? this.#view : this.#l1(base);
+    if (l1 === EMPTY) return SYSMMU_WALK_PTW_ERROR;
     const slot = iova >>> 20;
     let e: number;
     if (flpd === null) {
       e = l1[slot]!;
-      this.#c.l1Reads++;
+      this.#l1Reads++;
     } else {
       e = flpd.lookup(base, slot);
       if (e < 0) {
         e = l1[slot]!;
         if (prefetch) {
           const first = slot & ~(FLPD_PREFETCH_ENTRIES - 1);
-          for (let s = first; s < first + FLPD_PREFETCH_ENTRIES; s++) {
-            flpd.fill(base, s, l1[s]!);
-          }
-          this.#c.l1Reads += FLPD_PREFETCH_ENTRIES;
+          flpd.fillRun(base, first, FLPD_PREFETCH_ENTRIES, l1);
+          this.#l1Reads += FLPD_PREFETCH_ENTRIES;
         } else {
           flpd.fill(base, slot, e);
-          this.#c.l1Reads++;
+          this.#l1Reads++;
         }
       }
     }
@@ -124,11 +141,19 @@ export class SysmmuWalker {
     }
     if (t !== 1) return SYSMMU_WALK_PAGE_FAULT;
     const l2 = fmt.linkPa(e);
-    if (!this.#memory.contains(l2, LV2_TABLE_BYTES)) {
-      return SYSMMU_WALK_PTW_ERROR;
+    const at = (l2 & CHUNK_MASK) + ((iova >>> 12) & 0xff) * 4;
+    const chunk = Math.floor(l2 * CHUNK_INV);
+    const v = chunk & (L2_VIEWS - 1);
+    let e2: number;
+    // The cached chunk holds the whole table only when the table does not
+    // run past the chunk's end (links are 64-byte aligned, not 1 KiB).
+    if (this.#l2Chunk[v] === chunk && (l2 & CHUNK_MASK) <= L2_LAST_START) {
+      e2 = this.#l2View[v]![at >>> 2]!;
+    } else {
+      e2 = this.#readL2(l2, at, chunk, v);
+      if (e2 < 0) return SYSMMU_WALK_PTW_ERROR;
     }
-    const e2 = this.#memory.read32(l2 + ((iova >>> 12) & 0xff) * 4);
-    this.#c.l2Reads++;
+    this.#l2Reads++;
     const t2 = e2 & 3;
     if (t2 === 0) return SYSMMU_WALK_PAGE_FAULT;
     if (t2 === 1) {
@@ -142,12 +167,35 @@ export class SysmmuWalker {
     return SYSMMU_WALK_OK;
   }
 
+  // Level-2 read without a cached view: -1 when the table is not RAM.
+  // Caches the chunk's view once the entry is non-zero, which proves the
+  // chunk is already materialised (untouched RAM reads as zeros), so the
+  // walk never makes RAM grow.
+  #readL2(l2: number, at: number, chunk: number, v: number): number {
+    const memory = this.#memory;
+    if (!memory.contains(l2, LV2_TABLE_BYTES)) return -1;
+    const chunkPa = chunk * CHUNK_BYTES;
+    const e2 = memory.read32(chunkPa + at);
+    if (
+      e2 !== 0 && (l2 & CHUNK_MASK) <= L2_LAST_START &&
+      memory.contains(chunkPa, CHUNK_BYTES)
+    ) {
+      this.#l2Chunk[v] = chunk;
+      this.#l2View[v] = memory.view32(chunkPa, CHUNK_BYTES);
+    }
+    return e2;
+  }
+
   /**
    * Statistics.
    *
    * @returns A snapshot.
    */
   counters(): SysmmuWalkerCounters {
-    return { ...this.#c };
+    return {
+      walks: this.#walks,
+      l1Reads: this.#l1Reads,
+      l2Reads: this.#l2Reads,
+    };
   }
 }

@@ -1,0 +1,232 @@
+import { assertEquals } from "@std/assert";
+import fc from "fast-check";
+import { IOMMU_READ, PhysicalMemory } from "../core/mod.ts";
+import {
+  FlpdCache,
+  LPAGE_SIZE,
+  PTE_V1,
+  PTE_V5,
+  SECT_SIZE,
+  SPAGE_SIZE,
+  SYSMMU_WALK_OK,
+  SYSMMU_WALK_PAGE_FAULT,
+  SYSMMU_WALK_PTW_ERROR,
+  SysmmuWalker,
+} from "../plugins/samsung_sysmmu/mod.ts";
+import { rig, RW, V3_3 } from "./support/samsung.ts";
+
+const RAM = 0x4000_0000;
+const L1 = RAM + 0x10_0000; // 16 KiB aligned
+const L2 = RAM + 0x20_0000; // 1 KiB aligned
+
+function ram(): PhysicalMemory {
+  return new PhysicalMemory({ base: RAM, size: 64 << 20 });
+}
+
+Deno.test("walker decodes exactly what pte.ts decodes (any descriptor bits)", () => {
+  for (const fmt of [PTE_V1, PTE_V5]) {
+    const mem = ram();
+    const w = new SysmmuWalker(mem, fmt);
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 0xffffffff }), (raw) => {
+        // Level 1 as a section: any other bits set.
+        const sect = ((raw & ~3) | 2) >>> 0;
+        mem.write32(L1 + 4 * 5, sect);
+        assertEquals(w.walk(L1, 5 << 20, null, false), SYSMMU_WALK_OK);
+        assertEquals(
+          [w.paBase, w.pageSize, w.perm],
+          [fmt.sectionPa(sect), SECT_SIZE, fmt.sectionPerm(sect)],
+        );
+        // Level 2 as a large then a small page, behind a link.
+        mem.write32(L1 + 4 * 6, fmt.link(L2));
+        for (const type of [1, 2, 3]) {
+          const e2 = ((raw & ~3) | type) >>> 0;
+          mem.write32(L2 + 4 * 7, e2);
+          assertEquals(
+            w.walk(L1, (6 << 20) + (7 << 12), null, false),
+            SYSMMU_WALK_OK,
+          );
+          assertEquals(
+            [w.paBase, w.pageSize, w.perm],
+            type === 1
+              ? [fmt.largePa(e2), LPAGE_SIZE, fmt.lv2Perm(e2)]
+              : [fmt.smallPa(e2), SPAGE_SIZE, fmt.lv2Perm(e2)],
+          );
+        }
+      }),
+      { numRuns: 300 },
+    );
+  }
+});
+
+Deno.test("walker: level-2 reads through cached views stay live and never grow RAM", async (t) => {
+  await t.step("a zero (fault) level-2 table in untouched RAM", () => {
+    const mem = ram();
+    const w = new SysmmuWalker(mem, PTE_V1);
+    const zeroL2 = RAM + 0x300_0000; // never written
+    mem.write32(L1 + 4 * 1, PTE_V1.link(zeroL2));
+    const before = mem.stats().materializedBytes;
+    for (let i = 0; i < 3; i++) {
+      assertEquals(w.walk(L1, 1 << 20, null, false), SYSMMU_WALK_PAGE_FAULT);
+    }
+    assertEquals(mem.stats().materializedBytes, before);
+    assertEquals(w.counters().l2Reads, 3);
+  });
+
+  await t.step("a rewritten entry is seen on the next walk", () => {
+    const mem = ram();
+    const w = new SysmmuWalker(mem, PTE_V1);
+    mem.write32(L1 + 4 * 2, PTE_V1.link(L2));
+    mem.write32(L2 + 4 * 3, PTE_V1.smallPage(RAM + 0x5000, 3));
+    const iova = (2 << 20) + (3 << 12);
+    assertEquals(w.walk(L1, iova, null, false), SYSMMU_WALK_OK);
+    assertEquals(w.paBase, RAM + 0x5000);
+    mem.write32(L2 + 4 * 3, PTE_V1.smallPage(RAM + 0x9000, 1));
+    assertEquals(w.walk(L1, iova, null, false), SYSMMU_WALK_OK);
+    assertEquals([w.paBase, w.perm], [RAM + 0x9000, 1]);
+    mem.write32(L2 + 4 * 3, 0);
+    assertEquals(w.walk(L1, iova, null, false), SYSMMU_WALK_PAGE_FAULT);
+    // Zeroed by the frame allocator (a freed table): the view sees it too.
+    mem.write32(L2 + 4 * 3, PTE_V1.smallPage(RAM + 0x9000, 1));
+    assertEquals(w.walk(L1, iova, null, false), SYSMMU_WALK_OK);
+    const frame = mem.frames.alloc(0x1000);
+    mem.write32(L1 + 4 * 4, PTE_V1.link(frame));
+    mem.write32(frame + 4 * 3, PTE_V1.smallPage(RAM + 0xa000, 3));
+    const at = (4 << 20) + (3 << 12);
+    assertEquals(w.walk(L1, at, null, false), SYSMMU_WALK_OK);
+    mem.frames.free(frame);
+    assertEquals(w.walk(L1, at, null, false), SYSMMU_WALK_PAGE_FAULT);
+  });
+
+  await t.step("a table that runs across a 64 KiB boundary", () => {
+    const mem = ram();
+    const w = new SysmmuWalker(mem, PTE_V1);
+    const l2 = RAM + 0x41_0000 - 0x40; // 64-byte aligned link, 16 entries before the boundary
+    mem.write32(L1 + 4 * 8, PTE_V1.link(l2));
+    for (let i = 0; i < 256; i++) {
+      mem.write32(l2 + 4 * i, PTE_V1.smallPage(RAM + i * 0x1000, 3));
+    }
+    // Another table wholly inside the first chunk gets that chunk cached.
+    const inside = RAM + 0x40_f000;
+    mem.write32(L1 + 4 * 7, PTE_V1.link(inside));
+    mem.write32(inside, PTE_V1.smallPage(RAM, 3));
+    assertEquals(w.walk(L1, 7 << 20, null, false), 0);
+    for (const i of [0, 15, 16, 255, 15, 16]) {
+      assertEquals(w.walk(L1, (8 << 20) + (i << 12), null, false), 0);
+      assertEquals(w.paBase, RAM + i * 0x1000);
+    }
+  });
+
+  await t.step("a link outside RAM is a bus error (also at RAM's end)", () => {
+    const mem = ram();
+    const w = new SysmmuWalker(mem, PTE_V1);
+    mem.write32(L1 + 4 * 9, PTE_V1.link(0x1000_0000));
+    assertEquals(w.walk(L1, 9 << 20, null, false), SYSMMU_WALK_PTW_ERROR);
+    // The last table that fits, then one that runs 64 bytes past the end.
+    const end = RAM + (64 << 20);
+    mem.write32(L1 + 4 * 10, PTE_V1.link(end - 0x400));
+    mem.write32(end - 4, PTE_V1.smallPage(RAM, 3));
+    assertEquals(w.walk(L1, (10 << 20) + (255 << 12), null, false), 0);
+    mem.write32(L1 + 4 * 10, PTE_V1.link(end - 0x3c0));
+    assertEquals(
+      w.walk(L1, 10 << 20, null, false),
+      SYSMMU_WALK_PTW_ERROR,
+    );
+    assertEquals(w.counters().l2Reads, 1);
+  });
+
+  await t.step("a level-1 table outside RAM is a bus error", () => {
+    const w = new SysmmuWalker(ram(), PTE_V5);
+    assertEquals(w.walk(0x1000_0000, 0, null, false), SYSMMU_WALK_PTW_ERROR);
+    assertEquals(w.counters(), { walks: 1, l1Reads: 0, l2Reads: 0 });
+  });
+});
+
+Deno.test("FLPD fillRun is the same as filling each slot in turn", () => {
+  const l1 = new Uint32Array(4096);
+  for (let s = 0; s < 4096; s++) l1[s] = (s * 0x10_0000 + 2) >>> 0;
+  for (const capacity of [0, 8, 16, 32]) {
+    const a = new FlpdCache(capacity);
+    const b = new FlpdCache(capacity);
+    for (const first of [0, 16, 4080]) {
+      a.fillRun(0x8000, first, 16, l1);
+      for (let s = first; s < first + 16; s++) b.fill(0x8000, s, l1[s]!);
+      for (let s = 0; s < 4096; s += 1) {
+        assertEquals(a.lookup(0x8000, s), b.lookup(0x8000, s));
+      }
+      assertEquals(a.size, b.size);
+      assertEquals(a.counters(), b.counters());
+    }
+  }
+});
+
+Deno.test("hardware: translate keeps its checks around the IOTLB", async (t) => {
+  await t.step(
+    "a hit whose multi-hit probe misses keeps the hit's permission",
+    () => {
+      // A 64 KiB entry was cached in this granule, then unmapped: the hit on
+      // the 4 KiB page that replaces it probes for the 64 KiB one (a miss).
+      const r = rig({ version: V3_3 });
+      const port = r.masters[0]!.port();
+      const hw = r.hw[0]!;
+      const big = r.soc.memory.frames.alloc(0x10000);
+      const small = r.soc.memory.frames.alloc(0x1000);
+      r.domain.map(0x1001_0000, big, 0x10000, RW);
+      assertEquals(port.read(0x1001_0000, new Uint8Array(4)), null);
+      r.domain.unmap(0x1001_0000, 0x10000);
+      r.domain.map(0x1001_0000, small, 0x1000, RW);
+      for (let i = 0; i < 3; i++) {
+        assertEquals(port.write(0x1001_0010, new Uint8Array(4)), null);
+      }
+      assertEquals(hw.counters().faults, 0);
+      assertEquals(hw.counters().tlbHits, 2);
+    },
+  );
+
+  await t.step(
+    "write to a read-only page: permission fault on hit and miss",
+    () => {
+      const r = rig({ version: V3_3 });
+      const port = r.masters[0]!.port();
+      const buf = r.soc.memory.frames.alloc(0x1000);
+      r.domain.map(0x1000_0000, buf, 0x1000, IOMMU_READ);
+      for (let i = 0; i < 2; i++) {
+        assertEquals(port.read(0x1000_0000, new Uint8Array(4)), null);
+        assertEquals(
+          port.write(0x1000_0000, new Uint8Array(4))?.reason,
+          "permission",
+        );
+        r.hw[0]!.clearFault();
+      }
+    },
+  );
+
+  await t.step("no IOTLB: every access walks, nothing is cached", () => {
+    const r = rig({ version: V3_3, tlb: { sets: 0, ways: 0 } });
+    const port = r.masters[0]!.port();
+    const hw = r.hw[0]!;
+    const buf = r.soc.memory.frames.alloc(0x1000);
+    r.domain.map(0x1000_0000, buf, 0x1000, RW);
+    for (let i = 0; i < 4; i++) {
+      assertEquals(port.write(0x1000_0000 + 8 * i, new Uint8Array(4)), null);
+    }
+    const c = hw.counters();
+    assertEquals([c.lookups, c.tlbHits, c.tlbMisses, c.walks], [4, 0, 4, 4]);
+    assertEquals([hw.tlb.size, hw.tlb.counters().fills], [0, 0]);
+    assertEquals(hw.lastSpan, 0x1000 - 24);
+  });
+
+  await t.step("blocked and disabled units: refused or identity", () => {
+    const r = rig({ version: V3_3 });
+    const hw = r.hw[0]!;
+    assertEquals(hw.translate(0, 0x1000_0000, 1), -1); // unmapped: faults
+    assertEquals(hw.lastFault?.reason, "translation");
+    assertEquals(hw.translate(0, 0x1000_0000, 1), -1);
+    assertEquals(hw.lastFault?.reason, "blocked");
+    assertEquals(hw.counters().blockedAccesses, 1);
+    hw.clearFault();
+    r.domain.detach(r.units[0]!);
+    assertEquals(hw.translate(0, 0x1234_5678, 2), 0x1234_5678);
+    assertEquals(hw.counters().identity, 1);
+  });
+});
