@@ -332,6 +332,41 @@ Deno.test("mapSg builds one contiguous IOVA range", async (t) => {
       "ERANGE",
     );
     expectError(() => dma.mapSg([{ pa: p, length: 4 }], DMA_NONE), "EINVAL");
+    // A bad entry after whole pages, after a partial page, or in a list
+    // laid out with a segment boundary: named by its index.
+    const page = { pa: p, length: 4096 };
+    const part = { pa: p + 8, length: 100 };
+    for (
+      const [bad, kind] of [
+        [{ pa: p + 0.5, length: 4096 }, "EINVAL"],
+        [{ pa: p, length: 4096.5 }, "EINVAL"],
+        [{ pa: p, length: -1 }, "EINVAL"],
+        [{ pa: Number.NaN, length: 4096 }, "EINVAL"],
+        [{ pa: "0x4000" as unknown as number, length: 4096 }, "EINVAL"],
+        [{ pa: 2 ** 40, length: 4096 }, "ERANGE"],
+        [{ pa: p + 4096, length: 2 ** 40 }, "ERANGE"],
+      ] as const
+    ) {
+      expectError(() => dma.mapSg([page, page, bad], 1), kind, "segment 2");
+      expectError(() => dma.mapSg([page, part, bad], 1), kind, "segment 2");
+    }
+    const r2 = dmaRig("flat");
+    const bounded = createDmaMapper(r2.soc, r2.master, {
+      segmentBoundary: 1 << 20,
+    });
+    const page2 = { pa: r2.soc.memory.frames.alloc(4096), length: 4096 };
+    expectError(
+      () => bounded.mapSg([page2, { pa: 2 ** 40, length: 4 }], 1),
+      "ERANGE",
+      "segment 1",
+    );
+    expectError(
+      () => bounded.mapSg([page2, { pa: page2.pa, length: 0 }], 1),
+      "EINVAL",
+      "segment 1",
+    );
+    assertEquals(bounded.stats().liveMappings, 0);
+    bounded.removeMaster();
     r.soc.memory.frames.failNth(1);
     expectError(
       () => dma.mapSg([{ pa: p, length: 8192 }], DMA_TO_DEVICE),

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { hex, IommuError, type SgSegment } from "../mod.ts";
+import { IommuError, type SgSegment } from "../mod.ts";
 import { checkDirection, type DmaDirection } from "./direction.ts";
 import { deviceWrites, MAP_ERR_NA } from "./debug.ts";
 import type { DmaAttrs } from "./mapper_types.ts";
@@ -14,7 +14,9 @@ import type { DmaSgMapping } from "./sg_mapping.ts";
 import type { MapperState } from "./mapper_state.ts";
 import { Live } from "./live_table.ts";
 import { pieceToDevice } from "./cache_maintenance.ts";
-import { mapSgIommu } from "./sg_iommu.ts";
+import { layoutFlat, mapSgFlat, mapSgIommu } from "./sg_iommu.ts";
+import { checkSegments } from "./sg_validate.ts";
+import { NO_BOUNDARY } from "./page_math.ts";
 import { mapSgDirect } from "./direct_sg.ts";
 
 /**
@@ -39,31 +41,12 @@ export function mapSg(
   if (n === 0) {
     throw new IommuError("EINVAL", "scatter-gather list must not be empty");
   }
-  const mem = st.soc.memory;
-  let total = 0;
-  for (let i = 0; i < n; i++) {
-    const s = segments[i]!;
-    const pa = s.pa;
-    const len = s.length;
-    if (
-      !Number.isSafeInteger(pa) || pa < 0 || !Number.isSafeInteger(len) ||
-      len <= 0
-    ) {
-      throw new IommuError(
-        "EINVAL",
-        `segment ${i}: address ${String(pa)} / length ${
-          String(len)
-        } must be non-negative / positive integers`,
-      );
-    }
-    if (!mem.contains(pa, len)) {
-      throw new IommuError(
-        "ERANGE",
-        `segment ${i}: ${hex(pa)}+${hex(len)} is not in RAM`,
-      );
-    }
-    total += len;
-  }
+  // Without a segment boundary an IOMMU list is checked and laid out in
+  // one pass; otherwise checked here and laid out later.
+  const flat = st.domain !== null && st.segmentBoundary === NO_BOUNDARY;
+  const total = flat
+    ? layoutFlat(st, segments)
+    : checkSegments(st.soc.memory, segments);
   const skip = attrs.skipCpuSync === true;
   const debug = st.debug;
   const rec = new Live("sg", dir, total, n, null, MAP_ERR_NA, st.stack());
@@ -79,7 +62,9 @@ export function mapSg(
     }
     rec.lines = pairs;
   }
-  const sg = st.domain !== null
+  const sg = flat
+    ? mapSgFlat(st, rec, segments, total, dir)
+    : st.domain !== null
     ? mapSgIommu(st, rec, segments, total, dir)
     : mapSgDirect(st, rec, segments, total, dir, skip);
   rec.sg = sg;

@@ -11,10 +11,13 @@ import { directionToProt, type DmaDirection } from "./direction.ts";
 import { DmaSgMapping } from "./sg_mapping.ts";
 import type { MapperState } from "./mapper_state.ts";
 import type { Live } from "./live_table.ts";
-import { NO_BOUNDARY, PAGE, pageOffset } from "./page_math.ts";
+import { NO_BOUNDARY, PAGE, PAGE_MASK, pageOffset } from "./page_math.ts";
+import { badSegment } from "./sg_validate.ts";
 
 /**
- * Lay out, merge, check and map a list in one IOVA range.
+ * Lay out, merge, check and map a list in one IOVA range, with a segment
+ * boundary (lists without one take {@linkcode layoutFlat} and
+ * {@linkcode mapSgFlat}).
  *
  * @param st The mapper (IOMMU mode).
  * @param rec The list's record (debug checks fill `dmaAddr`).
@@ -33,7 +36,6 @@ export function mapSgIommu(
 ): DmaSgMapping {
   const n = segments.length;
   const B = st.segmentBoundary;
-  if (B === NO_BOUNDARY) return mapSgFlat(st, rec, segments, total, dir);
   const start = st.scratch.starts(n); // IOVA offset of each entry's first page
   let iovaLen = 0;
   let padded = false;
@@ -137,13 +139,128 @@ export function mapSgIommu(
 }
 
 /**
- * The common case (no segment boundary) in one pass over the list: page
- * frames, IOVA layout and DMA-segment merging relative to the range
- * start; merging cannot depend on where the range lands.
+ * The common case (no segment boundary), first half, in one pass over the
+ * list: check each entry (as {@linkcode checkSegments} does) and lay out
+ * page frames and merged DMA segments relative to the range start (merging
+ * cannot depend on where the range lands). Fills the scratch arrays only;
+ * {@linkcode mapSgFlat} maps what it laid out.
+ *
+ * @param st The mapper (IOMMU mode).
+ * @param segments Entries, unchecked.
+ * @returns Sum of the entry lengths, in bytes.
+ * @throws {IommuError} `EINVAL`/`ERANGE` for the first bad entry (nothing changes).
+ */
+export function layoutFlat(
+  st: MapperState,
+  segments: readonly SgSegment[],
+): number {
+  const n = segments.length;
+  const mem = st.soc.memory;
+  const base = mem.base, ramEnd = mem.end;
+  const scratch = st.scratch;
+  let frames: Float64Array = scratch.frames;
+  let room = frames.length;
+  const outAddr = scratch.out(n);
+  const outLen = scratch.outLen;
+  const maxSeg = st.maxSegmentSize;
+  let total = 0;
+  let bad = -1;
+  let k = 0;
+  let count = 0;
+  let curLen = 0; // length of the open DMA segment while it may still grow
+  let segLen = 0;
+  let i = 0;
+  // Whole, page-aligned pages first (the common list): one frame each, a
+  // simpler merge and no per-entry room check. The first other entry (or
+  // a bad one) leaves this loop for the general one below.
+  if (room < n) {
+    frames = scratch.grow(n);
+    room = frames.length;
+  }
+  const lastPage = ramEnd - PAGE;
+  for (; i < n; i++) {
+    const s = segments[i]!;
+    const pa = s.pa;
+    if (
+      s.length !== PAGE || (pa & PAGE_MASK) !== 0 ||
+      !(pa >= base && pa <= lastPage) || !Number.isSafeInteger(pa)
+    ) break;
+    if (curLen !== 0 && maxSeg - curLen >= PAGE) {
+      segLen += PAGE;
+      curLen += PAGE;
+    } else {
+      if (count > 0) outLen[count - 1] = segLen;
+      outAddr[count] = k * PAGE;
+      count++;
+      segLen = PAGE;
+      curLen = PAGE;
+    }
+    frames[k++] = pa;
+  }
+  if (count > 0) outLen[count - 1] = segLen;
+  total = k * PAGE;
+  for (; i < n; i++) {
+    const s = segments[i]!;
+    const pa = s.pa;
+    const len = s.length;
+    if (
+      !(Number.isSafeInteger(pa) && Number.isSafeInteger(len) && len > 0 &&
+        pa >= base && pa + len <= ramEnd)
+    ) {
+      // Thrown after the loop: a call site here slows every entry.
+      bad = i;
+      break;
+    }
+    total += len;
+    const off = pa & PAGE_MASK;
+    // An entry joins the open segment when it starts on a page, the open
+    // segment ended on one (curLen !== 0; the layout then puts this entry
+    // right after it) and the sum fits the max segment size.
+    if (curLen !== 0 && off === 0 && maxSeg - curLen >= len) {
+      segLen += len;
+      curLen += len;
+    } else {
+      outAddr[count] = k * PAGE + off;
+      count++;
+      segLen = len;
+      curLen = len;
+    }
+    outLen[count - 1] = segLen;
+    const tail = off + len;
+    if ((tail & PAGE_MASK) !== 0) curLen = 0;
+    if (tail === PAGE) {
+      // Ends its only page (a whole page is the common entry).
+      if (k === room) {
+        frames = scratch.grow(k + 1);
+        room = frames.length;
+      }
+      frames[k++] = pa - off;
+      continue;
+    }
+    const need = k + Math.ceil(tail / PAGE);
+    if (need > room) {
+      frames = scratch.grow(need);
+      room = frames.length;
+    }
+    const end = pa + len;
+    for (let f = pa - off; f < end; f += PAGE) frames[k++] = f;
+  }
+  if (bad >= 0) {
+    const s = segments[bad]!;
+    badSegment(mem, bad, s.pa, s.length);
+  }
+  scratch.pages = k;
+  scratch.count = count;
+  return total;
+}
+
+/**
+ * The common case (no segment boundary), second half: take the IOVA range
+ * and map the frames {@linkcode layoutFlat} laid out.
  *
  * @param st The mapper (IOMMU mode).
  * @param rec The list's record.
- * @param segments Entries, validated.
+ * @param segments Entries, checked and laid out by {@linkcode layoutFlat}.
  * @param total Sum of the entry lengths, in bytes.
  * @param dir Direction.
  * @returns The mapping.
@@ -156,39 +273,13 @@ export function mapSgFlat(
   total: number,
   dir: DmaDirection,
 ): DmaSgMapping {
-  const n = segments.length;
-  let frames: Float64Array = st.scratch.frames;
-  const outAddr = st.scratch.out(n);
-  const outLen = st.scratch.outLen;
-  const maxSeg = st.maxSegmentSize;
-  let k = 0;
-  let count = 0;
-  let curLen = 0;
-  for (let i = 0; i < n; i++) {
-    const s = segments[i]!;
-    const pa = s.pa;
-    const len = s.length;
-    const off = pageOffset(pa);
-    const at = k * PAGE;
-    if (
-      curLen !== 0 && off === 0 && maxSeg - curLen >= len &&
-      outAddr[count - 1]! + outLen[count - 1]! === at
-    ) {
-      outLen[count - 1] = outLen[count - 1]! + len;
-      curLen += len;
-    } else {
-      outAddr[count] = at + off;
-      outLen[count] = len;
-      count++;
-      curLen = len;
-    }
-    if (pageOffset(off + len) !== 0) curLen = 0;
-    const end = pa + len;
-    const need = k + Math.ceil((off + len) / PAGE);
-    if (need > frames.length) frames = st.scratch.grow(need);
-    for (let f = pa - off; f < end; f += PAGE) frames[k++] = f;
-  }
+  const scratch = st.scratch;
+  const k = scratch.pages;
+  const count = scratch.count;
+  const outAddr = scratch.outAddr;
+  const outLen = scratch.outLen;
   const iovaLen = k * PAGE;
+  const frames = scratch.frames.subarray(0, k);
   const alloc = st.iova!;
   const iova = alloc.alloc(iovaLen, st.dmaLimit);
   const dmaAddress: number[] = new Array(count);
@@ -207,14 +298,14 @@ export function mapSgFlat(
           dmaAddress,
           dmaLength,
           count,
-          maxSegmentSize: maxSeg,
+          maxSegmentSize: st.maxSegmentSize,
           segmentBoundary: NO_BOUNDARY,
         }),
       );
     }
     st.domain!.mapPages(
       iova,
-      frames.subarray(0, k),
+      frames,
       directionToProt(dir, st.coherent),
       PAGE,
     );

@@ -17,6 +17,10 @@ export class SgScratch {
   outAddr: Float64Array = new Float64Array(256);
   /** DMA segment lengths being merged (same length as `outAddr`). */
   outLen: Float64Array = new Float64Array(256);
+  /** Frames laid out by the last flat sg layout (in `frames`). */
+  pages = 0;
+  /** DMA segments laid out by the last flat sg layout (in `outAddr`/`outLen`). */
+  count = 0;
   #tmpBuf = new Uint8Array(PAGE);
 
   /**
