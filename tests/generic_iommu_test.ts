@@ -396,6 +396,35 @@ Deno.test("page table: atomic map, coalescing, unmap frees spanned tables", asyn
     },
   );
   await t.step(
+    "one-page runs and multi-page runs with output addresses above 4 GiB",
+    () => {
+      const mem = new PhysicalMemory({ size: 1 << 20 });
+      const pt = new LpaePageTable(mem, {
+        inputBits: 48,
+        outputBits: 48,
+        stage: 1,
+      });
+      // Three one-page runs at consecutive IOVAs (no uniform hint), then a
+      // run of pages whose output crosses a 4 GiB line.
+      const pas = [0x8_1234_5000, 0xffff_f000, 0x1_0000_0000];
+      pt.map({
+        count: 4,
+        iova: new Float64Array([0x1000, 0x2000, 0x3000, 0x10_0000]),
+        pa: new Float64Array([...pas, 0x2_ffff_e000]),
+        pageSize: new Float64Array([4096, 4096, 4096, 4096]),
+        pages: new Float64Array([1, 1, 1, 4]),
+      }, RW);
+      assertEquals(pt.iovaToPhys(0x1abc), 0x8_1234_5abc);
+      assertEquals(pt.iovaToPhys(0x2abc), 0xffff_fabc);
+      assertEquals(pt.iovaToPhys(0x3abc), 0x1_0000_0abc);
+      assertEquals(
+        [0, 1, 2, 3].map((i) => pt.iovaToPhys(0x10_0000 + i * 4096)),
+        [0x2_ffff_e000, 0x2_ffff_f000, 0x3_0000_0000, 0x3_0000_1000],
+      );
+      pt.free();
+    },
+  );
+  await t.step(
     "a block where an empty table stands replaces it; walk caches forget the table",
     () => {
       const { soc, unit } = rig();
