@@ -538,10 +538,16 @@ export class Tlb {
     let removed = 0;
     const psz = this.#size;
     const ctxs = this.#ctx;
-    for (let slot = 0; slot < this.capacity; slot++) {
-      if (psz[slot] !== 0 && ctxs[slot] === context) {
-        this.#drop(slot);
-        removed++;
+    // Stop once every live entry was seen: an empty or sparse TLB (lazy
+    // flushes of an idle domain) costs next to nothing instead of a scan.
+    let left = this.#live;
+    for (let slot = 0; left > 0 && slot < this.capacity; slot++) {
+      if (psz[slot] !== 0) {
+        left--;
+        if (ctxs[slot] === context) {
+          this.#drop(slot);
+          removed++;
+        }
       }
     }
     this.#invalidations++;
