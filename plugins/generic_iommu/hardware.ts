@@ -75,7 +75,6 @@ import {
 import {
   MicroTlb,
   ROW_CFG_GEN,
-  ROW_CTX,
   ROW_IN_END,
   ROW_STRIDE,
   ROW_U_BASE,
@@ -281,7 +280,7 @@ export class GenericIommuHardware implements IommuHardware {
     if (this.#microEnabled) this.#uMisses++;
     const r = this.#rows;
     const i = sid * ROW_STRIDE;
-    const ctx = r[i + ROW_CTX]!;
+    const ctx = this.#cfgCtx[sid]!;
     const tlb = this.iotlb;
     const pa = tlb.lookup(ctx, iova);
     if (pa < 0) return this.#walk(sid, ctx, iova, access);
@@ -340,7 +339,6 @@ export class GenericIommuHardware implements IommuHardware {
       const i = streamId * ROW_STRIDE;
       r[i + ROW_CFG_GEN] = this.#micro.gen;
       r[i + ROW_IN_END] = this.#cfgInEnd[streamId]!;
-      r[i + ROW_CTX] = this.#cfgCtx[streamId]!;
       if (!(iova < this.#cfgInEnd[streamId]!)) {
         return this.#fault(
           streamId,

@@ -9,7 +9,7 @@
  * @module
  */
 
-/** Numbers per stream in {@linkcode MicroTlb.rows}. */
+/** Numbers per stream in {@linkcode MicroTlb.rows} (slot 2 is unused: eight makes a row 64 bytes). */
 export const ROW_STRIDE = 8;
 /**
  * Row slot: generation in which the slow path found the stream enabled,
@@ -18,8 +18,6 @@ export const ROW_STRIDE = 8;
 export const ROW_CFG_GEN = 0;
 /** Row slot: the config's exclusive IOVA bound, in bytes. */
 export const ROW_IN_END = 1;
-/** Row slot: the config's context tag. */
-export const ROW_CTX = 2;
 /** Row slot: generation the micro TLB entry was filled in (0: never). */
 export const ROW_U_GEN = 3;
 /** Row slot: first IOVA of the entry's page, in bytes. */

@@ -186,7 +186,12 @@ export class Walker {
       if (lo === memoLo[level] && hi === memoHi[level]) {
         words = memoView[level]!;
       } else {
-        words = this.#tableWords(addr);
+        // The table's 64 KiB chunk number from the descriptor's words.
+        const chunk = (hi & 0xffff) * 65536 + (lo >>> 16);
+        const slot = chunk & (CHUNK_SLOTS - 1);
+        words = this.#chunkKey[slot] === chunk
+          ? this.#chunkView[slot]!
+          : this.#tableWords(addr);
         memoLo[level] = lo;
         memoHi[level] = hi;
         memoView[level] = words;
