@@ -564,6 +564,63 @@ Deno.test("IovaAllocator: rcache", async (t) => {
     healthy(a);
   });
 
+  await t.step("switching limits never hands out a range above one", () => {
+    // The hit path remembers the last validated limit; each change of limit
+    // (or a call without one) must be honoured on the very next call.
+    const a = new IovaAllocator({ end: 2 ** 36 });
+    const hi = a.alloc(4 * K);
+    const lo = a.alloc(4 * K, G4);
+    assert(hi >= G4 && lo < G4);
+    a.free(lo, 4 * K);
+    a.free(hi, 4 * K); // top of the magazine
+    assertEquals(a.alloc(4 * K, G4), lo); // scanned past hi
+    a.free(lo, 4 * K); // [hi, lo]
+    assertEquals(a.alloc(4 * K), lo); // no limit: the top
+    assertEquals(a.alloc(4 * K), hi); // still no limit: hi fits
+    a.free(lo, 4 * K);
+    a.free(hi, 4 * K); // [lo, hi]
+    assertEquals(a.alloc(4 * K, G4), lo); // the limit is back
+    a.free(lo, 4 * K); // [hi, lo]
+    assertEquals(a.alloc(4 * K, G4), lo); // same limit twice in a row
+    // Same limit again with hi on top: refused, and no other cached range
+    // fits, so the tree serves it.
+    const x = a.alloc(4 * K, G4);
+    assert(x + 4 * K <= G4, `0x${x.toString(16)} above the limit`);
+    assertEquals(a.stats().cachedRanges, 1);
+    // Failed calls leave the remembered limit consistent.
+    expectError(() => a.alloc(4 * K, 2 ** 53 + 2), "EINVAL");
+    expectError(() => a.alloc(4 * K, 100), "ERANGE");
+    const y = a.alloc(4 * K, 100 * K);
+    assert(y + 4 * K <= 100 * K);
+    healthy(a);
+  });
+
+  await t.step("argument errors with a warm cache and the same limit", () => {
+    const a = new IovaAllocator({ end: 2 ** 36 });
+    for (let i = 0; i < 4; i++) a.free(a.alloc(2 * K, G4), 2 * K);
+    const before = a.stats();
+    expectError(() => a.alloc(0, G4), "EINVAL", "IOVA size");
+    expectError(() => a.alloc(-2 * K, G4), "EINVAL", "IOVA size");
+    expectError(() => a.alloc(2 * K + 0.5, G4), "EINVAL", "IOVA size");
+    expectError(() => a.alloc(NaN, G4), "EINVAL", "IOVA size");
+    expectError(() => a.alloc(2 * K, G4 + 0.5), "EINVAL", "limit");
+    expectError(() => a.alloc(2 * K, NaN), "EINVAL", "limit");
+    // A bad size is reported before a bad limit.
+    expectError(() => a.alloc(-1, -1), "EINVAL", "IOVA size");
+    expectError(() => a.free(-1, -1), "EINVAL", "IOVA must");
+    expectError(() => a.free(2 * K, 2 ** 53), "EINVAL", "IOVA size");
+    assertEquals(a.stats(), before);
+    // Sizes beyond int32 take the general path and still round and cache.
+    const big = new IovaAllocator({ end: 2 ** 44, cacheMaxSize: 2 ** 33 });
+    const z = big.alloc(2 ** 32 + 1);
+    assertEquals(big.sizeFor(2 ** 32 + 1), 2 ** 33);
+    big.free(z, 2 ** 32 + 1);
+    assertEquals(big.alloc(2 ** 33), z);
+    assertEquals(big.stats().cacheHits, 1);
+    healthy(a);
+    healthy(big);
+  });
+
   await t.step("uncacheable sizes go straight back", () => {
     const a = new IovaAllocator({ end: G4 });
     const x = a.alloc(64 * K);

@@ -38,19 +38,21 @@ import {
   hex,
   isPowerOfTwo,
 } from "../address.ts";
-import {
-  B_KIND,
-  F_HI,
-  F_LO,
-  IovaTree,
-  KIND_ANCHOR,
-  KIND_CACHED,
-  KIND_LIVE,
-  KIND_RESERVED,
-} from "./iova_tree.ts";
+import * as T from "./iova_tree.ts";
 import { IovaHash } from "./iova_hash.ts";
 import { IOVA_MAGAZINE_SIZE, IovaRcache } from "./iova_rcache.ts";
 import type { IovaConstraints } from "../iommu.ts";
+
+// Imported bindings are read through a module cell (with a TDZ check) on
+// every use in optimised code; module-local consts fold to literals.
+const IovaTree = T.IovaTree;
+const B_KIND = T.B_KIND;
+const F_HI = T.F_HI;
+const F_LO = T.F_LO;
+const KIND_ANCHOR = T.KIND_ANCHOR;
+const KIND_CACHED = T.KIND_CACHED;
+const KIND_LIVE = T.KIND_LIVE;
+const KIND_RESERVED = T.KIND_RESERVED;
 
 // The placement rules a unit asks for (for example the Exynos System MMU
 // v3.x FLPD-cache rules: starts aligned to 128 or 256 KiB, and on v3.3 a
@@ -185,6 +187,12 @@ function tooBig(
   );
 }
 
+/** Throws the error `free` owes for malformed arguments, in its order. */
+function badFreeArgs(iova: number, size: number): void {
+  checkAddress(iova, "IOVA");
+  checkSize(size, "IOVA size");
+}
+
 function notLive(iova: number): IommuError {
   return new IommuError(
     "ENOENT",
@@ -236,19 +244,23 @@ export class IovaAllocator {
   readonly #maxAlign: number;
   readonly #cacheMax: number;
   readonly #probes: number;
-  readonly #tree: IovaTree;
+  readonly #tree: T.IovaTree;
   readonly #hash: IovaHash;
   readonly #rcache: IovaRcache;
-  #live = 0;
+  // Few counters on the hot paths: live ranges = allocs - frees, allocs =
+  // hits + tree allocations, and the cache's contents are counted from its
+  // magazines when asked.
   #liveGranules = 0;
-  #cachedGranules = 0;
   #reserved = 0;
   #hits = 0;
+  #treeAllocs = 0;
   #misses = 0;
-  #allocs = 0;
   #frees = 0;
   #failures = 0;
   #flushes = 0;
+  /** The `limit` of the last validated alloc call, and its footprint limit in granules. */
+  #lastLimit: number | undefined = undefined;
+  #lastLimitF: number;
 
   /**
    * Create an allocator for one IOVA space; only the anchor and the given
@@ -346,6 +358,7 @@ export class IovaAllocator {
     this.#maxAlign = Math.max(1, maxAlign / granule);
     this.#cacheMax = cacheMax / granule;
     this.#probes = probes;
+    this.#lastLimitF = this.#endPfn + this.#guard;
     this.#tree = new IovaTree(this.#startPfn);
     this.#hash = new IovaHash();
     this.#rcache = new IovaRcache(
@@ -416,6 +429,29 @@ export class IovaAllocator {
    * changes).
    */
   alloc(size: number, limit?: number): number {
+    // Fast path: a positive int32 size of a cached class, the same limit as
+    // the previous call (validated then), and the top of the loaded magazine
+    // fits. It cannot be ERANGE: a cached range of this class fits. Anything
+    // else takes the general path, which validates from scratch.
+    if ((size | 0) === size && size > 0 && limit === this.#lastLimit) {
+      const n = Math.ceil(size * this.#inv);
+      if (n <= this.#cacheMax) {
+        const k = 32 - Math.clz32(n - 1);
+        const tree = this.#tree;
+        const f = tree.f;
+        const node = this.#rcache.pop(k, this.#lastLimitF, f);
+        if (node !== 0) {
+          tree.b[(node << 6) + B_KIND] = KIND_LIVE;
+          this.#hits++;
+          this.#liveGranules += 1 << k;
+          return f[(node << 3) + F_LO]! * this.#granule;
+        }
+      }
+    }
+    return this.#allocGeneral(size, limit);
+  }
+
+  #allocGeneral(size: number, limit: number | undefined): number {
     if (!(size > 0) || !Number.isSafeInteger(size)) {
       checkSize(size, "IOVA size");
     }
@@ -427,22 +463,22 @@ export class IovaAllocator {
       const lp = Math.floor(limit * this.#inv);
       if (lp < top) top = lp;
     }
+    const limitF = top + this.#guard;
+    this.#lastLimit = limit;
+    this.#lastLimitF = limitF;
     const n = this.#granules(size);
     if (n > top - this.#startPfn) {
       throw tooBig(size, n, this.#startPfn, top, this.#granule);
     }
     const tree = this.#tree;
-    const limitF = top + this.#guard;
     if (n <= this.#cacheMax) {
-      const node = this.#rcache.get(31 - Math.clz32(n), limitF, tree);
+      const f = tree.f;
+      const node = this.#rcache.get(31 - Math.clz32(n), limitF, f);
       if (node !== 0) {
         tree.b[(node << 6) + B_KIND] = KIND_LIVE;
         this.#hits++;
-        this.#live++;
         this.#liveGranules += n;
-        this.#cachedGranules -= n;
-        this.#allocs++;
-        return tree.f[(node << 3) + F_LO]! * this.#granule;
+        return f[(node << 3) + F_LO]! * this.#granule;
       }
       this.#misses++;
     }
@@ -466,9 +502,8 @@ export class IovaAllocator {
     const node = tree.newNode(lo, lo + foot, KIND_LIVE);
     tree.insertBefore(node, succ);
     this.#hash.set(lo, node);
-    this.#live++;
     this.#liveGranules += n;
-    this.#allocs++;
+    this.#treeAllocs++;
     return lo * this.#granule;
   }
 
@@ -484,31 +519,34 @@ export class IovaAllocator {
    * start of a live allocation (never allocated, already freed, reserved).
    */
   free(iova: number, size: number): void {
-    if (!Number.isSafeInteger(iova) || iova < 0) checkAddress(iova, "IOVA");
-    if (!(size > 0) || !Number.isSafeInteger(size)) {
-      checkSize(size, "IOVA size");
+    // One combined test; the precise complaint is built out of line.
+    if (
+      !(iova >= 0 && size > 0) || !Number.isSafeInteger(iova) ||
+      !Number.isSafeInteger(size)
+    ) {
+      badFreeArgs(iova, size);
     }
     const pfn = iova * this.#inv;
     const tree = this.#tree;
-    const node = Number.isInteger(pfn) ? this.#hash.get(pfn) : 0;
+    const f = tree.f;
+    // An unaligned iova gives a fractional pfn, which no key equals.
+    const node = this.#hash.get(pfn);
     if (
       node === 0 || tree.b[(node << 6) + B_KIND] !== KIND_LIVE ||
-      tree.f[node << 3] !== pfn
+      f[node << 3] !== pfn
     ) {
       throw notLive(iova);
     }
     const fb = node << 3;
-    const had = tree.f[fb + F_HI]! - tree.f[fb + F_LO]! - this.#guard;
+    const had = f[fb + F_HI]! - f[fb + F_LO]! - this.#guard;
     // Usually the size is the rounded one already; round only when not.
     const raw = Math.ceil(size * this.#inv);
     const n = raw === had ? raw : this.#granules(size);
     if (n !== had) throw sizeMismatch(iova, had * this.#granule, size);
-    this.#live--;
     this.#liveGranules -= n;
     this.#frees++;
     if (n <= this.#cacheMax && this.#rcache.put(31 - Math.clz32(n), node)) {
       tree.b[(node << 6) + B_KIND] = KIND_CACHED;
-      this.#cachedGranules += n;
       return;
     }
     this.#hash.delete(pfn);
@@ -639,7 +677,6 @@ export class IovaAllocator {
       tree.remove(node);
       tree.releaseNode(node);
     });
-    this.#cachedGranules = 0;
     this.#flushes++;
   }
 
@@ -651,16 +688,16 @@ export class IovaAllocator {
   stats(): IovaStats {
     const g = this.#granule;
     return {
-      liveRanges: this.#live,
+      liveRanges: this.#hits + this.#treeAllocs - this.#frees,
       liveBytes: this.#liveGranules * g,
       cachedRanges: this.#rcache.cached,
-      cachedBytes: this.#cachedGranules * g,
+      cachedBytes: this.#rcache.cachedGranules * g,
       reservedRanges: this.#reserved,
       largestFreeGap: this.#tree.largestGap(this.#guard) * g,
       cacheHits: this.#hits,
       cacheMisses: this.#misses,
       depotMagazines: this.#rcache.depotMagazines,
-      allocs: this.#allocs,
+      allocs: this.#hits + this.#treeAllocs,
       frees: this.#frees,
       allocFailures: this.#failures,
       cacheFlushes: this.#flushes,
@@ -681,6 +718,7 @@ export class IovaAllocator {
     let live = 0;
     let liveG = 0;
     let cached = 0;
+    let cachedG = 0;
     let reserved = 0;
     let anchors = 0;
     for (const node of tree.nodes()) {
@@ -698,17 +736,24 @@ export class IovaAllocator {
         if (kind === KIND_LIVE) {
           live++;
           liveG += n;
-        } else cached++;
+        } else {
+          cached++;
+          cachedG += n;
+        }
       } else if (kind === KIND_RESERVED) reserved++;
       else if (kind === KIND_ANCHOR) anchors++;
       else problems.push(`node ${node} has kind ${kind}`);
     }
     if (anchors !== 1) problems.push(`${anchors} anchors`);
-    if (live !== this.#live) {
-      problems.push(`live count ${this.#live} != ${live}`);
+    const counted = this.#hits + this.#treeAllocs - this.#frees;
+    if (live !== counted) {
+      problems.push(`live count ${counted} != ${live}`);
     }
     if (liveG !== this.#liveGranules) problems.push(`live granules drifted`);
     if (cached !== this.#rcache.cached) problems.push(`cached count drifted`);
+    if (cachedG !== this.#rcache.cachedGranules) {
+      problems.push(`cached granules drifted`);
+    }
     if (reserved !== this.#reserved) problems.push(`reserved count drifted`);
     if (this.#hash.count !== live + cached) problems.push(`index size drifted`);
     const entries = this.#hash.entries();

@@ -12,11 +12,14 @@ const INV_TWO32 = 1 / 4294967296;
 
 /**
  * Linear-probing map from a granule number (0 .. 2^53) to a node index
- * (> 0). Key and value share one Float64Array slot pair so that a lookup
- * in a big table costs one cache miss, not two.
+ * (> 0). Key and value share one 16-byte slot (a Float64 key, an Int32
+ * value read through a second view) so that a lookup in a big table costs
+ * one cache miss, not two, and the value needs no double-to-int conversion.
  */
 export class IovaHash {
   #slots: Float64Array;
+  /** Int32 view of #slots: slot i's value is at `(i << 2) + 2`. */
+  #vals: Int32Array;
   #mask: number;
   #shift: number;
   #count = 0;
@@ -26,6 +29,7 @@ export class IovaHash {
     let cap = 16;
     while (cap < capacity) cap *= 2;
     this.#slots = new Float64Array(cap * 2).fill(EMPTY);
+    this.#vals = new Int32Array(this.#slots.buffer);
     this.#mask = cap - 1;
     this.#shift = Math.clz32(cap) + 1;
   }
@@ -59,7 +63,7 @@ export class IovaHash {
     let i = this.#slot(key);
     for (;;) {
       const k = slots[i << 1]!;
-      if (k === key) return slots[(i << 1) + 1]!;
+      if (k === key) return this.#vals[(i << 2) + 2]!;
       if (k === EMPTY) return 0;
       i = (i + 1) & mask;
     }
@@ -81,7 +85,7 @@ export class IovaHash {
       if (k === key || k === EMPTY) {
         if (k === EMPTY) this.#count++;
         slots[i << 1] = key;
-        slots[(i << 1) + 1] = value;
+        this.#vals[(i << 2) + 2] = value;
         return;
       }
       i = (i + 1) & mask;
@@ -95,6 +99,7 @@ export class IovaHash {
    */
   delete(key: number): void {
     const slots = this.#slots;
+    const vals = this.#vals;
     const mask = this.#mask;
     let i = this.#slot(key);
     for (;;) {
@@ -114,7 +119,7 @@ export class IovaHash {
       // Move k into the hole when its home is not in (i, j] cyclically.
       if (i <= j ? home <= i || home > j : home <= i && home > j) {
         slots[i << 1] = k;
-        slots[(i << 1) + 1] = slots[(j << 1) + 1]!;
+        vals[(i << 2) + 2] = vals[(j << 2) + 2]!;
         i = j;
       }
     }
@@ -133,7 +138,8 @@ export class IovaHash {
     for (let i = 0; i < slots.length; i += 2) {
       const k = slots[i]!;
       if (k !== EMPTY) {
-        out.push([k, slots[i + 1]!, this.get(k) === slots[i + 1]]);
+        const v = this.#vals[(i << 1) + 2]!;
+        out.push([k, v, this.get(k) === v]);
       }
     }
     return out;
@@ -148,13 +154,15 @@ export class IovaHash {
   #grow(): void {
     const old = this.#slots;
     const cap = old.length; // twice the old slot count
+    const oldVals = this.#vals;
     this.#slots = new Float64Array(cap * 2).fill(EMPTY);
+    this.#vals = new Int32Array(this.#slots.buffer);
     this.#mask = cap - 1;
     this.#shift = Math.clz32(cap) + 1;
     this.#count = 0;
     for (let i = 0; i < old.length; i += 2) {
       const k = old[i]!;
-      if (k !== EMPTY) this.set(k, old[i + 1]!);
+      if (k !== EMPTY) this.set(k, oldVals[(i << 1) + 2]!);
     }
   }
 }

@@ -4,102 +4,154 @@
  * and a bounded depot of full magazines. Entries are tree node indices, so a
  * cache hit is a pop and a bounds check, never a tree walk.
  *
+ * The loaded and previous magazines of every class live in one Int32Array
+ * (slot stride 128) and their fill counts in another, so the hit path reads
+ * two typed arrays and no objects; swapping loaded and previous swaps two
+ * offsets. Only depot traffic (once per 127 operations at most) copies.
+ *
  * @module
  */
 
-import { F_HI, type IovaTree } from "./iova_tree.ts";
+import * as T from "./iova_tree.ts";
+
+// A module-local const folds to a literal in optimised code; an imported
+// binding is re-read through its module cell on every use.
+const F_HI = T.F_HI;
 
 /** Entries per magazine, as in the kernel (127 + a count fill 1 KiB there). */
 export const IOVA_MAGAZINE_SIZE = 127;
-
-class SizeClass {
-  loaded: Int32Array = new Int32Array(IOVA_MAGAZINE_SIZE);
-  nLoaded = 0;
-  prev: Int32Array = new Int32Array(IOVA_MAGAZINE_SIZE);
-  nPrev = 0;
-  depot: Int32Array[] = [];
-}
+const MAG = 127;
+/** log2 of the slot stride of a magazine in the pool (128 >= MAG). */
+const MAG_SHIFT = 7;
 
 /** Magazines and depots for size classes 0 .. classes-1 (2^k granules). */
 export class IovaRcache {
-  readonly #classes: SizeClass[] = [];
+  /** Loaded and previous magazines of all classes, 128 slots each. */
+  readonly #pool: Int32Array;
+  /** Per class: [2k] offset of the loaded magazine, [2k+1] of the previous one. */
+  readonly #off: Int32Array;
+  /** Per class: [2k] entries in the loaded magazine, [2k+1] in the previous one. */
+  readonly #cnt: Int32Array;
+  readonly #depots: Int32Array[][] = [];
   readonly #depotLimit: number;
   readonly #spare: Int32Array[] = [];
-  #cached = 0;
 
   /**
    * @param classes Number of size classes (log2 of the largest cached size + 1).
    * @param depotLimit Full magazines the depot of each class may hold.
    */
   constructor(classes: number, depotLimit: number) {
-    for (let k = 0; k < classes; k++) this.#classes.push(new SizeClass());
+    this.#pool = new Int32Array((classes * 2) << MAG_SHIFT);
+    this.#off = new Int32Array(classes * 2);
+    this.#cnt = new Int32Array(classes * 2);
+    for (let i = 0; i < classes * 2; i++) this.#off[i] = i << MAG_SHIFT;
+    for (let k = 0; k < classes; k++) this.#depots.push([]);
     this.#depotLimit = depotLimit;
   }
 
-  /** Ranges currently held by the cache. */
+  /** Ranges currently held by the cache (O(classes)). */
   get cached(): number {
-    return this.#cached;
+    let n = 0;
+    const cnt = this.#cnt;
+    for (let i = 0; i < cnt.length; i++) n += cnt[i]!;
+    for (const d of this.#depots) n += d.length * MAG;
+    return n;
+  }
+
+  /** Granules currently held by the cache (O(classes)). */
+  get cachedGranules(): number {
+    let n = 0;
+    const cnt = this.#cnt;
+    for (let k = 0; k < this.#depots.length; k++) {
+      const held = cnt[2 * k]! + cnt[2 * k + 1]! +
+        this.#depots[k]!.length * MAG;
+      n += held * 2 ** k;
+    }
+    return n;
   }
 
   /** Full magazines in all depots. */
   get depotMagazines(): number {
     let n = 0;
-    for (const c of this.#classes) n += c.depot.length;
+    for (const d of this.#depots) n += d.length;
     return n;
   }
 
   /**
    * Take a cached allocation of class k whose footprint ends at or below
-   * `limit`. Tries the loaded magazine (scanning it, so a low DMA mask still
-   * finds low entries), then the previous one, then, when the loaded one is
-   * empty, a full magazine from the depot.
+   * `limit`. Tries the top of the loaded magazine, then (out of line) the
+   * rest of it, the previous one, and when the loaded one is empty, a full
+   * magazine from the depot.
    *
    * @param k Size class.
    * @param limit Exclusive footprint end in granules.
-   * @param tree The tree whose nodes the entries name.
+   * @param f The float view of the tree whose nodes the entries name.
    * @returns A node index, or 0 on a miss.
    */
-  get(k: number, limit: number, tree: IovaTree): number {
-    const c = this.#classes[k]!;
-    const f = tree.f;
-    let n = c.nLoaded;
+  get(k: number, limit: number, f: Float64Array): number {
+    const node = this.pop(k, limit, f);
+    return node !== 0 ? node : this.#getSlow(k, limit, f);
+  }
+
+  /**
+   * The cheap part of {@linkcode IovaRcache.get}: take the top of class k's
+   * loaded magazine if it fits `limit`.
+   *
+   * @param k Size class.
+   * @param limit Exclusive footprint end in granules.
+   * @param f The float view of the tree whose nodes the entries name.
+   * @returns A node index, or 0 (then `get` may still find one).
+   */
+  pop(k: number, limit: number, f: Float64Array): number {
+    const i = k << 1;
+    const n = this.#cnt[i]!;
     if (n > 0) {
-      const mag = c.loaded;
-      const top = mag[n - 1]!;
-      if (f[(top << 3) + F_HI]! <= limit) {
-        c.nLoaded = n - 1;
-        this.#cached--;
-        return top;
+      const node = this.#pool[this.#off[i]! + n - 1]!;
+      if (f[(node << 3) + F_HI]! <= limit) {
+        this.#cnt[i] = n - 1;
+        return node;
       }
-      const got = take(mag, n, limit, f);
+    }
+    return 0;
+  }
+
+  #getSlow(k: number, limit: number, f: Float64Array): number {
+    const pool = this.#pool;
+    const off = this.#off;
+    const cnt = this.#cnt;
+    const i = k << 1;
+    const n = cnt[i]!;
+    if (n > 0) {
+      // Scan the whole magazine so a low DMA mask still finds low entries.
+      const got = take(pool, off[i]!, n, limit, f);
       if (got !== 0) {
-        c.nLoaded = n - 1;
-        this.#cached--;
+        cnt[i] = n - 1;
         return got;
       }
     }
-    if (c.nPrev > 0) {
-      const got = take(c.prev, c.nPrev, limit, f);
+    const np = cnt[i + 1]!;
+    if (np > 0) {
+      const got = take(pool, off[i + 1]!, np, limit, f);
       if (got !== 0) {
-        const mag = c.loaded;
-        c.loaded = c.prev;
-        c.nLoaded = c.nPrev - 1;
-        c.prev = mag;
-        c.nPrev = n;
-        this.#cached--;
+        // The previous magazine becomes the loaded one.
+        const o = off[i]!;
+        off[i] = off[i + 1]!;
+        off[i + 1] = o;
+        cnt[i] = np - 1;
+        cnt[i + 1] = n;
         return got;
       }
     }
-    if (n === 0 && c.depot.length > 0) {
-      const full = c.depot.pop()!;
-      this.#spare.push(c.loaded);
-      c.loaded = full;
-      c.nLoaded = IOVA_MAGAZINE_SIZE;
-      n = IOVA_MAGAZINE_SIZE;
-      const got = take(full, n, limit, f);
+    const depot = this.#depots[k]!;
+    if (n === 0 && depot.length > 0) {
+      const full = depot.pop()!;
+      const o = off[i]!;
+      for (let j = 0; j < MAG; j++) pool[o + j] = full[j]!;
+      this.#spare.push(full);
+      cnt[i] = MAG;
+      const got = take(pool, o, MAG, limit, f);
       if (got !== 0) {
-        c.nLoaded = n - 1;
-        this.#cached--;
+        cnt[i] = MAG - 1;
         return got;
       }
     }
@@ -115,24 +167,40 @@ export class IovaRcache {
    * then frees the range into the tree).
    */
   put(k: number, node: number): boolean {
-    const c = this.#classes[k]!;
-    if (c.nLoaded === IOVA_MAGAZINE_SIZE) {
-      if (c.nPrev < IOVA_MAGAZINE_SIZE) {
-        const mag = c.loaded;
-        c.loaded = c.prev;
-        c.nLoaded = c.nPrev;
-        c.prev = mag;
-        c.nPrev = IOVA_MAGAZINE_SIZE;
-      } else if (c.depot.length < this.#depotLimit) {
-        c.depot.push(c.loaded);
-        c.loaded = this.#spare.pop() ?? new Int32Array(IOVA_MAGAZINE_SIZE);
-        c.nLoaded = 0;
-      } else {
-        return false;
-      }
+    const i = k << 1;
+    const n = this.#cnt[i]!;
+    if (n < MAG) {
+      this.#pool[this.#off[i]! + n] = node;
+      this.#cnt[i] = n + 1;
+      return true;
     }
-    c.loaded[c.nLoaded++] = node;
-    this.#cached++;
+    return this.#putSlow(k, node);
+  }
+
+  #putSlow(k: number, node: number): boolean {
+    const pool = this.#pool;
+    const off = this.#off;
+    const cnt = this.#cnt;
+    const i = k << 1;
+    // The loaded magazine is full.
+    if (cnt[i + 1]! < MAG) {
+      // Swap: the full one becomes previous, the previous one is loaded.
+      const o = off[i]!;
+      off[i] = off[i + 1]!;
+      off[i + 1] = o;
+      cnt[i] = cnt[i + 1]!;
+      cnt[i + 1] = MAG;
+    } else {
+      const depot = this.#depots[k]!;
+      if (depot.length >= this.#depotLimit) return false;
+      const mag = this.#spare.pop() ?? new Int32Array(MAG);
+      const o = off[i]!;
+      for (let j = 0; j < MAG; j++) mag[j] = pool[o + j]!;
+      depot.push(mag);
+      cnt[i] = 0;
+    }
+    pool[off[i]! + cnt[i]!] = node;
+    cnt[i] = cnt[i]! + 1;
     return true;
   }
 
@@ -142,35 +210,40 @@ export class IovaRcache {
    * @param release Called once per cached node.
    */
   flush(release: (node: number) => void): void {
-    for (const c of this.#classes) {
-      for (let i = 0; i < c.nLoaded; i++) release(c.loaded[i]!);
-      for (let i = 0; i < c.nPrev; i++) release(c.prev[i]!);
-      for (const mag of c.depot) {
-        for (let i = 0; i < IOVA_MAGAZINE_SIZE; i++) release(mag[i]!);
+    const pool = this.#pool;
+    const off = this.#off;
+    const cnt = this.#cnt;
+    for (let i = 0; i < cnt.length; i++) {
+      const o = off[i]!;
+      for (let j = 0; j < cnt[i]!; j++) release(pool[o + j]!);
+      cnt[i] = 0;
+    }
+    for (const depot of this.#depots) {
+      for (const mag of depot) {
+        for (let j = 0; j < MAG; j++) release(mag[j]!);
         this.#spare.push(mag);
       }
-      c.nLoaded = 0;
-      c.nPrev = 0;
-      c.depot.length = 0;
+      depot.length = 0;
     }
-    this.#cached = 0;
   }
 }
 
 /**
- * Remove and return the topmost entry of mag[0..n) that fits `limit`, moving
- * the entry at n-1 into its slot; 0 when none fits. The caller shrinks n.
+ * Remove and return the topmost entry of pool[o .. o+n) that fits `limit`,
+ * moving the entry at o+n-1 into its slot; 0 when none fits. The caller
+ * shrinks the count.
  */
 function take(
-  mag: Int32Array,
+  pool: Int32Array,
+  o: number,
   n: number,
   limit: number,
   f: Float64Array,
 ): number {
-  for (let i = n - 1; i >= 0; i--) {
-    const node = mag[i]!;
+  for (let j = o + n - 1; j >= o; j--) {
+    const node = pool[j]!;
     if (f[(node << 3) + F_HI]! <= limit) {
-      mag[i] = mag[n - 1]!;
+      pool[j] = pool[o + n - 1]!;
       return node;
     }
   }
