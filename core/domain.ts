@@ -301,7 +301,13 @@ export class Domain {
   #commit(prot: number): void {
     const plan = this.#plan;
     this.#ops.map(plan, prot);
-    const n = plan.count, pages = plan.pages, sizes = plan.pageSize;
+    const n = plan.count;
+    if (plan.uniform > 0) {
+      // One page per run; reading pages/pageSize would write them out.
+      this.#count(n, n, n * plan.uniform);
+      return;
+    }
+    const pages = plan.pages, sizes = plan.pageSize;
     let leaves = 0, bytes = 0;
     for (let i = 0; i < n; i++) {
       leaves += pages[i]!;

@@ -170,7 +170,13 @@ export class LpaePageTable {
    */
   map(plan: MapPlanLike, prot: number): void {
     this.#alive();
-    const needed = this.#check(plan);
+    const uniform = plan.uniform ?? 0;
+    // A uniform plan is read through `start` and `pa` only: its other
+    // arrays may not be written out yet, and reading them would.
+    const start = uniform > 0 ? plan.start ?? plan.iova[0]! : 0;
+    const needed = uniform > 0
+      ? this.#checkUniform(start, uniform, plan.count)
+      : this.#check(plan);
     const pool = this.#pool;
     pool.length = 0;
     try {
@@ -187,8 +193,11 @@ export class LpaePageTable {
     this.#wNode = null;
     const attrLo = leafAttrLo(prot, this.stage);
     const attrHi = leafAttrHi(prot);
+    if (uniform > 0) {
+      this.#writeUniform(start, uniform, plan.pa, plan.count, attrLo, attrHi);
+      return;
+    }
     const count = plan.count;
-    const uniform = plan.uniform ?? 0;
     const pIova = plan.iova,
       pPa = plan.pa,
       pSize = plan.pageSize,
@@ -212,18 +221,6 @@ export class LpaePageTable {
       const room = node === this.#root ? this.rootEntries : ENTRIES_PER_TABLE;
       const idx = Math.floor(iova / size) & 511;
       let j = idx;
-      if (uniform === size) {
-        // Every remaining run is one page at the next IOVA (core hint).
-        const stop = Math.min(room, idx + count - r);
-        for (; j < stop; j++, r++) {
-          const pa = pPa[r]!;
-          const hi = Math.floor(pa / 0x100000000);
-          v[j << 1] = (pa - hi * 0x100000000) | lo0;
-          v[(j << 1) + 1] = hi | attrHi;
-        }
-        node.live += j - idx;
-        continue;
-      }
       do {
         const pa = pPa[r]!;
         // ToUint32 is the exact low word of any integer below 2^53 (a `%`
@@ -281,7 +278,6 @@ export class LpaePageTable {
     this.#repIova.length = 0;
     const count = plan.count;
     const pIova = plan.iova, pSize = plan.pageSize, pPages = plan.pages;
-    const uniform = plan.uniform ?? 0;
     let r = 0;
     while (r < count) {
       const size = pSize[r]!;
@@ -298,20 +294,6 @@ export class LpaePageTable {
         const idx = Math.floor(iova / size) & 511;
         const room = node === this.#root ? this.rootEntries : ENTRIES_PER_TABLE;
         let j = idx;
-        if (uniform === size) {
-          // Every remaining run is one page at the next IOVA (core hint).
-          const stop = Math.min(room, idx + count - r);
-          if (node !== null) {
-            const v = node.view;
-            for (let i = idx; i < stop; i++) {
-              if ((v[i << 1]! & 1) !== 0) {
-                this.#occupied(node, i, iova + (i - idx) * size, leafLevel);
-              }
-            }
-          }
-          r += stop - idx;
-          continue;
-        }
         do {
           if (node !== null && (node.view[j << 1]! & 1) !== 0) {
             this.#occupied(node, j, iova, leafLevel);
@@ -352,6 +334,73 @@ export class LpaePageTable {
       r++;
     }
     return this.#needed;
+  }
+
+  // Pass 1 of a uniform plan (`count` pages of `size` bytes at consecutive
+  // IOVAs from `start`): the same checks, table by table.
+  #checkUniform(start: number, size: number, count: number): number {
+    this.#pending.clear();
+    this.#needed = 0;
+    this.#cLevel = -1;
+    this.#repNode.length = 0;
+    this.#repIdx.length = 0;
+    this.#repIova.length = 0;
+    const leafLevel = levelOfSize(size);
+    if (leafLevel < 0) {
+      throw new IommuError(
+        "EINVAL",
+        `page size ${hex(size)} is not an LPAE leaf size`,
+      );
+    }
+    let iova = start;
+    let r = 0;
+    while (r < count) {
+      const node = this.#probe(iova, leafLevel);
+      const idx = Math.floor(iova / size) & 511;
+      const room = node === this.#root ? this.rootEntries : ENTRIES_PER_TABLE;
+      const stop = Math.min(room, idx + count - r);
+      if (node !== null) {
+        const v = node.view;
+        for (let i = idx; i < stop; i++) {
+          if ((v[i << 1]! & 1) !== 0) {
+            this.#occupied(node, i, iova + (i - idx) * size, leafLevel);
+          }
+        }
+      }
+      r += stop - idx;
+      iova += (stop - idx) * size;
+    }
+    return this.#needed;
+  }
+
+  // Pass 3 of a uniform plan: one loop per leaf table.
+  #writeUniform(
+    start: number,
+    size: number,
+    pPa: Float64Array,
+    count: number,
+    attrLo: number,
+    attrHi: number,
+  ): void {
+    const leafLevel = levelOfSize(size);
+    const lo0 = attrLo | (leafLevel === 3 ? DESC_TYPE_TABLE : DESC_TYPE_BLOCK);
+    let iova = start;
+    let r = 0;
+    while (r < count) {
+      const node = this.#leafTable(iova, leafLevel);
+      const v = node.view;
+      const room = node === this.#root ? this.rootEntries : ENTRIES_PER_TABLE;
+      const idx = Math.floor(iova / size) & 511;
+      const stop = Math.min(room, idx + count - r);
+      for (let j = idx; j < stop; j++, r++) {
+        const pa = pPa[r]!;
+        const lo = pa >>> 0; // exact low word (see map)
+        v[j << 1] = lo | lo0;
+        v[(j << 1) + 1] = ((pa - lo) / 0x100000000) | attrHi;
+      }
+      node.live += stop - idx;
+      iova += (stop - idx) * size;
+    }
   }
 
   // The existing table that holds leaves of `leafLevel` for `iova`, or null
@@ -828,4 +877,4 @@ function mapsNothing(node: TableNode): boolean {
 /** The fields of a core `MapPlan` the table reads (a plan or a look-alike). */
 export type MapPlanLike =
   & Pick<MapPlan, "count" | "iova" | "pa" | "pageSize" | "pages">
-  & Partial<Pick<MapPlan, "uniform">>;
+  & Partial<Pick<MapPlan, "uniform" | "start">>;
