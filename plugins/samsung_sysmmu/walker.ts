@@ -32,8 +32,10 @@ const CHUNK_MASK = CHUNK_BYTES - 1;
 const CHUNK_INV = 1 / CHUNK_BYTES; // exact: page numbers by multiplication
 // Highest in-chunk offset at which a whole level-2 table still fits.
 const L2_LAST_START = CHUNK_BYTES - LV2_TABLE_BYTES;
-// Chunk views kept (a power of two): 64 x 64 KiB = 4 MiB of tables.
-const L2_VIEWS = 64;
+// Chunk views kept (a power of two), direct-mapped by chunk number: any
+// 64 MiB of RAM without a conflict. A conflict costs a new view (an
+// allocation), so the cache is large; it is 16 KiB per walker.
+const L2_VIEWS = 1024;
 // Stands for "no table here": compared by identity, never read.
 const EMPTY = new Uint32Array(0);
 
