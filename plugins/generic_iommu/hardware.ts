@@ -77,6 +77,7 @@ import {
   ROW_CFG_GEN,
   ROW_IN_END,
   ROW_STRIDE,
+  ROW_TRANSLATIONS,
   ROW_U_BASE,
   ROW_U_DELTA,
   ROW_U_END,
@@ -110,7 +111,6 @@ export class GenericIommuHardware implements IommuHardware {
   #outEnd: number;
   #regs: RegisterFile;
   #cache: ConfigCache;
-  #micro: MicroTlb;
   #events: EventProducer;
   #commands: CommandConsumer;
   #stats: TranslationStats;
@@ -124,7 +124,6 @@ export class GenericIommuHardware implements IommuHardware {
   #cfgRecord: Uint8Array;
   #microEnabled: boolean;
   #rows: Float64Array;
-  #sTrans: Float64Array;
   #sWalks: Float64Array;
   #bypassed = 0;
   #cfgMisses = 0;
@@ -162,7 +161,6 @@ export class GenericIommuHardware implements IommuHardware {
       config.inputBits,
       micro,
     );
-    this.#micro = micro;
     this.#cache = cache;
     const stats = new TranslationStats(n);
     this.#stats = stats;
@@ -174,7 +172,6 @@ export class GenericIommuHardware implements IommuHardware {
     this.#cfgRecord = cache.record;
     this.#microEnabled = micro.enabled;
     this.#rows = micro.rows;
-    this.#sTrans = stats.sTrans;
     this.#sWalks = stats.sWalks;
     const regs = new RegisterFile(config, {
       configChanged: () => {
@@ -220,7 +217,7 @@ export class GenericIommuHardware implements IommuHardware {
       );
     }
     return {
-      translations: this.#stats.sTrans[streamId]!,
+      translations: this.#rows[(streamId + 1) * ROW_STRIDE + ROW_TRANSLATIONS]!,
       walks: this.#stats.sWalks[streamId]!,
       faults: this.#stats.sFaults[streamId]!,
     };
@@ -250,14 +247,14 @@ export class GenericIommuHardware implements IommuHardware {
       // Rows of an earlier generation (or beyond the array: undefined)
       // fail the compares and take the slow path.
       const r = this.#rows;
-      const i = sid * ROW_STRIDE;
-      const gen = this.#micro.gen;
+      const i = (sid + 1) * ROW_STRIDE;
+      const gen = r[0];
       if (
         r[i + ROW_U_GEN] === gen && iova >= r[i + ROW_U_BASE]! &&
         iova < r[i + ROW_U_END]!
       ) {
         // A valid micro entry implies a valid config row of this generation.
-        this.#sTrans[sid]!++;
+        r[i + ROW_TRANSLATIONS]!++;
         if ((r[i + ROW_U_PERM]! & access) !== access) {
           this.#uMisses++;
           return this.#permissionFault(sid, iova, access);
@@ -267,7 +264,7 @@ export class GenericIommuHardware implements IommuHardware {
         return iova + r[i + ROW_U_DELTA]!;
       }
       if (r[i + ROW_CFG_GEN] === gen && iova < r[i + ROW_IN_END]!) {
-        this.#sTrans[sid]!++;
+        r[i + ROW_TRANSLATIONS]!++;
         return this.#iotlbPath(sid, iova, access);
       }
     }
@@ -279,7 +276,7 @@ export class GenericIommuHardware implements IommuHardware {
   #iotlbPath(sid: number, iova: number, access: number): number {
     if (this.#microEnabled) this.#uMisses++;
     const r = this.#rows;
-    const i = sid * ROW_STRIDE;
+    const i = (sid + 1) * ROW_STRIDE;
     const ctx = this.#cfgCtx[sid]!;
     const tlb = this.iotlb;
     const pa = tlb.lookup(ctx, iova);
@@ -290,7 +287,7 @@ export class GenericIommuHardware implements IommuHardware {
     const off = pa - paBase;
     if (this.#microEnabled) {
       const base = iova - off;
-      r[i + ROW_U_GEN] = this.#micro.gen;
+      r[i + ROW_U_GEN] = r[0]!;
       r[i + ROW_U_BASE] = base;
       r[i + ROW_U_END] = base + size;
       r[i + ROW_U_DELTA] = paBase - base;
@@ -328,16 +325,16 @@ export class GenericIommuHardware implements IommuHardware {
       }
       return this.#identity(iova);
     }
-    this.#sTrans[streamId]!++;
+    const r = this.#rows;
+    const i = (streamId + 1) * ROW_STRIDE;
+    r[i + ROW_TRANSLATIONS]!++;
     let st = this.#cfgState[streamId]!;
     if (st === CFG_UNCACHED) {
       this.#cfgMisses++;
       st = this.#cache.fetch(streamId, regs.strtabBase());
     }
     if (st === CFG_TRANSLATE) {
-      const r = this.#rows;
-      const i = streamId * ROW_STRIDE;
-      r[i + ROW_CFG_GEN] = this.#micro.gen;
+      r[i + ROW_CFG_GEN] = r[0]!;
       r[i + ROW_IN_END] = this.#cfgInEnd[streamId]!;
       if (!(iova < this.#cfgInEnd[streamId]!)) {
         return this.#fault(
@@ -407,8 +404,8 @@ export class GenericIommuHardware implements IommuHardware {
     if (tlb.capacity !== 0) tlb.insert(ctx, base, size, pa, perm);
     if (this.#microEnabled) {
       const r = this.#rows;
-      const i = sid * ROW_STRIDE;
-      r[i + ROW_U_GEN] = this.#micro.gen;
+      const i = (sid + 1) * ROW_STRIDE;
+      r[i + ROW_U_GEN] = r[0]!;
       r[i + ROW_U_BASE] = base;
       r[i + ROW_U_END] = base + size;
       r[i + ROW_U_DELTA] = pa - base;
@@ -544,7 +541,10 @@ export class GenericIommuHardware implements IommuHardware {
    */
   counters(): Record<string, number> {
     let translations = 0;
-    for (const n of this.#sTrans) translations += n;
+    const r = this.#rows;
+    for (let i = ROW_STRIDE; i < r.length; i += ROW_STRIDE) {
+      translations += r[i + ROW_TRANSLATIONS]!;
+    }
     return hardwareCounters({
       translate: {
         // Every access counted per stream went through one config lookup.

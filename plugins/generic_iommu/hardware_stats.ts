@@ -42,8 +42,6 @@ export interface TranslateCounts {
 export class TranslationStats {
   /** Faults by kind (index into {@linkcode FAULT_KINDS}). */
   readonly faults: Float64Array = new Float64Array(FAULT_KINDS.length);
-  /** Per-stream translations. */
-  readonly sTrans: Float64Array;
   /** Per-stream walks. */
   readonly sWalks: Float64Array;
   /** Per-stream faults. */
@@ -51,7 +49,6 @@ export class TranslationStats {
 
   /** @param streams Stream IDs. */
   constructor(streams: number) {
-    this.sTrans = new Float64Array(streams);
     this.sWalks = new Float64Array(streams);
     this.sFaults = new Float64Array(streams);
   }

@@ -9,7 +9,10 @@
  * @module
  */
 
-/** Numbers per stream in {@linkcode MicroTlb.rows} (slot 2 is unused: eight makes a row 64 bytes). */
+/**
+ * Numbers per row of {@linkcode MicroTlb.rows}. Row 0 holds the current
+ * generation (slot 0); stream `sid` owns row `sid + 1`.
+ */
 export const ROW_STRIDE = 8;
 /**
  * Row slot: generation in which the slow path found the stream enabled,
@@ -18,6 +21,8 @@ export const ROW_STRIDE = 8;
 export const ROW_CFG_GEN = 0;
 /** Row slot: the config's exclusive IOVA bound, in bytes. */
 export const ROW_IN_END = 1;
+/** Row slot: accesses of the stream translated (or refused) with SMMUEN set. */
+export const ROW_TRANSLATIONS = 2;
 /** Row slot: generation the micro TLB entry was filled in (0: never). */
 export const ROW_U_GEN = 3;
 /** Row slot: first IOVA of the entry's page, in bytes. */
@@ -32,15 +37,13 @@ export const ROW_U_PERM = 7;
 /**
  * One row per stream in a single typed array, read inline by the translate
  * path: a micro TLB hit is one generation compare, two bound compares, a
- * permission test and an add. Generations are floats, so no wrap-around
- * can ever revive a stale row.
+ * permission test and an add, all in one array. Generations are floats,
+ * so no wrap-around can ever revive a stale row.
  */
 export class MicroTlb {
   /** Whether the unit has micro TLBs at all. */
   readonly enabled: boolean;
-  /** Current generation (starts at 1); rows of older generations are invalid. */
-  gen = 1;
-  /** `ROW_STRIDE` numbers per stream (see the `ROW_*` slots). */
+  /** Row 0 (the generation) and one row per stream (see the `ROW_*` slots). */
   readonly rows: Float64Array;
 
   /**
@@ -49,6 +52,20 @@ export class MicroTlb {
    */
   constructor(streams: number, enabled: boolean) {
     this.enabled = enabled;
-    this.rows = new Float64Array(streams * ROW_STRIDE);
+    this.rows = new Float64Array((streams + 1) * ROW_STRIDE);
+    this.rows[0] = 1;
+  }
+
+  /**
+   * Current generation (starts at 1); rows of older generations are
+   * invalid. Kept in `rows[0]` so the translate path reads it from the
+   * array it already holds.
+   */
+  get gen(): number {
+    return this.rows[0]!;
+  }
+
+  set gen(value: number) {
+    this.rows[0] = value;
   }
 }

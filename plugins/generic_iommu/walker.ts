@@ -67,10 +67,9 @@ export class Walker {
   #chunkView: Uint32Array[] = new Array<Uint32Array>(CHUNK_SLOTS).fill(
     new Uint32Array(0),
   );
-  // Per level: the last table descriptor read there and the view of the
-  // chunk holding the table it names (-1: none yet).
-  #memoLo: Float64Array = new Float64Array(4).fill(-1);
-  #memoHi: Float64Array = new Float64Array(4).fill(-1);
+  // Per level: the table address the last table descriptor read there
+  // named, and the view of its chunk (-1: none yet).
+  #memoAddr: Float64Array = new Float64Array(4).fill(-1);
   #memoView: (Uint32Array | null)[] = [null, null, null, null];
   #rootPa = -1;
   #rootWords: Uint32Array | null = null;
@@ -135,8 +134,7 @@ export class Walker {
     const ilo = iova >>> 0;
     const ihi = (iova / 0x100000000) >>> 0;
     const reads = this.reads;
-    const memoLo = this.#memoLo;
-    const memoHi = this.#memoHi;
+    const memoAddr = this.#memoAddr;
     const memoView = this.#memoView;
     // `words` views the chunk holding the current table (null: read RAM
     // through the checked slow path), `woff` is the table's first word in it.
@@ -180,10 +178,10 @@ export class Walker {
       }
       table = addr;
       woff = (lo & 0xf000) >>> 2;
-      // The same descriptor as last time at this level names the same
-      // table: reuse its view without computing its chunk. This keeps the
-      // next read independent of a lookup, so levels overlap.
-      if (lo === memoLo[level] && hi === memoHi[level]) {
+      // The same table as last time at this level: reuse its view
+      // without computing its chunk (the next read then depends on no
+      // lookup, so levels overlap).
+      if (addr === memoAddr[level]) {
         words = memoView[level]!;
       } else {
         // The table's 64 KiB chunk number from the descriptor's words.
@@ -192,8 +190,7 @@ export class Walker {
         words = this.#chunkKey[slot] === chunk
           ? this.#chunkView[slot]!
           : this.#tableWords(addr);
-        memoLo[level] = lo;
-        memoHi[level] = hi;
+        memoAddr[level] = addr;
         memoView[level] = words;
       }
     }
