@@ -12,6 +12,8 @@ import { DmaSgMapping } from "./sg_mapping.ts";
 import type { MapperState } from "./mapper_state.ts";
 import type { Live } from "./live_table.ts";
 import { NO_BOUNDARY, PAGE, PAGE_MASK, pageOffset } from "./page_math.ts";
+
+const PAGE_INV = 1 / PAGE;
 import { badSegment } from "./sg_validate.ts";
 
 /**
@@ -181,10 +183,11 @@ export function layoutFlat(
   for (; i < n; i++) {
     const s = segments[i]!;
     const pa = s.pa;
-    if (
-      s.length !== PAGE || (pa & PAGE_MASK) !== 0 ||
-      !(pa >= base && pa <= lastPage) || !Number.isSafeInteger(pa)
-    ) break;
+    if (s.length !== PAGE || typeof pa !== "number") break;
+    // pa / PAGE is exact (a power of two): an integer exactly when pa is a
+    // page-aligned integer; the range bounds it below 2^53.
+    const q = pa * PAGE_INV;
+    if (!(Math.floor(q) === q && pa >= base && pa <= lastPage)) break;
     if (curLen !== 0 && maxSeg - curLen >= PAGE) {
       segLen += PAGE;
       curLen += PAGE;
