@@ -117,6 +117,28 @@ Deno.test("walker: level-2 reads through cached views stay live and never grow R
     }
   });
 
+  await t.step("tables whose chunks share a cache line (16 MiB apart)", () => {
+    const mem = ram();
+    const w = new SysmmuWalker(mem, PTE_V1);
+    const tables = [L2, L2 + (16 << 20), L2 + (32 << 20)];
+    tables.forEach((l2, j) => {
+      mem.write32(L1 + 4 * (20 + j), PTE_V1.link(l2));
+      mem.write32(l2 + 4 * 5, PTE_V1.smallPage(RAM + j * 0x1000, 3));
+    });
+    for (let round = 0; round < 3; round++) {
+      tables.forEach((l2, j) => {
+        assertEquals(w.walk(L1, ((20 + j) << 20) + (5 << 12), null, false), 0);
+        assertEquals(w.paBase, RAM + j * 0x1000);
+        // Rewrite while another table holds the cache line.
+        mem.write32(l2 + 4 * 5, PTE_V1.smallPage(RAM + (j + 8) * 0x1000, 3));
+        assertEquals(w.walk(L1, ((20 + j) << 20) + (5 << 12), null, false), 0);
+        assertEquals(w.paBase, RAM + (j + 8) * 0x1000);
+        mem.write32(l2 + 4 * 5, PTE_V1.smallPage(RAM + j * 0x1000, 3));
+      });
+    }
+    assertEquals(w.counters().l2Reads, 18);
+  });
+
   await t.step("a link outside RAM is a bus error (also at RAM's end)", () => {
     const mem = ram();
     const w = new SysmmuWalker(mem, PTE_V1);

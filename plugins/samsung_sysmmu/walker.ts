@@ -32,10 +32,9 @@ const CHUNK_MASK = CHUNK_BYTES - 1;
 const CHUNK_INV = 1 / CHUNK_BYTES; // exact: page numbers by multiplication
 // Highest in-chunk offset at which a whole level-2 table still fits.
 const L2_LAST_START = CHUNK_BYTES - LV2_TABLE_BYTES;
-// Chunk views kept (a power of two), direct-mapped by chunk number: any
-// 64 MiB of RAM without a conflict. A conflict costs a new view (an
-// allocation), so the cache is large; it is 16 KiB per walker.
-const L2_VIEWS = 1024;
+// Chunk views cached (a power of two), direct-mapped by chunk number: any
+// 16 MiB of RAM without a conflict.
+const L2_VIEWS = 256;
 // Stands for "no table here": compared by identity, never read.
 const EMPTY = new Uint32Array(0);
 
@@ -70,6 +69,9 @@ export class SysmmuWalker {
   // (RAM chunks are never dropped).
   #l2Chunk = new Float64Array(L2_VIEWS).fill(-1);
   #l2View: Uint32Array[] = new Array<Uint32Array>(L2_VIEWS).fill(EMPTY);
+  // Every chunk view made so far, by chunk number: a conflict in the
+  // direct-mapped cache above then costs a lookup, not an allocation.
+  #known = new Map<number, Uint32Array>();
   #walks = 0;
   #l1Reads = 0;
   #l2Reads = 0;
@@ -170,22 +172,24 @@ export class SysmmuWalker {
   }
 
   // Level-2 read without a cached view: -1 when the table is not RAM.
-  // Caches the chunk's view once the entry is non-zero, which proves the
-  // chunk is already materialised (untouched RAM reads as zeros), so the
-  // walk never makes RAM grow.
+  // A chunk gets a view (made once, kept in #known) only once an entry read
+  // from it is non-zero, which proves the chunk is materialised (untouched
+  // RAM reads as zeros): a walk never makes RAM grow.
   #readL2(l2: number, at: number, chunk: number, v: number): number {
     const memory = this.#memory;
     if (!memory.contains(l2, LV2_TABLE_BYTES)) return -1;
     const chunkPa = chunk * CHUNK_BYTES;
-    const e2 = memory.read32(chunkPa + at);
-    if (
-      e2 !== 0 && (l2 & CHUNK_MASK) <= L2_LAST_START &&
-      memory.contains(chunkPa, CHUNK_BYTES)
-    ) {
-      this.#l2Chunk[v] = chunk;
-      this.#l2View[v] = memory.view32(chunkPa, CHUNK_BYTES);
+    if ((l2 & CHUNK_MASK) > L2_LAST_START) return memory.read32(chunkPa + at);
+    let view = this.#known.get(chunk);
+    if (view === undefined) {
+      const e2 = memory.read32(chunkPa + at);
+      if (e2 === 0 || !memory.contains(chunkPa, CHUNK_BYTES)) return e2;
+      view = memory.view32(chunkPa, CHUNK_BYTES);
+      this.#known.set(chunk, view);
     }
-    return e2;
+    this.#l2Chunk[v] = chunk;
+    this.#l2View[v] = view;
+    return view[at >>> 2]!;
   }
 
   /**
