@@ -27,10 +27,14 @@
  * (unbounded, like QEMU's); TLBI_NH_VA carries a 20-bit page count instead
  * of SMMUv3's NUM/SCALE encoding; invalidations complete at once.
  *
- * This file is the unit's shell and its translation path (the hot path,
- * reading the config cache and micro TLB arrays inline); registers, the
- * config cache, the command consumer, the event producer and statistics
- * live in their own files.
+ * This file is the unit's shell and its translation path. The hot path
+ * reads one per-stream row (micro_tlb.ts): a micro TLB hit is decided
+ * there; a stream whose row says "config checked in this generation" goes
+ * straight to the IOTLB; everything else (first use, a generation bump by
+ * any invalidation or CR0/stream-table write, bypass, abort, faults) takes
+ * the slow path, which checks in the order above. Registers, the config
+ * cache, the command consumer, the event producer and statistics live in
+ * their own files.
  *
  * @module
  */
@@ -114,8 +118,8 @@ export class GenericIommuHardware implements IommuHardware {
   #events: EventProducer;
   #commands: CommandConsumer;
   #stats: TranslationStats;
-  // The translate path reads the config cache and micro TLB arrays (owned
-  // by their objects, never reallocated) through its own fields.
+  // The translate path reads the config cache arrays and the stream rows
+  // (owned by their objects, never reallocated) through its own fields.
   #cfgState: Uint8Array;
   #cfgCtx: Int32Array;
   #cfgRoot: Float64Array;
