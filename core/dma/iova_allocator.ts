@@ -258,9 +258,14 @@ export class IovaAllocator {
   #frees = 0;
   #failures = 0;
   #flushes = 0;
-  /** The `limit` of the last validated alloc call, and its footprint limit in granules. */
-  #lastLimit: number | undefined = undefined;
+  /**
+   * The `limit` of the last validated alloc call (the aperture end when it
+   * had none; always a number, so the hit path's comparison stays a float
+   * compare) and its footprint limit in granules.
+   */
+  #lastLimit: number;
   #lastLimitF: number;
+  readonly #endBytes: number;
 
   /**
    * Create an allocator for one IOVA space; only the anchor and the given
@@ -358,6 +363,8 @@ export class IovaAllocator {
     this.#maxAlign = Math.max(1, maxAlign / granule);
     this.#cacheMax = cacheMax / granule;
     this.#probes = probes;
+    this.#endBytes = end;
+    this.#lastLimit = end;
     this.#lastLimitF = this.#endPfn + this.#guard;
     this.#tree = new IovaTree(this.#startPfn);
     this.#hash = new IovaHash();
@@ -433,7 +440,8 @@ export class IovaAllocator {
     // the previous call (validated then), and the top of the loaded magazine
     // fits. It cannot be ERANGE: a cached range of this class fits. Anything
     // else takes the general path, which validates from scratch.
-    if ((size | 0) === size && size > 0 && limit === this.#lastLimit) {
+    const lim = limit === undefined ? this.#endBytes : limit;
+    if ((size | 0) === size && size > 0 && lim === this.#lastLimit) {
       const n = Math.ceil(size * this.#inv);
       if (n <= this.#cacheMax) {
         const k = 32 - Math.clz32(n - 1);
@@ -464,7 +472,7 @@ export class IovaAllocator {
       if (lp < top) top = lp;
     }
     const limitF = top + this.#guard;
-    this.#lastLimit = limit;
+    this.#lastLimit = limit === undefined ? this.#endBytes : limit;
     this.#lastLimitF = limitF;
     const n = this.#granules(size);
     if (n > top - this.#startPfn) {
