@@ -26,6 +26,11 @@
  *   CPU, plus a bounded depot of full magazines). They stay busy in the
  *   tree and are reused before the tree is searched. When the depot is full
  *   a freed range goes straight back to the tree.
+ * - A cache hit is O(1) and touches only typed arrays: the allocator
+ *   remembers the last validated limit, so a repeated one (as a device's
+ *   DMA mask is) skips straight to the top of the loaded magazine; free
+ *   finds the allocation through an open-addressing hash of start granules,
+ *   which is also what detects a double free or a wrong size.
  *
  * @module
  */
