@@ -282,7 +282,7 @@ export function mapSgFlat(
   const outAddr = scratch.outAddr;
   const outLen = scratch.outLen;
   const iovaLen = k * PAGE;
-  const frames = scratch.frames.subarray(0, k);
+  const frames = scratch.framesView(k);
   const alloc = st.iova!;
   const iova = alloc.alloc(iovaLen, st.dmaLimit);
   const dmaAddress: number[] = new Array(count);

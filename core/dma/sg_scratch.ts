@@ -22,6 +22,7 @@ export class SgScratch {
   /** DMA segments laid out by the last flat sg layout (in `outAddr`/`outLen`). */
   count = 0;
   #tmpBuf = new Uint8Array(PAGE);
+  #view: Float64Array | null = null;
 
   /**
    * @param n Segments needed.
@@ -59,6 +60,21 @@ export class SgScratch {
       this.frames = next;
     }
     return this.frames;
+  }
+
+  /**
+   * The first `n` frames as their own array (reused while `frames` and `n`
+   * stay the same: lists of one size map without allocating it again).
+   *
+   * @param n Frames.
+   * @returns A view of `frames[0..n)`.
+   */
+  framesView(n: number): Float64Array {
+    const v = this.#view;
+    if (v !== null && v.length === n && v.buffer === this.frames.buffer) {
+      return v;
+    }
+    return (this.#view = this.frames.subarray(0, n));
   }
 
   /**
