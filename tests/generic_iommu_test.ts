@@ -469,6 +469,20 @@ Deno.test("page table: atomic map, coalescing, unmap frees spanned tables", asyn
       d.map(2 * GIB, 0, GIB, RW);
       assertEquals(soc.memory.frames.liveBytes, live + 3 * 4096);
       assertEquals(hw.translate(1, 2 * GIB + MIB2 + 8, ACCESS_READ), MIB2 + 8);
+      // With the command queue stalled the block still maps; the unlinked
+      // table stays allocated until an invalidation completes.
+      d.map(0xa0_0000, 0x1000, 4096, RW);
+      d.unmap(0xa0_0000, 4096);
+      const kept = soc.memory.frames.liveBytes;
+      hw.writeRegister(REG_CR0, CR0_EVTQEN | CR0_SMMUEN);
+      d.map(0xa0_0000, 0x60_0000, MIB2, RW);
+      assertEquals(d.iovaToPhys(0xa0_0008), 0x60_0008);
+      assertEquals(soc.memory.frames.liveBytes, kept, "not freed yet");
+      hw.writeRegister(REG_CR0, CR0_EVTQEN | CR0_SMMUEN | CR0_CMDQEN);
+      d.flushAll();
+      assertEquals(soc.memory.frames.liveBytes, kept - 4096, "freed");
+      assertEquals(hw.translate(1, 0xa0_1000, ACCESS_READ), 0x60_1000);
+      d.unmap(0xa0_0000, MIB2);
       // A table that still maps a page is EEXIST.
       d.map(0x60_0000, 0x3000, 4096, RW);
       throwsKind(() => d.map(0x60_0000, 0x40_0000, MIB2, RW), "EEXIST");

@@ -82,21 +82,32 @@ export class GenericDomainOps implements IommuDomainOps {
    * mapped where an empty table stood unlinks that table: its range is
    * invalidated (walk caches may hold the table) before its frame is freed.
    *
-   * @throws {IommuError} `EEXIST`, `ENOMEM`; nothing changes on a throw;
-   * `EIO` when that invalidation does not complete (the map stands; the
-   * unlinked table stays allocated until a later map or `free`).
+   * When that invalidation does not complete (a stalled command queue) the
+   * map still stands and the unlinked tables stay allocated, never reused
+   * while a walk cache may hold them, until a later map, `flushAll` or
+   * `free` invalidates them.
+   *
+   * @throws {IommuError} `EEXIST`, `ENOMEM`; nothing changes on a throw.
    */
   map(plan: MapPlan, prot: number): void {
     const table = this.table;
     table.map(plan, prot);
-    if (table.releasedTables > 0) {
+    if (table.releasedTables > 0) this.#releaseTables();
+  }
+
+  // Invalidate the range of the tables a map unlinked, then free them.
+  #releaseTables(): void {
+    const table = this.table;
+    try {
       this.#host.invalidateRange(
         this.contextId,
         table.releasedStart,
         table.releasedEnd,
       );
-      table.freeReleased();
+    } catch {
+      return; // kept allocated: retried by the next map, flushAll or free
     }
+    table.freeReleased();
   }
 
   /**
@@ -158,6 +169,7 @@ export class GenericDomainOps implements IommuDomainOps {
    */
   flushAll(): void {
     this.#host.invalidateContext(this.contextId);
+    if (this.table.releasedTables > 0) this.table.freeReleased();
   }
 
   /**
