@@ -169,9 +169,14 @@ export class Tlb {
   #probeSize = -1;
   #probeInv = 0;
 
-  #lastPageSize = 0;
-  #lastPerm = 0;
-  #lastPaBase = -1;
+  // The slot the last lookup hit (-1 after a miss). The last* getters read
+  // the entry through it, so a hit stores one number instead of three; a
+  // change to that slot first copies the entry into the snapshot below and
+  // sets the slot to SNAPSHOT, so the getters keep reporting what was hit.
+  #lastSlot = -1;
+  #snapPageSize = 0;
+  #snapPerm = 0;
+  #snapPaBase = -1;
 
   // Lookups are hits + misses: each path bumps one counter only.
   #misses = 0;
@@ -255,12 +260,16 @@ export class Tlb {
 
   /** Page size in bytes of the entry the last lookup hit; 0 after a miss. */
   get lastPageSize(): number {
-    return this.#lastPageSize;
+    const slot = this.#lastSlot;
+    if (slot >= 0) return this.#size[slot]!;
+    return slot === NO_HIT ? 0 : this.#snapPageSize;
   }
 
   /** Permission bits of the entry the last lookup hit; 0 after a miss. */
   get lastPerm(): number {
-    return this.#lastPerm;
+    const slot = this.#lastSlot;
+    if (slot >= 0) return this.#perm[slot]!;
+    return slot === NO_HIT ? 0 : this.#snapPerm;
   }
 
   /**
@@ -269,7 +278,9 @@ export class Tlb {
    * -1 after a miss.
    */
   get lastPaBase(): number {
-    return this.#lastPaBase;
+    const slot = this.#lastSlot;
+    if (slot >= 0) return this.#pa[slot]!;
+    return slot === NO_HIT ? -1 : this.#snapPaBase;
   }
 
   /**
@@ -322,17 +333,13 @@ export class Tlb {
           // Only LRU reads the stamps.
           if (this.#policy === 0) this.#stamp[slot] = ++this.#clock;
           const pa = this.#pa[slot]!;
-          this.#lastPageSize = size;
-          this.#lastPerm = this.#perm[slot]!;
-          this.#lastPaBase = pa;
+          this.#lastSlot = slot;
           return pa + (iova - base);
         }
       }
     }
     this.#misses++;
-    this.#lastPageSize = 0;
-    this.#lastPerm = 0;
-    this.#lastPaBase = -1;
+    this.#lastSlot = NO_HIT;
     return -1;
   }
 
@@ -381,17 +388,13 @@ export class Tlb {
     }
     if (slot < 0) {
       this.#misses++;
-      this.#lastPageSize = 0;
-      this.#lastPerm = 0;
-      this.#lastPaBase = -1;
+      this.#lastSlot = NO_HIT;
       return -1;
     }
     this.#hits++;
     if (this.#policy === 0) this.#stamp[slot] = ++this.#clock;
     const pa = this.#pa[slot]!;
-    this.#lastPageSize = pageSize;
-    this.#lastPerm = this.#perm[slot]!;
-    this.#lastPaBase = pa;
+    this.#lastSlot = slot;
     return pa + (iova - this.#base[slot]!);
   }
 
@@ -478,33 +481,40 @@ export class Tlb {
     for (let slot = first; slot < end; slot++) {
       const s = psz[slot]!;
       if (s === pageSize && bases[slot] === base && ctxs[slot] === context) {
+        if (slot === this.#lastSlot) this.#snapshot();
         this.#pa[slot] = paBase;
         this.#perm[slot] = perm;
-        this.#stamp[slot] = ++this.#clock;
+        if (this.#policy === 0) this.#stamp[slot] = ++this.#clock;
         this.#fills++;
         return;
       }
       if (s === 0 && free < 0) free = slot;
     }
+    const shift = this.#fillShift;
     let slot = free;
     if (slot < 0) {
       slot = this.#victim(first);
       this.#evictions++;
-      this.#drop(slot);
+      // A victim of the same size leaves the live count and the size list
+      // as they are (the common case: a TLB filled by one page size).
+      if (psz[slot] !== pageSize) this.#drop(slot);
+      else this.#live--;
     }
-    const shift = this.#fillShift;
+    if (slot === this.#lastSlot) this.#snapshot();
     ctxs[slot] = context;
     bases[slot] = base;
-    psz[slot] = pageSize;
     this.#pa[slot] = paBase;
     this.#perm[slot] = perm;
-    this.#shift[slot] = shift;
-    this.#stamp[slot] = ++this.#clock;
+    if (this.#policy === 0) this.#stamp[slot] = ++this.#clock;
     this.#live++;
-    if (this.#sizeCount[shift]!++ === 0) {
-      const n = this.#nsizes++;
-      this.#sizes[n] = pageSize;
-      this.#invs[n] = 1 / pageSize;
+    if (psz[slot] !== pageSize) {
+      psz[slot] = pageSize;
+      this.#shift[slot] = shift;
+      if (this.#sizeCount[shift]!++ === 0) {
+        const n = this.#nsizes++;
+        this.#sizes[n] = pageSize;
+        this.#invs[n] = 1 / pageSize;
+      }
     }
     this.#fills++;
   }
@@ -515,6 +525,7 @@ export class Tlb {
    * @returns The number of entries removed.
    */
   invalidateAll(): number {
+    if (this.#lastSlot >= 0) this.#snapshot();
     const removed = this.#live;
     this.#size.fill(0);
     this.#shift.fill(0);
@@ -714,8 +725,18 @@ export class Tlb {
     return first + (x >>> 0) % ways;
   }
 
+  /** Keep what the last lookup hit before its slot changes (see #lastSlot). */
+  #snapshot(): void {
+    const slot = this.#lastSlot;
+    this.#snapPageSize = this.#size[slot]!;
+    this.#snapPerm = this.#perm[slot]!;
+    this.#snapPaBase = this.#pa[slot]!;
+    this.#lastSlot = SNAPSHOT;
+  }
+
   /** Invalidate one valid slot and keep the page-size list in step. */
   #drop(slot: number): void {
+    if (slot === this.#lastSlot) this.#snapshot();
     const shift = this.#shift[slot]!;
     this.#size[slot] = 0;
     this.#shift[slot] = 0;
@@ -800,6 +821,11 @@ function throwBadFill(
   checkRange(paBase, pageSize, "TLB PA page");
   throw new IommuError("EINVAL", "TLB fill is invalid");
 }
+
+/** `#lastSlot` after a miss. */
+const NO_HIT = -1;
+/** `#lastSlot` once the entry last hit has changed: read the snapshot. */
+const SNAPSHOT = -2;
 
 /** Out of line so the lookup stays small enough to inline. */
 function throwBadKey(context: number, iova: number): never {

@@ -112,6 +112,60 @@ Deno.test("Tlb construction", async (t) => {
   });
 });
 
+Deno.test("Tlb last-hit description survives later changes to that entry", async (t) => {
+  const expectLast = (tlb: Tlb, size: number, perm: number, pa: number) => {
+    assertEquals(
+      [tlb.lastPageSize, tlb.lastPerm, tlb.lastPaBase],
+      [size, perm, pa],
+    );
+  };
+  await t.step("refreshed in place", () => {
+    const tlb = new Tlb({ sets: 1, ways: 2 });
+    tlb.insert(1, 0x5000, K4, 0x8000_0000, 3);
+    tlb.lookup(1, 0x5010);
+    tlb.insert(1, 0x5000, K4, 0x9000_0000, 1);
+    expectLast(tlb, K4, 3, 0x8000_0000);
+    assertEquals(tlb.lookup(1, 0x5010), 0x9000_0010);
+    expectLast(tlb, K4, 1, 0x9000_0000);
+  });
+  await t.step("evicted by a fill of the same or another size", () => {
+    for (const size of [K4, K64]) {
+      const tlb = new Tlb({ sets: 1, ways: 1 });
+      tlb.insert(1, 0x5000, K4, 0x8000_0000, 3);
+      tlb.lookup(1, 0x5010);
+      tlb.insert(1, 0x10_0000, size, 0x7000_0000, 2);
+      expectLast(tlb, K4, 3, 0x8000_0000);
+    }
+  });
+  await t.step("invalidated (all, context, range)", () => {
+    const ops: ((tlb: Tlb) => void)[] = [
+      (tlb) => tlb.invalidateAll(),
+      (tlb) => tlb.invalidateContext(1),
+      (tlb) => tlb.invalidateRange(1, 0x5000, K4),
+    ];
+    for (const op of ops) {
+      const tlb = new Tlb({ sets: 4, ways: 2 });
+      tlb.insert(1, 0x5000, K4, 0x8000_0000, 3);
+      tlb.lookupSize(1, 0x5010, K4);
+      op(tlb);
+      assertEquals(tlb.size, 0);
+      expectLast(tlb, K4, 3, 0x8000_0000);
+      assertEquals(tlb.lookup(1, 0x5010), -1);
+      expectLast(tlb, 0, 0, -1);
+    }
+  });
+  await t.step("a change to another entry does not disturb it", () => {
+    const tlb = new Tlb({ sets: 1, ways: 2 });
+    tlb.insert(1, 0x5000, K4, 0x8000_0000, 3);
+    tlb.insert(1, 0x6000, K4, 0x8000_1000, 2);
+    tlb.lookup(1, 0x5010);
+    tlb.insert(1, 0x6000, K4, 0x8000_2000, 1);
+    tlb.invalidateRange(1, 0x6000, K4);
+    expectLast(tlb, K4, 3, 0x8000_0000);
+    assertEquals(tlb.lookup(1, 0x5000), 0x8000_0000);
+  });
+});
+
 Deno.test("Tlb lookup: hits, misses and what a hit reports", () => {
   const tlb = new Tlb({ sets: 64, ways: 8 });
   assertEquals(tlb.lookup(1, 0x1234), -1);
