@@ -172,9 +172,9 @@ export function layoutFlat(
   let curLen = 0; // length of the open DMA segment while it may still grow
   let segLen = 0;
   let i = 0;
-  // Whole, page-aligned pages first (the common list): one frame each, a
-  // simpler merge and no per-entry room check. The first other entry (or
-  // a bad one) leaves this loop for the general one below.
+  // Whole, page-aligned pages first (the common list): one frame each and
+  // no per-entry room check. The first other entry (or a bad one) leaves
+  // this loop for the general one below.
   if (room < n) {
     frames = scratch.grow(n);
     room = frames.length;
@@ -188,19 +188,22 @@ export function layoutFlat(
     // page-aligned integer; the range bounds it below 2^53.
     const q = pa * PAGE_INV;
     if (!(Math.floor(q) === q && pa >= base && pa <= lastPage)) break;
-    if (curLen !== 0 && maxSeg - curLen >= PAGE) {
-      segLen += PAGE;
-      curLen += PAGE;
-    } else {
-      if (count > 0) outLen[count - 1] = segLen;
-      outAddr[count] = k * PAGE;
-      count++;
-      segLen = PAGE;
-      curLen = PAGE;
-    }
-    frames[k++] = pa;
+    frames[i] = pa;
   }
-  if (count > 0) outLen[count - 1] = segLen;
+  k = i;
+  if (k > 0) {
+    // Whole pages merge while the segment has room: every `per` pages
+    // start a new segment (at least one page each, as an entry longer
+    // than the max is never split).
+    const per = maxSeg >= PAGE ? Math.floor(maxSeg / PAGE) : 1;
+    count = Math.ceil(k / per);
+    for (let c = 0; c < count; c++) {
+      outAddr[c] = c * per * PAGE;
+      outLen[c] = Math.min(per, k - c * per) * PAGE;
+    }
+    segLen = outLen[count - 1]!;
+    curLen = segLen;
+  }
   total = k * PAGE;
   for (; i < n; i++) {
     const s = segments[i]!;
