@@ -144,10 +144,9 @@ export class Tlb {
   #setMask: number;
   // Per slot (slot = set * ways + way). A size of 0 marks an invalid slot, so
   // the tag compare needs no separate valid bit.
-  #ctx: Float64Array;
-  #base: Float64Array;
-  #size: Float64Array;
-  #pa: Float64Array;
+  // Four numbers per slot side by side (page base, page size, context, PA),
+  // so a probe of a way reads one cache line, not four arrays.
+  #e: Float64Array;
   #perm: Int32Array;
   #shift: Uint8Array;
   #stamp: Float64Array;
@@ -242,10 +241,7 @@ export class Tlb {
     this.seed = seed;
     this.#policy = policy;
     this.#setMask = sets > 0 ? sets - 1 : 0;
-    this.#ctx = new Float64Array(capacity);
-    this.#base = new Float64Array(capacity);
-    this.#size = new Float64Array(capacity);
-    this.#pa = new Float64Array(capacity);
+    this.#e = new Float64Array(capacity * SLOT);
     this.#perm = new Int32Array(capacity);
     this.#shift = new Uint8Array(capacity);
     this.#stamp = new Float64Array(capacity);
@@ -261,7 +257,7 @@ export class Tlb {
   /** Page size in bytes of the entry the last lookup hit; 0 after a miss. */
   get lastPageSize(): number {
     const slot = this.#lastSlot;
-    if (slot >= 0) return this.#size[slot]!;
+    if (slot >= 0) return this.#e[slot * SLOT + E_SIZE]!;
     return slot === NO_HIT ? 0 : this.#snapPageSize;
   }
 
@@ -279,7 +275,7 @@ export class Tlb {
    */
   get lastPaBase(): number {
     const slot = this.#lastSlot;
-    if (slot >= 0) return this.#pa[slot]!;
+    if (slot >= 0) return this.#e[slot * SLOT + E_PA]!;
     return slot === NO_HIT ? -1 : this.#snapPaBase;
   }
 
@@ -308,20 +304,19 @@ export class Tlb {
     const invs = this.#invs;
     const ways = this.ways;
     const mask = this.#setMask;
-    const bases = this.#base;
-    const ctxs = this.#ctx;
-    const psz = this.#size;
+    const e = this.#e;
     for (let k = 0; k < n; k++) {
       const size = sizes[k]!;
       const inv = invs[k]!;
       const vpn = Math.floor(iova * inv);
       const base = vpn * size;
-      let slot = ((vpn ^ context) & mask) * ways;
-      const end = slot + ways;
-      for (; slot < end; slot++) {
+      let j = ((vpn ^ context) & mask) * ways * SLOT;
+      const end = j + ways * SLOT;
+      for (; j < end; j += SLOT) {
         if (
-          bases[slot] === base && psz[slot] === size && ctxs[slot] === context
+          e[j] === base && e[j + E_SIZE] === size && e[j + E_CTX] === context
         ) {
+          const slot = j / SLOT;
           if (k !== 0) {
             // Probe this size first next time: accesses cluster by size.
             sizes[k] = sizes[0]!;
@@ -332,9 +327,8 @@ export class Tlb {
           this.#hits++;
           // Only LRU reads the stamps.
           if (this.#policy === 0) this.#stamp[slot] = ++this.#clock;
-          const pa = this.#pa[slot]!;
           this.#lastSlot = slot;
-          return pa + (iova - base);
+          return e[j + E_PA]! + (iova - base);
         }
       }
     }
@@ -372,16 +366,15 @@ export class Tlb {
     if (this.capacity !== 0) {
       const vpn = Math.floor(iova * this.#probeInv);
       const base = vpn * pageSize;
-      const bases = this.#base;
-      const psz = this.#size;
-      const ctxs = this.#ctx;
-      let s = ((vpn ^ context) & this.#setMask) * this.ways;
-      const end = s + this.ways;
-      for (; s < end; s++) {
+      const e = this.#e;
+      let j = ((vpn ^ context) & this.#setMask) * this.ways * SLOT;
+      const end = j + this.ways * SLOT;
+      for (; j < end; j += SLOT) {
         if (
-          bases[s] === base && psz[s] === pageSize && ctxs[s] === context
+          e[j] === base && e[j + E_SIZE] === pageSize &&
+          e[j + E_CTX] === context
         ) {
-          slot = s;
+          slot = j / SLOT;
           break;
         }
       }
@@ -393,9 +386,9 @@ export class Tlb {
     }
     this.#hits++;
     if (this.#policy === 0) this.#stamp[slot] = ++this.#clock;
-    const pa = this.#pa[slot]!;
+    const pa = this.#e[slot * SLOT + E_PA]!;
     this.#lastSlot = slot;
-    return pa + (iova - this.#base[slot]!);
+    return pa + (iova - this.#e[slot * SLOT]!);
   }
 
   /**
@@ -416,7 +409,9 @@ export class Tlb {
     }
     for (let k = 0; k < this.#nsizes; k++) {
       const slot = this.#find(context, iova, this.#sizes[k]!);
-      if (slot >= 0) return this.#pa[slot]! + (iova - this.#base[slot]!);
+      if (slot >= 0) {
+        return this.#e[slot * SLOT + E_PA]! + (iova - this.#e[slot * SLOT]!);
+      }
     }
     return -1;
   }
@@ -474,15 +469,13 @@ export class Tlb {
     const ways = this.ways;
     const first = ((vpn ^ context) & this.#setMask) * ways;
     const end = first + ways;
-    const bases = this.#base;
-    const psz = this.#size;
-    const ctxs = this.#ctx;
+    const e = this.#e;
     let free = -1;
-    for (let slot = first; slot < end; slot++) {
-      const s = psz[slot]!;
-      if (s === pageSize && bases[slot] === base && ctxs[slot] === context) {
+    for (let slot = first, j = first * SLOT; slot < end; slot++, j += SLOT) {
+      const s = e[j + E_SIZE]!;
+      if (s === pageSize && e[j] === base && e[j + E_CTX] === context) {
         if (slot === this.#lastSlot) this.#snapshot();
-        this.#pa[slot] = paBase;
+        e[j + E_PA] = paBase;
         this.#perm[slot] = perm;
         if (this.#policy === 0) this.#stamp[slot] = ++this.#clock;
         this.#fills++;
@@ -497,18 +490,19 @@ export class Tlb {
       this.#evictions++;
       // A victim of the same size leaves the live count and the size list
       // as they are (the common case: a TLB filled by one page size).
-      if (psz[slot] !== pageSize) this.#drop(slot);
+      if (e[slot * SLOT + E_SIZE] !== pageSize) this.#drop(slot);
       else this.#live--;
     }
     if (slot === this.#lastSlot) this.#snapshot();
-    ctxs[slot] = context;
-    bases[slot] = base;
-    this.#pa[slot] = paBase;
+    const j = slot * SLOT;
+    e[j + E_CTX] = context;
+    e[j] = base;
+    e[j + E_PA] = paBase;
     this.#perm[slot] = perm;
     if (this.#policy === 0) this.#stamp[slot] = ++this.#clock;
     this.#live++;
-    if (psz[slot] !== pageSize) {
-      psz[slot] = pageSize;
+    if (e[j + E_SIZE] !== pageSize) {
+      e[j + E_SIZE] = pageSize;
       this.#shift[slot] = shift;
       if (this.#sizeCount[shift]!++ === 0) {
         const n = this.#nsizes++;
@@ -527,7 +521,7 @@ export class Tlb {
   invalidateAll(): number {
     if (this.#lastSlot >= 0) this.#snapshot();
     const removed = this.#live;
-    this.#size.fill(0);
+    this.#e.fill(0);
     this.#shift.fill(0);
     this.#sizeCount.fill(0);
     this.#nsizes = 0;
@@ -547,15 +541,14 @@ export class Tlb {
   invalidateContext(context: number): number {
     checkContext(context);
     let removed = 0;
-    const psz = this.#size;
-    const ctxs = this.#ctx;
     // Stop once every live entry was seen: an empty or sparse TLB (lazy
     // flushes of an idle domain) costs next to nothing instead of a scan.
     let left = this.#live;
+    const e = this.#e;
     for (let slot = 0; left > 0 && slot < this.capacity; slot++) {
-      if (psz[slot] !== 0) {
+      if (e[slot * SLOT + E_SIZE] !== 0) {
         left--;
-        if (ctxs[slot] === context) {
+        if (e[slot * SLOT + E_CTX] === context) {
           this.#drop(slot);
           removed++;
         }
@@ -590,9 +583,7 @@ export class Tlb {
       probes += Math.floor(last * inv) - Math.floor(iova * inv) + 1;
     }
     let removed = 0;
-    const psz = this.#size;
-    const bases = this.#base;
-    const ctxs = this.#ctx;
+    const e = this.#e;
     if (probes * this.ways < this.capacity) {
       // Downwards: dropping a size's last entry moves the list's tail
       // (already visited) into slot k, so nothing is skipped.
@@ -605,8 +596,8 @@ export class Tlb {
           const first = ((vpn ^ context) & this.#setMask) * this.ways;
           for (let slot = first; slot < first + this.ways; slot++) {
             if (
-              bases[slot] === base && psz[slot] === pageSize &&
-              ctxs[slot] === context
+              e[slot * SLOT] === base && e[slot * SLOT + E_SIZE] === pageSize &&
+              e[slot * SLOT + E_CTX] === context
             ) {
               this.#drop(slot);
               removed++;
@@ -616,10 +607,11 @@ export class Tlb {
       }
     } else {
       for (let slot = 0; slot < this.capacity; slot++) {
-        const s = psz[slot]!;
+        const s = e[slot * SLOT + E_SIZE]!;
         if (
-          s !== 0 && ctxs[slot] === context && bases[slot]! <= last &&
-          bases[slot]! + s > iova
+          s !== 0 && e[slot * SLOT + E_CTX] === context &&
+          e[slot * SLOT]! <= last &&
+          e[slot * SLOT]! + s > iova
         ) {
           this.#drop(slot);
           removed++;
@@ -667,13 +659,13 @@ export class Tlb {
   entries(): TlbEntry[] {
     const out: TlbEntry[] = [];
     for (let slot = 0; slot < this.capacity; slot++) {
-      const pageSize = this.#size[slot]!;
+      const pageSize = this.#e[slot * SLOT + E_SIZE]!;
       if (pageSize === 0) continue;
       out.push({
-        context: this.#ctx[slot]!,
-        iova: this.#base[slot]!,
+        context: this.#e[slot * SLOT + E_CTX]!,
+        iova: this.#e[slot * SLOT]!,
         pageSize,
-        pa: this.#pa[slot]!,
+        pa: this.#e[slot * SLOT + E_PA]!,
         perm: this.#perm[slot]!,
         set: Math.floor(slot / this.ways),
         way: slot % this.ways,
@@ -690,8 +682,9 @@ export class Tlb {
     const first = ((vpn ^ context) & this.#setMask) * this.ways;
     for (let slot = first; slot < first + this.ways; slot++) {
       if (
-        this.#base[slot] === base && this.#size[slot] === pageSize &&
-        this.#ctx[slot] === context
+        this.#e[slot * SLOT] === base &&
+        this.#e[slot * SLOT + E_SIZE] === pageSize &&
+        this.#e[slot * SLOT + E_CTX] === context
       ) {
         return slot;
       }
@@ -728,9 +721,9 @@ export class Tlb {
   /** Keep what the last lookup hit before its slot changes (see #lastSlot). */
   #snapshot(): void {
     const slot = this.#lastSlot;
-    this.#snapPageSize = this.#size[slot]!;
+    this.#snapPageSize = this.#e[slot * SLOT + E_SIZE]!;
     this.#snapPerm = this.#perm[slot]!;
-    this.#snapPaBase = this.#pa[slot]!;
+    this.#snapPaBase = this.#e[slot * SLOT + E_PA]!;
     this.#lastSlot = SNAPSHOT;
   }
 
@@ -738,7 +731,7 @@ export class Tlb {
   #drop(slot: number): void {
     if (slot === this.#lastSlot) this.#snapshot();
     const shift = this.#shift[slot]!;
-    this.#size[slot] = 0;
+    this.#e[slot * SLOT + E_SIZE] = 0;
     this.#shift[slot] = 0;
     this.#live--;
     if (--this.#sizeCount[shift]! === 0) {
@@ -821,6 +814,12 @@ function throwBadFill(
   checkRange(paBase, pageSize, "TLB PA page");
   throw new IommuError("EINVAL", "TLB fill is invalid");
 }
+
+/** Numbers per slot in `#e`, and where each sits. */
+const SLOT = 4;
+const E_SIZE = 1;
+const E_CTX = 2;
+const E_PA = 3;
 
 /** `#lastSlot` after a miss. */
 const NO_HIT = -1;
