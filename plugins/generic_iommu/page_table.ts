@@ -266,16 +266,21 @@ export class LpaePageTable {
     this.map(p, prot);
   }
 
-  // Pass 1: read-only. Returns how many tables the plan creates. Runs of
-  // one leaf at consecutive IOVAs (scattered frames, the common case of
-  // mapPages) are checked table by table in one loop.
-  #check(plan: MapPlanLike): number {
+  // Forget the previous check pass (pending tables, cursor, replacements).
+  #resetCheck(): void {
     this.#pending.clear();
     this.#needed = 0;
     this.#cLevel = -1;
     this.#repNode.length = 0;
     this.#repIdx.length = 0;
     this.#repIova.length = 0;
+  }
+
+  // Pass 1: read-only. Returns how many tables the plan creates. Runs of
+  // one leaf at consecutive IOVAs (scattered frames, the common case of
+  // mapPages) are checked table by table in one loop.
+  #check(plan: MapPlanLike): number {
+    this.#resetCheck();
     const count = plan.count;
     const pIova = plan.iova, pSize = plan.pageSize, pPages = plan.pages;
     let r = 0;
@@ -339,12 +344,7 @@ export class LpaePageTable {
   // Pass 1 of a uniform plan (`count` pages of `size` bytes at consecutive
   // IOVAs from `start`): the same checks, table by table.
   #checkUniform(start: number, size: number, count: number): number {
-    this.#pending.clear();
-    this.#needed = 0;
-    this.#cLevel = -1;
-    this.#repNode.length = 0;
-    this.#repIdx.length = 0;
-    this.#repIova.length = 0;
+    this.#resetCheck();
     const leafLevel = levelOfSize(size);
     if (leafLevel < 0) {
       throw new IommuError(
