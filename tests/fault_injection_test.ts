@@ -408,6 +408,8 @@ Deno.test("fault injection: every allocation of every batched operation rolls ba
     d.attach(unit, [1]);
     d.map(0x10000, 0x4010_0000, 0x10000, RW);
     d.map(0x40000, 0x4020_0000, 0x1000, RW);
+    // In another level-3 table: unmapped after the queue recovers.
+    d.map(0x40_0000, 0x4030_0000, 0x1000, RW);
     m1.port().readBytes(0x10000, 4);
     const stall = (): void =>
       unit.hardware.writeRegister(REG_CR0, CR0_EVTQEN | CR0_SMMUEN);
@@ -458,12 +460,16 @@ Deno.test("fault injection: every allocation of every batched operation rolls ba
       "a failed detach cut stream 1 off",
     );
     const live = soc.memory.frames.liveBytes;
-    expectEio("unmap while stalled", () => d.unmap(0x10000, 0x10000));
+    // The unmap spans the level-3 table of 0..2 MiB: its leaves go and the
+    // table is unlinked into the gather the failed sync keeps.
+    expectEio("unmap while stalled", () => d.unmap(0, 0x20_0000));
     assertEquals(d.iovaToPhys(0x10000), -1, "unmap removed the leaves");
+    assertEquals(d.iovaToPhys(0x40000), -1, "unmap removed the leaves");
+    assertEquals(soc.memory.frames.liveBytes, live, "nothing freed yet");
     resume();
-    // This sync covers both ranges; the unmap spans the level-3 table, so
-    // the table is unlinked and freed too.
-    d.unmap(0, 0x20_0000);
+    // This sync (of an unmap that frees no table itself) covers both
+    // ranges and frees the table the failed one deferred.
+    d.unmap(0x40_0000, 0x1000);
     assert(
       m1.port().read(0x10000, new Uint8Array(4)) !== null,
       "stale translation survived the recovered sync",
