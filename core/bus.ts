@@ -8,8 +8,14 @@ import { checkAddress, checkSize, hex } from "./address.ts";
 import { IommuError } from "./errors.ts";
 import type { IommuFault } from "./fault.ts";
 import type { FaultRouter } from "./fault_router.ts";
-import { ACCESS_READ, ACCESS_WRITE, type IommuUnit } from "./iommu.ts";
+import {
+  ACCESS_READ,
+  ACCESS_WRITE,
+  type IommuHardware,
+  type IommuUnit,
+} from "./iommu.ts";
 import type { PhysicalMemory } from "./memory.ts";
+import { ramAccess } from "./memory_access.ts";
 
 /** How a port is wired. */
 export interface PortSpec {
@@ -60,6 +66,10 @@ export type PortObserver = (
 
 // Largest number of pages one access may touch; bounds the scratch arrays.
 const MAX_PIECES = 4096;
+const C_ACCESSES = 0;
+const C_READ = 1;
+const C_WRITTEN = 2;
+const C_FAULTS = 3;
 
 /**
  * One bus port of a master. Its DMA goes through its unit's `translate`
@@ -75,12 +85,18 @@ export class Port {
   /** Stream IDs (central units); the first one tags this port's traffic. */
   readonly streamIds: readonly number[];
   #memory: PhysicalMemory;
+  #ramBase: number;
+  #ramEnd: number;
+  #hw: IommuHardware | null;
   #router: FaultRouter;
   #sid: number;
   #dmaLimit: number; // 2^dmaBits: the first address the master cannot drive
   #pa = new Float64Array(MAX_PIECES);
   #len = new Float64Array(MAX_PIECES);
-  #c: PortCounters = { accesses: 0, bytesRead: 0, bytesWritten: 0, faults: 0 };
+  // The fault of the last access #resolve refused (so it returns a number).
+  #fault: IommuFault | null = null;
+  // Counters as C_* slots of a typed array: no boxed doubles to update.
+  #c = new Float64Array(4);
   #observer: PortObserver | null = null;
 
   /**
@@ -106,6 +122,9 @@ export class Port {
     this.#sid = this.streamIds[0] ?? 0;
     this.#dmaLimit = master.dmaBits >= 53 ? Infinity : 2 ** master.dmaBits;
     this.#memory = memory;
+    this.#ramBase = memory.base;
+    this.#ramEnd = memory.end;
+    this.#hw = this.unit?.hardware ?? null;
     this.#router = router;
   }
 
@@ -131,38 +150,48 @@ export class Port {
     return this.unit === null || this.unit.hardware.isBypassing(this.#sid);
   }
 
-  // Resolve [iova, iova+length) into physical pieces; returns the piece count,
-  // or a fault. Nothing is transferred here.
-  #resolve(iova: number, length: number, access: number): number | IommuFault {
+  // Throws the error of an access that failed write()/read()'s combined
+  // check, in the order: address, length, DMA mask.
+  #badAccess(iova: number, length: number): never {
     checkAddress(iova, "DMA address");
     checkSize(length, "DMA length");
-    if (iova + length > this.#dmaLimit) {
-      throw new IommuError(
-        "ERANGE",
-        `DMA ${hex(iova)}+${
-          hex(length)
-        } is beyond master ${this.master.name}'s ${this.master.dmaBits}-bit mask`,
-      );
-    }
-    const hw = this.unit?.hardware;
+    throw new IommuError(
+      "ERANGE",
+      `DMA ${hex(iova)}+${
+        hex(length)
+      } is beyond master ${this.master.name}'s ${this.master.dmaBits}-bit mask`,
+    );
+  }
+
+  // Resolve [iova, iova+length) into physical pieces, given the first
+  // translation (pa, span) already made by the caller; returns the piece
+  // count, or -1 with the fault in #fault. Nothing is transferred here.
+  #resolve(
+    iova: number,
+    length: number,
+    access: number,
+    pa: number,
+    span: number,
+  ): number {
+    const hw = this.#hw;
     let pieces = 0;
     let done = 0;
-    while (done < length) {
+    for (;;) {
       const at = iova + done;
-      let pa: number;
-      let span: number;
-      if (hw === undefined) {
-        pa = at;
-        span = length - done;
-      } else {
-        pa = hw.translate(this.#sid, at, access);
-        if (pa < 0) {
-          return hw.lastFault ?? this.#busFault(at, access, "translation");
-        }
-        span = Math.min(hw.lastSpan, length - done);
+      if (done > 0) {
+        // Only a unit splits an access: without one the first piece is all.
+        pa = hw!.translate(this.#sid, at, access);
+        span = pa < 0 ? 0 : hw!.lastSpan;
       }
+      if (pa < 0 && hw !== null) {
+        this.#fault = hw.lastFault ??
+          this.#busFault(at, access, "translation");
+        return -1;
+      }
+      span = Math.min(span, length - done);
       if (!this.#memory.contains(pa, span)) {
-        return this.#busFault(at, access, "bus-error");
+        this.#fault = this.#busFault(at, access, "bus-error");
+        return -1;
       }
       if (pieces > 0 && this.#pa[pieces - 1]! + this.#len[pieces - 1]! === pa) {
         this.#len[pieces - 1]! += span;
@@ -180,8 +209,8 @@ export class Port {
         pieces++;
       }
       done += span;
+      if (done >= length) return pieces;
     }
-    return pieces;
   }
 
   #busFault(
@@ -200,6 +229,15 @@ export class Port {
     return fault;
   }
 
+  // The fault #resolve left, counted and shown to the observer.
+  #faulted(iova: number, length: number, access: number): IommuFault {
+    const fault = this.#fault!;
+    this.#fault = null;
+    this.#c[C_FAULTS]!++;
+    this.#observer?.(this, iova, length, access, fault);
+    return fault;
+  }
+
   /**
    * Device write: `data` to `iova`. All pages are translated first; if any
    * faults, nothing is written.
@@ -211,26 +249,39 @@ export class Port {
    * `ERANGE` beyond the master's DMA mask.
    */
   write(iova: number, data: Uint8Array): IommuFault | null {
-    const r = this.#resolve(iova, data.length, ACCESS_WRITE);
-    if (typeof r !== "number") {
-      this.#c.faults++;
-      this.#observer?.(this, iova, data.length, ACCESS_WRITE, r);
-      return r;
+    const length = data.length;
+    if (
+      !(Number.isSafeInteger(iova) && iova >= 0 && length > 0 &&
+        iova + length <= this.#dmaLimit)
+    ) this.#badAccess(iova, length);
+    const hw = this.#hw;
+    let pa = iova;
+    let span = length;
+    if (hw !== null) {
+      pa = hw.translate(this.#sid, iova, ACCESS_WRITE);
+      span = pa < 0 ? 0 : hw.lastSpan;
     }
-    if (r === 1) {
-      // One physically contiguous piece: no subarray view to allocate.
-      this.#memory.writeBytes(this.#pa[0]!, data);
+    if (
+      span >= length && pa >= this.#ramBase && pa + length <= this.#ramEnd &&
+      Number.isInteger(pa)
+    ) {
+      // The common case: one page, checked once here, copied unchecked.
+      ramAccess.copyIn(this.#memory, pa, data, 0, length);
     } else {
+      const r = this.#resolve(iova, length, ACCESS_WRITE, pa, span);
+      if (r < 0) return this.#faulted(iova, length, ACCESS_WRITE);
       let off = 0;
       for (let i = 0; i < r; i++) {
         const n = this.#len[i]!;
-        this.#memory.writeBytes(this.#pa[i]!, data.subarray(off, off + n));
+        ramAccess.copyIn(this.#memory, this.#pa[i]!, data, off, n);
         off += n;
       }
     }
-    this.#c.accesses++;
-    this.#c.bytesWritten += data.length;
-    this.#observer?.(this, iova, data.length, ACCESS_WRITE, null);
+    this.#c[C_ACCESSES]!++;
+    this.#c[C_WRITTEN]! += length;
+    if (this.#observer !== null) {
+      this.#observer(this, iova, length, ACCESS_WRITE, null);
+    }
     return null;
   }
 
@@ -243,25 +294,38 @@ export class Port {
    * @throws {IommuError} as {@linkcode Port.write}.
    */
   read(iova: number, into: Uint8Array): IommuFault | null {
-    const r = this.#resolve(iova, into.length, ACCESS_READ);
-    if (typeof r !== "number") {
-      this.#c.faults++;
-      this.#observer?.(this, iova, into.length, ACCESS_READ, r);
-      return r;
+    const length = into.length;
+    if (
+      !(Number.isSafeInteger(iova) && iova >= 0 && length > 0 &&
+        iova + length <= this.#dmaLimit)
+    ) this.#badAccess(iova, length);
+    const hw = this.#hw;
+    let pa = iova;
+    let span = length;
+    if (hw !== null) {
+      pa = hw.translate(this.#sid, iova, ACCESS_READ);
+      span = pa < 0 ? 0 : hw.lastSpan;
     }
-    if (r === 1) {
-      this.#memory.readInto(this.#pa[0]!, into);
+    if (
+      span >= length && pa >= this.#ramBase && pa + length <= this.#ramEnd &&
+      Number.isInteger(pa)
+    ) {
+      ramAccess.copyOut(this.#memory, pa, into, 0, length);
     } else {
+      const r = this.#resolve(iova, length, ACCESS_READ, pa, span);
+      if (r < 0) return this.#faulted(iova, length, ACCESS_READ);
       let off = 0;
       for (let i = 0; i < r; i++) {
         const n = this.#len[i]!;
-        this.#memory.readInto(this.#pa[i]!, into.subarray(off, off + n));
+        ramAccess.copyOut(this.#memory, this.#pa[i]!, into, off, n);
         off += n;
       }
     }
-    this.#c.accesses++;
-    this.#c.bytesRead += into.length;
-    this.#observer?.(this, iova, into.length, ACCESS_READ, null);
+    this.#c[C_ACCESSES]!++;
+    this.#c[C_READ]! += length;
+    if (this.#observer !== null) {
+      this.#observer(this, iova, length, ACCESS_READ, null);
+    }
     return null;
   }
 
@@ -297,7 +361,13 @@ export class Port {
 
   /** Traffic counters as a plain object. */
   counters(): PortCounters {
-    return { ...this.#c };
+    const c = this.#c;
+    return {
+      accesses: c[C_ACCESSES]!,
+      bytesRead: c[C_READ]!,
+      bytesWritten: c[C_WRITTEN]!,
+      faults: c[C_FAULTS]!,
+    };
   }
 }
 

@@ -7,10 +7,13 @@
 import { checkAddress, checkRange, checkSize, hex } from "./address.ts";
 import { IommuError } from "./errors.ts";
 import { FrameAllocator } from "./frame_allocator.ts";
+import { ramAccess } from "./memory_access.ts";
 
 const CHUNK_BITS = 16;
 const CHUNK_BYTES = 1 << CHUNK_BITS;
 const CHUNK_MASK = CHUNK_BYTES - 1;
+// Multiplying by an exact power-of-two reciprocal is cheaper than dividing.
+const PER_CHUNK = 1 / CHUNK_BYTES;
 // Copies up to this many bytes are a plain loop: cheaper than the set()
 // builtin and the subarray view it needs.
 const SMALL_COPY = 16;
@@ -72,6 +75,14 @@ export class PhysicalMemory {
   #cWords: Uint32Array[] = new Array<Uint32Array>(CACHE_SLOTS).fill(
     ZERO_WORDS,
   );
+
+  static {
+    // The bus checks a DMA's whole range once, then copies unchecked.
+    ramAccess.copyIn = (m, pa, src, from, length) =>
+      m.#copyIn(pa, src, from, length);
+    ramAccess.copyOut = (m, pa, dst, from, length) =>
+      m.#copyOut(pa, dst, from, length);
+  }
 
   /**
    * Create RAM that reads as zeros everywhere.
@@ -276,24 +287,44 @@ export class PhysicalMemory {
     const len = into.length;
     if (len === 0) return;
     this.#check(pa, len);
-    let off = pa - this.base;
+    this.#copyOut(pa, into, 0, len);
+  }
+
+  // Copy [pa, pa + len) into dst[from...]; the caller checked both ranges.
+  #copyOut(pa: number, dst: Uint8Array, from: number, len: number): void {
+    const off = pa - this.base;
     const at = off & CHUNK_MASK;
     if (at + len <= CHUNK_BYTES) {
       // One chunk, the common DMA case: no subarray object for small copies.
-      const c = this.#readChunk(Math.floor(off / CHUNK_BYTES));
+      const index = Math.floor(off * PER_CHUNK);
+      const slot = index & CACHE_MASK;
+      const c = this.#cIndex[slot] === index
+        ? this.#cBytes[slot]!
+        : this.#readChunk(index);
       if (len <= SMALL_COPY) {
-        for (let i = 0; i < len; i++) into[i] = c[at + i]!;
-      } else into.set(c.subarray(at, at + len));
+        for (let i = 0; i < len; i++) dst[from + i] = c[at + i]!;
+      } else if (from === 0 && len === dst.length) {
+        dst.set(c.subarray(at, at + len));
+      } else dst.set(c.subarray(at, at + len), from);
       return;
     }
+    this.#copyOutChunks(off, dst, from, len);
+  }
+
+  #copyOutChunks(
+    off: number,
+    dst: Uint8Array,
+    from: number,
+    len: number,
+  ): void {
     let done = 0;
-    while (done < into.length) {
-      const index = Math.floor(off / CHUNK_BYTES);
+    while (done < len) {
+      const index = Math.floor(off * PER_CHUNK);
       const inChunk = off & CHUNK_MASK;
-      const n = Math.min(CHUNK_BYTES - inChunk, into.length - done);
+      const n = Math.min(CHUNK_BYTES - inChunk, len - done);
       const c = this.#chunks.get(index);
-      if (c === undefined) into.fill(0, done, done + n);
-      else into.set(c.subarray(inChunk, inChunk + n), done);
+      if (c === undefined) dst.fill(0, from + done, from + done + n);
+      else dst.set(c.subarray(inChunk, inChunk + n), from + done);
       done += n;
       off += n;
     }
@@ -328,22 +359,39 @@ export class PhysicalMemory {
     const len = data.length;
     if (len === 0) return;
     this.#check(pa, len);
-    let off = pa - this.base;
+    this.#copyIn(pa, data, 0, len);
+  }
+
+  // Copy src[from...from + len) to [pa, pa + len); the caller checked both.
+  #copyIn(pa: number, src: Uint8Array, from: number, len: number): void {
+    const off = pa - this.base;
     const at = off & CHUNK_MASK;
     if (at + len <= CHUNK_BYTES) {
       // One chunk, the common DMA case: one copy, no subarray object.
-      const c = this.#writeChunk(Math.floor(off / CHUNK_BYTES));
+      const index = Math.floor(off * PER_CHUNK);
+      const slot = index & CACHE_MASK;
+      const c = this.#cIndex[slot] === index
+        ? this.#cBytes[slot]!
+        : this.#writeChunk(index);
       if (len <= SMALL_COPY) {
-        for (let i = 0; i < len; i++) c[at + i] = data[i]!;
-      } else c.set(data, at);
+        for (let i = 0; i < len; i++) c[at + i] = src[from + i]!;
+      } else if (from === 0 && len === src.length) c.set(src, at);
+      else c.set(src.subarray(from, from + len), at);
       return;
     }
+    this.#copyInChunks(off, src, from, len);
+  }
+
+  #copyInChunks(off: number, src: Uint8Array, from: number, len: number): void {
     let done = 0;
-    while (done < data.length) {
-      const index = Math.floor(off / CHUNK_BYTES);
+    while (done < len) {
+      const index = Math.floor(off * PER_CHUNK);
       const inChunk = off & CHUNK_MASK;
-      const n = Math.min(CHUNK_BYTES - inChunk, data.length - done);
-      this.#writeChunk(index).set(data.subarray(done, done + n), inChunk);
+      const n = Math.min(CHUNK_BYTES - inChunk, len - done);
+      this.#writeChunk(index).set(
+        src.subarray(from + done, from + done + n),
+        inChunk,
+      );
       done += n;
       off += n;
     }

@@ -509,3 +509,167 @@ Deno.test("port observer: told after every access, EBUSY for a second one, null 
   assertEquals(seen.length, 3);
   p.observe(() => {}); // free again after removal
 });
+
+// A per-device unit whose hardware translates by `to(iova)` in 4 KiB pages
+// (-1: a translation fault) and records every IOVA it was asked about.
+function scriptedUnit(
+  soc: Soc,
+  to: (iova: number) => number,
+): { unit: IommuUnit; asked: number[] } {
+  const asked: number[] = [];
+  class Scripted implements IommuHardware {
+    lastSpan = 0;
+    lastFault: IommuFault | null = null;
+    translate(streamId: number, iova: number, access: number): number {
+      asked.push(iova);
+      const pa = to(iova);
+      if (pa === -1) {
+        this.lastFault = {
+          unit: "scripted",
+          streamId,
+          iova,
+          access: access === 2 ? "write" : "read",
+          reason: "translation",
+        };
+        return -1;
+      }
+      this.lastSpan = K4 - (iova % K4);
+      return pa;
+    }
+    isBypassing(): boolean {
+      return false;
+    }
+    setPower(): void {}
+    readRegister(): number {
+      return 0;
+    }
+    writeRegister(): void {}
+    counters(): Record<string, number> {
+      return {};
+    }
+  }
+  const hw = new Scripted();
+  soc.use({
+    name: "scripted",
+    compatible: ["test,scripted"],
+    iommuCells: 0,
+    probe: (node) => ({
+      name: node.name,
+      plugin: "scripted",
+      caps: {
+        topology: "per-device",
+        pageSizes: [K4],
+        inputBits: 48,
+        outputBits: 48,
+        streamIds: 0,
+        features: [],
+      },
+      hardware: hw,
+      driver: {
+        allocDomain: () => {
+          throw new IommuError("EOPNOTSUPP", "no domains");
+        },
+      },
+    }),
+  });
+  return {
+    unit: soc.probeUnit({ name: "scripted", compatible: ["test,scripted"] }),
+    asked,
+  };
+}
+
+Deno.test("each page of an access is translated once; a fault stops the walk and transfers nothing", () => {
+  const soc = createSoc({ memory: { size: 16 * MiB } });
+  // Pages map to scattered frames; page 0x13000 faults.
+  const frames = new Map([[0x10, 0x5000], [0x11, 0x9000], [0x12, 0x6000]]);
+  const { unit, asked } = scriptedUnit(
+    soc,
+    (iova) => {
+      const f = frames.get(Math.floor(iova / K4));
+      return f === undefined ? -1 : f + (iova % K4);
+    },
+  );
+  const p = soc.addMaster({ name: "dev", ports: [{ unit }] }).port();
+  assertEquals(p.write(0x10ff0, pattern(8)), null);
+  assertEquals(asked, [0x10ff0], "one page, one translation");
+  asked.length = 0;
+  const data = pattern(K4 + 32, 3);
+  assertEquals(p.write(0x10ff0, data), null);
+  assertEquals(asked, [0x10ff0, 0x11000, 0x12000], "the first is reused");
+  assertEquals(soc.memory.readBytes(0x5ff0, 16), data.subarray(0, 16));
+  assertEquals(soc.memory.readBytes(0x9000, K4), data.subarray(16, 16 + K4));
+  assertEquals(soc.memory.readBytes(0x6000, 16), data.subarray(16 + K4));
+  asked.length = 0;
+  const back = new Uint8Array(data.length);
+  assertEquals(p.read(0x10ff0, back), null);
+  assertEquals(back, data);
+  assertEquals(asked, [0x10ff0, 0x11000, 0x12000]);
+  // A fault on the second of three pages: the third is never asked about.
+  frames.delete(0x11);
+  asked.length = 0;
+  const before = soc.memory.digest();
+  const f = p.write(0x10800, pattern(2 * K4, 9));
+  assertEquals(f?.iova, 0x11000);
+  assertEquals(f?.reason, "translation");
+  assertEquals(asked, [0x10800, 0x11000]);
+  assertEquals(soc.memory.digest(), before, "page 0x10000 not written");
+  const into = new Uint8Array(2 * K4).fill(0xee);
+  assertEquals(p.read(0x10800, into)?.iova, 0x11000);
+  assertEquals(into, new Uint8Array(2 * K4).fill(0xee));
+  // A fault on the first page: one translation, nothing moved.
+  asked.length = 0;
+  assertEquals(p.write(0x20000, pattern(4))?.iova, 0x20000);
+  assertEquals(asked, [0x20000]);
+  assertEquals(p.counters(), {
+    accesses: 3,
+    bytesRead: data.length,
+    bytesWritten: 8 + data.length,
+    faults: 3,
+  });
+  assertEquals(soc.memory.digest(), before);
+});
+
+Deno.test("a translation to a malformed PA or past the end of RAM is a bus-error fault that transfers nothing", () => {
+  const end = 16 * MiB;
+  const soc = createSoc({ memory: { size: end } });
+  const to = new Map<number, number>([
+    [0x10, end - K4], // the last frame of RAM
+    [0x11, end], // the first byte after RAM
+    [0x20, 0x5000 + 0.5], // a fraction
+    [0x21, NaN],
+    [0x22, 2 ** 53], // beyond any safe address
+  ]);
+  const { unit, asked } = scriptedUnit(
+    soc,
+    (iova) => (to.get(Math.floor(iova / K4)) ?? -1) + (iova % K4),
+  );
+  const p = soc.addMaster({ name: "dev", ports: [{ unit }] }).port();
+  // The last bytes of RAM, fast path and whole page.
+  assertEquals(p.write(0x10ffc, new Uint8Array([1, 2, 3, 4])), null);
+  assertEquals(soc.memory.read32(end - 4), 0x04030201);
+  assertEquals(p.write(0x10000, new Uint8Array(K4).fill(7)), null);
+  assertEquals(soc.memory.read8(end - 1), 7);
+  const before = soc.memory.digest();
+  // Crossing from the last frame into no RAM: nothing written at all.
+  asked.length = 0;
+  const f = p.write(0x10ff0, new Uint8Array(32).fill(9));
+  assertEquals(f, {
+    unit: "scripted",
+    streamId: 0,
+    iova: 0x11000,
+    access: "write",
+    reason: "bus-error",
+  });
+  assertEquals(asked, [0x10ff0, 0x11000]);
+  assertEquals(soc.memory.digest(), before);
+  const into = new Uint8Array(32).fill(0xee);
+  assertEquals(p.read(0x10ff0, into)?.reason, "bus-error");
+  assertEquals(into, new Uint8Array(32).fill(0xee));
+  for (const iova of [0x20000, 0x21000, 0x22000]) {
+    assertEquals(p.write(iova, new Uint8Array(4))?.reason, "bus-error");
+    assertEquals(p.read(iova, new Uint8Array(4))?.reason, "bus-error");
+  }
+  assertEquals(soc.memory.digest(), before);
+  assertEquals(p.counters().faults, 8);
+  assertEquals(soc.faults.counters().faults, 8);
+});

@@ -102,3 +102,246 @@ Deno.test("port writes and reads of every small length land at the translated ad
     }
   }
 });
+
+const K4 = 0x1000;
+
+// What a port access through the layout below should do: the fault it
+// raises (first page that is unmapped, or read-only for a write), or null.
+type Page = { pa: number; writable: boolean } | null;
+
+Deno.test("port accesses over pages, chunk boundaries and a block agree with a model; a faulting one transfers nothing", () => {
+  const soc = createSoc({ memory: { base: 0, size: 16 << 20 } }).use(
+    flatIommu(),
+  );
+  const unit = soc.probeUnit({
+    name: "u",
+    compatible: ["iommukit,flat-iommu"],
+  });
+  const port = soc.addMaster({ name: "m", ports: [{ unit }] }).ports[0]!;
+  const domain = soc.createDomain(unit);
+  domain.attach(unit);
+  // Reserved from the allocator so no page table can lie in them.
+  const win = soc.memory.frames.alloc(1 << 20);
+  const blk = soc.memory.frames.alloc(4 << 20);
+  const IOVA = 0x10000;
+  // Offsets in the window: 1->2 and 6->7 are physically contiguous across a
+  // 64 KiB chunk boundary (one piece over two chunks, after another piece
+  // when an access starts in page 0); 5 is unmapped, 6 is read-only.
+  const layout: (number | null)[] = [
+    0x5000,
+    0xf000,
+    0x10000,
+    0x4f000,
+    0x1000,
+    null,
+    0x2f000,
+    0x30000,
+    0x8000,
+    0xff000,
+  ];
+  const pages: Page[] = layout.map((o, i) =>
+    o === null ? null : { pa: win + o, writable: i !== 6 }
+  );
+  layout.forEach((o, i) => {
+    if (o !== null) {
+      domain.map(IOVA + i * K4, win + o, K4, i === 6 ? 1 : 3);
+    }
+  });
+  const BLOCK_IOVA = 0x40_0000;
+  domain.map(BLOCK_IOVA, blk, 4 << 20, 3);
+  const model = new Map<number, number>(); // PA -> byte, absent = 0
+  // PA of every byte of an access, or the fault it must raise.
+  function expect(
+    iova: number,
+    length: number,
+    write: boolean,
+  ): { pas: number[] } | { iova: number; reason: string } {
+    const pas: number[] = [];
+    for (let i = 0; i < length; i++) {
+      const at = iova + i;
+      let pa = -1;
+      let writable = true;
+      if (at >= BLOCK_IOVA && at < BLOCK_IOVA + (4 << 20)) {
+        pa = blk + at - BLOCK_IOVA;
+      } else if (at >= IOVA && at < IOVA + layout.length * K4) {
+        const page = pages[Math.floor((at - IOVA) / K4)]!;
+        if (page !== null) {
+          pa = page.pa + (at % K4);
+          writable = page.writable;
+        }
+      }
+      if (pa < 0 || (write && !writable)) {
+        // The fault names where that page's translation started.
+        const start = i === 0 ? at : Math.max(iova, at - (at % K4));
+        return { iova: start, reason: pa < 0 ? "translation" : "permission" };
+      }
+      pas.push(pa);
+    }
+    return { pas };
+  }
+  let accesses = 0, faults = 0;
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.record({
+          block: fc.boolean(),
+          at: fc.integer({ min: -0x80, max: layout.length * K4 + 0x80 }),
+          blockAt: fc.integer({ min: 0, max: 3 }),
+          delta: fc.integer({ min: -0x90, max: 0x90 }),
+          length: fc.oneof(
+            fc.integer({ min: 1, max: 80 }),
+            fc.integer({ min: 1, max: 3 * K4 }),
+          ),
+          seed: fc.integer({ min: 1, max: 255 }),
+          read: fc.boolean(),
+        }),
+        { minLength: 1, maxLength: 12 },
+      ),
+      (ops) => {
+        for (const op of ops) {
+          // Block accesses straddle its 64 KiB chunk boundaries.
+          const iova = op.block
+            ? BLOCK_IOVA + 0x10000 * (op.blockAt + 1) + op.delta
+            : IOVA + op.at;
+          const want = expect(iova, op.length, !op.read);
+          const before = soc.memory.digest();
+          if (op.read) {
+            const into = new Uint8Array(op.length).fill(0xee);
+            const f = port.read(iova, into);
+            if ("pas" in want) {
+              assertEquals(f, null);
+              assertEquals(
+                into,
+                Uint8Array.from(want.pas, (pa) => model.get(pa) ?? 0),
+              );
+              accesses++;
+            } else {
+              assertEquals(f?.iova, want.iova);
+              assertEquals(f?.reason, want.reason);
+              assertEquals(into, new Uint8Array(op.length).fill(0xee));
+              faults++;
+            }
+          } else {
+            const data = new Uint8Array(op.length);
+            for (let i = 0; i < op.length; i++) {
+              data[i] = (op.seed + i * 3) & 0xff;
+            }
+            const f = port.write(iova, data);
+            if ("pas" in want) {
+              assertEquals(f, null);
+              want.pas.forEach((pa, i) => model.set(pa, data[i]!));
+              accesses++;
+            } else {
+              assertEquals(f?.iova, want.iova);
+              assertEquals(f?.access, "write");
+              assertEquals(f?.reason, want.reason);
+              faults++;
+            }
+          }
+          if (!("pas" in want)) {
+            assertEquals(soc.memory.digest(), before, "nothing transferred");
+          }
+        }
+        for (const [pa, v] of model) assertEquals(soc.memory.read8(pa), v);
+        assertEquals(port.counters().accesses, accesses);
+        assertEquals(port.counters().faults, faults);
+      },
+    ),
+    { numRuns: 60 },
+  );
+});
+
+Deno.test("direct port accesses across chunks, up to the end of RAM and outside it agree with a model", () => {
+  const base = 0x10000;
+  const size = 4 << 16;
+  const soc = createSoc({ memory: { base, size } });
+  const port = soc.addMaster({ name: "d", ports: [{}] }).ports[0]!;
+  const model = new Uint8Array(size);
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.record({
+          // Around each chunk boundary, RAM's base and RAM's end.
+          edge: fc.integer({ min: 0, max: 4 }),
+          delta: fc.integer({ min: -0x50, max: 0x50 }),
+          length: fc.integer({ min: 1, max: 0x12000 }),
+          small: fc.integer({ min: 1, max: 70 }),
+          useSmall: fc.boolean(),
+          seed: fc.integer({ min: 1, max: 255 }),
+          read: fc.boolean(),
+        }),
+        { minLength: 1, maxLength: 12 },
+      ),
+      (ops) => {
+        for (const op of ops) {
+          const pa = base + op.edge * 0x10000 + op.delta;
+          const length = op.useSmall ? op.small : op.length;
+          const inside = pa >= base && pa + length <= base + size;
+          const before = soc.memory.digest();
+          if (op.read) {
+            const into = new Uint8Array(length).fill(0xee);
+            const f = port.read(pa, into);
+            if (inside) {
+              assertEquals(f, null);
+              assertEquals(into, model.subarray(pa - base, pa - base + length));
+            } else {
+              assertEquals(f?.reason, "bus-error");
+              assertEquals(f?.iova, pa);
+              assertEquals(into, new Uint8Array(length).fill(0xee));
+            }
+          } else {
+            const data = new Uint8Array(length);
+            for (let i = 0; i < length; i++) data[i] = (op.seed + i) & 0xff;
+            const f = port.write(pa, data);
+            if (inside) {
+              assertEquals(f, null);
+              model.set(data, pa - base);
+            } else {
+              assertEquals(f?.reason, "bus-error");
+              assertEquals(soc.memory.digest(), before, "nothing written");
+            }
+          }
+        }
+        assertEquals(soc.memory.readBytes(base, size), model);
+      },
+    ),
+    { numRuns: 60 },
+  );
+});
+
+Deno.test("a later piece of a port access that spans two chunks copies from the right offset, untouched or written", () => {
+  const soc = createSoc({ memory: { base: 0, size: 16 << 20 } }).use(
+    flatIommu(),
+  );
+  const unit = soc.probeUnit({
+    name: "u",
+    compatible: ["iommukit,flat-iommu"],
+  });
+  const port = soc.addMaster({ name: "m", ports: [{ unit }] }).ports[0]!;
+  const domain = soc.createDomain(unit);
+  domain.attach(unit);
+  const win = soc.memory.frames.alloc(1 << 20);
+  // Page 0 alone; pages 1-2 one piece over the chunk boundary at win+128K.
+  domain.mapPages(0x10000, [win + 0x5000, win + 0x1f000, win + 0x20000], 3);
+  soc.memory.fill(win + 0x5000, K4, 0x33); // chunk 0 written, chunks 1-2 not
+  const materialized = soc.memory.stats().materializedBytes;
+  const into = new Uint8Array(3 * K4 - 0x20).fill(0xee);
+  assertEquals(port.read(0x10010, into), null);
+  const want = new Uint8Array(into.length);
+  want.fill(0x33, 0, K4 - 0x10);
+  assertEquals(into, want, "zeros from the untouched chunks, at their place");
+  assertEquals(soc.memory.stats().materializedBytes, materialized);
+  const data = into.map((_, i) => (i * 5 + 1) & 0xff);
+  assertEquals(port.write(0x10010, data), null);
+  assertEquals(
+    soc.memory.readBytes(win + 0x5010, K4 - 0x10),
+    data.subarray(0, K4 - 0x10),
+  );
+  assertEquals(
+    soc.memory.readBytes(win + 0x1f000, 2 * K4 - 0x10),
+    data.subarray(K4 - 0x10),
+  );
+  const back = new Uint8Array(data.length);
+  assertEquals(port.read(0x10010, back), null);
+  assertEquals(back, data);
+});
