@@ -30,6 +30,7 @@ import {
   REG_STRTAB_BASE_CFG,
   Walker,
 } from "../plugins/generic_iommu/mod.ts";
+import { expectError } from "./support/assertions.ts";
 
 const RW = IOMMU_READ | IOMMU_WRITE;
 const BASE = 0x4000_0000;
@@ -327,4 +328,31 @@ Deno.test("translate fast path: unmap with sync drops micro and IOTLB entries", 
     assert(c["walks"]! >= 2);
     assertEquals(c["microTlb.hits"]! > 0, microTlb);
   }
+});
+
+Deno.test("translate: a non-number stream ID or a malformed IOVA is EINVAL, warm or cold", () => {
+  const { hw, buf, faults } = unitRig({});
+  const bad: [unknown, unknown][] = [
+    [1n, 0x10_0010],
+    ["1", 0x10_0010],
+    [1, 0x10_0010n],
+    [1, 0x10_0010 + 0.5],
+    [1, -0x10],
+    [1, NaN],
+    [1, 2 ** 53],
+  ];
+  for (const warm of [false, true]) {
+    // Warm: the stream's micro TLB and IOTLB hold the page the bad IOVAs
+    // point into, so the fast path sees them first.
+    if (warm) assertEquals(hw.translate(1, 0x10_0010, ACCESS_READ), buf + 0x10);
+    const before = hw.streamCounters(1).translations;
+    for (const [sid, iova] of bad) {
+      expectError(
+        () => hw.translate(sid as number, iova as number, ACCESS_READ),
+        "EINVAL",
+      );
+    }
+    assertEquals(hw.streamCounters(1).translations, before);
+  }
+  assertEquals(faults.length, 0);
 });

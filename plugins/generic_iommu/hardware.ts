@@ -40,6 +40,7 @@
  */
 import {
   ACCESS_WRITE,
+  checkAddress,
   type FaultReason,
   hex,
   IommuError,
@@ -244,10 +245,16 @@ export class GenericIommuHardware implements IommuHardware {
    * @param iova Bus address.
    * @param access `ACCESS_READ` or `ACCESS_WRITE`.
    * @returns The physical address, or -1 after reporting a fault.
+   * @throws {IommuError} `EINVAL` when `streamId` or `iova` is not a number,
+   * or `iova` is not a non-negative safe integer (nothing is counted).
    */
   translate(streamId: number, iova: number, access: number): number {
     const sid = streamId;
-    if ((sid >>> 0) === sid) {
+    // The typeof tests keep a bigint away from the arithmetic below.
+    if (
+      typeof sid === "number" && (sid >>> 0) === sid &&
+      typeof iova === "number" && Math.floor(iova) === iova && iova >= 0
+    ) {
       // Rows of an earlier generation (or beyond the array: undefined)
       // fail the compares and take the slow path.
       const r = this.#rows;
@@ -308,6 +315,13 @@ export class GenericIommuHardware implements IommuHardware {
   // documented order. A stream found translating gets its config row
   // (licence for the fast path until the next generation).
   #translateSlow(streamId: number, iova: number, access: number): number {
+    if (typeof streamId !== "number") {
+      throw new IommuError(
+        "EINVAL",
+        `stream ID must be a number, got ${typeof streamId}`,
+      );
+    }
+    checkAddress(iova, "IOVA");
     const regs = this.#regs;
     if (
       !(streamId >= 0 && streamId < regs.streamLimit &&
