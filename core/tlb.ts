@@ -142,6 +142,7 @@ export class Tlb {
   readonly seed: number;
 
   #setMask: number;
+  #setSpan: number; // numbers in `#e` per set: ways * SLOT
   // Per slot (slot = set * ways + way). A size of 0 marks an invalid slot, so
   // the tag compare needs no separate valid bit.
   // Four numbers per slot side by side (page base, page size, context, PA),
@@ -241,6 +242,7 @@ export class Tlb {
     this.seed = seed;
     this.#policy = policy;
     this.#setMask = sets > 0 ? sets - 1 : 0;
+    this.#setSpan = ways * SLOT;
     this.#e = new Float64Array(capacity * SLOT);
     this.#perm = new Int32Array(capacity);
     this.#shift = new Uint8Array(capacity);
@@ -302,7 +304,7 @@ export class Tlb {
     const n = this.#nsizes;
     const sizes = this.#sizes;
     const invs = this.#invs;
-    const ways = this.ways;
+    const setSpan = this.#setSpan;
     const mask = this.#setMask;
     const e = this.#e;
     for (let k = 0; k < n; k++) {
@@ -310,13 +312,14 @@ export class Tlb {
       const inv = invs[k]!;
       const vpn = Math.floor(iova * inv);
       const base = vpn * size;
-      let j = ((vpn ^ context) & mask) * ways * SLOT;
-      const end = j + ways * SLOT;
-      for (; j < end; j += SLOT) {
+      // int32 arithmetic (Math.imul, |0): no overflow checks in the probe.
+      let j = Math.imul((vpn ^ context) & mask, setSpan);
+      const end = (j + setSpan) | 0;
+      for (; j < end; j = (j + SLOT) | 0) {
         if (
           e[j] === base && e[j + E_SIZE] === size && e[j + E_CTX] === context
         ) {
-          const slot = j / SLOT;
+          const slot = (j / SLOT) | 0;
           if (k !== 0) {
             // Probe this size first next time: accesses cluster by size.
             sizes[k] = sizes[0]!;
@@ -367,14 +370,14 @@ export class Tlb {
       const vpn = Math.floor(iova * this.#probeInv);
       const base = vpn * pageSize;
       const e = this.#e;
-      let j = ((vpn ^ context) & this.#setMask) * this.ways * SLOT;
-      const end = j + this.ways * SLOT;
-      for (; j < end; j += SLOT) {
+      let j = Math.imul((vpn ^ context) & this.#setMask, this.#setSpan);
+      const end = (j + this.#setSpan) | 0;
+      for (; j < end; j = (j + SLOT) | 0) {
         if (
           e[j] === base && e[j + E_SIZE] === pageSize &&
           e[j + E_CTX] === context
         ) {
-          slot = j / SLOT;
+          slot = (j / SLOT) | 0;
           break;
         }
       }
@@ -467,7 +470,7 @@ export class Tlb {
     if (this.capacity === 0) return;
 
     const ways = this.ways;
-    const first = ((vpn ^ context) & this.#setMask) * ways;
+    const first = Math.imul((vpn ^ context) & this.#setMask, ways);
     const end = first + ways;
     const e = this.#e;
     let free = -1;
