@@ -48,6 +48,7 @@ import {
   encodeMap,
   encodeProbe,
   encodeUnmap,
+  VIRTIO_IOMMU_STATUS_NAMES,
   type VirtioIommu,
 } from "../plugins/generic_iommu/virtio/mod.ts";
 import { flatIommu } from "./support/flat_iommu.ts";
@@ -1272,17 +1273,7 @@ Deno.test("docs/errors.md lists every row of the catalogue", async () => {
 // Malformed virtio-iommu requests never throw: the device answers with a
 // status in the reply tail (or writes nothing when no tail fits).
 
-const S = [
-  "OK",
-  "IOERR",
-  "UNSUPP",
-  "DEVERR",
-  "INVAL",
-  "RANGE",
-  "NOENT",
-  "FAULT",
-  "NOMEM",
-];
+const S = VIRTIO_IOMMU_STATUS_NAMES;
 
 interface VirtioRow {
   request: string;

@@ -99,6 +99,7 @@ import {
   VIRTIO_IOMMU_S_OK,
   VIRTIO_IOMMU_S_RANGE,
   VIRTIO_IOMMU_S_UNSUPP,
+  VIRTIO_IOMMU_STATUS_NAMES,
   VIRTIO_IOMMU_T_ATTACH,
   VIRTIO_IOMMU_T_DETACH,
   VIRTIO_IOMMU_T_MAP,
@@ -733,17 +734,7 @@ export class VirtioIommu {
 }
 
 function statusName(s: number): string {
-  return [
-    "OK",
-    "IOERR",
-    "UNSUPP",
-    "DEVERR",
-    "INVAL",
-    "RANGE",
-    "NOENT",
-    "FAULT",
-    "NOMEM",
-  ][s] ?? `S${s}`;
+  return VIRTIO_IOMMU_STATUS_NAMES[s] ?? `S${s}`;
 }
 
 /**
