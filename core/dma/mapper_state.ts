@@ -21,32 +21,16 @@ import type { FlushQueue } from "./flush_queue.ts";
 import { BouncePool } from "./bounce_pool.ts";
 import { LiveTable } from "./live_table.ts";
 import { SgScratch } from "./sg_scratch.ts";
+import type { DmaMapperStats } from "./mapper_types.ts";
 
-/** The mapper's counters (spread into `stats()`). */
-export interface MapperCounters {
-  /** Streaming single mappings made. */
-  singleMaps: number;
-  /** Scatter-gather lists mapped. */
-  sgMaps: number;
-  /** Coherent allocations made. */
-  coherentAllocs: number;
-  /** Mappings undone. */
-  unmaps: number;
-  /** Sync calls. */
-  syncs: number;
-  /** Buffers or entries bounced. */
-  bounces: number;
-  /** Bytes copied through bounce slots. */
-  bounceBytes: number;
-  /** Lazy flushes. */
-  flushes: number;
-  /** Accesses that reached unmapped IOVAs. */
-  staleAccesses: number;
-  /** Bytes of those accesses. */
-  staleBytes: number;
-  /** Accesses to queued IOVAs that faulted. */
-  staleFaults: number;
-}
+/**
+ * The mapper's counters (spread into `stats()`): the fields of
+ * {@linkcode DmaMapperStats} that only ever count up.
+ */
+export type MapperCounters = Omit<
+  DmaMapperStats,
+  "mode" | "policy" | "liveMappings" | "pendingUnmaps" | "iova"
+>;
 
 /** Fixed configuration of a mapper, decided by its constructor. */
 export interface MapperConfig {
