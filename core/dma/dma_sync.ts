@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { checkDmaHandle } from "./handle_check.ts";
 import { hex, IommuError } from "../mod.ts";
 import { checkDirection, type DmaDirection } from "./direction.ts";
 import type { DmaSgMapping } from "./sg_mapping.ts";
@@ -35,15 +36,7 @@ export function syncCommon(
 ): void {
   st.alive();
   const dir = checkDirection(direction);
-  if (!Number.isSafeInteger(dmaAddr) || dmaAddr < 0) {
-    throw new IommuError(
-      "EINVAL",
-      `DMA address ${String(dmaAddr)} is not a non-negative safe integer`,
-    );
-  }
-  if (!Number.isSafeInteger(size) || size <= 0) {
-    throw new IommuError("EINVAL", `size ${String(size)} must be positive`);
-  }
+  checkDmaHandle(dmaAddr, size);
   const debug = st.debug;
   const needRec = debug !== null || st.bounce.live > 0 || sg !== null;
   let rec: Live | undefined;

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { checkDmaHandle } from "./handle_check.ts";
 import { hex, IommuError } from "../mod.ts";
 import type { DmaBuffer } from "./dma_buffer.ts";
 import {
@@ -46,15 +47,7 @@ export function unmapCommon(
 ): void {
   st.alive();
   const dir = checkDirection(direction);
-  if (!Number.isSafeInteger(dmaAddr) || dmaAddr < 0) {
-    throw new IommuError(
-      "EINVAL",
-      `DMA address ${String(dmaAddr)} is not a non-negative safe integer`,
-    );
-  }
-  if (!Number.isSafeInteger(size) || size <= 0) {
-    throw new IommuError("EINVAL", `size ${String(size)} must be positive`);
-  }
+  checkDmaHandle(dmaAddr, size);
   const rec = st.live.lookup(dmaAddr, type, size, dir);
   const debug = st.debug;
   if (debug !== null) {
