@@ -365,23 +365,7 @@ export class Tlb {
       this.#probeSize = pageSize;
       this.#probeInv = 1 / pageSize;
     }
-    let slot = -1;
-    if (this.capacity !== 0) {
-      const vpn = Math.floor(iova * this.#probeInv);
-      const base = vpn * pageSize;
-      const e = this.#e;
-      let j = Math.imul((vpn ^ context) & this.#setMask, this.#setSpan);
-      const end = (j + this.#setSpan) | 0;
-      for (; j < end; j = (j + SLOT) | 0) {
-        if (
-          e[j] === base && e[j + E_SIZE] === pageSize &&
-          e[j + E_CTX] === context
-        ) {
-          slot = (j / SLOT) | 0;
-          break;
-        }
-      }
-    }
+    const slot = this.#find(context, iova, pageSize, this.#probeInv);
     if (slot < 0) {
       this.#misses++;
       this.#lastSlot = NO_HIT;
@@ -411,7 +395,7 @@ export class Tlb {
       throwBadKey(context, iova);
     }
     for (let k = 0; k < this.#nsizes; k++) {
-      const slot = this.#find(context, iova, this.#sizes[k]!);
+      const slot = this.#find(context, iova, this.#sizes[k]!, this.#invs[k]!);
       if (slot >= 0) {
         return this.#e[slot * SLOT + E_PA]! + (iova - this.#e[slot * SLOT]!);
       }
@@ -677,19 +661,25 @@ export class Tlb {
     return out;
   }
 
-  /** The slot holding exactly (context, page of iova, pageSize), or -1. */
-  #find(context: number, iova: number, pageSize: number): number {
+  /** The slot holding exactly (context, page of iova, pageSize), or -1; `inv` is `1 / pageSize`. */
+  #find(
+    context: number,
+    iova: number,
+    pageSize: number,
+    inv: number,
+  ): number {
     if (this.capacity === 0) return -1;
-    const vpn = Math.floor(iova / pageSize);
+    const vpn = Math.floor(iova * inv);
     const base = vpn * pageSize;
-    const first = ((vpn ^ context) & this.#setMask) * this.ways;
-    for (let slot = first; slot < first + this.ways; slot++) {
+    const e = this.#e;
+    // int32 arithmetic (Math.imul, |0): no overflow checks in the probe.
+    let j = Math.imul((vpn ^ context) & this.#setMask, this.#setSpan);
+    const end = (j + this.#setSpan) | 0;
+    for (; j < end; j = (j + SLOT) | 0) {
       if (
-        this.#e[slot * SLOT] === base &&
-        this.#e[slot * SLOT + E_SIZE] === pageSize &&
-        this.#e[slot * SLOT + E_CTX] === context
+        e[j] === base && e[j + E_SIZE] === pageSize && e[j + E_CTX] === context
       ) {
-        return slot;
+        return (j / SLOT) | 0;
       }
     }
     return -1;
