@@ -719,6 +719,169 @@ Deno.test("the per-stream micro TLB answers repeats and is dropped by every inva
   );
 });
 
+Deno.test("micro TLB: 32 direct-mapped entries per stream by default", async (t) => {
+  const setup = (options: GenericIommuOptions = {}) => {
+    const { soc, unit, faults } = rig(options);
+    const hw = genericHardwareOf(unit);
+    const drv = genericDriverOf(unit);
+    const d = soc.createDomain(unit);
+    d.attach(unit, [1]);
+    return { soc, unit, hw, drv, d, faults };
+  };
+  const micro = (hw: ReturnType<typeof genericHardwareOf>) => {
+    const c = hw.counters();
+    return [c["microTlb.lookups"], c["microTlb.hits"], c["iotlb.lookups"]];
+  };
+  await t.step("16 pages cycling: all hits after one round", () => {
+    const { hw, d } = setup();
+    d.map(0x10_0000, 0x40_0000, 16 * 4096, RW);
+    for (let round = 0; round < 4; round++) {
+      for (let p = 0; p < 16; p++) {
+        const iova = 0x10_0000 + p * 4096 + 8 * round;
+        assertEquals(
+          hw.translate(1, iova, ACCESS_READ),
+          0x40_0000 + iova - 0x10_0000,
+        );
+        assertEquals(hw.lastSpan, 4096 - 8 * round);
+      }
+    }
+    assertEquals(micro(hw), [64, 48, 16], "IOTLB lookups: micro misses only");
+    assertEquals(hw.counters()["walks"], 16);
+    assertEquals(hw.streamCounters(1).translations, 64);
+    assertEquals(hw.counters()["translations"], 64);
+  });
+  await t.step("33 pages sharing one entry: every access misses", () => {
+    const { hw, d } = setup();
+    for (let k = 0; k < 33; k++) {
+      d.map(0x100_0000 + k * 32 * 4096, 0x40_0000 + k * 4096, 4096, RW);
+    }
+    for (let round = 0; round < 3; round++) {
+      for (let k = 0; k < 33; k++) {
+        assertEquals(
+          hw.translate(1, 0x100_0000 + k * 32 * 4096 + 4, ACCESS_WRITE),
+          0x40_0004 + k * 4096,
+        );
+      }
+    }
+    assertEquals(micro(hw), [99, 0, 99]);
+    // The IOTLB holds them all: walks only in the first round.
+    assertEquals(hw.counters()["walks"], 33);
+  });
+  await t.step("an entry count option: 4 entries, 5 pages cycling", () => {
+    const { hw, d } = setup({ microTlb: 4 });
+    d.map(0x10_0000, 0x40_0000, 5 * 4096, RW);
+    for (let round = 0; round < 3; round++) {
+      for (let p = 0; p < 5; p++) hw.translate(1, 0x10_0000 + p * 4096, 1);
+    }
+    // Pages 0 and 4 share entry 0; pages 1-3 hit from the second round.
+    assertEquals(micro(hw), [15, 6, 9]);
+  });
+  await t.step("microTlb: false and 0 mean none", () => {
+    for (const microTlb of [false, 0]) {
+      const { hw, d } = setup({ microTlb });
+      d.map(0x10_0000, 0x40_0000, 4096, RW);
+      for (let i = 0; i < 3; i++) hw.translate(1, 0x10_0000, ACCESS_READ);
+      assertEquals(micro(hw), [0, 0, 3]);
+    }
+  });
+  await t.step("a 2 MiB leaf fills every entry: any page in it hits", () => {
+    const { hw, d } = setup();
+    d.map(MIB2, 0x60_0000, MIB2, IOMMU_READ);
+    assertEquals(hw.translate(1, MIB2 + 0x1234, ACCESS_READ), 0x60_1234);
+    for (let p = 0; p < 512; p += 7) {
+      const iova = MIB2 + p * 4096 + 16;
+      assertEquals(
+        hw.translate(1, iova, ACCESS_READ),
+        0x60_0000 + p * 4096 + 16,
+      );
+      assertEquals(hw.lastSpan, 2 * MIB2 - iova, "to the end of the block");
+    }
+    assertEquals(micro(hw), [1 + 74, 74, 1]);
+    // A write misses on permission (counted as a micro miss), then a
+    // 4 KiB page evicts one copy of the block only.
+    assertEquals(hw.translate(1, MIB2 + 8, ACCESS_WRITE), -1);
+    d.map(0x40_3000, 0x50_0000, 4096, RW);
+    assertEquals(hw.translate(1, 0x40_3000, ACCESS_WRITE), 0x50_0000);
+    assertEquals(hw.translate(1, MIB2 + 3 * 4096, ACCESS_READ), 0x60_3000);
+    assertEquals(hw.translate(1, MIB2 + 4 * 4096, ACCESS_READ), 0x60_4000);
+    // 0x40_3000 and MIB2 + 0x3000 share entry 3: the block's copy there is
+    // evicted and refilled (an IOTLB hit); entry 4 still holds the block.
+    assertEquals(micro(hw), [79, 75, 3]);
+  });
+  await t.step("a 1 GiB leaf", () => {
+    const { hw, d } = setup();
+    d.map(GIB, 0, GIB, RW);
+    for (const off of [0x10, GIB - 8, 0x1234_5678, 0x10]) {
+      assertEquals(hw.translate(1, GIB + off, ACCESS_WRITE), off);
+      assertEquals(hw.lastSpan, GIB - off);
+    }
+    assertEquals(micro(hw), [4, 3, 1]);
+  });
+  await t.step("every invalidation command drops every entry", () => {
+    const { unit, hw, drv, d, faults } = setup();
+    d.map(0x10_0000, 0x40_0000, 16 * 4096, RW);
+    const ctx = d.ops.contextId;
+    const cmds: [string, () => void, boolean][] = [
+      ["TLBI_NH_ALL", () => drv.commands.tlbiAll(), true],
+      ["TLBI_NH_ASID", () => drv.commands.tlbiAsid(ctx), true],
+      [
+        "TLBI_NH_VA",
+        () => drv.commands.tlbiRange(ctx, 0x10_3000, 0x10_3fff),
+        true,
+      ],
+      // Config invalidations drop the micro TLB but not the IOTLB, which
+      // still holds the (stale) page.
+      ["CFGI_STE", () => drv.commands.cfgiSte(1), false],
+      ["CFGI_CD_ALL", () => drv.commands.push(0x06, 0, 0, 0), false],
+      ["CFGI_STE_RANGE", () => drv.commands.push(0x04, 0, 31, 0), false],
+    ];
+    for (const [name, issue, dropsIotlb] of cmds) {
+      for (let p = 0; p < 16; p++) hw.translate(1, 0x10_0000 + p * 4096, 1);
+      // Behind the unit's back (a lazy unmap before its sync): the micro
+      // TLB and the IOTLB still translate the page.
+      const g = new IotlbGather();
+      d.unmapNoSync(0x10_3000, 4096, g);
+      const before = micro(hw);
+      assertEquals(hw.translate(1, 0x10_3008, ACCESS_READ), 0x40_3008, name);
+      assertEquals(micro(hw)[1], before[1]! + 1, `${name}: stale micro hit`);
+      issue();
+      drv.commands.sync();
+      const faultsBefore = faults.length;
+      const got = hw.translate(1, 0x10_3008, ACCESS_READ);
+      assertEquals(got, dropsIotlb ? -1 : 0x40_3008, name);
+      assertEquals(faults.length, faultsBefore + (dropsIotlb ? 1 : 0));
+      // Every other page misses once again.
+      const mid = micro(hw);
+      assertEquals(hw.translate(1, 0x10_5000, ACCESS_READ), 0x40_5000);
+      assertEquals(micro(hw)[1], mid[1], `${name}: other pages dropped too`);
+      d.sync(g);
+      d.map(0x10_3000, 0x40_3000, 4096, RW);
+    }
+    // Detach (an STE rewrite and its CFGI) drops them as well.
+    hw.translate(1, 0x10_5000, ACCESS_READ);
+    d.detach(unit, [1]);
+    assertEquals(hw.translate(1, 0x10_5000, ACCESS_READ), -1);
+  });
+  await t.step("streams have their own entries", () => {
+    const { soc, unit, hw, d } = setup();
+    const other = soc.createDomain(unit);
+    other.attach(unit, [2]);
+    d.map(0x10_0000, 0x40_0000, 4096, RW);
+    other.map(0x10_0000, 0x50_0000, 4096, RW);
+    for (let i = 0; i < 3; i++) {
+      assertEquals(hw.translate(1, 0x10_0010, ACCESS_READ), 0x40_0010);
+      assertEquals(hw.translate(2, 0x10_0010, ACCESS_READ), 0x50_0010);
+    }
+    assertEquals(micro(hw), [6, 4, 2]);
+    assertEquals(hw.streamCounters(2).translations, 3);
+  });
+  await t.step("bad entry counts", () => {
+    for (const bad of [3, -1, 1.5, 8192, NaN, "32" as unknown as number]) {
+      throwsKind(() => genericIommu({ microTlb: bad }), "EINVAL");
+    }
+  });
+});
+
 Deno.test("invalidation commands: STE ranges, CD_ALL, prefetch, ranges larger than the IOTLB", () => {
   const { soc, unit } = rig({
     iotlb: { sets: 1, ways: 2, replacement: "lru" },

@@ -123,7 +123,7 @@ export class CommandConsumer {
       case CMD_CFGI_STE:
       case CMD_CFGI_CD:
         this.cfgis++;
-        this.#micro.gen++;
+        this.#micro.bump();
         if (w1 < this.#streams) this.#cache.state[w1] = CFG_UNCACHED;
         return true;
       case CMD_CFGI_STE_RANGE: {
@@ -142,19 +142,19 @@ export class CommandConsumer {
         return true;
       case CMD_TLBI_NH_ALL:
         this.tlbis++;
-        this.#micro.gen++;
+        this.#micro.bump();
         this.#iotlb.invalidateAll();
         this.#walker.invalidateAll();
         return true;
       case CMD_TLBI_NH_ASID:
         this.tlbis++;
-        this.#micro.gen++;
+        this.#micro.bump();
         this.#iotlb.invalidateContext(w1 >>> 16);
         this.#walker.invalidateContext(w1 >>> 16);
         return true;
       case CMD_TLBI_NH_VA: {
         this.tlbis++;
-        this.#micro.gen++;
+        this.#micro.bump();
         const asid = w1 >>> 16;
         const pages = ((w0 >>> 12) & 0xfffff) + 1;
         const addr = w3 * 0x100000000 + ((w2 & 0xfffff000) >>> 0);

@@ -90,7 +90,7 @@ export class ConfigCache {
    * @param count Streams.
    */
   invalidate(first: number, count: number): void {
-    this.#micro.gen++;
+    this.#micro.bump();
     const end = Math.min(this.state.length, first + count);
     if (first < end) this.state.fill(CFG_UNCACHED, first, end);
   }

@@ -11,7 +11,8 @@
  *    CD → C_BAD_CD (fault `bad-stream-entry`); abort → fault
  *    `bad-stream-entry` without event (as SMMUv3); bypass → identity.
  * 4. IOVA at or beyond 2^inputBits: F_ADDR_SIZE, fault `address-size`.
- * 5. Micro TLB (one entry per stream), then IOTLB lookup (tag = context),
+ * 5. Micro TLB (per stream, direct-mapped: see micro_tlb.ts), then IOTLB
+ *    lookup (tag = context),
  *    else walk (walk caches, then RAM): F_TRANSLATION / F_ADDR_SIZE /
  *    F_ACCESS (fault `permission`) / F_WALK_EABT (fault `bus-error`).
  * 6. Permission check against the leaf: F_PERMISSION, fault `permission`.
@@ -25,14 +26,20 @@
  * context descriptor per domain (no substreams); event-queue PROD/CONS in
  * the first register page; a config cache with one slot per stream
  * (unbounded, like QEMU's); TLBI_NH_VA carries a 20-bit page count instead
- * of SMMUv3's NUM/SCALE encoding; invalidations complete at once.
+ * of SMMUv3's NUM/SCALE encoding; invalidations complete at once; the
+ * micro TLB (32 entries per stream by default, as gem5's per device
+ * interface) is direct-mapped by the low bits of the 4 KiB page number
+ * instead of fully associative with round-robin replacement, so a hit is
+ * one probe rather than a 32-way scan (speed of the model; see
+ * micro_tlb.ts), and every invalidation drops all of it.
  *
  * This file is the unit's shell and its translation path. The hot path
- * reads one per-stream row (micro_tlb.ts): a micro TLB hit is decided
- * there; a stream whose row says "config checked in this generation" goes
- * straight to the IOTLB; everything else (first use, a generation bump by
- * any invalidation or CR0/stream-table write, bypass, abort, faults) takes
- * the slow path, which checks in the order above. Registers, the config
+ * reads one per-stream row and one micro TLB entry (micro_tlb.ts): a micro
+ * TLB hit is decided there; a stream whose row says "config checked in
+ * this generation" goes straight to the IOTLB; everything else (first use,
+ * a generation bump by any invalidation or CR0/stream-table write, bypass,
+ * abort, faults) takes the slow path, which checks in the order above.
+ * Registers, the config
  * cache, the command consumer, the event producer and statistics live in
  * their own files.
  *
@@ -79,15 +86,16 @@ import {
 } from "./config_cache.ts";
 import {
   MicroTlb,
+  microTlbEntries,
   ROW_CFG_GEN,
   ROW_IN_END,
   ROW_STRIDE,
   ROW_TRANSLATIONS,
-  ROW_U_BASE,
-  ROW_U_DELTA,
-  ROW_U_END,
-  ROW_U_GEN,
-  ROW_U_PERM,
+  ROW_U_BLOCK,
+  ROW_U_HITS,
+  U_BASE,
+  U_DELTA_PERM,
+  U_END,
 } from "./micro_tlb.ts";
 import { RegisterFile } from "./registers.ts";
 import { EventProducer } from "./event_producer.ts";
@@ -127,12 +135,14 @@ export class GenericIommuHardware implements IommuHardware {
   #cfgStart: Uint8Array;
   #cfgInEnd: Float64Array;
   #cfgRecord: Uint8Array;
+  #streams: number;
+  #micro: MicroTlb;
   #microEnabled: boolean;
+  #uMask: number;
   #rows: Float64Array;
   #sWalks: Float64Array;
   #bypassed = 0;
   #cfgMisses = 0;
-  #uHits = 0;
   #uMisses = 0;
   #lastSpan = 0;
   #lastFault: IommuFault | null = null;
@@ -143,7 +153,8 @@ export class GenericIommuHardware implements IommuHardware {
    * @param memory RAM.
    * @param ctx Probe context (fault reporting).
    * @param config Parameters.
-   * @throws {IommuError} `EINVAL`/`ERANGE` for bad cache shapes.
+   * @throws {IommuError} `EINVAL`/`ERANGE` for bad cache shapes (IOTLB,
+   * walk caches, micro TLB entries).
    */
   constructor(
     memory: PhysicalMemory,
@@ -158,7 +169,10 @@ export class GenericIommuHardware implements IommuHardware {
     this.iotlb = new Tlb(config.iotlb);
     this.walker = new Walker(memory, config.stage, config.walkCache);
     const n = config.streamIds;
-    const micro = new MicroTlb(n, config.microTlb);
+    this.#streams = n;
+    const micro = new MicroTlb(n, microTlbEntries(config.microTlb));
+    this.#micro = micro;
+    this.#uMask = micro.mask;
     const cache = new ConfigCache(
       memory,
       n,
@@ -179,9 +193,7 @@ export class GenericIommuHardware implements IommuHardware {
     this.#rows = micro.rows;
     this.#sWalks = stats.sWalks;
     const regs = new RegisterFile(config, {
-      configChanged: () => {
-        micro.gen++;
-      },
+      configChanged: () => micro.bump(),
       consume: () => this.#commands.consume(),
       invalidateConfigs: (first, count) => cache.invalidate(first, count),
     });
@@ -222,7 +234,9 @@ export class GenericIommuHardware implements IommuHardware {
       );
     }
     return {
-      translations: this.#rows[(streamId + 1) * ROW_STRIDE + ROW_TRANSLATIONS]!,
+      translations:
+        this.#rows[(streamId + 1) * ROW_STRIDE + ROW_TRANSLATIONS]! +
+        this.#rows[(streamId + 1) * ROW_STRIDE + ROW_U_HITS]!,
       walks: this.#stats.sWalks[streamId]!,
       faults: this.#stats.sFaults[streamId]!,
     };
@@ -252,27 +266,30 @@ export class GenericIommuHardware implements IommuHardware {
     const sid = streamId;
     // The typeof tests keep a bigint away from the arithmetic below.
     if (
-      typeof sid === "number" && (sid >>> 0) === sid &&
+      typeof sid === "number" && (sid >>> 0) === sid && sid < this.#streams &&
       typeof iova === "number" && Math.floor(iova) === iova && iova >= 0
     ) {
-      // Rows of an earlier generation (or beyond the array: undefined)
-      // fail the compares and take the slow path.
+      // Entries and config copies of an earlier generation fail the
+      // compares and take the slow path.
       const r = this.#rows;
       const i = (sid + 1) * ROW_STRIDE;
       const gen = r[0];
-      if (
-        r[i + ROW_U_GEN] === gen && iova >= r[i + ROW_U_BASE]! &&
-        iova < r[i + ROW_U_END]!
-      ) {
+      // Block offsets are below 2^31 (array indexes): `| 0` keeps the
+      // index arithmetic in int32.
+      const u = (r[i + ROW_U_BLOCK]! | 0) +
+        (((iova >>> 12) & this.#uMask) << 2);
+      if (r[u] === gen && iova >= r[u + U_BASE]! && iova < r[u + U_END]!) {
         // A valid micro entry implies a valid config row of this generation.
-        r[i + ROW_TRANSLATIONS]!++;
-        if ((r[i + ROW_U_PERM]! & access) !== access) {
+        const dp = r[u + U_DELTA_PERM]!;
+        const perm = dp & 3;
+        if ((perm & access) !== access) {
+          r[i + ROW_TRANSLATIONS]!++;
           this.#uMisses++;
           return this.#permissionFault(sid, iova, access);
         }
-        this.#uHits++;
-        this.#lastSpan = r[i + ROW_U_END]! - iova;
-        return iova + r[i + ROW_U_DELTA]!;
+        r[i + ROW_U_HITS]!++;
+        this.#lastSpan = r[u + U_END]! - iova;
+        return iova + (dp - perm);
       }
       if (r[i + ROW_CFG_GEN] === gen && iova < r[i + ROW_IN_END]!) {
         r[i + ROW_TRANSLATIONS]!++;
@@ -286,8 +303,6 @@ export class GenericIommuHardware implements IommuHardware {
   // TLB missed: the IOTLB, else a walk.
   #iotlbPath(sid: number, iova: number, access: number): number {
     if (this.#microEnabled) this.#uMisses++;
-    const r = this.#rows;
-    const i = (sid + 1) * ROW_STRIDE;
     const ctx = this.#cfgCtx[sid]!;
     const tlb = this.iotlb;
     const pa = tlb.lookup(ctx, iova);
@@ -297,18 +312,51 @@ export class GenericIommuHardware implements IommuHardware {
     const perm = tlb.lastPerm;
     const off = pa - paBase;
     if (this.#microEnabled) {
-      const base = iova - off;
-      r[i + ROW_U_GEN] = r[0]!;
-      r[i + ROW_U_BASE] = base;
-      r[i + ROW_U_END] = base + size;
-      r[i + ROW_U_DELTA] = paBase - base;
-      r[i + ROW_U_PERM] = perm;
+      this.#fill(sid, iova, iova - off, size, paBase, perm);
     }
     if ((perm & access) !== access) {
       return this.#permissionFault(sid, iova, access);
     }
     this.#lastSpan = size - off;
     return pa;
+  }
+
+  // Fill the stream's micro TLB entry for `iova` with the leaf at `base`
+  // (`size` bytes at `pa`, access bits `perm`, 0-3). A leaf larger than
+  // 4 KiB fills every entry one of its 4 KiB pages indexes (all of them
+  // from 2 MiB up with the default 32), so an access anywhere in it hits
+  // after one miss, as with a fully associative micro TLB.
+  #fill(
+    sid: number,
+    iova: number,
+    base: number,
+    size: number,
+    pa: number,
+    perm: number,
+  ): void {
+    const r = this.#rows;
+    const block = r[(sid + 1) * ROW_STRIDE + ROW_U_BLOCK]! | 0;
+    const mask = this.#uMask;
+    const gen = r[0]!;
+    const end = base + size;
+    const dp = pa - base + (perm & 3);
+    if (size === 4096) {
+      const u = block + (((iova >>> 12) & mask) << 2);
+      r[u] = gen;
+      r[u + U_BASE] = base;
+      r[u + U_END] = end;
+      r[u + U_DELTA_PERM] = dp;
+      return;
+    }
+    const n = Math.min(mask + 1, size / 4096);
+    const first = base >>> 12;
+    for (let k = 0; k < n; k++) {
+      const u = block + (((first + k) & mask) << 2);
+      r[u] = gen;
+      r[u + U_BASE] = base;
+      r[u + U_END] = end;
+      r[u + U_DELTA_PERM] = dp;
+    }
   }
 
   // Every access the fast tests of translate() refuse, checked in the
@@ -352,8 +400,13 @@ export class GenericIommuHardware implements IommuHardware {
       st = this.#cache.fetch(streamId, regs.strtabBase());
     }
     if (st === CFG_TRANSLATE) {
-      r[i + ROW_CFG_GEN] = r[0]!;
-      r[i + ROW_IN_END] = this.#cfgInEnd[streamId]!;
+      // The stream's micro TLB block, on its first translation (this may
+      // replace the rows array).
+      this.#micro.assign(streamId);
+      const rows = this.#micro.rows;
+      this.#rows = rows;
+      rows[i + ROW_CFG_GEN] = rows[0]!;
+      rows[i + ROW_IN_END] = this.#cfgInEnd[streamId]!;
       if (!(iova < this.#cfgInEnd[streamId]!)) {
         return this.#fault(
           streamId,
@@ -420,15 +473,7 @@ export class GenericIommuHardware implements IommuHardware {
     const base = iova - off;
     const tlb = this.iotlb;
     if (tlb.capacity !== 0) tlb.insert(ctx, base, size, pa, perm);
-    if (this.#microEnabled) {
-      const r = this.#rows;
-      const i = (sid + 1) * ROW_STRIDE;
-      r[i + ROW_U_GEN] = r[0]!;
-      r[i + ROW_U_BASE] = base;
-      r[i + ROW_U_END] = base + size;
-      r[i + ROW_U_DELTA] = pa - base;
-      r[i + ROW_U_PERM] = perm;
-    }
+    if (this.#microEnabled) this.#fill(sid, iova, base, size, pa, perm);
     if ((perm & access) !== access) {
       return this.#permissionFault(sid, iova, access);
     }
@@ -558,11 +603,8 @@ export class GenericIommuHardware implements IommuHardware {
    * @returns A snapshot.
    */
   counters(): Record<string, number> {
-    let translations = 0;
-    const r = this.#rows;
-    for (let i = ROW_STRIDE; i < r.length; i += ROW_STRIDE) {
-      translations += r[i + ROW_TRANSLATIONS]!;
-    }
+    const translations = this.#micro.translations();
+    const uHits = this.#micro.hits();
     return hardwareCounters({
       translate: {
         // Every access counted per stream went through one config lookup.
@@ -570,8 +612,8 @@ export class GenericIommuHardware implements IommuHardware {
         bypassed: this.#bypassed,
         cfgLookups: translations,
         cfgMisses: this.#cfgMisses,
-        microLookups: this.#uHits + this.#uMisses,
-        microHits: this.#uHits,
+        microLookups: uHits + this.#uMisses,
+        microHits: uHits,
       },
       stats: this.#stats,
       iotlb: this.iotlb,

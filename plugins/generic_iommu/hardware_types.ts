@@ -53,8 +53,14 @@ export interface GenericHardwareConfig {
   iotlb: TlbOptions;
   /** Walk-cache shapes for levels 0, 1, 2. */
   walkCache: readonly TlbOptions[];
-  /** Whether each stream has a one-entry micro TLB in front of the IOTLB. */
-  microTlb: boolean;
+  /**
+   * Micro TLB entries per stream in front of the IOTLB: `true` (32, gem5's
+   * size), `false` or 0 (none), or a power of two from 1 to 4096. The model
+   * indexes them direct-mapped by the low bits of the 4 KiB page number
+   * (gem5's is fully associative; see the module documentation of
+   * `GenericIommuHardware`).
+   */
+  microTlb: boolean | number;
   /** log2 of command-queue entries (advertised in IDR1). */
   cmdqLog2: number;
   /** log2 of event-queue entries (advertised in IDR1). */
