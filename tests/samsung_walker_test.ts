@@ -13,7 +13,7 @@ import {
   SYSMMU_WALK_PTW_ERROR,
   SysmmuWalker,
 } from "../plugins/samsung_sysmmu/mod.ts";
-import { rig, RW, V3_3 } from "./support/samsung.ts";
+import { kindOf, rig, RW, V3_3 } from "./support/samsung.ts";
 
 const RAM = 0x4000_0000;
 const L1 = RAM + 0x10_0000; // 16 KiB aligned
@@ -251,4 +251,145 @@ Deno.test("hardware: translate keeps its checks around the IOTLB", async (t) => 
     assertEquals(hw.translate(0, 0x1234_5678, 2), 0x1234_5678);
     assertEquals(hw.counters().identity, 1);
   });
+
+  await t.step(
+    "an IOVA that is not an address: EINVAL, nothing counted",
+    () => {
+      const r = rig({ version: V3_3 });
+      const hw = r.hw[0]!;
+      const buf = r.soc.memory.frames.alloc(0x1000);
+      r.domain.map(0x1000_0000, buf, 0x1000, RW);
+      for (const bad of [NaN, -1, 0x1000_0000 + 0.5, undefined]) {
+        assertEquals(
+          kindOf(() => hw.translate(0, bad as unknown as number, 1)),
+          "EINVAL",
+          String(bad),
+        );
+      }
+      const c = hw.counters();
+      assertEquals([c.lookups, c.walks, c.faults], [0, 0, 0]);
+      assertEquals(hw.translate(0, 0x1000_0010, 1), buf + 0x10);
+      // Beyond 32 bits (Infinity too): a page fault, not an exception.
+      assertEquals(hw.translate(0, Infinity, 1), -1);
+      assertEquals(hw.lastFault?.reason, "address-size");
+      assertEquals(hw.counters().lookups, 1);
+    },
+  );
+});
+
+// What the FLPD cache must behave as: one tag and value per line, filled
+// and dropped one entry at a time (its run blocks are only a cheaper way to
+// store a 16-entry prefetch).
+class PlainFlpd {
+  slot: number[];
+  base: number[];
+  value: number[];
+  hits = 0;
+  misses = 0;
+  fills = 0;
+  invalidated = 0;
+  constructor(readonly capacity: number) {
+    this.slot = new Array<number>(capacity).fill(-1);
+    this.base = new Array<number>(capacity).fill(0);
+    this.value = new Array<number>(capacity).fill(0);
+  }
+  lookup(base: number, slot: number): number {
+    const i = slot % Math.max(1, this.capacity);
+    if (this.capacity > 0 && this.slot[i] === slot && this.base[i] === base) {
+      this.hits++;
+      return this.value[i]!;
+    }
+    this.misses++;
+    return -1;
+  }
+  fill(base: number, slot: number, value: number): void {
+    if (this.capacity === 0) return;
+    const i = slot % this.capacity;
+    this.slot[i] = slot;
+    this.base[i] = base;
+    this.value[i] = value;
+    this.fills++;
+  }
+  drop(keep: (slot: number) => boolean): void {
+    for (let i = 0; i < this.capacity; i++) {
+      if (this.slot[i]! >= 0 && !keep(this.slot[i]!)) {
+        this.slot[i] = -1;
+        this.invalidated++;
+      }
+    }
+  }
+  get size(): number {
+    return this.slot.filter((s) => s >= 0).length;
+  }
+}
+
+Deno.test("FLPD cache: prefetch runs, single fills and flushes mixed = one entry per line", () => {
+  const l1 = new Uint32Array(4096);
+  const op = fc.oneof(
+    fc.record({
+      k: fc.constant("run"),
+      base: fc.constantFrom(0x4000, 0x8000),
+      first: fc.oneof(
+        fc.integer({ min: 0, max: 255 }).map((b) => b * 16),
+        fc.integer({ min: 0, max: 4080 }), // unaligned: filled one by one
+      ),
+      count: fc.constantFrom(16, 16, 3),
+      seed: fc.integer({ min: 0, max: 0xffff }),
+    }),
+    fc.record({
+      k: fc.constant("fill"),
+      base: fc.constantFrom(0x4000, 0x8000),
+      first: fc.integer({ min: 0, max: 4095 }),
+      count: fc.constant(1),
+      seed: fc.integer({ min: 0, max: 0xffff }),
+    }),
+    fc.record({
+      k: fc.constantFrom("slots", "all"),
+      base: fc.constant(0),
+      first: fc.integer({ min: 0, max: 4095 }),
+      count: fc.integer({ min: 1, max: 64 }),
+      seed: fc.constant(0),
+    }),
+  );
+  fc.assert(
+    fc.property(
+      fc.constantFrom(0, 1, 8, 16, 32, 64),
+      fc.array(op, { maxLength: 60 }),
+      (capacity, ops) => {
+        const cache = new FlpdCache(capacity);
+        const plain = new PlainFlpd(capacity);
+        for (const o of ops) {
+          if (o.k === "run") {
+            for (let s = 0; s < 4096; s++) {
+              l1[s] = (s * 0x100_0000 + o.seed) >>> 0;
+            }
+            const count = Math.min(o.count, 4096 - o.first);
+            cache.fillRun(o.base, o.first, count, l1);
+            for (let s = o.first; s < o.first + count; s++) {
+              plain.fill(o.base, s, l1[s]!);
+            }
+          } else if (o.k === "fill") {
+            cache.fill(o.base, o.first, o.seed);
+            plain.fill(o.base, o.first, o.seed);
+          } else if (o.k === "slots") {
+            const last = Math.min(4095, o.first + o.count - 1);
+            cache.invalidateSlots(o.first, last);
+            plain.drop((s) => s < o.first || s > last);
+          } else {
+            cache.invalidateAll();
+            plain.drop(() => false);
+          }
+          assertEquals(cache.size, plain.size);
+        }
+        for (const base of [0x4000, 0x8000]) {
+          for (let s = 0; s < 4096; s += 7) {
+            assertEquals(cache.lookup(base, s), plain.lookup(base, s));
+          }
+        }
+        const { hits, misses, fills, invalidated } = plain;
+        assertEquals(cache.counters(), { hits, misses, fills, invalidated });
+      },
+    ),
+    { numRuns: 300 },
+  );
 });

@@ -193,7 +193,9 @@ export class SysmmuHardware implements IommuHardware {
   #blocked = false;
   #ready = false; // translating and not blocked: the hot path's one test
   #eap = false;
-  #flpdOn = false;
+  // The FLPD cache while CFG enables it (and it exists), else null: what
+  // walks consult.
+  #flpdWalk: FlpdCache | null = null;
   // Multi-hit detection (v1-v5): where TLB entries of each size may live.
   // Set on every fill, cleared by FLUSH_ALL; a stale "may" is confirmed
   // with a probe, so evictions need no bookkeeping.
@@ -275,10 +277,10 @@ export class SysmmuHardware implements IommuHardware {
    * @returns The PA, or -1 when the access faulted or the unit is blocked.
    */
   translate(_streamId: number, iova: number, access: number): number {
-    // One flag covers enabled, powered and not blocked.
-    if (!this.#ready) return this.#notReady(iova, access);
-    if (iova > 0xffffffff) {
-      return this.#raise("page", iova, access, "address-size");
+    // One test for the common case: enabled, powered, not blocked, and an
+    // IOVA that fits 32 bits. Anything else (NaN included) goes out of line.
+    if (!(this.#ready && iova <= 0xffffffff)) {
+      return this.#offPath(iova, access);
     }
     const tlb = this.tlb;
     const pa = tlb.lookup(0, iova);
@@ -293,6 +295,18 @@ export class SysmmuHardware implements IommuHardware {
     }
     this.lastSpan = size - (iova & (size - 1));
     return pa;
+  }
+
+  // Not translating, blocked, or an IOVA beyond 32 bits or not a number.
+  #offPath(iova: number, access: number): number {
+    if (!this.#ready) return this.#notReady(iova, access);
+    if (iova > 0xffffffff) {
+      return this.#raise("page", iova, access, "address-size");
+    }
+    // NaN or not a number: the IOTLB lookup names it (EINVAL, nothing
+    // counted), as it did when this test sat after the lookup.
+    this.tlb.lookup(0, iova);
+    throw new IommuError("EINVAL", `IOVA ${String(iova)} is not an address`);
   }
 
   // Disabled (identity) or blocked (refused): off the hot path.
@@ -366,7 +380,7 @@ export class SysmmuHardware implements IommuHardware {
     const r = w.walk(
       this.#ptBase,
       iova,
-      this.#flpdOn ? this.flpd : null,
+      this.#flpdWalk,
       this.#prefetch,
     );
     if (r !== SYSMMU_WALK_OK) {
@@ -523,7 +537,7 @@ export class SysmmuHardware implements IommuHardware {
       this.#blockPolls = 0;
       this.#faultBlocked = false;
       this.#eap = false;
-      this.#flpdOn = false;
+      this.#flpdWalk = null;
       this.tlb.invalidateAll();
       this.#forgetSizes();
       this.flpd.invalidateAll();
@@ -656,7 +670,9 @@ export class SysmmuHardware implements IommuHardware {
     } else if (offset === REG_MMU_CFG) {
       this.#cfg = v;
       this.#eap = (v & CFG_EAP) !== 0;
-      this.#flpdOn = this.flpd.capacity > 0 && (v & CFG_FLPDCACHE) !== 0;
+      this.#flpdWalk = this.flpd.capacity > 0 && (v & CFG_FLPDCACHE) !== 0
+        ? this.flpd
+        : null;
     } else if (offset === l.ptBase) {
       this.#ptBaseReg = v;
       // The level-1 table is 16 KiB aligned: low bits are not decoded.
