@@ -13,7 +13,7 @@ import {
   SYSMMU_WALK_PTW_ERROR,
   SysmmuWalker,
 } from "../plugins/samsung_sysmmu/mod.ts";
-import { kindOf, rig, RW, V3_3 } from "./support/samsung.ts";
+import { kindOf, rig, RW, V3_3, V7_4 } from "./support/samsung.ts";
 
 const RAM = 0x4000_0000;
 const L1 = RAM + 0x10_0000; // 16 KiB aligned
@@ -250,6 +250,35 @@ Deno.test("hardware: translate keeps its checks around the IOTLB", async (t) => 
     r.domain.detach(r.units[0]!);
     assertEquals(hw.translate(0, 0x1234_5678, 2), 0x1234_5678);
     assertEquals(hw.counters().identity, 1);
+  });
+
+  await t.step("hits report their own page's span, one size or several", () => {
+    for (const version of [V3_3, V7_4]) {
+      const r = rig({ version, tlb: { sets: 16, ways: 4 } });
+      const hw = r.hw[0]!;
+      const sizes = [0x1000, 0x10000, 0x100000];
+      const at = (size: number) => 0x1000_0000 + size * 3;
+      for (const size of sizes) {
+        r.domain.map(at(size), r.soc.memory.frames.alloc(size), size, RW);
+      }
+      const span = (size: number, off: number) => {
+        assertEquals(hw.translate(0, at(size) + off, 1) >= 0, true);
+        return hw.lastSpan;
+      };
+      for (const size of sizes) { // miss, then hits (mixed sizes cached)
+        for (const off of [0x10, 0x10, 0xff8]) {
+          assertEquals(span(size, off), size - off, `${version} ${size}`);
+        }
+      }
+      r.domain.flushAll();
+      const hits = hw.counters().tlbHits;
+      for (const size of [0x10000, 0x10000]) { // one size since the flush
+        assertEquals(span(size, 0x20), size - 0x20);
+        assertEquals(span(size, 0xfff0), 0x10);
+      }
+      assertEquals(hw.counters().tlbHits, hits + 3);
+      assertEquals(hw.counters().faults, 0);
+    }
   });
 
   await t.step(

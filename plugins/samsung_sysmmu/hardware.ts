@@ -208,6 +208,8 @@ export class SysmmuHardware implements IommuHardware {
   // indexed from it), while there are at most FILL_LOG_ENTRIES of them.
   #fillLog = new Int32Array(FILL_LOG_ENTRIES);
   #fillLogCount = 0;
+  // Every TLB entry was filled since the last FLUSH_ALL (or power-off), so
+  // these describe the sizes it can hold (any layout).
   #sizesFilled = 0; // OR of the page sizes filled since the last flush
   #mixedSizes = false; // more than one size filled since the last flush
   #hasTlb: boolean;
@@ -285,9 +287,23 @@ export class SysmmuHardware implements IommuHardware {
     const tlb = this.tlb;
     const pa = tlb.lookup(0, iova);
     if (pa < 0) return this.#miss(iova, access);
+    if (this.#mixedSizes) return this.#mixedHit(iova, access, pa);
+    // One page size filled since the last flush: the entry hit has it.
+    const size = this.#sizesFilled;
+    if (this.#eap && (tlb.lastPerm & access) === 0) {
+      return this.#raise("access", iova, access, "permission");
+    }
+    this.lastSpan = size - (iova & (size - 1));
+    return pa;
+  }
+
+  // A hit while entries of several sizes may be cached: the entry's own
+  // size, and (v1-v5) whether another size also covers `iova`.
+  #mixedHit(iova: number, access: number, pa: number): number {
+    const tlb = this.tlb;
     const size = tlb.lastPageSize;
     const perm = tlb.lastPerm; // before any multi-hit probe overwrites it
-    if (this.#mixedSizes && this.#otherSizeMayHit(iova, size)) {
+    if (this.#multiHit && this.#otherSizeMayHit(iova, size)) {
       return this.#raise("multi-hit", iova, access, "multi-hit");
     }
     if (this.#eap && (perm & access) === 0) {
@@ -396,6 +412,7 @@ export class SysmmuHardware implements IommuHardware {
     // these arguments are always valid), so there is nothing to do.
     if (this.#hasTlb) {
       this.tlb.insert(0, iova, size, paBase, perm);
+      if (size !== this.#sizesFilled) this.#noteSize(size);
       if (this.#multiHit) this.#noteFill(iova, size);
     }
     if (this.#eap && (perm & access) === 0) {
@@ -418,8 +435,13 @@ export class SysmmuHardware implements IommuHardware {
       this.#large64[iova >>> 16] = 1;
       this.#sub1m[iova >>> 20] = 1;
     } else this.#sect1m[iova >>> 20] = 1;
-    // Two sizes filled since the last flush: only then can two entries of
-    // different sizes cover one address, so only then do hits check.
+  }
+
+  // A first fill since the last flush, or a fill of another size. Two sizes
+  // filled since the last flush: only then can two entries of different
+  // sizes cover one address (so only then do hits check for a multi-hit),
+  // and only then can a hit not take its size from #sizesFilled.
+  #noteSize(size: number): void {
     const filled = this.#sizesFilled | size;
     this.#sizesFilled = filled;
     if (filled !== size) this.#mixedSizes = true;
