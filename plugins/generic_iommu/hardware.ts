@@ -307,12 +307,22 @@ export class GenericIommuHardware implements IommuHardware {
     const tlb = this.iotlb;
     const pa = tlb.lookup(ctx, iova);
     if (pa < 0) return this.#walk(sid, ctx, iova, access);
-    const paBase = tlb.lastPaBase;
     const size = tlb.lastPageSize;
     const perm = tlb.lastPerm;
-    const off = pa - paBase;
+    // IOTLB entries are walked leaves, at most 1 GiB: the offset is in the
+    // low 32 bits of the IOVA (no third getter for the page's PA).
+    const off = (iova >>> 0) & (size - 1);
     if (this.#microEnabled) {
-      this.#fill(sid, iova, iova - off, size, paBase, perm);
+      // The 4 KiB fill inline (see #fillLeaf).
+      if (size === 4096) {
+        const r = this.#rows;
+        const u = (r[(sid + 1) * ROW_STRIDE + ROW_U_BLOCK]! | 0) +
+          (((iova >>> 12) & this.#uMask) << 2);
+        r[u] = r[0]!;
+        r[u + U_BASE] = iova - off;
+        r[u + U_END] = iova - off + 4096;
+        r[u + U_DELTA_PERM] = pa - iova + (perm & 3);
+      } else this.#fillLeaf(sid, iova - off, size, pa - off, perm);
     }
     if ((perm & access) !== access) {
       return this.#permissionFault(sid, iova, access);
@@ -321,14 +331,14 @@ export class GenericIommuHardware implements IommuHardware {
     return pa;
   }
 
-  // Fill the stream's micro TLB entry for `iova` with the leaf at `base`
-  // (`size` bytes at `pa`, access bits `perm`, 0-3). A leaf larger than
-  // 4 KiB fills every entry one of its 4 KiB pages indexes (all of them
-  // from 2 MiB up with the default 32), so an access anywhere in it hits
-  // after one miss, as with a fully associative micro TLB.
-  #fill(
+  // Fill the stream's micro TLB with a leaf larger than 4 KiB at `base`
+  // (`size` bytes at `pa`, access bits `perm`, 0-3): every entry one of
+  // its 4 KiB pages indexes (all of them from 2 MiB up with the default
+  // 32), so an access anywhere in it hits after one miss, as with a fully
+  // associative micro TLB. (A 4 KiB leaf fills the entry of its page,
+  // inline in the callers.)
+  #fillLeaf(
     sid: number,
-    iova: number,
     base: number,
     size: number,
     pa: number,
@@ -340,14 +350,6 @@ export class GenericIommuHardware implements IommuHardware {
     const gen = r[0]!;
     const end = base + size;
     const dp = pa - base + (perm & 3);
-    if (size === 4096) {
-      const u = block + (((iova >>> 12) & mask) << 2);
-      r[u] = gen;
-      r[u + U_BASE] = base;
-      r[u + U_END] = end;
-      r[u + U_DELTA_PERM] = dp;
-      return;
-    }
     const n = Math.min(mask + 1, size / 4096);
     const first = base >>> 12;
     for (let k = 0; k < n; k++) {
@@ -473,7 +475,18 @@ export class GenericIommuHardware implements IommuHardware {
     const base = iova - off;
     const tlb = this.iotlb;
     if (tlb.capacity !== 0) tlb.insert(ctx, base, size, pa, perm);
-    if (this.#microEnabled) this.#fill(sid, iova, base, size, pa, perm);
+    if (this.#microEnabled) {
+      // The 4 KiB fill inline (see #fillLeaf).
+      if (size === 4096) {
+        const r = this.#rows;
+        const u = (r[(sid + 1) * ROW_STRIDE + ROW_U_BLOCK]! | 0) +
+          (((iova >>> 12) & this.#uMask) << 2);
+        r[u] = r[0]!;
+        r[u + U_BASE] = base;
+        r[u + U_END] = base + 4096;
+        r[u + U_DELTA_PERM] = pa - base + (perm & 3);
+      } else this.#fillLeaf(sid, base, size, pa, perm);
+    }
     if ((perm & access) !== access) {
       return this.#permissionFault(sid, iova, access);
     }

@@ -138,7 +138,23 @@ export class Walker {
     const memoView = this.#memoView;
     // `words` views the chunk holding the current table (null: read RAM
     // through the checked slow path), `woff` is the table's first word in it.
-    let words = table === this.#rootPa ? this.#rootWords : this.#rootOf(table);
+    let words: Uint32Array | null;
+    if (level === startLevel) {
+      words = table === this.#rootPa ? this.#rootWords : this.#rootOf(table);
+    } else if (table === memoAddr[level - 1]) {
+      // A walk-cache hit on the table the last walk also went through.
+      words = memoView[level - 1]!;
+    } else {
+      // A walk-cache hit: a table descriptor named it, so it is 4 KiB
+      // aligned; its chunk view, without disturbing the root's memo.
+      const chunk = Math.floor(table / 65536);
+      const slot = chunk & (CHUNK_SLOTS - 1);
+      words = this.#chunkKey[slot] === chunk
+        ? this.#chunkView[slot]!
+        : this.#tableWords(table);
+      memoAddr[level - 1] = table;
+      memoView[level - 1] = words;
+    }
     let woff = ((table >>> 0) & 0xf000) >>> 2;
     let lo = 0;
     let hi = 0;
