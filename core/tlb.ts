@@ -101,6 +101,26 @@ export interface TlbEntry {
 /** Largest log2 of a page size, plus one: the size of per-size tables. */
 const SIZE_SLOTS = 64;
 
+// Builtins as module constants: a call through one costs less bytecode
+// than `Math.floor` (which helps the hot methods stay small enough to
+// inline) and compiles to the same machine code.
+const isSafe = Number.isSafeInteger;
+const floor = Math.floor;
+const imul = Math.imul;
+/** {@linkcode MAX_ADDRESS} as a local: hot methods then skip an import check. */
+const MAX = MAX_ADDRESS;
+
+/** Numbers per slot in `#e`, and where each sits. */
+const SLOT = 4;
+const E_SIZE = 1;
+const E_CTX = 2;
+const E_PA = 3;
+
+/** `#lastSlot` after a miss. */
+const NO_HIT = -1;
+/** `#lastSlot` once the entry last hit has changed: read the snapshot. */
+const SNAPSHOT = -2;
+
 /**
  * A set-associative IOTLB with LRU, round-robin or seeded-random replacement.
  *
@@ -156,6 +176,24 @@ export class Tlb {
   #rng: number;
   #clock = 0;
   #live = 0;
+  // Valid ways per set: a full set needs no search for an invalid way.
+  #used: Int32Array;
+  // LRU only. A scan of a full set whose stamps rise circularly from its
+  // LRU way records that order: `#left[set]` ways from way `#next[set]`
+  // on, stamped at most `#scanClock[set]`. A way still stamped no later
+  // than that was not used since, and the first such way in the order is
+  // the LRU one (every way used since has a later stamp); so evictions
+  // (streaming misses) take the ways in turn with no scan, and a hit
+  // needs no bookkeeping beyond its stamp.
+  #next: Int32Array;
+  #left: Int32Array;
+  #scanClock: Float64Array;
+  // The key of the last lookup that missed every size present, kept until
+  // anything changes the entries (-1: none). An insert of that key right
+  // after (a walk's fill) knows the set holds no duplicate, so it skips the
+  // scan for one.
+  #missIova = -1;
+  #missCtx = 0;
   // Page sizes present, in probe order, with their reciprocals (exact for
   // powers of two) so the page number is a multiply rather than a divide.
   #sizeCount: Float64Array = new Float64Array(SIZE_SLOTS);
@@ -248,6 +286,12 @@ export class Tlb {
     this.#shift = new Uint8Array(capacity);
     this.#stamp = new Float64Array(capacity);
     this.#rr = new Uint32Array(sets);
+    // Empty when nothing can be cached, so `insert` never takes a set
+    // for full (and `#place` ignores the fill).
+    this.#used = new Int32Array(capacity === 0 ? 0 : sets);
+    this.#next = new Int32Array(sets);
+    this.#left = new Int32Array(sets);
+    this.#scanClock = new Float64Array(sets);
     this.#rng = seedState(seed);
   }
 
@@ -295,48 +339,41 @@ export class Tlb {
    * non-negative safe integer (nothing is counted).
    */
   lookup(context: number, iova: number): number {
-    if (
-      !(Number.isSafeInteger(iova) && iova >= 0 &&
-        Number.isSafeInteger(context) && context >= 0)
-    ) {
+    if (!(isSafe(iova) && iova >= 0 && isSafe(context) && context >= 0)) {
       throwBadKey(context, iova);
     }
-    const n = this.#nsizes;
-    const sizes = this.#sizes;
-    const invs = this.#invs;
-    const setSpan = this.#setSpan;
-    const mask = this.#setMask;
     const e = this.#e;
-    for (let k = 0; k < n; k++) {
-      const size = sizes[k]!;
-      const inv = invs[k]!;
-      const vpn = Math.floor(iova * inv);
+    for (let k = 0; k < this.#nsizes; k++) {
+      const size = this.#sizes[k]!;
+      const vpn = floor(iova * this.#invs[k]!);
       const base = vpn * size;
-      // int32 arithmetic (Math.imul, |0): no overflow checks in the probe.
-      let j = Math.imul((vpn ^ context) & mask, setSpan);
-      const end = (j + setSpan) | 0;
-      for (; j < end; j = (j + SLOT) | 0) {
-        if (
-          e[j] === base && e[j + E_SIZE] === size && e[j + E_CTX] === context
-        ) {
-          const slot = (j / SLOT) | 0;
-          if (k !== 0) {
-            // Probe this size first next time: accesses cluster by size.
-            sizes[k] = sizes[0]!;
-            invs[k] = invs[0]!;
-            sizes[0] = size;
-            invs[0] = inv;
-          }
+      const set = (vpn ^ context) & this.#setMask;
+      // int32 arithmetic (imul, |0): no overflow checks in the probe.
+      let j = imul(set, this.#setSpan);
+      const end = (j + this.#setSpan) | 0;
+      // Literal offsets into a slot (see `#e`): named constants would cost
+      // the bytecode that keeps this method small enough to inline.
+      for (; j < end; j = (j + 4) | 0) {
+        if (e[j] === base && e[j + 1] === size && e[j + 2] === context) {
+          if (k !== 0) this.#toFront(k);
           this.#hits++;
-          // Only LRU reads the stamps.
-          if (this.#policy === 0) this.#stamp[slot] = ++this.#clock;
-          this.#lastSlot = slot;
-          return e[j + E_PA]! + (iova - base);
+          // Only LRU reads the stamps; writing them always is cheaper
+          // than asking.
+          this.#stamp[j >> 2] = ++this.#clock;
+          this.#lastSlot = j >> 2;
+          return e[j + 3]! + (iova - base);
         }
       }
     }
+    return this.#missed(context, iova);
+  }
+
+  /** Count a miss of `lookup` and remember its key for the insert that follows. */
+  #missed(context: number, iova: number): number {
     this.#misses++;
     this.#lastSlot = NO_HIT;
+    this.#missIova = iova;
+    this.#missCtx = context;
     return -1;
   }
 
@@ -369,10 +406,11 @@ export class Tlb {
     if (slot < 0) {
       this.#misses++;
       this.#lastSlot = NO_HIT;
+      this.#missIova = -1; // one size probed: says nothing of the others
       return -1;
     }
     this.#hits++;
-    if (this.#policy === 0) this.#stamp[slot] = ++this.#clock;
+    this.#stamp[slot] = ++this.#clock;
     const pa = this.#e[slot * SLOT + E_PA]!;
     this.#lastSlot = slot;
     return pa + (iova - this.#e[slot * SLOT]!);
@@ -427,34 +465,70 @@ export class Tlb {
     paBase: number,
     perm: number,
   ): void {
-    // Fills come in runs of one size: the log and reciprocal of a new size
-    // are taken once. One combined test covers the common valid case; the
+    // Fills come in runs of one size: its log and reciprocal are taken
+    // once. One combined test covers the common valid case; the
     // out-of-line check names what is wrong.
-    if (pageSize !== this.#fillSize) {
-      checkPageSize(pageSize);
-      this.#fillSize = pageSize;
-      this.#fillShift = Math.round(Math.log2(pageSize));
-      this.#fillInv = 1 / pageSize;
-    }
-    if (
-      !(typeof context === "number" && typeof iova === "number" &&
-        typeof paBase === "number" && typeof perm === "number" &&
-        context >= 0 && context <= MAX_ADDRESS &&
-        Math.floor(context) === context &&
-        iova >= 0 && iova <= MAX_ADDRESS && Math.floor(iova) === iova &&
-        paBase >= 0 && paBase <= MAX_ADDRESS - pageSize &&
-        Math.floor(paBase) === paBase &&
-        perm >= 0 && perm <= 0x7fffffff && (perm | 0) === perm)
-    ) {
+    if (pageSize !== this.#fillSize) this.#setFillSize(pageSize);
+    if (!isFill(context, iova, pageSize, paBase, perm)) {
       throwBadFill(context, iova, pageSize, paBase, perm);
     }
-    const vpn = Math.floor(iova * this.#fillInv);
+    const vpn = floor(iova * this.#fillInv);
     const base = vpn * pageSize;
-    if (base > MAX_ADDRESS - pageSize) checkRange(base, pageSize, "TLB page");
-    if (this.capacity === 0) return;
+    if (base > MAX - pageSize) throwBadPage(base, pageSize);
+    const set = (vpn ^ context) & this.#setMask;
+    const d = this.#missIova - base;
+    let slot: number;
+    if (
+      d >= 0 && d < pageSize && context === this.#missCtx &&
+      this.#used[set] === this.ways && this.#sizeCount[this.#fillShift] !== 0
+    ) {
+      // The lookup that just missed probed this very set for this size
+      // and nothing changed since: no duplicate, no invalid way.
+      slot = this.#victim(set);
+    } else {
+      slot = this.#place(set, context, base, pageSize, paBase, perm);
+      if (slot < 0) return;
+    }
+    this.#missIova = -1;
+    // Literal offsets into the slot, as in `lookup`.
+    const e = this.#e;
+    const j = slot * 4;
+    if (slot === this.#lastSlot || e[j + 1] !== pageSize) {
+      this.#prepare(slot, set, pageSize);
+    }
+    e[j] = base;
+    e[j + 2] = context;
+    e[j + 3] = paBase;
+    this.#perm[slot] = perm;
+    this.#stamp[slot] = ++this.#clock;
+    this.#fills++;
+  }
 
+  /** Validate a page size new to `insert` and keep its log and reciprocal. */
+  #setFillSize(pageSize: number): void {
+    checkPageSize(pageSize);
+    this.#fillSize = pageSize;
+    this.#fillShift = Math.round(Math.log2(pageSize));
+    this.#fillInv = 1 / pageSize;
+  }
+
+  /**
+   * Where an insert goes when no just-missed lookup vouches for the set:
+   * -1 when there is nothing to write (capacity 0, or an entry of the same
+   * key refreshed in place); otherwise the first invalid way, else the
+   * policy's victim (counted as an eviction).
+   */
+  #place(
+    set: number,
+    context: number,
+    base: number,
+    pageSize: number,
+    paBase: number,
+    perm: number,
+  ): number {
+    if (this.capacity === 0) return -1;
     const ways = this.ways;
-    const first = Math.imul((vpn ^ context) & this.#setMask, ways);
+    const first = set * ways;
     const end = first + ways;
     const e = this.#e;
     let free = -1;
@@ -464,40 +538,38 @@ export class Tlb {
         if (slot === this.#lastSlot) this.#snapshot();
         e[j + E_PA] = paBase;
         this.#perm[slot] = perm;
-        if (this.#policy === 0) this.#stamp[slot] = ++this.#clock;
+        this.#stamp[slot] = ++this.#clock;
         this.#fills++;
-        return;
+        this.#missIova = -1;
+        return -1;
       }
       if (s === 0 && free < 0) free = slot;
     }
-    const shift = this.#fillShift;
-    let slot = free;
-    if (slot < 0) {
-      slot = this.#victim(first);
-      this.#evictions++;
-      // A victim of the same size leaves the live count and the size list
-      // as they are (the common case: a TLB filled by one page size).
-      if (e[slot * SLOT + E_SIZE] !== pageSize) this.#drop(slot);
-      else this.#live--;
-    }
+    return free >= 0 ? free : this.#victim(set);
+  }
+
+  /**
+   * Ready a slot that `insert` is about to write when it is the slot the
+   * last lookup hit (keep what was hit) or does not hold `pageSize` yet:
+   * it was invalid (now live), or held an evicted entry of another size.
+   */
+  #prepare(slot: number, set: number, pageSize: number): void {
     if (slot === this.#lastSlot) this.#snapshot();
-    const j = slot * SLOT;
-    e[j + E_CTX] = context;
-    e[j] = base;
-    e[j + E_PA] = paBase;
-    this.#perm[slot] = perm;
-    if (this.#policy === 0) this.#stamp[slot] = ++this.#clock;
-    this.#live++;
-    if (e[j + E_SIZE] !== pageSize) {
-      e[j + E_SIZE] = pageSize;
-      this.#shift[slot] = shift;
-      if (this.#sizeCount[shift]!++ === 0) {
-        const n = this.#nsizes++;
-        this.#sizes[n] = pageSize;
-        this.#invs[n] = 1 / pageSize;
-      }
+    const j = slot * SLOT + E_SIZE;
+    if (this.#e[j] === pageSize) return;
+    if (this.#e[j] !== 0) this.#dropSize(slot);
+    else {
+      this.#used[set]!++;
+      this.#live++;
     }
-    this.#fills++;
+    const shift = this.#fillShift;
+    this.#e[j] = pageSize;
+    this.#shift[slot] = shift;
+    if (this.#sizeCount[shift]!++ === 0) {
+      const n = this.#nsizes++;
+      this.#sizes[n] = pageSize;
+      this.#invs[n] = 1 / pageSize;
+    }
   }
 
   /**
@@ -511,8 +583,10 @@ export class Tlb {
     this.#e.fill(0);
     this.#shift.fill(0);
     this.#sizeCount.fill(0);
+    this.#used.fill(0);
     this.#nsizes = 0;
     this.#live = 0;
+    this.#missIova = -1;
     this.#invalidations++;
     this.#invalidatedEntries += removed;
     return removed;
@@ -685,19 +759,35 @@ export class Tlb {
     return -1;
   }
 
-  /** The way of the full set starting at `first` that the policy evicts. */
-  #victim(first: number): number {
+  /**
+   * The slot of the full set `set` that the policy evicts; counts the
+   * eviction (the caller overwrites the slot).
+   */
+  #victim(set: number): number {
     const ways = this.ways;
+    const first = set * ways;
+    this.#evictions++;
     if (this.#policy === 0) {
-      const stamps = this.#stamp;
-      let best = first;
-      for (let slot = first + 1; slot < first + ways; slot++) {
-        if (stamps[slot]! < stamps[best]!) best = slot;
+      let left = this.#left[set]!;
+      if (left !== 0) {
+        const stamps = this.#stamp;
+        const scanned = this.#scanClock[set]!;
+        let way = this.#next[set]!;
+        while (left !== 0) {
+          const slot = first + way;
+          left--;
+          way = way + 1 === ways ? 0 : way + 1;
+          if (stamps[slot]! <= scanned) {
+            this.#next[set] = way;
+            this.#left[set] = left;
+            return slot;
+          }
+        }
+        this.#left[set] = 0;
       }
-      return best;
+      return this.#scanLru(set, first);
     }
     if (this.#policy === 1) {
-      const set = first / ways;
       const way = this.#rr[set]!;
       this.#rr[set] = way + 1 === ways ? 0 : way + 1;
       return first + way;
@@ -709,6 +799,53 @@ export class Tlb {
     x ^= x << 5;
     this.#rng = x;
     return first + (x >>> 0) % ways;
+  }
+
+  /**
+   * The least recently used way of the full set `set` (slots from
+   * `first`); notes whether the stamps rise circularly from it, so that
+   * the next evictions need no scan (see `#next`).
+   */
+  #scanLru(set: number, first: number): number {
+    const ways = this.ways;
+    const stamps = this.#stamp;
+    const end = first + ways;
+    let best = first;
+    let min = stamps[first]!;
+    let prev = min;
+    let falls = 0;
+    for (let slot = first + 1; slot < end; slot++) {
+      const t = stamps[slot]!;
+      if (t < prev) falls++;
+      if (t < min) {
+        min = t;
+        best = slot;
+      }
+      prev = t;
+    }
+    if (prev > stamps[first]!) falls++;
+    // One fall (into the minimum) means the stamps rise from `best` around
+    // the set; the fill about to happen makes `best` the newest, so the
+    // order then starts at the way after it.
+    if (falls <= 1) {
+      const way = best - first + 1;
+      this.#next[set] = way === ways ? 0 : way;
+      this.#left[set] = ways - 1;
+      this.#scanClock[set] = this.#clock;
+    }
+    return best;
+  }
+
+  /** Move the size at probe position `k` to the front (accesses cluster by size). */
+  #toFront(k: number): void {
+    const sizes = this.#sizes;
+    const invs = this.#invs;
+    const size = sizes[k]!;
+    const inv = invs[k]!;
+    sizes[k] = sizes[0]!;
+    invs[k] = invs[0]!;
+    sizes[0] = size;
+    invs[0] = inv;
   }
 
   /** Keep what the last lookup hit before its slot changes (see #lastSlot). */
@@ -723,10 +860,18 @@ export class Tlb {
   /** Invalidate one valid slot and keep the page-size list in step. */
   #drop(slot: number): void {
     if (slot === this.#lastSlot) this.#snapshot();
-    const shift = this.#shift[slot]!;
     this.#e[slot * SLOT + E_SIZE] = 0;
-    this.#shift[slot] = 0;
+    this.#dropSize(slot);
     this.#live--;
+    const set = (slot / this.ways) | 0;
+    this.#used[set]!--;
+    this.#missIova = -1;
+  }
+
+  /** Forget the page size of a slot whose entry just went (size list in step). */
+  #dropSize(slot: number): void {
+    const shift = this.#shift[slot]!;
+    this.#shift[slot] = 0;
     if (--this.#sizeCount[shift]! === 0) {
       const pageSize = 2 ** shift;
       const n = --this.#nsizes;
@@ -782,6 +927,23 @@ function checkPageSize(pageSize: number): void {
 }
 
 /**
+ * True when the arguments of an insert are valid (`pageSize` already is):
+ * one combined test, a function of its own so `insert` stays small enough
+ * to inline.
+ */
+function isFill(
+  context: number,
+  iova: number,
+  pageSize: number,
+  paBase: number,
+  perm: number,
+): boolean {
+  return isSafe(context) && context >= 0 && isSafe(iova) && iova >= 0 &&
+    isSafe(paBase) && paBase >= 0 && paBase <= MAX - pageSize &&
+    typeof perm === "number" && (perm & 0x7fffffff) === perm;
+}
+
+/**
  * Out of line so the insert stays small: name the first bad argument of a
  * fill that failed the combined test.
  */
@@ -808,16 +970,11 @@ function throwBadFill(
   throw new IommuError("EINVAL", "TLB fill is invalid");
 }
 
-/** Numbers per slot in `#e`, and where each sits. */
-const SLOT = 4;
-const E_SIZE = 1;
-const E_CTX = 2;
-const E_PA = 3;
-
-/** `#lastSlot` after a miss. */
-const NO_HIT = -1;
-/** `#lastSlot` once the entry last hit has changed: read the snapshot. */
-const SNAPSHOT = -2;
+/** Out of line so the insert stays small: a page that ends beyond 2^53 - 1. */
+function throwBadPage(base: number, pageSize: number): never {
+  checkRange(base, pageSize, "TLB page");
+  throw new IommuError("ERANGE", "TLB page is out of range");
+}
 
 /** Out of line so the lookup stays small enough to inline. */
 function throwBadKey(context: number, iova: number): never {
