@@ -145,6 +145,7 @@ export class GenericIommuHardware implements IommuHardware {
   #cfgMisses = 0;
   #uMisses = 0;
   #lastSpan = 0;
+  #walkPa = 0.5; // a double from the start: stores never box
   #lastFault: IommuFault | null = null;
 
   /**
@@ -306,7 +307,11 @@ export class GenericIommuHardware implements IommuHardware {
     const ctx = this.#cfgCtx[sid]!;
     const tlb = this.iotlb;
     const pa = tlb.lookup(ctx, iova);
-    if (pa < 0) return this.#walk(sid, ctx, iova, access);
+    // The walk leaves its PA in a field: a double returned from a call
+    // that is not inlined would be boxed (a heap allocation per walk).
+    if (pa < 0) {
+      return this.#walk(sid, ctx, iova, access) === 0 ? this.#walkPa : -1;
+    }
     const size = tlb.lastPageSize;
     const perm = tlb.lastPerm;
     // IOTLB entries are walked leaves, at most 1 GiB: the offset is in the
@@ -455,6 +460,7 @@ export class GenericIommuHardware implements IommuHardware {
     return iova;
   }
 
+  // 0 with the PA in #walkPa, or -1 after reporting a fault.
   #walk(sid: number, ctx: number, iova: number, access: number): number {
     this.#sWalks[sid]!++;
     const w = this.walker;
@@ -491,7 +497,8 @@ export class GenericIommuHardware implements IommuHardware {
       return this.#permissionFault(sid, iova, access);
     }
     this.#lastSpan = size - off;
-    return pa + off;
+    this.#walkPa = pa + off;
+    return 0;
   }
 
   #walkFault(sid: number, iova: number, access: number, code: number): number {
