@@ -8,6 +8,8 @@ import {
   ACCESS_WRITE,
   type FaultReason,
   hex,
+  IOMMU_READ,
+  IOMMU_WRITE,
   IommuError,
   type IommuFault,
   type IommuHardware,
@@ -138,6 +140,9 @@ export interface SysmmuPowerHooks {
 
 const IDENTITY_SPAN = 2 ** 52;
 
+/** The permission bits a walk reports. */
+const RW = IOMMU_READ | IOMMU_WRITE;
+
 /** Fills a flush undoes one by one; beyond this it clears the whole maps. */
 const FILL_LOG_ENTRIES = 1024;
 
@@ -212,6 +217,7 @@ export class SysmmuHardware implements IommuHardware {
   // these describe the sizes it can hold (any layout).
   #sizesFilled = 0; // OR of the page sizes filled since the last flush
   #mixedSizes = false; // more than one size filled since the last flush
+  #permsFilled = RW; // AND of the permissions filled since the last flush
   #hasTlb: boolean;
   #trace: string[] | null = null;
   #c: SysmmuHardwareCounters = {
@@ -290,7 +296,11 @@ export class SysmmuHardware implements IommuHardware {
     if (this.#mixedSizes) return this.#mixedHit(iova, access, pa);
     // One page size filled since the last flush: the entry hit has it.
     const size = this.#sizesFilled;
-    if (this.#eap && (tlb.lastPerm & access) === 0) {
+    // Every entry filled since then grants `access`: so does this one.
+    if (
+      this.#eap && (this.#permsFilled & access) === 0 &&
+      (tlb.lastPerm & access) === 0
+    ) {
       return this.#raise("access", iova, access, "permission");
     }
     this.lastSpan = size - (iova & (size - 1));
@@ -389,6 +399,7 @@ export class SysmmuHardware implements IommuHardware {
     this.#fillLogCount = 0;
     this.#sizesFilled = 0;
     this.#mixedSizes = false;
+    this.#permsFilled = RW;
   }
 
   #miss(iova: number, access: number): number {
@@ -413,6 +424,7 @@ export class SysmmuHardware implements IommuHardware {
     if (this.#hasTlb) {
       this.tlb.insert(0, iova, size, paBase, perm);
       if (size !== this.#sizesFilled) this.#noteSize(size);
+      this.#permsFilled &= perm;
       if (this.#multiHit) this.#noteFill(iova, size);
     }
     if (this.#eap && (perm & access) === 0) {
