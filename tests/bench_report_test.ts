@@ -127,3 +127,39 @@ Deno.test("renderTargets judges p75, says by how much and whether min meets it",
     t,
   );
 });
+
+Deno.test("the translate-hit target covers both TLB levels of generic-iommu", () => {
+  const group = (plugin: string): string =>
+    `translate() alone (1,000 accesses) · ${plugin}`;
+  const t = renderTargets(rows({
+    runtime: "Deno/test",
+    cpu: "test",
+    benches: [
+      bench(group("samsung-sysmmu v3.3"), "IOTLB hit", 9_000, 8_000, true),
+      bench(
+        group("generic-iommu"),
+        "micro TLB hit (16 pages cycling)",
+        8_000,
+        7_000,
+        true,
+      ),
+      bench(
+        group("generic-iommu"),
+        "main IOTLB hit (micro TLB off)",
+        12_000,
+        11_000,
+      ),
+      bench(group("generic-iommu"), "IOTLB disabled (walk every access)", 1, 1),
+    ],
+  }));
+  const hits = t.split("\n").filter((l) => l.includes("IOTLB hit ≤ 10 ns"));
+  assertEquals(hits.length, 3, t);
+  assert(hits.some((l) => l.includes("micro TLB hit") && l.endsWith("met |")));
+  assert(
+    hits.some((l) =>
+      l.includes("main IOTLB hit") && l.includes("| 12.0 ns | 11.0 ns |") &&
+      l.includes("missed by 20%")
+    ),
+    t,
+  );
+});
