@@ -12,9 +12,9 @@
  *    `bad-stream-entry` without event (as SMMUv3); bypass → identity.
  * 4. IOVA at or beyond 2^inputBits: F_ADDR_SIZE, fault `address-size`.
  * 5. Micro TLB (per stream, direct-mapped: see micro_tlb.ts), then IOTLB
- *    lookup (tag = context),
- *    else walk (walk caches, then RAM): F_TRANSLATION / F_ADDR_SIZE /
- *    F_ACCESS (fault `permission`) / F_WALK_EABT (fault `bus-error`).
+ *    lookup (tag = context), else walk (walk caches, then RAM):
+ *    F_TRANSLATION / F_ADDR_SIZE / F_ACCESS (fault `permission`) /
+ *    F_WALK_EABT (fault `bus-error`).
  * 6. Permission check against the leaf: F_PERMISSION, fault `permission`.
  *
  * F_* events are recorded only when the context asks (CD.R / STE.S2R), and
@@ -39,9 +39,8 @@
  * this generation" goes straight to the IOTLB; everything else (first use,
  * a generation bump by any invalidation or CR0/stream-table write, bypass,
  * abort, faults) takes the slow path, which checks in the order above.
- * Registers, the config
- * cache, the command consumer, the event producer and statistics live in
- * their own files.
+ * Registers, the config cache, the command consumer, the event producer
+ * and statistics live in their own files.
  *
  * @module
  */

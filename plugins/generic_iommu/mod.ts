@@ -3,7 +3,10 @@
  * by stream IDs. A stream table in RAM maps each stream to abort, bypass or a
  * domain's context; domains use ARM LPAE page tables (4 KiB granule, 4 KiB
  * pages, 2 MiB and 1 GiB blocks, 32- to 48-bit input); the hardware walks
- * them through an IOTLB and per-level walk caches; invalidations go through a
+ * them through a per-stream micro TLB, an IOTLB and per-level walk caches
+ * (gem5 SMMUv3 sizes; the 32-entry micro TLB is direct-mapped by the 4 KiB
+ * page number rather than fully associative, a deviation for the speed of
+ * the model, see the `microTlb` option); invalidations go through a
  * command queue and faults come back as event records plus an interrupt.
  * A virtio-iommu front end drives the same unit with wire-format requests.
  *
