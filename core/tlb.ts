@@ -406,7 +406,6 @@ export class Tlb {
     if (slot < 0) {
       this.#misses++;
       this.#lastSlot = NO_HIT;
-      this.#missIova = -1; // one size probed: says nothing of the others
       return -1;
     }
     this.#hits++;
