@@ -160,6 +160,53 @@ Deno.bench({
   },
 });
 
+// A lookup that misses, then the fill a walk would make, in a full TLB:
+// what every IOTLB miss costs besides the walk. Pages advance by an odd
+// stride over 65,536 pages, so every lookup misses and every fill evicts.
+// 1000 per call: divide time/iter by 1000.
+const MISS_PAGES = 65_536;
+function missFill(
+  name: string,
+  tlb: Tlb,
+  baseline = false,
+): void {
+  let k = 0;
+  Deno.bench({
+    name,
+    group: "tlb miss + fill x1000",
+    baseline,
+    fn() {
+      let s = 0;
+      for (let n = 0; n < BATCH; n++) {
+        k = (k + 4099) & (MISS_PAGES - 1);
+        const iova = 0x1000_0000 + k * K4 + 8;
+        const pa = tlb.lookup(1, iova);
+        if (pa < 0) tlb.insert(1, iova, K4, 0x8000_0000 + (k & 127) * K4, 3);
+        else s += pa;
+      }
+      sink += s;
+    },
+  });
+}
+
+missFill(
+  "1000 misses + fills, 64x8 LRU (Samsung v2)",
+  new Tlb({ sets: 64, ways: 8, replacement: "lru" }),
+  true,
+);
+missFill(
+  "1000 misses + fills, 16x4 LRU (Samsung v3+)",
+  new Tlb({ sets: 16, ways: 4, replacement: "lru" }),
+);
+missFill(
+  "1000 misses + fills, 512x4 round-robin (generic)",
+  new Tlb({ sets: 512, ways: 4, replacement: "round-robin" }),
+);
+missFill(
+  "1000 misses + fills, 64x8 random",
+  new Tlb({ sets: 64, ways: 8, replacement: "random" }),
+);
+
 globalThis.addEventListener("unload", () => {
   if (sink === 0.5) console.log(sink); // keep the lookups observable
 });
