@@ -156,8 +156,7 @@ export class FlpdCache {
       }
       this.#runFirst[b] = first;
       this.#runBase[b] = base;
-      const values = this.#value;
-      for (let k = 0; k < RUN; k++) values[i0 + k] = l1[first + k]!;
+      copyRun(this.#value, i0, l1, first);
       this.#fills += RUN;
       return;
     }
@@ -239,4 +238,34 @@ export class FlpdCache {
       invalidated: this.#invalidated,
     };
   }
+}
+
+/**
+ * `to[at..at + 15] = from[first..first + 15]`, written out: V8 neither
+ * unrolls the equivalent loop nor drops its per-element checks, and this
+ * copy is most of what an FLPD miss costs (~9 vs ~13 ns for a fillRun,
+ * scratch loop). Module-level so fillRun stays small enough to inline.
+ */
+function copyRun(
+  to: Uint32Array,
+  at: number,
+  from: Uint32Array,
+  first: number,
+): void {
+  to[at] = from[first]!;
+  to[at + 1] = from[first + 1]!;
+  to[at + 2] = from[first + 2]!;
+  to[at + 3] = from[first + 3]!;
+  to[at + 4] = from[first + 4]!;
+  to[at + 5] = from[first + 5]!;
+  to[at + 6] = from[first + 6]!;
+  to[at + 7] = from[first + 7]!;
+  to[at + 8] = from[first + 8]!;
+  to[at + 9] = from[first + 9]!;
+  to[at + 10] = from[first + 10]!;
+  to[at + 11] = from[first + 11]!;
+  to[at + 12] = from[first + 12]!;
+  to[at + 13] = from[first + 13]!;
+  to[at + 14] = from[first + 14]!;
+  to[at + 15] = from[first + 15]!;
 }
