@@ -882,6 +882,99 @@ Deno.test("micro TLB: 32 direct-mapped entries per stream by default", async (t)
   });
 });
 
+Deno.test("micro TLB: any entry count translates exactly as no micro TLB (random maps, strict unmaps, commands)", () => {
+  // With strict unmaps every page-table change is invalidated before the
+  // next access, so a unit with a micro TLB must answer every access (PA,
+  // span, fault) exactly as one without.
+  const units = [false, 32, 2, 1].map((microTlb) => {
+    const soc = createSoc({ memory: { base: 0x4000_0000, size: 64 << 20 } })
+      .use(genericIommu({ streamIds: 8, microTlb }));
+    const unit = soc.probeUnit({
+      name: "smmu",
+      compatible: ["iommukit,generic-iommu"],
+    });
+    const faults: IommuFault[] = [];
+    soc.faults.onFault((f) => faults.push(f));
+    const a = soc.createDomain(unit);
+    const b = soc.createDomain(unit);
+    a.attach(unit, [1, 2]);
+    b.attach(unit, [3]);
+    return {
+      unit,
+      hw: genericHardwareOf(unit),
+      drv: genericDriverOf(unit),
+      a,
+      b,
+      faults,
+    };
+  });
+  let seed = 12345;
+  const rnd = (n: number): number => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) % n;
+  };
+  // Accesses, maps and unmaps crowd the first 4 MiB (two 2 MiB blocks) so
+  // that cached pages are often unmapped, remapped and accessed again.
+  const REGION = 4 << 20;
+  let microHits = 0;
+  for (let n = 0; n < 20_000; n++) {
+    const r = rnd(100);
+    const p = [rnd(1 << 30), rnd(1 << 30), rnd(1 << 30)] as const;
+    const hot = rnd(4) !== 0;
+    const results = units.map((u) => {
+      const d = p[2] & 1 ? u.b : u.a;
+      try {
+        if (r < 88) {
+          const iova = hot ? (p[0] % 8) * 4096 + (p[1] % 4096) : p[0] % REGION;
+          const pa = u.hw.translate(1 + (p[2] % 3), iova, 1 + (p[1] & 1));
+          return pa >= 0 ? `${pa}/${u.hw.lastSpan}` : u.faults.at(-1)!.reason;
+        }
+        const block = (p[1] & 7) === 0;
+        if (r < 94) {
+          const iova = block ? (p[0] & 1) * MIB2 : (p[0] % 128) * 4096;
+          const size = block ? MIB2 : 4096 * (1 + (p[1] >> 3) % 8);
+          const pa = 0x4000_0000 +
+            (block ? (p[2] % 8) * MIB2 : (p[2] % 4096) * 4096);
+          d.map(iova, pa, size, 1 + (p[2] >> 12) % 3);
+          return "mapped";
+        }
+        if (r < 97) {
+          return block
+            ? d.unmap((p[0] & 1) * MIB2, MIB2)
+            : d.unmap((p[0] % 128) * 4096, 4096 * (1 + (p[1] >> 3) % 16));
+        }
+        if (r < 98) {
+          const w = p[0] % 4;
+          if (w === 0) u.drv.commands.tlbiAll();
+          else if (w === 1) u.drv.commands.cfgiSte(p[1] % 8);
+          else if (w === 2) u.drv.commands.push(0x06, 0, 0, 0);
+          else u.drv.commands.push(0x01, 0, 0, 0);
+          u.drv.commands.sync();
+          return "command";
+        }
+        (p[1] & 1 ? u.b : u.a).attach(u.unit, [2]);
+        return "moved";
+      } catch (e) {
+        return (e as IommuError).kind;
+      }
+    });
+    for (let k = 1; k < units.length; k++) {
+      if (results[k] !== results[0]) {
+        throw new Error(
+          `step ${n}: ${results[k]} vs ${results[0]} (micro TLB ${k})`,
+        );
+      }
+    }
+  }
+  for (const u of units.slice(1)) {
+    microHits += u.hw.counters()["microTlb.hits"]!;
+  }
+  assert(microHits > 5_000, `micro TLB exercised (${microHits} hits)`);
+  assertEquals(units[0]!.hw.counters()["microTlb.lookups"], 0);
+});
+
 Deno.test("invalidation commands: STE ranges, CD_ALL, prefetch, ranges larger than the IOTLB", () => {
   const { soc, unit } = rig({
     iotlb: { sets: 1, ways: 2, replacement: "lru" },
