@@ -174,6 +174,8 @@ export class Tlb {
   #rr: Uint32Array;
   #policy: number; // 0 lru, 1 round-robin, 2 random: a number is cheaper to switch on
   #rng: number;
+  // Ticks once per hit and once per fill (new entry or refresh), for
+  // every policy: the LRU stamps, and the hit count (see `#hitsBase`).
   #clock = 0;
   #live = 0;
   // Valid ways per set: a full set needs no search for an invalid way.
@@ -216,9 +218,10 @@ export class Tlb {
   #snapPerm = 0;
   #snapPaBase = -1;
 
-  // Lookups are hits + misses: each path bumps one counter only.
+  // Lookups are hits + misses, and hits are the clock's ticks since the
+  // last reset that were not fills: a hit bumps no counter of its own.
   #misses = 0;
-  #hits = 0;
+  #hitsBase = 0; // the clock at the last reset
   #fills = 0;
   #evictions = 0;
   #invalidations = 0;
@@ -356,10 +359,9 @@ export class Tlb {
       for (; j < end; j = (j + 4) | 0) {
         if (e[j] === base && e[j + 1] === size && e[j + 2] === context) {
           if (k !== 0) this.#toFront(k);
-          this.#hits++;
-          // Only LRU reads the stamps; writing them always is cheaper
-          // than asking.
-          this.#stamp[j >> 2] = ++this.#clock;
+          // The tick counts the hit; only LRU reads the stamps.
+          const t = ++this.#clock;
+          if (this.#policy === 0) this.#stamp[j >> 2] = t;
           this.#lastSlot = j >> 2;
           return e[j + 3]! + (iova - base);
         }
@@ -408,8 +410,7 @@ export class Tlb {
       this.#lastSlot = NO_HIT;
       return -1;
     }
-    this.#hits++;
-    this.#stamp[slot] = ++this.#clock;
+    this.#stamp[slot] = ++this.#clock; // counts the hit
     const pa = this.#e[slot * SLOT + E_PA]!;
     this.#lastSlot = slot;
     return pa + (iova - this.#e[slot * SLOT]!);
@@ -689,9 +690,10 @@ export class Tlb {
    * @returns A new plain object; later activity does not change it.
    */
   counters(): TlbCounters {
+    const hits = this.#clock - this.#hitsBase - this.#fills;
     return {
-      lookups: this.#hits + this.#misses,
-      hits: this.#hits,
+      lookups: hits + this.#misses,
+      hits,
       misses: this.#misses,
       fills: this.#fills,
       evictions: this.#evictions,
@@ -703,7 +705,7 @@ export class Tlb {
   /** Set every counter back to zero (the entries stay). */
   resetCounters(): void {
     this.#misses = 0;
-    this.#hits = 0;
+    this.#hitsBase = this.#clock;
     this.#fills = 0;
     this.#evictions = 0;
     this.#invalidations = 0;
