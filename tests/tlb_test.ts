@@ -673,7 +673,17 @@ Deno.test("Tlb rejects bad arguments and leaves no trace", async (t) => {
     for (const s of badSizes) {
       assertKind(() => tlb.insert(1, 0x2000, s, 0, 0), "EINVAL");
     }
-    for (const p of [-1, 1.5, 2 ** 31, NaN, "3" as unknown as number]) {
+    for (
+      const p of [
+        -1,
+        1.5,
+        2 ** 31,
+        NaN,
+        "3" as unknown as number,
+        3n as unknown as number, // EINVAL, not the TypeError of `3n & x`
+        { valueOf: () => 3 } as unknown as number,
+      ]
+    ) {
       assertKind(() => tlb.insert(1, 0x2000, K4, 0, p), "EINVAL");
     }
     // The page or the PA span would pass 2^53 - 1.
