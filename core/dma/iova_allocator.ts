@@ -13,14 +13,11 @@
  *   and is the highest such placement. This is exact for alignments up to
  *   2^11 granules (8 MiB with 4 KiB granules); beyond that see
  *   {@linkcode IovaAllocatorOptions.searchProbes}. IOVA 0 is never handed out.
- * - Allocation and free are O(log n) in the busy ranges: a B+-tree of
- *   busy ranges (16 per node), each knowing the free gap below it, whose
- *   internal nodes keep per child the largest gap and the largest gap usable
- *   from a 2^k-aligned start (k = 1..11). One descent finds the highest
- *   fitting gap; nothing scans the free list, so the kernel's linear-search
- *   pathology cannot occur. Wide nodes keep a million ranges 5 levels deep,
- *   so an operation touches a handful of nodes rather than a chain of ~20
- *   dependent cache misses.
+ * - Allocation and free are O(log n) in the busy ranges: an AVL tree of
+ *   busy ranges, each knowing the free gap below it, augmented per subtree
+ *   with the largest gap and the largest gap usable from a 2^k-aligned start
+ *   (k = 1..11). One descent finds the highest fitting gap; nothing scans
+ *   the free list, so the kernel's linear-search pathology cannot occur.
  *   Only the orders requested so far are maintained: the first request of
  *   a higher alignment order re-summarises the tree once (O(n); at most 11
  *   times in an allocator's life).
@@ -46,14 +43,14 @@ import {
   hex,
   isPowerOfTwo,
 } from "../address.ts";
-import * as T from "./iova_btree.ts";
+import * as T from "./iova_tree.ts";
 import { IovaHash } from "./iova_hash.ts";
 import { IOVA_MAGAZINE_SIZE, IovaRcache } from "./iova_rcache.ts";
 import type { IovaConstraints } from "../iommu.ts";
 
 // Imported bindings are read through a module cell (with a TDZ check) on
 // every use in optimised code; module-local consts fold to literals.
-const IovaTree = T.IovaBTree;
+const IovaTree = T.IovaTree;
 const B_KIND = T.B_KIND;
 const F_HI = T.F_HI;
 const F_LO = T.F_LO;
@@ -252,7 +249,7 @@ export class IovaAllocator {
   readonly #maxAlign: number;
   readonly #cacheMax: number;
   readonly #probes: number;
-  readonly #tree: T.IovaBTree;
+  readonly #tree: T.IovaTree;
   readonly #hash: IovaHash;
   readonly #rcache: IovaRcache;
   // Few counters on the hot paths: live ranges = allocs - frees, allocs =
@@ -457,10 +454,10 @@ export class IovaAllocator {
         const f = tree.f;
         const node = this.#rcache.pop(k, this.#lastLimitF, f);
         if (node !== 0) {
-          tree.b[(node << 5) + B_KIND] = KIND_LIVE;
+          tree.b[(node << 6) + B_KIND] = KIND_LIVE;
           this.#hits++;
           this.#liveGranules += 1 << k;
-          return f[(node << 2) + F_LO]! * this.#granule;
+          return f[(node << 3) + F_LO]! * this.#granule;
         }
       }
     }
@@ -491,10 +488,10 @@ export class IovaAllocator {
       const f = tree.f;
       const node = this.#rcache.get(31 - Math.clz32(n), limitF, f);
       if (node !== 0) {
-        tree.b[(node << 5) + B_KIND] = KIND_LIVE;
+        tree.b[(node << 6) + B_KIND] = KIND_LIVE;
         this.#hits++;
         this.#liveGranules += n;
-        return f[(node << 2) + F_LO]! * this.#granule;
+        return f[(node << 3) + F_LO]! * this.#granule;
       }
       this.#misses++;
     }
@@ -548,12 +545,12 @@ export class IovaAllocator {
     // An unaligned iova gives a fractional pfn, which no key equals.
     const node = this.#hash.get(pfn);
     if (
-      node === 0 || tree.b[(node << 5) + B_KIND] !== KIND_LIVE ||
-      f[node << 2] !== pfn
+      node === 0 || tree.b[(node << 6) + B_KIND] !== KIND_LIVE ||
+      f[node << 3] !== pfn
     ) {
       throw notLive(iova);
     }
-    const fb = node << 2;
+    const fb = node << 3;
     const had = f[fb + F_HI]! - f[fb + F_LO]! - this.#guard;
     // Usually the size is the rounded one already; round only when not.
     const raw = Math.ceil(size * this.#inv);
@@ -562,7 +559,7 @@ export class IovaAllocator {
     this.#liveGranules -= n;
     this.#frees++;
     if (n <= this.#cacheMax && this.#rcache.put(31 - Math.clz32(n), node)) {
-      tree.b[(node << 5) + B_KIND] = KIND_CACHED;
+      tree.b[(node << 6) + B_KIND] = KIND_CACHED;
       return;
     }
     this.#hash.delete(pfn);
@@ -592,9 +589,9 @@ export class IovaAllocator {
     const tree = this.#tree;
     let cached = false;
     for (const node of over) {
-      const kind = tree.b[(node << 5) + B_KIND];
+      const kind = tree.b[(node << 6) + B_KIND];
       if (kind === KIND_LIVE) {
-        const at = tree.f[(node << 2) + F_LO]! * this.#granule;
+        const at = tree.f[(node << 3) + F_LO]! * this.#granule;
         throw new IommuError(
           "EEXIST",
           `IOVA reserved range ${hex(start)}+${
@@ -611,7 +608,7 @@ export class IovaAllocator {
     let mlo = lo;
     let mhi = hi;
     for (const node of over) {
-      const fb = node << 2;
+      const fb = node << 3;
       if (tree.f[fb + F_LO]! < mlo) mlo = tree.f[fb + F_LO]!;
       if (tree.f[fb + F_HI]! > mhi) mhi = tree.f[fb + F_HI]!;
       tree.remove(node);
@@ -629,10 +626,10 @@ export class IovaAllocator {
     // Footprints never overlap, so the touching ones are consecutive below hi.
     let node = tree.floor(hi - 1);
     while (node !== 0) {
-      const fb = node << 2;
+      const fb = node << 3;
       const nlo = tree.f[fb + F_LO]!;
       if (tree.f[fb + F_HI]! < lo) break;
-      const kind = tree.b[(node << 5) + B_KIND];
+      const kind = tree.b[(node << 6) + B_KIND];
       // A reservation touching end-to-start merges; anything else must overlap.
       if (
         kind !== KIND_ANCHOR &&
@@ -659,10 +656,10 @@ export class IovaAllocator {
     const pfn = Math.floor(iova * this.#inv);
     const tree = this.#tree;
     const node = tree.floor(pfn);
-    if (node === 0 || tree.b[(node << 5) + B_KIND] !== KIND_LIVE) {
+    if (node === 0 || tree.b[(node << 6) + B_KIND] !== KIND_LIVE) {
       return undefined;
     }
-    const fb = node << 2;
+    const fb = node << 3;
     const lo = tree.f[fb + F_LO]!;
     const n = tree.f[fb + F_HI]! - lo - this.#guard;
     if (pfn >= lo + n) return undefined;
@@ -689,7 +686,7 @@ export class IovaAllocator {
     const tree = this.#tree;
     const hash = this.#hash;
     this.#rcache.flush((node) => {
-      hash.delete(tree.f[(node << 2) + F_LO]!);
+      hash.delete(tree.f[(node << 3) + F_LO]!);
       tree.remove(node);
       tree.releaseNode(node);
     });
@@ -738,9 +735,9 @@ export class IovaAllocator {
     let reserved = 0;
     let anchors = 0;
     for (const node of tree.nodes()) {
-      const kind = tree.b[(node << 5) + B_KIND];
-      const lo = tree.f[(node << 2) + F_LO]!;
-      const n = tree.f[(node << 2) + F_HI]! - lo - this.#guard;
+      const kind = tree.b[(node << 6) + B_KIND];
+      const lo = tree.f[(node << 3) + F_LO]!;
+      const n = tree.f[(node << 3) + F_HI]! - lo - this.#guard;
       if (kind === KIND_LIVE || kind === KIND_CACHED) {
         if (this.#hash.get(lo) !== node) problems.push(`index misses ${lo}`);
         if (lo % this.#alignFor(n) !== 0) {
@@ -777,10 +774,10 @@ export class IovaAllocator {
       problems.push(`index count drifted`);
     }
     for (const [key, node, reachable] of entries) {
-      const kind = tree.b[(node << 5) + B_KIND];
+      const kind = tree.b[(node << 6) + B_KIND];
       if (!reachable) problems.push(`index entry ${key} is unreachable`);
       if (
-        tree.f[(node << 2) + F_LO] !== key ||
+        tree.f[(node << 3) + F_LO] !== key ||
         (kind !== KIND_LIVE && kind !== KIND_CACHED)
       ) {
         problems.push(`index entry ${key} names node ${node} wrongly`);

@@ -1,7 +1,7 @@
 /**
  * The per-size IOVA range cache ("rcache"): for each power-of-two size class,
  * a loaded and a previous magazine of freed allocations (one modelled CPU)
- * and a bounded depot of full magazines. Entries are tree record ids, so a
+ * and a bounded depot of full magazines. Entries are tree node indices, so a
  * cache hit is a pop and a bounds check, never a tree walk.
  *
  * The loaded and previous magazines of every class live in one Int32Array
@@ -12,7 +12,7 @@
  * @module
  */
 
-import * as T from "./iova_btree.ts";
+import * as T from "./iova_tree.ts";
 
 // A module-local const folds to a literal in optimised code; an imported
 // binding is re-read through its module cell on every use.
@@ -107,7 +107,7 @@ export class IovaRcache {
     const n = this.#cnt[i]!;
     if (n > 0) {
       const node = this.#pool[this.#off[i]! + n - 1]!;
-      if (f[(node << 2) + F_HI]! <= limit) {
+      if (f[(node << 3) + F_HI]! <= limit) {
         this.#cnt[i] = n - 1;
         return node;
       }
@@ -242,7 +242,7 @@ function take(
 ): number {
   for (let j = o + n - 1; j >= o; j--) {
     const node = pool[j]!;
-    if (f[(node << 2) + F_HI]! <= limit) {
+    if (f[(node << 3) + F_HI]! <= limit) {
       pool[j] = pool[o + n - 1]!;
       return node;
     }
