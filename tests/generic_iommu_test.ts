@@ -680,6 +680,28 @@ Deno.test("IOTLB and walk caches: hits, misses, per-level statistics, lazy inval
   assertEquals(hw.iotlb.size, 0);
 });
 
+Deno.test("an IOTLB entry larger than 2 GiB put in directly translates with its own offset", () => {
+  for (const microTlb of [false, true]) {
+    const { soc, unit } = rig({ microTlb });
+    const hw = genericHardwareOf(unit);
+    const d = soc.createDomain(unit);
+    d.attach(unit, [1]);
+    // The walker never fills more than 1 GiB, but `iotlb` is public.
+    hw.iotlb.insert(d.ops.contextId, 0, 2 ** 32, 2 ** 33, 3);
+    assertEquals(
+      hw.translate(1, 0x8000_0010, ACCESS_READ),
+      2 ** 33 + 0x8000_0010,
+    );
+    assertEquals(hw.lastSpan, 2 ** 32 - 0x8000_0010);
+    // Again (a micro TLB hit when there is one): the same answer.
+    assertEquals(
+      hw.translate(1, 0x8000_0020, ACCESS_WRITE),
+      2 ** 33 + 0x8000_0020,
+    );
+    assertEquals(hw.lastSpan, 2 ** 32 - 0x8000_0020);
+  }
+});
+
 Deno.test("the per-stream micro TLB answers repeats and is dropped by every invalidation", () => {
   const { soc, unit } = rig();
   const hw = genericHardwareOf(unit);

@@ -313,9 +313,10 @@ export class GenericIommuHardware implements IommuHardware {
     }
     const size = tlb.lastPageSize;
     const perm = tlb.lastPerm;
-    // IOTLB entries are walked leaves, at most 1 GiB: the offset is in the
-    // low 32 bits of the IOVA (no third getter for the page's PA).
-    const off = (iova >>> 0) & (size - 1);
+    // Walked leaves are at most 1 GiB: the offset is in the low 32 bits of
+    // the IOVA (no third getter for the page's PA). An entry put into the
+    // public `iotlb` directly may be larger: its offset takes a remainder.
+    const off = size <= 0x8000_0000 ? (iova >>> 0) & (size - 1) : iova % size;
     if (this.#microEnabled) {
       // The 4 KiB fill inline (see #fillLeaf).
       if (size === 4096) {

@@ -67,8 +67,9 @@ export interface GenericIommuOptions {
    * of the model: gem5's micro TLB is fully associative with round-robin
    * replacement; this one is direct-mapped, entry `(iova >>> 12) & (entries
    * - 1)` (the low bits of the 4 KiB page number), so a hit is one compare
-   * instead of a 32-way scan. A 2 MiB or 1 GiB leaf is cached whole by the
-   * entry of the 4 KiB page that missed. Every invalidation command and
+   * instead of a 32-way scan. A leaf larger than 4 KiB fills every entry
+   * one of its 4 KiB pages indexes (all 32 by default, for a 2 MiB or 1 GiB
+   * leaf), so any access inside it hits after one miss. Every invalidation command and
    * config change drops every entry. Its figures are the `microTlb.*`
    * counters; IOTLB lookups count its misses only.
    */
