@@ -354,11 +354,36 @@ class PlainFlpd {
 
 Deno.test("FLPD cache: prefetch runs, single fills and flushes mixed = one entry per line", () => {
   const l1 = new Uint32Array(4096);
+  for (let s = 0; s < 4096; s++) l1[s] = (s * 0x100_0000 + 2) >>> 0;
+  // Flushes at and around the ends of a prefetched run (slots 16..31).
+  const edges = [[16, 16], [31, 31], [15, 16], [31, 40], [16, 31], [0, 15]];
+  for (const [first, last] of [...edges, [32, 40], [0, 4095]]) {
+    const cache = new FlpdCache(32);
+    const plain = new PlainFlpd(32);
+    cache.fillRun(0x4000, 16, 16, l1);
+    for (let s = 16; s < 32; s++) plain.fill(0x4000, s, l1[s]!);
+    cache.invalidateSlots(first!, last!);
+    plain.drop((s) => s < first! || s > last!);
+    assertEquals(cache.size, plain.size, `${first}..${last}`);
+    for (let s = 0; s < 48; s++) {
+      assertEquals(cache.lookup(0x4000, s), plain.lookup(0x4000, s));
+    }
+    cache.invalidateAll();
+    plain.drop(() => false);
+    assertEquals(cache.counters(), {
+      hits: plain.hits,
+      misses: plain.misses,
+      fills: plain.fills,
+      invalidated: plain.invalidated,
+    });
+  }
   const op = fc.oneof(
     fc.record({
       k: fc.constant("run"),
       base: fc.constantFrom(0x4000, 0x8000),
       first: fc.oneof(
+        // Mostly the first 256 slots, so fills, runs and flushes collide.
+        fc.integer({ min: 0, max: 15 }).map((b) => b * 16),
         fc.integer({ min: 0, max: 255 }).map((b) => b * 16),
         fc.integer({ min: 0, max: 4080 }), // unaligned: filled one by one
       ),
@@ -368,15 +393,21 @@ Deno.test("FLPD cache: prefetch runs, single fills and flushes mixed = one entry
     fc.record({
       k: fc.constant("fill"),
       base: fc.constantFrom(0x4000, 0x8000),
-      first: fc.integer({ min: 0, max: 4095 }),
+      first: fc.oneof(
+        fc.integer({ min: 0, max: 255 }),
+        fc.integer({ min: 0, max: 4095 }),
+      ),
       count: fc.constant(1),
       seed: fc.integer({ min: 0, max: 0xffff }),
     }),
     fc.record({
       k: fc.constantFrom("slots", "all"),
       base: fc.constant(0),
-      first: fc.integer({ min: 0, max: 4095 }),
-      count: fc.integer({ min: 1, max: 64 }),
+      first: fc.oneof(
+        fc.integer({ min: 0, max: 255 }),
+        fc.integer({ min: 0, max: 4095 }),
+      ),
+      count: fc.integer({ min: 1, max: 40 }),
       seed: fc.constant(0),
     }),
   );
@@ -411,7 +442,7 @@ Deno.test("FLPD cache: prefetch runs, single fills and flushes mixed = one entry
           assertEquals(cache.size, plain.size);
         }
         for (const base of [0x4000, 0x8000]) {
-          for (let s = 0; s < 4096; s += 7) {
+          for (let s = 0; s < 4096; s += s < 256 ? 1 : 7) {
             assertEquals(cache.lookup(base, s), plain.lookup(base, s));
           }
         }

@@ -178,11 +178,18 @@ export class FlpdCache {
     this.#lines[b] = 1;
   }
 
-  // Per-line tags everywhere, for the scans below.
-  #splitAll(): void {
+  // Drop the runs wholly inside slots `first..last` and split those that
+  // straddle an end, so that the per-line scan below sees the rest.
+  #dropRuns(first: number, last: number): void {
     if (!this.#runs) return;
     for (let b = 0; b < this.#runFirst.length; b++) {
-      if (this.#runFirst[b]! >= 0) this.#split(b);
+      const f = this.#runFirst[b]!;
+      if (f < 0 || f + RUN - 1 < first || f > last) continue;
+      if (f >= first && f + RUN - 1 <= last) {
+        this.#runFirst[b] = -1;
+        this.#runBase[b] = NaN;
+        this.#invalidated += RUN;
+      } else this.#split(b);
     }
   }
 
@@ -193,7 +200,7 @@ export class FlpdCache {
    * @param last Last slot, inclusive.
    */
   invalidateSlots(first: number, last: number): void {
-    this.#splitAll();
+    this.#dropRuns(first, last);
     const slots = this.#slot;
     for (let i = 0; i < this.capacity; i++) {
       const s = slots[i]!;
@@ -206,7 +213,7 @@ export class FlpdCache {
 
   /** Drop every entry. */
   invalidateAll(): void {
-    this.#splitAll();
+    this.#dropRuns(0, Infinity);
     const slots = this.#slot;
     for (let i = 0; i < this.capacity; i++) {
       if (slots[i]! >= 0) {
