@@ -250,7 +250,40 @@ Deno.test("hardware: translate keeps its checks around the IOTLB", async (t) => 
     r.domain.detach(r.units[0]!);
     assertEquals(hw.translate(0, 0x1234_5678, 2), 0x1234_5678);
     assertEquals(hw.counters().identity, 1);
+    assertEquals(hw.lastSpan, 2 ** 52 - 0x1234_5678);
   });
+
+  await t.step(
+    "blocked and disabled units: a bad IOVA is EINVAL, nothing counted",
+    () => {
+      const r = rig({ version: V3_3 });
+      const hw = r.hw[0]!;
+      const bad = [NaN, -5, 0x1000 + 0.5, undefined, 2 ** 53];
+      hw.translate(0, 0x1000_0000, 1); // unmapped: faults, the unit blocks
+      const blocked = hw.counters().blockedAccesses;
+      for (const iova of bad) {
+        assertEquals(
+          kindOf(() => hw.translate(0, iova as unknown as number, 1)),
+          "EINVAL",
+          `blocked, ${String(iova)}`,
+        );
+      }
+      assertEquals(hw.counters().blockedAccesses, blocked);
+      hw.clearFault();
+      r.domain.detach(r.units[0]!);
+      for (const iova of bad) {
+        assertEquals(
+          kindOf(() => hw.translate(0, iova as unknown as number, 1)),
+          "EINVAL",
+          `disabled, ${String(iova)}`,
+        );
+      }
+      assertEquals(hw.counters().identity, 0);
+      // Identity beyond 2^52 still reports a positive span.
+      assertEquals(hw.translate(0, 2 ** 52 + 8, 1), 2 ** 52 + 8);
+      assertEquals(hw.lastSpan, 2 ** 52 - 8);
+    },
+  );
 
   await t.step("hits report their own page's span, one size or several", () => {
     for (const version of [V3_3, V7_4]) {

@@ -1,5 +1,5 @@
 /**
- * The FLPD cache of System MMU v3.2/v3.3: a small fully associative cache of
+ * The FLPD cache of System MMU v3.2/v3.3: a small direct-mapped cache of
  * level-1 descriptors, fault descriptors included. A stale entry here is why
  * the Linux driver links empty level-1 slots to an all-zero level-2 table
  * and flushes when such a link is replaced.
@@ -32,9 +32,10 @@ const RUN = 16;
  * A prefetch of 16 aligned entries is kept as one tag per block of 16 lines
  * (table base, first slot) plus the 16 descriptors, instead of a tag per
  * line: the same contents, hits, misses and evictions as 16 single fills,
- * for a third of the stores. A single fill or an invalidation that touches
- * such a block first splits it into per-line tags (rare: v3.3 fills whole
- * runs, v3.2 single entries).
+ * for a third of the stores. A single fill into such a block, or a flush
+ * that covers only part of it, first splits it into per-line tags; a flush
+ * that covers it whole drops it (rare: v3.3 fills whole runs, v3.2 single
+ * entries).
  */
 export class FlpdCache {
   /** Entries it holds at most (0 = no cache). */

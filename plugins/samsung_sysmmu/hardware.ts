@@ -6,6 +6,7 @@
  */
 import {
   ACCESS_WRITE,
+  checkAddress,
   type FaultReason,
   hex,
   IOMMU_READ,
@@ -161,7 +162,13 @@ export class SysmmuHardware implements IommuHardware {
   readonly version: SysmmuVersion;
   /** Register offsets of this unit's layout. */
   readonly layout: SysmmuRegisterLayout;
-  /** The TLB (untagged: one translation context, flushed on every enable). */
+  /**
+   * The TLB (untagged: one translation context, flushed on every enable),
+   * for inspection, counters and invalidation. Entries come from walks
+   * only: the unit keeps per-flush notes of the page sizes and permissions
+   * it filled, so an entry inserted here directly may be hit with the
+   * wrong span or permission until the next FLUSH_ALL.
+   */
   readonly tlb: Tlb;
   /** The FLPD cache (capacity 0 when the version has none). */
   readonly flpd: FlpdCache;
@@ -283,6 +290,8 @@ export class SysmmuHardware implements IommuHardware {
    * @param iova The bus address.
    * @param access `ACCESS_READ` or `ACCESS_WRITE`.
    * @returns The PA, or -1 when the access faulted or the unit is blocked.
+   * @throws {IommuError} `EINVAL` when `iova` is not a non-negative safe
+   * integer (nothing is counted), whatever the unit's state.
    */
   translate(_streamId: number, iova: number, access: number): number {
     // One test for the common case: enabled, powered, not blocked, and an
@@ -335,11 +344,15 @@ export class SysmmuHardware implements IommuHardware {
     throw new IommuError("EINVAL", `IOVA ${String(iova)} is not an address`);
   }
 
-  // Disabled (identity) or blocked (refused): off the hot path.
+  // Disabled (identity) or blocked (refused): off the hot path. A bad
+  // IOVA is EINVAL here too (nothing counted), not passed through.
   #notReady(iova: number, access: number): number {
+    checkAddress(iova, "IOVA");
     if (!this.#translating) {
       this.#c.identity++;
-      this.lastSpan = IDENTITY_SPAN - iova;
+      this.lastSpan = iova < IDENTITY_SPAN
+        ? IDENTITY_SPAN - iova
+        : 2 * IDENTITY_SPAN - iova;
       return iova;
     }
     return this.#refuseBlocked(iova, access);
