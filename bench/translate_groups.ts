@@ -1,10 +1,16 @@
-// DMA translation cost, per plugin (issue group 4): one access with an IOTLB
-// hit, with a miss and a page-table walk, and with the IOTLB disabled;
+// DMA translation cost of one plugin (issue group 4): one access with an
+// IOTLB hit, with a miss and a page-table walk, and with the IOTLB disabled;
 // first the unit's translate() alone (no data moved), then whole DMA
 // accesses through a master's port (translate + copy into simulated RAM).
 // Each iteration does 1,000 accesses so the harness's own per-call cost
-// disappears; bench/report.ts divides by 1,000. Run:
-//   deno bench -A bench/translate_bench.ts
+// disappears; bench/report.ts divides by 1,000.
+//
+// Not a bench file itself: translate_samsung_bench.ts and
+// translate_generic_bench.ts each call translateGroups() for one plugin.
+// deno bench runs every bench file in its own isolate, so the call sites
+// below see one hardware type; in one file they would see both, V8 would
+// stop inlining translate(), and each plugin would be measured with the
+// other's dispatch cost (see bench/README.md).
 import type { IommuHardware, Port } from "../core/mod.ts";
 import {
   dmaWindow,
@@ -98,9 +104,12 @@ function writeBench(
   });
 }
 
-const KINDS: PluginKind[] = ["samsung", "generic"];
-
-for (const kind of KINDS) {
+/**
+ * Register the translation and DMA-write groups of one plugin.
+ *
+ * @param kind The plugin whose unit is measured.
+ */
+export function translateGroups(kind: "samsung" | "generic"): void {
   const label = PLUGIN_LABEL[kind];
   const on = target(kind);
   const noTlb = target(

@@ -1,0 +1,7 @@
+// Translation and DMA-write cost through samsung-sysmmu v3.3 (issue group 4), in
+// a file of its own so that its call sites see one hardware type (see
+// translate_groups.ts). Run:
+//   deno bench -A bench/translate_samsung_bench.ts
+import { translateGroups } from "./translate_groups.ts";
+
+translateGroups("samsung");
