@@ -163,3 +163,45 @@ Deno.test("the translate-hit target covers both TLB levels of generic-iommu", ()
     t,
   );
 });
+
+Deno.test("batched-unmap targets judge the batched bench, not a v3.3 vs v5.0 comparison", () => {
+  const group = "unmap 65,536 pages (scattered 4 KiB frames)";
+  const t = renderTargets(rows({
+    runtime: "Deno/test",
+    cpu: "test",
+    benches: [
+      bench(
+        `${group} · generic-iommu`,
+        "65,536 × unmap(), one call per page",
+        6_553_600,
+        6_553_600,
+        true,
+      ),
+      bench(
+        `${group} · generic-iommu`,
+        "one unmap() call, one IOTLB sync",
+        131_072,
+        131_072,
+      ),
+      bench(
+        `${group} · samsung_bench`,
+        "one unmap() call, one FLUSH_ALL (no range flush) (v3.3)",
+        100_000,
+        100_000,
+        true,
+      ),
+      bench(
+        `${group} · samsung_bench`,
+        "one unmap() call, one range flush (v5.0)",
+        100_000,
+        100_000,
+      ),
+    ],
+  }));
+  const lines = t.split("\n").filter((l) => l.includes("batched unmap"));
+  assertEquals(lines.length, 2, t);
+  assert(
+    lines.every((l) => l.includes("generic-iommu") && l.endsWith("met |")),
+    t,
+  );
+});
