@@ -318,16 +318,7 @@ export class GenericIommuHardware implements IommuHardware {
     // public `iotlb` directly may be larger: its offset takes a remainder.
     const off = size <= 0x8000_0000 ? (iova >>> 0) & (size - 1) : iova % size;
     if (this.#microEnabled) {
-      // The 4 KiB fill inline (see #fillLeaf).
-      if (size === 4096) {
-        const r = this.#rows;
-        const u = (r[(sid + 1) * ROW_STRIDE + ROW_U_BLOCK]! | 0) +
-          (((iova >>> 12) & this.#uMask) << 2);
-        r[u] = r[0]!;
-        r[u + U_BASE] = iova - off;
-        r[u + U_END] = iova - off + 4096;
-        r[u + U_DELTA_PERM] = pa - iova + (perm & 3);
-      } else this.#fillLeaf(sid, iova - off, size, pa - off, perm);
+      this.#fillMicro(sid, iova - off, size, pa - off, perm);
     }
     if ((perm & access) !== access) {
       return this.#permissionFault(sid, iova, access);
@@ -336,12 +327,33 @@ export class GenericIommuHardware implements IommuHardware {
     return pa;
   }
 
-  // Fill the stream's micro TLB with a leaf larger than 4 KiB at `base`
-  // (`size` bytes at `pa`, access bits `perm`, 0-3): every entry one of
-  // its 4 KiB pages indexes (all of them from 2 MiB up with the default
-  // 32), so an access anywhere in it hits after one miss, as with a fully
-  // associative micro TLB. (A 4 KiB leaf fills the entry of its page,
-  // inline in the callers.)
+  // Fill the stream's micro TLB with the leaf at `base` (`size` bytes at
+  // `pa`, access bits `perm`, 0-3). A 4 KiB leaf, the common case, fills
+  // the entry of its page here, small enough to inline into the callers.
+  #fillMicro(
+    sid: number,
+    base: number,
+    size: number,
+    pa: number,
+    perm: number,
+  ): void {
+    if (size !== 4096) {
+      this.#fillLeaf(sid, base, size, pa, perm);
+      return;
+    }
+    const r = this.#rows;
+    const u = (r[(sid + 1) * ROW_STRIDE + ROW_U_BLOCK]! | 0) +
+      (((base >>> 12) & this.#uMask) << 2);
+    r[u] = r[0]!;
+    r[u + U_BASE] = base;
+    r[u + U_END] = base + 4096;
+    r[u + U_DELTA_PERM] = pa - base + (perm & 3);
+  }
+
+  // A leaf larger than 4 KiB fills every entry one of its 4 KiB pages
+  // indexes (all of them from 2 MiB up with the default 32), so an access
+  // anywhere in it hits after one miss, as with a fully associative micro
+  // TLB.
   #fillLeaf(
     sid: number,
     base: number,
@@ -481,18 +493,7 @@ export class GenericIommuHardware implements IommuHardware {
     const base = iova - off;
     const tlb = this.iotlb;
     if (tlb.capacity !== 0) tlb.insert(ctx, base, size, pa, perm);
-    if (this.#microEnabled) {
-      // The 4 KiB fill inline (see #fillLeaf).
-      if (size === 4096) {
-        const r = this.#rows;
-        const u = (r[(sid + 1) * ROW_STRIDE + ROW_U_BLOCK]! | 0) +
-          (((iova >>> 12) & this.#uMask) << 2);
-        r[u] = r[0]!;
-        r[u + U_BASE] = base;
-        r[u + U_END] = base + 4096;
-        r[u + U_DELTA_PERM] = pa - base + (perm & 3);
-      } else this.#fillLeaf(sid, base, size, pa, perm);
-    }
+    if (this.#microEnabled) this.#fillMicro(sid, base, size, pa, perm);
     if ((perm & access) !== access) {
       return this.#permissionFault(sid, iova, access);
     }
