@@ -63,15 +63,15 @@ function chain(
   put(mem, tables[3] + slot(iova, 3), encodeLeaf(pa, 3, prot, 1));
 }
 
+/** Four table pages one after another from `first` (levels 0 to 3). */
+function tablesAt(first: number): [number, number, number, number] {
+  return [first, first + 0x1000, first + 0x2000, first + 0x3000];
+}
+
 Deno.test("walker: four levels, per-level reads, leaf fields", () => {
   const mem = new PhysicalMemory({ base: BASE, size: 64 << 20 });
   const w = new Walker(mem, 1, NO_CACHES);
-  const t: [number, number, number, number] = [
-    BASE,
-    BASE + 0x1000,
-    BASE + 0x2000,
-    BASE + 0x3000,
-  ];
+  const t = tablesAt(BASE);
   const iova = 0x12_3456_7000;
   chain(mem, t, iova, BASE + 0x80_0000);
   assertEquals(w.walk(1, t[0], 0, iova + 0x123, OUT_END), 0);
@@ -91,12 +91,7 @@ Deno.test("walker: four levels, per-level reads, leaf fields", () => {
 Deno.test("walker: a rewritten table descriptor is followed at once (no stale memo)", () => {
   const mem = new PhysicalMemory({ base: BASE, size: 64 << 20 });
   const w = new Walker(mem, 1, NO_CACHES);
-  const t: [number, number, number, number] = [
-    BASE,
-    BASE + 0x1000,
-    BASE + 0x2000,
-    BASE + 0x3000,
-  ];
+  const t = tablesAt(BASE);
   const iova = 0x4000_0000;
   chain(mem, t, iova, BASE + 0x10_0000);
   // Another level-3 table in another 64 KiB chunk, mapping elsewhere.
@@ -124,18 +119,8 @@ Deno.test("walker: tables whose chunks share a view-cache slot stay apart", () =
   const mem = new PhysicalMemory({ base: BASE, size: 64 << 20 });
   const w = new Walker(mem, 1, NO_CACHES);
   const far = 256 * 65536;
-  const a: [number, number, number, number] = [
-    BASE,
-    BASE + 0x1000,
-    BASE + 0x2000,
-    BASE + 0x3000,
-  ];
-  const b: [number, number, number, number] = [
-    BASE + far,
-    BASE + far + 0x1000,
-    BASE + far + 0x2000,
-    BASE + far + 0x3000,
-  ];
+  const a = tablesAt(BASE);
+  const b = tablesAt(BASE + far);
   const iova = 0x7_0000_0000;
   chain(mem, a, iova, BASE + 0x11_1000);
   chain(mem, b, iova, BASE + 0x22_2000);
@@ -220,12 +205,7 @@ Deno.test("walker: walk caches skip levels until invalidated", () => {
     { sets: 1, ways: 4 },
     { sets: 1, ways: 4 },
   ]);
-  const t: [number, number, number, number] = [
-    BASE,
-    BASE + 0x1000,
-    BASE + 0x2000,
-    BASE + 0x3000,
-  ];
+  const t = tablesAt(BASE);
   const iova = 0x1_4000_0000;
   chain(mem, t, iova, BASE + 0x8000);
   assertEquals(w.walk(5, t[0], 0, iova, OUT_END), 0);
