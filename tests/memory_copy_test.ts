@@ -3,7 +3,13 @@
 // every path must agree with a flat byte-array model.
 import { assertEquals } from "@std/assert";
 import fc from "fast-check";
-import { createSoc, PhysicalMemory } from "../core/mod.ts";
+import {
+  createSoc,
+  type Domain,
+  PhysicalMemory,
+  type Port,
+  type Soc,
+} from "../core/mod.ts";
 import { flatIommu } from "./support/flat_iommu.ts";
 
 const BASE = 0x10_0000;
@@ -64,8 +70,12 @@ Deno.test("untouched memory reads as zeros on the one-chunk path and stays unmat
   assertEquals(ram.stats().materializedBytes, 0);
 });
 
-Deno.test("port writes and reads of every small length land at the translated address", () => {
-  const soc = createSoc({ memory: { base: 0, size: 64 << 20 } }).use(
+/**
+ * A SoC with `ramBytes` of RAM from address 0, a flat IOMMU, and one master
+ * whose port goes through it into an attached domain.
+ */
+function flatPort(ramBytes: number): { soc: Soc; port: Port; domain: Domain } {
+  const soc = createSoc({ memory: { base: 0, size: ramBytes } }).use(
     flatIommu(),
   );
   const unit = soc.probeUnit({
@@ -75,6 +85,11 @@ Deno.test("port writes and reads of every small length land at the translated ad
   const port = soc.addMaster({ name: "m", ports: [{ unit }] }).ports[0]!;
   const domain = soc.createDomain(unit);
   domain.attach(unit);
+  return { soc, port, domain };
+}
+
+Deno.test("port writes and reads of every small length land at the translated address", () => {
+  const { soc, port, domain } = flatPort(64 << 20);
   // Two discontiguous frames: an access crossing the page is two pieces.
   domain.mapPages(0x10000, [0x200000, 0x500000], 3);
   for (const length of [1, 3, 4, 15, 16, 17, 64, 65, 300]) {
@@ -110,16 +125,7 @@ const K4 = 0x1000;
 type Page = { pa: number; writable: boolean } | null;
 
 Deno.test("port accesses over pages, chunk boundaries and a block agree with a model; a faulting one transfers nothing", () => {
-  const soc = createSoc({ memory: { base: 0, size: 16 << 20 } }).use(
-    flatIommu(),
-  );
-  const unit = soc.probeUnit({
-    name: "u",
-    compatible: ["iommukit,flat-iommu"],
-  });
-  const port = soc.addMaster({ name: "m", ports: [{ unit }] }).ports[0]!;
-  const domain = soc.createDomain(unit);
-  domain.attach(unit);
+  const { soc, port, domain } = flatPort(16 << 20);
   // Reserved from the allocator so no page table can lie in them.
   const win = soc.memory.frames.alloc(1 << 20);
   const blk = soc.memory.frames.alloc(4 << 20);
@@ -310,16 +316,7 @@ Deno.test("direct port accesses across chunks, up to the end of RAM and outside 
 });
 
 Deno.test("a later piece of a port access that spans two chunks copies from the right offset, untouched or written", () => {
-  const soc = createSoc({ memory: { base: 0, size: 16 << 20 } }).use(
-    flatIommu(),
-  );
-  const unit = soc.probeUnit({
-    name: "u",
-    compatible: ["iommukit,flat-iommu"],
-  });
-  const port = soc.addMaster({ name: "m", ports: [{ unit }] }).ports[0]!;
-  const domain = soc.createDomain(unit);
-  domain.attach(unit);
+  const { soc, port, domain } = flatPort(16 << 20);
   const win = soc.memory.frames.alloc(1 << 20);
   // Page 0 alone; pages 1-2 one piece over the chunk boundary at win+128K.
   domain.mapPages(0x10000, [win + 0x5000, win + 0x1f000, win + 0x20000], 3);
