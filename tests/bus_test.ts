@@ -33,13 +33,30 @@ function flatSoc(): { soc: Soc; unit: IommuUnit } {
   return { soc, unit };
 }
 
+// Test hardware with no registers, no power state, no counters and no
+// bypassed stream: subclasses script translate().
+abstract class ScriptHardware implements IommuHardware {
+  lastSpan = 0;
+  lastFault: IommuFault | null = null;
+  abstract translate(streamId: number, iova: number, access: number): number;
+  isBypassing(_sid: number): boolean {
+    return false;
+  }
+  setPower(): void {}
+  readRegister(): number {
+    return 0;
+  }
+  writeRegister(): void {}
+  counters(): Record<string, number> {
+    return {};
+  }
+}
+
 // A central unit with 16 streams whose hardware maps every IOVA to IOVA +
 // 1 MiB in 4 KiB pages, bypasses stream 15 and records the stream IDs it saw.
 function identityCentral(soc: Soc): { unit: IommuUnit; sids: number[] } {
   const sids: number[] = [];
-  class Identity implements IommuHardware {
-    lastSpan = 0;
-    lastFault = null;
+  class Identity extends ScriptHardware {
     translate(streamId: number, iova: number): number {
       sids.push(streamId);
       if (streamId === 15) {
@@ -49,16 +66,8 @@ function identityCentral(soc: Soc): { unit: IommuUnit; sids: number[] } {
       this.lastSpan = K4 - (iova % K4);
       return iova + MiB;
     }
-    isBypassing(sid: number): boolean {
+    override isBypassing(sid: number): boolean {
       return sid === 15;
-    }
-    setPower(): void {}
-    readRegister(): number {
-      return 0;
-    }
-    writeRegister(): void {}
-    counters(): Record<string, number> {
-      return {};
     }
   }
   const hw = new Identity();
@@ -517,9 +526,7 @@ function scriptedUnit(
   to: (iova: number) => number,
 ): { unit: IommuUnit; asked: number[] } {
   const asked: number[] = [];
-  class Scripted implements IommuHardware {
-    lastSpan = 0;
-    lastFault: IommuFault | null = null;
+  class Scripted extends ScriptHardware {
     translate(streamId: number, iova: number, access: number): number {
       asked.push(iova);
       const pa = to(iova);
@@ -535,17 +542,6 @@ function scriptedUnit(
       }
       this.lastSpan = K4 - (iova % K4);
       return pa;
-    }
-    isBypassing(): boolean {
-      return false;
-    }
-    setPower(): void {}
-    readRegister(): number {
-      return 0;
-    }
-    writeRegister(): void {}
-    counters(): Record<string, number> {
-      return {};
     }
   }
   const hw = new Scripted();
