@@ -27,6 +27,8 @@ export interface FrameAllocatorStats {
   frees: number;
   /** Allocations refused (out of memory or injected failure). */
   failures: number;
+  /** Bytes held back by {@linkcode FrameAllocator.reserve} (never handed out). */
+  reservedBytes: number;
 }
 
 /**
@@ -56,6 +58,7 @@ export class FrameAllocator {
   #allocations = 0;
   #frees = 0;
   #failures = 0;
+  #reservedBytes = 0;
   #failCountdown = 0;
   #onFree: ((pa: number, bytes: number) => void) | undefined;
 
@@ -85,9 +88,11 @@ export class FrameAllocator {
     this.size = size;
     this.#onFree = onFree;
     for (let order = 0; order <= 53; order++) this.#free.push(new Set());
-    // Carve the range into the largest naturally aligned blocks.
-    let at = base;
-    const end = base + size;
+    this.#carve(base, base + size);
+  }
+
+  // Put [at, end) on the free lists as the largest naturally aligned blocks.
+  #carve(at: number, end: number): void {
     while (at < end) {
       let order = MIN_ORDER;
       while (
@@ -97,6 +102,60 @@ export class FrameAllocator {
       this.#free[order]!.add(at);
       at += 2 ** order;
     }
+  }
+
+  /**
+   * Hold a physical range back for good, as firmware's `/memreserve/`
+   * ranges are: no later allocation returns any byte of it. The range is
+   * widened to whole 1 KiB blocks; bytes already reserved stay reserved.
+   *
+   * @param pa First byte of the range.
+   * @param bytes Length of the range in bytes, greater than zero.
+   * @returns The bytes newly held back (0 when all were reserved already).
+   * @throws {IommuError} `EINVAL` for a bad address or size; `ERANGE` when
+   * the range is not inside the managed range; `EBUSY` when a live block
+   * overlaps it. Nothing changes when it throws.
+   */
+  reserve(pa: number, bytes: number): number {
+    checkAddress(pa, "reserved range start");
+    checkSize(bytes, "reserved range size");
+    const end = pa + bytes;
+    if (pa < this.base || end > this.base + this.size) {
+      throw new IommuError(
+        "ERANGE",
+        `reserved range ${hex(pa)}+${hex(bytes)} is outside the allocator's ${
+          hex(this.base)
+        }+${hex(this.size)}`,
+      );
+    }
+    const lo = Math.floor(pa / MIN_BLOCK_BYTES) * MIN_BLOCK_BYTES;
+    const hi = Math.ceil(end / MIN_BLOCK_BYTES) * MIN_BLOCK_BYTES;
+    for (const [block, order] of this.#live) {
+      if (block < hi && block + 2 ** order > lo) {
+        throw new IommuError(
+          "EBUSY",
+          `reserved range ${hex(pa)}+${hex(bytes)} overlaps the live block ${
+            hex(block)
+          }+${hex(2 ** order)}`,
+        );
+      }
+    }
+    let held = 0;
+    for (let order = MIN_ORDER; order < this.#free.length; order++) {
+      const set = this.#free[order]!;
+      const size = 2 ** order;
+      for (const block of [...set]) {
+        const blockEnd = block + size;
+        if (block >= hi || blockEnd <= lo) continue;
+        // Split the free block: what lies outside [lo, hi) stays free.
+        set.delete(block);
+        this.#carve(block, Math.max(block, lo));
+        this.#carve(Math.min(blockEnd, hi), blockEnd);
+        held += Math.min(blockEnd, hi) - Math.max(block, lo);
+      }
+    }
+    this.#reservedBytes += held;
+    return held;
   }
 
   /**
@@ -225,10 +284,11 @@ export class FrameAllocator {
     return {
       liveBlocks: this.#live.size,
       liveBytes: this.#liveBytes,
-      freeBytes: this.size - this.#liveBytes,
+      freeBytes: this.size - this.#liveBytes - this.#reservedBytes,
       allocations: this.#allocations,
       frees: this.#frees,
       failures: this.#failures,
+      reservedBytes: this.#reservedBytes,
     };
   }
 }

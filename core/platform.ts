@@ -97,6 +97,7 @@ export type ProbeEventKind =
   | "wired"
   | "skipped"
   | "idle"
+  | "reserved"
   | "warning";
 
 /** One line of the probe log, in the order things happened. */
@@ -324,6 +325,35 @@ export function buildPlatform(
   return buildFromSource(src, options);
 }
 
+// `/memreserve/` ranges belong to firmware: keep page tables and buffers
+// out of them (the part inside RAM; a range outside RAM only gets a warning).
+function holdBackReservations(
+  soc: Soc,
+  reservations: readonly SourceRange[],
+  ram: SourceRange,
+  log: ProbeEvent[],
+): void {
+  for (const r of reservations) {
+    const what = `reservation ${hex(r.address)}+${hex(r.size)}`;
+    const lo = Math.max(r.address, ram.address);
+    const hi = Math.min(r.address + r.size, ram.address + ram.size);
+    if (r.size === 0 || hi <= lo) {
+      log.push({
+        kind: "warning",
+        path: "/memreserve/",
+        message: `${what} is not in RAM; nothing held back`,
+      });
+      continue;
+    }
+    const held = soc.memory.frames.reserve(lo, hi - lo);
+    log.push({
+      kind: "reserved",
+      path: "/memreserve/",
+      message: `${what}: ${hex(held)} bytes of RAM held back from allocation`,
+    });
+  }
+}
+
 /**
  * Build a platform from an already decoded source (see
  * {@linkcode buildPlatform}, which most callers want).
@@ -346,6 +376,7 @@ export function buildFromSource(
   } catch (e) {
     prefixed(e, `platform ${name}: RAM ${hex(ram.address)}+${hex(ram.size)}`);
   }
+  holdBackReservations(soc, src.reservations, ram, log);
   for (const p of options.plugins) soc.use(p);
 
   const units: (PlatformUnit & { masters: string[] })[] = [];

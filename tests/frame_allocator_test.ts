@@ -157,6 +157,7 @@ Deno.test("alloc EINVAL for malformed sizes, with no state change", () => {
     allocations: 0,
     frees: 0,
     failures: 0,
+    reservedBytes: 0,
   });
 });
 
@@ -236,6 +237,7 @@ Deno.test("stats count blocks, bytes, allocations, frees and failures", () => {
     allocations: 3,
     frees: 1,
     failures: 1,
+    reservedBytes: 0,
   });
   fa.free(a);
   fa.free(c);
@@ -318,4 +320,79 @@ Deno.test("random alloc/free never hands out overlapping blocks and liveBytes ad
     ),
     { numRuns: 150 },
   );
+});
+
+Deno.test("reserve holds a range back: no allocation ever returns a byte of it", () => {
+  const fa = new FrameAllocator(0x8000_0000, 8 * MiB);
+  // Widened to whole 1 KiB blocks: [0x8000_0000, 0x8020_0400).
+  assertEquals(fa.reserve(0x8000_0000, 2 * MiB + 1), 2 * MiB + KiB);
+  assertEquals(fa.stats().reservedBytes, 2 * MiB + KiB);
+  assertEquals(fa.stats().freeBytes, 8 * MiB - 2 * MiB - KiB);
+  const got: number[] = [];
+  for (;;) {
+    try {
+      got.push(fa.alloc(KiB));
+    } catch {
+      break;
+    }
+  }
+  assertEquals(got.length, (8 * MiB - 2 * MiB - KiB) / KiB);
+  for (const pa of got) assert(pa >= 0x8020_0400, `handed out ${pa}`);
+  // Freed blocks merge again, but never with the reserved range: the
+  // largest block afterwards is the 4 MiB one above it.
+  for (const pa of got) fa.free(pa);
+  assertEquals(fa.alloc(4 * MiB), 0x8040_0000);
+  expectError(() => fa.alloc(4 * MiB), "ENOMEM");
+  // Reserving again holds nothing new; a reserved byte cannot be freed.
+  assertEquals(fa.reserve(0x8010_0000, 64 * KiB), 0);
+  expectError(() => fa.free(0x8000_0000), "ENOENT");
+});
+
+Deno.test("reserve in the middle keeps both sides allocatable", () => {
+  const fa = new FrameAllocator(0, 4 * MiB);
+  assertEquals(fa.reserve(MiB + 512, 3 * KiB), 4 * KiB);
+  const sizes = [MiB, 512 * KiB, 256 * KiB, 128 * KiB, 64 * KiB, 32 * KiB];
+  let total = 0;
+  const blocks: number[] = [];
+  for (;;) {
+    let took = false;
+    for (const s of sizes) {
+      try {
+        const pa = fa.alloc(s);
+        blocks.push(pa);
+        assert(pa + s <= MiB || pa >= MiB + 4 * KiB, `block at ${pa}`);
+        total += s;
+        took = true;
+        break;
+      } catch {
+        // try a smaller size
+      }
+    }
+    if (!took) break;
+  }
+  // Everything but the reserved 4 KiB and the 1-16 KiB pieces beside it.
+  assertEquals(total, 4 * MiB - 32 * KiB);
+});
+
+Deno.test("reserve errors: EINVAL, ERANGE, EBUSY, with no state change", () => {
+  const fa = new FrameAllocator(MiB, MiB);
+  const live = fa.alloc(4 * KiB);
+  const before = fa.stats();
+  for (
+    const [pa, size, kind] of [
+      [NaN, KiB, "EINVAL"],
+      [MiB, 0, "EINVAL"],
+      [MiB, -1, "EINVAL"],
+      [-KiB, KiB, "EINVAL"],
+      [0, KiB, "ERANGE"],
+      [2 * MiB - KiB, 2 * KiB, "ERANGE"],
+      [live + KiB, 1, "EBUSY"],
+      [live + 3 * KiB, 2 * KiB, "EBUSY"],
+    ] as const
+  ) {
+    expectError(() => fa.reserve(pa, size), kind);
+  }
+  assertEquals(fa.stats(), before);
+  fa.free(live);
+  assertEquals(fa.reserve(live, 4 * KiB), 4 * KiB);
 });

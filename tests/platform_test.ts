@@ -188,6 +188,38 @@ Deno.test("generic-soc DTB: central unit, stream IDs, dma-bits, bypass, coherent
   assert(p.masters.every((m) => !m.deferred));
 });
 
+Deno.test("/memreserve/ ranges are held back: no page table or buffer lands in them", () => {
+  const p = buildPlatform(GENERIC_SOC_DTB, { plugins: [fakeCentral()] });
+  const frames = p.soc.memory.frames;
+  assertEquals(frames.stats().reservedBytes, 0x20_0000);
+  assert(
+    p.log.some((e) =>
+      e.kind === "reserved" &&
+      /0x80000000\+0x200000: 0x200000 bytes/.test(e.message)
+    ),
+  );
+  const got: number[] = [];
+  for (let i = 0; i < 64; i++) got.push(frames.alloc(4096));
+  got.push(frames.alloc(0x10_0000));
+  for (const pa of got) {
+    assert(pa >= 0x8020_0000, `frame at ${pa.toString(16)}`);
+  }
+  // Only the part inside RAM is held back; a range wholly outside is a warning.
+  const json = {
+    memory: { base: "0x40000000", size: "0x1000000" },
+    reserved: [
+      { address: "0x3ff00000", size: "0x200000" },
+      { address: "0x80000000", size: "0x1000" },
+    ],
+    devices: [],
+  };
+  const q = buildPlatform(json, { plugins: [] });
+  assertEquals(q.soc.memory.frames.stats().reservedBytes, 0x10_0000);
+  assertEquals(q.warnings, [
+    "reservation 0x80000000+0x1000 is not in RAM; nothing held back",
+  ]);
+});
+
 Deno.test("a JSON description gives the same platform as the DTB", () => {
   for (
     const [dtb, plugins] of [
