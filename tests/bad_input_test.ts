@@ -706,6 +706,18 @@ row(
   (w) => w.soc.memory.frames.failNth(-1),
 );
 row(
+  "FrameAllocator.reserve",
+  "range outside RAM",
+  "ERANGE",
+  (w) => w.soc.memory.frames.reserve(0x3fff_f000, 0x2000),
+);
+row("FrameAllocator.reserve", "range over a live block", "EBUSY", (w) => {
+  // A block allocated inside the row: the refused reserve must leave it live.
+  const f = w.soc.memory.frames;
+  const b = f.alloc(4096);
+  return snapshotThen(w, () => f.reserve(b + 1024, 1));
+});
+row(
   "FrameAllocator",
   "base not 1 KiB aligned",
   "EINVAL",
