@@ -269,40 +269,52 @@ export class GenericIommuHardware implements IommuHardware {
       typeof sid === "number" && (sid >>> 0) === sid && sid < this.#streams &&
       typeof iova === "number" && Math.floor(iova) === iova && iova >= 0
     ) {
-      // Entries and config copies of an earlier generation fail the
-      // compares and take the slow path.
+      // Row and entry slots as literals (see micro_tlb.ts: ROW_STRIDE 8,
+      // ROW_CFG_GEN 0, ROW_IN_END 1, ROW_TRANSLATIONS 2, ROW_U_HITS 3,
+      // ROW_U_BLOCK 4; U_GEN 0, U_BASE 1, U_END 2, U_DELTA_PERM 3): an
+      // imported constant costs a load and a check per use in optimised
+      // code, and the bytecode saved keeps the IOTLB lookup inlinable
+      // here. Entries and config copies of an earlier generation fail
+      // the compares and take the slow path.
       const r = this.#rows;
-      const i = (sid + 1) * ROW_STRIDE;
+      const i = (sid + 1) << 3;
       const gen = r[0];
       // Block offsets are below 2^31 (array indexes): `| 0` keeps the
       // index arithmetic in int32.
-      const u = (r[i + ROW_U_BLOCK]! | 0) +
-        (((iova >>> 12) & this.#uMask) << 2);
-      if (r[u] === gen && iova >= r[u + U_BASE]! && iova < r[u + U_END]!) {
+      const u = (r[i + 4]! | 0) + (((iova >>> 12) & this.#uMask) << 2);
+      if (r[u] === gen && iova >= r[u + 1]! && iova < r[u + 2]!) {
         // A valid micro entry implies a valid config row of this generation.
-        const dp = r[u + U_DELTA_PERM]!;
+        const dp = r[u + 3]!;
         const perm = dp & 3;
         if ((perm & access) !== access) {
-          r[i + ROW_TRANSLATIONS]!++;
-          this.#uMisses++;
-          return this.#permissionFault(sid, iova, access);
+          return this.#microFault(sid, iova, access);
         }
-        r[i + ROW_U_HITS]!++;
-        this.#lastSpan = r[u + U_END]! - iova;
+        r[i + 3]!++;
+        this.#lastSpan = r[u + 2]! - iova;
         return iova + (dp - perm);
       }
-      if (r[i + ROW_CFG_GEN] === gen && iova < r[i + ROW_IN_END]!) {
-        r[i + ROW_TRANSLATIONS]!++;
+      if (r[i] === gen && iova < r[i + 1]!) {
+        r[i + 2]!++;
         return this.#iotlbPath(sid, iova, access);
       }
     }
     return this.#translateSlow(sid, iova, access);
   }
 
+  // A micro TLB hit on an entry that does not grant `access`: counted as
+  // a miss of the micro TLB (the fault is the IOTLB path's verdict too).
+  #microFault(sid: number, iova: number, access: number): number {
+    this.#rows[(sid + 1) * ROW_STRIDE + ROW_TRANSLATIONS]!++;
+    this.#uMisses++;
+    return this.#permissionFault(sid, iova, access);
+  }
+
   // A stream whose config row is valid, IOVA inside its input size, micro
   // TLB missed: the IOTLB, else a walk.
   #iotlbPath(sid: number, iova: number, access: number): number {
-    if (this.#microEnabled) this.#uMisses++;
+    // A micro TLB miss when the unit has micro TLBs (counters() ignores
+    // the count otherwise; one test fewer keeps the lookup inlinable).
+    this.#uMisses++;
     const ctx = this.#cfgCtx[sid]!;
     const tlb = this.iotlb;
     const pa = tlb.lookup(ctx, iova);
@@ -313,10 +325,9 @@ export class GenericIommuHardware implements IommuHardware {
     }
     const size = tlb.lastPageSize;
     const perm = tlb.lastPerm;
-    // Walked leaves are at most 1 GiB: the offset is in the low 32 bits of
-    // the IOVA (no third getter for the page's PA). An entry put into the
-    // public `iotlb` directly may be larger: its offset takes a remainder.
-    const off = size <= 0x8000_0000 ? (iova >>> 0) & (size - 1) : iova % size;
+    // The offset in the page, exact for any entry size (an entry put into
+    // the public `iotlb` directly may be larger than the 1 GiB walks fill).
+    const off = pa - tlb.lastPaBase;
     if (this.#microEnabled) {
       this.#fillMicro(sid, iova - off, size, pa - off, perm);
     }
@@ -330,6 +341,7 @@ export class GenericIommuHardware implements IommuHardware {
   // Fill the stream's micro TLB with the leaf at `base` (`size` bytes at
   // `pa`, access bits `perm`, 0-3). A 4 KiB leaf, the common case, fills
   // the entry of its page here, small enough to inline into the callers.
+  // Slots as literals, as in translate().
   #fillMicro(
     sid: number,
     base: number,
@@ -342,12 +354,12 @@ export class GenericIommuHardware implements IommuHardware {
       return;
     }
     const r = this.#rows;
-    const u = (r[(sid + 1) * ROW_STRIDE + ROW_U_BLOCK]! | 0) +
+    const u = (r[((sid + 1) << 3) + 4]! | 0) +
       (((base >>> 12) & this.#uMask) << 2);
     r[u] = r[0]!;
-    r[u + U_BASE] = base;
-    r[u + U_END] = base + 4096;
-    r[u + U_DELTA_PERM] = pa - base + (perm & 3);
+    r[u + 1] = base;
+    r[u + 2] = base + 4096;
+    r[u + 3] = pa - base + (perm & 3);
   }
 
   // A leaf larger than 4 KiB fills every entry one of its 4 KiB pages
@@ -633,7 +645,7 @@ export class GenericIommuHardware implements IommuHardware {
         bypassed: this.#bypassed,
         cfgLookups: translations,
         cfgMisses: this.#cfgMisses,
-        microLookups: uHits + this.#uMisses,
+        microLookups: this.#microEnabled ? uHits + this.#uMisses : 0,
         microHits: uHits,
       },
       stats: this.#stats,

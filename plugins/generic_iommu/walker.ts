@@ -3,23 +3,20 @@
  * walk cache per intermediate level (levels 0-2, each caching the address of
  * the next-level table for the region its descriptor covers).
  *
+ * The walk's hot code spells event IDs (EVT_F_*), descriptor bits and
+ * level sizes as literals: each use of an imported constant costs a load
+ * and a check in optimised code (a few ns per walk).
+ *
  * @module
  */
 import type { PhysicalMemory } from "../../core/mod.ts";
 import { Tlb, type TlbOptions } from "../../core/mod.ts";
 import {
-  EVT_F_ACCESS,
   EVT_F_ADDR_SIZE,
   EVT_F_TRANSLATION,
   EVT_F_WALK_EABT,
 } from "./constants.ts";
-import {
-  DESC_AF,
-  leafAccess,
-  LEVEL_SIZE,
-  type LpaeStage,
-  S1_AP_RDONLY,
-} from "./lpae.ts";
+import { LEVEL_SIZE, type LpaeStage } from "./lpae.ts";
 
 // Slots of the walker's chunk-view cache (64 KiB chunks: 16 MiB of tables).
 const CHUNK_SLOTS = 256;
@@ -67,10 +64,20 @@ export class Walker {
   #chunkView: Uint32Array[] = new Array<Uint32Array>(CHUNK_SLOTS).fill(
     new Uint32Array(0),
   );
-  // Per level: the table address the last table descriptor read there
-  // named, and the view of its chunk (-1: none yet).
-  #memoAddr: Float64Array = new Float64Array(4).fill(-1);
-  #memoView: (Uint32Array | null)[] = [null, null, null, null];
+  // Per level: the last table descriptor read there that named a table
+  // inside RAM (lo 0: none; a table descriptor's low word is never 0),
+  // and the view of that table's chunk. Valid for the output bound
+  // #memoEnd, which every memoised address is below.
+  #memoLo: Uint32Array = new Uint32Array(4);
+  #memoHi: Uint32Array = new Uint32Array(4);
+  #memoWords: Uint32Array[] = new Array<Uint32Array>(4).fill(
+    new Uint32Array(0),
+  );
+  #memoEnd = -1;
+  // Per walk-cache level: the table its last hit named and that table's
+  // view (null outside RAM).
+  #hitAddr: Float64Array = new Float64Array(3).fill(-1);
+  #hitView: (Uint32Array | null)[] = [null, null, null];
   #rootPa = -1;
   #rootWords: Uint32Array | null = null;
 
@@ -116,45 +123,44 @@ export class Walker {
   ): number {
     this.walks++;
     this.faultAddress = 0;
+    if (outEnd !== this.#memoEnd) this.#forgetMemos(outEnd);
     let level = startLevel;
     let table = root;
+    let words: Uint32Array | null = null;
+    let cached = false;
     if (this.#anyCache) {
+      // Deepest level first, as hardware does: a hit skips every level
+      // above it.
       const caches = this.caches;
       for (let l = 2; l >= startLevel; l--) {
         const c = caches[l]!;
         if (c.capacity !== 0 && c.lookup(ctx, iova) >= 0) {
           table = c.lastPaBase;
           level = l + 1;
+          // The same table as the last hit at this level: its view
+          // without a chunk lookup.
+          if (table !== this.#hitAddr[l]) {
+            this.#hitAddr[l] = table;
+            this.#hitView[l] = this.#tableWords(table);
+          }
+          words = this.#hitView[l]!;
+          cached = true;
           break;
         }
       }
     }
-    // The IOVA as 32-bit words (bits 31:0 and 63:32): each level's index
-    // is integer shifts.
-    const ilo = iova >>> 0;
-    const ihi = (iova / 0x100000000) >>> 0;
-    const reads = this.reads;
-    const memoAddr = this.#memoAddr;
-    const memoView = this.#memoView;
-    // `words` views the chunk holding the current table (null: read RAM
-    // through the checked slow path), `woff` is the table's first word in it.
-    let words: Uint32Array | null;
-    if (level === startLevel) {
+    if (!cached) {
       words = table === this.#rootPa ? this.#rootWords : this.#rootOf(table);
-    } else if (table === memoAddr[level - 1]) {
-      // A walk-cache hit on the table the last walk also went through.
-      words = memoView[level - 1]!;
-    } else {
-      // A walk-cache hit: a table descriptor named it, so it is 4 KiB
-      // aligned; its chunk view, without disturbing the root's memo.
-      const chunk = Math.floor(table / 65536);
-      const slot = chunk & (CHUNK_SLOTS - 1);
-      words = this.#chunkKey[slot] === chunk
-        ? this.#chunkView[slot]!
-        : this.#tableWords(table);
-      memoAddr[level - 1] = table;
-      memoView[level - 1] = words;
     }
+    if (words === null) return this.#walkFrom(ctx, level, table, iova, outEnd);
+    // The common case: every table is 4 KiB aligned inside RAM, read
+    // through chunk views. A table descriptor equal to the one last read at
+    // its level names the same table (whose view and output-size check
+    // are memoised): no address arithmetic and no view lookup.
+    const ilo = iova >>> 0;
+    const reads = this.reads;
+    const memoLo = this.#memoLo;
+    const memoHi = this.#memoHi;
     let woff = ((table >>> 0) & 0xf000) >>> 2;
     let lo = 0;
     let hi = 0;
@@ -164,69 +170,139 @@ export class Walker {
         : level === 2
         ? (ilo >>> 21) & 511
         : level === 1
+        ? ((ilo >>> 30) | (((iova * 2.3283064365386963e-10) >>> 0) << 2)) & 511
+        : ((iova * 2.3283064365386963e-10) >>> 7) & 511;
+      reads[level]!++;
+      const at = woff + (idx << 1);
+      lo = words[at]!;
+      hi = words[at + 1]!;
+      if ((lo & 1) === 0) return 0x10; // EVT_F_TRANSLATION
+      if (level === 3 || (lo & 3) !== 3) break;
+      if (lo !== memoLo[level] || hi !== memoHi[level]) {
+        const code = this.#follow(level, lo, hi);
+        if (code !== 0) {
+          if (code > 0) return code;
+          // The next table is outside RAM: the checked path reads it.
+          const addr = (hi & 0xffff) * 0x100000000 +
+            ((lo & 0xfffff000) >>> 0);
+          this.#cacheTable(ctx, level, iova, addr);
+          return this.#walkFrom(ctx, level + 1, addr, iova, outEnd);
+        }
+      }
+      if (this.#anyCache) {
+        this.#cacheTable(
+          ctx,
+          level,
+          iova,
+          (hi & 0xffff) * 0x100000000 + ((lo & 0xfffff000) >>> 0),
+        );
+      }
+      words = this.#memoWords[level]!;
+      woff = (lo & 0xf000) >>> 2;
+    }
+    return this.#leaf(level, lo, hi, outEnd);
+  }
+
+  // A table descriptor (lo, hi) read at `level` that differs from the
+  // memo: check its address against the output size and memoise it with
+  // its table's view. 0 when memoised, the fault's event ID, or -1 when
+  // the table is not inside RAM (not memoised).
+  #follow(level: number, lo: number, hi: number): number {
+    const addr = (hi & 0xffff) * 0x100000000 + ((lo & 0xfffff000) >>> 0);
+    if (addr >= this.#memoEnd) {
+      this.faultAddress = addr;
+      return 0x11; // EVT_F_ADDR_SIZE
+    }
+    // The table's 64 KiB chunk number from the descriptor's words.
+    const chunk = (hi & 0xffff) * 65536 + (lo >>> 16);
+    const slot = chunk & 255;
+    const words = this.#chunkKey[slot] === chunk
+      ? this.#chunkView[slot]!
+      : this.#tableWords(addr);
+    if (words === null) return -1;
+    this.#memoLo[level] = lo;
+    this.#memoHi[level] = hi;
+    this.#memoWords[level] = words;
+    return 0;
+  }
+
+  // Fill the walk cache of `level` with the table a descriptor there named.
+  #cacheTable(ctx: number, level: number, iova: number, table: number): void {
+    const c = this.caches[level]!;
+    if (c.capacity !== 0) c.insert(ctx, iova, LEVEL_SIZE[level]!, table, 0);
+  }
+
+  // Decode the leaf (lo, hi) found at `level`: 0 with the leaf fields set,
+  // else the fault's event ID.
+  #leaf(level: number, lo: number, hi: number, outEnd: number): number {
+    if (level === 0 || (level === 3 && (lo & 3) !== 3)) {
+      return 0x10; // EVT_F_TRANSLATION
+    }
+    const addr = (hi & 0xffff) * 0x100000000 + ((lo & 0xfffff000) >>> 0);
+    const size = level === 3 ? 4096 : level === 2 ? 0x200000 : 0x40000000;
+    if (addr + size > outEnd) {
+      this.faultAddress = addr;
+      return 0x11; // EVT_F_ADDR_SIZE
+    }
+    if ((lo & 0x400) === 0) return 0x12; // EVT_F_ACCESS
+    this.leafPa = addr;
+    this.leafSize = size;
+    // Stage 1: AP[2] (bit 7) makes it read-only; stage 2: HAP (bits 7:6)
+    // are the write and read bits.
+    this.leafAccess = this.#stage === 1
+      ? ((lo & 0x80) === 0 ? 3 : 1)
+      : (lo >>> 6) & 3;
+    return 0;
+  }
+
+  // The checked walk from `level` at `table`: RAM read word by word with
+  // a bounds check (an unaligned root, or a table outside RAM).
+  #walkFrom(
+    ctx: number,
+    start: number,
+    start_table: number,
+    iova: number,
+    outEnd: number,
+  ): number {
+    let table = start_table;
+    const ilo = iova >>> 0;
+    const ihi = (iova / 0x100000000) >>> 0;
+    for (let level = start;; level++) {
+      const idx = level === 3
+        ? (ilo >>> 12) & 511
+        : level === 2
+        ? (ilo >>> 21) & 511
+        : level === 1
         ? ((ilo >>> 30) | (ihi << 2)) & 511
         : (ihi >>> 7) & 511;
-      reads[level]!++;
-      if (words !== null) {
-        const at = woff + (idx << 1);
-        lo = words[at]!;
-        hi = words[at + 1]!;
-      } else {
-        // An unaligned root, or a table outside RAM.
-        const at = table + idx * 8;
-        if (!(at >= this.#memBase && at + 8 <= this.#memEnd)) {
-          this.faultAddress = at;
-          return EVT_F_WALK_EABT;
-        }
-        lo = this.#memory.read32(at);
-        hi = this.#memory.read32(at + 4);
+      this.reads[level]!++;
+      const at = table + idx * 8;
+      if (!(at >= this.#memBase && at + 8 <= this.#memEnd)) {
+        this.faultAddress = at;
+        return EVT_F_WALK_EABT;
       }
+      const lo = this.#memory.read32(at);
+      const hi = this.#memory.read32(at + 4);
       if ((lo & 1) === 0) return EVT_F_TRANSLATION;
-      if (level === 3 || (lo & 3) !== 3) break;
+      if (level === 3 || (lo & 3) !== 3) {
+        return this.#leaf(level, lo, hi, outEnd);
+      }
       const addr = (hi & 0xffff) * 0x100000000 + ((lo & 0xfffff000) >>> 0);
       if (addr >= outEnd) {
         this.faultAddress = addr;
         return EVT_F_ADDR_SIZE;
       }
-      if (this.#anyCache) {
-        const c = this.caches[level]!;
-        if (c.capacity !== 0) c.insert(ctx, iova, LEVEL_SIZE[level]!, addr, 0);
-      }
+      if (this.#anyCache) this.#cacheTable(ctx, level, iova, addr);
       table = addr;
-      woff = (lo & 0xf000) >>> 2;
-      // The same table as last time at this level: reuse its view
-      // without computing its chunk (the next read then depends on no
-      // lookup, so levels overlap).
-      if (addr === memoAddr[level]) {
-        words = memoView[level]!;
-      } else {
-        // The table's 64 KiB chunk number from the descriptor's words.
-        const chunk = (hi & 0xffff) * 65536 + (lo >>> 16);
-        const slot = chunk & (CHUNK_SLOTS - 1);
-        words = this.#chunkKey[slot] === chunk
-          ? this.#chunkView[slot]!
-          : this.#tableWords(addr);
-        memoAddr[level] = addr;
-        memoView[level] = words;
-      }
     }
-    // The leaf (inline: this runs once per walk).
-    if (level === 0 || (level === 3 && (lo & 3) !== 3)) {
-      return EVT_F_TRANSLATION;
-    }
-    const addr = (hi & 0xffff) * 0x100000000 + ((lo & 0xfffff000) >>> 0);
-    const size = LEVEL_SIZE[level]!;
-    if (addr + size > outEnd) {
-      this.faultAddress = addr;
-      return EVT_F_ADDR_SIZE;
-    }
-    if ((lo & DESC_AF) === 0) return EVT_F_ACCESS;
-    this.leafPa = addr;
-    this.leafSize = size;
-    this.leafAccess = this.#stage === 1
-      ? ((lo & S1_AP_RDONLY) === 0 ? 3 : 1)
-      : leafAccess(lo, 2);
-    return 0;
+  }
+
+  // Forget the descriptor memos (their output-size checks were for
+  // another bound).
+  #forgetMemos(outEnd: number): void {
+    this.#memoEnd = outEnd;
+    this.#memoLo.fill(0);
+    this.#memoHi.fill(0);
   }
 
   // The view of the chunk holding the table at `table` (whose first word
