@@ -171,7 +171,6 @@ export class Tlb {
   #perm: Int32Array;
   #shift: Uint8Array;
   #stamp: Float64Array;
-  #rr: Uint32Array;
   #policy: number; // 0 lru, 1 round-robin, 2 random: a number is cheaper to switch on
   #rng: number;
   // Ticks once per hit and once per fill (new entry or refresh), for
@@ -180,22 +179,32 @@ export class Tlb {
   #live = 0;
   // Valid ways per set: a full set needs no search for an invalid way.
   #used: Int32Array;
-  // LRU only. A scan of a full set whose stamps rise circularly from its
-  // LRU way records that order: `#left[set]` ways from way `#next[set]`
-  // on, stamped at most `#scanClock[set]`. A way still stamped no later
-  // than that was not used since, and the first such way in the order is
-  // the LRU one (every way used since has a later stamp); so evictions
-  // (streaming misses) take the ways in turn with no scan, and a hit
-  // needs no bookkeeping beyond its stamp.
+  // The victim of a full set is way `#next[set]` when that is not -1 and
+  // the way's stamp still equals `#rec` (the stamp it had when it entered
+  // the set's order); otherwise `#victim` chooses.
+  // LRU: the set's ways in circular order from `#next[set]` have rising
+  // `#rec` stamps, each way's stamp is at least its `#rec`, and a way
+  // used since (a larger stamp) is newer than every `#rec` of the set. So
+  // the way at `#next` is the least recently used when its stamp still
+  // equals its `#rec`; filling it makes it the newest, the last of the
+  // order. A scan of a full set whose stamps rise circularly from its LRU
+  // way records the order (-1: none); so streaming misses take the ways in
+  // turn with no scan, and a hit needs no bookkeeping beyond its stamp.
+  // Round-robin: `#next[set]` is the pointer. Random: `#next` is -1.
   #next: Int32Array;
-  #left: Int32Array;
-  #scanClock: Float64Array;
+  #rec: Float64Array;
   // The key of the last lookup that missed every size present, kept until
-  // anything changes the entries (-1: none). An insert of that key right
-  // after (a walk's fill) knows the set holds no duplicate, so it skips the
-  // scan for one.
+  // anything changes the entries (`#missCtx` NaN: none). An insert of that
+  // key right after (a walk's fill) knows the set holds no duplicate, so
+  // it skips the scan for one.
   #missIova = -1;
-  #missCtx = 0;
+  #missCtx = NaN;
+  // Of that lookup, the last size probed (NaN: none), its page base and
+  // its set: an insert of that size right after takes them instead of
+  // working them out again.
+  #missSize = NaN;
+  #missBase = 0;
+  #missSet = 0;
   // Page sizes present, in probe order, with their reciprocals (exact for
   // powers of two) so the page number is a multiply rather than a divide.
   #sizeCount: Float64Array = new Float64Array(SIZE_SLOTS);
@@ -288,13 +297,11 @@ export class Tlb {
     this.#perm = new Int32Array(capacity);
     this.#shift = new Uint8Array(capacity);
     this.#stamp = new Float64Array(capacity);
-    this.#rr = new Uint32Array(sets);
     // Empty when nothing can be cached, so `insert` never takes a set
     // for full (and `#place` ignores the fill).
     this.#used = new Int32Array(capacity === 0 ? 0 : sets);
-    this.#next = new Int32Array(sets);
-    this.#left = new Int32Array(sets);
-    this.#scanClock = new Float64Array(sets);
+    this.#next = new Int32Array(sets).fill(policy === 1 ? 0 : -1);
+    this.#rec = new Float64Array(capacity);
     this.#rng = seedState(seed);
   }
 
@@ -346,11 +353,15 @@ export class Tlb {
       throwBadKey(context, iova);
     }
     const e = this.#e;
+    // Outside the loop: the miss memo keeps the last size probed.
+    let size = NaN;
+    let base = 0;
+    let set = 0;
     for (let k = 0; k < this.#nsizes; k++) {
-      const size = this.#sizes[k]!;
+      size = this.#sizes[k]!;
       const vpn = floor(iova * this.#invs[k]!);
-      const base = vpn * size;
-      const set = (vpn ^ context) & this.#setMask;
+      base = vpn * size;
+      set = (vpn ^ context) & this.#setMask;
       // int32 arithmetic (imul, |0): no overflow checks in the probe.
       let j = imul(set, this.#setSpan);
       const end = (j + this.#setSpan) | 0;
@@ -367,15 +378,24 @@ export class Tlb {
         }
       }
     }
-    return this.#missed(context, iova);
+    return this.#missed(context, iova, size, base, set);
   }
 
   /** Count a miss of `lookup` and remember its key for the insert that follows. */
-  #missed(context: number, iova: number): number {
+  #missed(
+    context: number,
+    iova: number,
+    size: number,
+    base: number,
+    set: number,
+  ): number {
     this.#misses++;
     this.#lastSlot = NO_HIT;
     this.#missIova = iova;
     this.#missCtx = context;
+    this.#missSize = size;
+    this.#missBase = base;
+    this.#missSet = set;
     return -1;
   }
 
@@ -465,9 +485,60 @@ export class Tlb {
     paBase: number,
     perm: number,
   ): void {
+    // The fill a walk makes right after `lookup` missed this key (the
+    // IOVA it looked up, or its page base) with the last size it probed,
+    // in a full set whose victim is the next way in its order and holds an
+    // entry of the same size: the lookup validated the key and probed the
+    // set, so the set holds no duplicate. One combined test, so that this
+    // method stays small enough for V8 to inline into its callers;
+    // anything else (and every bad argument) takes the general path.
+    const set = this.#missSet;
+    const ways = this.ways;
+    const way = this.#next[set]!;
+    const slot = set * ways + way;
+    const j = slot * 4;
+    if (
+      pageSize === this.#missSize && context === this.#missCtx &&
+      (iova === this.#missIova || iova === this.#missBase) &&
+      isSafe(paBase) && paBase >= 0 && paBase <= MAX - pageSize &&
+      typeof perm === "number" && (perm | 0) === perm && perm >= 0 &&
+      this.#missBase <= MAX - pageSize && this.#used[set] === ways &&
+      way >= 0 && this.#stamp[slot] === this.#rec[slot] &&
+      this.#e[j + 1] === pageSize && slot !== this.#lastSlot
+    ) {
+      this.#next[set] = way + 1 === ways ? 0 : way + 1;
+      this.#evictions++;
+      this.#missCtx = NaN;
+      // Literal offsets into the slot, as in `lookup`.
+      const e = this.#e;
+      e[j] = this.#missBase;
+      e[j + 2] = context;
+      e[j + 3] = paBase;
+      this.#perm[slot] = perm;
+      const t = ++this.#clock;
+      this.#stamp[slot] = t;
+      this.#rec[slot] = t; // the newest of the order
+      this.#fills++;
+      return;
+    }
+    this.#insert(context, iova, pageSize, paBase, perm);
+  }
+
+  /**
+   * {@linkcode Tlb.insert} when no just-missed lookup vouches for the set:
+   * validation, a refresh in place, an invalid way, or the victim. One
+   * function, too large for V8 to inline into `insert`, which then stays
+   * small enough to be inlined into its callers.
+   */
+  #insert(
+    context: number,
+    iova: number,
+    pageSize: number,
+    paBase: number,
+    perm: number,
+  ): void {
     // Fills come in runs of one size: its log and reciprocal are taken
-    // once. One combined test covers the common valid case; the
-    // out-of-line check names what is wrong.
+    // once. The out-of-line check names what is wrong.
     if (pageSize !== this.#fillSize) this.#setFillSize(pageSize);
     if (!isFill(context, iova, pageSize, paBase, perm)) {
       throwBadFill(context, iova, pageSize, paBase, perm);
@@ -475,32 +546,55 @@ export class Tlb {
     const vpn = floor(iova * this.#fillInv);
     const base = vpn * pageSize;
     if (base > MAX - pageSize) throwBadPage(base, pageSize);
+    if (this.capacity === 0) return;
     const set = (vpn ^ context) & this.#setMask;
+    const ways = this.ways;
+    const e = this.#e;
     const d = this.#missIova - base;
-    let slot: number;
+    let slot = -1;
+    let evicted = true;
     if (
       d >= 0 && d < pageSize && context === this.#missCtx &&
-      this.#used[set] === this.ways && this.#sizeCount[this.#fillShift] !== 0
+      this.#used[set] === ways && this.#sizeCount[this.#fillShift] !== 0
     ) {
       // The lookup that just missed probed this very set for this size
       // and nothing changed since: no duplicate, no invalid way.
       slot = this.#victim(set);
     } else {
-      slot = this.#place(set, context, base, pageSize, paBase, perm);
-      if (slot < 0) return;
+      // A refresh of the same key in place, else the first invalid way,
+      // else the victim.
+      const first = set * ways;
+      const end = first + ways;
+      for (let i = first, j = first * SLOT; i < end; i++, j += SLOT) {
+        const s = e[j + E_SIZE]!;
+        if (s === pageSize && e[j] === base && e[j + E_CTX] === context) {
+          if (i === this.#lastSlot) this.#snapshot();
+          e[j + E_PA] = paBase;
+          this.#perm[i] = perm;
+          this.#stamp[i] = ++this.#clock;
+          this.#fills++;
+          this.#missCtx = NaN;
+          return;
+        }
+        if (s === 0 && slot < 0) slot = i;
+      }
+      if (slot < 0) slot = this.#victim(set);
+      else evicted = false;
     }
-    this.#missIova = -1;
-    // Literal offsets into the slot, as in `lookup`.
-    const e = this.#e;
-    const j = slot * 4;
-    if (slot === this.#lastSlot || e[j + 1] !== pageSize) {
+    this.#missCtx = NaN;
+    const j = slot * SLOT;
+    if (slot === this.#lastSlot || e[j + E_SIZE] !== pageSize) {
       this.#prepare(slot, set, pageSize);
     }
     e[j] = base;
-    e[j + 2] = context;
-    e[j + 3] = paBase;
+    e[j + E_CTX] = context;
+    e[j + E_PA] = paBase;
     this.#perm[slot] = perm;
-    this.#stamp[slot] = ++this.#clock;
+    const t = ++this.#clock;
+    this.#stamp[slot] = t;
+    // A victim becomes the newest of its set's order; a way that was
+    // invalid keeps its old place there, looking used since.
+    if (evicted) this.#rec[slot] = t;
     this.#fills++;
   }
 
@@ -510,42 +604,6 @@ export class Tlb {
     this.#fillSize = pageSize;
     this.#fillShift = Math.round(Math.log2(pageSize));
     this.#fillInv = 1 / pageSize;
-  }
-
-  /**
-   * Where an insert goes when no just-missed lookup vouches for the set:
-   * -1 when there is nothing to write (capacity 0, or an entry of the same
-   * key refreshed in place); otherwise the first invalid way, else the
-   * policy's victim (counted as an eviction).
-   */
-  #place(
-    set: number,
-    context: number,
-    base: number,
-    pageSize: number,
-    paBase: number,
-    perm: number,
-  ): number {
-    if (this.capacity === 0) return -1;
-    const ways = this.ways;
-    const first = set * ways;
-    const end = first + ways;
-    const e = this.#e;
-    let free = -1;
-    for (let slot = first, j = first * SLOT; slot < end; slot++, j += SLOT) {
-      const s = e[j + E_SIZE]!;
-      if (s === pageSize && e[j] === base && e[j + E_CTX] === context) {
-        if (slot === this.#lastSlot) this.#snapshot();
-        e[j + E_PA] = paBase;
-        this.#perm[slot] = perm;
-        this.#stamp[slot] = ++this.#clock;
-        this.#fills++;
-        this.#missIova = -1;
-        return -1;
-      }
-      if (s === 0 && free < 0) free = slot;
-    }
-    return free >= 0 ? free : this.#victim(set);
   }
 
   /**
@@ -562,6 +620,8 @@ export class Tlb {
       this.#used[set]!++;
       this.#live++;
     }
+    // The fast path of `insert` fills a size present without `#fillSize`.
+    if (pageSize !== this.#fillSize) this.#setFillSize(pageSize);
     const shift = this.#fillShift;
     this.#e[j] = pageSize;
     this.#shift[slot] = shift;
@@ -586,7 +646,7 @@ export class Tlb {
     this.#used.fill(0);
     this.#nsizes = 0;
     this.#live = 0;
-    this.#missIova = -1;
+    this.#missCtx = NaN;
     this.#invalidations++;
     this.#invalidatedEntries += removed;
     return removed;
@@ -765,51 +825,36 @@ export class Tlb {
    * eviction (the caller overwrites the slot).
    */
   #victim(set: number): number {
+    // One function for every policy and the LRU scan: too large for V8 to
+    // inline into `insert`, which calls it now and then.
     const ways = this.ways;
     const first = set * ways;
+    const stamps = this.#stamp;
     this.#evictions++;
-    if (this.#policy === 0) {
-      let left = this.#left[set]!;
-      if (left !== 0) {
-        const stamps = this.#stamp;
-        const scanned = this.#scanClock[set]!;
-        let way = this.#next[set]!;
-        while (left !== 0) {
-          const slot = first + way;
-          left--;
-          way = way + 1 === ways ? 0 : way + 1;
-          if (stamps[slot]! <= scanned) {
-            this.#next[set] = way;
-            this.#left[set] = left;
-            return slot;
-          }
-        }
-        this.#left[set] = 0;
-      }
-      return this.#scanLru(set, first);
-    }
     if (this.#policy === 1) {
-      const way = this.#rr[set]!;
-      this.#rr[set] = way + 1 === ways ? 0 : way + 1;
+      const way = this.#next[set]!;
+      this.#next[set] = way + 1 === ways ? 0 : way + 1;
       return first + way;
     }
-    // xorshift32: small, fast and fully determined by the seed.
-    let x = this.#rng;
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    this.#rng = x;
-    return first + (x >>> 0) % ways;
-  }
-
-  /**
-   * The least recently used way of the full set `set` (slots from
-   * `first`); notes whether the stamps rise circularly from it, so that
-   * the next evictions need no scan (see `#next`).
-   */
-  #scanLru(set: number, first: number): number {
-    const ways = this.ways;
-    const stamps = this.#stamp;
+    if (this.#policy === 2) {
+      // xorshift32: small, fast and fully determined by the seed.
+      let x = this.#rng;
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      this.#rng = x;
+      return first + (x >>> 0) % ways;
+    }
+    // LRU: the next way of the recorded order when not used since.
+    const rec = this.#rec;
+    const way = this.#next[set]!;
+    if (way >= 0 && stamps[first + way] === rec[first + way]) {
+      this.#next[set] = way + 1 === ways ? 0 : way + 1;
+      return first + way;
+    }
+    // Else scan for the least recently used way, and note whether the
+    // stamps rise circularly from it: then they become the order, so that
+    // the next evictions need no scan.
     const end = first + ways;
     let best = first;
     let min = stamps[first]!;
@@ -829,11 +874,10 @@ export class Tlb {
     // the set; the fill about to happen makes `best` the newest, so the
     // order then starts at the way after it.
     if (falls <= 1) {
-      const way = best - first + 1;
-      this.#next[set] = way === ways ? 0 : way;
-      this.#left[set] = ways - 1;
-      this.#scanClock[set] = this.#clock;
-    }
+      for (let slot = first; slot < end; slot++) rec[slot] = stamps[slot]!;
+      const next = best - first + 1;
+      this.#next[set] = next === ways ? 0 : next;
+    } else this.#next[set] = -1;
     return best;
   }
 
@@ -866,7 +910,7 @@ export class Tlb {
     this.#live--;
     const set = (slot / this.ways) | 0;
     this.#used[set]!--;
-    this.#missIova = -1;
+    this.#missCtx = NaN;
   }
 
   /** Forget the page size of a slot whose entry just went (size list in step). */

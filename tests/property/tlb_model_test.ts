@@ -370,3 +370,59 @@ Deno.test("Tlb LRU: streaming misses evict exactly as the plain rule, with hits 
     assert(m.c.evictions > 400);
   }
 });
+
+Deno.test("Tlb LRU and round-robin: streaming misses with hits, lookupSize hits, refreshes and invalidated ways refilled in between", () => {
+  // The Tlb keeps each set's eviction order between misses; everything
+  // that can put a way out of that order happens here between streaming
+  // misses: hits (lookup and lookupSize) on live ways, refreshes of live
+  // keys, and an invalidated way refilled by an insert (which must not
+  // join the order as the newest). Every step is compared with the model.
+  for (const policy of ["lru", "round-robin"] as const) {
+    for (const ways of [2, 3, 4, 8]) {
+      const tlb = new Tlb({ sets: 2, ways, replacement: policy });
+      const m = new Model(2, ways, policy, 1);
+      let page = 0;
+      let x = 12345;
+      const rand = (n: number): number => {
+        x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+        return (x >>> 8) % n;
+      };
+      for (let i = 0; i < 3000; i++) {
+        const live = m.slots.filter((e) => e.size !== 0);
+        const pick = live[rand(Math.max(live.length, 1))];
+        const r = rand(16);
+        if (pick !== undefined && r === 0) {
+          lookupBoth(tlb, m, 0, pick.base);
+        } else if (pick !== undefined && r === 1) {
+          const s = m.find(0, pick.base, 0x1000);
+          assertEquals(
+            tlb.lookupSize(0, pick.base, 0x1000),
+            s >= 0 ? m.hit(s, pick.base) : m.miss(),
+          );
+        } else if (pick !== undefined && r === 2) {
+          tlb.insert(0, pick.base, 0x1000, 7, 2);
+          m.insert(0, pick.base, 0x1000, 7, 2);
+        } else if (pick !== undefined && r === 3) {
+          const end = pick.base + 0x1000;
+          assertEquals(
+            tlb.invalidateRange(0, pick.base, 0x1000),
+            m.drop((e) =>
+              e.ctx !== 0 || e.base >= end || e.base + 0x1000 <= pick.base
+            ),
+          );
+          const iova = (page++) * 0x1000;
+          tlb.insert(0, iova, 0x1000, iova, 1);
+          m.insert(0, iova, 0x1000, iova, 1);
+        } else {
+          const iova = (page++) * 0x1000;
+          assertEquals(lookupBoth(tlb, m, 0, iova), -1);
+          tlb.insert(0, iova, 0x1000, iova, 1);
+          m.insert(0, iova, 0x1000, iova, 1);
+        }
+        assertEquals(tlb.entries(), m.entries());
+      }
+      assertEquals(tlb.counters(), modelCounters(m));
+      assert(m.c.evictions > 1500);
+    }
+  }
+});
