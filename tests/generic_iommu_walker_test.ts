@@ -11,6 +11,7 @@ import {
   IOMMU_WRITE,
   type IommuFault,
   PhysicalMemory,
+  Tlb,
 } from "../core/mod.ts";
 import {
   CR0_CMDQEN,
@@ -198,6 +199,55 @@ Deno.test("walker: faults (outside RAM, output size, access flag, bad types)", (
   assertEquals(w.walk(1, l1, 0, iova, OUT_END), EVT_F_TRANSLATION);
 });
 
+Deno.test("walker: a memoised table descriptor is checked again against a smaller output size", () => {
+  const mem = new PhysicalMemory({ base: BASE, size: 4 << 20 });
+  const w = new Walker(mem, 1, NO_CACHES);
+  const t = tablesAt(BASE);
+  const iova = 0x1_4000_3000;
+  chain(mem, t, iova, BASE + 0x9000);
+  assertEquals(w.walk(1, t[0], 0, iova, OUT_END), 0);
+  // The level-2 descriptor names t[3] = BASE + 0x3000: beyond this bound.
+  assertEquals(w.walk(1, t[0], 0, iova, BASE + 0x3000), EVT_F_ADDR_SIZE);
+  assertEquals(w.faultAddress, t[3]);
+  assertEquals(w.walk(1, t[0], 0, iova, OUT_END), 0);
+  assertEquals(w.leafPa, BASE + 0x9000);
+});
+
+Deno.test("walker: a walk given a TLB fills it with the leaf, faults fill nothing", () => {
+  const mem = new PhysicalMemory({ base: BASE, size: 4 << 20 });
+  const w = new Walker(mem, 1, NO_CACHES);
+  const tlb = new Tlb({ sets: 16, ways: 2 });
+  const t = tablesAt(BASE);
+  const iova = 0x1_4000_3000;
+  chain(mem, t, iova, BASE + 0x9000, IOMMU_READ);
+  assertEquals(w.walk(7, t[0], 0, iova + 0x123, OUT_END, tlb), 0);
+  assertEquals(
+    tlb.entries().map((e) => [e.context, e.iova, e.pageSize, e.pa, e.perm]),
+    [
+      [7, iova, 4096, BASE + 0x9000, 1],
+    ],
+  );
+  // A fault (no leaf) and a walk without a TLB leave it alone.
+  assertEquals(
+    w.walk(7, t[0], 0, iova + 0x1000, OUT_END, tlb),
+    EVT_F_TRANSLATION,
+  );
+  put(mem, t[3] + slot(iova, 3), encodeLeaf(BASE + 0xa000, 3, RW, 1));
+  assertEquals(w.walk(7, t[0], 0, iova, OUT_END), 0);
+  assertEquals(tlb.size, 1);
+  assertEquals(tlb.peek(7, iova), BASE + 0x9000, "stale until refilled");
+  // A 2 MiB block through the checked path (an unaligned level-1 root).
+  const root = BASE + 0x10_0010;
+  put(mem, root + slot(iova, 1), encodeTable(t[2]));
+  put(mem, t[2] + slot(iova, 2), encodeLeaf(BASE + 0x20_0000, 2, RW, 1));
+  assertEquals(w.walk(8, root, 1, iova, OUT_END, tlb), 0);
+  assertEquals(tlb.peek(8, iova + 0x5), BASE + 0x20_0000 + 0x3005);
+  // A TLB that holds nothing is left alone.
+  const none = new Tlb({ sets: 0, ways: 0 });
+  assertEquals(w.walk(8, root, 1, iova, OUT_END, none), 0);
+  assertEquals(none.counters().fills, 0);
+});
+
 Deno.test("walker: walk caches skip levels until invalidated", () => {
   const mem = new PhysicalMemory({ base: BASE, size: 4 << 20 });
   const w = new Walker(mem, 1, [
@@ -292,6 +342,14 @@ Deno.test("translate fast path: an IOVA beyond the input size faults on a warm s
   assertEquals(hw.translate(1, 0x10_0010, ACCESS_READ), buf + 0x10);
   assertEquals(hw.streamCounters(1).translations, 3);
   assertEquals(hw.streamCounters(1).faults, 1);
+  // The refused access never reached the micro TLB: one miss (the first
+  // access), one hit.
+  const c = hw.counters();
+  assertEquals(
+    [c["microTlb.lookups"], c["microTlb.hits"], c["microTlb.misses"]],
+    [2, 1, 1],
+  );
+  assertEquals(c["iotlb.lookups"], 1);
 });
 
 Deno.test("translate fast path: unmap with sync drops micro and IOTLB entries", () => {

@@ -61,10 +61,8 @@ import {
   EVT_C_BAD_CD,
   EVT_C_BAD_STE,
   EVT_C_BAD_STREAMID,
-  EVT_F_ACCESS,
   EVT_F_ADDR_SIZE,
   EVT_F_PERMISSION,
-  EVT_F_WALK_EABT,
   GBPA_ABORT,
   STE_BYTES,
   STE_CFG_BYPASS,
@@ -142,10 +140,14 @@ export class GenericIommuHardware implements IommuHardware {
   #sWalks: Float64Array;
   #bypassed = 0;
   #cfgMisses = 0;
-  #uMisses = 0;
+  // Accesses the slow path counted per stream (ROW_TRANSLATIONS) that
+  // never reached the micro TLB (bypass, aborts, bad configs, address
+  // size): the counted accesses that are not micro hits minus these are
+  // the micro TLB's misses.
+  #noProbe = 0;
   #lastSpan = 0;
-  #walkPa = 0.5; // a double from the start: stores never box
   #lastFault: IommuFault | null = null;
+  #pa = 0.5; // a double from the start: stores never box
 
   /**
    * Build it (see the class documentation).
@@ -295,71 +297,96 @@ export class GenericIommuHardware implements IommuHardware {
       }
       if (r[i] === gen && iova < r[i + 1]!) {
         r[i + 2]!++;
-        return this.#iotlbPath(sid, iova, access);
+        return this.#iotlbPath(sid, iova, access) === 0 ? this.#pa : -1;
       }
     }
     return this.#translateSlow(sid, iova, access);
   }
 
-  // A micro TLB hit on an entry that does not grant `access`: counted as
-  // a miss of the micro TLB (the fault is the IOTLB path's verdict too).
+  // A micro TLB hit on an entry that does not grant `access`: a miss of
+  // the micro TLB (counted as such in counters()) and a permission fault,
+  // as the IOTLB path would find.
   #microFault(sid: number, iova: number, access: number): number {
-    this.#rows[(sid + 1) * ROW_STRIDE + ROW_TRANSLATIONS]!++;
-    this.#uMisses++;
+    this.#rows[((sid + 1) << 3) + 2]!++;
     return this.#permissionFault(sid, iova, access);
   }
 
   // A stream whose config row is valid, IOVA inside its input size, micro
-  // TLB missed: the IOTLB, else a walk.
+  // TLB missed: the IOTLB, else a walk, which fills the IOTLB. 0 with the
+  // PA in #pa, or -1 after reporting a fault.
+  //
+  // Out of line on purpose: its bytecode is over V8's 460-byte inlining
+  // limit, so it is compiled on its own with the IOTLB lookup inlined
+  // (translate inlined into a caller leaves too little of the caller's
+  // inlining budget for the lookup). A double returned from a call that
+  // is not inlined would be boxed (a heap allocation per access): the PA
+  // goes through a field instead.
   #iotlbPath(sid: number, iova: number, access: number): number {
-    // A micro TLB miss when the unit has micro TLBs (counters() ignores
-    // the count otherwise; one test fewer keeps the lookup inlinable).
-    this.#uMisses++;
     const ctx = this.#cfgCtx[sid]!;
     const tlb = this.iotlb;
-    const pa = tlb.lookup(ctx, iova);
-    // The walk leaves its PA in a field: a double returned from a call
-    // that is not inlined would be boxed (a heap allocation per walk).
-    if (pa < 0) {
-      return this.#walk(sid, ctx, iova, access) === 0 ? this.#walkPa : -1;
+    let pa = tlb.lookup(ctx, iova);
+    let size: number;
+    let perm: number;
+    let off: number;
+    if (pa >= 0) {
+      size = tlb.lastPageSize;
+      perm = tlb.lastPerm;
+      // The offset in the page, exact for any entry size (an entry put
+      // into the public `iotlb` directly may exceed the 1 GiB walks fill).
+      off = pa - tlb.lastPaBase;
+    } else {
+      this.#sWalks[sid]!++;
+      const w = this.walker;
+      const code = w.walk(
+        ctx,
+        this.#cfgRoot[sid]!,
+        this.#cfgStart[sid]!,
+        iova,
+        this.#outEnd,
+        tlb,
+      );
+      if (code !== 0) {
+        return this.#fault(
+          sid,
+          iova,
+          access,
+          code === 0x11 // EVT_F_ADDR_SIZE
+            ? 4
+            : code === 0x0b // EVT_F_WALK_EABT
+            ? 6
+            : code === 0x12 // EVT_F_ACCESS
+            ? 5
+            : 3,
+          code,
+          this.#cfgRecord[sid] === 1,
+          w.faultAddress,
+        );
+      }
+      size = w.leafSize;
+      perm = w.leafAccess;
+      // Leaves are at most 1 GiB (level-0 blocks fault): the offset is in
+      // the low 32 bits, which `>>> 0` keeps exactly for any safe integer.
+      off = (iova >>> 0) & (size - 1);
+      pa = w.leafPa + off;
     }
-    const size = tlb.lastPageSize;
-    const perm = tlb.lastPerm;
-    // The offset in the page, exact for any entry size (an entry put into
-    // the public `iotlb` directly may be larger than the 1 GiB walks fill).
-    const off = pa - tlb.lastPaBase;
     if (this.#microEnabled) {
-      this.#fillMicro(sid, iova - off, size, pa - off, perm);
+      if (size === 4096) {
+        // The entry of this 4 KiB page (slots as in translate()).
+        const r = this.#rows;
+        const u = (r[((sid + 1) << 3) + 4]! | 0) +
+          (((iova >>> 12) & this.#uMask) << 2);
+        r[u] = r[0]!;
+        r[u + 1] = iova - off;
+        r[u + 2] = iova - off + 4096;
+        r[u + 3] = pa - iova + (perm & 3);
+      } else this.#fillLeaf(sid, iova - off, size, pa - off, perm);
     }
     if ((perm & access) !== access) {
       return this.#permissionFault(sid, iova, access);
     }
     this.#lastSpan = size - off;
-    return pa;
-  }
-
-  // Fill the stream's micro TLB with the leaf at `base` (`size` bytes at
-  // `pa`, access bits `perm`, 0-3). A 4 KiB leaf, the common case, fills
-  // the entry of its page here, small enough to inline into the callers.
-  // Slots as literals, as in translate().
-  #fillMicro(
-    sid: number,
-    base: number,
-    size: number,
-    pa: number,
-    perm: number,
-  ): void {
-    if (size !== 4096) {
-      this.#fillLeaf(sid, base, size, pa, perm);
-      return;
-    }
-    const r = this.#rows;
-    const u = (r[((sid + 1) << 3) + 4]! | 0) +
-      (((base >>> 12) & this.#uMask) << 2);
-    r[u] = r[0]!;
-    r[u + 1] = base;
-    r[u + 2] = base + 4096;
-    r[u + 3] = pa - base + (perm & 3);
+    this.#pa = pa;
+    return 0;
   }
 
   // A leaf larger than 4 KiB fills every entry one of its 4 KiB pages
@@ -425,6 +452,7 @@ export class GenericIommuHardware implements IommuHardware {
     const r = this.#rows;
     const i = (streamId + 1) * ROW_STRIDE;
     r[i + ROW_TRANSLATIONS]!++;
+    this.#noProbe++;
     let st = this.#cfgState[streamId]!;
     if (st === CFG_UNCACHED) {
       this.#cfgMisses++;
@@ -449,7 +477,8 @@ export class GenericIommuHardware implements IommuHardware {
           0,
         );
       }
-      return this.#iotlbPath(streamId, iova, access);
+      this.#noProbe--;
+      return this.#iotlbPath(streamId, iova, access) === 0 ? this.#pa : -1;
     }
     if (st === CFG_BYPASS) return this.#identity(iova);
     if (st === CFG_ABORT) {
@@ -482,55 +511,6 @@ export class GenericIommuHardware implements IommuHardware {
     this.#bypassed++;
     this.#lastSpan = Number.MAX_SAFE_INTEGER - iova;
     return iova;
-  }
-
-  // 0 with the PA in #walkPa, or -1 after reporting a fault.
-  #walk(sid: number, ctx: number, iova: number, access: number): number {
-    this.#sWalks[sid]!++;
-    const w = this.walker;
-    const code = w.walk(
-      ctx,
-      this.#cfgRoot[sid]!,
-      this.#cfgStart[sid]!,
-      iova,
-      this.#outEnd,
-    );
-    if (code !== 0) return this.#walkFault(sid, iova, access, code);
-    const size = w.leafSize;
-    const pa = w.leafPa;
-    const perm = w.leafAccess;
-    // Leaves are at most 1 GiB (level-0 blocks fault): the offset is in
-    // the low 32 bits, which `>>> 0` keeps exactly for any safe integer.
-    const off = (iova >>> 0) & (size - 1);
-    const base = iova - off;
-    const tlb = this.iotlb;
-    if (tlb.capacity !== 0) tlb.insert(ctx, base, size, pa, perm);
-    if (this.#microEnabled) this.#fillMicro(sid, base, size, pa, perm);
-    if ((perm & access) !== access) {
-      return this.#permissionFault(sid, iova, access);
-    }
-    this.#lastSpan = size - off;
-    this.#walkPa = pa + off;
-    return 0;
-  }
-
-  #walkFault(sid: number, iova: number, access: number, code: number): number {
-    const kind = code === EVT_F_ADDR_SIZE
-      ? 4
-      : code === EVT_F_WALK_EABT
-      ? 6
-      : code === EVT_F_ACCESS
-      ? 5
-      : 3;
-    return this.#fault(
-      sid,
-      iova,
-      access,
-      kind,
-      code,
-      this.#cfgRecord[sid] === 1,
-      this.walker.faultAddress,
-    );
   }
 
   // kind indexes FAULT_KINDS; eventId < 0 means no record.
@@ -645,7 +625,7 @@ export class GenericIommuHardware implements IommuHardware {
         bypassed: this.#bypassed,
         cfgLookups: translations,
         cfgMisses: this.#cfgMisses,
-        microLookups: this.#microEnabled ? uHits + this.#uMisses : 0,
+        microLookups: this.#microEnabled ? translations - this.#noProbe : 0,
         microHits: uHits,
       },
       stats: this.#stats,

@@ -74,10 +74,6 @@ export class Walker {
     new Uint32Array(0),
   );
   #memoEnd = -1;
-  // Per walk-cache level: the table its last hit named and that table's
-  // view (null outside RAM).
-  #hitAddr: Float64Array = new Float64Array(3).fill(-1);
-  #hitView: (Uint32Array | null)[] = [null, null, null];
   #rootPa = -1;
   #rootWords: Uint32Array | null = null;
 
@@ -112,7 +108,11 @@ export class Walker {
    * @param startLevel First level.
    * @param iova Input address (inside the input size).
    * @param outEnd One past the largest output address allowed.
+   * @param fill A TLB (the unit's IOTLB) to insert the leaf found into,
+   * tagged `ctx`, before returning; none when omitted.
    * @returns 0 on success (leaf fields set), else the event ID of the fault.
+   * @throws {IommuError} from `fill.insert` only (never for a leaf found
+   * in RAM: its page and address are valid TLB keys).
    */
   walk(
     ctx: number,
@@ -120,6 +120,7 @@ export class Walker {
     startLevel: number,
     iova: number,
     outEnd: number,
+    fill?: Tlb,
   ): number {
     this.walks++;
     this.faultAddress = 0;
@@ -137,13 +138,13 @@ export class Walker {
         if (c.capacity !== 0 && c.lookup(ctx, iova) >= 0) {
           table = c.lastPaBase;
           level = l + 1;
-          // The same table as the last hit at this level: its view
-          // without a chunk lookup.
-          if (table !== this.#hitAddr[l]) {
-            this.#hitAddr[l] = table;
-            this.#hitView[l] = this.#tableWords(table);
-          }
-          words = this.#hitView[l]!;
+          // A table descriptor named it, so it is 4 KiB aligned: its
+          // chunk's view (`* 2 ** -16`: exact, and no divide).
+          const chunk = Math.floor(table * 0.0000152587890625);
+          const slot = chunk & 255;
+          words = this.#chunkKey[slot] === chunk
+            ? this.#chunkView[slot]!
+            : this.#tableWords(table);
           cached = true;
           break;
         }
@@ -152,7 +153,9 @@ export class Walker {
     if (!cached) {
       words = table === this.#rootPa ? this.#rootWords : this.#rootOf(table);
     }
-    if (words === null) return this.#walkFrom(ctx, level, table, iova, outEnd);
+    if (words === null) {
+      return this.#walkFrom(ctx, level, table, iova, outEnd, fill);
+    }
     // The common case: every table is 4 KiB aligned inside RAM, read
     // through chunk views. A table descriptor equal to the one last read at
     // its level names the same table (whose view and output-size check
@@ -186,7 +189,7 @@ export class Walker {
           const addr = (hi & 0xffff) * 0x100000000 +
             ((lo & 0xfffff000) >>> 0);
           this.#cacheTable(ctx, level, iova, addr);
-          return this.#walkFrom(ctx, level + 1, addr, iova, outEnd);
+          return this.#walkFrom(ctx, level + 1, addr, iova, outEnd, fill);
         }
       }
       if (this.#anyCache) {
@@ -200,7 +203,18 @@ export class Walker {
       words = this.#memoWords[level]!;
       woff = (lo & 0xf000) >>> 2;
     }
-    return this.#leaf(level, lo, hi, outEnd);
+    const code = this.#leaf(level, lo, hi, outEnd);
+    if (code === 0 && fill !== undefined) this.#fill(fill, ctx, iova);
+    return code;
+  }
+
+  // Insert the leaf just found into `tlb` (the page holding `iova`).
+  #fill(tlb: Tlb, ctx: number, iova: number): void {
+    if (tlb.capacity === 0) return;
+    const size = this.leafSize;
+    // Leaves are at most 1 GiB: the offset is in the low 32 bits.
+    const base = iova - ((iova >>> 0) & (size - 1));
+    tlb.insert(ctx, base, size, this.leafPa, this.leafAccess);
   }
 
   // A table descriptor (lo, hi) read at `level` that differs from the
@@ -260,11 +274,12 @@ export class Walker {
   #walkFrom(
     ctx: number,
     start: number,
-    start_table: number,
+    startTable: number,
     iova: number,
     outEnd: number,
+    fill: Tlb | undefined,
   ): number {
-    let table = start_table;
+    let table = startTable;
     const ilo = iova >>> 0;
     const ihi = (iova / 0x100000000) >>> 0;
     for (let level = start;; level++) {
@@ -285,7 +300,9 @@ export class Walker {
       const hi = this.#memory.read32(at + 4);
       if ((lo & 1) === 0) return EVT_F_TRANSLATION;
       if (level === 3 || (lo & 3) !== 3) {
-        return this.#leaf(level, lo, hi, outEnd);
+        const code = this.#leaf(level, lo, hi, outEnd);
+        if (code === 0 && fill !== undefined) this.#fill(fill, ctx, iova);
+        return code;
       }
       const addr = (hi & 0xffff) * 0x100000000 + ((lo & 0xfffff000) >>> 0);
       if (addr >= outEnd) {
@@ -310,7 +327,7 @@ export class Walker {
   // aligned or not inside RAM (the walk then reads RAM word by word).
   #tableWords(table: number): Uint32Array | null {
     if (((table >>> 0) & 4095) !== 0) return null;
-    const chunk = Math.floor(table / 65536);
+    const chunk = Math.floor(table * 0.0000152587890625); // / 65536, exact
     const slot = chunk & (CHUNK_SLOTS - 1);
     if (this.#chunkKey[slot] === chunk) return this.#chunkView[slot]!;
     const pa = chunk * 65536;
