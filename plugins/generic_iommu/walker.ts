@@ -10,13 +10,14 @@
  * @module
  */
 import type { PhysicalMemory } from "../../core/mod.ts";
-import { Tlb, type TlbOptions } from "../../core/mod.ts";
+import type { Tlb, TlbOptions } from "../../core/mod.ts";
 import {
   EVT_F_ADDR_SIZE,
   EVT_F_TRANSLATION,
   EVT_F_WALK_EABT,
 } from "./constants.ts";
 import { LEVEL_SIZE, type LpaeStage } from "./lpae.ts";
+import { WalkCache } from "./walk_cache.ts";
 
 // Slots of the walker's chunk-view cache (64 KiB chunks: 16 MiB of tables).
 const CHUNK_SLOTS = 256;
@@ -56,6 +57,8 @@ export class Walker {
   #memEnd: number;
   #stage: LpaeStage;
   #anyCache: boolean;
+  // The caches with their probe (the same objects as `caches`).
+  #wc: readonly WalkCache[];
   // Direct-mapped cache of live Uint32Array views of whole 64 KiB RAM
   // chunks (RAM never drops a chunk, so a view never goes stale): a
   // descriptor read is an index into one of them, with no per-table view
@@ -94,10 +97,12 @@ export class Walker {
     this.#memBase = memory.base;
     this.#memEnd = memory.end;
     this.#stage = stage;
-    this.caches = [0, 1, 2].map((l) =>
-      new Tlb(walkCache[l] ?? DEFAULT_WALK_CACHE[l]!)
+    const caches = [0, 1, 2].map((l) =>
+      new WalkCache(walkCache[l] ?? DEFAULT_WALK_CACHE[l]!)
     );
-    this.#anyCache = this.caches.some((c) => c.capacity !== 0);
+    this.caches = caches;
+    this.#wc = caches;
+    this.#anyCache = caches.some((c) => c.capacity !== 0);
   }
 
   /**
@@ -132,11 +137,12 @@ export class Walker {
     if (this.#anyCache) {
       // Deepest level first, as hardware does: a hit skips every level
       // above it.
-      const caches = this.caches;
+      const caches = this.#wc;
       for (let l = 2; l >= startLevel; l--) {
         const c = caches[l]!;
-        if (c.capacity !== 0 && c.lookup(ctx, iova) >= 0) {
-          table = c.lastPaBase;
+        const hit = c.capacity === 0 ? -1 : c.probe(ctx, iova);
+        if (hit >= 0) {
+          table = hit;
           level = l + 1;
           // A table descriptor named it, so it is 4 KiB aligned: its
           // chunk's view (`* 2 ** -16`: exact, and no divide).
