@@ -233,6 +233,9 @@ export class Tlb {
   #hitsBase = 0; // the clock at the last reset
   #fills = 0;
   #evictions = 0;
+  // Fills by the fast path of `insert`, each also an eviction (one count
+  // instead of two there).
+  #quickFills = 0;
   #invalidations = 0;
   #invalidatedEntries = 0;
 
@@ -353,6 +356,7 @@ export class Tlb {
       throwBadKey(context, iova);
     }
     const e = this.#e;
+    const span = this.#setSpan;
     // Outside the loop: the miss memo keeps the last size probed.
     let size = NaN;
     let base = 0;
@@ -363,34 +367,27 @@ export class Tlb {
       base = vpn * size;
       set = (vpn ^ context) & this.#setMask;
       // int32 arithmetic (imul, |0): no overflow checks in the probe.
-      let j = imul(set, this.#setSpan);
-      const end = (j + this.#setSpan) | 0;
-      // Literal offsets into a slot (see `#e`): named constants would cost
-      // the bytecode that keeps this method small enough to inline.
+      let j = imul(set, span);
+      const end = (j + span) | 0;
+      // Literal offsets into a slot (see `#e`) and literal -1 (NO_HIT):
+      // named constants would cost the bytecode that keeps this method
+      // small enough to inline.
       for (; j < end; j = (j + 4) | 0) {
         if (e[j] === base && e[j + 1] === size && e[j + 2] === context) {
           if (k !== 0) this.#toFront(k);
           // The tick counts the hit; only LRU reads the stamps.
           const t = ++this.#clock;
-          if (this.#policy === 0) this.#stamp[j >> 2] = t;
-          this.#lastSlot = j >> 2;
+          const slot = j >> 2;
+          if (this.#policy === 0) this.#stamp[slot] = t;
+          this.#lastSlot = slot;
           return e[j + 3]! + (iova - base);
         }
       }
     }
-    return this.#missed(context, iova, size, base, set);
-  }
-
-  /** Count a miss of `lookup` and remember its key for the insert that follows. */
-  #missed(
-    context: number,
-    iova: number,
-    size: number,
-    base: number,
-    set: number,
-  ): number {
+    // A miss: count it, and remember the key, with the size, page base and
+    // set probed last, for the insert that follows.
     this.#misses++;
-    this.#lastSlot = NO_HIT;
+    this.#lastSlot = -1;
     this.#missIova = iova;
     this.#missCtx = context;
     this.#missSize = size;
@@ -497,28 +494,30 @@ export class Tlb {
     const way = this.#next[set]!;
     const slot = set * ways + way;
     const j = slot * 4;
+    const base = this.#missBase;
+    // NaN (every test below fails) when no lookup left a memo.
+    const top = MAX - this.#missSize;
     if (
       pageSize === this.#missSize && context === this.#missCtx &&
-      (iova === this.#missIova || iova === this.#missBase) &&
-      isSafe(paBase) && paBase >= 0 && paBase <= MAX - pageSize &&
+      (iova === this.#missIova || iova === base) && base <= top &&
+      isSafe(paBase) && paBase >= 0 && paBase <= top &&
       typeof perm === "number" && (perm | 0) === perm && perm >= 0 &&
-      this.#missBase <= MAX - pageSize && this.#used[set] === ways &&
-      way >= 0 && this.#stamp[slot] === this.#rec[slot] &&
+      this.#used[set] === ways && way >= 0 &&
+      this.#stamp[slot] === this.#rec[slot] &&
       this.#e[j + 1] === pageSize && slot !== this.#lastSlot
     ) {
       this.#next[set] = way + 1 === ways ? 0 : way + 1;
-      this.#evictions++;
       this.#missCtx = NaN;
       // Literal offsets into the slot, as in `lookup`.
       const e = this.#e;
-      e[j] = this.#missBase;
+      e[j] = base;
       e[j + 2] = context;
       e[j + 3] = paBase;
       this.#perm[slot] = perm;
       const t = ++this.#clock;
       this.#stamp[slot] = t;
       this.#rec[slot] = t; // the newest of the order
-      this.#fills++;
+      this.#quickFills++;
       return;
     }
     this.#insert(context, iova, pageSize, paBase, perm);
@@ -750,13 +749,14 @@ export class Tlb {
    * @returns A new plain object; later activity does not change it.
    */
   counters(): TlbCounters {
-    const hits = this.#clock - this.#hitsBase - this.#fills;
+    const fills = this.#fills + this.#quickFills;
+    const hits = this.#clock - this.#hitsBase - fills;
     return {
       lookups: hits + this.#misses,
       hits,
       misses: this.#misses,
-      fills: this.#fills,
-      evictions: this.#evictions,
+      fills,
+      evictions: this.#evictions + this.#quickFills,
       invalidations: this.#invalidations,
       invalidatedEntries: this.#invalidatedEntries,
     };
@@ -768,6 +768,7 @@ export class Tlb {
     this.#hitsBase = this.#clock;
     this.#fills = 0;
     this.#evictions = 0;
+    this.#quickFills = 0;
     this.#invalidations = 0;
     this.#invalidatedEntries = 0;
   }
