@@ -444,6 +444,32 @@ Deno.test("IovaAllocator: argument errors", async (t) => {
     assertEquals(a.stats().frees, 1);
     healthy(a);
   });
+  await t.step("free with a size of the other class (cacheable or not)", () => {
+    // Cacheable sizes are <= 32 granules here: a wrong size of the other
+    // class is still a size mismatch of a live allocation, not ENOENT.
+    const big = a.alloc(40 * K);
+    const small = a.alloc(4 * K);
+    const frees = a.stats().frees;
+    expectError(() => a.free(big, K), "EINVAL"); // cacheable size, big range
+    expectError(() => a.free(big, 32 * K), "EINVAL");
+    expectError(() => a.free(small, 40 * K), "EINVAL"); // the other way
+    expectError(() => a.free(big + K, 40 * K), "ENOENT"); // not a start
+    expectError(() => a.free(big + 1, 40 * K), "ENOENT"); // off-granule
+    expectError(() => a.free(2 * G4 - 64 * K, 40 * K), "ENOENT");
+    assertEquals(a.stats().frees, frees);
+    a.free(big, 40 * K - 100); // rounds to the same 40 granules
+    expectError(() => a.free(big, 40 * K), "ENOENT"); // double free
+    expectError(() => a.free(big, K), "ENOENT");
+    a.free(small, 4 * K);
+    healthy(a);
+    const b = new IovaAllocator({ end: G4, cacheMaxSize: 0 });
+    const x = b.alloc(K);
+    expectError(() => b.free(x, 2 * K), "EINVAL");
+    b.free(x, K);
+    expectError(() => b.free(x, K), "ENOENT"); // double free, no cache
+    assertEquals(b.stats().frees, 1);
+    healthy(b);
+  });
   await t.step("find", () => {
     expectError(() => a.find(-1), "EINVAL");
     expectError(() => a.contains(0.5), "EINVAL");
@@ -514,6 +540,53 @@ Deno.test("IovaAllocator: reserved ranges", async (t) => {
       healthy(a);
     },
   );
+});
+
+Deno.test("IovaAllocator: node slots are reused wherever they are free", async (t) => {
+  // The tree takes a new node's slot near its neighbour's; these drive the
+  // fallbacks (a far word of the bitmap, the scan once every slot was
+  // handed out) and the growth, with the audit checking the bookkeeping.
+  await t.step("a slot freed far from the new node's neighbour", () => {
+    const a = new IovaAllocator({ end: G4, cacheMaxSize: 0 });
+    // The anchor and 2302 ranges fill the first 2304 slots exactly.
+    const got: number[] = [];
+    for (let i = 0; i < 2302; i++) got.push(a.alloc(K));
+    assertEquals(got[2301], G4 - 2302 * K);
+    for (let i = 0; i < 32; i++) a.free(got[i]!, K); // the oldest slots
+    // Placed below everything, beside the newest node: no slot is free
+    // near it, none is unused, so the search finds an old one.
+    assertEquals(a.alloc(K, 2 ** 31), 2 ** 31 - K);
+    assertEquals(a.alloc(K), G4 - K); // and the freed top is reused
+    healthy(a);
+    for (let i = 0; i < 40; i++) a.alloc(K, 2 ** 31); // then it grows
+    assertEquals(a.stats().liveRanges, 2302 - 32 + 2 + 40);
+    healthy(a);
+  });
+  await t.step("churn over a fragmented population", () => {
+    const a = new IovaAllocator({ end: 2 ** 40, cacheMaxSize: 0 });
+    let seed = 7;
+    const rnd = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed % n;
+    };
+    const live: [number, number][] = [];
+    for (let i = 0; i < 6000; i++) {
+      const size = (1 + rnd(64)) * K;
+      live.push([a.alloc(size), size]);
+    }
+    for (let i = 0; i < 20000; i++) {
+      const j = rnd(live.length);
+      a.free(live[j]![0], live[j]![1]);
+      const size = (1 + rnd(64)) * K;
+      live[j] = [a.alloc(size), size];
+      if (i % 4 === 0) {
+        const [x, s] = live.pop()!;
+        a.free(x, s);
+      }
+    }
+    assertEquals(a.stats().liveRanges, live.length);
+    healthy(a);
+  });
 });
 
 Deno.test("IovaAllocator: find / contains", () => {
