@@ -337,9 +337,10 @@ export class GenericIommuHardware implements IommuHardware {
     } else {
       this.#sWalks[sid]!++;
       const w = this.walker;
-      const code = w.walk(
+      const code = w.walkIn(
         ctx,
-        this.#cfgRoot[sid]!,
+        this.#cfgRoot,
+        sid,
         this.#cfgStart[sid]!,
         iova,
         this.#outEnd,

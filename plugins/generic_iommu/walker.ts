@@ -77,6 +77,7 @@ export class Walker {
     new Uint32Array(0),
   );
   #memoEnd = -1;
+  #root: Float64Array = new Float64Array(1);
   #rootPa = -1;
   #rootWords: Uint32Array | null = null;
 
@@ -127,11 +128,40 @@ export class Walker {
     outEnd: number,
     fill?: Tlb,
   ): number {
+    this.#root[0] = root;
+    return this.walkIn(ctx, this.#root, 0, startLevel, iova, outEnd, fill);
+  }
+
+  /**
+   * {@linkcode Walker.walk} with the root table address read from
+   * `roots[index]` (a unit's per-stream config array): a root above 2^30
+   * passed as an argument would be boxed into a new heap number on every
+   * walk.
+   *
+   * @param ctx Context tag of the walk cache entries.
+   * @param roots Root table addresses.
+   * @param index Where this walk's root is in `roots`.
+   * @param startLevel First level.
+   * @param iova Input address (inside the input size).
+   * @param outEnd One past the largest output address allowed.
+   * @param fill As for {@linkcode Walker.walk}.
+   * @returns 0 on success (leaf fields set), else the event ID of the fault.
+   * @throws {IommuError} as {@linkcode Walker.walk}.
+   */
+  walkIn(
+    ctx: number,
+    roots: Float64Array,
+    index: number,
+    startLevel: number,
+    iova: number,
+    outEnd: number,
+    fill?: Tlb,
+  ): number {
     this.walks++;
     this.faultAddress = 0;
     if (outEnd !== this.#memoEnd) this.#forgetMemos(outEnd);
     let level = startLevel;
-    let table = root;
+    let table = roots[index]!;
     let words: Uint32Array | null = null;
     let cached = false;
     if (this.#anyCache) {
