@@ -32,6 +32,7 @@ import {
   Walker,
 } from "../plugins/generic_iommu/mod.ts";
 import { expectError } from "./support/assertions.ts";
+import * as micro from "../plugins/generic_iommu/micro_tlb.ts";
 
 const RW = IOMMU_READ | IOMMU_WRITE;
 const BASE = 0x4000_0000;
@@ -393,4 +394,33 @@ Deno.test("translate: a non-number stream ID or a malformed IOVA is EINVAL, warm
     assertEquals(hw.streamCounters(1).translations, before);
   }
   assertEquals(faults.length, 0);
+});
+
+Deno.test("micro TLB slots: the values hardware.ts's translate path spells as literals", () => {
+  assertEquals(
+    [
+      micro.ROW_STRIDE,
+      micro.ROW_CFG_GEN,
+      micro.ROW_IN_END,
+      micro.ROW_TRANSLATIONS,
+      micro.ROW_U_HITS,
+      micro.ROW_U_BLOCK,
+    ],
+    [8, 0, 1, 2, 3, 4],
+  );
+  assertEquals(
+    [
+      micro.U_STRIDE,
+      micro.U_GEN,
+      micro.U_BASE,
+      micro.U_END,
+      micro.U_DELTA_PERM,
+    ],
+    [4, 0, 1, 2, 3],
+  );
+  // The event IDs the walk and the IOTLB path spell as literals.
+  assertEquals(
+    [EVT_F_WALK_EABT, EVT_F_TRANSLATION, EVT_F_ADDR_SIZE, EVT_F_ACCESS],
+    [0x0b, 0x10, 0x11, 0x12],
+  );
 });

@@ -21,6 +21,9 @@
  * CR0 or stream-table write bumps it, so no stale translation survives
  * one.
  *
+ * hardware.ts's translate path spells the `ROW_*` and `U_*` slots as
+ * literals (speed); tests/generic_iommu_walker_test.ts pins their values.
+ *
  * A stream gets its entries on its first translation with a translating
  * config (a unit of 65,536 streams does not pay for 2 million entries up
  * front); until then its row points at a block that never hits.
