@@ -75,7 +75,9 @@ class Model {
     this.c.hits++;
     e.stamp = ++this.clock;
     this.last = { size: e.size, perm: e.perm, pa: e.pa };
-    return e.pa + iova - e.base;
+    // The offset first: pa + iova may pass 2^53 and round (addresses near
+    // the top of the range), the Tlb's pa + (iova - base) never does.
+    return e.pa + (iova - e.base);
   }
 
   miss(): number {
