@@ -589,6 +589,41 @@ Deno.test("IovaAllocator: node slots are reused wherever they are free", async (
   });
 });
 
+Deno.test("IovaAllocator: starts that collide in the address index", () => {
+  // The index keeps each entry's distance from its home slot in 6 bits;
+  // 100 starts with one home in the initial 1024-slot table push the run
+  // past 63, so lookups, frees and the backward shift must fall back to
+  // the keys. (Same multiplicative hash as core/dma/iova_hash.ts.)
+  const home = (g: number): number =>
+    Math.imul(
+      (g >>> 0) ^ Math.imul((g / 2 ** 32) | 0, 0x85ebca6b),
+      0x9e3779b1,
+    ) >>> 22;
+  const starts: number[] = [];
+  for (let g = 16; starts.length < 100; g++) {
+    if (home(g) === home(15)) starts.push(g);
+  }
+  const a = new IovaAllocator({ end: G4, cacheMaxSize: 0 });
+  for (const g of starts) assertEquals(a.alloc(K, (g + 1) * K), g * K);
+  healthy(a);
+  // Free from the front of the run (every later entry shifts back) and
+  // from the middle, checking the rest stay reachable.
+  for (let i = 0; i < 100; i += 3) a.free(starts[i]! * K, K);
+  healthy(a);
+  for (let i = 0; i < 100; i++) {
+    const kind = i % 3 === 0 ? "ENOENT" : "EINVAL";
+    expectError(() => a.free(starts[i]! * K, 2 * K), kind);
+  }
+  for (let i = 99; i >= 0; i--) {
+    if (i % 3 !== 0) a.free(starts[i]! * K, K);
+  }
+  assertEquals(a.stats().liveRanges, 0);
+  healthy(a);
+  for (const g of starts) assertEquals(a.alloc(K, (g + 1) * K), g * K);
+  assertEquals(a.stats().liveRanges, 100);
+  healthy(a);
+});
+
 Deno.test("IovaAllocator: find / contains", () => {
   const a = new IovaAllocator({ end: G4 });
   const x = a.alloc(5 * K); // occupies 8 granules

@@ -514,7 +514,7 @@ export class IovaAllocator {
     const lo = tree.foundAddr;
     const node = tree.newNode(lo, lo + foot, KIND_LIVE, succ);
     tree.insertBefore(node, succ);
-    this.#hash.set(lo, node);
+    this.#hash.set(lo, node, tree.f);
     this.#liveGranules += n;
     this.#treeAllocs++;
     return lo * this.#granule;
@@ -543,7 +543,7 @@ export class IovaAllocator {
     const tree = this.#tree;
     const f = tree.f;
     // An unaligned iova gives a fractional pfn, which no key equals.
-    const node = this.#hash.get(pfn);
+    const node = this.#hash.get(pfn, f);
     if (
       node === 0 || tree.b[(node << 6) + B_KIND] !== KIND_LIVE ||
       f[node << 3] !== pfn
@@ -562,7 +562,7 @@ export class IovaAllocator {
       tree.b[(node << 6) + B_KIND] = KIND_CACHED;
       return;
     }
-    this.#hash.delete(pfn);
+    this.#hash.delete(pfn, f);
     tree.remove(node);
     tree.releaseNode(node);
   }
@@ -686,7 +686,7 @@ export class IovaAllocator {
     const tree = this.#tree;
     const hash = this.#hash;
     this.#rcache.flush((node) => {
-      hash.delete(tree.f[(node << 3) + F_LO]!);
+      hash.delete(tree.f[(node << 3) + F_LO]!, tree.f);
       tree.remove(node);
       tree.releaseNode(node);
     });
@@ -739,7 +739,9 @@ export class IovaAllocator {
       const lo = tree.f[(node << 3) + F_LO]!;
       const n = tree.f[(node << 3) + F_HI]! - lo - this.#guard;
       if (kind === KIND_LIVE || kind === KIND_CACHED) {
-        if (this.#hash.get(lo) !== node) problems.push(`index misses ${lo}`);
+        if (this.#hash.get(lo, tree.f) !== node) {
+          problems.push(`index misses ${lo}`);
+        }
         if (lo % this.#alignFor(n) !== 0) {
           problems.push(`range at granule ${lo} is misaligned`);
         }
@@ -769,7 +771,7 @@ export class IovaAllocator {
     }
     if (reserved !== this.#reserved) problems.push(`reserved count drifted`);
     if (this.#hash.count !== live + cached) problems.push(`index size drifted`);
-    const entries = this.#hash.entries();
+    const entries = this.#hash.entries(tree.f);
     if (entries.length !== this.#hash.count) {
       problems.push(`index count drifted`);
     }

@@ -7,19 +7,24 @@
  * @module
  */
 
-const EMPTY = -1;
+/** Probe distance bits in an entry; the node index is above them. */
+const DIST_BITS = 6;
+const DIST_MASK = (1 << DIST_BITS) - 1;
 const INV_TWO32 = 1 / 4294967296;
 
 /**
  * Linear-probing map from a granule number (0 .. 2^53) to a node index
- * (> 0). Key and value share one 16-byte slot (a Float64 key, an Int32
- * value read through a second view) so that a lookup in a big table costs
- * one cache miss, not two, and the value needs no double-to-int conversion.
+ * (1 .. 2^25 - 1) whose key is that node's first granule. A slot is one
+ * int32: the node index and the entry's distance from its home slot
+ * (saturating at 63), 0 when empty. The key itself is not stored: it is
+ * read from the node (`f[node << 3]`, which the caller reads next anyway),
+ * and only for entries whose distance says they could be the key's. Four
+ * bytes a slot instead of sixteen keep the table of a million ranges
+ * within the reach of the caches and the TLB, where every lookup of a
+ * random key used to be a miss of both.
  */
 export class IovaHash {
-  #slots: Float64Array;
-  /** Int32 view of #slots: slot i's value is at `(i << 2) + 2`. */
-  #vals: Int32Array;
+  #slots: Int32Array;
   #mask: number;
   #shift: number;
   #count = 0;
@@ -28,8 +33,7 @@ export class IovaHash {
   constructor(capacity = 1024) {
     let cap = 16;
     while (cap < capacity) cap *= 2;
-    this.#slots = new Float64Array(cap * 2).fill(EMPTY);
-    this.#vals = new Int32Array(this.#slots.buffer);
+    this.#slots = new Int32Array(cap);
     this.#mask = cap - 1;
     this.#shift = Math.clz32(cap) + 1;
   }
@@ -53,18 +57,32 @@ export class IovaHash {
       this.#shift;
   }
 
+  /** Distance of entry e at slot j from its home (exact even if saturated). */
+  #dist(e: number, j: number, f: Float64Array): number {
+    const d = e & DIST_MASK;
+    if (d < DIST_MASK) return d;
+    return (j - this.#slot(f[(e >>> DIST_BITS) << 3]!)) & this.#mask;
+  }
+
   /**
    * @param key Granule number.
+   * @param f The tree's Float64 view (node i's key at `i << 3`).
    * @returns The node index, or 0 when absent.
    */
-  get(key: number): number {
+  get(key: number, f: Float64Array): number {
     const slots = this.#slots;
     const mask = this.#mask;
     let i = this.#slot(key);
-    for (;;) {
-      const k = slots[i << 1]!;
-      if (k === key) return this.#vals[(i << 2) + 2]!;
-      if (k === EMPTY) return 0;
+    for (let d = 0;; d++) {
+      const e = slots[i]!;
+      if (e === 0) return 0;
+      const ed = e & DIST_MASK;
+      if (
+        (ed === d || (ed === DIST_MASK && d > DIST_MASK)) &&
+        f[(e >>> DIST_BITS) << 3] === key
+      ) {
+        return e >>> DIST_BITS;
+      }
       i = (i + 1) & mask;
     }
   }
@@ -72,20 +90,28 @@ export class IovaHash {
   /**
    * Insert or overwrite.
    *
-   * @param key Granule number.
-   * @param value Node index (> 0).
+   * @param key Granule number: node `value`'s key (`f[value << 3]`).
+   * @param value Node index (1 .. 2^25 - 1).
+   * @param f The tree's Float64 view.
    */
-  set(key: number, value: number): void {
-    if ((this.#count + 1) * 2 > this.#mask + 1) this.#grow();
+  set(key: number, value: number, f: Float64Array): void {
+    if ((this.#count + 1) * 2 > this.#mask + 1) this.#grow(f);
     const slots = this.#slots;
     const mask = this.#mask;
     let i = this.#slot(key);
-    for (;;) {
-      const k = slots[i << 1]!;
-      if (k === key || k === EMPTY) {
-        if (k === EMPTY) this.#count++;
-        slots[i << 1] = key;
-        this.#vals[(i << 2) + 2] = value;
+    for (let d = 0;; d++) {
+      const e = slots[i]!;
+      if (e === 0) {
+        this.#count++;
+        slots[i] = (value << DIST_BITS) | (d < DIST_MASK ? d : DIST_MASK);
+        return;
+      }
+      const ed = e & DIST_MASK;
+      if (
+        (ed === d || (ed === DIST_MASK && d > DIST_MASK)) &&
+        f[(e >>> DIST_BITS) << 3] === key
+      ) {
+        slots[i] = (value << DIST_BITS) | ed;
         return;
       }
       i = (i + 1) & mask;
@@ -96,73 +122,86 @@ export class IovaHash {
    * Remove a key if present (backward-shift deletion, no tombstones).
    *
    * @param key Granule number.
+   * @param f The tree's Float64 view (the node must still hold its key).
    */
-  delete(key: number): void {
+  delete(key: number, f: Float64Array): void {
     const slots = this.#slots;
-    const vals = this.#vals;
     const mask = this.#mask;
     let i = this.#slot(key);
-    for (;;) {
-      const k = slots[i << 1]!;
-      if (k === EMPTY) return;
-      if (k === key) break;
+    for (let d = 0;; d++) {
+      const e = slots[i]!;
+      if (e === 0) return;
+      const ed = e & DIST_MASK;
+      if (
+        (ed === d || (ed === DIST_MASK && d > DIST_MASK)) &&
+        f[(e >>> DIST_BITS) << 3] === key
+      ) {
+        break;
+      }
       i = (i + 1) & mask;
     }
     this.#count--;
-    // Pull later members of the probe run back over the hole.
+    // Pull later members of the probe run back over the hole: an entry at
+    // j may move to hole i when its home is not after i, i.e. its distance
+    // is at least j - i. Distances say so without reading any key.
     let j = i;
     for (;;) {
       j = (j + 1) & mask;
-      const k = slots[j << 1]!;
-      if (k === EMPTY) break;
-      const home = this.#slot(k);
-      // Move k into the hole when its home is not in (i, j] cyclically.
-      if (i <= j ? home <= i || home > j : home <= i && home > j) {
-        slots[i << 1] = k;
-        vals[(i << 2) + 2] = vals[(j << 2) + 2]!;
+      const e = slots[j]!;
+      if (e === 0) break;
+      const d = this.#dist(e, j, f);
+      const step = (j - i) & mask;
+      if (d >= step) {
+        const nd = d - step;
+        slots[i] = (e & ~DIST_MASK) | (nd < DIST_MASK ? nd : DIST_MASK);
         i = j;
       }
     }
-    slots[i << 1] = EMPTY;
+    slots[i] = 0;
   }
 
   /**
    * Every entry, and whether each is reachable by {@linkcode IovaHash.get}
-   * (O(capacity); for audits).
+   * and sits at its recorded distance (O(capacity); for audits).
    *
+   * @param f The tree's Float64 view.
    * @returns [key, value, reachable] triples.
    */
-  entries(): [number, number, boolean][] {
+  entries(f: Float64Array): [number, number, boolean][] {
     const out: [number, number, boolean][] = [];
     const slots = this.#slots;
-    for (let i = 0; i < slots.length; i += 2) {
-      const k = slots[i]!;
-      if (k !== EMPTY) {
-        const v = this.#vals[(i << 1) + 2]!;
-        out.push([k, v, this.get(k) === v]);
-      }
+    for (let j = 0; j < slots.length; j++) {
+      const e = slots[j]!;
+      if (e === 0) continue;
+      const v = e >>> DIST_BITS;
+      const k = f[v << 3]!;
+      const d = (j - this.#slot(k)) & this.#mask;
+      const recorded = e & DIST_MASK;
+      const ok = recorded === (d < DIST_MASK ? d : DIST_MASK);
+      out.push([k, v, ok && this.get(k, f) === v]);
     }
     return out;
   }
 
   /** Remove every entry. */
   clear(): void {
-    this.#slots.fill(EMPTY);
+    this.#slots.fill(0);
     this.#count = 0;
   }
 
-  #grow(): void {
+  #grow(f: Float64Array): void {
     const old = this.#slots;
-    const cap = old.length; // twice the old slot count
-    const oldVals = this.#vals;
-    this.#slots = new Float64Array(cap * 2).fill(EMPTY);
-    this.#vals = new Int32Array(this.#slots.buffer);
+    const cap = old.length * 2;
+    this.#slots = new Int32Array(cap);
     this.#mask = cap - 1;
     this.#shift = Math.clz32(cap) + 1;
     this.#count = 0;
-    for (let i = 0; i < old.length; i += 2) {
-      const k = old[i]!;
-      if (k !== EMPTY) this.set(k, oldVals[(i << 1) + 2]!);
+    for (let j = 0; j < old.length; j++) {
+      const e = old[j]!;
+      if (e !== 0) {
+        const v = e >>> DIST_BITS;
+        this.set(f[v << 3]!, v, f);
+      }
     }
   }
 }
