@@ -680,6 +680,41 @@ Deno.test("IOTLB and walk caches: hits, misses, per-level statistics, lazy inval
   assertEquals(hw.iotlb.size, 0);
 });
 
+Deno.test("invalidating the public iotlb directly also drops the micro TLB's copies", () => {
+  for (
+    const invalidate of [
+      (hw: ReturnType<typeof genericHardwareOf>) => hw.iotlb.invalidateAll(),
+      (hw: ReturnType<typeof genericHardwareOf>, ctx: number) =>
+        hw.iotlb.invalidateContext(ctx),
+      (hw: ReturnType<typeof genericHardwareOf>, ctx: number) =>
+        hw.iotlb.invalidateRange(ctx, 0x10_0000, 4096),
+    ]
+  ) {
+    const { soc, unit } = rig({ microTlb: true });
+    const hw = genericHardwareOf(unit);
+    const d = soc.createDomain(unit);
+    d.attach(unit, [1]);
+    const [a, b] = [
+      soc.memory.frames.alloc(4096),
+      soc.memory.frames.alloc(4096),
+    ];
+    d.map(0x10_0000, a, 4096, RW);
+    assertEquals(hw.translate(1, 0x10_0000, ACCESS_READ), a);
+    assertEquals(hw.translate(1, 0x10_0000, ACCESS_READ), a); // a micro hit
+    // Remap in the tables with no invalidation: both TLBs keep the old page.
+    const g = new IotlbGather();
+    d.unmapNoSync(0x10_0000, 4096, g);
+    d.map(0x10_0000, b, 4096, RW);
+    assertEquals(hw.translate(1, 0x10_0000, ACCESS_READ), a, "stale");
+    // A bad argument changes nothing; a good one reaches the new page.
+    throwsKind(() => hw.iotlb.invalidateContext(-1), "EINVAL");
+    assertEquals(hw.translate(1, 0x10_0000, ACCESS_READ), a, "still stale");
+    invalidate(hw, d.ops.contextId);
+    assertEquals(hw.translate(1, 0x10_0000, ACCESS_READ), b);
+    d.sync(g);
+  }
+});
+
 Deno.test("an IOTLB entry larger than 2 GiB put in directly translates with its own offset", () => {
   for (const microTlb of [false, true]) {
     const { soc, unit } = rig({ microTlb });

@@ -55,7 +55,8 @@ import {
   type PhysicalMemory,
   type ProbeContext,
 } from "../../core/mod.ts";
-import { Tlb } from "../../core/mod.ts";
+import type { Tlb } from "../../core/mod.ts";
+import { Iotlb } from "./iotlb.ts";
 import {
   CR0_SMMUEN,
   EVT_C_BAD_CD,
@@ -168,11 +169,11 @@ export class GenericIommuHardware implements IommuHardware {
     this.#memory = memory;
     this.#ctx = ctx;
     this.#outEnd = 2 ** config.outputBits;
-    this.iotlb = new Tlb(config.iotlb);
-    this.walker = new Walker(memory, config.stage, config.walkCache);
     const n = config.streamIds;
-    this.#streams = n;
     const micro = new MicroTlb(n, microTlbEntries(config.microTlb));
+    this.iotlb = new Iotlb(config.iotlb, () => micro.bump());
+    this.walker = new Walker(memory, config.stage, config.walkCache);
+    this.#streams = n;
     this.#micro = micro;
     this.#uMask = micro.mask;
     const cache = new ConfigCache(
