@@ -301,7 +301,7 @@ export class Tlb {
     this.#shift = new Uint8Array(capacity);
     this.#stamp = new Float64Array(capacity);
     // Empty when nothing can be cached, so `insert` never takes a set
-    // for full (and `#place` ignores the fill).
+    // for full (and `#insert` ignores the fill).
     this.#used = new Int32Array(capacity === 0 ? 0 : sets);
     this.#next = new Int32Array(sets).fill(policy === 1 ? 0 : -1);
     this.#rec = new Float64Array(capacity);
@@ -526,8 +526,8 @@ export class Tlb {
   /**
    * {@linkcode Tlb.insert} when no just-missed lookup vouches for the set:
    * validation, a refresh in place, an invalid way, or the victim. One
-   * function, too large for V8 to inline into `insert`, which then stays
-   * small enough to be inlined into its callers.
+   * function over V8's 460-bytecode inlining limit, so `insert` (about
+   * 420) stays small enough to be inlined into its callers.
    */
   #insert(
     context: number,
@@ -826,8 +826,8 @@ export class Tlb {
    * eviction (the caller overwrites the slot).
    */
   #victim(set: number): number {
-    // One function for every policy and the LRU scan: too large for V8 to
-    // inline into `insert`, which calls it now and then.
+    // Only the general path (`#insert`) gets here; the fast path of
+    // `insert` takes the next way of the order itself.
     const ways = this.ways;
     const first = set * ways;
     const stamps = this.#stamp;
