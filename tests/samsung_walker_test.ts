@@ -167,19 +167,42 @@ Deno.test("walker: level-2 reads through cached views stay live and never grow R
 Deno.test("FLPD fillRun is the same as filling each slot in turn", () => {
   const l1 = new Uint32Array(4096);
   for (let s = 0; s < 4096; s++) l1[s] = (s * 0x10_0000 + 2) >>> 0;
+  // Runs are copied as 64-bit words from an 8-byte aligned view, one u32
+  // at a time from any other: both must give the same descriptors, also
+  // when the cache switches between views (and back) from run to run.
+  const raw = new Uint32Array(4097 + 4096);
+  const odd = raw.subarray(1, 4097); // 4-byte aligned only
+  const other = raw.subarray(4098, 4098 + 4096); // 8-byte aligned
+  for (let s = 0; s < 4096; s++) {
+    odd[s] = (s * 0x10_0000 + 0x4000_0001 + s) >>> 0;
+    other[s] = (0xffff_fff0 - s * 0x10_0000) >>> 0;
+  }
   for (const capacity of [0, 8, 16, 32]) {
     const a = new FlpdCache(capacity);
     const b = new FlpdCache(capacity);
-    for (const first of [0, 16, 4080]) {
-      a.fillRun(0x8000, first, 16, l1);
-      for (let s = first; s < first + 16; s++) b.fill(0x8000, s, l1[s]!);
-      for (let s = 0; s < 4096; s += 1) {
-        assertEquals(a.lookup(0x8000, s), b.lookup(0x8000, s));
+    const views = [l1, odd, l1, other, odd, odd, l1];
+    for (const [k, view] of views.entries()) {
+      const first = [0, 16, 4080, 32, 48, 16, 0][k]!;
+      const base = k === 3 ? 0x4000_0000 : 0x8000;
+      a.fillRun(base, first, 16, view);
+      for (let s = first; s < first + 16; s++) b.fill(base, s, view[s]!);
+      for (const tb of [0x8000, 0x4000_0000]) {
+        for (let s = 0; s < 4096; s += 1) {
+          assertEquals(a.lookup(tb, s), b.lookup(tb, s));
+        }
       }
       assertEquals(a.size, b.size);
       assertEquals(a.counters(), b.counters());
     }
   }
+  // And the copy is a snapshot: rewriting the view leaves the run as it was.
+  const c = new FlpdCache(16);
+  c.fillRun(0x8000, 32, 16, l1);
+  const before = l1[40]!;
+  l1[40] = 0x1234_5672;
+  assertEquals(c.lookup(0x8000, 40), before);
+  c.fillRun(0x8000, 32, 16, l1); // refetched: the new descriptor
+  assertEquals(c.lookup(0x8000, 40), 0x1234_5672);
 });
 
 Deno.test("hardware: translate keeps its checks around the IOTLB", async (t) => {

@@ -296,18 +296,18 @@ export class SysmmuHardware implements IommuHardware {
   translate(_streamId: number, iova: number, access: number): number {
     // One test for the common case: enabled, powered, not blocked, and an
     // IOVA that fits 32 bits. Anything else (NaN included) goes out of line.
-    if (!(this.#ready && iova <= 0xffffffff)) {
+    if (!(this.#ready === true && iova <= 0xffffffff)) {
       return this.#offPath(iova, access);
     }
     const tlb = this.tlb;
     const pa = tlb.lookup(0, iova);
     if (pa < 0) return this.#miss(iova, access);
-    if (this.#mixedSizes) return this.#mixedHit(iova, access, pa);
+    if (this.#mixedSizes === true) return this.#mixedHit(iova, access, pa);
     // One page size filled since the last flush: the entry hit has it.
     const size = this.#sizesFilled;
     // Every entry filled since then grants `access`: so does this one.
     if (
-      this.#eap && (this.#permsFilled & access) === 0 &&
+      this.#eap === true && (this.#permsFilled & access) === 0 &&
       (tlb.lastPerm & access) === 0
     ) {
       return this.#raise("access", iova, access, "permission");
@@ -434,13 +434,13 @@ export class SysmmuHardware implements IommuHardware {
     // The entry is cached even when the access is then refused, as a TLB
     // caches what it walked. A TLB of capacity 0 ignores inserts (and
     // these arguments are always valid), so there is nothing to do.
-    if (this.#hasTlb) {
+    if (this.#hasTlb === true) {
       this.tlb.insert(0, iova, size, paBase, perm);
       if (size !== this.#sizesFilled) this.#noteSize(size);
       this.#permsFilled &= perm;
-      if (this.#multiHit) this.#noteFill(iova, size);
+      if (this.#multiHit === true) this.#noteFill(iova, size);
     }
-    if (this.#eap && (perm & access) === 0) {
+    if (this.#eap === true && (perm & access) === 0) {
       return this.#raise("access", iova, access, "permission");
     }
     const off = iova & (size - 1);

@@ -29,7 +29,6 @@ export const FLPD_PREFETCH_ENTRIES = 16;
 // RAM is stored in 64 KiB chunks (PhysicalMemory.view32 cannot cross one).
 const CHUNK_BYTES = 0x10000;
 const CHUNK_MASK = CHUNK_BYTES - 1;
-const CHUNK_INV = 1 / CHUNK_BYTES; // exact: page numbers by multiplication
 // Highest in-chunk offset at which a whole level-2 table still fits.
 const L2_LAST_START = CHUNK_BYTES - LV2_TABLE_BYTES;
 // Chunk views cached (a power of two), direct-mapped by chunk number: any
@@ -61,13 +60,18 @@ export class SysmmuWalker {
   perm = 0;
   #memory: PhysicalMemory;
   #fmt: SysmmuPteFormat;
+  // A link entry's level-2 table PA is (e & ~63) << shift: its RAM chunk
+  // number is e >>> (16 - shift), its offset in the chunk below, both in
+  // int32 arithmetic (the PA itself may exceed 32 bits).
+  #shift: number;
+  #chunkShift: number;
   #viewBase = -1;
   #view: Uint32Array = EMPTY;
   // Live views of the 64 KiB RAM chunks holding level-2 tables,
   // direct-mapped by chunk number: a level-2 read is then one array index
   // instead of a bounds check and a RAM lookup. A view never goes stale
   // (RAM chunks are never dropped).
-  #l2Chunk = new Float64Array(L2_VIEWS).fill(-1);
+  #l2Chunk = new Int32Array(L2_VIEWS).fill(-1);
   #l2View: Uint32Array[] = new Array<Uint32Array>(L2_VIEWS).fill(EMPTY);
   // Every chunk view made so far, by chunk number: a conflict in the
   // direct-mapped cache above then costs a lookup, not an allocation.
@@ -85,6 +89,8 @@ export class SysmmuWalker {
   constructor(memory: PhysicalMemory, format: SysmmuPteFormat) {
     this.#memory = memory;
     this.#fmt = format;
+    this.#shift = format.shift;
+    this.#chunkShift = 16 - format.shift;
   }
 
   // The level-1 table at `base` (EMPTY when it is not RAM).
@@ -125,7 +131,7 @@ export class SysmmuWalker {
       e = flpd.lookup(base, slot);
       if (e < 0) {
         e = l1[slot]!;
-        if (prefetch) {
+        if (prefetch === true) {
           const first = slot & ~(FLPD_PREFETCH_ENTRIES - 1);
           flpd.fillRun(base, first, FLPD_PREFETCH_ENTRIES, l1);
           this.#l1Reads += FLPD_PREFETCH_ENTRIES;
@@ -144,17 +150,17 @@ export class SysmmuWalker {
       return SYSMMU_WALK_OK;
     }
     if (t !== 1) return SYSMMU_WALK_PAGE_FAULT;
-    const l2 = fmt.linkPa(e);
-    const at = (l2 & CHUNK_MASK) + ((iova >>> 12) & 0xff) * 4;
-    const chunk = Math.floor(l2 * CHUNK_INV);
+    const inChunk = ((e & 0xffffffc0) << this.#shift) & CHUNK_MASK;
+    const at = inChunk + ((iova >>> 12) & 0xff) * 4;
+    const chunk = e >>> this.#chunkShift;
     const v = chunk & (L2_VIEWS - 1);
     let e2: number;
     // The cached chunk holds the whole table only when the table does not
     // run past the chunk's end (links are 64-byte aligned, not 1 KiB).
-    if (this.#l2Chunk[v] === chunk && (l2 & CHUNK_MASK) <= L2_LAST_START) {
+    if (this.#l2Chunk[v] === chunk && inChunk <= L2_LAST_START) {
       e2 = this.#l2View[v]![at >>> 2]!;
     } else {
-      e2 = this.#readL2(l2, at, chunk, v);
+      e2 = this.#readL2(fmt.linkPa(e), at, chunk, v);
       if (e2 < 0) return SYSMMU_WALK_PTW_ERROR;
     }
     this.#l2Reads++;
