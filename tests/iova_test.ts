@@ -542,19 +542,17 @@ Deno.test("IovaAllocator: reserved ranges", async (t) => {
   );
 });
 
-Deno.test("IovaAllocator: node slots are reused wherever they are free", async (t) => {
-  // The tree takes a new node's slot near its neighbour's; these drive the
-  // fallbacks (a far word of the bitmap, the scan once every slot was
-  // handed out) and the growth, with the audit checking the bookkeeping.
-  await t.step("a slot freed far from the new node's neighbour", () => {
+Deno.test("IovaAllocator: node storage is reused and grows", async (t) => {
+  // Nodes freed long ago are reused for new ranges placed elsewhere, and
+  // the node store grows past a full one; the audit checks the tree.
+  await t.step("reuse far from where the node was, then growth", () => {
     const a = new IovaAllocator({ end: G4, cacheMaxSize: 0 });
-    // The anchor and 2302 ranges fill the first 2304 slots exactly.
+    // The anchor and 2302 ranges fill 2304 node slots (a full store).
     const got: number[] = [];
     for (let i = 0; i < 2302; i++) got.push(a.alloc(K));
     assertEquals(got[2301], G4 - 2302 * K);
-    for (let i = 0; i < 32; i++) a.free(got[i]!, K); // the oldest slots
-    // Placed below everything, beside the newest node: no slot is free
-    // near it, none is unused, so the search finds an old one.
+    for (let i = 0; i < 32; i++) a.free(got[i]!, K); // the oldest nodes
+    // Placed below everything, far from the freed top.
     assertEquals(a.alloc(K, 2 ** 31), 2 ** 31 - K);
     assertEquals(a.alloc(K), G4 - K); // and the freed top is reused
     healthy(a);

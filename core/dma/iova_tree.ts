@@ -87,17 +87,8 @@ export class IovaTree {
    */
   #orders = 0;
   #capacity: number;
+  #freeHead = 0;
   #nextUnused = 1;
-  /**
-   * Released slots below #nextUnused, one bit each (set = free), and one
-   * summary bit per word of it (set = the word has a free slot): a new node
-   * takes a free slot near a slot the caller names, so nodes that are
-   * neighbours in the tree stay neighbours in memory (see #takeSlot).
-   */
-  #freeBits: Int32Array;
-  #freeSum: Int32Array;
-  /** Summary word where the last search for any free slot ended. */
-  #cursor = 0;
   readonly #stack = new Int32Array(MAX_PATH * 4 + 8);
   readonly #scratch = new Uint16Array(ALIGN_ORDERS + 1);
 
@@ -114,8 +105,6 @@ export class IovaTree {
     this.h = new Uint16Array(buf);
     this.b = new Uint8Array(buf);
     this.f[F_MAX] = -1; // NIL never satisfies a gap search
-    this.#freeBits = new Int32Array((this.#capacity + 31) >>> 5);
-    this.#freeSum = new Int32Array((this.#capacity + 1023) >>> 10);
   }
 
   /** Node slots currently reserved in memory (for statistics). */
@@ -129,12 +118,16 @@ export class IovaTree {
    * @param lo First granule.
    * @param hi Exclusive end granule.
    * @param kind A KIND_* constant.
-   * @param near A node that will be the new one's neighbour in the tree
-   * (0: none): the slot is taken close to it in memory when one is free.
    * @returns The node index (>= 1).
    */
-  newNode(lo: number, hi: number, kind: number, near = 0): number {
-    const i = this.#takeSlot(near);
+  newNode(lo: number, hi: number, kind: number): number {
+    let i = this.#freeHead;
+    if (i !== 0) {
+      this.#freeHead = this.w[(i << 4) + I_LEFT]!;
+    } else {
+      if (this.#nextUnused === this.#capacity) this.#grow();
+      i = this.#nextUnused++;
+    }
     const f = this.f;
     const fb = i << 3;
     f[fb + F_LO] = lo;
@@ -153,70 +146,8 @@ export class IovaTree {
    */
   releaseNode(i: number): void {
     this.b[(i << 6) + B_KIND] = 0;
-    this.#freeBits[i >>> 5]! |= 1 << (i & 31);
-    this.#freeSum[i >>> 10]! |= 1 << ((i >>> 5) & 31);
-  }
-
-  /**
-   * A free slot, preferably in the same 32-slot word (2 KiB) as `near`.
-   * Why: in a big tree nearly every node visited on a path is a cache miss
-   * and, beyond the TLB's reach, a page walk. With the slot freed last
-   * reused (a LIFO list), a busy tree's nodes end up scattered at random
-   * and an alloc+free at 1M ranges got 2.5x slower over 1.4M operations;
-   * taking a slot next to the new node's tree neighbour keeps parents and
-   * children of the lower levels on the same pages.
-   */
-  #takeSlot(near: number): number {
-    const bits = this.#freeBits;
-    let wd = near >>> 5;
-    if (bits[wd] === 0) {
-      wd = this.#nearWord(wd);
-      if (wd < 0) {
-        if (this.#nextUnused === this.#capacity) this.#grow();
-        return this.#nextUnused++;
-      }
-    }
-    const x = bits[wd]!;
-    const rest = x & (x - 1);
-    bits[wd] = rest;
-    if (rest === 0) this.#freeSum[wd >>> 5]! &= ~(1 << (wd & 31));
-    return (wd << 5) | (31 - Math.clz32(x & -x));
-  }
-
-  /**
-   * A bitmap word with a free slot: in the summary word (64 KiB of nodes)
-   * of `wd` or the next one up or down; else -1 while unused slots remain
-   * above #nextUnused (cheaper than a scan); else any, scanning from where
-   * the last scan stopped (-1: none, the caller grows).
-   */
-  #nearWord(wd: number): number {
-    const sum = this.#freeSum;
-    const sw = wd >>> 5;
-    let x = sum[sw]!;
-    if (x !== 0) {
-      // The lowest set bit at or above wd's, else the highest below it.
-      const up = x & (-1 << (wd & 31));
-      if (up !== 0) return (sw << 5) | (31 - Math.clz32(up & -up));
-      return (sw << 5) | (31 - Math.clz32(x));
-    }
-    if (sw + 1 < sum.length && (x = sum[sw + 1]!) !== 0) {
-      return ((sw + 1) << 5) | (31 - Math.clz32(x & -x));
-    }
-    if (sw > 0 && (x = sum[sw - 1]!) !== 0) {
-      return ((sw - 1) << 5) | (31 - Math.clz32(x));
-    }
-    if (this.#nextUnused < this.#capacity) return -1;
-    const n = sum.length;
-    for (let k = 0; k < n; k++) {
-      let c = this.#cursor + k;
-      if (c >= n) c -= n;
-      x = sum[c]!;
-      if (x !== 0) {
-        this.#cursor = c;
-        return (c << 5) | (31 - Math.clz32(x & -x));
-      }
-    }
-    return -1;
+    this.w[(i << 4) + I_LEFT] = this.#freeHead;
+    this.#freeHead = i;
   }
 
   #grow(): void {
@@ -233,12 +164,6 @@ export class IovaTree {
     this.h = new Uint16Array(buf);
     this.b = new Uint8Array(buf);
     this.#capacity = cap;
-    const bits = new Int32Array((cap + 31) >>> 5);
-    bits.set(this.#freeBits);
-    this.#freeBits = bits;
-    const sum = new Int32Array((cap + 1023) >>> 10);
-    sum.set(this.#freeSum);
-    this.#freeSum = sum;
   }
 
   /** Recompute height and the subtree augmentation of node i from its children. */
@@ -761,27 +686,8 @@ export class IovaTree {
     if (list.length !== this.size) {
       problems.push(`tree holds ${list.length} nodes, size says ${this.size}`);
     }
-    let free = 0;
-    const bits = this.#freeBits;
-    for (let wd = 0; wd < bits.length; wd++) {
-      const x = bits[wd]!;
-      for (let k = 0; k < 32; k++) if ((x >>> k) & 1) free++;
-      const mark = (this.#freeSum[wd >>> 5]! >>> (wd & 31)) & 1;
-      if ((x !== 0 ? 1 : 0) !== mark) {
-        problems.push(`free-slot summary of word ${wd} is stale`);
-      }
-    }
-    if (free !== this.#nextUnused - 1 - this.size) {
-      problems.push(
-        `${free} free slots, expected ${this.#nextUnused - 1 - this.size}`,
-      );
-    }
-    if (bits[0]! & 1) problems.push(`the NIL slot is marked free`);
     let prevHi = this.base;
     for (const n of list) {
-      if ((bits[n >>> 5]! >>> (n & 31)) & 1) {
-        problems.push(`node ${n} is in the tree and marked free`);
-      }
       const lo = f[(n << 3) + F_LO]!;
       const hi = f[(n << 3) + F_HI]!;
       if (lo < prevHi) problems.push(`node at ${lo} overlaps end ${prevHi}`);
