@@ -238,6 +238,8 @@ export class Tlb {
   #quickFills = 0;
   #invalidations = 0;
   #invalidatedEntries = 0;
+  // Told of every invalidation (a cache layered in front drops its copies).
+  #onInvalidate: (() => void) | null = null;
 
   /**
    * Build an empty TLB.
@@ -632,6 +634,19 @@ export class Tlb {
   }
 
   /**
+   * Install the one listener told of every invalidation, or remove it with
+   * null. It runs after each `invalidateAll`, `invalidateContext` and
+   * `invalidateRange` that did not throw, even one that removed nothing: a
+   * cache in front of this one (a micro TLB) may hold copies of entries
+   * this one already evicted.
+   *
+   * @param listener Called with no arguments; null removes it.
+   */
+  onInvalidate(listener: (() => void) | null): void {
+    this.#onInvalidate = listener;
+  }
+
+  /**
    * Remove every entry.
    *
    * @returns The number of entries removed.
@@ -648,6 +663,7 @@ export class Tlb {
     this.#missCtx = NaN;
     this.#invalidations++;
     this.#invalidatedEntries += removed;
+    this.#onInvalidate?.();
     return removed;
   }
 
@@ -676,6 +692,7 @@ export class Tlb {
     }
     this.#invalidations++;
     this.#invalidatedEntries += removed;
+    this.#onInvalidate?.();
     return removed;
   }
 
@@ -740,6 +757,7 @@ export class Tlb {
     }
     this.#invalidations++;
     this.#invalidatedEntries += removed;
+    this.#onInvalidate?.();
     return removed;
   }
 

@@ -866,3 +866,27 @@ Deno.test("Tlb agrees with a reference model (property)", () => {
     { numRuns: 300, seed: 0x7b1 },
   );
 });
+
+Deno.test("onInvalidate: the listener runs after every invalidation that did not throw", () => {
+  const tlb = new Tlb({ sets: 4, ways: 2 });
+  let calls = 0;
+  tlb.onInvalidate(() => calls++);
+  tlb.insert(1, 0x1000, 0x1000, 0x8000, 3);
+  assertEquals(tlb.invalidateRange(1, 0x1000, 0x1000), 1);
+  assertEquals(calls, 1);
+  // Nothing removed: still told (a micro TLB may hold evicted entries).
+  assertEquals(tlb.invalidateContext(7), 0);
+  assertEquals(tlb.invalidateAll(), 0);
+  assertEquals(calls, 3);
+  // A refused call changes nothing, the listener included.
+  assertThrows(() => tlb.invalidateContext(-1), IommuError);
+  assertThrows(() => tlb.invalidateRange(1, 0x1000, 0), IommuError);
+  assertEquals(calls, 3);
+  // Lookups and inserts are not invalidations.
+  tlb.insert(1, 0x2000, 0x1000, 0x9000, 3);
+  tlb.lookup(1, 0x2000);
+  assertEquals(calls, 3);
+  tlb.onInvalidate(null);
+  tlb.invalidateAll();
+  assertEquals(calls, 3);
+});

@@ -55,8 +55,7 @@ import {
   type PhysicalMemory,
   type ProbeContext,
 } from "../../core/mod.ts";
-import type { Tlb } from "../../core/mod.ts";
-import { Iotlb } from "./iotlb.ts";
+import { Tlb } from "../../core/mod.ts";
 import {
   CR0_SMMUEN,
   EVT_C_BAD_CD,
@@ -171,7 +170,12 @@ export class GenericIommuHardware implements IommuHardware {
     this.#outEnd = 2 ** config.outputBits;
     const n = config.streamIds;
     const micro = new MicroTlb(n, microTlbEntries(config.microTlb));
-    this.iotlb = new Iotlb(config.iotlb, () => micro.bump());
+    this.iotlb = new Tlb(config.iotlb);
+    // Direct invalidations of the public `iotlb` must drop the micro TLBs'
+    // copies too (the command queue's TLBIs bump them as well). A listener,
+    // not a subclass: another class of Tlb would make every Tlb's hit
+    // slower (polymorphic field access inside Tlb.lookup).
+    this.iotlb.onInvalidate(() => micro.bump());
     this.walker = new Walker(memory, config.stage, config.walkCache);
     this.#streams = n;
     this.#micro = micro;
