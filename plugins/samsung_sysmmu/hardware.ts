@@ -449,17 +449,26 @@ export class SysmmuHardware implements IommuHardware {
   }
 
   // Record where an entry of `size` may now live, for multi-hit checks.
+  // A mark already set needs nothing: it was logged when it was set, and
+  // a 4 KiB or 64 KiB mark implies its MiB's sub1m mark (only a flush
+  // clears that, and a flush clears both), so only new marks are logged.
   #noteFill(iova: number, size: number): void {
-    const n = this.#fillLogCount;
-    if (n < FILL_LOG_ENTRIES) this.#fillLog[n] = iova >>> 16;
-    this.#fillLogCount = n + 1;
+    const g = iova >>> 16;
     if (size === 0x1000) {
-      this.#small64[iova >>> 16] = 1;
+      if (this.#small64[g] !== 0) return;
+      this.#small64[g] = 1;
       this.#sub1m[iova >>> 20] = 1;
     } else if (size === 0x10000) {
-      this.#large64[iova >>> 16] = 1;
+      if (this.#large64[g] !== 0) return;
+      this.#large64[g] = 1;
       this.#sub1m[iova >>> 20] = 1;
-    } else this.#sect1m[iova >>> 20] = 1;
+    } else {
+      if (this.#sect1m[iova >>> 20] !== 0) return;
+      this.#sect1m[iova >>> 20] = 1;
+    }
+    const n = this.#fillLogCount;
+    if (n < FILL_LOG_ENTRIES) this.#fillLog[n] = g;
+    this.#fillLogCount = n + 1;
   }
 
   // A first fill since the last flush, or a fill of another size. Two sizes
