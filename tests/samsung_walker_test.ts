@@ -205,6 +205,32 @@ Deno.test("FLPD fillRun is the same as filling each slot in turn", () => {
   assertEquals(c.lookup(0x8000, 40), 0x1234_5672);
 });
 
+Deno.test("FLPD read is a lookup, then on a miss a fill or a prefetch", () => {
+  const l1 = new Uint32Array(4096);
+  for (let s = 0; s < 4096; s++) l1[s] = (s * 0x10_0000 + 1) >>> 0;
+  for (const capacity of [0, 8, 16, 32]) {
+    const a = new FlpdCache(capacity);
+    const b = new FlpdCache(capacity);
+    const slots = [5, 5, 21, 6, 37, 5, 16, 31, 4095, 4080, 5, 21];
+    for (const [k, slot] of slots.entries()) {
+      const prefetch = k % 3 !== 1;
+      if (k === 6) l1[16] = 0x0dd0_0002; // later reads see RAM; hits don't
+      const got = a.read(0x8000, slot, l1, prefetch);
+      let want = b.lookup(0x8000, slot);
+      let reads = 0;
+      if (want < 0) {
+        want = l1[slot]!;
+        if (prefetch) b.fillRun(0x8000, slot & ~15, 16, l1);
+        else b.fill(0x8000, slot, want);
+        reads = prefetch ? 16 : 1;
+      }
+      assertEquals([got, a.lastReads], [want, reads], `slot ${slot}`);
+      assertEquals(a.counters(), b.counters());
+      assertEquals(a.size, b.size);
+    }
+  }
+});
+
 Deno.test("hardware: translate keeps its checks around the IOTLB", async (t) => {
   await t.step(
     "a hit whose multi-hit probe misses keeps the hit's permission",

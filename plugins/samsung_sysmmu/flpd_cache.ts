@@ -60,6 +60,8 @@ export class FlpdCache {
   // 64-bit words (null when it is not 8-byte aligned).
   #src: Uint32Array | null = null;
   #src64: BigUint64Array | null = null;
+  /** Level-1 entries the last {@linkcode FlpdCache.read} read from RAM: 0, 1 or 16. */
+  lastReads = 0;
   // Plain number fields: cheaper to bump on the walk path than an object's.
   #hits = 0;
   #misses = 0;
@@ -125,6 +127,46 @@ export class FlpdCache {
     }
     this.#misses++;
     return -1;
+  }
+
+  /**
+   * What a walk does with the cache: on a hit, the cached entry for `slot`
+   * of the table at `base`; on a miss, the entry read from `l1` after
+   * caching it, with the rest of its aligned 16-entry line when `prefetch`
+   * (as {@linkcode FlpdCache.fillRun} would). Counts a lookup and those
+   * fills; {@linkcode FlpdCache.lastReads} then tells how many level-1
+   * entries it read from `l1`.
+   *
+   * @param base Level-1 table PA in bytes.
+   * @param slot Level-1 index, 0..4095 (below `l1.length`).
+   * @param l1 The level-1 table (a live view of it), indexed by slot.
+   * @param prefetch Whether a miss fetches the whole aligned 16-entry line
+   * (v3.3) instead of the one entry.
+   * @returns The descriptor (u32).
+   */
+  read(base: number, slot: number, l1: Uint32Array, prefetch: boolean): number {
+    // lookup() and fillRun() in one call: one walk, one pass over the tags.
+    const i = slot & this.#mask;
+    const b = i >> 4;
+    if (
+      (this.#runFirst[b]! + (i & 15) === slot &&
+        this.#runBase[b] === base) ||
+      (this.#slot[i] === slot && this.#base[i] === base)
+    ) {
+      this.#hits++;
+      this.lastReads = 0;
+      return this.#value[i]!;
+    }
+    this.#misses++;
+    const e = l1[slot]!;
+    if (prefetch === true) {
+      this.fillRun(base, slot & ~(RUN - 1), RUN, l1);
+      this.lastReads = RUN;
+    } else {
+      this.fill(base, slot, e);
+      this.lastReads = 1;
+    }
+    return e;
   }
 
   /**

@@ -128,18 +128,8 @@ export class SysmmuWalker {
       e = l1[slot]!;
       this.#l1Reads++;
     } else {
-      e = flpd.lookup(base, slot);
-      if (e < 0) {
-        e = l1[slot]!;
-        if (prefetch === true) {
-          const first = slot & ~(FLPD_PREFETCH_ENTRIES - 1);
-          flpd.fillRun(base, first, FLPD_PREFETCH_ENTRIES, l1);
-          this.#l1Reads += FLPD_PREFETCH_ENTRIES;
-        } else {
-          flpd.fill(base, slot, e);
-          this.#l1Reads++;
-        }
-      }
+      e = flpd.read(base, slot, l1, prefetch);
+      this.#l1Reads += flpd.lastReads;
     }
     const fmt = this.#fmt;
     const t = e & 3;
