@@ -70,18 +70,26 @@ export class IovaHash {
    * @returns The node index, or 0 when absent.
    */
   get(key: number, f: Float64Array): number {
+    const i = this.#probe(key, f);
+    return i < 0 ? 0 : this.#slots[i]! >>> DIST_BITS;
+  }
+
+  // The slot holding `key`, or ~slot of the empty slot that ends its probe
+  // run. Only entries at the probed distance (or saturated past it) can
+  // hold the key, so only theirs is read from the node.
+  #probe(key: number, f: Float64Array): number {
     const slots = this.#slots;
     const mask = this.#mask;
     let i = this.#slot(key);
     for (let d = 0;; d++) {
       const e = slots[i]!;
-      if (e === 0) return 0;
+      if (e === 0) return ~i;
       const ed = e & DIST_MASK;
       if (
         (ed === d || (ed === DIST_MASK && d > DIST_MASK)) &&
         f[(e >>> DIST_BITS) << 3] === key
       ) {
-        return e >>> DIST_BITS;
+        return i;
       }
       i = (i + 1) & mask;
     }
@@ -97,25 +105,15 @@ export class IovaHash {
   set(key: number, value: number, f: Float64Array): void {
     if ((this.#count + 1) * 2 > this.#mask + 1) this.#grow(f);
     const slots = this.#slots;
-    const mask = this.#mask;
-    let i = this.#slot(key);
-    for (let d = 0;; d++) {
-      const e = slots[i]!;
-      if (e === 0) {
-        this.#count++;
-        slots[i] = (value << DIST_BITS) | (d < DIST_MASK ? d : DIST_MASK);
-        return;
-      }
-      const ed = e & DIST_MASK;
-      if (
-        (ed === d || (ed === DIST_MASK && d > DIST_MASK)) &&
-        f[(e >>> DIST_BITS) << 3] === key
-      ) {
-        slots[i] = (value << DIST_BITS) | ed;
-        return;
-      }
-      i = (i + 1) & mask;
+    const i = this.#probe(key, f);
+    if (i >= 0) {
+      slots[i] = (value << DIST_BITS) | (slots[i]! & DIST_MASK);
+      return;
     }
+    const at = ~i;
+    const d = (at - this.#slot(key)) & this.#mask;
+    this.#count++;
+    slots[at] = (value << DIST_BITS) | (d < DIST_MASK ? d : DIST_MASK);
   }
 
   /**
@@ -125,21 +123,10 @@ export class IovaHash {
    * @param f The tree's Float64 view (the node must still hold its key).
    */
   delete(key: number, f: Float64Array): void {
+    let i = this.#probe(key, f);
+    if (i < 0) return;
     const slots = this.#slots;
     const mask = this.#mask;
-    let i = this.#slot(key);
-    for (let d = 0;; d++) {
-      const e = slots[i]!;
-      if (e === 0) return;
-      const ed = e & DIST_MASK;
-      if (
-        (ed === d || (ed === DIST_MASK && d > DIST_MASK)) &&
-        f[(e >>> DIST_BITS) << 3] === key
-      ) {
-        break;
-      }
-      i = (i + 1) & mask;
-    }
     this.#count--;
     // Pull later members of the probe run back over the hole: an entry at
     // j may move to hole i when its home is not after i, i.e. its distance
