@@ -296,13 +296,20 @@ export class IovaTree {
 
   /**
    * Rebalance and re-summarise from `node` up to the root. Nodes up to and
-   * including `last` (an ancestor-or-self of `node`) changed directly and
-   * are always redone; above them, once a subtree's summary (height, max
-   * gap, aligned-gap deltas) comes out unchanged, no ancestor can change
-   * either, so the walk stops: most frees and allocations touch only a few
-   * nodes near the bottom.
+   * including `last` (an ancestor-or-self of `node` whose subtree holds
+   * every direct change) are always redone; from `last` on, once a
+   * subtree's summary (height, max gap, aligned-gap deltas) comes out
+   * unchanged, no ancestor can change either, so the walk stops: most
+   * frees and allocations touch only a few nodes near the bottom.
+   *
+   * `merged` (0 for none) is a node whose gap grew by swallowing a removed
+   * node and its gap. Above `last`, once a height comes out unchanged, no
+   * rotation can follow and each ancestor's subtree lost only gaps that lie
+   * inside the merged one, so its summary is the old one maxed with the
+   * merged gap's: {@linkcode IovaTree.#mergeUp} finishes without reading
+   * the siblings, which at a million ranges are mostly cache misses.
    */
-  #fixUp(node: number, last: number): void {
+  #fixUp(node: number, last: number, merged: number): void {
     const w = this.w;
     const f = this.f;
     const b = this.b;
@@ -313,6 +320,7 @@ export class IovaTree {
     let armed = false;
     while (node !== 0) {
       const parent = w[(node << 4) + I_PARENT]!;
+      if (node === last) armed = true;
       let oldH = 0;
       let oldM = 0;
       if (armed) {
@@ -322,21 +330,71 @@ export class IovaTree {
         for (let k = 9; k <= orders; k++) old[k] = h[(node << 5) + U_D16 + k]!;
       }
       const sub = this.#balance(node);
-      if (
-        armed && b[(sub << 6) + B_HEIGHT] === oldH &&
-        f[(sub << 3) + F_MAX] === oldM
-      ) {
-        let same = true;
-        for (let k = 1; k <= small && same; k++) {
-          same = b[(sub << 6) + B_D8 + k] === old[k];
+      if (armed && b[(sub << 6) + B_HEIGHT] === oldH) {
+        if (f[(sub << 3) + F_MAX] === oldM) {
+          let same = true;
+          for (let k = 1; k <= small && same; k++) {
+            same = b[(sub << 6) + B_D8 + k] === old[k];
+          }
+          for (let k = 9; k <= orders && same; k++) {
+            same = h[(sub << 5) + U_D16 + k] === old[k];
+          }
+          if (same) return;
         }
-        for (let k = 9; k <= orders && same; k++) {
-          same = h[(sub << 5) + U_D16 + k] === old[k];
+        if (merged !== 0) {
+          this.#mergeUp(parent, merged);
+          return;
         }
-        if (same) return;
       }
-      if (node === last) armed = true;
       node = parent;
+    }
+  }
+
+  /**
+   * From node a up: max each summary with node c's gap (see
+   * {@linkcode IovaTree.#fixUp}); stops at the first ancestor it leaves
+   * unchanged. Reads and writes only the ancestors themselves.
+   */
+  #mergeUp(a: number, c: number): void {
+    const w = this.w;
+    const f = this.f;
+    const b = this.b;
+    const h = this.h;
+    const orders = this.#orders;
+    const small = orders < 8 ? orders : 8;
+    const g = f[(c << 3) + F_GAP]!;
+    // The merged gap's usable length from its first 2^k-aligned granule is
+    // g - ((-start) mod 2^k); `| 0` keeps the low bits exactly (see #update).
+    const neg = -(f[(c << 3) + F_LO]! - g) | 0;
+    while (a !== 0) {
+      const ab = a << 3;
+      const m = f[ab + F_MAX]!;
+      const m2 = g > m ? g : m;
+      let changed = m2 !== m;
+      // d_k = max gap - max usable length; both may grow.
+      const ib = (a << 6) + B_D8;
+      for (let k = 1; k <= small; k++) {
+        const u = g - (neg & ((1 << k) - 1));
+        const was = m - b[ib + k]!;
+        if (u > was) {
+          b[ib + k] = m2 - u;
+          changed = true;
+        } else if (m2 !== m) b[ib + k] = m2 - was;
+      }
+      if (orders > 8) {
+        const ih = (a << 5) + U_D16;
+        for (let k = 9; k <= orders; k++) {
+          const u = g - (neg & ((1 << k) - 1));
+          const was = m - h[ih + k]!;
+          if (u > was) {
+            h[ih + k] = m2 - u;
+            changed = true;
+          } else if (m2 !== m) h[ih + k] = m2 - was;
+        }
+      }
+      if (!changed) return;
+      f[ab + F_MAX] = m2;
+      a = w[(a << 4) + I_PARENT]!;
     }
   }
 
@@ -391,7 +449,7 @@ export class IovaTree {
       f[(succ << 3) + F_GAP] = f[(succ << 3) + F_LO]! - f[(i << 3) + F_HI]!;
     }
     this.#attach(i, parent, succ === parent);
-    this.#fixUp(parent, succ !== 0 ? succ : parent);
+    this.#fixUp(parent, succ !== 0 ? succ : parent, 0);
   }
 
   /**
@@ -412,7 +470,7 @@ export class IovaTree {
     let parent = w[(c << 4) + I_LEFT]!;
     if (parent === 0) {
       this.#attach(i, c, true);
-      this.#fixUp(c, c);
+      this.#fixUp(c, c, 0);
       return;
     }
     let r = w[(parent << 4) + I_RIGHT]!;
@@ -421,7 +479,7 @@ export class IovaTree {
       r = w[(parent << 4) + I_RIGHT]!;
     }
     this.#attach(i, parent, false);
-    this.#fixUp(parent, c);
+    this.#fixUp(parent, c, 0);
   }
 
   /** Make leaf i a child of parent (or the root when parent is 0). */
@@ -464,7 +522,7 @@ export class IovaTree {
       f[(succ << 3) + F_GAP]! += span;
       this.#relink(p, i, l);
       if (l !== 0) w[(l << 4) + I_PARENT] = p;
-      this.#fixUp(p, succ);
+      this.#fixUp(p, succ, succ);
       return;
     }
     // The successor is the leftmost node of the right subtree: it takes
@@ -491,7 +549,7 @@ export class IovaTree {
     if (l !== 0) w[(l << 4) + I_PARENT] = y;
     w[(y << 4) + I_PARENT] = p;
     this.#relink(p, i, y);
-    this.#fixUp(start, p !== 0 ? p : y);
+    this.#fixUp(start, p !== 0 ? p : y, y);
   }
 
   /**
