@@ -17,6 +17,7 @@ import {
   CR0_CMDQEN,
   CR0_EVTQEN,
   CR0_SMMUEN,
+  DEFAULT_WALK_CACHE,
   encodeLeaf,
   encodeTable,
   EVT_F_ACCESS,
@@ -271,6 +272,95 @@ Deno.test("walker: walk caches skip levels until invalidated", () => {
   w.invalidateRange(5, iova, 4096);
   assertEquals(w.walk(5, t[0], 0, iova, OUT_END), 0);
   assertEquals(w.leafPa, BASE + 0xa000);
+});
+
+Deno.test("walker fast path: level-2 hit-table walks see leaf faults, table changes and tables outside RAM", () => {
+  const mem = new PhysicalMemory({ base: BASE, size: 4 << 20 });
+  const w = new Walker(mem, 1, DEFAULT_WALK_CACHE);
+  const tlb = new Tlb({ sets: 16, ways: 2, replacement: "round-robin" });
+  const t = tablesAt(BASE);
+  const iova = 0x1_4000_0000;
+  chain(mem, t, iova, BASE + 0x8000);
+  // First walk from the root, then the level-2 cache's lookup, then its
+  // hit table (twice: the second with the table's view kept).
+  for (let i = 0; i < 4; i++) {
+    assertEquals(w.walk(5, t[0], 0, iova + 8 * i, OUT_END), 0, `walk ${i}`);
+    assertEquals([w.leafPa, w.leafSize, w.leafAccess], [
+      BASE + 0x8000,
+      4096,
+      3,
+    ]);
+  }
+  assertEquals([...w.reads], [1, 1, 1, 4]);
+  assertEquals(w.walks, 4);
+  const c2 = w.caches[2]!.counters();
+  assertEquals([c2.lookups, c2.hits, c2.misses, c2.fills], [4, 3, 1, 1]);
+  // Leaf faults found through the hit table, each with the old code's
+  // event ID and fault address; the fill TLB is left alone.
+  const leaf = encodeLeaf(BASE + 0x9000, 3, IOMMU_READ, 1);
+  const at = t[3] + slot(iova, 3);
+  put(mem, at, [leaf[0] & ~(1 << 10), leaf[1]]);
+  assertEquals(w.walk(5, t[0], 0, iova, OUT_END, tlb), EVT_F_ACCESS);
+  put(mem, at, [(leaf[0] & ~3) | 1, leaf[1]]);
+  assertEquals(w.walk(5, t[0], 0, iova, OUT_END, tlb), EVT_F_TRANSLATION);
+  put(mem, at, [0, 0]);
+  assertEquals(w.walk(5, t[0], 0, iova, OUT_END, tlb), EVT_F_TRANSLATION);
+  put(mem, at, leaf);
+  assertEquals(w.walk(5, t[0], 0, iova, BASE + 0x9800, tlb), EVT_F_ADDR_SIZE);
+  assertEquals(w.faultAddress, BASE + 0x9000);
+  assertEquals(tlb.size, 0);
+  // A success clears the fault address and fills the TLB.
+  assertEquals(w.walk(5, t[0], 0, iova + 0x10, OUT_END, tlb), 0);
+  assertEquals([w.faultAddress, w.leafAccess], [0, 1]);
+  assertEquals(
+    tlb.entries().map((e) => [e.context, e.iova, e.pageSize, e.pa, e.perm]),
+    [[5, iova, 4096, BASE + 0x9000, 1]],
+  );
+  // The level-2 descriptor now names a table in another 64 KiB chunk:
+  // after the invalidation the walk finds it, and the hit table's slot
+  // (whose kept view is of the old table) follows it.
+  const moved = BASE + 0x3_5000;
+  put(mem, moved + slot(iova, 3), encodeLeaf(BASE + 0xa000, 3, RW, 1));
+  put(mem, t[2] + slot(iova, 2), encodeTable(moved));
+  w.invalidateRange(5, iova, 4096);
+  for (let i = 0; i < 3; i++) {
+    assertEquals(w.walk(5, t[0], 0, iova, OUT_END), 0, `moved ${i}`);
+    assertEquals(w.leafPa, BASE + 0xa000, `moved ${i}`);
+  }
+  // An entry put into the public cache naming a table outside RAM: the
+  // checked path's external abort, from the lookup and from the table.
+  w.caches[2]!.insert(6, iova, 2 ** 21, 0x7000_0000, 0);
+  for (let i = 0; i < 3; i++) {
+    assertEquals(w.walk(6, t[0], 0, iova, OUT_END), EVT_F_WALK_EABT);
+    assertEquals(w.faultAddress, 0x7000_0000 + slot(iova, 3));
+  }
+  // A start at level 3 probes no cache.
+  const before = w.caches[2]!.counters().lookups;
+  assertEquals(w.walk(5, moved, 3, iova, OUT_END), 0);
+  assertEquals(w.leafPa, BASE + 0xa000);
+  assertEquals(w.caches[2]!.counters().lookups, before);
+});
+
+Deno.test("walker fast path: a malformed IOVA is EINVAL even where the hit table holds its page", () => {
+  const mem = new PhysicalMemory({ base: BASE, size: 4 << 20 });
+  const w = new Walker(mem, 1, DEFAULT_WALK_CACHE);
+  const t = tablesAt(BASE);
+  const iova = 0x40_0000;
+  chain(mem, t, iova, BASE + 0x8000);
+  const roots = new Float64Array([t[0]]);
+  for (let i = 0; i < 3; i++) {
+    assertEquals(w.walkIn(1, roots, 0, 0, iova, OUT_END), 0);
+  }
+  const lookups = w.caches[2]!.counters().lookups;
+  expectError(() => w.walkIn(1, roots, 0, 0, iova + 0.5, OUT_END), "EINVAL");
+  expectError(() => w.walkIn(1.5, roots, 0, 0, iova, OUT_END), "EINVAL");
+  expectError(
+    () => w.walkIn(1, roots, 0, 0, BigInt(iova) as unknown as number, OUT_END),
+    "EINVAL",
+  );
+  assertEquals(w.caches[2]!.counters().lookups, lookups);
+  assertEquals(w.walkIn(1, roots, 0, 0, iova + 8, OUT_END), 0);
+  assertEquals(w.leafPa, BASE + 0x8000);
 });
 
 function unitRig(options: GenericIommuOptions = {}) {

@@ -1,41 +1,90 @@
 /**
- * One level's walk cache: a core `Tlb` with a one-entry memo of its last
- * hit in front (internal; the walker's `caches` are `Tlb`s to users).
+ * One level's walk cache: a core `Tlb` with a table of recent hits in
+ * front (internal; the walker's `caches` are `Tlb`s to users).
  *
- * A walk that hits the same table entry as the walk before it (accesses
- * clustered in one 2 MiB region) would pay a whole set-associative lookup
- * for an answer it already has. The memo answers it with three compares,
- * and the cache stays exactly what the `Tlb` alone would be:
+ * A walk that hits an entry a walk before it already hit (accesses spread
+ * over a few hundred 2 MiB regions, each a level-2 entry) would pay a
+ * whole set-associative lookup for an answer it already has. The hit table
+ * answers it with one direct-mapped probe, and the cache stays exactly
+ * what the `Tlb` alone would be:
  *
- * - The memo is the entry the walker's last lookup hit, and it is dropped
- *   by every other operation on the cache (insert, invalidations, a lookup
- *   by anyone else), so while it is valid the entry is unchanged, it is
- *   the one a lookup would find (same context, page and size), and the
- *   `last*` getters still describe it.
- * - A hit changes no entry and no victim choice: round-robin and random
- *   ignore hits, and for LRU the memoised entry is already the most
- *   recently used one (nothing touched the cache since), so stamping it
- *   again would not change the order of any two stamps.
- * - Memo hits are counted here and added to `counters()` as lookups and
- *   hits; `resetCounters()` clears them with the rest.
+ * - The table holds copies of entries lookups hit (context, page number,
+ *   table address), stamped with a generation. Every operation that could
+ *   change an entry (insert, the invalidations) starts a new generation,
+ *   so a copy of the current generation is an entry still in the cache,
+ *   unchanged.
+ * - Such a copy is what a lookup would find when no other entry of
+ *   another size could answer first: while every entry ever inserted has
+ *   one page size (what the walker inserts at each level), the copy is the
+ *   only entry covering its key. Once a second size is inserted, every
+ *   lookup starts a new generation, so only the copy of the last hit is
+ *   used, which the lookup would find again (its size was probed first).
+ * - A hit changes no entry and no victim choice under round-robin and
+ *   random replacement (they ignore hits). Under LRU it stamps the entry,
+ *   so there too every lookup starts a new generation: only the last hit
+ *   is answered, and stamping it again (it is already the most recently
+ *   used, nothing touched the cache since) would not change the order of
+ *   any two stamps.
+ * - Table hits are counted here and added to `counters()` as lookups and
+ *   hits; `resetCounters()` clears them with the rest. After a table hit
+ *   the `last*` getters describe the entry it copied (the `Tlb`'s own
+ *   describe its last lookup).
  *
- * tests/generic_iommu_walker_test.ts checks it against a plain `Tlb` on
+ * tests/generic_iommu_walk_cache_test.ts checks it against a plain `Tlb` on
  * random operation sequences for every policy.
  *
  * @module
  */
 import { Tlb, type TlbCounters, type TlbOptions } from "../../core/mod.ts";
 
+/**
+ * Hit-table slots for a cache of `capacity` entries: a power of two, at
+ * least twice the capacity (so entries the cache holds at once rarely
+ * share a slot) and at least 16.
+ */
+function hitSlots(capacity: number): number {
+  let n = 16;
+  while (n < capacity * 2 && n < 1 << 16) n *= 2;
+  return n;
+}
+
+// Slots of WalkCache.state(): the walker's fast path spells them as
+// literals; tests/generic_iommu_walk_cache_test.ts pins them.
+
+/** State slot: the current generation (a copy of an older one is stale). */
+export const S_GEN = 0;
+/**
+ * State slot: 1 / the page size the hit table keys by (NaN: none yet,
+ * nothing can hit). With one size inserted so far: that size; else the
+ * size of the last hit, with the mask 0.
+ */
+export const S_INV = 1;
+/** State slot: the number of hit-table slots - 1. */
+export const S_MASK = 2;
+/** State slot: hit-table hits (lookups and hits the `Tlb` did not count). */
+export const S_HITS = 3;
+/**
+ * State slot: the index in the hit table (4 numbers per slot) of the copy
+ * that answered the last probe, -1 when a `Tlb` lookup did (the getters
+ * then ask the `Tlb`).
+ */
+export const S_LAST = 4;
+
 /** A walk cache (see the module documentation). */
 export class WalkCache extends Tlb {
-  // The entry the last probe hit: context, page [#base, #end) and the
-  // table address it holds. #end -1: no memo. Doubles from the start, so
-  // stores never box.
-  #ctx = -1;
-  #base = 0.5;
-  #end = -1.5;
-  #table = 0.5;
-  #memoHits = 0;
+  // Per slot, four numbers side by side: page number, context,
+  // generation, table address. Slot: (page number ^ context) & mask.
+  #hit: Float64Array;
+  // Per slot: the copied entry's permission bits and page size (for the
+  // last* getters only).
+  #hitPerm: Int32Array;
+  #hitSize: Float64Array;
+  // The walker's fast path reads and updates these too (see `S_*`).
+  #s: Float64Array = new Float64Array(5);
+  // The only page size inserted so far: 0 none, -1 several.
+  #size = 0;
+  // Whether only the last hit may be answered (LRU, or several sizes).
+  #single: boolean;
 
   /**
    * Build an empty cache.
@@ -45,13 +94,22 @@ export class WalkCache extends Tlb {
    */
   constructor(options: TlbOptions) {
     super(options);
-    this.#end = -1;
+    this.#single = this.replacement === "lru";
+    const slots = this.#single ? 1 : hitSlots(this.capacity);
+    const s = this.#s;
+    s[S_GEN] = 1;
+    s[S_INV] = NaN;
+    s[S_MASK] = slots - 1;
+    s[S_LAST] = -1;
+    this.#hit = new Float64Array(slots * 4);
+    this.#hitPerm = new Int32Array(slots);
+    this.#hitSize = new Float64Array(slots);
   }
 
   /**
    * The table address cached for `iova` in `ctx`, or -1: a `lookup` (with
-   * its counting and replacement bookkeeping), answered from the memo when
-   * it repeats the last hit.
+   * its counting and replacement bookkeeping), answered from the hit table
+   * when it holds a current copy of the entry.
    *
    * @param ctx Context (non-negative safe integer).
    * @param iova Input address in bytes.
@@ -59,40 +117,112 @@ export class WalkCache extends Tlb {
    * @throws {IommuError} `EINVAL` as `lookup` for a bad key.
    */
   probe(ctx: number, iova: number): number {
-    if (
-      ctx === this.#ctx && typeof iova === "number" && iova >= this.#base &&
-      iova < this.#end && Math.floor(iova) === iova
-    ) {
-      this.#memoHits++;
-      return this.#table;
+    if (typeof iova === "number" && typeof ctx === "number") {
+      const s = this.#s;
+      const vpn = Math.floor(iova * s[S_INV]!);
+      const j = ((vpn ^ ctx) & s[S_MASK]!) << 2;
+      const h = this.#hit;
+      // A non-integer IOVA could share a page number with a valid one:
+      // refused (the lookup then throws).
+      if (
+        h[j] === vpn && h[j + 1] === ctx && h[j + 2] === s[S_GEN] &&
+        Math.floor(iova) === iova
+      ) {
+        s[S_HITS]!++;
+        s[S_LAST] = j;
+        return h[j + 3]!;
+      }
     }
+    return this.probeTlb(ctx, iova);
+  }
+
+  /**
+   * A probe the hit table cannot answer: the `Tlb` lookup, and a copy of
+   * the entry it hit into the hit table (the walker's fast path calls
+   * this after its own look at the table).
+   *
+   * @param ctx Context (non-negative safe integer).
+   * @param iova Input address in bytes.
+   * @returns The table address in bytes, or -1.
+   * @throws {IommuError} `EINVAL` as `lookup` for a bad key.
+   */
+  probeTlb(ctx: number, iova: number): number {
     const pa = super.lookup(ctx, iova);
-    if (pa < 0) {
-      this.#end = -1;
-      return -1;
-    }
-    const table = this.lastPaBase;
-    const base = iova - (pa - table);
-    this.#ctx = ctx;
-    this.#base = base;
-    this.#end = base + this.lastPageSize;
-    this.#table = table;
+    const s = this.#s;
+    s[S_LAST] = -1;
+    if (this.#single) s[S_GEN]!++;
+    if (pa < 0) return -1;
+    const table = super.lastPaBase;
+    const size = super.lastPageSize;
+    if (this.#single) s[S_INV] = 1 / size;
+    const vpn = Math.floor(iova * s[S_INV]!);
+    const j = ((vpn ^ ctx) & s[S_MASK]!) << 2;
+    const h = this.#hit;
+    h[j] = vpn;
+    h[j + 1] = ctx;
+    h[j + 2] = s[S_GEN]!;
+    h[j + 3] = table;
+    this.#hitPerm[j >> 2] = super.lastPerm;
+    this.#hitSize[j >> 2] = size;
     return table;
   }
 
-  /** As `Tlb.lookup`; drops the memo. */
+  /**
+   * The hit table (four numbers per slot: page number, context,
+   * generation, table address), for the walker's fast path.
+   *
+   * @returns The live array.
+   */
+  hits(): Float64Array {
+    return this.#hit;
+  }
+
+  /**
+   * The hit table's state (`S_*` slots), for the walker's fast path: a
+   * hit there adds 1 to `S_HITS` and sets `S_LAST`, as `probe` does.
+   *
+   * @returns The live array.
+   */
+  state(): Float64Array {
+    return this.#s;
+  }
+
+  /** Page size of the entry the last lookup or probe hit; 0 after a miss. */
+  override get lastPageSize(): number {
+    const last = this.#s[S_LAST]!;
+    return last < 0 ? super.lastPageSize : this.#hitSize[last >> 2]!;
+  }
+
+  /** Permission bits of the entry the last lookup or probe hit; 0 after a miss. */
+  override get lastPerm(): number {
+    const last = this.#s[S_LAST]!;
+    return last < 0 ? super.lastPerm : this.#hitPerm[last >> 2]!;
+  }
+
+  /** Table address of the entry the last lookup or probe hit; -1 after a miss. */
+  override get lastPaBase(): number {
+    const last = this.#s[S_LAST]!;
+    return last < 0 ? super.lastPaBase : this.#hit[last + 3]!;
+  }
+
+  /** As `Tlb.lookup` (the hit table stays valid unless only one hit may be). */
   override lookup(context: number, iova: number): number {
-    this.#end = -1;
-    return super.lookup(context, iova);
+    // A refused key throws before anything changes.
+    const pa = super.lookup(context, iova);
+    this.#s[S_LAST] = -1;
+    if (this.#single) this.#s[S_GEN]!++;
+    return pa;
   }
 
-  /** As `Tlb.lookupSize`; drops the memo. */
+  /** As `Tlb.lookupSize` (as `lookup` for the hit table). */
   override lookupSize(context: number, iova: number, pageSize: number): number {
-    this.#end = -1;
-    return super.lookupSize(context, iova, pageSize);
+    const pa = super.lookupSize(context, iova, pageSize);
+    this.#s[S_LAST] = -1;
+    if (this.#single) this.#s[S_GEN]!++;
+    return pa;
   }
 
-  /** As `Tlb.insert`; drops the memo. */
+  /** As `Tlb.insert`; starts a new generation of the hit table. */
   override insert(
     context: number,
     iova: number,
@@ -100,43 +230,58 @@ export class WalkCache extends Tlb {
     paBase: number,
     perm: number,
   ): void {
-    this.#end = -1;
     super.insert(context, iova, pageSize, paBase, perm);
+    this.#s[S_GEN]!++;
+    // Accepted: track the sizes present (one lets the table key by it).
+    if (pageSize !== this.#size && this.#size !== -1 && this.capacity !== 0) {
+      if (this.#size === 0) {
+        this.#size = pageSize;
+        if (!this.#single) this.#s[S_INV] = 1 / pageSize;
+      } else {
+        // A second size: from now on only the last hit is answered.
+        this.#size = -1;
+        this.#single = true;
+        this.#s[S_MASK] = 0;
+      }
+    }
   }
 
-  /** As `Tlb.invalidateAll`; drops the memo. */
+  /** As `Tlb.invalidateAll`; starts a new generation of the hit table. */
   override invalidateAll(): number {
-    this.#end = -1;
-    return super.invalidateAll();
+    const removed = super.invalidateAll();
+    this.#s[S_GEN]!++;
+    return removed;
   }
 
-  /** As `Tlb.invalidateContext`; drops the memo. */
+  /** As `Tlb.invalidateContext`; starts a new generation of the hit table. */
   override invalidateContext(context: number): number {
-    this.#end = -1;
-    return super.invalidateContext(context);
+    const removed = super.invalidateContext(context);
+    this.#s[S_GEN]!++;
+    return removed;
   }
 
-  /** As `Tlb.invalidateRange`; drops the memo. */
+  /** As `Tlb.invalidateRange`; starts a new generation of the hit table. */
   override invalidateRange(
     context: number,
     iova: number,
     size: number,
   ): number {
-    this.#end = -1;
-    return super.invalidateRange(context, iova, size);
+    const removed = super.invalidateRange(context, iova, size);
+    this.#s[S_GEN]!++;
+    return removed;
   }
 
-  /** As `Tlb.counters`, memo hits included as lookups and hits. */
+  /** As `Tlb.counters`, hit-table hits included as lookups and hits. */
   override counters(): TlbCounters {
     const c = super.counters();
-    c.lookups += this.#memoHits;
-    c.hits += this.#memoHits;
+    c.lookups += this.#s[S_HITS]!;
+    c.hits += this.#s[S_HITS]!;
     return c;
   }
 
-  /** As `Tlb.resetCounters`, memo hits included. */
+  /** As `Tlb.resetCounters`, hit-table hits included. */
   override resetCounters(): void {
-    this.#memoHits = 0;
+    this.#s[S_HITS] = 0;
     super.resetCounters();
   }
 }

@@ -59,6 +59,18 @@ export class Walker {
   #anyCache: boolean;
   // The caches with their probe (the same objects as `caches`).
   #wc: readonly WalkCache[];
+  // The level-2 cache, and whether it can hold anything (the fast path
+  // probes it first).
+  #c2: WalkCache;
+  #probe2: number;
+  // Its hit table and the table's state (WalkCache.hits(), state()).
+  #h2: Float64Array;
+  #s2: Float64Array;
+  // Per hit-table slot: the level-3 table whose view is kept (-1: none),
+  // the view of its chunk and the table's first word in it.
+  #hvTable: Float64Array;
+  #hvWords: Uint32Array[];
+  #hvOff: Int32Array;
   // Direct-mapped cache of live Uint32Array views of whole 64 KiB RAM
   // chunks (RAM never drops a chunk, so a view never goes stale): a
   // descriptor read is an index into one of them, with no per-table view
@@ -76,6 +88,9 @@ export class Walker {
   #memoWords: Uint32Array[] = new Array<Uint32Array>(4).fill(
     new Uint32Array(0),
   );
+  // ... and that table's first word in the view: the next level's read
+  // needs nothing from this level's (so the reads overlap).
+  #memoOff: Int32Array = new Int32Array(4);
   #memoEnd = -1;
   #root: Float64Array = new Float64Array(1);
   #rootPa = -1;
@@ -104,6 +119,14 @@ export class Walker {
     this.caches = caches;
     this.#wc = caches;
     this.#anyCache = caches.some((c) => c.capacity !== 0);
+    this.#c2 = caches[2]!;
+    this.#probe2 = caches[2]!.capacity !== 0 ? 1 : 0;
+    this.#h2 = caches[2]!.hits();
+    this.#s2 = caches[2]!.state();
+    const slots = this.#h2.length >> 2;
+    this.#hvTable = new Float64Array(slots).fill(-1);
+    this.#hvWords = new Array<Uint32Array>(slots).fill(new Uint32Array(0));
+    this.#hvOff = new Int32Array(slots);
   }
 
   /**
@@ -159,23 +182,189 @@ export class Walker {
   ): number {
     this.walks++;
     this.faultAddress = 0;
+    // The common case on its own, small enough to compile tightly: the
+    // level-2 walk cache's hit table (see walk_cache.ts; slots spelled as
+    // literals: S_GEN 0, S_INV 1, S_MASK 2, S_HITS 3, S_LAST 4) or its
+    // lookup names the level-3 table, inside a RAM chunk the view cache
+    // holds. The typeof tests keep a bigint away from the arithmetic (the
+    // lookup names it).
+    if (
+      this.#probe2 === 1 && startLevel <= 2 && typeof iova === "number" &&
+      typeof ctx === "number"
+    ) {
+      const s = this.#s2;
+      const vpn = Math.floor(iova * s[1]!);
+      const j = ((vpn ^ ctx) & s[2]!) << 2;
+      const h = this.#h2;
+      if (
+        h[j] === vpn && h[j + 1] === ctx && h[j + 2] === s[0] &&
+        Math.floor(iova) === iova
+      ) {
+        s[3]!++;
+        s[4] = j;
+        // The level-3 table's view and first word, kept per hit-table
+        // slot: found without the table address (the loads overlap).
+        const i = j >> 2;
+        const words = this.#hvWords[i]!;
+        const at = this.#hvOff[i]! + (((iova >>> 12) & 511) << 1);
+        if (this.#hvTable[i] === h[j + 3]) {
+          this.reads[3]!++;
+          return this.#page(
+            ctx,
+            words[at]!,
+            words[at + 1]!,
+            iova,
+            outEnd,
+            fill,
+          );
+        }
+        return this.#hitTable(ctx, i, h[j + 3]!, iova, outEnd, fill);
+      }
+      const table = this.#c2.probeTlb(ctx, iova);
+      if (table < 0) {
+        return this.#walkGeneral(
+          ctx,
+          roots,
+          index,
+          startLevel,
+          iova,
+          outEnd,
+          fill,
+          1,
+        );
+      }
+      // A table descriptor named it, so it is 4 KiB aligned: its chunk's
+      // view (`* 2 ** -16`: exact, and no divide).
+      const chunk = Math.floor(table * 0.0000152587890625);
+      const slot = chunk & 255;
+      if (this.#chunkKey[slot] !== chunk) {
+        return this.#walkCached(ctx, table, iova, outEnd, fill);
+      }
+      const at = (((table >>> 0) & 0xf000) >>> 2) +
+        (((iova >>> 12) & 511) << 1);
+      const words = this.#chunkView[slot]!;
+      this.reads[3]!++;
+      return this.#page(ctx, words[at]!, words[at + 1]!, iova, outEnd, fill);
+    }
+    return this.#walkGeneral(
+      ctx,
+      roots,
+      index,
+      startLevel,
+      iova,
+      outEnd,
+      fill,
+      2,
+    );
+  }
+
+  // A hit-table hit (slot `i`, level-3 table at `table`) whose view is not
+  // kept yet: found through the chunk-view cache and kept.
+  #hitTable(
+    ctx: number,
+    i: number,
+    table: number,
+    iova: number,
+    outEnd: number,
+    fill: Tlb | undefined,
+  ): number {
+    const chunk = Math.floor(table * 0.0000152587890625);
+    const slot = chunk & 255;
+    if (this.#chunkKey[slot] !== chunk) {
+      return this.#walkCached(ctx, table, iova, outEnd, fill);
+    }
+    const words = this.#chunkView[slot]!;
+    const woff = ((table >>> 0) & 0xf000) >>> 2;
+    this.#hvTable[i] = table;
+    this.#hvWords[i] = words;
+    this.#hvOff[i] = woff;
+    const at = woff + (((iova >>> 12) & 511) << 1);
+    this.reads[3]!++;
+    return this.#page(ctx, words[at]!, words[at + 1]!, iova, outEnd, fill);
+  }
+
+  // The level-3 descriptor (lo, hi) a walk read for `iova`: a valid page
+  // inside the output size is the leaf (inserted into `fill`), anything
+  // else the fault #leaf names.
+  #page(
+    ctx: number,
+    lo: number,
+    hi: number,
+    iova: number,
+    outEnd: number,
+    fill: Tlb | undefined,
+  ): number {
+    // Valid page (type 0b11) with the access flag (bit 10).
+    if ((lo & 0x403) === 0x403) {
+      const addr = (hi & 0xffff) * 0x100000000 + ((lo & 0xfffff000) >>> 0);
+      if (addr + 4096 <= outEnd) {
+        const access = this.#stage === 1
+          ? ((lo & 0x80) === 0 ? 3 : 1)
+          : (lo >>> 6) & 3;
+        this.leafPa = addr;
+        this.leafSize = 4096;
+        this.leafAccess = access;
+        if (fill !== undefined && fill.capacity !== 0) {
+          fill.insert(ctx, iova - ((iova >>> 0) & 4095), 4096, addr, access);
+        }
+        return 0;
+      }
+    }
+    if ((lo & 1) === 0) return 0x10; // EVT_F_TRANSLATION
+    return this.#leaf(3, lo, hi, outEnd);
+  }
+
+  // A level-2 walk-cache hit whose table's chunk view is not cached yet
+  // (or the table is not inside RAM).
+  #walkCached(
+    ctx: number,
+    table: number,
+    iova: number,
+    outEnd: number,
+    fill: Tlb | undefined,
+  ): number {
+    if (outEnd !== this.#memoEnd) this.#forgetMemos(outEnd);
+    const words = this.#tableWords(table);
+    if (words === null) {
+      return this.#walkFrom(ctx, 3, table, iova, outEnd, fill);
+    }
+    return this.#walkTables(
+      ctx,
+      3,
+      words,
+      ((table >>> 0) & 0xf000) >>> 2,
+      iova,
+      outEnd,
+      fill,
+    );
+  }
+
+  // The walk after the fast path: walk caches from level `top` down
+  // (deepest first, as hardware does: a hit skips every level above it),
+  // then the tables.
+  #walkGeneral(
+    ctx: number,
+    roots: Float64Array,
+    index: number,
+    startLevel: number,
+    iova: number,
+    outEnd: number,
+    fill: Tlb | undefined,
+    top: number,
+  ): number {
     if (outEnd !== this.#memoEnd) this.#forgetMemos(outEnd);
     let level = startLevel;
     let table = roots[index]!;
     let words: Uint32Array | null = null;
     let cached = false;
     if (this.#anyCache) {
-      // Deepest level first, as hardware does: a hit skips every level
-      // above it.
       const caches = this.#wc;
-      for (let l = 2; l >= startLevel; l--) {
+      for (let l = top; l >= startLevel; l--) {
         const c = caches[l]!;
         const hit = c.capacity === 0 ? -1 : c.probe(ctx, iova);
         if (hit >= 0) {
           table = hit;
           level = l + 1;
-          // A table descriptor named it, so it is 4 KiB aligned: its
-          // chunk's view (`* 2 ** -16`: exact, and no divide).
           const chunk = Math.floor(table * 0.0000152587890625);
           const slot = chunk & 255;
           words = this.#chunkKey[slot] === chunk
@@ -192,56 +381,129 @@ export class Walker {
     if (words === null) {
       return this.#walkFrom(ctx, level, table, iova, outEnd, fill);
     }
-    // The common case: every table is 4 KiB aligned inside RAM, read
-    // through chunk views. A table descriptor equal to the one last read at
-    // its level names the same table (whose view and output-size check
-    // are memoised): no address arithmetic and no view lookup.
+    return this.#walkTables(
+      ctx,
+      level,
+      words,
+      ((table >>> 0) & 0xf000) >>> 2,
+      iova,
+      outEnd,
+      fill,
+    );
+  }
+
+  // The walk from `level` through tables that are 4 KiB aligned inside
+  // RAM, read through chunk views (`words`, the table's first word at
+  // `woff`). A table descriptor equal to the one last read at its level
+  // names the same table (whose view and output-size check are
+  // memoised): no address arithmetic and no view lookup. One block per
+  // level, each with its index shift as a literal.
+  #walkTables(
+    ctx: number,
+    level: number,
+    words: Uint32Array,
+    woff: number,
+    iova: number,
+    outEnd: number,
+    fill: Tlb | undefined,
+  ): number {
     const ilo = iova >>> 0;
     const reads = this.reads;
     const memoLo = this.#memoLo;
     const memoHi = this.#memoHi;
-    let woff = ((table >>> 0) & 0xf000) >>> 2;
+    const memoOff = this.#memoOff;
     let lo = 0;
     let hi = 0;
-    for (;; level++) {
-      const idx = level === 3
-        ? (ilo >>> 12) & 511
-        : level === 2
-        ? (ilo >>> 21) & 511
-        : level === 1
-        ? ((ilo >>> 30) | (((iova * 2.3283064365386963e-10) >>> 0) << 2)) & 511
-        : ((iova * 2.3283064365386963e-10) >>> 7) & 511;
-      reads[level]!++;
-      const at = woff + (idx << 1);
+    if (level === 0) {
+      const at = woff + ((((iova * 2.3283064365386963e-10) >>> 7) & 511) << 1);
+      reads[0]!++;
       lo = words[at]!;
       hi = words[at + 1]!;
-      if ((lo & 1) === 0) return 0x10; // EVT_F_TRANSLATION
-      if (level === 3 || (lo & 3) !== 3) break;
-      if (lo !== memoLo[level] || hi !== memoHi[level]) {
-        const code = this.#follow(level, lo, hi);
+      if ((lo & 3) !== 3) return this.#end(ctx, 0, lo, hi, iova, outEnd, fill);
+      if (lo !== memoLo[0] || hi !== memoHi[0]) {
+        const code = this.#follow(0, lo, hi);
         if (code !== 0) {
-          if (code > 0) return code;
-          // The next table is outside RAM: the checked path reads it.
-          const addr = (hi & 0xffff) * 0x100000000 +
-            ((lo & 0xfffff000) >>> 0);
-          this.#cacheTable(ctx, level, iova, addr);
-          return this.#walkFrom(ctx, level + 1, addr, iova, outEnd, fill);
+          return this.#off(code, ctx, 0, lo, hi, iova, outEnd, fill);
         }
       }
-      if (this.#anyCache) {
-        this.#cacheTable(
-          ctx,
-          level,
-          iova,
-          (hi & 0xffff) * 0x100000000 + ((lo & 0xfffff000) >>> 0),
-        );
-      }
-      words = this.#memoWords[level]!;
-      woff = (lo & 0xf000) >>> 2;
+      if (this.#anyCache) this.#cacheTable(ctx, 0, iova, lo, hi);
+      words = this.#memoWords[0]!;
+      woff = memoOff[0]!;
+      level = 1;
     }
+    if (level === 1) {
+      const at = woff +
+        ((((ilo >>> 30) | (((iova * 2.3283064365386963e-10) >>> 0) << 2)) &
+          511) << 1);
+      reads[1]!++;
+      lo = words[at]!;
+      hi = words[at + 1]!;
+      if ((lo & 3) !== 3) return this.#end(ctx, 1, lo, hi, iova, outEnd, fill);
+      if (lo !== memoLo[1] || hi !== memoHi[1]) {
+        const code = this.#follow(1, lo, hi);
+        if (code !== 0) {
+          return this.#off(code, ctx, 1, lo, hi, iova, outEnd, fill);
+        }
+      }
+      if (this.#anyCache) this.#cacheTable(ctx, 1, iova, lo, hi);
+      words = this.#memoWords[1]!;
+      woff = memoOff[1]!;
+      level = 2;
+    }
+    if (level === 2) {
+      const at = woff + (((ilo >>> 21) & 511) << 1);
+      reads[2]!++;
+      lo = words[at]!;
+      hi = words[at + 1]!;
+      if ((lo & 3) !== 3) return this.#end(ctx, 2, lo, hi, iova, outEnd, fill);
+      if (lo !== memoLo[2] || hi !== memoHi[2]) {
+        const code = this.#follow(2, lo, hi);
+        if (code !== 0) {
+          return this.#off(code, ctx, 2, lo, hi, iova, outEnd, fill);
+        }
+      }
+      if (this.#anyCache) this.#cacheTable(ctx, 2, iova, lo, hi);
+      words = this.#memoWords[2]!;
+      woff = memoOff[2]!;
+    }
+    const at = woff + (((ilo >>> 12) & 511) << 1);
+    reads[3]!++;
+    return this.#page(ctx, words[at]!, words[at + 1]!, iova, outEnd, fill);
+  }
+
+  // A descriptor at table level `level` (0-2) that is not a table: a
+  // block leaf (inserted into `fill`) or a fault.
+  #end(
+    ctx: number,
+    level: number,
+    lo: number,
+    hi: number,
+    iova: number,
+    outEnd: number,
+    fill: Tlb | undefined,
+  ): number {
+    if ((lo & 1) === 0) return 0x10; // EVT_F_TRANSLATION
     const code = this.#leaf(level, lo, hi, outEnd);
     if (code === 0 && fill !== undefined) this.#fill(fill, ctx, iova);
     return code;
+  }
+
+  // A table descriptor at `level` that #follow refused (`code`): its
+  // fault, or a table outside RAM, which the checked path reads.
+  #off(
+    code: number,
+    ctx: number,
+    level: number,
+    lo: number,
+    hi: number,
+    iova: number,
+    outEnd: number,
+    fill: Tlb | undefined,
+  ): number {
+    if (code > 0) return code;
+    const addr = (hi & 0xffff) * 0x100000000 + ((lo & 0xfffff000) >>> 0);
+    this.#cacheTable(ctx, level, iova, lo, hi);
+    return this.#walkFrom(ctx, level + 1, addr, iova, outEnd, fill);
   }
 
   // Insert the leaf just found into `tlb` (the page holding `iova`).
@@ -273,11 +535,28 @@ export class Walker {
     this.#memoLo[level] = lo;
     this.#memoHi[level] = hi;
     this.#memoWords[level] = words;
+    this.#memoOff[level] = (lo & 0xf000) >>> 2;
     return 0;
   }
 
-  // Fill the walk cache of `level` with the table a descriptor there named.
-  #cacheTable(ctx: number, level: number, iova: number, table: number): void {
+  // Fill the walk cache of `level` with the table the descriptor (lo, hi)
+  // there named.
+  #cacheTable(
+    ctx: number,
+    level: number,
+    iova: number,
+    lo: number,
+    hi: number,
+  ): void {
+    const c = this.caches[level]!;
+    if (c.capacity !== 0) {
+      const table = (hi & 0xffff) * 0x100000000 + ((lo & 0xfffff000) >>> 0);
+      c.insert(ctx, iova, LEVEL_SIZE[level]!, table, 0);
+    }
+  }
+
+  // #cacheTable for a table address.
+  #cacheAt(ctx: number, level: number, iova: number, table: number): void {
     const c = this.caches[level]!;
     if (c.capacity !== 0) c.insert(ctx, iova, LEVEL_SIZE[level]!, table, 0);
   }
@@ -345,7 +624,7 @@ export class Walker {
         this.faultAddress = addr;
         return EVT_F_ADDR_SIZE;
       }
-      if (this.#anyCache) this.#cacheTable(ctx, level, iova, addr);
+      if (this.#anyCache) this.#cacheAt(ctx, level, iova, addr);
       table = addr;
     }
   }
