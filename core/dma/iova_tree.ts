@@ -1,11 +1,19 @@
 /**
  * The ordered structure behind the IOVA allocator: an AVL tree of busy
  * ranges (allocations, cached allocations, reservations, the top anchor),
- * keyed by first granule. Each node knows the free gap just below it, and is
- * augmented with, for its subtree, the largest gap and the largest usable
- * length of a gap from its first 2^k-aligned granule, for k = 1..11. "The
- * highest gap below a limit that fits a size at an alignment" is then found
- * by one descent, in O(log n), exactly (for alignments up to 2^11 granules).
+ * keyed by first granule. Each node knows the free gap just below it, and
+ * the tree is augmented with, per subtree, the largest gap and the largest
+ * usable length of a gap from its first 2^k-aligned granule, for k = 1..11.
+ * "The highest gap below a limit that fits a size at an alignment" is then
+ * found by one descent, in O(log n), exactly (for alignments up to 2^11
+ * granules).
+ *
+ * A subtree's summary is stored in its parent's node (the root's in node 0,
+ * whose left child is the root), beside the summary of its sibling. A
+ * search reads only the nodes on its path, and a fix-up recomputes a node
+ * from its own line and writes the result into the next node it climbs to:
+ * at a million ranges, where nearly every node below the top levels is a
+ * cache and TLB miss, that halves the lines an allocation or a free touches.
  *
  * Internal to core/dma: the allocator reaches into the typed arrays directly
  * on its hot paths, so the fields are plain and documented here.
@@ -22,7 +30,7 @@ export const KIND_RESERVED = 3;
 /** Node is the zero-length anchor above the top of the aperture. */
 export const KIND_ANCHOR = 4;
 
-// One node = 64 bytes (one cache line), seen through four views:
+// One node = 64 bytes (one cache line), seen through three views.
 // Float64 slots (stride 8):
 /** First granule of the node's footprint (its key). */
 export const F_LO = 0;
@@ -30,49 +38,54 @@ export const F_LO = 0;
 export const F_HI = 1;
 /** Free granules between the previous node's footprint end and F_LO. */
 export const F_GAP = 2;
-/** Largest F_GAP in the subtree rooted at this node. */
-export const F_MAX = 3;
-// Int32 slots (stride 16):
-/** Left child index (0 = none). */
-export const I_LEFT = 8;
-/** Right child index (0 = none). */
-export const I_RIGHT = 9;
-/** Parent index (0 = root). */
-const I_PARENT = 10;
-// d_k, k = 1..ALIGN_ORDERS: for the subtree, max over gaps of (gap end -
-// first 2^k-aligned granule in it) equals F_MAX - d_k, and 0 <= d_k < 2^k.
-// d_1..d_8 are bytes (Uint8 slot B_D8 + k, bytes 44..51), d_9..d_11 are
-// 16-bit (Uint16 slot U_D16 + k, bytes 52..57).
-const B_D8 = 43;
-const U_D16 = 17;
-/** Alignment orders (log2 granules) the augmentation answers exactly. */
-export const ALIGN_ORDERS = 11;
-// Uint8 slots (stride 64):
-/** AVL height (leaf = 1, NIL = 0). */
-const B_HEIGHT = 62;
+// Int32 slots (stride 16); "+ side" picks the left (0) or right (1) child.
+/** Left child index (0 = none); the right child is the next slot. */
+export const I_LEFT = 6;
+const I_RIGHT = 7;
+/** Parent index (0 for the root: node 0's left child is the root). */
+const I_PARENT = 8;
+// Largest gap in the child's subtree (-1 for none), saturated at SAT.
+const I_CM = 9;
+// Bytes 44..51 / 52..59 (Int32 slots 11..14): the child's d_k, k = 1..8,
+// at byte B_D + 8 * side + k: max usable length from a 2^k-aligned start
+// over the subtree = its largest gap - d_k, and 0 <= d_k < 2^k. d_9..d_11
+// live in a side array (`ext`), touched only once such alignments occur.
+const B_D = 43;
+const I_D = 11;
+// Child heights (leaf = 1, none = 0).
+const B_H = 60;
 /** One of the KIND_* constants. */
 export const B_KIND = 63;
+
+/**
+ * Saturation of a stored largest gap (granules). A subtree whose largest
+ * gap reaches it is treated as holding any usable length: an overestimate,
+ * which a search may explore and leave (it stays exact), never an
+ * underestimate that would hide a fit.
+ */
+const SAT = 0x7fffffff;
 
 const NODE_BYTES = 64;
 /** Enough for any AVL tree that fits in memory (height <= 1.44 log2 n + 2). */
 const MAX_PATH = 96;
+/** Alignment orders (log2 granules) the augmentation answers exactly. */
+export const ALIGN_ORDERS = 11;
 
 /**
  * AVL tree of busy ranges over a granule-indexed address space, stored in one
- * ArrayBuffer. Node 0 is the NIL sentinel (height 0, max gap -1). Granule
- * numbers are doubles so the whole 2^53 range is exact.
+ * ArrayBuffer. Node 0 is a header: its left child is the root, and its left
+ * summary the root's. Granule numbers are doubles so the whole 2^53 range is
+ * exact.
  */
 export class IovaTree {
   /** Float64 view: node i's fields start at `i << 3`. */
   f: Float64Array;
   /** Int32 view of the same bytes: node i's fields start at `i << 4`. */
   w: Int32Array;
-  /** Uint16 view: node i's fields start at `i << 5`. */
-  h: Uint16Array;
   /** Uint8 view: node i's fields start at `i << 6`. */
   b: Uint8Array;
-  /** Root node index (0 when empty). */
-  root = 0;
+  /** d_9..d_11 of node i's children at `(i << 3) + 4 * side + k - 9`. */
+  #ext: Uint16Array;
   /** Number of nodes in the tree (anchor included). */
   size = 0;
   /** The granule where the lowest gap starts (the aperture start). */
@@ -86,11 +99,15 @@ export class IovaTree {
    * first request that needs more, so workloads of small sizes pay for few.
    */
   #orders = 0;
+  /** Whether the last #sum (or #balance) changed the stored summary. */
+  #changed = false;
+  /** Whether it changed the stored height. */
+  #heightChanged = false;
   #capacity: number;
   #freeHead = 0;
   #nextUnused = 1;
   readonly #stack = new Int32Array(MAX_PATH * 4 + 8);
-  readonly #scratch = new Uint16Array(ALIGN_ORDERS + 1);
+  readonly #vals = new Float64Array(MAX_PATH * 4 + 8);
 
   /**
    * @param base First allocatable granule (gaps are measured from here).
@@ -102,9 +119,16 @@ export class IovaTree {
     const buf = new ArrayBuffer(this.#capacity * NODE_BYTES);
     this.f = new Float64Array(buf);
     this.w = new Int32Array(buf);
-    this.h = new Uint16Array(buf);
     this.b = new Uint8Array(buf);
-    this.f[F_MAX] = -1; // NIL never satisfies a gap search
+    this.#ext = new Uint16Array(this.#capacity * 8);
+    // The empty tree's summary: no gap at all.
+    this.w[I_CM] = -1;
+    this.w[I_CM + 1] = -1;
+  }
+
+  /** Root node index (0 when empty). */
+  get root(): number {
+    return this.w[I_LEFT]!;
   }
 
   /** Node slots currently reserved in memory (for statistics). */
@@ -161,75 +185,140 @@ export class IovaTree {
     new Uint8Array(buf).set(this.b);
     this.f = new Float64Array(buf);
     this.w = new Int32Array(buf);
-    this.h = new Uint16Array(buf);
     this.b = new Uint8Array(buf);
+    const ext = new Uint16Array(cap * 8);
+    ext.set(this.#ext);
+    this.#ext = ext;
     this.#capacity = cap;
   }
 
-  /** Recompute height and the subtree augmentation of node i from its children. */
-  #update(i: number): void {
+  /**
+   * Summarise node i's subtree from i's own line (its gap and its
+   * children's summaries) into slot `side` of node p; sets #changed when the
+   * stored summary differs.
+   */
+  #sum(i: number, p: number, side: number): void {
     const w = this.w;
     const f = this.f;
     const b = this.b;
-    const l = w[(i << 4) + I_LEFT]!;
-    const r = w[(i << 4) + I_RIGHT]!;
-    const hl = b[(l << 6) + B_HEIGHT]!;
-    const hr = b[(r << 6) + B_HEIGHT]!;
-    b[(i << 6) + B_HEIGHT] = (hl > hr ? hl : hr) + 1;
-    const fb = i << 3;
-    const gap = f[fb + F_GAP]!;
-    const ml = f[(l << 3) + F_MAX]!;
-    const mr = f[(r << 3) + F_MAX]!;
-    let m = gap;
+    const ib = i << 6;
+    const iw = i << 4;
+    const pb = p << 6;
+    const pw = p << 4;
+    // Differences are OR-ed into `diff` (no branch per field: which fields
+    // change is unpredictable).
+    const hl = b[ib + B_H]!;
+    const hr = b[ib + B_H + 1]!;
+    const ht = (hl > hr ? hl : hr) + 1;
+    let diff = b[pb + B_H + side]! ^ ht;
+    this.#heightChanged = diff !== 0;
+    b[pb + B_H + side] = ht;
+    const gap = f[(i << 3) + F_GAP]!;
+    // Int32 from here on: a clamped gap and the stored maxima are below 2^31.
+    const g = gap < SAT ? gap | 0 : SAT;
+    const ml = w[iw + I_CM]!;
+    const mr = w[iw + I_CM + 1]!;
+    let m = g;
     if (ml > m) m = ml;
     if (mr > m) m = mr;
-    f[fb + F_MAX] = m;
+    diff |= w[pw + I_CM + side]! ^ m;
+    w[pw + I_CM + side] = m;
     const orders = this.#orders;
-    if (orders === 0) return;
-    // d_k = m - max(own u_k, left maxU_k, right maxU_k)
-    //     = min(m - gap + r_k, m - ml + dl_k, m - mr + dr_k),
-    // where r_k = (-gap start) mod 2^k. The minimum is below 2^k <= 2048,
-    // so clamping each base term at 0xffff changes nothing and keeps the
-    // loop in int32 arithmetic.
-    const a0 = m - gap < 0xffff ? (m - gap) | 0 : 0xffff;
-    const a1 = m - ml < 0xffff ? (m - ml) | 0 : 0xffff;
-    const a2 = m - mr < 0xffff ? (m - mr) | 0 : 0xffff;
-    // Only the low bits of the gap start matter, and `| 0` keeps exactly
-    // those (ToInt32 is modulo 2^32; `%` on doubles would be an x87 fprem).
-    const neg = -(f[fb + F_LO]! - gap) | 0;
-    const small = orders < 8 ? orders : 8;
-    const ib = (i << 6) + B_D8;
-    const lb = (l << 6) + B_D8;
-    const rb = (r << 6) + B_D8;
-    for (let k = 1; k <= small; k++) {
-      let d = a0 + (neg & ((1 << k) - 1));
-      const dl = a1 + b[lb + k]!;
-      const dr = a2 + b[rb + k]!;
-      if (dl < d) d = dl;
-      if (dr < d) d = dr;
-      b[ib + k] = d;
-    }
-    if (orders > 8) {
-      const h = this.h;
-      const ih = (i << 5) + U_D16;
-      const lh = (l << 5) + U_D16;
-      const rh = (r << 5) + U_D16;
-      for (let k = 9; k <= orders; k++) {
-        let d = a0 + (neg & ((1 << k) - 1));
-        const dl = a1 + h[lh + k]!;
-        const dr = a2 + h[rh + k]!;
-        if (dl < d) d = dl;
-        if (dr < d) d = dr;
-        h[ih + k] = d;
+    if (orders !== 0) {
+      if (m === SAT) diff |= this.#sumSaturated(p, side, orders);
+      else {
+        const db = pb + B_D + (side << 3);
+        const small = orders < 8 ? orders : 8;
+        // d_k = m - max(own u_k, left maxU_k, right maxU_k)
+        //     = min(m - g + r_k, m - ml + dl_k, m - mr + dr_k),
+        // where r_k = (-gap start) mod 2^k. The minimum is below 2^k <=
+        // 2048, so clamping each base term at 0xffff changes nothing.
+        const a0 = m - g < 0xffff ? (m - g) | 0 : 0xffff;
+        const a1 = m - ml < 0xffff ? (m - ml) | 0 : 0xffff;
+        const a2 = m - mr < 0xffff ? (m - mr) | 0 : 0xffff;
+        // Only the low bits of the gap start matter, and `| 0` keeps
+        // exactly those (ToInt32 is modulo 2^32; `%` on doubles would be an
+        // x87 fprem).
+        const neg = -(f[(i << 3) + F_LO]! - gap) | 0;
+        const lb = ib + B_D;
+        const rb = ib + B_D + 8;
+        for (let k = 1; k <= small; k++) {
+          let d = a0 + (neg & ((1 << k) - 1));
+          const dl = a1 + b[lb + k]!;
+          const dr = a2 + b[rb + k]!;
+          if (dl < d) d = dl;
+          if (dr < d) d = dr;
+          diff |= b[db + k]! ^ d;
+          b[db + k] = d;
+        }
+        if (orders > 8) {
+          const ext = this.#ext;
+          const le = (i << 3) - 9;
+          const re = (i << 3) + 4 - 9;
+          const pe = (p << 3) + (side << 2) - 9;
+          for (let k = 9; k <= orders; k++) {
+            let d = a0 + (neg & ((1 << k) - 1));
+            const dl = a1 + ext[le + k]!;
+            const dr = a2 + ext[re + k]!;
+            if (dl < d) d = dl;
+            if (dr < d) d = dr;
+            diff |= ext[pe + k]! ^ d;
+            ext[pe + k] = d;
+          }
+        }
       }
+    }
+    this.#changed = diff !== 0;
+  }
+
+  /**
+   * A saturated summary (largest gap >= SAT): every usable length counts as
+   * reachable, so all d_k are 0. Returns non-zero when that changed them.
+   */
+  #sumSaturated(p: number, side: number, orders: number): number {
+    const b = this.b;
+    const db = (p << 6) + B_D + (side << 3);
+    let diff = 0;
+    for (let k = 1; k <= orders && k <= 8; k++) {
+      diff |= b[db + k]!;
+      b[db + k] = 0;
+    }
+    const ext = this.#ext;
+    const pe = (p << 3) + (side << 2) - 9;
+    for (let k = 9; k <= orders; k++) {
+      diff |= ext[pe + k]!;
+      ext[pe + k] = 0;
+    }
+    return diff;
+  }
+
+  /** Copy the child summary in slot ss of node s to slot ds of node d. */
+  #copySlot(s: number, ss: number, d: number, ds: number): void {
+    const w = this.w;
+    const b = this.b;
+    b[(d << 6) + B_H + ds] = b[(s << 6) + B_H + ss]!;
+    w[(d << 4) + I_CM + ds] = w[(s << 4) + I_CM + ss]!;
+    w[(d << 4) + I_D + 2 * ds] = w[(s << 4) + I_D + 2 * ss]!;
+    w[(d << 4) + I_D + 2 * ds + 1] = w[(s << 4) + I_D + 2 * ss + 1]!;
+    if (this.#orders > 8) {
+      const ext = this.#ext;
+      const se = (s << 3) + 4 * ss;
+      const de = (d << 3) + 4 * ds;
+      ext[de] = ext[se]!;
+      ext[de + 1] = ext[se + 1]!;
+      ext[de + 2] = ext[se + 2]!;
     }
   }
 
-  /** Point p's child link that held `old` (or the root) at `neu`. */
-  #relink(p: number, old: number, neu: number): void {
-    if (p === 0) this.root = neu;
-    else if (this.w[(p << 4) + I_LEFT] === old) this.w[(p << 4) + I_LEFT] = neu;
-    else this.w[(p << 4) + I_RIGHT] = neu;
+  /** Point p's child link that held `old` at `neu`; returns its side. */
+  #relink(p: number, old: number, neu: number): number {
+    const w = this.w;
+    if (w[(p << 4) + I_LEFT] === old) {
+      w[(p << 4) + I_LEFT] = neu;
+      return 0;
+    }
+    w[(p << 4) + I_RIGHT] = neu;
+    return 1;
   }
 
   #rotateRight(y: number): number {
@@ -238,13 +327,14 @@ export class IovaTree {
     const p = w[(y << 4) + I_PARENT]!;
     const xr = w[(x << 4) + I_RIGHT]!;
     w[(y << 4) + I_LEFT] = xr;
+    this.#copySlot(x, 1, y, 0);
     if (xr !== 0) w[(xr << 4) + I_PARENT] = y;
     w[(x << 4) + I_RIGHT] = y;
     w[(y << 4) + I_PARENT] = x;
     w[(x << 4) + I_PARENT] = p;
-    this.#relink(p, y, x);
-    this.#update(y);
-    this.#update(x);
+    const side = this.#relink(p, y, x);
+    this.#sum(y, x, 1);
+    this.#sum(x, p, side);
     return x;
   }
 
@@ -254,94 +344,67 @@ export class IovaTree {
     const p = w[(x << 4) + I_PARENT]!;
     const yl = w[(y << 4) + I_LEFT]!;
     w[(x << 4) + I_RIGHT] = yl;
+    this.#copySlot(y, 0, x, 1);
     if (yl !== 0) w[(yl << 4) + I_PARENT] = x;
     w[(y << 4) + I_LEFT] = x;
     w[(x << 4) + I_PARENT] = y;
     w[(y << 4) + I_PARENT] = p;
-    this.#relink(p, x, y);
-    this.#update(x);
-    this.#update(y);
+    const side = this.#relink(p, x, y);
+    this.#sum(x, y, 0);
+    this.#sum(y, p, side);
     return y;
   }
 
-  /** Update node i and restore the AVL balance there; returns the subtree root. */
+  /**
+   * Restore the AVL balance at node i and store its subtree's summary in
+   * its parent (#changed says whether that changed); returns the subtree
+   * root.
+   */
   #balance(i: number): number {
     const w = this.w;
     const b = this.b;
-    const l = w[(i << 4) + I_LEFT]!;
-    const r = w[(i << 4) + I_RIGHT]!;
-    const hl = b[(l << 6) + B_HEIGHT]!;
-    const hr = b[(r << 6) + B_HEIGHT]!;
+    const hl = b[(i << 6) + B_H]!;
+    const hr = b[(i << 6) + B_H + 1]!;
     if (hl > hr + 1) {
-      if (
-        b[(w[(l << 4) + I_LEFT]! << 6) + B_HEIGHT]! <
-          b[(w[(l << 4) + I_RIGHT]! << 6) + B_HEIGHT]!
-      ) {
-        this.#rotateLeft(l);
-      }
+      const l = w[(i << 4) + I_LEFT]!;
+      if (b[(l << 6) + B_H]! < b[(l << 6) + B_H + 1]!) this.#rotateLeft(l);
       return this.#rotateRight(i);
     }
     if (hr > hl + 1) {
-      if (
-        b[(w[(r << 4) + I_RIGHT]! << 6) + B_HEIGHT]! <
-          b[(w[(r << 4) + I_LEFT]! << 6) + B_HEIGHT]!
-      ) {
-        this.#rotateRight(r);
-      }
+      const r = w[(i << 4) + I_RIGHT]!;
+      if (b[(r << 6) + B_H + 1]! < b[(r << 6) + B_H]!) this.#rotateRight(r);
       return this.#rotateLeft(i);
     }
-    this.#update(i);
+    const p = w[(i << 4) + I_PARENT]!;
+    this.#sum(i, p, w[(p << 4) + I_LEFT] === i ? 0 : 1);
     return i;
   }
 
   /**
    * Rebalance and re-summarise from `node` up to the root. Nodes up to and
    * including `last` (an ancestor-or-self of `node` whose subtree holds
-   * every direct change) are always redone; from `last` on, once a
-   * subtree's summary (height, max gap, aligned-gap deltas) comes out
-   * unchanged, no ancestor can change either, so the walk stops: most
-   * frees and allocations touch only a few nodes near the bottom.
+   * every direct change) are always redone; from `last` on, once the
+   * summary a node stores in its parent comes out unchanged, no ancestor
+   * can change either, so the walk stops. Each step reads the node's own
+   * line and writes its parent's, the next step's node.
    *
    * `merged` (0 for none) is a node whose gap grew by swallowing a removed
-   * node and its gap. Above `last`, once a height comes out unchanged, no
+   * node and its gap. From `last` on, once a height comes out unchanged, no
    * rotation can follow and each ancestor's subtree lost only gaps that lie
    * inside the merged one, so its summary is the old one maxed with the
-   * merged gap's: {@linkcode IovaTree.#mergeUp} finishes without reading
-   * the siblings, which at a million ranges are mostly cache misses.
+   * merged gap's: {@linkcode IovaTree.#mergeUp} finishes without
+   * recomputing from the children.
    */
   #fixUp(node: number, last: number, merged: number): void {
     const w = this.w;
-    const f = this.f;
-    const b = this.b;
-    const h = this.h;
-    const orders = this.#orders;
-    const small = orders < 8 ? orders : 8;
-    const old = this.#scratch;
     let armed = false;
     while (node !== 0) {
       const parent = w[(node << 4) + I_PARENT]!;
       if (node === last) armed = true;
-      let oldH = 0;
-      let oldM = 0;
+      this.#balance(node);
       if (armed) {
-        oldH = b[(node << 6) + B_HEIGHT]!;
-        oldM = f[(node << 3) + F_MAX]!;
-        for (let k = 1; k <= small; k++) old[k] = b[(node << 6) + B_D8 + k]!;
-        for (let k = 9; k <= orders; k++) old[k] = h[(node << 5) + U_D16 + k]!;
-      }
-      const sub = this.#balance(node);
-      if (armed && b[(sub << 6) + B_HEIGHT] === oldH) {
-        if (f[(sub << 3) + F_MAX] === oldM) {
-          let same = true;
-          for (let k = 1; k <= small && same; k++) {
-            same = b[(sub << 6) + B_D8 + k] === old[k];
-          }
-          for (let k = 9; k <= orders && same; k++) {
-            same = h[(sub << 5) + U_D16 + k] === old[k];
-          }
-          if (same) return;
-        }
-        if (merged !== 0) {
+        if (!this.#changed) return;
+        if (merged !== 0 && !this.#heightChanged) {
           this.#mergeUp(parent, merged);
           return;
         }
@@ -351,50 +414,58 @@ export class IovaTree {
   }
 
   /**
-   * From node a up: max each summary with node c's gap (see
-   * {@linkcode IovaTree.#fixUp}); stops at the first ancestor it leaves
-   * unchanged. Reads and writes only the ancestors themselves.
+   * From node a up: max the summary each ancestor's parent stores for it
+   * with node c's gap (see {@linkcode IovaTree.#fixUp}); stops at the first
+   * one it leaves unchanged.
    */
   #mergeUp(a: number, c: number): void {
     const w = this.w;
     const f = this.f;
     const b = this.b;
-    const h = this.h;
     const orders = this.#orders;
     const small = orders < 8 ? orders : 8;
-    const g = f[(c << 3) + F_GAP]!;
+    const gap = f[(c << 3) + F_GAP]!;
+    const g = gap < SAT ? gap | 0 : SAT;
     // The merged gap's usable length from its first 2^k-aligned granule is
-    // g - ((-start) mod 2^k); `| 0` keeps the low bits exactly (see #update).
-    const neg = -(f[(c << 3) + F_LO]! - g) | 0;
+    // gap - ((-start) mod 2^k); `| 0` keeps the low bits exactly.
+    const neg = -(f[(c << 3) + F_LO]! - gap) | 0;
     while (a !== 0) {
-      const ab = a << 3;
-      const m = f[ab + F_MAX]!;
+      const p = w[(a << 4) + I_PARENT]!;
+      const side = w[(p << 4) + I_LEFT] === a ? 0 : 1;
+      const pw = (p << 4) + I_CM + side;
+      const m = w[pw]!;
+      if (g === SAT || m === SAT) {
+        // Saturation ends exact maxima: recompute the rest the plain way.
+        this.#fixUp(a, a, 0);
+        return;
+      }
       const m2 = g > m ? g : m;
       let changed = m2 !== m;
-      // d_k = max gap - max usable length; both may grow.
-      const ib = (a << 6) + B_D8;
+      // d_k = largest gap - largest usable length; both may grow.
+      const db = (p << 6) + B_D + (side << 3);
       for (let k = 1; k <= small; k++) {
         const u = g - (neg & ((1 << k) - 1));
-        const was = m - b[ib + k]!;
+        const was = m - b[db + k]!;
         if (u > was) {
-          b[ib + k] = m2 - u;
+          b[db + k] = m2 - u;
           changed = true;
-        } else if (m2 !== m) b[ib + k] = m2 - was;
+        } else if (m2 !== m) b[db + k] = m2 - was;
       }
       if (orders > 8) {
-        const ih = (a << 5) + U_D16;
+        const ext = this.#ext;
+        const pe = (p << 3) + (side << 2) - 9;
         for (let k = 9; k <= orders; k++) {
           const u = g - (neg & ((1 << k) - 1));
-          const was = m - h[ih + k]!;
+          const was = m - ext[pe + k]!;
           if (u > was) {
-            h[ih + k] = m2 - u;
+            ext[pe + k] = m2 - u;
             changed = true;
-          } else if (m2 !== m) h[ih + k] = m2 - was;
+          } else if (m2 !== m) ext[pe + k] = m2 - was;
         }
       }
       if (!changed) return;
-      f[ab + F_MAX] = m2;
-      a = w[(a << 4) + I_PARENT]!;
+      w[pw] = m2;
+      a = p;
     }
   }
 
@@ -415,7 +486,12 @@ export class IovaTree {
       if (r !== 0) stack.push(r);
     }
     // Reverse pre-order visits children before their parent.
-    for (let i = order.length - 1; i >= 0; i--) this.#update(order[i]!);
+    const w = this.w;
+    for (let i = order.length - 1; i >= 0; i--) {
+      const n = order[i]!;
+      const p = w[(n << 4) + I_PARENT]!;
+      this.#sum(n, p, w[(p << 4) + I_LEFT] === n ? 0 : 1);
+    }
   }
 
   /**
@@ -448,7 +524,7 @@ export class IovaTree {
     if (succ !== 0) {
       f[(succ << 3) + F_GAP] = f[(succ << 3) + F_LO]! - f[(i << 3) + F_HI]!;
     }
-    this.#attach(i, parent, succ === parent);
+    this.#attach(i, parent, parent === 0 || succ === parent);
     this.#fixUp(parent, succ !== 0 ? succ : parent, 0);
   }
 
@@ -482,15 +558,26 @@ export class IovaTree {
     this.#fixUp(parent, c, 0);
   }
 
-  /** Make leaf i a child of parent (or the root when parent is 0). */
+  /** Make i a leaf child of parent (node 0's left: the root). */
   #attach(i: number, parent: number, left: boolean): void {
     const w = this.w;
-    w[(i << 4) + I_LEFT] = 0;
-    w[(i << 4) + I_RIGHT] = 0;
-    w[(i << 4) + I_PARENT] = parent;
-    this.#update(i);
-    if (parent === 0) this.root = i;
-    else w[(parent << 4) + (left ? I_LEFT : I_RIGHT)] = i;
+    const b = this.b;
+    const iw = i << 4;
+    w[iw + I_LEFT] = 0;
+    w[iw + I_RIGHT] = 0;
+    w[iw + I_PARENT] = parent;
+    w[iw + I_CM] = -1;
+    w[iw + I_CM + 1] = -1;
+    w[iw + I_D] = 0;
+    w[iw + I_D + 1] = 0;
+    w[iw + I_D + 2] = 0;
+    w[iw + I_D + 3] = 0;
+    b[(i << 6) + B_H] = 0;
+    b[(i << 6) + B_H + 1] = 0;
+    if (this.#orders > 8) this.#ext.fill(0, i << 3, (i << 3) + 8);
+    const side = left ? 0 : 1;
+    w[(parent << 4) + I_LEFT + side] = i;
+    this.#sum(i, parent, side);
     this.size++;
   }
 
@@ -509,7 +596,6 @@ export class IovaTree {
     const l = w[(i << 4) + I_LEFT]!;
     const r = w[(i << 4) + I_RIGHT]!;
     const p = w[(i << 4) + I_PARENT]!;
-    this.size--;
     if (r === 0) {
       // The successor is the nearest ancestor reached from a left child.
       let cur = i;
@@ -519,12 +605,15 @@ export class IovaTree {
         succ = w[(succ << 4) + I_PARENT]!;
       }
       if (succ === 0) throw new Error("IovaTree.remove: no successor");
+      this.size--;
       f[(succ << 3) + F_GAP]! += span;
-      this.#relink(p, i, l);
+      const side = this.#relink(p, i, l);
+      this.#copySlot(i, 0, p, side);
       if (l !== 0) w[(l << 4) + I_PARENT] = p;
       this.#fixUp(p, succ, succ);
       return;
     }
+    this.size--;
     // The successor is the leftmost node of the right subtree: it takes
     // i's place (relinked, never copied: magazines and the index hold node
     // numbers).
@@ -540,16 +629,21 @@ export class IovaTree {
       const yp = w[(y << 4) + I_PARENT]!;
       const yr = w[(y << 4) + I_RIGHT]!;
       w[(yp << 4) + I_LEFT] = yr;
+      this.#copySlot(y, 1, yp, 0);
       if (yr !== 0) w[(yr << 4) + I_PARENT] = yp;
       w[(y << 4) + I_RIGHT] = r;
+      this.#copySlot(i, 1, y, 1);
       w[(r << 4) + I_PARENT] = y;
       start = yp;
     }
     w[(y << 4) + I_LEFT] = l;
+    this.#copySlot(i, 0, y, 0);
     if (l !== 0) w[(l << 4) + I_PARENT] = y;
     w[(y << 4) + I_PARENT] = p;
+    // p's slot keeps i's summary: the old summary of this position, which
+    // the fix-up compares against.
     this.#relink(p, i, y);
-    this.#fixUp(start, p !== 0 ? p : y, y);
+    this.#fixUp(start, y, y);
   }
 
   /**
@@ -574,12 +668,15 @@ export class IovaTree {
     return best;
   }
 
-  /** Largest usable length from a 2^k-aligned start over subtree x. */
-  #maxU(x: number, k: number): number {
-    const m = this.f[(x << 3) + F_MAX]!;
+  /** Largest usable length from a 2^k-aligned start over child `side` of x. */
+  #maxU(x: number, side: number, k: number): number {
+    const m = this.w[(x << 4) + I_CM + side]!;
+    if (m === SAT) return Infinity;
     if (k === 0) return m;
     return m -
-      (k <= 8 ? this.b[(x << 6) + B_D8 + k]! : this.h[(x << 5) + U_D16 + k]!);
+      (k <= 8
+        ? this.b[(x << 6) + B_D + 8 * side + k]!
+        : this.#ext[(x << 3) + 4 * side + k - 9]!);
   }
 
   /**
@@ -625,17 +722,22 @@ export class IovaTree {
     const f = this.f;
     const w = this.w;
     const stack = this.#stack;
+    const vals = this.#vals;
     let sp = 0;
     // Descend by key: nodes at or below the limit are candidates, pushed so
-    // that the rightmost pops first; the first node above the limit has the
-    // one gap that the limit cuts.
+    // that the rightmost pops first (each subtree with the bound its parent
+    // stores); the first node above the limit has the one gap that the
+    // limit cuts.
     let cur = this.root;
     let cut = 0;
     while (cur !== 0) {
       const fb = cur << 3;
       if (f[fb + F_LO]! <= limit) {
-        const l = w[(cur << 4) + I_LEFT]!;
-        if (this.#maxU(l, k) >= size) stack[sp++] = l;
+        const ul = this.#maxU(cur, 0, k);
+        if (ul >= size) {
+          vals[sp] = ul;
+          stack[sp++] = w[(cur << 4) + I_LEFT]!;
+        }
         if (this.#fits(cur, size, align, limit)) stack[sp++] = -cur;
         cur = w[(cur << 4) + I_RIGHT]!;
       } else {
@@ -644,8 +746,9 @@ export class IovaTree {
       }
     }
     if (cut !== 0 && this.#fits(cut, size, align, limit)) return cut;
-    // Exact case (sure === size): every entry holds a fit, the first popped
-    // is the highest, and reaching it is one descent.
+    // Exact case (sure === size): every entry holds a fit (short of
+    // saturated bounds), the first popped is the highest, and reaching it is
+    // one descent.
     let threshold = size;
     let left = probes;
     while (sp > 0) {
@@ -655,13 +758,19 @@ export class IovaTree {
         this.#fits(-e, size, align, limit);
         return -e;
       }
-      if (this.#maxU(e, k) < threshold) continue;
-      const l = w[(e << 4) + I_LEFT]!;
-      const r = w[(e << 4) + I_RIGHT]!;
+      if (vals[sp]! < threshold) continue;
       const before = sp;
-      if (this.#maxU(l, k) >= threshold) stack[sp++] = l;
+      const ul = this.#maxU(e, 0, k);
+      if (ul >= threshold) {
+        vals[sp] = ul;
+        stack[sp++] = w[(e << 4) + I_LEFT]!;
+      }
       if (this.#fits(e, size, align, limit)) stack[sp++] = -e;
-      if (this.#maxU(r, k) >= threshold) stack[sp++] = r;
+      const ur = this.#maxU(e, 1, k);
+      if (ur >= threshold) {
+        vals[sp] = ur;
+        stack[sp++] = w[(e << 4) + I_RIGHT]!;
+      }
       if (sp === before && sure > size && --left < 0 && threshold === size) {
         // This subtree promised a fit and held none (alignment above what
         // the augmentation tracks): stop probing, take a sure gap.
@@ -699,12 +808,25 @@ export class IovaTree {
     let best = 0;
     let cur = this.root;
     while (cur !== 0) {
-      const lm = f[(w[(cur << 4) + I_LEFT]! << 3) + F_MAX]!;
+      const lm = w[(cur << 4) + I_CM]!;
+      if (lm === SAT) return this.#largestGapSlow(topSlack);
       if (lm > best) best = lm;
       const r = w[(cur << 4) + I_RIGHT]!;
       const g = f[(cur << 3) + F_GAP]! - (r === 0 ? topSlack : 0);
       if (g > best) best = g;
       cur = r;
+    }
+    return best;
+  }
+
+  /** {@linkcode IovaTree.largestGap} by visiting every node (saturated sums). */
+  #largestGapSlow(topSlack: number): number {
+    const list = this.nodes();
+    let best = 0;
+    for (let j = 0; j < list.length; j++) {
+      const g = this.f[(list[j]! << 3) + F_GAP]! -
+        (j === list.length - 1 ? topSlack : 0);
+      if (g > best) best = g;
     }
     return best;
   }
@@ -757,37 +879,56 @@ export class IovaTree {
       }
       prevHi = hi;
     }
-    // Recompute every augmented value the slow way.
-    const check = (n: number, parent: number): { h: number; u: number[] } => {
-      if (n === 0) return { h: 0, u: new Array(ALIGN_ORDERS + 1).fill(-1) };
-      if (w[(n << 4) + I_PARENT] !== parent) {
-        problems.push(`node ${n} has a stale parent link`);
-      }
-      const L = check(w[(n << 4) + I_LEFT]!, n);
-      const R = check(w[(n << 4) + I_RIGHT]!, n);
-      const h = Math.max(L.h, R.h) + 1;
-      const lo = f[(n << 3) + F_LO]!;
-      const gap = f[(n << 3) + F_GAP]!;
-      const p = lo - gap;
-      const u: number[] = [];
-      for (let k = 0; k <= ALIGN_ORDERS; k++) {
-        if (k > this.#orders) {
-          u.push(0);
-          continue;
+    // Recompute every summary the slow way and compare it with the copy the
+    // parent stores.
+    const check = (
+      n: number,
+      parent: number,
+      side: number,
+    ): void => {
+      let h = 0;
+      let m = -1;
+      const u: number[] = new Array(ALIGN_ORDERS + 1).fill(-1);
+      if (n !== 0) {
+        if (w[(n << 4) + I_PARENT] !== parent) {
+          problems.push(`node ${n} has a stale parent link`);
         }
-        const own = lo - Math.ceil(p / 2 ** k) * 2 ** k;
-        u.push(Math.max(own, L.u[k]!, R.u[k]!));
-        if (this.#maxU(n, k) !== u[k]) {
+        const l = w[(n << 4) + I_LEFT]!;
+        const r = w[(n << 4) + I_RIGHT]!;
+        check(l, n, 0);
+        check(r, n, 1);
+        const hl = this.b[(n << 6) + B_H]!;
+        const hr = this.b[(n << 6) + B_H + 1]!;
+        h = Math.max(hl, hr) + 1;
+        if (Math.abs(hl - hr) > 1) problems.push(`node ${n} is unbalanced`);
+        const lo = f[(n << 3) + F_LO]!;
+        const gap = f[(n << 3) + F_GAP]!;
+        const p = lo - gap;
+        m = Math.max(gap, exact(l).m, exact(r).m);
+        for (let k = 0; k <= ALIGN_ORDERS; k++) {
+          const own = lo - Math.ceil(p / 2 ** k) * 2 ** k;
+          u[k] = Math.max(own, exact(l).u[k]!, exact(r).u[k]!);
+        }
+      }
+      sums.set(n, { m, u });
+      if (this.b[(parent << 6) + B_H + side] !== h) {
+        problems.push(`node ${n} height is stale`);
+      }
+      const cm = w[(parent << 4) + I_CM + side]!;
+      if (cm !== (m < SAT ? m : SAT)) {
+        problems.push(`node ${n} largest-gap summary is stale`);
+      }
+      for (let k = 1; k <= this.#orders; k++) {
+        const want = m >= SAT ? Infinity : u[k];
+        if (this.#maxU(parent, side, k) !== want) {
           problems.push(`node ${n} aligned-gap summary ${k} is stale`);
         }
       }
-      if (this.b[(n << 6) + B_HEIGHT] !== h) {
-        problems.push(`node ${n} height is stale`);
-      }
-      if (Math.abs(L.h - R.h) > 1) problems.push(`node ${n} is unbalanced`);
-      return { h, u };
     };
-    check(this.root, 0);
+    const sums = new Map<number, { m: number; u: number[] }>();
+    const none = { m: -1, u: new Array(ALIGN_ORDERS + 1).fill(-1) };
+    const exact = (n: number) => (n === 0 ? none : sums.get(n)!);
+    check(this.root, 0, 0);
     return problems;
   }
 }
