@@ -8,7 +8,7 @@
  * answers it with one direct-mapped probe, and the cache stays exactly
  * what the `Tlb` alone would be:
  *
- * - The table holds copies of entries lookups hit (context, page number,
+ * - The table holds copies of entries lookups hit (context, page bounds,
  *   table address), stamped with a generation. Every operation that could
  *   change an entry (insert, the invalidations) starts a new generation,
  *   so a copy of the current generation is an entry still in the cache,
@@ -64,7 +64,7 @@ export const S_MASK = 2;
 /** State slot: hit-table hits (lookups and hits the `Tlb` did not count). */
 export const S_HITS = 3;
 /**
- * State slot: the index in the hit table (4 numbers per slot) of the copy
+ * State slot: the index in the hit table (8 numbers per slot) of the copy
  * that answered the last probe, -1 when a `Tlb` lookup did (the getters
  * then ask the `Tlb`).
  */
@@ -72,13 +72,11 @@ export const S_LAST = 4;
 
 /** A walk cache (see the module documentation). */
 export class WalkCache extends Tlb {
-  // Per slot, four numbers side by side: page number, context,
-  // generation, table address. Slot: (page number ^ context) & mask.
+  // Per slot, eight numbers side by side: page base and end, context,
+  // generation, table address, then (for the last* getters) permission
+  // bits and page size. Slot: (low 32 bits of the page number ^ context)
+  // & mask.
   #hit: Float64Array;
-  // Per slot: the copied entry's permission bits and page size (for the
-  // last* getters only).
-  #hitPerm: Int32Array;
-  #hitSize: Float64Array;
   // The walker's fast path reads and updates these too (see `S_*`).
   #s: Float64Array = new Float64Array(5);
   // The only page size inserted so far: 0 none, -1 several.
@@ -101,9 +99,7 @@ export class WalkCache extends Tlb {
     s[S_INV] = NaN;
     s[S_MASK] = slots - 1;
     s[S_LAST] = -1;
-    this.#hit = new Float64Array(slots * 4);
-    this.#hitPerm = new Int32Array(slots);
-    this.#hitSize = new Float64Array(slots);
+    this.#hit = new Float64Array(slots * 8);
   }
 
   /**
@@ -119,18 +115,17 @@ export class WalkCache extends Tlb {
   probe(ctx: number, iova: number): number {
     if (typeof iova === "number" && typeof ctx === "number") {
       const s = this.#s;
-      const vpn = Math.floor(iova * s[S_INV]!);
-      const j = ((vpn ^ ctx) & s[S_MASK]!) << 2;
+      const j = ((((iova * s[S_INV]!) >>> 0) ^ ctx) & s[S_MASK]!) << 3;
       const h = this.#hit;
-      // A non-integer IOVA could share a page number with a valid one:
-      // refused (the lookup then throws).
+      // A non-integer IOVA inside a copied page is refused (the lookup
+      // then throws).
       if (
-        h[j] === vpn && h[j + 1] === ctx && h[j + 2] === s[S_GEN] &&
-        Math.floor(iova) === iova
+        iova >= h[j]! && iova < h[j + 1]! && h[j + 2] === ctx &&
+        h[j + 3] === s[S_GEN] && Math.floor(iova) === iova
       ) {
         s[S_HITS]!++;
         s[S_LAST] = j;
-        return h[j + 3]!;
+        return h[j + 4]!;
       }
     }
     return this.probeTlb(ctx, iova);
@@ -155,21 +150,25 @@ export class WalkCache extends Tlb {
     const table = super.lastPaBase;
     const size = super.lastPageSize;
     if (this.#single) s[S_INV] = 1 / size;
-    const vpn = Math.floor(iova * s[S_INV]!);
-    const j = ((vpn ^ ctx) & s[S_MASK]!) << 2;
+    // The slot from the page number's low 32 bits (the same for every
+    // address in the page); the copy keeps the page's exact bounds.
+    const j = ((((iova * s[S_INV]!) >>> 0) ^ ctx) & s[S_MASK]!) << 3;
+    const base = iova - (pa - table);
     const h = this.#hit;
-    h[j] = vpn;
-    h[j + 1] = ctx;
-    h[j + 2] = s[S_GEN]!;
-    h[j + 3] = table;
-    this.#hitPerm[j >> 2] = super.lastPerm;
-    this.#hitSize[j >> 2] = size;
+    h[j] = base;
+    h[j + 1] = base + size;
+    h[j + 2] = ctx;
+    h[j + 3] = s[S_GEN]!;
+    h[j + 4] = table;
+    h[j + 5] = super.lastPerm;
+    h[j + 6] = size;
     return table;
   }
 
   /**
-   * The hit table (four numbers per slot: page number, context,
-   * generation, table address), for the walker's fast path.
+   * The hit table (eight numbers per slot: page base, page end, context,
+   * generation, table address, permission bits, page size, unused), for
+   * the walker's fast path.
    *
    * @returns The live array.
    */
@@ -190,19 +189,19 @@ export class WalkCache extends Tlb {
   /** Page size of the entry the last lookup or probe hit; 0 after a miss. */
   override get lastPageSize(): number {
     const last = this.#s[S_LAST]!;
-    return last < 0 ? super.lastPageSize : this.#hitSize[last >> 2]!;
+    return last < 0 ? super.lastPageSize : this.#hit[last + 6]!;
   }
 
   /** Permission bits of the entry the last lookup or probe hit; 0 after a miss. */
   override get lastPerm(): number {
     const last = this.#s[S_LAST]!;
-    return last < 0 ? super.lastPerm : this.#hitPerm[last >> 2]!;
+    return last < 0 ? super.lastPerm : this.#hit[last + 5]!;
   }
 
   /** Table address of the entry the last lookup or probe hit; -1 after a miss. */
   override get lastPaBase(): number {
     const last = this.#s[S_LAST]!;
-    return last < 0 ? super.lastPaBase : this.#hit[last + 3]!;
+    return last < 0 ? super.lastPaBase : this.#hit[last + 4]!;
   }
 
   /** As `Tlb.lookup` (the hit table stays valid unless only one hit may be). */

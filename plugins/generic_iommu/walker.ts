@@ -56,7 +56,8 @@ export class Walker {
   #memBase: number;
   #memEnd: number;
   #stage: LpaeStage;
-  #anyCache: boolean;
+  // 1 when any walk cache can hold entries (a number: cheaper to test).
+  #anyCache: number;
   // The caches with their probe (the same objects as `caches`).
   #wc: readonly WalkCache[];
   // The level-2 cache, and whether it can hold anything (the fast path
@@ -95,6 +96,7 @@ export class Walker {
   #root: Float64Array = new Float64Array(1);
   #rootPa = -1;
   #rootWords: Uint32Array | null = null;
+  #rootOff = 0;
 
   /**
    * Build it (see the class documentation).
@@ -118,12 +120,12 @@ export class Walker {
     );
     this.caches = caches;
     this.#wc = caches;
-    this.#anyCache = caches.some((c) => c.capacity !== 0);
+    this.#anyCache = caches.some((c) => c.capacity !== 0) ? 1 : 0;
     this.#c2 = caches[2]!;
     this.#probe2 = caches[2]!.capacity !== 0 ? 1 : 0;
     this.#h2 = caches[2]!.hits();
     this.#s2 = caches[2]!.state();
-    const slots = this.#h2.length >> 2;
+    const slots = this.#h2.length >> 3;
     this.#hvTable = new Float64Array(slots).fill(-1);
     this.#hvWords = new Array<Uint32Array>(slots).fill(new Uint32Array(0));
     this.#hvOff = new Int32Array(slots);
@@ -193,21 +195,20 @@ export class Walker {
       typeof ctx === "number"
     ) {
       const s = this.#s2;
-      const vpn = Math.floor(iova * s[1]!);
-      const j = ((vpn ^ ctx) & s[2]!) << 2;
+      const j = ((((iova * s[1]!) >>> 0) ^ ctx) & s[2]!) << 3;
       const h = this.#h2;
       if (
-        h[j] === vpn && h[j + 1] === ctx && h[j + 2] === s[0] &&
-        Math.floor(iova) === iova
+        iova >= h[j]! && iova < h[j + 1]! && h[j + 2] === ctx &&
+        h[j + 3] === s[0] && Math.floor(iova) === iova
       ) {
         s[3]!++;
         s[4] = j;
         // The level-3 table's view and first word, kept per hit-table
         // slot: found without the table address (the loads overlap).
-        const i = j >> 2;
+        const i = j >> 3;
         const words = this.#hvWords[i]!;
         const at = this.#hvOff[i]! + (((iova >>> 12) & 511) << 1);
-        if (this.#hvTable[i] === h[j + 3]) {
+        if (this.#hvTable[i] === h[j + 4]) {
           this.reads[3]!++;
           return this.#page(
             ctx,
@@ -218,7 +219,7 @@ export class Walker {
             fill,
           );
         }
-        return this.#hitTable(ctx, i, h[j + 3]!, iova, outEnd, fill);
+        return this.#hitTable(ctx, i, h[j + 4]!, iova, outEnd, fill);
       }
       const table = this.#c2.probeTlb(ctx, iova);
       if (table < 0) {
@@ -245,6 +246,22 @@ export class Walker {
       const words = this.#chunkView[slot]!;
       this.reads[3]!++;
       return this.#page(ctx, words[at]!, words[at + 1]!, iova, outEnd, fill);
+    }
+    // No walk cache: straight to the tables when the root is the last
+    // walk's (its view known) and the descriptor memos hold for `outEnd`.
+    if (
+      this.#anyCache === 0 && roots[index] === this.#rootPa &&
+      outEnd === this.#memoEnd && this.#rootWords !== null
+    ) {
+      return this.#walkTables(
+        ctx,
+        startLevel,
+        this.#rootWords,
+        this.#rootOff,
+        iova,
+        outEnd,
+        fill,
+      );
     }
     return this.#walkGeneral(
       ctx,
@@ -357,7 +374,7 @@ export class Walker {
     let table = roots[index]!;
     let words: Uint32Array | null = null;
     let cached = false;
-    if (this.#anyCache) {
+    if (this.#anyCache === 1) {
       const caches = this.#wc;
       for (let l = top; l >= startLevel; l--) {
         const c = caches[l]!;
@@ -426,7 +443,7 @@ export class Walker {
           return this.#off(code, ctx, 0, lo, hi, iova, outEnd, fill);
         }
       }
-      if (this.#anyCache) this.#cacheTable(ctx, 0, iova, lo, hi);
+      if (this.#anyCache === 1) this.#cacheTable(ctx, 0, iova, lo, hi);
       words = this.#memoWords[0]!;
       woff = memoOff[0]!;
       level = 1;
@@ -445,7 +462,7 @@ export class Walker {
           return this.#off(code, ctx, 1, lo, hi, iova, outEnd, fill);
         }
       }
-      if (this.#anyCache) this.#cacheTable(ctx, 1, iova, lo, hi);
+      if (this.#anyCache === 1) this.#cacheTable(ctx, 1, iova, lo, hi);
       words = this.#memoWords[1]!;
       woff = memoOff[1]!;
       level = 2;
@@ -462,7 +479,7 @@ export class Walker {
           return this.#off(code, ctx, 2, lo, hi, iova, outEnd, fill);
         }
       }
-      if (this.#anyCache) this.#cacheTable(ctx, 2, iova, lo, hi);
+      if (this.#anyCache === 1) this.#cacheTable(ctx, 2, iova, lo, hi);
       words = this.#memoWords[2]!;
       woff = memoOff[2]!;
     }
@@ -624,7 +641,7 @@ export class Walker {
         this.faultAddress = addr;
         return EVT_F_ADDR_SIZE;
       }
-      if (this.#anyCache) this.#cacheAt(ctx, level, iova, addr);
+      if (this.#anyCache === 1) this.#cacheAt(ctx, level, iova, addr);
       table = addr;
     }
   }
@@ -658,6 +675,7 @@ export class Walker {
     const words = this.#tableWords(table);
     this.#rootPa = table;
     this.#rootWords = words;
+    this.#rootOff = ((table >>> 0) & 0xf000) >>> 2;
     return words;
   }
 
