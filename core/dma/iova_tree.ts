@@ -99,6 +99,8 @@ export class IovaTree {
    * first request that needs more, so workloads of small sizes pay for few.
    */
   #orders = 0;
+  /** The node with the highest key (the allocator's anchor). */
+  #rightmost = 0;
   /** Whether the last #sum (or #balance) changed the stored summary. */
   #changed = false;
   /** Whether it changed the stored height. */
@@ -524,6 +526,7 @@ export class IovaTree {
     if (succ !== 0) {
       f[(succ << 3) + F_GAP] = f[(succ << 3) + F_LO]! - f[(i << 3) + F_HI]!;
     }
+    if (succ === 0) this.#rightmost = i;
     this.#attach(i, parent, parent === 0 || succ === parent);
     this.#fixUp(parent, succ !== 0 ? succ : parent, 0);
   }
@@ -727,8 +730,17 @@ export class IovaTree {
     // Descend by key: nodes at or below the limit are candidates, pushed so
     // that the rightmost pops first (each subtree with the bound its parent
     // stores); the first node above the limit has the one gap that the
-    // limit cuts.
+    // limit cuts. When the limit is above every node, that descent is the
+    // right spine, whose entries would pop bottom-up: they are instead
+    // pushed lazily, one spine node at a time from the rightmost up, when
+    // the stack runs dry (same order, but an allocation near the top never
+    // walks the whole spine).
+    let spine = 0;
     let cur = this.root;
+    if (limit >= f[(this.#rightmost << 3) + F_LO]!) {
+      spine = this.#rightmost;
+      cur = 0;
+    }
     let cut = 0;
     while (cur !== 0) {
       const fb = cur << 3;
@@ -751,7 +763,18 @@ export class IovaTree {
     // one descent.
     let threshold = size;
     let left = probes;
-    while (sp > 0) {
+    for (;;) {
+      if (sp === 0) {
+        if (spine === 0) break;
+        const ul = this.#maxU(spine, 0, k);
+        if (ul >= size) {
+          vals[sp] = ul;
+          stack[sp++] = w[(spine << 4) + I_LEFT]!;
+        }
+        if (this.#fits(spine, size, align, limit)) stack[sp++] = -spine;
+        spine = w[(spine << 4) + I_PARENT]!;
+        continue;
+      }
       const e = stack[--sp]!;
       if (e < 0) {
         // Node entries were pushed only when they fit; recompute foundAddr.
