@@ -116,11 +116,6 @@ const E_SIZE = 1;
 const E_CTX = 2;
 const E_PA = 3;
 
-/** `#lastSlot` after a miss. */
-const NO_HIT = -1;
-/** `#lastSlot` once the entry last hit has changed: read the snapshot. */
-const SNAPSHOT = -2;
-
 /**
  * A set-associative IOTLB with LRU, round-robin or seeded-random replacement.
  *
@@ -171,6 +166,10 @@ export class Tlb {
   #perm: Int32Array;
   #shift: Uint8Array;
   #stamp: Float64Array;
+  // Where `lookup` stamps a hit: `#stamp` under LRU, else an empty array
+  // (the store is dropped: only LRU reads stamps of hits). No test of the
+  // policy in the hit path.
+  #hitStamp: Float64Array;
   #policy: number; // 0 lru, 1 round-robin, 2 random: a number is cheaper to switch on
   #rng: number;
   // Ticks once per hit and once per fill (new entry or refresh), for
@@ -208,7 +207,8 @@ export class Tlb {
   // Page sizes present, in probe order, with their reciprocals (exact for
   // powers of two) so the page number is a multiply rather than a divide.
   #sizeCount: Float64Array = new Float64Array(SIZE_SLOTS);
-  #sizes: Float64Array = new Float64Array(SIZE_SLOTS);
+  // NaN in slot 0 until a size is present: `lookup` probes it unguarded.
+  #sizes: Float64Array = new Float64Array(SIZE_SLOTS).fill(NaN);
   #invs: Float64Array = new Float64Array(SIZE_SLOTS);
   #nsizes = 0;
 
@@ -218,14 +218,13 @@ export class Tlb {
   #probeSize = -1;
   #probeInv = 0;
 
-  // The slot the last lookup hit (-1 after a miss). The last* getters read
-  // the entry through it, so a hit stores one number instead of three; a
-  // change to that slot first copies the entry into the snapshot below and
-  // sets the slot to SNAPSHOT, so the getters keep reporting what was hit.
-  #lastSlot = -1;
-  #snapPageSize = 0;
-  #snapPerm = 0;
-  #snapPaBase = -1;
+  // The slot the last lookup hit, read by the last* getters (a hit stores
+  // one number instead of four). Two slots past the sets, never probed:
+  // `capacity` keeps a copy of an entry hit that has changed since (a
+  // change to the slot last hit first copies it there, so the getters keep
+  // reporting what was hit), and `capacity + 1` says "no entry" (base -1,
+  // size 0, PA -1, perm 0) for a miss. So the getters need no test.
+  #lastSlot: number;
 
   // Lookups are hits + misses, and hits are the clock's ticks since the
   // last reset that were not fills: a hit bumps no counter of its own.
@@ -298,10 +297,15 @@ export class Tlb {
     this.#policy = policy;
     this.#setMask = sets > 0 ? sets - 1 : 0;
     this.#setSpan = ways * SLOT;
-    this.#e = new Float64Array(capacity * SLOT);
-    this.#perm = new Int32Array(capacity);
+    this.#e = new Float64Array((capacity + 2) * SLOT);
+    this.#perm = new Int32Array(capacity + 2);
+    // The "no entry" slot (see `#lastSlot`).
+    this.#e[(capacity + 1) * SLOT] = -1;
+    this.#e[(capacity + 1) * SLOT + E_PA] = -1;
+    this.#lastSlot = capacity + 1;
     this.#shift = new Uint8Array(capacity);
     this.#stamp = new Float64Array(capacity);
+    this.#hitStamp = policy === 0 ? this.#stamp : new Float64Array(0);
     // Empty when nothing can be cached, so `insert` never takes a set
     // for full (and `#insert` ignores the fill).
     this.#used = new Int32Array(capacity === 0 ? 0 : sets);
@@ -317,16 +321,12 @@ export class Tlb {
 
   /** Page size in bytes of the entry the last lookup hit; 0 after a miss. */
   get lastPageSize(): number {
-    const slot = this.#lastSlot;
-    if (slot >= 0) return this.#e[slot * SLOT + E_SIZE]!;
-    return slot === NO_HIT ? 0 : this.#snapPageSize;
+    return this.#e[this.#lastSlot * 4 + 1]!;
   }
 
   /** Permission bits of the entry the last lookup hit; 0 after a miss. */
   get lastPerm(): number {
-    const slot = this.#lastSlot;
-    if (slot >= 0) return this.#perm[slot]!;
-    return slot === NO_HIT ? 0 : this.#snapPerm;
+    return this.#perm[this.#lastSlot]!;
   }
 
   /**
@@ -335,9 +335,29 @@ export class Tlb {
    * -1 after a miss.
    */
   get lastPaBase(): number {
+    return this.#e[this.#lastSlot * 4 + 3]!;
+  }
+
+  /**
+   * One past the last input address (bytes) of the entry the last lookup
+   * hit, its page base plus its page size, when that entry's permission
+   * bits include every bit of `need`; -1 when they do not, or after a
+   * miss. `lastPageEndIf(access) - iova` is the span from a translated
+   * address to the end of its page: a hardware model's hit path makes one
+   * call instead of reading {@linkcode Tlb.lastPerm},
+   * {@linkcode Tlb.lastPageSize} and {@linkcode Tlb.lastPaBase}.
+   *
+   * @param need Permission bits the entry must have (0: none); a value
+   * that is not an integer from 0 to 0x7fffffff matches no entry.
+   * @returns The page end in bytes, or -1.
+   */
+  lastPageEndIf(need: number): number {
     const slot = this.#lastSlot;
-    if (slot >= 0) return this.#e[slot * SLOT + E_PA]!;
-    return slot === NO_HIT ? -1 : this.#snapPaBase;
+    const e = this.#e;
+    // After a miss: base -1 plus size 0.
+    return (this.#perm[slot]! & need) === need
+      ? e[slot * 4]! + e[slot * 4 + 1]!
+      : -1;
   }
 
   /**
@@ -371,16 +391,14 @@ export class Tlb {
       // int32 arithmetic (imul, |0): no overflow checks in the probe.
       let j = imul(set, span);
       const end = (j + span) | 0;
-      // Literal offsets into a slot (see `#e`) and literal -1 (NO_HIT):
-      // named constants would cost the bytecode that keeps this method
-      // small enough to inline.
+      // Literal offsets into a slot (see `#e`): named constants would cost
+      // the bytecode that keeps this method small enough to inline.
       for (; j < end; j = (j + 4) | 0) {
         if (e[j] === base && e[j + 1] === size && e[j + 2] === context) {
           if (k !== 0) this.#toFront(k);
-          // The tick counts the hit; only LRU reads the stamps.
-          const t = ++this.#clock;
           const slot = j >> 2;
-          if (this.#policy === 0) this.#stamp[slot] = t;
+          // The tick counts the hit (see `#hitStamp`).
+          this.#hitStamp[slot] = ++this.#clock;
           this.#lastSlot = slot;
           return e[j + 3]! + (iova - base);
         }
@@ -389,12 +407,52 @@ export class Tlb {
     // A miss: count it, and remember the key, with the size, page base and
     // set probed last, for the insert that follows.
     this.#misses++;
-    this.#lastSlot = -1;
+    this.#lastSlot = this.capacity + 1;
     this.#missIova = iova;
     this.#missCtx = context;
     this.#missSize = size;
     this.#missBase = base;
     this.#missSet = set;
+    return -1;
+  }
+
+  /**
+   * The hit half of {@linkcode Tlb.lookup}, for a hardware model's hot
+   * path: probes only the page size that hit last. When that finds the
+   * entry, this is exactly `lookup` (the hit counted, the entry made most
+   * recently used, the `last*` getters set); otherwise it returns -1 and
+   * changes and counts nothing, and the caller then calls `lookup` (which
+   * probes every size and counts the lookup). Small enough to inline where
+   * `lookup` is not.
+   *
+   * @param context The context (non-negative safe integer).
+   * @param iova The input address in bytes.
+   * @returns The physical address in bytes, or -1 when that size does not
+   * hold it.
+   * @throws {IommuError} `EINVAL` when `context` or `iova` is not a
+   * non-negative safe integer (nothing is counted).
+   */
+  lookupHit(context: number, iova: number): number {
+    if (!(isSafe(iova) && iova >= 0 && isSafe(context) && context >= 0)) {
+      throwBadKey(context, iova);
+    }
+    // With no size present, `#sizes[0]` is NaN or a size no slot holds:
+    // nothing matches.
+    const size = this.#sizes[0]!;
+    const vpn = floor(iova * this.#invs[0]!);
+    const base = vpn * size;
+    const e = this.#e;
+    const span = this.#setSpan;
+    let j = imul((vpn ^ context) & this.#setMask, span);
+    const end = (j + span) | 0;
+    for (; j < end; j = (j + 4) | 0) {
+      if (e[j] === base && e[j + 1] === size && e[j + 2] === context) {
+        const slot = j >> 2;
+        this.#hitStamp[slot] = ++this.#clock;
+        this.#lastSlot = slot;
+        return e[j + 3]! + (iova - base);
+      }
+    }
     return -1;
   }
 
@@ -426,7 +484,7 @@ export class Tlb {
     const slot = this.#find(context, iova, pageSize, this.#probeInv);
     if (slot < 0) {
       this.#misses++;
-      this.#lastSlot = NO_HIT;
+      this.#lastSlot = this.capacity + 1;
       return -1;
     }
     this.#stamp[slot] = ++this.#clock; // counts the hit
@@ -652,9 +710,9 @@ export class Tlb {
    * @returns The number of entries removed.
    */
   invalidateAll(): number {
-    if (this.#lastSlot >= 0) this.#snapshot();
+    if (this.#lastSlot < this.capacity) this.#snapshot();
     const removed = this.#live;
-    this.#e.fill(0);
+    this.#e.fill(0, 0, this.capacity * SLOT); // not the two extra slots
     this.#shift.fill(0);
     this.#sizeCount.fill(0);
     this.#used.fill(0);
@@ -914,11 +972,15 @@ export class Tlb {
 
   /** Keep what the last lookup hit before its slot changes (see #lastSlot). */
   #snapshot(): void {
-    const slot = this.#lastSlot;
-    this.#snapPageSize = this.#e[slot * SLOT + E_SIZE]!;
-    this.#snapPerm = this.#perm[slot]!;
-    this.#snapPaBase = this.#e[slot * SLOT + E_PA]!;
-    this.#lastSlot = SNAPSHOT;
+    const e = this.#e;
+    const from = this.#lastSlot * SLOT;
+    const to = this.capacity * SLOT;
+    e[to] = e[from]!;
+    e[to + E_SIZE] = e[from + E_SIZE]!;
+    e[to + E_CTX] = e[from + E_CTX]!;
+    e[to + E_PA] = e[from + E_PA]!;
+    this.#perm[this.capacity] = this.#perm[this.#lastSlot]!;
+    this.#lastSlot = this.capacity;
   }
 
   /** Invalidate one valid slot and keep the page-size list in step. */

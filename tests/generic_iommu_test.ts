@@ -841,6 +841,55 @@ Deno.test("micro TLB: 32 direct-mapped entries per stream by default", async (t)
       assertEquals(micro(hw), [0, 0, 3]);
     }
   });
+  await t.step(
+    "without micro TLBs: IOTLB hits, refusals and other sizes",
+    () => {
+      const { hw, d, faults } = setup({ microTlb: false });
+      const iotlb = () => {
+        const c = hw.counters();
+        return [c["iotlb.lookups"], c["iotlb.misses"], c["walks"]];
+      };
+      d.map(0x10_0000, 0x40_0000, 2 * 4096, IOMMU_READ);
+      d.map(MIB2, 0x60_0000, MIB2, RW);
+      // A walk, then hits in the size hit last (4 KiB).
+      assertEquals(hw.translate(1, 0x10_0010, ACCESS_READ), 0x40_0010);
+      assertEquals(hw.translate(1, 0x10_1020, ACCESS_READ), 0x40_1020);
+      assertEquals(hw.translate(1, 0x10_0fff, ACCESS_READ), 0x40_0fff);
+      assertEquals(hw.lastSpan, 1);
+      assertEquals(iotlb(), [3, 2, 2]);
+      // A hit that refuses the access: one lookup, a permission fault.
+      assertEquals(hw.translate(1, 0x10_0010, ACCESS_WRITE), -1);
+      assertEquals(faults.at(-1)?.reason, "permission");
+      assertEquals(iotlb(), [4, 2, 2]);
+      // A 2 MiB leaf: a walk, then a hit in another size than the last one
+      // hit (the full lookup), then hits in it.
+      assertEquals(hw.translate(1, MIB2 + 8, ACCESS_WRITE), 0x60_0008);
+      assertEquals(hw.translate(1, 0x10_0020, ACCESS_READ), 0x40_0020);
+      assertEquals(hw.translate(1, MIB2 + 0x1_2345, ACCESS_READ), 0x61_2345);
+      assertEquals(hw.lastSpan, MIB2 - 0x1_2345);
+      assertEquals(hw.translate(1, MIB2 + 0x2_0000, ACCESS_WRITE), 0x62_0000);
+      assertEquals(iotlb(), [8, 3, 3]);
+      assertEquals(hw.streamCounters(1).translations, 8);
+      assertEquals(micro(hw), [0, 0, 8]);
+      // An entry put into the IOTLB directly, larger than any leaf: its own
+      // span and PA, and its permission bits.
+      const ctx = hw.iotlb.entries()[0]!.context;
+      hw.iotlb.insert(ctx, 2 ** 34, 2 ** 33, 0x1_0000_0000, ACCESS_READ);
+      // First through the full lookup, then as the size hit last.
+      assertEquals(
+        hw.translate(1, 2 ** 34 + 0x5008, ACCESS_READ),
+        0x1_0000_5008,
+      );
+      assertEquals(hw.lastSpan, 2 ** 33 - 0x5008);
+      assertEquals(
+        hw.translate(1, 2 ** 34 + 0x9008, ACCESS_READ),
+        0x1_0000_9008,
+      );
+      assertEquals(hw.lastSpan, 2 ** 33 - 0x9008);
+      assertEquals(hw.translate(1, 2 ** 34 + 0x5008, ACCESS_WRITE), -1);
+      assertEquals(faults.at(-1)?.reason, "permission");
+    },
+  );
   await t.step("a 2 MiB leaf fills every entry: any page in it hits", () => {
     const { hw, d } = setup();
     d.map(MIB2, 0x60_0000, MIB2, IOMMU_READ);

@@ -166,6 +166,90 @@ Deno.test("Tlb last-hit description survives later changes to that entry", async
   });
 });
 
+Deno.test("Tlb lookupHit: a hit in the size hit last, else nothing at all", async (t) => {
+  await t.step("a hit is exactly a lookup hit", () => {
+    const a = new Tlb({ sets: 4, ways: 2, replacement: "lru" });
+    const b = new Tlb({ sets: 4, ways: 2, replacement: "lru" });
+    // Pages 5, 9 and 13 of context 1 share set 0.
+    for (const tlb of [a, b]) {
+      tlb.insert(1, 0x5000, K4, 0x8000_0000, 3);
+      tlb.insert(1, 0x9000, K4, 0x8000_1000, 1);
+    }
+    assertEquals(a.lookupHit(1, 0x5123), 0x8000_0123);
+    assertEquals(b.lookup(1, 0x5123), 0x8000_0123);
+    assertEquals(a.counters(), b.counters());
+    assertEquals(a.counters().hits, 1);
+    assertEquals(
+      [a.lastPageSize, a.lastPerm, a.lastPaBase],
+      [K4, 3, 0x8000_0000],
+    );
+    // The hit made 0x5000 most recently used in both: a third page of the
+    // set evicts 0x9000 from each.
+    for (const tlb of [a, b]) tlb.insert(1, 0xd000, K4, 0x9000, 0);
+    assertEquals(bases(a), [0x5000, 0xd000]);
+    assertEquals(a.entries(), b.entries());
+  });
+  await t.step("otherwise -1, nothing counted or changed", () => {
+    const tlb = new Tlb({ sets: 4, ways: 2 });
+    assertEquals(tlb.lookupHit(1, 0x5000), -1); // empty (no size yet)
+    tlb.insert(1, 0x5000, K4, 0x8000_0000, 3);
+    tlb.lookup(1, 0x5000);
+    const before = tlb.counters();
+    assertEquals(tlb.lookupHit(1, 0x6000), -1); // not cached
+    assertEquals(tlb.lookupHit(2, 0x5000), -1); // other context
+    assertEquals(tlb.counters(), before);
+    // What the last lookup hit is still reported.
+    assertEquals(tlb.lastPaBase, 0x8000_0000);
+    assertEquals(tlb.lastPageEndIf(0), 0x6000);
+  });
+  await t.step("only the size hit last is probed", () => {
+    const tlb = new Tlb({ sets: 4, ways: 2 });
+    tlb.insert(1, 0x5000, K4, 0x8000_0000, 3);
+    tlb.insert(1, 0x20_0000, M2, 0x4000_0000, 1);
+    assertEquals(tlb.lookup(1, 0x5000), 0x8000_0000); // 4 KiB first now
+    assertEquals(tlb.lookupHit(1, 0x20_1000), -1); // a 2 MiB entry
+    assertEquals(tlb.lookup(1, 0x20_1000), 0x4000_1000); // 2 MiB first now
+    assertEquals(tlb.lookupHit(1, 0x20_2000), 0x4000_2000);
+    assertEquals(tlb.lookupHit(1, 0x5000), -1);
+    assertEquals(tlb.counters().hits, 3);
+  });
+  await t.step("after every entry of that size went", () => {
+    const tlb = new Tlb({ sets: 1, ways: 1 });
+    tlb.insert(0, 0, K4, 0x8000_0000, 3);
+    tlb.lookup(0, 0);
+    tlb.invalidateAll();
+    // Slot 0 is invalid (size 0) with key (0, 0): nothing matches.
+    assertEquals(tlb.lookupHit(0, 0), -1);
+    assertEquals(new Tlb({ sets: 1, ways: 1 }).lookupHit(0, 0), -1);
+    assertEquals(new Tlb({ sets: 0, ways: 0 }).lookupHit(0, 0), -1);
+  });
+});
+
+Deno.test("Tlb lastPageEndIf: the page end when the entry grants every bit asked", () => {
+  const tlb = new Tlb({ sets: 4, ways: 2 });
+  assertEquals(tlb.lastPageEndIf(0), -1); // nothing hit yet
+  tlb.insert(1, 0x20_0000, M2, 0x4000_0000, 1);
+  tlb.insert(1, 2 ** 40, K4, 0x8000_0000, 3);
+  assertEquals(tlb.lookup(1, 0x21_2345), 0x4001_2345);
+  assertEquals(tlb.lastPageEndIf(0), 0x40_0000);
+  assertEquals(tlb.lastPageEndIf(1), 0x40_0000);
+  assertEquals(tlb.lastPageEndIf(2), -1);
+  assertEquals(tlb.lastPageEndIf(3), -1);
+  assertEquals(tlb.lookup(1, 2 ** 40 + 8), 0x8000_0008);
+  assertEquals(tlb.lastPageEndIf(3), 2 ** 40 + K4);
+  // Kept when the entry changes, like the other last* getters.
+  tlb.invalidateAll();
+  assertEquals(tlb.lastPageEndIf(2), 2 ** 40 + K4);
+  assertEquals(tlb.lookup(1, 0x5000), -1);
+  assertEquals(tlb.lastPageEndIf(0), -1);
+  assertEquals(tlb.lastPageEndIf(1), -1);
+  // A need that is not a permission value matches nothing.
+  tlb.insert(1, 0x5000, K4, 0x8000_0000, 3);
+  tlb.lookup(1, 0x5000);
+  assertEquals(tlb.lastPageEndIf(0.5), -1);
+  assertEquals(tlb.lastPageEndIf(Number.NaN), -1);
+});
+
 Deno.test("Tlb lookup: hits, misses and what a hit reports", () => {
   const tlb = new Tlb({ sets: 64, ways: 8 });
   assertEquals(tlb.lookup(1, 0x1234), -1);
@@ -649,10 +733,14 @@ Deno.test("Tlb rejects bad arguments and leaves no trace", async (t) => {
       assertKind(() => tlb.lookupSize(c, 0x1000, K4), "EINVAL");
       assertKind(() => tlb.peek(c, 0x1000), "EINVAL");
     }
+    for (const c of badContexts) {
+      assertKind(() => tlb.lookupHit(c, 0x1000), "EINVAL");
+    }
     for (const a of badAddresses) {
       assertKind(() => tlb.lookup(1, a), "EINVAL");
       assertKind(() => tlb.lookupSize(1, a, K4), "EINVAL");
       assertKind(() => tlb.peek(1, a), "EINVAL");
+      assertKind(() => tlb.lookupHit(1, a), "EINVAL");
     }
     for (const s of badSizes) {
       assertKind(() => tlb.lookupSize(1, 0x1000, s), "EINVAL");

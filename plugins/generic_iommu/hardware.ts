@@ -103,6 +103,9 @@ import {
   TranslationStats,
 } from "./hardware_stats.ts";
 
+/** A builtin as a module constant: less bytecode in translate(). */
+const isSafe = Number.isSafeInteger;
+
 /**
  * The unit's hardware model. It only sees RAM and its registers: the driver
  * programs it exactly as software would program an SMMUv3-like unit.
@@ -135,6 +138,9 @@ export class GenericIommuHardware implements IommuHardware {
   #streams: number;
   #micro: MicroTlb;
   #microEnabled: boolean;
+  // No micro TLB and an IOTLB that can hold something: translate() tries
+  // the IOTLB's hit inline.
+  #hitInline: boolean;
   #uMask: number;
   #rows: Float64Array;
   #sWalks: Float64Array;
@@ -197,6 +203,7 @@ export class GenericIommuHardware implements IommuHardware {
     this.#cfgInEnd = cache.inEnd;
     this.#cfgRecord = cache.record;
     this.#microEnabled = micro.enabled;
+    this.#hitInline = !micro.enabled && this.iotlb.capacity > 0;
     this.#rows = micro.rows;
     this.#sWalks = stats.sWalks;
     const regs = new RegisterFile(config, {
@@ -270,11 +277,17 @@ export class GenericIommuHardware implements IommuHardware {
    * or `iova` is not a non-negative safe integer (nothing is counted).
    */
   translate(streamId: number, iova: number, access: number): number {
-    const sid = streamId;
-    // The typeof tests keep a bigint away from the arithmetic below.
+    // What the out-of-line rest does: 3 the slow path, 0 a micro TLB
+    // permission fault, 1 an IOTLB hit that refuses `access`, 2 the IOTLB
+    // lookup (then a hit, or 4: a walk). One call site for all of them
+    // keeps this method small enough to inline into its callers together
+    // with the IOTLB probe.
+    let rest = 3;
+    // The typeof test keeps a bigint away from `>>>` (isSafeInteger is
+    // false for one).
     if (
-      typeof sid === "number" && (sid >>> 0) === sid && sid < this.#streams &&
-      typeof iova === "number" && Math.floor(iova) === iova && iova >= 0
+      typeof streamId === "number" && (streamId >>> 0) === streamId &&
+      streamId < this.#streams && isSafe(iova) && iova >= 0
     ) {
       // Row and entry slots as literals (see micro_tlb.ts: ROW_STRIDE 8,
       // ROW_CFG_GEN 0, ROW_IN_END 1, ROW_TRANSLATIONS 2, ROW_U_HITS 3,
@@ -284,72 +297,94 @@ export class GenericIommuHardware implements IommuHardware {
       // to inline into callers. Entries and config copies of an earlier
       // generation fail the compares and take the slow path.
       const r = this.#rows;
-      const i = (sid + 1) << 3;
+      const i = (streamId + 1) << 3;
       const gen = r[0];
       // Block offsets are below 2^31 (array indexes): `| 0` keeps the
-      // index arithmetic in int32.
+      // index arithmetic in int32. Without micro TLBs the block is one
+      // that never hits.
       const u = (r[i + 4]! | 0) + (((iova >>> 12) & this.#uMask) << 2);
       if (r[u] === gen && iova >= r[u + 1]! && iova < r[u + 2]!) {
         // A valid micro entry implies a valid config row of this generation.
         const dp = r[u + 3]!;
         const perm = dp & 3;
-        if ((perm & access) !== access) {
-          return this.#microFault(sid, iova, access);
+        if ((perm & access) === access) {
+          r[i + 3]!++;
+          this.#lastSpan = r[u + 2]! - iova;
+          return iova + (dp - perm);
         }
-        r[i + 3]!++;
-        this.#lastSpan = r[u + 2]! - iova;
-        return iova + (dp - perm);
-      }
-      if (r[i] === gen && iova < r[i + 1]!) {
+        rest = 0;
+      } else if (r[i] === gen && iova < r[i + 1]!) {
         r[i + 2]!++;
-        return this.#iotlbPath(sid, iova, access) === 0 ? this.#pa : -1;
+        rest = 2;
+        // No micro TLB (so nothing to fill) and an IOTLB: a hit in the
+        // size hit last that grants `access` finishes here. Anything else
+        // is the rest's full lookup: with micro TLBs, an IOTLB hit fills
+        // one, and a miss would probe that size twice.
+        if (this.#hitInline) {
+          const tlb = this.iotlb;
+          const pa = tlb.lookupHit(this.#cfgCtx[streamId]!, iova);
+          if (pa >= 0) {
+            // The page's end when the entry grants `access`, else -1.
+            const end = tlb.lastPageEndIf(access);
+            if (end >= 0) {
+              this.#lastSpan = end - iova;
+              return pa;
+            }
+            rest = 1;
+          }
+        }
       }
     }
-    return this.#translateSlow(sid, iova, access);
+    return this.#rest(streamId, iova, access, rest) === 0 ? this.#pa : -1;
   }
 
-  // A micro TLB hit on an entry that does not grant `access`: a miss of
-  // the micro TLB (counted as such in counters()) and a permission fault,
-  // as the IOTLB path would find.
-  #microFault(sid: number, iova: number, access: number): number {
-    this.#rows[((sid + 1) << 3) + 2]!++;
-    return this.#permissionFault(sid, iova, access);
-  }
-
-  // A stream whose config row is valid, IOVA inside its input size, micro
-  // TLB missed: the IOTLB, else a walk, which fills the IOTLB. 0 with the
-  // PA in #pa, or -1 after reporting a fault.
+  // Everything translate() does not finish inline (`rest` as there): 0
+  // with the PA in #pa, or -1 after reporting a fault. For an IOTLB hit
+  // (1) the entry is in the `last*` getters; a miss (4) walks, which fills
+  // the IOTLB; both then fill the micro TLB, check the permission and set
+  // the span.
   //
-  // Out of line on purpose: its bytecode is over V8's 460-byte inlining
-  // limit, so it is compiled on its own with the IOTLB lookup inlined
-  // (translate inlined into a caller leaves too little of the caller's
-  // inlining budget for the lookup). A double returned from a call that
-  // is not inlined would be boxed (a heap allocation per access): the PA
-  // goes through a field instead.
-  #iotlbPath(sid: number, iova: number, access: number): number {
-    const ctx = this.#cfgCtx[sid]!;
-    const tlb = this.iotlb;
-    let pa = tlb.lookup(ctx, iova);
+  // One method over V8's 460-byte inlining limit on purpose: it is never
+  // inlined, so callers that inline translate() keep their inlining
+  // budget for the IOTLB lookup. Never a double in or out: a call that is
+  // not inlined boxes one (a heap allocation per access).
+  #rest(sid: number, iova: number, access: number, rest: number): number {
+    if (rest === 3) return this.#translateSlow(sid, iova, access);
+    if (rest === 0) {
+      // A micro TLB hit on an entry that does not grant `access`: a miss
+      // of the micro TLB (counted as such in counters()) and a permission
+      // fault, as the IOTLB path would find.
+      this.#rows[((sid + 1) << 3) + 2]!++;
+      return this.#permissionFault(sid, iova, access);
+    }
     let size: number;
     let perm: number;
     let off: number;
-    if (pa >= 0) {
+    let pa: number;
+    if (rest === 2) {
+      // The size hit last does not hold it: the full lookup (every size,
+      // counted), which may still hit.
+      rest = this.iotlb.lookup(this.#cfgCtx[sid]!, iova) < 0 ? 4 : 1;
+    }
+    if (rest === 1) {
+      const tlb = this.iotlb;
       size = tlb.lastPageSize;
       perm = tlb.lastPerm;
       // The offset in the page, exact for any entry size (an entry put
       // into the public `iotlb` directly may exceed the 1 GiB walks fill).
-      off = pa - tlb.lastPaBase;
+      off = iova - (tlb.lastPageEndIf(0) - size);
+      pa = tlb.lastPaBase + off;
     } else {
       this.#sWalks[sid]!++;
       const w = this.walker;
       const code = w.walkIn(
-        ctx,
+        this.#cfgCtx[sid]!,
         this.#cfgRoot,
         sid,
         this.#cfgStart[sid]!,
         iova,
         this.#outEnd,
-        tlb,
+        this.iotlb,
       );
       if (code !== 0) {
         return this.#fault(
@@ -395,6 +430,13 @@ export class GenericIommuHardware implements IommuHardware {
     return 0;
   }
 
+  // The slow path's IOTLB step (translate() does it inline): 0 with the
+  // PA in #pa, or -1 after reporting a fault.
+  #iotlbPath(sid: number, iova: number, access: number): number {
+    const pa = this.iotlb.lookup(this.#cfgCtx[sid]!, iova);
+    return this.#rest(sid, iova, access, pa < 0 ? 4 : 1);
+  }
+
   // A leaf larger than 4 KiB fills every entry one of its 4 KiB pages
   // indexes (all of them from 2 MiB up with the default 32), so an access
   // anywhere in it hits after one miss, as with a fully associative micro
@@ -424,8 +466,9 @@ export class GenericIommuHardware implements IommuHardware {
   }
 
   // Every access the fast tests of translate() refuse, checked in the
-  // documented order. A stream found translating gets its config row
-  // (licence for the fast path until the next generation).
+  // documented order: 0 with the PA in #pa, or -1 after reporting a fault.
+  // A stream found translating gets its config row (licence for the fast
+  // path until the next generation).
   #translateSlow(streamId: number, iova: number, access: number): number {
     if (typeof streamId !== "number") {
       throw new IommuError(
@@ -484,7 +527,7 @@ export class GenericIommuHardware implements IommuHardware {
         );
       }
       this.#noProbe--;
-      return this.#iotlbPath(streamId, iova, access) === 0 ? this.#pa : -1;
+      return this.#iotlbPath(streamId, iova, access);
     }
     if (st === CFG_BYPASS) return this.#identity(iova);
     if (st === CFG_ABORT) {
@@ -513,10 +556,12 @@ export class GenericIommuHardware implements IommuHardware {
     );
   }
 
+  // An untranslated access: 0 with `iova` in #pa.
   #identity(iova: number): number {
     this.#bypassed++;
     this.#lastSpan = Number.MAX_SAFE_INTEGER - iova;
-    return iova;
+    this.#pa = iova;
+    return 0;
   }
 
   // kind indexes FAULT_KINDS; eventId < 0 means no record.
