@@ -1014,3 +1014,89 @@ Deno.test("IovaAllocator: property, with the cache success matches the model", (
     { numRuns: 200 },
   );
 });
+
+Deno.test("IovaAllocator: summaries stored in the parent stay exact", async (t) => {
+  // Each node stores its children's summaries, and a free's climb maxes
+  // them with the merged gap; every placement must still be the model's
+  // highest fit and every summary consistent.
+  const churn = (
+    opts: IovaAllocatorOptions,
+    granule: number,
+    maxN: number,
+    steps: number,
+  ) => {
+    const a = new IovaAllocator(opts);
+    const endPfn = opts.end / granule;
+    const m = new Model({
+      granule,
+      startPfn: 1,
+      endPfn,
+      guard: 0,
+      minAlign: 1,
+      maxAlign: 2 ** 53,
+      cacheMax: 0,
+    });
+    let seed = 777;
+    const rnd = (n: number) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed % n;
+    };
+    const live: [number, number][] = [];
+    for (let i = 0; i < steps; i++) {
+      if (live.length > 0 && rnd(5) < 2) {
+        const j = rnd(live.length);
+        const [x, s] = live[j]!;
+        live[j] = live[live.length - 1]!;
+        live.pop();
+        a.free(x, s);
+        m.drop(x / granule);
+      } else {
+        // Sizes spread over many powers of two (alignment orders 0..11
+        // and beyond when granules are large enough).
+        const n = 1 + rnd(2 ** (1 + rnd(maxN)));
+        const want = m.fit(n, endPfn);
+        const kind = kindOf(() =>
+          live.push([a.alloc(n * granule), n * granule])
+        );
+        if (want === null) {
+          assertEquals(kind, "ENOMEM");
+          continue;
+        }
+        assertEquals(kind, "ok");
+        assertEquals(live[live.length - 1]![0], want * granule);
+        m.take(want, n);
+      }
+      if (i % 64 === 0) {
+        healthy(a);
+        const gaps: number[] = [];
+        let p = 1;
+        for (const b of [...m.busy].sort((x, y) => x.lo - y.lo)) {
+          gaps.push(b.lo - p);
+          p = b.hi;
+        }
+        gaps.push(endPfn - p);
+        assertEquals(
+          a.stats().largestFreeGap,
+          Math.max(...gaps) * granule,
+        );
+      }
+    }
+    healthy(a);
+  };
+  await t.step("4 KiB granules, sizes up to 2^13 granules", () => {
+    churn({ end: 2 ** 36, cacheMaxSize: 0 }, K, 13, 3000);
+  });
+  await t.step("small aperture: many frees merge into neighbours", () => {
+    churn({ end: 2 ** 24, cacheMaxSize: 0 }, K, 7, 3000);
+  });
+  await t.step("granule 1, 2^53 aperture: gaps past 2^31 granules", () => {
+    // The stored maxima saturate at 2^31 - 1 granules (meaning "any");
+    // searches through them and largestFreeGap must stay exact.
+    churn(
+      { granule: 1, end: 2 ** 53, cacheMaxSize: 0, searchProbes: 1e9 },
+      1,
+      44,
+      1500,
+    );
+  });
+});

@@ -594,8 +594,10 @@ export class IovaTree {
   remove(i: number): void {
     const f = this.f;
     const w = this.w;
-    const span = f[(i << 3) + F_GAP]! + f[(i << 3) + F_HI]! -
-      f[(i << 3) + F_LO]!;
+    // Footprint first: gap + hi can pass 2^53 (and round) near the top of
+    // a 2^53 aperture, gap + (hi - lo) cannot.
+    const span = f[(i << 3) + F_GAP]! +
+      (f[(i << 3) + F_HI]! - f[(i << 3) + F_LO]!);
     const l = w[(i << 4) + I_LEFT]!;
     const r = w[(i << 4) + I_RIGHT]!;
     const p = w[(i << 4) + I_PARENT]!;
