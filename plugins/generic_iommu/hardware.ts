@@ -36,7 +36,9 @@
  * This file is the unit's shell and its translation path. The hot path
  * reads one per-stream row and one micro TLB entry (micro_tlb.ts): a micro
  * TLB hit is decided there; a stream whose row says "config checked in
- * this generation" goes straight to the IOTLB; everything else (first use,
+ * this generation" goes straight to the IOTLB (on a unit without micro
+ * TLBs, a hit in the IOTLB's most recently hit page size is finished
+ * inline, the rest out of line); everything else (first use,
  * a generation bump by any invalidation or CR0/stream-table write, bypass,
  * abort, faults) takes the slow path, which checks in the order above.
  * Registers, the config cache, the command consumer, the event producer
@@ -430,13 +432,6 @@ export class GenericIommuHardware implements IommuHardware {
     return 0;
   }
 
-  // The slow path's IOTLB step (translate() does it inline): 0 with the
-  // PA in #pa, or -1 after reporting a fault.
-  #iotlbPath(sid: number, iova: number, access: number): number {
-    const pa = this.iotlb.lookup(this.#cfgCtx[sid]!, iova);
-    return this.#rest(sid, iova, access, pa < 0 ? 4 : 1);
-  }
-
   // A leaf larger than 4 KiB fills every entry one of its 4 KiB pages
   // indexes (all of them from 2 MiB up with the default 32), so an access
   // anywhere in it hits after one miss, as with a fully associative micro
@@ -527,7 +522,7 @@ export class GenericIommuHardware implements IommuHardware {
         );
       }
       this.#noProbe--;
-      return this.#iotlbPath(streamId, iova, access);
+      return this.#rest(streamId, iova, access, 2);
     }
     if (st === CFG_BYPASS) return this.#identity(iova);
     if (st === CFG_ABORT) {
