@@ -253,7 +253,7 @@ export class Walker {
       this.#anyCache === 0 && roots[index] === this.#rootPa &&
       outEnd === this.#memoEnd && this.#rootWords !== null
     ) {
-      return this.#walkTablesBare(
+      return this.#walkTables(
         ctx,
         startLevel,
         this.#rootWords,
@@ -480,78 +480,6 @@ export class Walker {
         }
       }
       if (this.#anyCache === 1) this.#cacheTable(ctx, 2, iova, lo, hi);
-      words = this.#memoWords[2]!;
-      woff = memoOff[2]!;
-    }
-    const at = woff + (((ilo >>> 12) & 511) << 1);
-    reads[3]!++;
-    return this.#page(ctx, words[at]!, words[at + 1]!, iova, outEnd, fill);
-  }
-
-  // #walkTables for a walker without walk caches (nothing to fill), a copy
-  // of its own so that its type feedback is that of full walks only.
-  #walkTablesBare(
-    ctx: number,
-    level: number,
-    words: Uint32Array,
-    woff: number,
-    iova: number,
-    outEnd: number,
-    fill: Tlb | undefined,
-  ): number {
-    const ilo = iova >>> 0;
-    const reads = this.reads;
-    const memoLo = this.#memoLo;
-    const memoHi = this.#memoHi;
-    const memoOff = this.#memoOff;
-    let lo = 0;
-    let hi = 0;
-    if (level === 0) {
-      const at = woff + ((((iova * 2.3283064365386963e-10) >>> 7) & 511) << 1);
-      reads[0]!++;
-      lo = words[at]!;
-      hi = words[at + 1]!;
-      if ((lo & 3) !== 3) return this.#end(ctx, 0, lo, hi, iova, outEnd, fill);
-      if (lo !== memoLo[0] || hi !== memoHi[0]) {
-        const code = this.#follow(0, lo, hi);
-        if (code !== 0) {
-          return this.#off(code, ctx, 0, lo, hi, iova, outEnd, fill);
-        }
-      }
-      words = this.#memoWords[0]!;
-      woff = memoOff[0]!;
-      level = 1;
-    }
-    if (level === 1) {
-      const at = woff +
-        ((((ilo >>> 30) | (((iova * 2.3283064365386963e-10) >>> 0) << 2)) &
-          511) << 1);
-      reads[1]!++;
-      lo = words[at]!;
-      hi = words[at + 1]!;
-      if ((lo & 3) !== 3) return this.#end(ctx, 1, lo, hi, iova, outEnd, fill);
-      if (lo !== memoLo[1] || hi !== memoHi[1]) {
-        const code = this.#follow(1, lo, hi);
-        if (code !== 0) {
-          return this.#off(code, ctx, 1, lo, hi, iova, outEnd, fill);
-        }
-      }
-      words = this.#memoWords[1]!;
-      woff = memoOff[1]!;
-      level = 2;
-    }
-    if (level === 2) {
-      const at = woff + (((ilo >>> 21) & 511) << 1);
-      reads[2]!++;
-      lo = words[at]!;
-      hi = words[at + 1]!;
-      if ((lo & 3) !== 3) return this.#end(ctx, 2, lo, hi, iova, outEnd, fill);
-      if (lo !== memoLo[2] || hi !== memoHi[2]) {
-        const code = this.#follow(2, lo, hi);
-        if (code !== 0) {
-          return this.#off(code, ctx, 2, lo, hi, iova, outEnd, fill);
-        }
-      }
       words = this.#memoWords[2]!;
       woff = memoOff[2]!;
     }
