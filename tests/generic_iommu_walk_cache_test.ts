@@ -34,6 +34,8 @@ function state(c: Tlb): unknown {
     entries: c.entries(),
     size: c.size,
     last: [c.lastPageSize, c.lastPerm, c.lastPaBase],
+    // The one-call form of the getters, for every permission asked.
+    pageEnd: [0, 1, 2, 3].map((need) => c.lastPageEndIf(need)),
   };
 }
 
@@ -164,7 +166,12 @@ function wideDifferential(
         return `${(e as { kind?: string }).kind} ${(e as Error).message}`;
       }
     };
-    if (op < 85) {
+    if (op < 6) {
+      // The size-that-hit-last probe a hardware model's hit path uses: a
+      // hit must be a lookup hit for the hit table too (LRU order).
+      got = run(() => memo.lookupHit(ctx, iova));
+      want = run(() => ref.lookupHit(ctx, iova));
+    } else if (op < 85) {
       const before = st[S_HITS]!;
       got = run(() => memo.probe(ctx, iova));
       want = run(() => ref.lookup(ctx, iova) >= 0 ? ref.lastPaBase : -1);

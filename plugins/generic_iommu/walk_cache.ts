@@ -213,6 +213,24 @@ export class WalkCache extends Tlb {
     return pa;
   }
 
+  /** As `Tlb.lookupHit`; a hit is a `lookup` hit for the hit table. */
+  override lookupHit(context: number, iova: number): number {
+    const pa = super.lookupHit(context, iova);
+    if (pa >= 0) {
+      this.#s[S_LAST] = -1;
+      if (this.#single) this.#s[S_GEN]!++;
+    }
+    return pa;
+  }
+
+  /** As `Tlb.lastPageEndIf`, also after a hit-table hit. */
+  override lastPageEndIf(need: number): number {
+    const last = this.#s[S_LAST]!;
+    if (last < 0) return super.lastPageEndIf(need);
+    const h = this.#hit;
+    return (h[last + 5]! & need) === need ? h[last + 1]! : -1;
+  }
+
   /** As `Tlb.lookupSize` (as `lookup` for the hit table). */
   override lookupSize(context: number, iova: number, pageSize: number): number {
     const pa = super.lookupSize(context, iova, pageSize);
