@@ -120,6 +120,11 @@ export interface IovaAllocatorOptions {
    * gap that surely fits (which may be lower than the highest aligned fit).
    * Bounds such a search at O(probes * log n); a fit is never missed (if the
    * settled search finds nothing, an unbounded one runs). Default 64.
+   * Subtrees holding a gap of 2^31 granules or more (8 TiB with 4 KiB
+   * granules) count as sure fits, because the summaries saturate there: with
+   * such gaps and a small `probes`, the gap settled for can differ from
+   * what an unsaturated search would settle for (still a fit, usually a
+   * higher one), and the O(probes * log n) bound no longer holds.
    */
   searchProbes?: number;
 }
