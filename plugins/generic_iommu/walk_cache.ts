@@ -143,10 +143,9 @@ export class WalkCache extends Tlb {
    */
   probeTlb(ctx: number, iova: number): number {
     const pa = super.lookup(ctx, iova);
-    const s = this.#s;
-    s[S_LAST] = -1;
-    if (this.#single) s[S_GEN]!++;
+    this.#lookedUp();
     if (pa < 0) return -1;
+    const s = this.#s;
     const table = super.lastPaBase;
     const size = super.lastPageSize;
     if (this.#single) s[S_INV] = 1 / size;
@@ -208,18 +207,14 @@ export class WalkCache extends Tlb {
   override lookup(context: number, iova: number): number {
     // A refused key throws before anything changes.
     const pa = super.lookup(context, iova);
-    this.#s[S_LAST] = -1;
-    if (this.#single) this.#s[S_GEN]!++;
+    this.#lookedUp();
     return pa;
   }
 
   /** As `Tlb.lookupHit`; a hit is a `lookup` hit for the hit table. */
   override lookupHit(context: number, iova: number): number {
     const pa = super.lookupHit(context, iova);
-    if (pa >= 0) {
-      this.#s[S_LAST] = -1;
-      if (this.#single) this.#s[S_GEN]!++;
-    }
+    if (pa >= 0) this.#lookedUp();
     return pa;
   }
 
@@ -234,8 +229,7 @@ export class WalkCache extends Tlb {
   /** As `Tlb.lookupSize` (as `lookup` for the hit table). */
   override lookupSize(context: number, iova: number, pageSize: number): number {
     const pa = super.lookupSize(context, iova, pageSize);
-    this.#s[S_LAST] = -1;
-    if (this.#single) this.#s[S_GEN]!++;
+    this.#lookedUp();
     return pa;
   }
 
@@ -286,6 +280,14 @@ export class WalkCache extends Tlb {
     const removed = super.invalidateRange(context, iova, size);
     this.#s[S_GEN]!++;
     return removed;
+  }
+
+  // After a lookup by the `Tlb`: the getters ask the `Tlb` again, and
+  // where only the last hit may be answered (LRU, or several sizes) the
+  // table's copies are stale (a lookup hit under LRU stamps its entry).
+  #lookedUp(): void {
+    this.#s[S_LAST] = -1;
+    if (this.#single) this.#s[S_GEN]!++;
   }
 
   /** As `Tlb.counters`, hit-table hits included as lookups and hits. */

@@ -234,18 +234,7 @@ export class Walker {
           1,
         );
       }
-      // A table descriptor named it, so it is 4 KiB aligned: its chunk's
-      // view (`* 2 ** -16`: exact, and no divide).
-      const chunk = Math.floor(table * 0.0000152587890625);
-      const slot = chunk & 255;
-      if (this.#chunkKey[slot] !== chunk) {
-        return this.#walkCached(ctx, table, iova, outEnd, fill);
-      }
-      const at = (((table >>> 0) & 0xf000) >>> 2) +
-        (((iova >>> 12) & 511) << 1);
-      const words = this.#chunkView[slot]!;
-      this.reads[3]!++;
-      return this.#page(ctx, words[at]!, words[at + 1]!, iova, outEnd, fill);
+      return this.#hitTable(ctx, -1, table, iova, outEnd, fill);
     }
     // No walk cache: straight to the tables when the root is the last
     // walk's (its view known) and the descriptor memos hold for `outEnd`.
@@ -275,8 +264,9 @@ export class Walker {
     );
   }
 
-  // A hit-table hit (slot `i`, level-3 table at `table`) whose view is not
-  // kept yet: found through the chunk-view cache and kept.
+  // A level-2 walk-cache hit naming the level-3 table at `table`: its view
+  // from the chunk-view cache, kept for hit-table slot `i` (-1: a lookup's
+  // hit, no slot), then the page descriptor.
   #hitTable(
     ctx: number,
     i: number,
@@ -285,6 +275,8 @@ export class Walker {
     outEnd: number,
     fill: Tlb | undefined,
   ): number {
+    // A table descriptor named it, so it is 4 KiB aligned: its chunk's
+    // view (`* 2 ** -16`: exact, and no divide).
     const chunk = Math.floor(table * 0.0000152587890625);
     const slot = chunk & 255;
     if (this.#chunkKey[slot] !== chunk) {
@@ -292,9 +284,11 @@ export class Walker {
     }
     const words = this.#chunkView[slot]!;
     const woff = ((table >>> 0) & 0xf000) >>> 2;
-    this.#hvTable[i] = table;
-    this.#hvWords[i] = words;
-    this.#hvOff[i] = woff;
+    if (i >= 0) {
+      this.#hvTable[i] = table;
+      this.#hvWords[i] = words;
+      this.#hvOff[i] = woff;
+    }
     const at = woff + (((iova >>> 12) & 511) << 1);
     this.reads[3]!++;
     return this.#page(ctx, words[at]!, words[at + 1]!, iova, outEnd, fill);
@@ -565,11 +559,12 @@ export class Walker {
     lo: number,
     hi: number,
   ): void {
-    const c = this.caches[level]!;
-    if (c.capacity !== 0) {
-      const table = (hi & 0xffff) * 0x100000000 + ((lo & 0xfffff000) >>> 0);
-      c.insert(ctx, iova, LEVEL_SIZE[level]!, table, 0);
-    }
+    this.#cacheAt(
+      ctx,
+      level,
+      iova,
+      (hi & 0xffff) * 0x100000000 + ((lo & 0xfffff000) >>> 0),
+    );
   }
 
   // #cacheTable for a table address.
