@@ -110,11 +110,18 @@ const imul = Math.imul;
 /** {@linkcode MAX_ADDRESS} as a local: hot methods then skip an import check. */
 const MAX = MAX_ADDRESS;
 
-/** Numbers per slot in `#e`, and where each sits. */
-const SLOT = 4;
+/**
+ * Numbers per slot in `#e`, and where each sits: page base (0), then
+ * these. A hit stamps E_STAMP under LRU, else E_SINK (never read).
+ */
+const SLOT = 8;
 const E_SIZE = 1;
 const E_CTX = 2;
 const E_PA = 3;
+const E_PERM = 4;
+const E_STAMP = 5;
+const E_REC = 6;
+const E_SINK = 7;
 
 /**
  * A set-associative IOTLB with LRU, round-robin or seeded-random replacement.
@@ -160,16 +167,15 @@ export class Tlb {
   #setSpan: number; // numbers in `#e` per set: ways * SLOT
   // Per slot (slot = set * ways + way). A size of 0 marks an invalid slot, so
   // the tag compare needs no separate valid bit.
-  // Four numbers per slot side by side (page base, page size, context, PA),
-  // so a probe of a way reads one cache line, not four arrays.
+  // Eight numbers per slot side by side (page base, page size, context,
+  // PA, perm, stamp, rec, sink; see SLOT), one 64-byte line: a probe, a
+  // hit and a fill touch one array, not five (each typed array a code
+  // path touches costs it a map check, a length and a data pointer).
   #e: Float64Array;
-  #perm: Int32Array;
   #shift: Uint8Array;
-  #stamp: Float64Array;
-  // Where `lookup` stamps a hit: `#stamp` under LRU, else an empty array
-  // (the store is dropped: only LRU reads stamps of hits). No test of the
-  // policy in the hit path.
-  #hitStamp: Float64Array;
+  // Where in a slot `lookup` stamps a hit: E_STAMP under LRU, else E_SINK
+  // (only LRU reads stamps of hits). No test of the policy in the hit path.
+  #hitOff: number;
   #policy: number; // 0 lru, 1 round-robin, 2 random: a number is cheaper to switch on
   #rng: number;
   // Ticks once per hit and once per fill (new entry or refresh), for
@@ -179,19 +185,18 @@ export class Tlb {
   // Valid ways per set: a full set needs no search for an invalid way.
   #used: Int32Array;
   // The victim of a full set is way `#next[set]` when that is not -1 and
-  // the way's stamp still equals `#rec` (the stamp it had when it entered
-  // the set's order); otherwise `#victim` chooses.
+  // the way's stamp still equals its rec (E_REC: the stamp it had when it
+  // entered the set's order); otherwise `#victim` chooses.
   // LRU: the set's ways in circular order from `#next[set]` have rising
-  // `#rec` stamps, each way's stamp is at least its `#rec`, and a way
-  // used since (a larger stamp) is newer than every `#rec` of the set. So
-  // the way at `#next` is the least recently used when its stamp still
-  // equals its `#rec`; filling it makes it the newest, the last of the
+  // rec stamps, each way's stamp is at least its rec, and a way used
+  // since (a larger stamp) is newer than every rec of the set. So the
+  // way at `#next` is the least recently used when its stamp still
+  // equals its rec; filling it makes it the newest, the last of the
   // order. A scan of a full set whose stamps rise circularly from its LRU
   // way records the order (-1: none); so streaming misses take the ways in
   // turn with no scan, and a hit needs no bookkeeping beyond its stamp.
   // Round-robin: `#next[set]` is the pointer. Random: `#next` is -1.
   #next: Int32Array;
-  #rec: Float64Array;
   // The key of the last lookup that missed every size present, kept until
   // anything changes the entries (`#missCtx` NaN: none). An insert of that
   // key right after (a walk's fill) knows the set holds no duplicate, so
@@ -298,19 +303,16 @@ export class Tlb {
     this.#setMask = sets > 0 ? sets - 1 : 0;
     this.#setSpan = ways * SLOT;
     this.#e = new Float64Array((capacity + 2) * SLOT);
-    this.#perm = new Int32Array(capacity + 2);
     // The "no entry" slot (see `#lastSlot`).
     this.#e[(capacity + 1) * SLOT] = -1;
     this.#e[(capacity + 1) * SLOT + E_PA] = -1;
     this.#lastSlot = capacity + 1;
     this.#shift = new Uint8Array(capacity);
-    this.#stamp = new Float64Array(capacity);
-    this.#hitStamp = policy === 0 ? this.#stamp : new Float64Array(0);
+    this.#hitOff = policy === 0 ? E_STAMP : E_SINK;
     // Empty when nothing can be cached, so `insert` never takes a set
     // for full (and `#insert` ignores the fill).
     this.#used = new Int32Array(capacity === 0 ? 0 : sets);
     this.#next = new Int32Array(sets).fill(policy === 1 ? 0 : -1);
-    this.#rec = new Float64Array(capacity);
     this.#rng = seedState(seed);
   }
 
@@ -321,12 +323,12 @@ export class Tlb {
 
   /** Page size in bytes of the entry the last lookup hit; 0 after a miss. */
   get lastPageSize(): number {
-    return this.#e[this.#lastSlot * 4 + 1]!;
+    return this.#e[this.#lastSlot * 8 + 1]!;
   }
 
   /** Permission bits of the entry the last lookup hit; 0 after a miss. */
   get lastPerm(): number {
-    return this.#perm[this.#lastSlot]!;
+    return this.#e[this.#lastSlot * 8 + 4]!;
   }
 
   /**
@@ -335,7 +337,7 @@ export class Tlb {
    * -1 after a miss.
    */
   get lastPaBase(): number {
-    return this.#e[this.#lastSlot * 4 + 3]!;
+    return this.#e[this.#lastSlot * 8 + 3]!;
   }
 
   /**
@@ -352,12 +354,10 @@ export class Tlb {
    * @returns The page end in bytes, or -1.
    */
   lastPageEndIf(need: number): number {
-    const slot = this.#lastSlot;
+    const j = this.#lastSlot * 8;
     const e = this.#e;
     // After a miss: base -1 plus size 0.
-    return (this.#perm[slot]! & need) === need
-      ? e[slot * 4]! + e[slot * 4 + 1]!
-      : -1;
+    return (e[j + 4]! & need) === need ? e[j]! + e[j + 1]! : -1;
   }
 
   /**
@@ -385,21 +385,23 @@ export class Tlb {
     let set = 0;
     for (let k = 0; k < this.#nsizes; k++) {
       size = this.#sizes[k]!;
-      const vpn = floor(iova * this.#invs[k]!);
-      base = vpn * size;
-      set = (vpn ^ context) & this.#setMask;
+      // The page number is floor(x) (exact: a power-of-two scale). `^`
+      // takes the low 32 bits of x's integer part itself: the set needs
+      // no floor, nor a check that the page number is an int32.
+      const x = iova * this.#invs[k]!;
+      base = floor(x) * size;
+      set = (x ^ context) & this.#setMask;
       // int32 arithmetic (imul, |0): no overflow checks in the probe.
       let j = imul(set, span);
       const end = (j + span) | 0;
       // Literal offsets into a slot (see `#e`): named constants would cost
       // the bytecode that keeps this method small enough to inline.
-      for (; j < end; j = (j + 4) | 0) {
+      for (; j < end; j = (j + 8) | 0) {
         if (e[j] === base && e[j + 1] === size && e[j + 2] === context) {
           if (k !== 0) this.#toFront(k);
-          const slot = j >> 2;
-          // The tick counts the hit (see `#hitStamp`).
-          this.#hitStamp[slot] = ++this.#clock;
-          this.#lastSlot = slot;
+          // The tick counts the hit (see `#hitOff`).
+          e[j + this.#hitOff] = ++this.#clock;
+          this.#lastSlot = j >> 3;
           return e[j + 3]! + (iova - base);
         }
       }
@@ -437,19 +439,18 @@ export class Tlb {
       throwBadKey(context, iova);
     }
     // With no size present, `#sizes[0]` is NaN or a size no slot holds:
-    // nothing matches.
+    // nothing matches. The set and the compare as in `lookup`.
     const size = this.#sizes[0]!;
-    const vpn = floor(iova * this.#invs[0]!);
-    const base = vpn * size;
+    const x = iova * this.#invs[0]!;
+    const base = floor(x) * size;
     const e = this.#e;
     const span = this.#setSpan;
-    let j = imul((vpn ^ context) & this.#setMask, span);
+    let j = imul((x ^ context) & this.#setMask, span);
     const end = (j + span) | 0;
-    for (; j < end; j = (j + 4) | 0) {
+    for (; j < end; j = (j + 8) | 0) {
       if (e[j] === base && e[j + 1] === size && e[j + 2] === context) {
-        const slot = j >> 2;
-        this.#hitStamp[slot] = ++this.#clock;
-        this.#lastSlot = slot;
+        e[j + this.#hitOff] = ++this.#clock;
+        this.#lastSlot = j >> 3;
         return e[j + 3]! + (iova - base);
       }
     }
@@ -487,7 +488,7 @@ export class Tlb {
       this.#lastSlot = this.capacity + 1;
       return -1;
     }
-    this.#stamp[slot] = ++this.#clock; // counts the hit
+    this.#e[slot * SLOT + E_STAMP] = ++this.#clock; // counts the hit
     const pa = this.#e[slot * SLOT + E_PA]!;
     this.#lastSlot = slot;
     return pa + (iova - this.#e[slot * SLOT]!);
@@ -553,30 +554,30 @@ export class Tlb {
     const ways = this.ways;
     const way = this.#next[set]!;
     const slot = set * ways + way;
-    const j = slot * 4;
+    const j = slot * 8;
+    const e = this.#e;
     const base = this.#missBase;
     // NaN (every test below fails) when no lookup left a memo.
     const top = MAX - this.#missSize;
+    // Literal offsets into the slot, as in `lookup`: its stamp equals its
+    // rec, and it holds this size.
     if (
       pageSize === this.#missSize && context === this.#missCtx &&
       (iova === this.#missIova || iova === base) && base <= top &&
       isSafe(paBase) && paBase >= 0 && paBase <= top &&
-      typeof perm === "number" && (perm | 0) === perm && perm >= 0 &&
-      this.#used[set] === ways && way >= 0 &&
-      this.#stamp[slot] === this.#rec[slot] &&
-      this.#e[j + 1] === pageSize && slot !== this.#lastSlot
+      typeof perm === "number" && (perm & 0x7fffffff) === perm &&
+      this.#used[set] === ways && way >= 0 && e[j + 5] === e[j + 6] &&
+      e[j + 1] === pageSize && slot !== this.#lastSlot
     ) {
       this.#next[set] = way + 1 === ways ? 0 : way + 1;
       this.#missCtx = NaN;
-      // Literal offsets into the slot, as in `lookup`.
-      const e = this.#e;
       e[j] = base;
       e[j + 2] = context;
       e[j + 3] = paBase;
-      this.#perm[slot] = perm;
+      e[j + 4] = perm | 0; // never -0
       const t = ++this.#clock;
-      this.#stamp[slot] = t;
-      this.#rec[slot] = t; // the newest of the order
+      e[j + 5] = t;
+      e[j + 6] = t; // the newest of the order
       this.#quickFills++;
       return;
     }
@@ -629,8 +630,8 @@ export class Tlb {
         if (s === pageSize && e[j] === base && e[j + E_CTX] === context) {
           if (i === this.#lastSlot) this.#snapshot();
           e[j + E_PA] = paBase;
-          this.#perm[i] = perm;
-          this.#stamp[i] = ++this.#clock;
+          e[j + E_PERM] = perm | 0;
+          e[j + E_STAMP] = ++this.#clock;
           this.#fills++;
           this.#missCtx = NaN;
           return;
@@ -648,12 +649,12 @@ export class Tlb {
     e[j] = base;
     e[j + E_CTX] = context;
     e[j + E_PA] = paBase;
-    this.#perm[slot] = perm;
+    e[j + E_PERM] = perm | 0;
     const t = ++this.#clock;
-    this.#stamp[slot] = t;
+    e[j + E_STAMP] = t;
     // A victim becomes the newest of its set's order; a way that was
     // invalid keeps its old place there, looking used since.
-    if (evicted) this.#rec[slot] = t;
+    if (evicted) e[j + E_REC] = t;
     this.#fills++;
   }
 
@@ -865,7 +866,7 @@ export class Tlb {
         iova: this.#e[slot * SLOT]!,
         pageSize,
         pa: this.#e[slot * SLOT + E_PA]!,
-        perm: this.#perm[slot]!,
+        perm: this.#e[slot * SLOT + E_PERM]!,
         set: Math.floor(slot / this.ways),
         way: slot % this.ways,
       });
@@ -891,7 +892,7 @@ export class Tlb {
       if (
         e[j] === base && e[j + E_SIZE] === pageSize && e[j + E_CTX] === context
       ) {
-        return (j / SLOT) | 0;
+        return j >> 3; // j / SLOT
       }
     }
     return -1;
@@ -906,7 +907,7 @@ export class Tlb {
     // `insert` takes the next way of the order itself.
     const ways = this.ways;
     const first = set * ways;
-    const stamps = this.#stamp;
+    const e = this.#e;
     this.#evictions++;
     if (this.#policy === 1) {
       const way = this.#next[set]!;
@@ -923,9 +924,9 @@ export class Tlb {
       return first + (x >>> 0) % ways;
     }
     // LRU: the next way of the recorded order when not used since.
-    const rec = this.#rec;
     const way = this.#next[set]!;
-    if (way >= 0 && stamps[first + way] === rec[first + way]) {
+    const w = (first + way) * SLOT;
+    if (way >= 0 && e[w + E_STAMP] === e[w + E_REC]) {
       this.#next[set] = way + 1 === ways ? 0 : way + 1;
       return first + way;
     }
@@ -934,11 +935,11 @@ export class Tlb {
     // the next evictions need no scan.
     const end = first + ways;
     let best = first;
-    let min = stamps[first]!;
+    let min = e[first * SLOT + E_STAMP]!;
     let prev = min;
     let falls = 0;
     for (let slot = first + 1; slot < end; slot++) {
-      const t = stamps[slot]!;
+      const t = e[slot * SLOT + E_STAMP]!;
       if (t < prev) falls++;
       if (t < min) {
         min = t;
@@ -946,12 +947,14 @@ export class Tlb {
       }
       prev = t;
     }
-    if (prev > stamps[first]!) falls++;
+    if (prev > e[first * SLOT + E_STAMP]!) falls++;
     // One fall (into the minimum) means the stamps rise from `best` around
     // the set; the fill about to happen makes `best` the newest, so the
     // order then starts at the way after it.
     if (falls <= 1) {
-      for (let slot = first; slot < end; slot++) rec[slot] = stamps[slot]!;
+      for (let j = first * SLOT; j < end * SLOT; j += SLOT) {
+        e[j + E_REC] = e[j + E_STAMP]!;
+      }
       const next = best - first + 1;
       this.#next[set] = next === ways ? 0 : next;
     } else this.#next[set] = -1;
@@ -979,7 +982,7 @@ export class Tlb {
     e[to + E_SIZE] = e[from + E_SIZE]!;
     e[to + E_CTX] = e[from + E_CTX]!;
     e[to + E_PA] = e[from + E_PA]!;
-    this.#perm[this.capacity] = this.#perm[this.#lastSlot]!;
+    e[to + E_PERM] = e[from + E_PERM]!;
     this.#lastSlot = this.capacity;
   }
 
