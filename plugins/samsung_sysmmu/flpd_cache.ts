@@ -22,6 +22,10 @@ export interface FlpdCounters {
 
 /** Lines per run block: the v3.3 prefetcher fetches 16 aligned entries. */
 const RUN = 16;
+/** A block's first slot when it holds no run and no valid per-line tag. */
+const NO_LINES = -1;
+/** A block's first slot when it holds no run and per-line tags that may be valid. */
+const LINES = -2;
 
 /**
  * A direct-mapped cache of `capacity` level-1 entries (a power of two):
@@ -49,12 +53,12 @@ export class FlpdCache {
   // them rather than 16 descriptors.
   #value64: BigUint64Array | null;
   // Per block of 16 lines (one block that never holds a run when the
-  // capacity is below 16): the run's first slot and table base, or -1 and
-  // NaN (which equals no base) when the block holds none; and whether any
-  // per-line tag of the block may be valid.
+  // capacity is below 16): the run's first slot and table base; or, when
+  // the block holds none, NO_LINES (no per-line tag of the block is valid)
+  // or LINES (some may be), and NaN, which equals no base, so a probe
+  // needs no test of the state.
   #runFirst: Int32Array;
   #runBase: Float64Array;
-  #lines: Uint8Array;
   #runs: boolean;
   // The level-1 view fillRun last copied from, and the same memory as
   // 64-bit words (null when it is not 8-byte aligned).
@@ -66,6 +70,9 @@ export class FlpdCache {
   #hits = 0;
   #misses = 0;
   #fills = 0;
+  // Misses of read() that prefetched a run: each is also a miss and RUN
+  // fills (one count instead of two on the walk path).
+  #runMisses = 0;
   #invalidated = 0;
 
   /**
@@ -100,9 +107,8 @@ export class FlpdCache {
       ? new BigUint64Array(this.#value.buffer, 0, capacity / 2)
       : null;
     const blocks = Math.max(1, capacity / RUN);
-    this.#runFirst = new Int32Array(blocks).fill(-1);
+    this.#runFirst = new Int32Array(blocks).fill(NO_LINES);
     this.#runBase = new Float64Array(blocks).fill(NaN);
-    this.#lines = new Uint8Array(blocks);
   }
 
   /**
@@ -157,9 +163,19 @@ export class FlpdCache {
       this.lastReads = 0;
       return this.#value[i]!;
     }
-    this.#misses++;
     const e = l1[slot]!;
+    if (prefetch === true && this.#runs === true) {
+      // What fillRun() does for the aligned run holding `slot`, without
+      // its tests of what this case already knows; one count for the miss
+      // and its fills.
+      this.#takeRun(base, slot & -RUN, b, l1);
+      this.#runMisses++;
+      this.lastReads = RUN;
+      return e;
+    }
+    this.#misses++;
     if (prefetch === true) {
+      // Below 16 lines: single fills.
       this.fillRun(base, slot & ~(RUN - 1), RUN, l1);
       this.lastReads = RUN;
     } else {
@@ -181,7 +197,7 @@ export class FlpdCache {
     const i = slot & this.#mask;
     const b = i >> 4;
     if (this.#runFirst[b]! >= 0) this.#split(b);
-    this.#lines[b] = 1;
+    this.#runFirst[b] = LINES;
     this.#slot[i] = slot;
     this.#base[i] = base;
     this.#value[i] = value;
@@ -201,24 +217,25 @@ export class FlpdCache {
   fillRun(base: number, first: number, count: number, l1: Uint32Array): void {
     if (this.capacity === 0) return;
     if (count === RUN && this.#runs === true && (first & (RUN - 1)) === 0) {
-      // Exactly one block of lines: tag the block, copy the descriptors.
-      const i0 = first & this.#mask;
-      const b = i0 >> 4;
-      if (this.#lines[b] !== 0) {
-        this.#slot.fill(-1, i0, i0 + RUN);
-        this.#lines[b] = 0;
-      }
-      this.#runFirst[b] = first;
-      this.#runBase[b] = base;
-      if (l1 !== this.#src) this.#setSource(l1);
-      const src = this.#src64;
-      if (src !== null) copyRun64(this.#value64!, i0 >> 1, src, first >> 1);
-      else copyRun(this.#value, i0, l1, first);
+      this.#takeRun(base, first, (first & this.#mask) >> 4, l1);
       this.#fills += RUN;
       return;
     }
     const end = first + count;
     for (let s = first; s < end; s++) this.fill(base, s, l1[s]!);
+  }
+
+  // Exactly one block of lines (block `b`, where aligned slot `first`
+  // lives): tag the block with the run, copy its 16 descriptors.
+  #takeRun(base: number, first: number, b: number, l1: Uint32Array): void {
+    const i0 = b * RUN;
+    if (this.#runFirst[b] === LINES) this.#slot.fill(-1, i0, i0 + RUN);
+    this.#runFirst[b] = first;
+    this.#runBase[b] = base;
+    if (l1 !== this.#src) this.#setSource(l1);
+    const src = this.#src64;
+    if (src !== null) copyRun64(this.#value64!, i0 >> 1, src, first >> 1);
+    else copyRun(this.#value, i0, l1, first);
   }
 
   // Remember `l1` and view it as 64-bit words when it is 8-byte aligned
@@ -239,9 +256,8 @@ export class FlpdCache {
       this.#slot[i0 + k] = first + k;
       this.#base[i0 + k] = base;
     }
-    this.#runFirst[b] = -1;
+    this.#runFirst[b] = LINES;
     this.#runBase[b] = NaN;
-    this.#lines[b] = 1;
   }
 
   // Drop the runs wholly inside slots `first..last` and split those that
@@ -252,7 +268,8 @@ export class FlpdCache {
       const f = this.#runFirst[b]!;
       if (f < 0 || f + RUN - 1 < first || f > last) continue;
       if (f >= first && f + RUN - 1 <= last) {
-        this.#runFirst[b] = -1;
+        // A block holding a run has no valid per-line tag.
+        this.#runFirst[b] = NO_LINES;
         this.#runBase[b] = NaN;
         this.#invalidated += RUN;
       } else this.#split(b);
@@ -306,8 +323,8 @@ export class FlpdCache {
   counters(): FlpdCounters {
     return {
       hits: this.#hits,
-      misses: this.#misses,
-      fills: this.#fills,
+      misses: this.#misses + this.#runMisses,
+      fills: this.#fills + this.#runMisses * RUN,
       invalidated: this.#invalidated,
     };
   }
