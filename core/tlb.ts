@@ -110,6 +110,14 @@ const imul = Math.imul;
 /** {@linkcode MAX_ADDRESS} as a local: hot methods then skip an import check. */
 const MAX = MAX_ADDRESS;
 
+// Initial values of fields the constructor sets. A field declared without
+// one starts as undefined, and V8 then tracks it as any value: every read
+// in optimised code would check a map or a Smi tag. Starting with a value
+// of the final kind keeps the field's kind exact, so reads check nothing.
+const NO_F64 = new Float64Array(0);
+const NO_U8 = new Uint8Array(0);
+const NO_I32 = new Int32Array(0);
+
 /**
  * Numbers per slot in `#e`, and where each sits: page base (0), then
  * these. A hit stamps E_STAMP under LRU, else E_SINK (never read).
@@ -153,37 +161,37 @@ const E_SINK = 7;
  */
 export class Tlb {
   /** Number of sets. */
-  readonly sets: number;
+  readonly sets: number = 0;
   /** Entries per set. */
-  readonly ways: number;
+  readonly ways: number = 0;
   /** Total entries the TLB can hold (`sets * ways`); 0 means no TLB. */
-  readonly capacity: number;
+  readonly capacity: number = 0;
   /** The replacement policy in use. */
   readonly replacement: TlbReplacement;
   /** The seed of the random policy (kept even when another policy is used). */
-  readonly seed: number;
+  readonly seed: number = 0;
 
-  #setMask: number;
-  #setSpan: number; // numbers in `#e` per set: ways * SLOT
+  #setMask = 0;
+  #setSpan = 0; // numbers in `#e` per set: ways * SLOT
   // Per slot (slot = set * ways + way). A size of 0 marks an invalid slot, so
   // the tag compare needs no separate valid bit.
   // Eight numbers per slot side by side (page base, page size, context,
   // PA, perm, stamp, rec, sink; see SLOT), one 64-byte line: a probe, a
   // hit and a fill touch one array, not five (each typed array a code
   // path touches costs it a map check, a length and a data pointer).
-  #e: Float64Array;
-  #shift: Uint8Array;
+  #e: Float64Array = NO_F64;
+  #shift: Uint8Array = NO_U8;
   // Where in a slot `lookup` stamps a hit: E_STAMP under LRU, else E_SINK
   // (only LRU reads stamps of hits). No test of the policy in the hit path.
-  #hitOff: number;
-  #policy: number; // 0 lru, 1 round-robin, 2 random: a number is cheaper to switch on
-  #rng: number;
+  #hitOff = 0;
+  #policy = 0; // 0 lru, 1 round-robin, 2 random: a number is cheaper to switch on
+  #rng = 0;
   // Ticks once per hit and once per fill (new entry or refresh), for
   // every policy: the LRU stamps, and the hit count (see `#hitsBase`).
   #clock = 0;
   #live = 0;
   // Valid ways per set: a full set needs no search for an invalid way.
-  #used: Int32Array;
+  #used: Int32Array = NO_I32;
   // The victim of a full set is way `#next[set]` when that is not -1 and
   // the way's stamp still equals its rec (E_REC: the stamp it had when it
   // entered the set's order); otherwise `#victim` chooses.
@@ -196,7 +204,7 @@ export class Tlb {
   // way records the order (-1: none); so streaming misses take the ways in
   // turn with no scan, and a hit needs no bookkeeping beyond its stamp.
   // Round-robin: `#next[set]` is the pointer. Random: `#next` is -1.
-  #next: Int32Array;
+  #next: Int32Array = NO_I32;
   // The key of the last lookup that missed every size present, kept until
   // anything changes the entries (`#missCtx` NaN: none). An insert of that
   // key right after (a walk's fill) knows the set holds no duplicate, so
@@ -229,7 +237,7 @@ export class Tlb {
   // change to the slot last hit first copies it there, so the getters keep
   // reporting what was hit), and `capacity + 1` says "no entry" (base -1,
   // size 0, PA -1, perm 0) for a miss. So the getters need no test.
-  #lastSlot: number;
+  #lastSlot = 0;
 
   // Lookups are hits + misses, and hits are the clock's ticks since the
   // last reset that were not fills: a hit bumps no counter of its own.
