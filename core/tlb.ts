@@ -721,12 +721,16 @@ export class Tlb {
   invalidateAll(): number {
     if (this.#lastSlot < this.capacity) this.#snapshot();
     const removed = this.#live;
-    this.#e.fill(0, 0, this.capacity * SLOT); // not the two extra slots
-    this.#shift.fill(0);
-    this.#sizeCount.fill(0);
-    this.#used.fill(0);
-    this.#nsizes = 0;
-    this.#live = 0;
+    // An empty TLB has nothing to clear (sizes, counts and size list are
+    // already zero): repeated flushes of an idle unit cost nothing.
+    if (removed !== 0) {
+      this.#e.fill(0, 0, this.capacity * SLOT); // not the two extra slots
+      this.#shift.fill(0);
+      this.#sizeCount.fill(0);
+      this.#used.fill(0);
+      this.#nsizes = 0;
+      this.#live = 0;
+    }
     this.#missCtx = NaN;
     this.#invalidations++;
     this.#invalidatedEntries += removed;
