@@ -55,8 +55,8 @@ export class FlpdCache {
   // Per block of 16 lines (one block that never holds a run when the
   // capacity is below 16): the run's first slot and table base; or, when
   // the block holds none, NO_LINES (no per-line tag of the block is valid)
-  // or LINES (some may be), and NaN, which equals no base, so a probe
-  // needs no test of the state.
+  // or LINES (some may be) and NaN. A probe reads the per-line tags only
+  // under LINES: a probe of a run block that misses touches one array.
   #runFirst: Int32Array;
   #runBase: Float64Array;
   #runs: boolean;
@@ -122,11 +122,13 @@ export class FlpdCache {
     const i = slot & this.#mask;
     const b = i >> 4;
     // A run's first slot plus the line's place in the block is the slot
-    // it holds there (slot & 15 === i & 15 when the capacity is >= 16).
+    // it holds there (slot & 15 === i & 15 when the capacity is >= 16);
+    // only a block without a run (LINES) has per-line tags to look at.
+    const f = this.#runFirst[b]!;
     if (
-      (this.#runFirst[b]! + (i & 15) === slot &&
-        this.#runBase[b] === base) ||
-      (this.#slot[i] === slot && this.#base[i] === base)
+      f >= 0
+        ? f + (i & 15) === slot && this.#runBase[b] === base
+        : f === LINES && this.#slot[i] === slot && this.#base[i] === base
     ) {
       this.#hits++;
       return this.#value[i]!;
@@ -154,10 +156,11 @@ export class FlpdCache {
     // lookup() and fillRun() in one call: one walk, one pass over the tags.
     const i = slot & this.#mask;
     const b = i >> 4;
+    const f = this.#runFirst[b]!;
     if (
-      (this.#runFirst[b]! + (i & 15) === slot &&
-        this.#runBase[b] === base) ||
-      (this.#slot[i] === slot && this.#base[i] === base)
+      f >= 0
+        ? f + (i & 15) === slot && this.#runBase[b] === base
+        : f === LINES && this.#slot[i] === slot && this.#base[i] === base
     ) {
       this.#hits++;
       this.lastReads = 0;
