@@ -514,3 +514,68 @@ Deno.test("micro TLB slots: the values hardware.ts's translate path spells as li
     [0x0b, 0x10, 0x11, 0x12],
   );
 });
+
+Deno.test("translate's inline walk: counts and fields as the walker's, faults and changed tables through the walker", () => {
+  for (const stage of [1, 2] as const) {
+    const { soc, hw, d, buf, faults } = unitRig({
+      microTlb: false,
+      stage,
+      outputBits: 40,
+    });
+    const w = hw.walker;
+    const c2 = w.caches[2]!;
+    // Cold: a walk from the root fills the level-2 cache; the next walks
+    // of that 2 MiB region hit it (the first through its lookup, the rest
+    // through the hit table, the last of them inside translate()).
+    for (let i = 0; i < 4; i++) {
+      hw.iotlb.invalidateAll();
+      assertEquals(hw.translate(1, 0x10_1008, ACCESS_WRITE), buf + 0x1008);
+    }
+    assertEquals(hw.lastSpan, 0x1000 - 8);
+    assertEquals([...w.reads], [1, 1, 1, 4]);
+    assertEquals([w.walks, hw.streamCounters(1).walks], [4, 4]);
+    let c = c2.counters();
+    assertEquals([c.lookups, c.hits, c.misses, c.fills], [4, 3, 1, 1]);
+    assertEquals([w.leafPa, w.leafSize, w.leafAccess], [buf + 0x1000, 4096, 3]);
+    assertEquals(
+      hw.iotlb.entries().map((e) => [e.iova, e.pageSize, e.pa, e.perm]),
+      [[0x10_1000, 4096, buf + 0x1000, 3]],
+    );
+    // A read-only page: its permission as the walker decodes it, and a
+    // write to it is refused after the walk (entry cached).
+    assertEquals(hw.translate(1, 0x10_2010, ACCESS_WRITE), -1);
+    assertEquals(faults.at(-1)!.reason, "permission");
+    assertEquals(w.leafAccess, 1);
+    assertEquals(hw.translate(1, 0x10_2010, ACCESS_READ), buf + 0x2010);
+    // An unmapped page of the region: a translation fault from the walker,
+    // counted once (one walk, one hit-table hit, one level-3 read).
+    c = c2.counters();
+    const [walks, reads] = [w.walks, w.reads[3]!];
+    assertEquals(hw.translate(1, 0x10_3000, ACCESS_READ), -1);
+    assertEquals(faults.at(-1)!.reason, "translation");
+    assertEquals([w.walks, w.reads[3]], [walks + 1, reads + 1]);
+    assertEquals(c2.counters().hits, c.hits + 1);
+    // A page the walker refuses for the output size, after a fault that
+    // set the fault address: the inline walk clears it again.
+    const l3 = hw.walker.caches[2]!.peek(d.ops.contextId, 0);
+    soc.memory.write32(l3 + 0x103 * 8 + 4, 0x100); // PA bit 40 set
+    soc.memory.write32(l3 + 0x103 * 8, (buf & 0xffff_f000) | 0x403);
+    assertEquals(hw.translate(1, 0x10_3000, ACCESS_READ), -1);
+    assertEquals(faults.at(-1)!.reason, "address-size");
+    assertEquals(w.faultAddress, 2 ** 40 + buf);
+    hw.iotlb.invalidateAll();
+    assertEquals(hw.translate(1, 0x10_0000, ACCESS_READ), buf);
+    assertEquals(w.faultAddress, 0);
+    // The region's table replaced (unmap frees it, a new map builds
+    // another): the hit table's slot follows the new table.
+    const old = c2.peek(d.ops.contextId, 0);
+    d.unmap(0, 0x20_0000);
+    const other = soc.memory.frames.alloc(0x1000);
+    d.map(0x10_0000, other, 0x1000, RW);
+    for (let i = 0; i < 2; i++) {
+      hw.iotlb.invalidateAll();
+      assertEquals(hw.translate(1, 0x10_0008, ACCESS_READ), other + 8);
+    }
+    assert(c2.peek(d.ops.contextId, 0) !== old, "a new table");
+  }
+});

@@ -146,6 +146,16 @@ export class GenericIommuHardware implements IommuHardware {
   #uMask: number;
   #rows: Float64Array;
   #sWalks: Float64Array;
+  // The walker's inline path (Walker.inlinePath()): 1 when the level-2
+  // walk cache can hold entries and the output size is 2^32 to 2^48.
+  #inline: number;
+  #wHits: Float64Array;
+  #wState: Float64Array;
+  #wViews: readonly Uint32Array[];
+  // outputBits - 32: a page is inside the output size when the high
+  // word of its address shifted by this is 0.
+  #outShift: number;
+  #stage1: boolean;
   #bypassed = 0;
   #cfgMisses = 0;
   // Accesses the slow path counted per stream (ROW_TRANSLATIONS) that
@@ -185,6 +195,17 @@ export class GenericIommuHardware implements IommuHardware {
     // slower (polymorphic field access inside Tlb.lookup).
     this.iotlb.onInvalidate(() => micro.bump());
     this.walker = new Walker(memory, config.stage, config.walkCache);
+    const path = this.walker.inlinePath();
+    this.#wHits = path.hits;
+    this.#wState = path.state;
+    this.#wViews = path.views;
+    const ob = config.outputBits;
+    this.#outShift = ob - 32;
+    this.#inline = this.walker.caches[2]!.capacity !== 0 &&
+        Number.isInteger(ob) && ob >= 32 && ob <= 48
+      ? 1
+      : 0;
+    this.#stage1 = config.stage === 1;
     this.#streams = n;
     this.#micro = micro;
     this.#uMask = micro.mask;
@@ -363,10 +384,37 @@ export class GenericIommuHardware implements IommuHardware {
     let perm: number;
     let off: number;
     let pa: number;
+    // The walker's common case, which the walk below finishes itself (no
+    // call, and the IOTLB fill inlined): a level-2 hit-table hit whose
+    // level-3 table's view is known (hit-table and state slots as
+    // literals, see walk_cache.ts and Walker.inlinePath()). Its
+    // descriptor is read before the IOTLB lookup, which cannot change the
+    // walk caches, so that the two reads overlap. `j` is the hit slot,
+    // else -1.
+    let j = -1;
+    let lo = 0;
+    let hi = 0;
     if (rest === 2) {
+      const ctx = this.#cfgCtx[sid]!;
+      if (this.#inline === 1 && this.#cfgStart[sid]! <= 2) {
+        const s = this.#wState;
+        const h = this.#wHits;
+        const k = ((((iova * s[1]!) >>> 0) ^ ctx) & s[2]!) << 3;
+        const kept = h[k + 7]!;
+        if (
+          iova >= h[k]! && iova < h[k + 1]! && h[k + 2] === ctx &&
+          h[k + 3] === s[0] && kept >= 0
+        ) {
+          const words = this.#wViews[kept >>> 14]!;
+          const at = (kept & 16383) + (((iova >>> 12) & 511) << 1);
+          lo = words[at]!;
+          hi = words[at + 1]! & 0xffff;
+          j = k;
+        }
+      }
       // The size hit last does not hold it: the full lookup (every size,
       // counted), which may still hit.
-      rest = this.iotlb.lookup(this.#cfgCtx[sid]!, iova) < 0 ? 4 : 1;
+      rest = this.iotlb.lookup(ctx, iova) < 0 ? 4 : 1;
     }
     if (rest === 1) {
       const tlb = this.iotlb;
@@ -379,38 +427,73 @@ export class GenericIommuHardware implements IommuHardware {
     } else {
       this.#sWalks[sid]!++;
       const w = this.walker;
-      const code = w.walkIn(
-        this.#cfgCtx[sid]!,
-        this.#cfgRoot,
-        sid,
-        this.#cfgStart[sid]!,
-        iova,
-        this.#outEnd,
-        this.iotlb,
-      );
-      if (code !== 0) {
-        return this.#fault(
-          sid,
-          iova,
-          access,
-          code === 0x11 // EVT_F_ADDR_SIZE
-            ? 4
-            : code === 0x0b // EVT_F_WALK_EABT
-            ? 6
-            : code === 0x12 // EVT_F_ACCESS
-            ? 5
-            : 3,
-          code,
-          this.#cfgRecord[sid] === 1,
-          w.faultAddress,
-        );
+      const ctx = this.#cfgCtx[sid]!;
+      // The common case (see above) with a valid page (0b11) with the
+      // access flag (bit 10) below 2^outputBits: it counts and sets
+      // exactly what Walker.walkIn does for that walk. Anything else
+      // (including every fault) is walkIn's.
+      let code = 1;
+      size = 4096;
+      perm = 0;
+      off = 0;
+      pa = 0;
+      if (
+        j >= 0 && (lo & 0x403) === 0x403 && (hi >>> this.#outShift) === 0
+      ) {
+        w.walks++;
+        w.faultAddress = 0;
+        const s = this.#wState;
+        s[3]!++;
+        s[4] = j;
+        w.reads[3]!++;
+        perm = this.#stage1 ? ((lo & 0x80) === 0 ? 3 : 1) : (lo >>> 6) & 3;
+        const base = hi * 0x100000000 + ((lo & 0xfffff000) >>> 0);
+        w.leafPa = base;
+        w.leafSize = 4096;
+        w.leafAccess = perm;
+        off = (iova >>> 0) & 4095;
+        const tlb = this.iotlb;
+        if (tlb.capacity !== 0) {
+          tlb.insert(ctx, iova - off, 4096, base, perm);
+        }
+        pa = base + off;
+        code = 0;
       }
-      size = w.leafSize;
-      perm = w.leafAccess;
-      // Leaves are at most 1 GiB (level-0 blocks fault): the offset is in
-      // the low 32 bits, which `>>> 0` keeps exactly for any safe integer.
-      off = (iova >>> 0) & (size - 1);
-      pa = w.leafPa + off;
+      if (code !== 0) {
+        code = w.walkIn(
+          ctx,
+          this.#cfgRoot,
+          sid,
+          this.#cfgStart[sid]!,
+          iova,
+          this.#outEnd,
+          this.iotlb,
+        );
+        if (code !== 0) {
+          return this.#fault(
+            sid,
+            iova,
+            access,
+            code === 0x11 // EVT_F_ADDR_SIZE
+              ? 4
+              : code === 0x0b // EVT_F_WALK_EABT
+              ? 6
+              : code === 0x12 // EVT_F_ACCESS
+              ? 5
+              : 3,
+            code,
+            this.#cfgRecord[sid] === 1,
+            w.faultAddress,
+          );
+        }
+        size = w.leafSize;
+        perm = w.leafAccess;
+        // Leaves are at most 1 GiB (level-0 blocks fault): the offset is
+        // in the low 32 bits, which `>>> 0` keeps exactly for any safe
+        // integer.
+        off = (iova >>> 0) & (size - 1);
+        pa = w.leafPa + off;
+      }
     }
     if (this.#microEnabled) {
       if (size === 4096) {

@@ -99,7 +99,8 @@ export class WalkCache extends Tlb {
     s[S_INV] = NaN;
     s[S_MASK] = slots - 1;
     s[S_LAST] = -1;
-    this.#hit = new Float64Array(slots * 8);
+    // -1 everywhere: an empty page (nothing hits) and no kept number.
+    this.#hit = new Float64Array(slots * 8).fill(-1);
   }
 
   /**
@@ -161,13 +162,16 @@ export class WalkCache extends Tlb {
     h[j + 4] = table;
     h[j + 5] = super.lastPerm;
     h[j + 6] = size;
+    // The walker's view of the slot's table (see `hits()`): none yet.
+    h[j + 7] = -1;
     return table;
   }
 
   /**
    * The hit table (eight numbers per slot: page base, page end, context,
-   * generation, table address, permission bits, page size, unused), for
-   * the walker's fast path.
+   * generation, table address, permission bits, page size, and a number
+   * the walker keeps for the slot's table, which a probe that writes the
+   * slot sets to -1), for the walker's fast path.
    *
    * @returns The live array.
    */

@@ -34,6 +34,18 @@ export const DEFAULT_WALK_CACHE: readonly TlbOptions[] = [
 ];
 
 /**
+ * See {@linkcode Walker.inlinePath}.
+ */
+export interface WalkerInlinePath {
+  /** The level-2 walk cache's hit table (8 numbers per slot). */
+  readonly hits: Float64Array;
+  /** Its state (`S_*` slots of walk_cache.ts). */
+  readonly state: Float64Array;
+  /** Views of RAM chunks, by the id slot 7 of a hit-table slot names. */
+  readonly views: readonly Uint32Array[];
+}
+
+/**
  * Walks tables in RAM for the hardware model. Results of the last walk are
  * left in fields so a walk allocates nothing.
  */
@@ -65,13 +77,15 @@ export class Walker {
   #c2: WalkCache;
   #probe2: number;
   // Its hit table and the table's state (WalkCache.hits(), state()).
+  // Slot 7 of a hit-table slot keeps where its level-3 table is:
+  // `id * 16384 + w`, the table's first word `w` in `#views[id]` (-1:
+  // not known yet; a probe that writes the slot resets it).
   #h2: Float64Array;
   #s2: Float64Array;
-  // Per hit-table slot: the level-3 table whose view is kept (-1: none),
-  // the view of its chunk and the table's first word in it.
-  #hvTable: Float64Array;
-  #hvWords: Uint32Array[];
-  #hvOff: Int32Array;
+  // Views of the RAM chunks holding such tables, one per chunk (RAM never
+  // drops a chunk), by id; and the id of each chunk's view.
+  #views: Uint32Array[] = [];
+  #viewIds: Map<number, number> = new Map();
   // Direct-mapped cache of live Uint32Array views of whole 64 KiB RAM
   // chunks (RAM never drops a chunk, so a view never goes stale): a
   // descriptor read is an index into one of them, with no per-table view
@@ -125,10 +139,21 @@ export class Walker {
     this.#probe2 = caches[2]!.capacity !== 0 ? 1 : 0;
     this.#h2 = caches[2]!.hits();
     this.#s2 = caches[2]!.state();
-    const slots = this.#h2.length >> 3;
-    this.#hvTable = new Float64Array(slots).fill(-1);
-    this.#hvWords = new Array<Uint32Array>(slots).fill(new Uint32Array(0));
-    this.#hvOff = new Int32Array(slots);
+  }
+
+  /**
+   * What a unit's translate path needs to finish the common walk itself
+   * (a level-2 hit-table hit whose level-3 table is known): the level-2
+   * walk cache's hit table and state (as `WalkCache.hits()` and
+   * `state()`; slot 7 of a hit-table slot is `id * 16384 + w` for the
+   * slot's table starting at word `w` of `views[id]`, or -1), and the
+   * views. Such a walk must count what {@linkcode Walker.walkIn} counts
+   * for it and set the same fields.
+   *
+   * @returns The live arrays (never replaced).
+   */
+  inlinePath(): WalkerInlinePath {
+    return { hits: this.#h2, state: this.#s2, views: this.#views };
   }
 
   /**
@@ -203,12 +228,12 @@ export class Walker {
       ) {
         s[3]!++;
         s[4] = j;
-        // The level-3 table's view and first word, kept per hit-table
-        // slot: found without the table address (the loads overlap).
-        const i = j >> 3;
-        const words = this.#hvWords[i]!;
-        const at = this.#hvOff[i]! + (((iova >>> 12) & 511) << 1);
-        if (this.#hvTable[i] === h[j + 4]) {
+        // The level-3 table's view and first word, kept in the slot:
+        // found without the table address (the loads overlap).
+        const kept = h[j + 7]!;
+        if (kept >= 0) {
+          const words = this.#views[kept >>> 14]!;
+          const at = (kept & 16383) + (((iova >>> 12) & 511) << 1);
           this.reads[3]!++;
           return this.#page(
             ctx,
@@ -219,7 +244,7 @@ export class Walker {
             fill,
           );
         }
-        return this.#hitTable(ctx, i, h[j + 4]!, iova, outEnd, fill);
+        return this.#hitTable(ctx, j, h[j + 4]!, iova, outEnd, fill);
       }
       const table = this.#c2.probeTlb(ctx, iova);
       if (table < 0) {
@@ -265,11 +290,11 @@ export class Walker {
   }
 
   // A level-2 walk-cache hit naming the level-3 table at `table`: its view
-  // from the chunk-view cache, kept for hit-table slot `i` (-1: a lookup's
+  // from the chunk-view cache, kept in hit-table slot `j` (-1: a lookup's
   // hit, no slot), then the page descriptor.
   #hitTable(
     ctx: number,
-    i: number,
+    j: number,
     table: number,
     iova: number,
     outEnd: number,
@@ -284,10 +309,16 @@ export class Walker {
     }
     const words = this.#chunkView[slot]!;
     const woff = ((table >>> 0) & 0xf000) >>> 2;
-    if (i >= 0) {
-      this.#hvTable[i] = table;
-      this.#hvWords[i] = words;
-      this.#hvOff[i] = woff;
+    // Ids stay below 2^17 (`>>> 14` of the kept number is exact): beyond
+    // 8 GiB of chunks with tables, slots keep nothing.
+    if (j >= 0 && (this.#viewIds.has(chunk) || this.#views.length < 131072)) {
+      let id = this.#viewIds.get(chunk);
+      if (id === undefined) {
+        id = this.#views.length;
+        this.#views.push(words);
+        this.#viewIds.set(chunk, id);
+      }
+      this.#h2[j + 7] = id * 16384 + woff;
     }
     const at = woff + (((iova >>> 12) & 511) << 1);
     this.reads[3]!++;
