@@ -42,28 +42,33 @@ const LINES = -2;
  * entries).
  */
 export class FlpdCache {
+  // Every field gets a value of its final kind at declaration (the
+  // constructor replaces it): declared without one it would start as
+  // undefined, and optimised code would check the kind at each use.
+
   /** Entries it holds at most (0 = no cache). */
-  readonly capacity: number;
-  #mask: number;
+  readonly capacity: number = 0;
+  #mask = 0;
   // Per line: its tag when its block holds no run (slot -1 = empty).
-  #slot: Int32Array;
-  #base: Float64Array;
-  #value: Uint32Array;
-  // #value as 64-bit words (null below 16 lines): a prefetch copies 8 of
+  #slot = new Int32Array(0);
+  #base = new Float64Array(0);
+  #value = new Uint32Array(0);
+  // #value as 64-bit words (empty below 16 lines): a prefetch copies 8 of
   // them rather than 16 descriptors.
-  #value64: BigUint64Array | null;
+  #value64 = new BigUint64Array(0);
   // Per block of 16 lines (one block that never holds a run when the
   // capacity is below 16): the run's first slot and table base; or, when
   // the block holds none, NO_LINES (no per-line tag of the block is valid)
   // or LINES (some may be) and NaN. A probe reads the per-line tags only
   // under LINES: a probe of a run block that misses touches one array.
-  #runFirst: Int32Array;
-  #runBase: Float64Array;
-  #runs: boolean;
-  // The level-1 view fillRun last copied from, and the same memory as
-  // 64-bit words (null when it is not 8-byte aligned).
-  #src: Uint32Array | null = null;
-  #src64: BigUint64Array | null = null;
+  #runFirst = new Int32Array(0);
+  #runBase = new Float64Array(0);
+  #runs = false;
+  // The level-1 view fillRun last copied from (none yet: an empty view),
+  // and the same memory as 64-bit words (empty when it is not 8-byte
+  // aligned).
+  #src: Uint32Array = new Uint32Array(0);
+  #src64: BigUint64Array = new BigUint64Array(0);
   /** Level-1 entries the last {@linkcode FlpdCache.read} read from RAM: 0, 1 or 16. */
   lastReads = 0;
   // Plain number fields: cheaper to bump on the walk path than an object's.
@@ -103,9 +108,9 @@ export class FlpdCache {
     this.#base = new Float64Array(lines);
     this.#value = new Uint32Array(lines);
     this.#runs = capacity >= RUN;
-    this.#value64 = this.#runs
-      ? new BigUint64Array(this.#value.buffer, 0, capacity / 2)
-      : null;
+    if (this.#runs) {
+      this.#value64 = new BigUint64Array(this.#value.buffer, 0, capacity / 2);
+    }
     const blocks = Math.max(1, capacity / RUN);
     this.#runFirst = new Int32Array(blocks).fill(NO_LINES);
     this.#runBase = new Float64Array(blocks).fill(NaN);
@@ -237,7 +242,7 @@ export class FlpdCache {
     this.#runBase[b] = base;
     if (l1 !== this.#src) this.#setSource(l1);
     const src = this.#src64;
-    if (src !== null) copyRun64(this.#value64!, i0 >> 1, src, first >> 1);
+    if (src.length !== 0) copyRun64(this.#value64, i0 >> 1, src, first >> 1);
     else copyRun(this.#value, i0, l1, first);
   }
 
@@ -247,7 +252,7 @@ export class FlpdCache {
     this.#src = l1;
     this.#src64 = (l1.byteOffset & 7) === 0
       ? new BigUint64Array(l1.buffer, l1.byteOffset, l1.length >>> 1)
-      : null;
+      : new BigUint64Array(0);
   }
 
   // Turn block `b`'s run into per-line tags (same contents).

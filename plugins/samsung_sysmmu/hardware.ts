@@ -14,7 +14,7 @@ import {
   IommuError,
   type IommuFault,
   type IommuHardware,
-  type PhysicalMemory,
+  PhysicalMemory,
   Tlb,
   type TlbReplacement,
 } from "../../core/mod.ts";
@@ -147,6 +147,17 @@ const RW = IOMMU_READ | IOMMU_WRITE;
 /** Fills a flush undoes one by one; beyond this it clears the whole maps. */
 const FILL_LOG_ENTRIES = 1024;
 
+// Never used: what the TLB, FLPD cache and walker fields hold until the
+// constructor sets them. Declared without a value, a field starts as
+// undefined and optimised code checks the kind of object it holds at
+// each use; these give it its final kind from the start.
+const NO_TLB = new Tlb({ sets: 0, ways: 0 });
+const NO_FLPD = new FlpdCache(0);
+const NO_WALKER = new SysmmuWalker(
+  new PhysicalMemory({ base: 0, size: 0x10000 }),
+  pteFormat(0),
+);
+
 /**
  * One System MMU as the SoC has it. Registers are reached with
  * {@linkcode SysmmuHardware.readRegister}/{@linkcode SysmmuHardware.writeRegister}
@@ -169,9 +180,9 @@ export class SysmmuHardware implements IommuHardware {
    * it filled, so an entry inserted here directly may be hit with the
    * wrong span or permission until the next FLUSH_ALL.
    */
-  readonly tlb: Tlb;
+  readonly tlb: Tlb = NO_TLB;
   /** The FLPD cache (capacity 0 when the version has none). */
-  readonly flpd: FlpdCache;
+  readonly flpd: FlpdCache = NO_FLPD;
   /** Bytes from the last translated PA to the end of its page. */
   lastSpan = 0;
   /** The most recent fault (including refusals while blocked), or null. */
@@ -183,7 +194,7 @@ export class SysmmuHardware implements IommuHardware {
 
   #memory: PhysicalMemory;
   #report: (fault: IommuFault) => boolean;
-  #walker: SysmmuWalker;
+  #walker: SysmmuWalker = NO_WALKER;
   #capa0: number;
   #capa1: number;
   #blockLatency: number;

@@ -11,6 +11,7 @@ import {
   LPAGE_SIZE,
   LV1_TABLE_BYTES,
   LV2_TABLE_BYTES,
+  PTE_V1,
   SECT_SIZE,
   SPAGE_SIZE,
   type SysmmuPteFormat,
@@ -59,12 +60,16 @@ export class SysmmuWalker {
   /** `IOMMU_READ`/`IOMMU_WRITE` bits the leaf grants. */
   perm = 0;
   #memory: PhysicalMemory;
-  #fmt: SysmmuPteFormat;
+  // The fields the walk reads get a value of their final kind at
+  // declaration (the constructor sets the real one): declared without
+  // one they would start as undefined, and optimised code would check the
+  // kind at each use.
+  #fmt: SysmmuPteFormat = PTE_V1;
   // A link entry's level-2 table PA is (e & ~63) << shift: its RAM chunk
   // number is e >>> (16 - shift), its offset in the chunk below, both in
   // int32 arithmetic (the PA itself may exceed 32 bits).
-  #shift: number;
-  #chunkShift: number;
+  #shift = 0;
+  #chunkShift = 16;
   #viewBase = -1;
   #view: Uint32Array = EMPTY;
   // Live views of the 64 KiB RAM chunks holding level-2 tables,
