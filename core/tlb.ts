@@ -224,6 +224,10 @@ export class Tlb {
   #sizes: Float64Array = new Float64Array(SIZE_SLOTS).fill(NaN);
   #invs: Float64Array = new Float64Array(SIZE_SLOTS);
   #nsizes = 0;
+  // Copies of `#sizes[0]` and `#invs[0]` for `lookupHit`: two field reads
+  // instead of two typed-array reads (each with its length check).
+  #size0 = NaN;
+  #inv0 = 0;
 
   #fillSize = -1; // no size validated yet (0 is not a valid size)
   #fillShift = 0;
@@ -448,8 +452,8 @@ export class Tlb {
     }
     // With no size present, `#sizes[0]` is NaN or a size no slot holds:
     // nothing matches. The set and the compare as in `lookup`.
-    const size = this.#sizes[0]!;
-    const x = iova * this.#invs[0]!;
+    const size = this.#size0;
+    const x = iova * this.#inv0;
     const base = floor(x) * size;
     const e = this.#e;
     const span = this.#setSpan;
@@ -697,6 +701,7 @@ export class Tlb {
       const n = this.#nsizes++;
       this.#sizes[n] = pageSize;
       this.#invs[n] = 1 / pageSize;
+      if (n === 0) this.#sync0();
     }
   }
 
@@ -983,6 +988,14 @@ export class Tlb {
     invs[k] = invs[0]!;
     sizes[0] = size;
     invs[0] = inv;
+    this.#size0 = size;
+    this.#inv0 = inv;
+  }
+
+  /** Copy the size probed first to `#size0` / `#inv0`. */
+  #sync0(): void {
+    this.#size0 = this.#sizes[0]!;
+    this.#inv0 = this.#invs[0]!;
   }
 
   /** Keep what the last lookup hit before its slot changes (see #lastSlot). */
@@ -1020,6 +1033,7 @@ export class Tlb {
         if (this.#sizes[k] === pageSize) {
           this.#sizes[k] = this.#sizes[n]!;
           this.#invs[k] = this.#invs[n]!;
+          if (k === 0) this.#sync0();
           break;
         }
       }
