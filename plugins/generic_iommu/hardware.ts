@@ -41,6 +41,11 @@
  * inline, the rest out of line); everything else (first use,
  * a generation bump by any invalidation or CR0/stream-table write, bypass,
  * abort, faults) takes the slow path, which checks in the order above.
+ * On an IOTLB miss, the walker's commonest walk (the level-2 walk cache's
+ * hit table names a level-3 table the walker knows: one descriptor read) is
+ * finished by the out-of-line rest itself, with the IOTLB fill inlined and
+ * the descriptor read before the IOTLB lookup (see Walker.inlinePath());
+ * every other walk, and every walk fault, is Walker.walkIn's.
  * Registers, the config cache, the command consumer, the event producer
  * and statistics live in their own files.
  *
