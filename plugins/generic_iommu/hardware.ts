@@ -151,16 +151,6 @@ export class GenericIommuHardware implements IommuHardware {
   #uMask: number;
   #rows: Float64Array;
   #sWalks: Float64Array;
-  // The walker's inline path (Walker.inlinePath()): 1 when the level-2
-  // walk cache can hold entries and the output size is 2^32 to 2^48.
-  #inline: number;
-  #wHits: Float64Array;
-  #wState: Float64Array;
-  #wViews: readonly Uint32Array[];
-  // outputBits - 32: a page is inside the output size when the high
-  // word of its address shifted by this is 0.
-  #outShift: number;
-  #stage1: boolean;
   #bypassed = 0;
   #cfgMisses = 0;
   // Accesses the slow path counted per stream (ROW_TRANSLATIONS) that
@@ -171,6 +161,18 @@ export class GenericIommuHardware implements IommuHardware {
   #lastSpan = 0;
   #lastFault: IommuFault | null = null;
   #pa = 0.5; // a double from the start: stores never box
+  // (Declared last: the fields translate() reads keep their places in
+  // the object.)
+  // The walker's inline path (Walker.inlinePath()): 1 when the level-2
+  // walk cache can hold entries and the output size is 2^32 to 2^48.
+  #inline: number;
+  #wHits: Float64Array;
+  #wState: Float64Array;
+  #wViews: readonly Uint32Array[];
+  // outputBits - 32: a page is inside the output size when the high
+  // word of its address shifted by this is 0.
+  #outShift: number;
+  #stage1: boolean;
 
   /**
    * Build it (see the class documentation).
