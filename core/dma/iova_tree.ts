@@ -69,6 +69,11 @@ const NODE_BYTES = 64;
 /** Node slots per 4 KiB page. */
 const PAGE = 64;
 const PAGE_SHIFT = 6;
+/**
+ * Up to this many node slots (4 MiB) the tree stays within the reach of
+ * the caches and the TLB, and new nodes simply reuse the slot released last.
+ */
+const SMALL = 65536;
 /** Enough for any AVL tree that fits in memory (height <= 1.44 log2 n + 2). */
 const MAX_PATH = 96;
 /** Alignment orders (log2 granules) the augmentation answers exactly. */
@@ -123,6 +128,8 @@ export class IovaTree {
   #pages: Int32Array;
   #stacked: Uint8Array;
   #npages = 0;
+  /** The last slot released (0: taken since), whose line is still cached. */
+  #last = 0;
   readonly #stack = new Int32Array(MAX_PATH * 4 + 8);
   readonly #vals = new Float64Array(MAX_PATH * 4 + 8);
 
@@ -182,6 +189,18 @@ export class IovaTree {
 
   /** A released slot of page pg if any, else of any page, else a new one. */
   #takeSlot(pg: number): number {
+    // The slot just released (by the free before this alloc, typically) is
+    // in the cache: in a small tree, where pages do not matter, or when it
+    // is in the wanted page, it is the best choice.
+    const last = this.#last;
+    if (
+      last !== 0 && (this.#capacity <= SMALL || last >> PAGE_SHIFT === pg)
+    ) {
+      this.#last = 0;
+      this.#pageFree[last >> PAGE_SHIFT]!--;
+      this.#freeBits[last >> 5]! ^= 1 << (last & 31);
+      return last;
+    }
     const pageFree = this.#pageFree;
     if (pageFree[pg] === 0) {
       // The top of the stack, dropping pages filled since they were pushed.
@@ -207,7 +226,9 @@ export class IovaTree {
     const word = bits[wi]!;
     const low = word & -word;
     bits[wi] = word ^ low;
-    return (wi << 5) + 31 - Math.clz32(low);
+    const i = (wi << 5) + 31 - Math.clz32(low);
+    if (i === last) this.#last = 0;
+    return i;
   }
 
   /**
@@ -218,6 +239,7 @@ export class IovaTree {
   releaseNode(i: number): void {
     this.b[(i << 6) + B_KIND] = 0;
     this.#freeBits[i >> 5]! |= 1 << (i & 31);
+    this.#last = i;
     const pg = i >> PAGE_SHIFT;
     this.#pageFree[pg]!++;
     if (this.#stacked[pg] === 0) {
