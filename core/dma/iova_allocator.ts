@@ -517,7 +517,7 @@ export class IovaAllocator {
       );
     }
     const lo = tree.foundAddr;
-    const node = tree.newNode(lo, lo + foot, KIND_LIVE, succ);
+    const node = tree.newNode(lo, lo + foot, KIND_LIVE);
     tree.insertBefore(node, succ);
     this.#hash.set(lo, node, tree.f);
     this.#liveGranules += n;

@@ -66,14 +66,6 @@ export const B_KIND = 63;
 const SAT = 0x7fffffff;
 
 const NODE_BYTES = 64;
-/** Node slots per 4 KiB page. */
-const PAGE = 64;
-const PAGE_SHIFT = 6;
-/**
- * Up to this many node slots (4 MiB) the tree stays within the reach of
- * the caches and the TLB, and new nodes simply reuse the slot released last.
- */
-const SMALL = 65536;
 /** Enough for any AVL tree that fits in memory (height <= 1.44 log2 n + 2). */
 const MAX_PATH = 96;
 /** Alignment orders (log2 granules) the augmentation answers exactly. */
@@ -114,22 +106,8 @@ export class IovaTree {
   /** Whether it changed the stored height. */
   #heightChanged = false;
   #capacity: number;
+  #freeHead = 0;
   #nextUnused = 1;
-  /**
-   * Released slots, one bit each (bit i & 31 of word i >> 5), and per page
-   * of 64 slots (4 KiB) their count. A new node goes into a released slot
-   * of its neighbour's page when there is one, so the nodes a path visits
-   * share pages: at a million nodes a random page is a TLB miss (a long
-   * nested walk under virtualisation) on top of the cache miss.
-   */
-  #freeBits: Int32Array;
-  #pageFree: Uint8Array;
-  /** Pages that may hold released slots (each at most once: #stacked). */
-  #pages: Int32Array;
-  #stacked: Uint8Array;
-  #npages = 0;
-  /** The last slot released (0: taken since), whose line is still cached. */
-  #last = 0;
   readonly #stack = new Int32Array(MAX_PATH * 4 + 8);
   readonly #vals = new Float64Array(MAX_PATH * 4 + 8);
 
@@ -139,12 +117,8 @@ export class IovaTree {
    */
   constructor(base: number, capacity = 1024) {
     this.base = base;
-    this.#capacity = Math.ceil(Math.max(16, capacity) / PAGE) * PAGE;
+    this.#capacity = Math.max(16, capacity);
     const buf = new ArrayBuffer(this.#capacity * NODE_BYTES);
-    this.#freeBits = new Int32Array(this.#capacity >> 5);
-    this.#pageFree = new Uint8Array(this.#capacity / PAGE);
-    this.#pages = new Int32Array(this.#capacity / PAGE);
-    this.#stacked = new Uint8Array(this.#capacity / PAGE);
     this.f = new Float64Array(buf);
     this.w = new Int32Array(buf);
     this.b = new Uint8Array(buf);
@@ -170,12 +144,16 @@ export class IovaTree {
    * @param lo First granule.
    * @param hi Exclusive end granule.
    * @param kind A KIND_* constant.
-   * @param near A node the new one will be linked beside (0: none); its
-   * page is tried first.
    * @returns The node index (>= 1).
    */
-  newNode(lo: number, hi: number, kind: number, near = 0): number {
-    const i = this.#takeSlot(near >> PAGE_SHIFT);
+  newNode(lo: number, hi: number, kind: number): number {
+    let i = this.#freeHead;
+    if (i !== 0) {
+      this.#freeHead = this.w[(i << 4) + I_LEFT]!;
+    } else {
+      if (this.#nextUnused === this.#capacity) this.#grow();
+      i = this.#nextUnused++;
+    }
     const f = this.f;
     const fb = i << 3;
     f[fb + F_LO] = lo;
@@ -187,72 +165,22 @@ export class IovaTree {
     return i;
   }
 
-  /** A released slot of page pg if any, else of any page, else a new one. */
-  #takeSlot(pg: number): number {
-    // The slot just released (by the free before this alloc, typically) is
-    // in the cache: in a small tree, where pages do not matter, or when it
-    // is in the wanted page, it is the best choice.
-    const last = this.#last;
-    if (
-      last !== 0 && (this.#capacity <= SMALL || last >> PAGE_SHIFT === pg)
-    ) {
-      this.#last = 0;
-      this.#pageFree[last >> PAGE_SHIFT]!--;
-      this.#freeBits[last >> 5]! ^= 1 << (last & 31);
-      return last;
-    }
-    const pageFree = this.#pageFree;
-    if (pageFree[pg] === 0) {
-      // The top of the stack, dropping pages filled since they were pushed.
-      pg = -1;
-      while (this.#npages !== 0) {
-        const q = this.#pages[this.#npages - 1]!;
-        if (pageFree[q] !== 0) {
-          pg = q;
-          break;
-        }
-        this.#npages--;
-        this.#stacked[q] = 0;
-      }
-      if (pg < 0) {
-        if (this.#nextUnused === this.#capacity) this.#grow();
-        return this.#nextUnused++;
-      }
-    }
-    pageFree[pg]!--;
-    const bits = this.#freeBits;
-    let wi = pg << 1;
-    if (bits[wi] === 0) wi++;
-    const word = bits[wi]!;
-    const low = word & -word;
-    bits[wi] = word ^ low;
-    const i = (wi << 5) + 31 - Math.clz32(low);
-    if (i === last) this.#last = 0;
-    return i;
-  }
-
   /**
-   * Return an unlinked node slot to the free pool.
+   * Return an unlinked node slot to the free list.
    *
    * @param i Node index, already removed from the tree.
    */
   releaseNode(i: number): void {
     this.b[(i << 6) + B_KIND] = 0;
-    this.#freeBits[i >> 5]! |= 1 << (i & 31);
-    this.#last = i;
-    const pg = i >> PAGE_SHIFT;
-    this.#pageFree[pg]!++;
-    if (this.#stacked[pg] === 0) {
-      this.#stacked[pg] = 1;
-      this.#pages[this.#npages++] = pg;
-    }
+    this.w[(i << 4) + I_LEFT] = this.#freeHead;
+    this.#freeHead = i;
   }
 
   #grow(): void {
     // 1.5x keeps the peak (old + new buffer during the copy) modest at 1M nodes.
     const cap = Math.min(
-      Math.ceil(this.#capacity * 1.5 / PAGE) * PAGE,
-      Math.floor(0x7fffffff / 64 / PAGE) * PAGE,
+      Math.ceil(this.#capacity * 1.5),
+      Math.floor(0x7fffffff / 64),
     );
     if (cap <= this.#capacity) throw new RangeError("IOVA tree is full");
     const buf = new ArrayBuffer(cap * NODE_BYTES);
@@ -263,18 +191,6 @@ export class IovaTree {
     const ext = new Uint16Array(cap * 8);
     ext.set(this.#ext);
     this.#ext = ext;
-    const bits = new Int32Array(cap >> 5);
-    bits.set(this.#freeBits);
-    this.#freeBits = bits;
-    const pageFree = new Uint8Array(cap / PAGE);
-    pageFree.set(this.#pageFree);
-    this.#pageFree = pageFree;
-    const pages = new Int32Array(cap / PAGE);
-    pages.set(this.#pages);
-    this.#pages = pages;
-    const stacked = new Uint8Array(cap / PAGE);
-    stacked.set(this.#stacked);
-    this.#stacked = stacked;
     this.#capacity = cap;
   }
 
@@ -987,31 +903,6 @@ export class IovaTree {
         );
       }
       prevHi = hi;
-    }
-    // Every slot below the high-water mark is the header, in the tree or
-    // released (and then counted in its page, which the fallback can find).
-    let released = 0;
-    const onStack = new Uint8Array(this.#capacity / PAGE);
-    for (let e = 0; e < this.#npages; e++) onStack[this.#pages[e]!]!++;
-    for (let pg = 0; pg < this.#capacity / PAGE; pg++) {
-      let n = 0;
-      for (let j = pg * PAGE; j < (pg + 1) * PAGE; j++) {
-        if ((this.#freeBits[j >> 5]! >>> (j & 31) & 1) === 0) continue;
-        n++;
-        if (j === 0 || j >= this.#nextUnused || this.b[(j << 6) + B_KIND]) {
-          problems.push(`slot ${j} is released but in use or never taken`);
-        }
-      }
-      released += n;
-      if (this.#pageFree[pg] !== n) problems.push(`page ${pg} miscounted`);
-      if (onStack[pg] !== this.#stacked[pg] || (n !== 0 && onStack[pg] !== 1)) {
-        problems.push(`page ${pg} is stacked ${onStack[pg]} times`);
-      }
-    }
-    if (released + this.size + 1 !== this.#nextUnused) {
-      problems.push(
-        `${this.#nextUnused} slots taken, ${released} released, ${this.size} in the tree`,
-      );
     }
     // Recompute every summary the slow way and compare it with the copy the
     // parent stores.
