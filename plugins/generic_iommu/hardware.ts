@@ -145,9 +145,9 @@ export class GenericIommuHardware implements IommuHardware {
   #streams: number;
   #micro: MicroTlb;
   #microEnabled: boolean;
-  // No micro TLB and an IOTLB that can hold something: translate() tries
-  // the IOTLB's hit inline.
-  #hitInline: boolean;
+  // The micro TLB's entry mask; -1 when there is no micro TLB and the
+  // IOTLB can hold something: translate() then skips the micro TLB probe
+  // and tries the IOTLB's hit inline (one register test on either path).
   #uMask: number;
   #rows: Float64Array;
   #sWalks: Float64Array;
@@ -215,7 +215,7 @@ export class GenericIommuHardware implements IommuHardware {
     this.#stage1 = config.stage === 1;
     this.#streams = n;
     this.#micro = micro;
-    this.#uMask = micro.mask;
+    this.#uMask = !micro.enabled && this.iotlb.capacity > 0 ? -1 : micro.mask;
     const cache = new ConfigCache(
       memory,
       n,
@@ -233,7 +233,6 @@ export class GenericIommuHardware implements IommuHardware {
     this.#cfgInEnd = cache.inEnd;
     this.#cfgRecord = cache.record;
     this.#microEnabled = micro.enabled;
-    this.#hitInline = !micro.enabled && this.iotlb.capacity > 0;
     this.#rows = micro.rows;
     this.#sWalks = stats.sWalks;
     const regs = new RegisterFile(config, {
@@ -322,18 +321,25 @@ export class GenericIommuHardware implements IommuHardware {
       // Row and entry slots as literals (see micro_tlb.ts: ROW_STRIDE 8,
       // ROW_CFG_GEN 0, ROW_IN_END 1, ROW_TRANSLATIONS 2, ROW_U_HITS 3,
       // ROW_U_BLOCK 4; U_GEN 0, U_BASE 1, U_END 2, U_DELTA_PERM 3; a test
-      // pins them): an imported constant costs a load and a check per use
-      // in optimised code, and the smaller bytecode keeps translate cheap
-      // to inline into callers. Entries and config copies of an earlier
-      // generation fail the compares and take the slow path.
+      // pins them; slot 5 is this file's: the context, see
+      // #translateSlow): an imported constant costs a load and a check per
+      // use in optimised code, and the smaller bytecode keeps translate
+      // cheap to inline into callers. Entries and config copies of an
+      // earlier generation fail the compares and take the slow path.
       const r = this.#rows;
       const i = (streamId + 1) << 3;
       const gen = r[0];
+      const m = this.#uMask;
       // Block offsets are below 2^31 (array indexes): `| 0` keeps the
-      // index arithmetic in int32. Without micro TLBs the block is one
-      // that never hits.
-      const u = (r[i + 4]! | 0) + (((iova >>> 12) & this.#uMask) << 2);
-      if (r[u] === gen && iova >= r[u + 1]! && iova < r[u + 2]!) {
+      // index arithmetic in int32. A unit with micro TLBs off but an IOTLB
+      // (m -1) does not probe; with neither, the block is one that never
+      // hits.
+      let u = 0;
+      if (
+        m >= 0 &&
+        r[u = (r[i + 4]! | 0) + (((iova >>> 12) & m) << 2)] === gen &&
+        iova >= r[u + 1]! && iova < r[u + 2]!
+      ) {
         // A valid micro entry implies a valid config row of this generation.
         const dp = r[u + 3]!;
         const perm = dp & 3;
@@ -349,10 +355,11 @@ export class GenericIommuHardware implements IommuHardware {
         // No micro TLB (so nothing to fill) and an IOTLB: a hit in the
         // size hit last that grants `access` finishes here. Anything else
         // is the rest's full lookup: with micro TLBs, an IOTLB hit fills
-        // one, and a miss would probe that size twice.
-        if (this.#hitInline) {
+        // one, and a miss would probe that size twice. The context comes
+        // from the row (an int32: `| 0` is exact).
+        if (m < 0) {
           const tlb = this.iotlb;
-          const pa = tlb.lookupHit(this.#cfgCtx[streamId]!, iova);
+          const pa = tlb.lookupHit(r[i + 5]! | 0, iova);
           if (pa >= 0) {
             // The page's end when the entry grants `access`, else -1.
             const end = tlb.lastPageEndIf(access);
@@ -600,6 +607,9 @@ export class GenericIommuHardware implements IommuHardware {
       this.#rows = rows;
       rows[i + ROW_CFG_GEN] = rows[0]!;
       rows[i + ROW_IN_END] = this.#cfgInEnd[streamId]!;
+      // The context, for translate()'s inline IOTLB hit: valid as long as
+      // the row (a new config is fetched only after a generation bump).
+      rows[i + 5] = this.#cfgCtx[streamId]!;
       if (!(iova < this.#cfgInEnd[streamId]!)) {
         return this.#fault(
           streamId,
