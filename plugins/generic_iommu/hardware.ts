@@ -113,6 +113,12 @@ import {
 /** A builtin as a module constant: less bytecode in translate(). */
 const isSafe = Number.isSafeInteger;
 
+// Initial values of fields translate() reads: a field declared without one
+// starts as undefined, so V8 types it "any value" and optimised code checks
+// every load (a Smi tag or an array map); one of the kind the field keeps
+// lets those loads go unchecked.
+const NO_ROWS = new Float64Array(0);
+
 /**
  * The unit's hardware model. It only sees RAM and its registers: the driver
  * programs it exactly as software would program an SMMUv3-like unit.
@@ -142,14 +148,14 @@ export class GenericIommuHardware implements IommuHardware {
   #cfgStart: Uint8Array;
   #cfgInEnd: Float64Array;
   #cfgRecord: Uint8Array;
-  #streams: number;
+  #streams = 0;
   #micro: MicroTlb;
   #microEnabled: boolean;
   // The micro TLB's entry mask; -1 when there is no micro TLB and the
   // IOTLB can hold something: translate() then skips the micro TLB probe
   // and tries the IOTLB's hit inline (one register test on either path).
-  #uMask: number;
-  #rows: Float64Array;
+  #uMask = 0;
+  #rows: Float64Array = NO_ROWS;
   #sWalks: Float64Array;
   #bypassed = 0;
   #cfgMisses = 0;
