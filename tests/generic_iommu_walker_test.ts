@@ -495,8 +495,9 @@ Deno.test("micro TLB slots: the values hardware.ts's translate path spells as li
       micro.ROW_TRANSLATIONS,
       micro.ROW_U_HITS,
       micro.ROW_U_BLOCK,
+      micro.ROW_CTX,
     ],
-    [8, 0, 1, 2, 3, 4],
+    [8, 0, 1, 2, 3, 4, 5],
   );
   assertEquals(
     [

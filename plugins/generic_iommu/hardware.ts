@@ -92,6 +92,7 @@ import {
   MicroTlb,
   microTlbEntries,
   ROW_CFG_GEN,
+  ROW_CTX,
   ROW_IN_END,
   ROW_STRIDE,
   ROW_TRANSLATIONS,
@@ -326,9 +327,8 @@ export class GenericIommuHardware implements IommuHardware {
     ) {
       // Row and entry slots as literals (see micro_tlb.ts: ROW_STRIDE 8,
       // ROW_CFG_GEN 0, ROW_IN_END 1, ROW_TRANSLATIONS 2, ROW_U_HITS 3,
-      // ROW_U_BLOCK 4; U_GEN 0, U_BASE 1, U_END 2, U_DELTA_PERM 3; a test
-      // pins them; slot 5 is this file's: the context, see
-      // #translateSlow): an imported constant costs a load and a check per
+      // ROW_U_BLOCK 4, ROW_CTX 5; U_GEN 0, U_BASE 1, U_END 2,
+      // U_DELTA_PERM 3; a test pins them): an imported constant costs a load and a check per
       // use in optimised code, and the smaller bytecode keeps translate
       // cheap to inline into callers. Entries and config copies of an
       // earlier generation fail the compares and take the slow path.
@@ -615,7 +615,7 @@ export class GenericIommuHardware implements IommuHardware {
       rows[i + ROW_IN_END] = this.#cfgInEnd[streamId]!;
       // The context, for translate()'s inline IOTLB hit: valid as long as
       // the row (a new config is fetched only after a generation bump).
-      rows[i + 5] = this.#cfgCtx[streamId]!;
+      rows[i + ROW_CTX] = this.#cfgCtx[streamId]!;
       if (!(iova < this.#cfgInEnd[streamId]!)) {
         return this.#fault(
           streamId,

@@ -56,6 +56,12 @@ export const ROW_U_HITS = 3;
  * micro TLB entry (the never-hitting block until it gets its own).
  */
 export const ROW_U_BLOCK = 4;
+/**
+ * Row slot: the context ID of the stream's config, written with
+ * {@linkcode ROW_CFG_GEN} (so valid while the row is): the hardware's
+ * inline IOTLB hit reads it from the row it already holds.
+ */
+export const ROW_CTX = 5;
 
 /** Numbers per micro TLB entry. */
 export const U_STRIDE = 4;
