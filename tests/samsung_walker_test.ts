@@ -1,6 +1,6 @@
-import { assertEquals } from "@std/assert";
+import { assertEquals, assertThrows } from "@std/assert";
 import fc from "fast-check";
-import { IOMMU_READ, PhysicalMemory } from "../core/mod.ts";
+import { IOMMU_READ, IommuError, PhysicalMemory } from "../core/mod.ts";
 import {
   FlpdCache,
   LPAGE_SIZE,
@@ -534,4 +534,67 @@ Deno.test("FLPD cache: prefetch runs, single fills and flushes mixed = one entry
     ),
     { numRuns: 300 },
   );
+});
+
+Deno.test("FLPD cache: a slot outside the level-1 table is EINVAL, with nothing cached or counted", () => {
+  const l1 = new Uint32Array(4096);
+  for (let s = 0; s < 4096; s++) l1[s] = (s * 0x10_0000 + 1) >>> 0;
+  const short = new Uint32Array([7]);
+  for (const capacity of [0, 8, 16, 32]) {
+    const c = new FlpdCache(capacity);
+    c.fillRun(0x8000, 0, 16, l1);
+    const unchanged = (): void => {
+      assertEquals(c.size, capacity === 0 ? 0 : Math.min(capacity, 16));
+      assertEquals(c.counters(), {
+        hits: 0,
+        misses: 0,
+        fills: capacity === 0 ? 0 : 16,
+        invalidated: 0,
+      });
+    };
+    const bad: [number, Uint32Array, boolean][] = [
+      [-1, l1, false],
+      [-16, l1, true],
+      [1.5, l1, false],
+      [NaN, l1, true],
+      [4096, new Uint32Array(8192), false],
+      [4096, l1, true],
+      // Inside `l1`, but the prefetched line runs past its end.
+      [0, short, true],
+    ];
+    for (const [slot, table, prefetch] of bad) {
+      const error = assertThrows(
+        () => c.read(0x4000, slot, table, prefetch),
+        IommuError,
+      );
+      assertEquals(error.kind, "EINVAL");
+    }
+    unchanged();
+    for (const slot of [-1, 4096, 2.5, NaN]) {
+      assertEquals(
+        assertThrows(() => c.fill(0x8000, slot, 1), IommuError).kind,
+        "EINVAL",
+      );
+    }
+    for (
+      const [first, count, table] of [
+        [-16, 16, l1],
+        [4090, 16, l1],
+        [0, 2, short],
+        [0.5, 1, l1],
+        [0, -1, l1],
+        [4088, 16, new Uint32Array(8192)],
+      ] as [number, number, Uint32Array][]
+    ) {
+      assertEquals(
+        assertThrows(() => c.fillRun(0x8000, first, count, table), IommuError)
+          .kind,
+        "EINVAL",
+      );
+    }
+    unchanged();
+    // Without prefetch a short table is fine: its one entry is read.
+    assertEquals(c.read(0x4000, 0, short, false), 7);
+    assertEquals(c.lookup(0x4000, 0), capacity === 0 ? -1 : 7);
+  }
 });

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { IommuError } from "../../core/mod.ts";
+import { hex, IommuError } from "../../core/mod.ts";
 
 /** FLPD cache statistics. */
 export interface FlpdCounters {
@@ -156,6 +156,9 @@ export class FlpdCache {
    * @param prefetch Whether a miss fetches the whole aligned 16-entry line
    * (v3.3) instead of the one entry.
    * @returns The descriptor (u32).
+   * @throws {IommuError} `EINVAL` on a miss when `slot` is not an index of
+   * `l1` from 0 to 4095, or, with `prefetch`, when `l1` ends inside the aligned line
+   * holding `slot` (nothing cached, nothing counted).
    */
   read(base: number, slot: number, l1: Uint32Array, prefetch: boolean): number {
     // lookup() and fillRun() in one call: one walk, one pass over the tags.
@@ -171,7 +174,14 @@ export class FlpdCache {
       this.lastReads = 0;
       return this.#value[i]!;
     }
-    const e = l1[slot]!;
+    // Not an index of `l1` (negative, fractional, past the end): undefined.
+    const e = l1[slot];
+    if (
+      e === undefined || slot > 4095 ||
+      (prefetch === true && (slot | 15) >= l1.length)
+    ) {
+      throw badRead(slot, l1, prefetch);
+    }
     if (prefetch === true && this.#runs === true) {
       // What fillRun() does for the aligned run holding `slot`, without
       // its tests of what this case already knows; one count for the miss
@@ -197,10 +207,13 @@ export class FlpdCache {
    * Cache (or refresh) the entry for `slot`, evicting whatever shared its line.
    *
    * @param base Level-1 table PA.
-   * @param slot Level-1 index.
+   * @param slot Level-1 index, 0..4095.
    * @param value The descriptor read from RAM.
+   * @throws {IommuError} `EINVAL` when `slot` is not an integer from 0 to
+   * 4095 (nothing cached).
    */
   fill(base: number, slot: number, value: number): void {
+    checkSlot(slot);
     if (this.capacity === 0) return;
     const i = slot & this.#mask;
     const b = i >> 4;
@@ -221,8 +234,22 @@ export class FlpdCache {
    * @param first First level-1 index.
    * @param count Number of entries (`first + count` at most `l1.length`).
    * @param l1 The level-1 table (a live view of it), indexed by slot.
+   * @throws {IommuError} `EINVAL` when `first` or `count` is not a
+   * non-negative integer, or the slots run past 4095 or past the end of
+   * `l1` (nothing cached).
    */
   fillRun(base: number, first: number, count: number, l1: Uint32Array): void {
+    if (
+      !(Number.isInteger(first) && first >= 0 && Number.isInteger(count) &&
+        count >= 0 && first + count <= Math.min(l1.length, 4096))
+    ) {
+      throw new IommuError(
+        "EINVAL",
+        `FLPD fill of ${String(count)} slots from ${
+          String(first)
+        } does not fit a level-1 table of ${Math.min(l1.length, 4096)} slots`,
+      );
+    }
     if (this.capacity === 0) return;
     if (count === RUN && this.#runs === true && (first & (RUN - 1)) === 0) {
       this.#takeRun(base, first, (first & this.#mask) >> 4, l1);
@@ -388,4 +415,33 @@ function copyRun(
   to[at + 13] = from[first + 13]!;
   to[at + 14] = from[first + 14]!;
   to[at + 15] = from[first + 15]!;
+}
+
+// A level-1 slot outside 0..4095: EINVAL.
+function checkSlot(slot: number): void {
+  if (!(Number.isInteger(slot) && slot >= 0 && slot <= 4095)) {
+    throw new IommuError(
+      "EINVAL",
+      `FLPD slot must be an integer from 0 to 4095, got ${String(slot)}`,
+    );
+  }
+}
+
+// Out of line: the walk's miss path only tests.
+function badRead(
+  slot: number,
+  l1: Uint32Array,
+  prefetch: boolean,
+): IommuError {
+  return new IommuError(
+    "EINVAL",
+    prefetch && Number.isInteger(slot) && slot >= 0 && slot < l1.length &&
+      slot <= 4095
+      ? `FLPD prefetch of the line holding slot ${
+        hex(slot)
+      } runs past the level-1 table's ${l1.length} slots`
+      : `FLPD slot ${
+        String(slot)
+      } is not an index from 0 to 4095 of a level-1 table of ${l1.length} slots`,
+  );
 }
