@@ -607,15 +607,44 @@ export class Domain {
    * page-table pages it deferred, then reset it.
    *
    * @param gather A gather filled by {@linkcode Domain.unmapNoSync}.
+   * @throws {IommuError} `EINVAL` when `gather` is not an
+   * {@linkcode IotlbGather}, or its free list holds an address that is not
+   * the start of a live frame block or holds one twice (nothing is
+   * invalidated or freed, the gather is left as it was).
    */
   sync(gather: IotlbGather): void {
+    if (!(gather instanceof IotlbGather)) {
+      throw new IommuError("EINVAL", "sync needs an IotlbGather");
+    }
     if (gather.isEmpty) return;
+    const list = gather.freeList;
+    if (list.length !== 0) this.#checkFreeList(list);
     if (!this.#freed) {
       this.#ops.iotlbSync(gather);
       this.#c.syncs++;
     }
     for (const pa of gather.freeList) this.#ctx.memory.frames.free(pa);
     gather.reset();
+  }
+
+  // Every deferred page a live block, none twice: checked before anything
+  // is freed, so a bad entry frees nothing.
+  #checkFreeList(list: readonly number[]): void {
+    const frames = this.#ctx.memory.frames;
+    const seen = list.length > 1 ? new Set<number>() : null;
+    for (const pa of list) {
+      if (frames.blockSize(pa) === 0 || seen?.has(pa) === true) {
+        throw new IommuError(
+          "EINVAL",
+          `gather frees ${
+            typeof pa === "number" ? hex(pa) : String(pa)
+          }, which is not a live page-table block${
+            seen?.has(pa) === true ? " (listed twice)" : ""
+          }`,
+        );
+      }
+      seen?.add(pa);
+    }
   }
 
   /** Invalidate every IOTLB entry of this domain on every attached unit. */
@@ -760,8 +789,16 @@ export class Domain {
    * are unhandled and the unit reacts as its hardware does.
    *
    * @param handler Called with each fault on an attached unit/stream.
+   * @throws {IommuError} `EINVAL` when `handler` is neither a function nor
+   * null (the handler in place stays).
    */
   setFaultHandler(handler: FaultHandler | null): void {
+    if (handler !== null && typeof handler !== "function") {
+      throw new IommuError(
+        "EINVAL",
+        `fault handler must be a function or null, got ${typeof handler}`,
+      );
+    }
     this.#handler = handler;
   }
 

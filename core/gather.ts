@@ -5,6 +5,8 @@
  * @module
  */
 
+import { IommuError } from "./errors.ts";
+
 /**
  * Accumulates one invalidation range (inclusive end, as in Linux) and the
  * page-table pages that may be freed only after the invalidation.
@@ -35,8 +37,15 @@ export class IotlbGather {
    * @param iova First byte removed.
    * @param pageSize Leaf size in bytes.
    * @param count Number of leaves.
+   * @throws {IommuError} `EINVAL` when `iova` is not a non-negative safe
+   * integer, `pageSize` not a positive one or `count` not a non-negative one
+   * (nothing gathered).
    */
   add(iova: number, pageSize: number, count = 1): void {
+    if (
+      !(isSafe(iova) && iova >= 0 && isSafe(pageSize) && pageSize > 0 &&
+        isSafe(count) && count >= 0)
+    ) throw badLeaves(iova, pageSize, count);
     const last = iova + pageSize * count - 1;
     if (iova < this.start) this.start = iova;
     if (last > this.end) this.end = last;
@@ -50,8 +59,16 @@ export class IotlbGather {
    * Queue a page-table page to be freed after the next sync.
    *
    * @param pa The table's physical address.
+   * @throws {IommuError} `EINVAL` when `pa` is not a non-negative safe
+   * integer (nothing queued).
    */
   deferFree(pa: number): void {
+    if (!(isSafe(pa) && pa >= 0)) {
+      throw new IommuError(
+        "EINVAL",
+        `a deferred page-table page must be an address, got ${String(pa)}`,
+      );
+    }
     this.freeList.push(pa);
   }
 
@@ -63,4 +80,16 @@ export class IotlbGather {
     this.leaves = 0;
     this.freeList.length = 0;
   }
+}
+
+const isSafe = Number.isSafeInteger;
+
+// Out of line: add() is on the unmap path.
+function badLeaves(iova: number, pageSize: number, count: number): IommuError {
+  return new IommuError(
+    "EINVAL",
+    `gathered leaves need an IOVA, a page size and a count, got ${
+      String(iova)
+    }, ${String(pageSize)}, ${String(count)}`,
+  );
 }

@@ -4,6 +4,26 @@
  *
  * @module
  */
+import { IommuError } from "./errors.ts";
+
+/** Most runs a plan holds (2^26: 2 GiB of run arrays). */
+const MAX_RUNS = 2 ** 26;
+
+// A run count: an integer from 0 to MAX_RUNS, else EINVAL / ERANGE.
+function checkRuns(n: number, what: string): void {
+  if (!(Number.isSafeInteger(n) && n >= 0)) {
+    throw new IommuError(
+      "EINVAL",
+      `${what} must be a non-negative integer, got ${String(n)}`,
+    );
+  }
+  if (n > MAX_RUNS) {
+    throw new IommuError(
+      "ERANGE",
+      `${what} ${n} exceeds the ${MAX_RUNS} runs a plan can hold`,
+    );
+  }
+}
 
 /**
  * A list of runs. Run `i` maps `pages[i]` leaves of `pageSize[i]` bytes at
@@ -43,8 +63,11 @@ export class MapPlan {
    * Create an empty plan.
    *
    * @param capacity Initial number of runs to make room for (grows as needed).
+   * @throws {IommuError} `EINVAL` when `capacity` is not a non-negative
+   * integer; `ERANGE` above 2^26 runs.
    */
   constructor(capacity = 64) {
+    checkRuns(capacity, "plan capacity");
     this.#iova = new Float64Array(capacity);
     this.#paOwn = new Float64Array(capacity);
     this.pa = this.#paOwn;
@@ -87,6 +110,9 @@ export class MapPlan {
    * @param pageSize Page size in bytes.
    * @param pa Physical address of each page, bytes (at least `count`).
    * @param count Pages.
+   * @throws {IommuError} `EINVAL` when `count` is not a non-negative integer
+   * or `pa` holds fewer than `count` addresses; `ERANGE` above 2^26 (the
+   * plan is left as it was).
    */
   setUniform(
     iova: number,
@@ -94,6 +120,13 @@ export class MapPlan {
     pa: ArrayLike<number>,
     count: number,
   ): void {
+    checkRuns(count, "uniform plan pages");
+    if (!(pa !== null && typeof pa === "object" && pa.length >= count)) {
+      throw new IommuError(
+        "EINVAL",
+        `uniform plan of ${count} pages needs as many addresses`,
+      );
+    }
     this.clear();
     if (pa instanceof Float64Array) {
       this.pa = pa;
@@ -133,8 +166,11 @@ export class MapPlan {
    * fields after this call: they may be new arrays).
    *
    * @param capacity Runs.
+   * @throws {IommuError} `EINVAL` when `capacity` is not a non-negative
+   * integer; `ERANGE` above 2^26 runs.
    */
   reserve(capacity: number): void {
+    checkRuns(capacity, "plan capacity");
     if (this.#lazy > 0 || this.pa !== this.#paOwn) this.#own();
     while (this.#iova.length < capacity) this.#grow();
   }

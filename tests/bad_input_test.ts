@@ -19,6 +19,7 @@ import {
   type IommuErrorKind,
   type IommuUnit,
   IotlbGather,
+  MapPlan,
   type Master,
   parseFdt,
   PhysicalMemory,
@@ -39,7 +40,7 @@ import { buildPlatform } from "../core/platform.ts";
 import { sourceFromJsonText } from "../core/platform_json.ts";
 import { Tlb } from "../core/tlb.ts";
 import { genericIommu, setStreamBypass } from "../plugins/generic_iommu/mod.ts";
-import { samsungSysmmu } from "../plugins/samsung_sysmmu/mod.ts";
+import { FlpdCache, samsungSysmmu } from "../plugins/samsung_sysmmu/mod.ts";
 import { GENERIC_SOC_DTB } from "../platforms/mod.ts";
 import {
   createVirtioIommu,
@@ -959,6 +960,79 @@ row(
   "EINVAL",
   (w) => setStreamBypass(w.flat, 1),
 );
+row(
+  "Domain.setFaultHandler",
+  "a number instead of a function",
+  "EINVAL",
+  // deno-lint-ignore no-explicit-any
+  (w) => w.g.setFaultHandler(42 as any),
+);
+row(
+  "Domain.sync",
+  "a live page-table root in the gather's free list, then NaN",
+  "EINVAL",
+  (w) => {
+    const gather = new IotlbGather();
+    gather.add(0x20_0000, 4096);
+    gather.freeList.push(w.g.ops.rootTable, NaN);
+    w.g.sync(gather);
+  },
+);
+row(
+  "Domain.sync",
+  "the same page twice in the gather's free list",
+  "EINVAL",
+  (w) => {
+    const gather = new IotlbGather();
+    gather.freeList.push(w.g.ops.rootTable, w.g.ops.rootTable);
+    w.g.sync(gather);
+  },
+);
+row(
+  "Domain.sync",
+  "not a gather",
+  "EINVAL",
+  // deno-lint-ignore no-explicit-any
+  (w) => w.g.sync(5 as any),
+);
+row("IotlbGather.add", "NaN IOVA", "EINVAL", () => {
+  new IotlbGather().add(NaN, 4096);
+});
+row("IotlbGather.add", "fractional count", "EINVAL", () => {
+  new IotlbGather().add(0, 4096, 0.5);
+});
+row("IotlbGather.deferFree", "-1", "EINVAL", () => {
+  new IotlbGather().deferFree(-1);
+});
+row("MapPlan", "-1 runs", "EINVAL", () => new MapPlan(-1));
+row("MapPlan", "NaN runs", "EINVAL", () => new MapPlan(NaN));
+row(
+  "MapPlan.reserve",
+  "2^40 runs",
+  "ERANGE",
+  () => new MapPlan(4).reserve(2 ** 40),
+);
+row("MapPlan.setUniform", "more pages than addresses", "EINVAL", () => {
+  new MapPlan(4).setUniform(0, 4096, new Float64Array(2), 5);
+});
+row(
+  "IommuHardware.writeRegister",
+  "NaN value (samsung-sysmmu)",
+  "EINVAL",
+  (w) => w.sysmmu.hardware.writeRegister(0, NaN),
+);
+row(
+  "IommuHardware.writeRegister",
+  "2^32 + 1 (generic-iommu)",
+  "EINVAL",
+  (w) => w.smmu.hardware.writeRegister(0, 2 ** 32 + 1),
+);
+row("FlpdCache.read", "slot -1", "EINVAL", () => {
+  new FlpdCache(16).read(0x1000, -1, new Uint32Array(4096), true);
+});
+row("FlpdCache.fillRun", "past the level-1 table", "EINVAL", () => {
+  new FlpdCache(16).fillRun(0x1000, 4090, 16, new Uint32Array(4096));
+});
 row("Tlb", "-1 ways", "EINVAL", () => new Tlb({ sets: 4, ways: -1 }));
 row(
   "Tlb",

@@ -753,9 +753,19 @@ export class GenericIommuHardware implements IommuHardware {
    *
    * @param offset Byte offset.
    * @param value The value (taken modulo 2^32).
-   * @throws {IommuError} as {@linkcode GenericIommuHardware.readRegister}.
+   * @throws {IommuError} as {@linkcode GenericIommuHardware.readRegister};
+   * `EINVAL` for a value that is not a 32-bit integer (-2^31 to 2^32 - 1).
    */
   writeRegister(offset: number, value: number): void {
+    if (
+      !(typeof value === "number" && Number.isInteger(value) &&
+        value >= -0x8000_0000 && value <= 0xffff_ffff)
+    ) {
+      throw new IommuError(
+        "EINVAL",
+        `register ${hex(offset)} takes a 32-bit value, got ${String(value)}`,
+      );
+    }
     this.#regs.write(offset, value);
   }
 

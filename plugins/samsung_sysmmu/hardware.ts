@@ -712,10 +712,12 @@ export class SysmmuHardware implements IommuHardware {
    *
    * @param offset Byte offset from the unit's base.
    * @param value The value (taken modulo 2^32).
-   * @throws {IommuError} `EINVAL` for a bad offset; `EIO` while powered off.
+   * @throws {IommuError} `EINVAL` for a bad offset or a value that is not a
+   * 32-bit integer (-2^31 to 2^32 - 1); `EIO` while powered off.
    */
   writeRegister(offset: number, value: number): void {
     this.#checkAccess(offset);
+    checkRegisterValue(offset, value);
     const v = value >>> 0;
     this.#c.registerWrites++;
     if (this.#trace !== null) {
@@ -845,5 +847,19 @@ export class SysmmuHardware implements IommuHardware {
   /** The RAM this unit walks. */
   get memory(): PhysicalMemory {
     return this.#memory;
+  }
+}
+
+// A 32-bit register value: an integer from -2^31 (an int32's bits) to
+// 2^32 - 1, else EINVAL.
+function checkRegisterValue(offset: number, value: number): void {
+  if (
+    !(typeof value === "number" && Number.isInteger(value) &&
+      value >= -0x8000_0000 && value <= 0xffff_ffff)
+  ) {
+    throw new IommuError(
+      "EINVAL",
+      `register ${hex(offset)} takes a 32-bit value, got ${String(value)}`,
+    );
   }
 }
