@@ -133,3 +133,26 @@ export function alignmentOf(value: number): number {
   const high = Math.floor(value / 0x100000000);
   return ((high & -high) >>> 0) * 0x100000000;
 }
+
+/**
+ * Check a value written to a 32-bit device register: an integer from -2^31
+ * (an int32 holding the same 32 bits) to 2^32 - 1.
+ *
+ * @param offset The register's offset in bytes, for the message.
+ * @param value The value to write.
+ * @returns `value`, unchanged.
+ * @throws {IommuError} `EINVAL` for anything else (NaN, fractions, bigints,
+ * values that do not fit 32 bits).
+ */
+export function checkRegisterValue(offset: number, value: number): number {
+  if (
+    !(typeof value === "number" && Number.isInteger(value) &&
+      value >= -0x8000_0000 && value <= 0xffff_ffff)
+  ) {
+    throw new IommuError(
+      "EINVAL",
+      `register ${hex(offset)} takes a 32-bit value, got ${String(value)}`,
+    );
+  }
+  return value;
+}

@@ -5,6 +5,7 @@ import {
   checkAddress,
   checkAligned,
   checkRange,
+  checkRegisterValue,
   checkSize,
   hex,
   IommuError,
@@ -186,4 +187,16 @@ Deno.test("alignmentOf gives the largest dividing power of two, also above 2^32"
       return isPowerOfTwo(a) && v % a === 0 && v % (2 * a) !== 0;
     }),
   );
+});
+
+Deno.test("checkRegisterValue takes the 32 bits of an int32 or a uint32, nothing else", () => {
+  for (const v of [0, 1, 0xffff_ffff, -1, -0x8000_0000, 0x8000_0000]) {
+    assertEquals(checkRegisterValue(0x20, v), v);
+  }
+  for (
+    const v of [NaN, 0.5, 2 ** 32, -0x8000_0001, Infinity, 2 ** 53, 1n, "1"]
+  ) {
+    // deno-lint-ignore no-explicit-any
+    expectError(() => checkRegisterValue(0x20, v as any), "EINVAL");
+  }
 });

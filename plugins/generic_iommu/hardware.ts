@@ -54,6 +54,7 @@
 import {
   ACCESS_WRITE,
   checkAddress,
+  checkRegisterValue,
   type FaultReason,
   hex,
   IommuError,
@@ -757,15 +758,7 @@ export class GenericIommuHardware implements IommuHardware {
    * `EINVAL` for a value that is not a 32-bit integer (-2^31 to 2^32 - 1).
    */
   writeRegister(offset: number, value: number): void {
-    if (
-      !(typeof value === "number" && Number.isInteger(value) &&
-        value >= -0x8000_0000 && value <= 0xffff_ffff)
-    ) {
-      throw new IommuError(
-        "EINVAL",
-        `register ${hex(offset)} takes a 32-bit value, got ${String(value)}`,
-      );
-    }
+    checkRegisterValue(offset, value);
     this.#regs.write(offset, value);
   }
 

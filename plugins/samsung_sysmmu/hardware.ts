@@ -7,6 +7,7 @@
 import {
   ACCESS_WRITE,
   checkAddress,
+  checkRegisterValue,
   type FaultReason,
   hex,
   IOMMU_READ,
@@ -847,19 +848,5 @@ export class SysmmuHardware implements IommuHardware {
   /** The RAM this unit walks. */
   get memory(): PhysicalMemory {
     return this.#memory;
-  }
-}
-
-// A 32-bit register value: an integer from -2^31 (an int32's bits) to
-// 2^32 - 1, else EINVAL.
-function checkRegisterValue(offset: number, value: number): void {
-  if (
-    !(typeof value === "number" && Number.isInteger(value) &&
-      value >= -0x8000_0000 && value <= 0xffff_ffff)
-  ) {
-    throw new IommuError(
-      "EINVAL",
-      `register ${hex(offset)} takes a 32-bit value, got ${String(value)}`,
-    );
   }
 }
