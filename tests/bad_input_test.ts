@@ -39,7 +39,11 @@ import {
 import { buildPlatform } from "../core/platform.ts";
 import { sourceFromJsonText } from "../core/platform_json.ts";
 import { Tlb } from "../core/tlb.ts";
-import { genericIommu, setStreamBypass } from "../plugins/generic_iommu/mod.ts";
+import {
+  genericIommu,
+  LpaePageTable,
+  setStreamBypass,
+} from "../plugins/generic_iommu/mod.ts";
 import { FlpdCache, samsungSysmmu } from "../plugins/samsung_sysmmu/mod.ts";
 import { GENERIC_SOC_DTB } from "../platforms/mod.ts";
 import {
@@ -1033,6 +1037,19 @@ row("FlpdCache.read", "slot -1", "EINVAL", () => {
 row("FlpdCache.fillRun", "past the level-1 table", "EINVAL", () => {
   new FlpdCache(16).fillRun(0x1000, 4090, 16, new Uint32Array(4096));
 });
+for (
+  const [input, kind, count] of [
+    ["2^53 leaves (ran 23 s, then a RangeError)", "EINVAL", 2 ** 53],
+    ["Infinity leaves (hung)", "EINVAL", Infinity],
+    ["2^40 leaves of 4 KiB (past 48 bits)", "ERANGE", 2 ** 40],
+  ] as [string, IommuErrorKind, number][]
+) {
+  row("LpaePageTable.mapRange", input, kind, () => {
+    const ram = new PhysicalMemory({ base: 0, size: 16 * MB });
+    new LpaePageTable(ram, { inputBits: 48, outputBits: 48, stage: 1 })
+      .mapRange(0x1000, 0x1000, 4096, count, RW);
+  });
+}
 row("Tlb", "-1 ways", "EINVAL", () => new Tlb({ sets: 4, ways: -1 }));
 row(
   "Tlb",

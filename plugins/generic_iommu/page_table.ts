@@ -8,6 +8,7 @@
  * @module
  */
 import {
+  checkAddress,
   hex,
   IommuError,
   type IotlbGather,
@@ -248,7 +249,10 @@ export class LpaePageTable {
    * @param pageSize 4 KiB, 2 MiB or 1 GiB.
    * @param count Leaves.
    * @param prot `IOMMU_*` bits.
-   * @throws {IommuError} as {@linkcode LpaePageTable.map}.
+   * @throws {IommuError} as {@linkcode LpaePageTable.map}; `EINVAL` when
+   * `iova` or `pa` is not a non-negative safe integer or `count` not a
+   * positive one; `ERANGE` when the leaves run past the input size (nothing
+   * changes).
    */
   mapRange(
     iova: number,
@@ -257,6 +261,24 @@ export class LpaePageTable {
     count: number,
     prot: number,
   ): void {
+    checkAddress(iova, "IOVA");
+    checkAddress(pa, "physical address");
+    if (!(Number.isSafeInteger(count) && count > 0)) {
+      throw new IommuError(
+        "EINVAL",
+        `leaf count must be a positive integer, got ${String(count)}`,
+      );
+    }
+    // Checked before the leaf size (map's first test), so a bad size is
+    // still map's EINVAL: the input size bounds any size's leaves.
+    if (iova + count * pageSize > 2 ** this.inputBits) {
+      throw new IommuError(
+        "ERANGE",
+        `${count} leaves of ${hex(pageSize)} bytes at ${
+          hex(iova)
+        } run past the ${this.inputBits}-bit input size`,
+      );
+    }
     const p = this.#plan1;
     p.count = 1;
     p.iova[0] = iova;
