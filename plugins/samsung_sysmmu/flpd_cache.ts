@@ -197,7 +197,7 @@ export class FlpdCache {
       this.fillRun(base, slot & ~(RUN - 1), RUN, l1);
       this.lastReads = RUN;
     } else {
-      this.fill(base, slot, e);
+      this.#fillLine(base, slot, e);
       this.lastReads = 1;
     }
     return e;
@@ -214,6 +214,12 @@ export class FlpdCache {
    */
   fill(base: number, slot: number, value: number): void {
     checkSlot(slot);
+    this.#fillLine(base, slot, value);
+  }
+
+  // fill() for a slot its caller has already checked (read's miss,
+  // fillRun's slots).
+  #fillLine(base: number, slot: number, value: number): void {
     if (this.capacity === 0) return;
     const i = slot & this.#mask;
     const b = i >> 4;
@@ -257,7 +263,7 @@ export class FlpdCache {
       return;
     }
     const end = first + count;
-    for (let s = first; s < end; s++) this.fill(base, s, l1[s]!);
+    for (let s = first; s < end; s++) this.#fillLine(base, s, l1[s]!);
   }
 
   // Exactly one block of lines (block `b`, where aligned slot `first`
