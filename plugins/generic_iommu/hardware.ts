@@ -415,8 +415,8 @@ export class GenericIommuHardware implements IommuHardware {
     let j = -1;
     let lo = 0;
     let hi = 0;
+    const ctx = this.#cfgCtx[sid]!;
     if (rest === 2) {
-      const ctx = this.#cfgCtx[sid]!;
       if (this.#inline === 1 && this.#cfgStart[sid]! <= 2) {
         const s = this.#wState;
         const h = this.#wHits;
@@ -448,7 +448,6 @@ export class GenericIommuHardware implements IommuHardware {
     } else {
       this.#sWalks[sid]!++;
       const w = this.walker;
-      const ctx = this.#cfgCtx[sid]!;
       // The common case (see above) with a valid page (0b11) with the
       // access flag (bit 10) below 2^outputBits: it counts and sets
       // exactly what Walker.walkIn does for that walk. Anything else
