@@ -30,6 +30,8 @@ export interface BenchStats {
   max: number;
   /** Mean. */
   avg: number;
+  /** Median: only `bench/sampler.ts` reports it. */
+  p50?: number;
   /** 75th percentile. */
   p75: number;
   /** 99th percentile. */
@@ -68,6 +70,8 @@ export interface Row {
   name: string;
   /** Is it the baseline? */
   baseline: boolean;
+  /** Median in ns (NaN when the report has none: `deno bench` gives none). */
+  p50: number;
   /** p75 in ns (NaN when the bench failed). */
   p75: number;
   /** min in ns. */
@@ -144,6 +148,7 @@ export function rows(report: BenchReport): Row[] {
       group: b.group ?? "(no group)",
       name: b.name,
       baseline: b.baseline,
+      p50: ok?.p50 ?? NaN,
       p75: ok ? ok.p75 : NaN,
       min: ok ? ok.min : NaN,
       units: u.count,
@@ -388,7 +393,7 @@ function measure(
   t: Target,
   r: Row,
   base: Row | undefined,
-  stat: "p75" | "min",
+  stat: "p50" | "p75" | "min",
 ): number {
   const v = r[stat];
   if (t.measure === "perUnit") return r.units > 0 ? v / r.units : NaN;
@@ -408,44 +413,55 @@ function fmtMeasure(t: Target, v: number): string {
 /**
  * The issue's targets against a run, as a markdown table: each matching
  * bench, its p75 and min measure, and whether p75 meets the target (and, if
- * not, whether min does, and by how much p75 misses).
+ * not, whether min does, and by how much p75 misses). A report from
+ * `bench/sampler.ts` also has medians: then the median measure and its
+ * verdict come first, since the issue's targets are medians.
  *
  * @param all Rows of a report.
  * @returns Markdown.
  */
 export function renderTargets(all: Row[]): string {
-  const lines = [
-    "| target | where | p75 | min | verdict (p75) |",
-    "| --- | --- | ---: | ---: | --- |",
-  ];
+  const medians = all.some((r) => Number.isFinite(r.p50));
+  const lines = medians
+    ? [
+      "| target | where | median | p75 | min | verdict (median) | verdict (p75) |",
+      "| --- | --- | ---: | ---: | ---: | --- | --- |",
+    ]
+    : [
+      "| target | where | p75 | min | verdict (p75) |",
+      "| --- | --- | ---: | ---: | --- |",
+    ];
   for (const t of TARGETS) {
+    const ok = (v: number): boolean =>
+      t.kind === "max" ? v <= t.limit : v >= t.limit;
+    const verdict = (v: number, m: number): string => {
+      if (!Number.isFinite(v)) return "no data";
+      if (ok(v)) return "met";
+      const by = t.kind === "max" ? v / t.limit : t.limit / v;
+      const how = by < 2
+        ? `${Math.round((by - 1) * 100)}%`
+        : `${by.toFixed(1)}x`;
+      return `missed by ${how}${ok(m) ? " (min meets it)" : ""}`;
+    };
     for (const r of all) {
       const g = t.group.exec(r.group);
       if (g === null || !t.name.test(r.name)) continue;
       const base = all.find((b) => b.group === r.group && b.baseline);
       const p = measure(t, r, base, "p75");
       const m = measure(t, r, base, "min");
-      const ok = (v: number): boolean =>
-        t.kind === "max" ? v <= t.limit : v >= t.limit;
-      let verdict: string;
-      if (!Number.isFinite(p)) verdict = "no data";
-      else if (ok(p)) verdict = "met";
-      else {
-        const by = t.kind === "max" ? p / t.limit : t.limit / p;
-        const how = by < 2
-          ? `${Math.round((by - 1) * 100)}%`
-          : `${by.toFixed(1)}x`;
-        verdict = `missed by ${how}${ok(m) ? " (min meets it)" : ""}`;
-      }
       const who = g[1] ?? "";
       const where = who === "" || r.name.startsWith(who)
         ? r.name
         : `${who}, ${r.name}`;
-      lines.push(
-        `| ${t.label} | ${where} | ${fmtMeasure(t, p)} | ${
-          fmtMeasure(t, m)
-        } | ${verdict} |`,
-      );
+      const cells = [t.label, where];
+      if (medians) {
+        const h = measure(t, r, base, "p50");
+        cells.push(fmtMeasure(t, h), fmtMeasure(t, p), fmtMeasure(t, m));
+        cells.push(verdict(h, m), verdict(p, m));
+      } else {
+        cells.push(fmtMeasure(t, p), fmtMeasure(t, m), verdict(p, m));
+      }
+      lines.push(`| ${cells.join(" | ")} |`);
     }
   }
   return lines.join("\n");

@@ -10,6 +10,7 @@ import {
   rows,
   unitsIn,
 } from "../bench/report.ts";
+import { sampleFile } from "../bench/sampler.ts";
 
 Deno.test("unitsIn reads counts, not page sizes", () => {
   assertEquals(unitsIn("map 65,536 pages (scattered 4 KiB frames)"), {
@@ -204,4 +205,80 @@ Deno.test("batched-unmap targets judge the batched bench, not a v3.3 vs v5.0 com
     lines.every((l) => l.includes("generic-iommu") && l.endsWith("met |")),
     t,
   );
+});
+
+Deno.test("with medians (bench/sampler.ts), renderTargets judges the median first", () => {
+  const group = "iova fragmented";
+  const stats = (p50: number, p75: number, min: number) => ({
+    n: 10,
+    min,
+    max: p75 * 2,
+    avg: p75,
+    p50,
+    p75,
+    p99: p75,
+  });
+  const t = renderTargets(rows({
+    runtime: "Deno/test",
+    cpu: "test",
+    benches: [
+      {
+        origin: "file:///x_bench.ts",
+        group,
+        name: "32 x random alloc+free, 1K live ranges",
+        baseline: true,
+        results: [{ ok: stats(1_000, 1_100, 900) }],
+      },
+      {
+        origin: "file:///x_bench.ts",
+        group,
+        name: "32 x random alloc+free, 1M live ranges",
+        baseline: false,
+        results: [{ ok: stats(2_900, 3_520, 2_600) }],
+      },
+    ],
+  }));
+  const lines = t.split("\n");
+  assert(lines[0]!.includes("| median | p75 | min | verdict (median) |"), t);
+  const line = lines.find((l) => l.includes("1M live ranges"))!;
+  // 2.90x median, 3.20x p75, 2.89x min against 3x.
+  assert(
+    line.endsWith(
+      "| 2.90x | 3.20x | 2.89x | met | missed by 7% (min meets it) |",
+    ),
+    t,
+  );
+  // Without medians, the table keeps its p75 form.
+  assert(!renderTargets(rows(REPORT)).includes("median"));
+});
+
+Deno.test("sampleFile times every bench a file declares, one record each", async () => {
+  const real = Deno.bench;
+  const records = await sampleFile(
+    new URL("./fixtures/sampler_benches.ts", import.meta.url).pathname,
+    20,
+    60,
+  );
+  assert(Deno.bench === real, "the real Deno.bench is put back");
+  assertEquals(
+    records.map((r) => [r.group, r.name, r.baseline]),
+    [
+      ["fixture", "timed run", true],
+      ["fixture", "fixed count, explicit timers", false],
+      [null, "no group", false],
+    ],
+  );
+  for (const r of records) {
+    const ok = r.results[0]!.ok!;
+    assert(ok.n >= 7, `${r.name}: ${ok.n} samples`);
+    assert(
+      ok.min <= ok.p50! && ok.p50! <= ok.p75 && ok.p75 <= ok.p99 &&
+        ok.p99 <= ok.max,
+      `${r.name}: ${JSON.stringify(ok)}`,
+    );
+  }
+  // A bench that sets n gets exactly n samples.
+  assertEquals(records[1]!.results[0]!.ok!.n, 7);
+  const r = rows({ runtime: "x", cpu: "x", benches: records });
+  assert(r.every((x) => Number.isFinite(x.p50)));
 });
