@@ -19,6 +19,7 @@
  * @module
  */
 import type { BenchRecord, BenchReport, BenchStats } from "./report.ts";
+export type { BenchRecord, BenchReport, BenchStats };
 
 /** Warm-up time per bench before samples are kept, in ms. */
 const WARMUP_MS = 300;
