@@ -28,6 +28,7 @@ import {
 import { MapPlan } from "./map_plan.ts";
 import type { PhysicalMemory } from "./memory.ts";
 import { splitIntoPages } from "./page_split.ts";
+import { trustPlan } from "./plan_trust.ts";
 
 /** One scatter-gather segment: `length` bytes at physical address `pa`. */
 export interface SgSegment {
@@ -300,6 +301,8 @@ export class Domain {
 
   #commit(prot: number): void {
     const plan = this.#plan;
+    // Built from arguments checked at entry: the driver's plan check skips it.
+    trustPlan(plan);
     this.#ops.map(plan, prot);
     const n = plan.count;
     if (plan.uniform > 0) {
@@ -395,6 +398,7 @@ export class Domain {
     if (at < 0) this.#badFrame(-at - 1, frames[-at - 1]!, pageSize);
     if (at === n) {
       plan.setUniform(iova, pageSize, frames, n);
+      trustPlan(plan);
       try {
         this.#ops.map(plan, prot);
       } finally {
@@ -467,6 +471,7 @@ export class Domain {
       expect = f + pageSize;
     }
     plan.count = runs;
+    trustPlan(plan);
     this.#ops.map(plan, prot);
     this.#count(runs, leaves, n * pageSize);
   }

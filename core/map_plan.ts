@@ -4,7 +4,9 @@
  *
  * @module
  */
+import { hex, MAX_ADDRESS } from "./address.ts";
 import { IommuError } from "./errors.ts";
+import { isTrustedPlan } from "./plan_trust.ts";
 
 /** Most runs a plan holds (2^26: 2 GiB of run arrays). */
 const MAX_RUNS = 2 ** 26;
@@ -232,5 +234,159 @@ export class MapPlan {
     this.#pageSize = grow(this.#pageSize);
     this.#pages = grow(this.#pages);
     if (paIsOwn) this.pa = this.#paOwn;
+  }
+}
+
+/**
+ * What a driver's tables can hold, for {@linkcode checkMapPlan}: an
+ * `IommuCaps` fits.
+ */
+export interface MapPlanLimits {
+  /** Leaf sizes in bytes the tables can write. */
+  readonly pageSizes: readonly number[];
+  /** IOVA width in bits (IOVAs below `2^inputBits`). */
+  readonly inputBits: number;
+  /** Physical address width in bits (addresses below `2^outputBits`). */
+  readonly outputBits: number;
+}
+
+/** The fields of a plan {@linkcode checkMapPlan} reads (a plan or a look-alike). */
+export type MapPlanInput =
+  & Pick<MapPlan, "count" | "iova" | "pa" | "pageSize" | "pages">
+  & Partial<Pick<MapPlan, "uniform" | "start">>;
+
+// A failed plan check.
+function badPlan(kind: "EINVAL" | "ERANGE", message: string): never {
+  throw new IommuError(kind, `map plan: ${message}`);
+}
+
+// `v` an aligned address whose `bytes` end at or below `end`; otherwise the
+// error naming run `r` and `what`.
+function checkRunRange(
+  v: number,
+  bytes: number,
+  align: number,
+  end: number,
+  r: number,
+  what: string,
+): void {
+  if (!(typeof v === "number" && Number.isSafeInteger(v) && v >= 0)) {
+    badPlan(
+      "EINVAL",
+      `run ${r} ${what} ${String(v)} is not a non-negative safe integer`,
+    );
+  }
+  // Dividing by a power of two is exact (no slow `%` on doubles).
+  if (Math.floor(v / align) * align !== v) {
+    badPlan(
+      "EINVAL",
+      `run ${r} ${what} ${hex(v)} is not aligned to ${hex(align)}`,
+    );
+  }
+  if (v + bytes > end) {
+    badPlan(
+      "ERANGE",
+      `run ${r} ${what} ${hex(v)}+${hex(bytes)} ends beyond ${hex(end)}`,
+    );
+  }
+}
+
+/**
+ * Check a plan handed to a driver's `map` before anything is written: a
+ * sane run count; each run's IOVA, physical address and page count
+ * non-negative safe integers; its page size one of `limits.pageSizes`, both
+ * addresses aligned to it and every page inside the input and output
+ * ranges. Costs one pass over the runs (a uniform plan: over its
+ * addresses); skips the plan a `Domain` built from arguments it checked.
+ * Runs must come in ascending IOVA order without overlapping.
+ *
+ * @param plan The plan (a `MapPlan` or a look-alike with the same fields).
+ * @param limits Page sizes and address widths of the tables.
+ * @throws {IommuError} `EINVAL` for a plan that is not an object, a run
+ * count that is not a non-negative safe integer (or exceeds the arrays), a
+ * page size not in `limits`, an address or page count that is not a safe
+ * integer (NaN, negative, fractional), a misaligned address or a run
+ * overlapping or preceding the run before it; `ERANGE`
+ * when a run ends beyond `2^inputBits` (IOVA) or `2^outputBits` (physical).
+ */
+export function checkMapPlan(plan: MapPlanInput, limits: MapPlanLimits): void {
+  if (isTrustedPlan(plan)) return;
+  if (plan === null || typeof plan !== "object") {
+    badPlan("EINVAL", `expected a MapPlan, got ${String(plan)}`);
+  }
+  const n = plan.count;
+  if (!(typeof n === "number" && Number.isSafeInteger(n) && n >= 0)) {
+    badPlan(
+      "EINVAL",
+      `run count ${String(n)} is not a non-negative safe integer`,
+    );
+  }
+  if (n === 0) return;
+  const sizes = limits.pageSizes;
+  const inEnd = Math.min(2 ** limits.inputBits, MAX_ADDRESS + 1);
+  const outEnd = Math.min(2 ** limits.outputBits, MAX_ADDRESS + 1);
+  const uniform = plan.uniform ?? 0;
+  const pa = plan.pa;
+  if (uniform !== 0) {
+    if (!sizes.includes(uniform)) {
+      badPlan(
+        "EINVAL",
+        `uniform page size ${String(uniform)} is not one of ${
+          sizes.map(hex).join(", ")
+        }`,
+      );
+    }
+    const start = plan.start ?? plan.iova[0]!;
+    checkRunRange(start, n * uniform, uniform, inEnd, 0, "IOVA");
+    if (!(pa.length >= n)) {
+      badPlan("EINVAL", `${n} runs but ${pa.length} physical addresses`);
+    }
+    for (let r = 0; r < n; r++) {
+      const p = pa[r]!;
+      // One combined test per page; the error is built out of line.
+      if (
+        !(p >= 0 && p + uniform <= outEnd &&
+          Math.floor(p / uniform) * uniform === p)
+      ) checkRunRange(p, uniform, uniform, outEnd, r, "physical address");
+    }
+    return;
+  }
+  const iova = plan.iova, size = plan.pageSize, pages = plan.pages;
+  if (
+    !(iova.length >= n && pa.length >= n && size.length >= n &&
+      pages.length >= n)
+  ) {
+    badPlan("EINVAL", `run count ${n} exceeds the plan's arrays`);
+  }
+  let next = 0;
+  for (let r = 0; r < n; r++) {
+    const s = size[r]!;
+    if (!sizes.includes(s)) {
+      badPlan(
+        "EINVAL",
+        `run ${r} page size ${String(s)} is not one of ${
+          sizes.map(hex).join(", ")
+        }`,
+      );
+    }
+    const k = pages[r]!;
+    if (!(Number.isSafeInteger(k) && k > 0)) {
+      badPlan(
+        "EINVAL",
+        `run ${r} page count ${String(k)} is not a positive integer`,
+      );
+    }
+    const at = iova[r]!;
+    checkRunRange(at, k * s, s, inEnd, r, "IOVA");
+    // Drivers check each run against the tables as they were, so two runs
+    // of one plan must never claim the same IOVA.
+    if (at < next) {
+      badPlan(
+        "EINVAL",
+        `run ${r} IOVA ${hex(at)} overlaps or precedes run ${r - 1}`,
+      );
+    }
+    next = at + k * s;
+    checkRunRange(pa[r]!, k * s, s, outEnd, r, "physical address");
   }
 }

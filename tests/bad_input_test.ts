@@ -72,6 +72,8 @@ interface World {
   d: Domain;
   /** Generic domain attached to stream 3. */
   g: Domain;
+  /** samsung-sysmmu domain attached to `sysmmu`, with a 1 MiB section. */
+  s: Domain;
   /** A freed flat domain. */
   freed: Domain;
   dev: Master;
@@ -129,6 +131,10 @@ function world(): World {
   const g = soc.createDomain(smmu);
   g.attach(smmu, [3]);
   g.map(0x20_0000, 0x4a00_0000, 2 * MB, RW);
+  const s = soc.createDomain(sysmmu);
+  s.attach(sysmmu);
+  s.map(0x40_0000, 0x4c00_0000, MB, RW);
+  s.map(0x80_0000, 0x4c10_0000, 8192, RW);
   const freed = soc.createDomain(flat);
   freed.free();
   const dma = createDmaMapper(soc, ddev);
@@ -147,6 +153,7 @@ function world(): World {
     smmu,
     d,
     g,
+    s,
     freed,
     dev,
     gdev,
@@ -174,6 +181,9 @@ function snapshot(w: World, withFaults = true): string {
     w.g.leaves(),
     w.g.counters(),
     w.g.attachments().map((a) => [a.unit.name, a.streamIds]),
+    w.s.leaves(),
+    w.s.counters(),
+    w.s.attachments().map((a) => [a.unit.name, a.streamIds]),
     w.soc.domains().length,
     w.soc.masters().length,
     w.soc.units().length,
@@ -1050,6 +1060,116 @@ for (
       .mapRange(0x1000, 0x1000, 4096, count, RW);
   });
 }
+// Drivers' map trusts no plan: `domain.ops` is public.
+function plan(...runs: [number, number, number, number][]): MapPlan {
+  const p = new MapPlan(4);
+  for (const [iova, pa, size, pages] of runs) p.push(iova, pa, size, pages);
+  return p;
+}
+for (
+  const [input, kind, runs] of [
+    ["NaN physical address (mapped PA 0)", "EINVAL", [[
+      0x200_0000,
+      NaN,
+      4096,
+      1,
+    ]]],
+    ["IOVA -4096 (wrapped)", "EINVAL", [[-4096, 0x4b00_0000, 4096, 1]]],
+    ["page size 3000 (mapped a 1 MiB section)", "EINVAL", [[
+      0x200_0000,
+      0x4b00_0000,
+      3000,
+      1,
+    ]]],
+    ["IOVA 2^53", "EINVAL", [[2 ** 53, 0x4b00_0000, 4096, 1]]],
+    ["0.5 pages", "EINVAL", [[0x200_0000, 0x4b00_0000, 4096, 0.5]]],
+    ["run ending past 4 GiB of IOVA", "ERANGE", [[
+      0xfff0_0000,
+      0x4b00_0000,
+      MB,
+      2,
+    ]]],
+    ["physical address past 32 bits", "ERANGE", [[
+      0x200_0000,
+      2 ** 32,
+      4096,
+      1,
+    ]]],
+    ["two runs on one page", "EINVAL", [[0x200_0000, 0x4b00_0000, 4096, 1], [
+      0x200_0000,
+      0x4b00_1000,
+      4096,
+      1,
+    ]]],
+  ] as [string, IommuErrorKind, [number, number, number, number][]][]
+) {
+  row("SysmmuDomain.map (samsung ops)", input, kind, (w) => {
+    w.s.ops.map(plan(...runs), RW);
+  });
+}
+row(
+  "SysmmuDomain.map (samsung ops)",
+  "uniform plan with a NaN frame",
+  "EINVAL",
+  (w) => {
+    const p = new MapPlan(4);
+    p.setUniform(0x200_0000, 4096, new Float64Array([0x4b00_0000, NaN]), 2);
+    w.s.ops.map(p, RW);
+  },
+);
+row("SysmmuDomain.map (samsung ops)", "run count -1", "EINVAL", (w) => {
+  const p = plan([0x200_0000, 0x4b00_0000, 4096, 1]);
+  p.count = -1;
+  w.s.ops.map(p, RW);
+});
+for (
+  const [input, kind, runs] of [
+    ["NaN physical address", "EINVAL", [[0x400_0000, NaN, 4096, 1]]],
+    ["IOVA -4096", "EINVAL", [[-4096, 0x4b00_0000, 4096, 1]]],
+    ["page size 64 KiB (not an LPAE size)", "EINVAL", [[
+      0x400_0000,
+      0x4b00_0000,
+      0x10000,
+      1,
+    ]]],
+    ["misaligned 2 MiB block", "EINVAL", [[
+      0x400_1000,
+      0x4b00_0000,
+      2 * MB,
+      1,
+    ]]],
+    ["IOVA past 48 bits", "ERANGE", [[2 ** 48, 0x4b00_0000, 4096, 1]]],
+    ["physical address past 48 bits", "ERANGE", [[
+      0x400_0000,
+      2 ** 48,
+      4096,
+      1,
+    ]]],
+  ] as [string, IommuErrorKind, [number, number, number, number][]][]
+) {
+  row("GenericDomainOps.map", input, kind, (w) => {
+    w.g.ops.map(plan(...runs), RW);
+  });
+}
+row(
+  "GenericDomainOps.map",
+  "uniform plan with a frame of -4096",
+  "EINVAL",
+  (w) => {
+    const p = new MapPlan(4);
+    p.setUniform(0x400_0000, 4096, [0x4b00_0000, -4096], 2);
+    w.g.ops.map(p, RW);
+  },
+);
+row("LpaePageTable.map", "NaN physical address", "EINVAL", () => {
+  const ram = new PhysicalMemory({ base: 0, size: 16 * MB });
+  new LpaePageTable(ram, { inputBits: 48, outputBits: 48, stage: 1 })
+    .map(plan([0x1000, NaN, 4096, 1]), RW);
+});
+row("LpaePageTable", "output size NaN", "EINVAL", () => {
+  const ram = new PhysicalMemory({ base: 0, size: 16 * MB });
+  new LpaePageTable(ram, { inputBits: 48, outputBits: NaN, stage: 1 });
+});
 row("Tlb", "-1 ways", "EINVAL", () => new Tlb({ sets: 4, ways: -1 }));
 row(
   "Tlb",

@@ -1240,14 +1240,23 @@ Deno.test("every event kind is recorded in the event queue with an interrupt", a
     () => {
       assertEquals(hw.translate(2, 2 ** 39, ACCESS_READ), -1);
       one("address-size", 0x11, "address-size", true, 2 ** 39);
-      // A leaf pointing beyond 2^40 (written past the core's checks).
+      // A leaf pointing beyond 2^40: map checks its plan, so the address
+      // is written into the descriptor in RAM (bit 41 = bit 9 of the
+      // high word).
       (d.ops as unknown as { table: LpaePageTable }).table.mapRange(
         0x20_0000,
-        2 ** 41,
-        MIB2,
+        0,
+        4096,
         1,
         RW,
       );
+      const leaf = findLeaf(
+        mem,
+        d.ops.rootTable,
+        (d.ops as GenericDomainOps).table.startLevel,
+        0x20_0000,
+      );
+      mem.write32(leaf + 4, mem.read32(leaf + 4) | (1 << 9));
       assertEquals(hw.translate(2, 0x20_0000, ACCESS_READ), -1);
       one("address-size", 0x11, "address-size", true, 0x20_0000, 2 ** 41);
     },

@@ -9,11 +9,13 @@
  */
 import {
   checkAddress,
+  checkMapPlan,
   hex,
   IommuError,
   type IotlbGather,
   type MappingRecord,
   type MapPlan,
+  type MapPlanLimits,
   type PageTableLevelStats,
   type PhysicalMemory,
 } from "../../core/mod.ts";
@@ -28,6 +30,7 @@ import {
   leafAttrLo,
   LEVEL_SIZE,
   levelOfSize,
+  LPAE_PAGE_SIZES,
   lpaeGeometry,
   type LpaeStage,
 } from "./lpae.ts";
@@ -56,7 +59,7 @@ class TableNode {
 export interface LpaePageTableOptions {
   /** IOVA width in bits, 32 to 48. */
   inputBits: number;
-  /** Output address width in bits, 32 to 48 (the caller checks addresses). */
+  /** Output address width in bits, 32 to 48 (`map` refuses addresses beyond). */
   outputBits: number;
   /** Attribute format (1: AP bits, read always allowed; 2: HAP read/write bits). */
   stage: LpaeStage;
@@ -88,6 +91,7 @@ export class LpaePageTable {
   /** Attribute format. */
   readonly stage: LpaeStage;
   #memory: PhysicalMemory;
+  #limits: MapPlanLimits; // what map accepts
   #root: TableNode;
   #tables = 1;
   #freed = false;
@@ -127,17 +131,25 @@ export class LpaePageTable {
    *
    * @param memory RAM the tables live in.
    * @param options Geometry and attribute format.
-   * @throws {IommuError} `EINVAL` for an input size outside 32..48;
-   * `ENOMEM` when the root table cannot be allocated.
+   * @throws {IommuError} `EINVAL` for an input or output size outside
+   * 32..48; `ENOMEM` when the root table cannot be allocated.
    */
   constructor(memory: PhysicalMemory, options: LpaePageTableOptions) {
-    const { inputBits } = options;
-    if (!Number.isInteger(inputBits) || inputBits < 32 || inputBits > 48) {
-      throw new IommuError(
-        "EINVAL",
-        `LPAE input size must be 32 to 48 bits, got ${String(inputBits)}`,
-      );
+    const { inputBits, outputBits } = options;
+    for (
+      const [what, bits] of [["input", inputBits], [
+        "output",
+        outputBits,
+      ]] as const
+    ) {
+      if (!Number.isInteger(bits) || bits < 32 || bits > 48) {
+        throw new IommuError(
+          "EINVAL",
+          `LPAE ${what} size must be 32 to 48 bits, got ${String(bits)}`,
+        );
+      }
     }
+    this.#limits = { pageSizes: LPAE_PAGE_SIZES, inputBits, outputBits };
     const g = lpaeGeometry(inputBits);
     this.startLevel = g.startLevel;
     this.rootEntries = g.rootEntries;
@@ -165,12 +177,16 @@ export class LpaePageTable {
    *
    * @param plan Runs (page sizes 4 KiB, 2 MiB or 1 GiB; aligned; inside the input size).
    * @param prot `IOMMU_*` bits.
-   * @throws {IommuError} `EEXIST` when a page is mapped already (by a leaf of
-   * any size, or a table where a block should go); `ENOMEM` when a table
-   * cannot be allocated. Nothing changes on a throw.
+   * @throws {IommuError} `EINVAL`/`ERANGE` for a malformed plan (see
+   * `checkMapPlan`: a NaN or negative address, a page size other than
+   * 4 KiB, 2 MiB or 1 GiB, a misaligned address, a run past the input or
+   * output size); `EEXIST` when a page is mapped already (by a leaf of any
+   * size, or a table where a block should go); `ENOMEM` when a table cannot
+   * be allocated; `EPERM` after `free`. Nothing changes on a throw.
    */
   map(plan: MapPlanLike, prot: number): void {
     this.#alive();
+    checkMapPlan(plan, this.#limits);
     const uniform = plan.uniform ?? 0;
     // A uniform plan is read through `start` and `pa` only: its other
     // arrays may not be written out yet, and reading them would.

@@ -5,6 +5,7 @@
  * @module
  */
 import {
+  checkMapPlan,
   hex,
   type IommuDomainOps,
   IommuError,
@@ -12,6 +13,7 @@ import {
   type IotlbGather,
   type MappingRecord,
   type MapPlan,
+  type MapPlanLimits,
   type PageTableLevelStats,
 } from "../../core/mod.ts";
 import type { SysmmuDriver, SysmmuUnitState } from "./driver.ts";
@@ -85,6 +87,7 @@ export class SysmmuDomain implements IommuDomainOps {
   #epoch = 0;
   #empty: number; // what an unused level-1 slot holds
   #div: number; // PA divisor of the format (1 or 16)
+  #limits: MapPlanLimits; // what map accepts: the unit's caps
   #freed = false;
 
   /**
@@ -103,6 +106,11 @@ export class SysmmuDomain implements IommuDomainOps {
     this.#empty = driver.flpdWorkaround ? driver.zeroLink : 0;
     this.#l1.fill(this.#empty);
     this.#div = driver.format.shift === 0 ? 1 : 16;
+    this.#limits = {
+      pageSizes: [SPAGE_SIZE, LPAGE_SIZE, SECT_SIZE],
+      inputBits: 32,
+      outputBits: driver.format.paBits,
+    };
   }
 
   #isTable(e: number): boolean {
@@ -114,10 +122,14 @@ export class SysmmuDomain implements IommuDomainOps {
    *
    * @param plan Runs of 4 KiB, 64 KiB or 1 MiB pages.
    * @param prot `IOMMU_*` bits (only READ/WRITE reach the descriptors).
-   * @throws {IommuError} `EEXIST` on any overlap; `ENOMEM` when a level-2
-   * table cannot be allocated. Nothing changes on a throw.
+   * @throws {IommuError} `EINVAL`/`ERANGE` for a malformed plan (see
+   * `checkMapPlan`: a NaN address, a page size other than 4 KiB, 64 KiB or
+   * 1 MiB, a run past 4 GiB of IOVA or the format's physical range);
+   * `EEXIST` on any overlap; `ENOMEM` when a level-2 table cannot be
+   * allocated. Nothing changes on a throw.
    */
   map(plan: MapPlan, prot: number): void {
+    checkMapPlan(plan, this.#limits);
     if (plan.uniform === SPAGE_SIZE) {
       this.#mapUniform(plan, prot);
       return;

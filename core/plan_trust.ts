@@ -1,0 +1,30 @@
+/**
+ * The one plan `checkMapPlan` may skip: the private plan a `Domain` has just
+ * filled from arguments it validated itself. Kept out of core/mod.ts so only
+ * core code can mark a plan; a caller never holds a domain's plan, so it
+ * cannot smuggle an unchecked one past a driver's entry check.
+ *
+ * @module
+ */
+
+let trusted: object | null = null;
+
+/**
+ * Mark `plan` as built from checked arguments (called by `Domain` right
+ * before it hands the plan to its driver; the last mark wins).
+ *
+ * @param plan A plan only the caller holds.
+ */
+export function trustPlan(plan: object): void {
+  trusted = plan;
+}
+
+/**
+ * Whether `plan` is the plan last marked by {@linkcode trustPlan}.
+ *
+ * @param plan Any plan.
+ * @returns True when the entry check may skip it.
+ */
+export function isTrustedPlan(plan: unknown): boolean {
+  return plan === trusted;
+}
