@@ -1555,3 +1555,66 @@ Deno.test("one unmap of 300 pages issues one CMD_SYNC (strict, or lazy + sync); 
   assertEquals(syncs() - before, 2, "lazy unmap that frees tables + sync");
   assertEquals(d.leaves().length, 0);
 });
+
+Deno.test("translate refuses an access other than ACCESS_READ or ACCESS_WRITE: EINVAL, nothing counted or recorded", async (t) => {
+  const bad = [0, -0, 3, 0.5, 1.5, NaN, -1, 33, Infinity, "1", null];
+  for (const microTlb of [true, false]) {
+    await t.step(`micro TLB ${microTlb ? "on" : "off"}`, () => {
+      const { soc, unit, faults } = rig({ microTlb });
+      const hw = genericHardwareOf(unit);
+      const d = soc.createDomain(unit);
+      d.attach(unit, [1]);
+      d.map(0x10_0000, 0x40_0000, 4096, RW);
+      // Warm: the entry is in the micro TLB (or the IOTLB's fast hit),
+      // where a read or a write would finish at once.
+      assertEquals(hw.translate(1, 0x10_0008, ACCESS_READ), 0x40_0008);
+      assertEquals(hw.translate(1, 0x10_0008, ACCESS_WRITE), 0x40_0008);
+      const before = JSON.stringify([
+        hw.counters(),
+        hw.streamCounters(1),
+        hw.streamCounters(2),
+        hw.lastSpan,
+        hw.lastFault,
+      ]);
+      for (const access of bad) {
+        // A warm stream, a cold attached stream, an unattached stream, an
+        // unmapped page and a bad stream ID: EINVAL first, in every case.
+        for (
+          const [sid, iova] of [
+            [1, 0x10_0008],
+            [1, 0x20_0000],
+            [2, 0x10_0008],
+            [999, 0],
+          ]
+        ) {
+          const e = throwsKind(
+            () => hw.translate(sid!, iova!, access as number),
+            "EINVAL",
+          );
+          assertEquals(
+            e.message,
+            `translate: access ${
+              String(access)
+            } is not ACCESS_READ (1) or ACCESS_WRITE (2)`,
+          );
+        }
+      }
+      assertEquals(
+        JSON.stringify([
+          hw.counters(),
+          hw.streamCounters(1),
+          hw.streamCounters(2),
+          hw.lastSpan,
+          hw.lastFault,
+        ]),
+        before,
+      );
+      assertEquals(faults.length, 0);
+      assertEquals(hw.translate(1, 0x10_0010, ACCESS_WRITE), 0x40_0010);
+      // SMMUEN clear (bypass): still refused before anything else.
+      hw.writeRegister(REG_CR0, 0);
+      throwsKind(() => hw.translate(1, 0x10_0008, 0), "EINVAL");
+      assertEquals(faults.length, 0);
+    });
+  }
+});

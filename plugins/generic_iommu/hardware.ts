@@ -52,6 +52,7 @@
  * @module
  */
 import {
+  ACCESS_READ,
   ACCESS_WRITE,
   checkAddress,
   checkRegisterValue,
@@ -311,7 +312,9 @@ export class GenericIommuHardware implements IommuHardware {
    * @param access `ACCESS_READ` or `ACCESS_WRITE`.
    * @returns The physical address, or -1 after reporting a fault.
    * @throws {IommuError} `EINVAL` when `streamId` or `iova` is not a number,
-   * or `iova` is not a non-negative safe integer (nothing is counted).
+   * `iova` is not a non-negative safe integer, or `access` is neither
+   * `ACCESS_READ` (1) nor `ACCESS_WRITE` (2) (nothing is counted or
+   * recorded).
    */
   translate(streamId: number, iova: number, access: number): number {
     // What the out-of-line rest does: 3 the slow path, 0 a micro TLB
@@ -324,7 +327,8 @@ export class GenericIommuHardware implements IommuHardware {
     // false for one).
     if (
       typeof streamId === "number" && (streamId >>> 0) === streamId &&
-      streamId < this.#streams && isSafe(iova) && iova >= 0
+      streamId < this.#streams && isSafe(iova) && iova >= 0 &&
+      (access === 1 || access === 2)
     ) {
       // Row and entry slots as literals (see micro_tlb.ts: ROW_STRIDE 8,
       // ROW_CFG_GEN 0, ROW_IN_END 1, ROW_TRANSLATIONS 2, ROW_U_HITS 3,
@@ -575,6 +579,11 @@ export class GenericIommuHardware implements IommuHardware {
       );
     }
     checkAddress(iova, "IOVA");
+    // Before anything is counted or recorded: the fast tests of
+    // translate() let only these two through.
+    if (access !== ACCESS_READ && access !== ACCESS_WRITE) {
+      throwBadAccess(access);
+    }
     const regs = this.#regs;
     if (
       !(streamId >= 0 && streamId < regs.streamLimit &&
@@ -791,4 +800,14 @@ export class GenericIommuHardware implements IommuHardware {
       events: this.#events,
     });
   }
+}
+
+/** Out of line: an access that is neither ACCESS_READ nor ACCESS_WRITE. */
+function throwBadAccess(access: unknown): never {
+  throw new IommuError(
+    "EINVAL",
+    `translate: access ${
+      String(access)
+    } is not ACCESS_READ (1) or ACCESS_WRITE (2)`,
+  );
 }
