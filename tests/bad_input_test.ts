@@ -40,6 +40,8 @@ import { buildPlatform } from "../core/platform.ts";
 import { sourceFromJsonText } from "../core/platform_json.ts";
 import { Tlb } from "../core/tlb.ts";
 import {
+  GenericDomainOps,
+  genericDriverOf,
   genericIommu,
   LpaePageTable,
   setStreamBypass,
@@ -1170,6 +1172,75 @@ row("LpaePageTable", "output size NaN", "EINVAL", () => {
   const ram = new PhysicalMemory({ base: 0, size: 16 * MB });
   new LpaePageTable(ram, { inputBits: 48, outputBits: NaN, stage: 1 });
 });
+row(
+  "SysmmuDomain.attach (samsung ops)",
+  "stream ID -1 (was accepted)",
+  "EINVAL",
+  (w) => w.s.ops.attach(w.sysmmu, [-1]),
+);
+row(
+  "SysmmuDomain.detach (samsung ops)",
+  "stream ID 0",
+  "EINVAL",
+  (w) => w.s.ops.detach(w.sysmmu, [0]),
+);
+row(
+  "GenericIommuDriver.releaseContext",
+  "context still bound to stream 3 (was released)",
+  "EBUSY",
+  (w) => genericDriverOf(w.smmu).releaseContext(w.g.ops.contextId),
+);
+row(
+  "GenericIommuDriver.releaseContext",
+  "context not allocated",
+  "ENOENT",
+  (w) => genericDriverOf(w.smmu).releaseContext(w.g.ops.contextId + 5),
+);
+for (const [name, v] of [["NaN", NaN], ["4096n", 4096n]] as const) {
+  row(
+    "GenericIommuDriver.releaseContext",
+    `context ${name}`,
+    "EINVAL",
+    (w) => genericDriverOf(w.smmu).releaseContext(any(v)),
+  );
+  row(
+    "GenericIommuDriver.invalidateContext",
+    `context ${name}`,
+    "EINVAL",
+    (w) => genericDriverOf(w.smmu).invalidateContext(any(v)),
+  );
+  row(
+    "GenericIommuDriver.invalidateRange",
+    `start ${name} (issued a command)`,
+    "EINVAL",
+    (w) =>
+      genericDriverOf(w.smmu).invalidateRange(w.g.ops.contextId, any(v), 0xfff),
+  );
+}
+row(
+  "GenericIommuDriver.invalidateRange",
+  "end below start",
+  "EINVAL",
+  (w) =>
+    genericDriverOf(w.smmu).invalidateRange(w.g.ops.contextId, 0x2000, 0xfff),
+);
+row(
+  "GenericIommuDriver.attachStreams",
+  "null unit",
+  "EINVAL",
+  (w) =>
+    genericDriverOf(w.smmu).attachStreams(
+      w.g.ops as GenericDomainOps,
+      any(null),
+      [4],
+    ),
+);
+row(
+  "SysmmuDriver.attach",
+  "undefined unit",
+  "EINVAL",
+  (w) => w.s.ops.attach(any(undefined), []),
+);
 row("Tlb", "-1 ways", "EINVAL", () => new Tlb({ sets: 4, ways: -1 }));
 row(
   "Tlb",

@@ -223,19 +223,58 @@ export class GenericIommuDriver implements IommuDriver, DomainHost {
    * Free a context and invalidate its descriptor (called by a domain's free).
    *
    * @param context Context tag.
+   * @throws {IommuError} `EINVAL` for a malformed or out-of-range tag;
+   * `ENOENT` for a context not allocated; `EBUSY` while a stream still
+   * translates through it (nothing changes).
    */
   releaseContext(context: number): void {
+    this.#checkContext(context);
+    if (context === 0 || this.#contextUsed[context] === 0) {
+      throw new IommuError("ENOENT", `context ${context} is not allocated`);
+    }
+    const owner = this.#owner;
+    for (let sid = 0; sid < owner.length; sid++) {
+      if (owner[sid]?.contextId === context) {
+        throw new IommuError(
+          "EBUSY",
+          `context ${context} still translates stream ${hex(sid)}`,
+        );
+      }
+    }
     if (this.#cfg.stage === 1) {
       clearCd(this.#memory, this.contextTable + context * CD_BYTES);
     }
     this.#contextUsed[context] = 0;
   }
 
-  #checkUnit(unit: IommuUnit): void {
-    if (unit.driver !== this) {
+  // A context tag: an integer below the context count.
+  #checkContext(context: number): void {
+    if (
+      !(typeof context === "number" && Number.isInteger(context) &&
+        context >= 0 && context < this.#contextUsed.length)
+    ) {
       throw new IommuError(
         "EINVAL",
-        `unit ${unit.name} is not driven by this generic-iommu driver${
+        `context ${String(context)} is not an integer from 0 to ${
+          this.#contextUsed.length - 1
+        }`,
+      );
+    }
+  }
+
+  #checkUnit(unit: IommuUnit, streamIds: readonly number[]): void {
+    if (!Array.isArray(streamIds)) {
+      throw new IommuError(
+        "EINVAL",
+        `stream IDs must be an array, got ${String(streamIds)}`,
+      );
+    }
+    if (unit === null || typeof unit !== "object" || unit.driver !== this) {
+      throw new IommuError(
+        "EINVAL",
+        `unit ${
+          typeof unit === "object" && unit !== null ? unit.name : String(unit)
+        } is not driven by this generic-iommu driver${
           this.#unit === null ? "" : ` (of ${this.#unit.name})`
         }`,
       );
@@ -292,7 +331,7 @@ export class GenericIommuDriver implements IommuDriver, DomainHost {
     unit: IommuUnit,
     streamIds: readonly number[],
   ): void {
-    this.#checkUnit(unit);
+    this.#checkUnit(unit, streamIds);
     for (const sid of streamIds) this.#checkSid(sid);
     const undo: [number, GenericDomainOps | null][] = [];
     try {
@@ -339,7 +378,7 @@ export class GenericIommuDriver implements IommuDriver, DomainHost {
     unit: IommuUnit,
     streamIds: readonly number[],
   ): void {
-    this.#checkUnit(unit);
+    this.#checkUnit(unit, streamIds);
     for (const sid of streamIds) {
       this.#checkSid(sid);
       if (this.#owner[sid] !== domain) {
@@ -423,9 +462,20 @@ export class GenericIommuDriver implements IommuDriver, DomainHost {
    * @param context Context tag.
    * @param start First byte.
    * @param end Last byte, inclusive.
-   * @throws {IommuError} `EIO` when the command queue does not complete.
+   * @throws {IommuError} `EINVAL` for a malformed context tag, a start or
+   * end that is not a non-negative safe integer, or an end below the start
+   * (nothing queued); `EIO` when the command queue does not complete.
    */
   invalidateRange(context: number, start: number, end: number): void {
+    this.#checkContext(context);
+    checkAddress(start, "invalidation start");
+    checkAddress(end, "invalidation end");
+    if (end < start) {
+      throw new IommuError(
+        "EINVAL",
+        `invalidation end ${hex(end)} is below its start ${hex(start)}`,
+      );
+    }
     this.commands.tlbiRange(context, start, end);
     this.commands.sync();
   }
@@ -434,9 +484,11 @@ export class GenericIommuDriver implements IommuDriver, DomainHost {
    * Queue TLBI_NH_ASID for a context and CMD_SYNC.
    *
    * @param context Context tag.
-   * @throws {IommuError} `EIO` when the command queue does not complete.
+   * @throws {IommuError} `EINVAL` for a malformed context tag (nothing
+   * queued); `EIO` when the command queue does not complete.
    */
   invalidateContext(context: number): void {
+    this.#checkContext(context);
     this.commands.tlbiAsid(context);
     this.commands.sync();
   }

@@ -63,6 +63,21 @@ function writeSmallEntriesScaled(
   for (let i = 0; i < m; i++) v[idx + i] = (pa[k + i]! * scale) | bits;
 }
 
+// A System MMU serves one master: it has no stream IDs (caps.streamIds 0),
+// so any ID in the list is invalid.
+function noStreams(streamIds: readonly number[]): void {
+  if (!(Array.isArray(streamIds) && streamIds.length === 0)) {
+    throw new IommuError(
+      "EINVAL",
+      `a System MMU takes no stream IDs, got ${
+        Array.isArray(streamIds)
+          ? `[${streamIds.join(", ")}]`
+          : String(streamIds)
+      }`,
+    );
+  }
+}
+
 /**
  * The driver's half of a domain. Level 1 is filled with the zero link;
  * level-2 tables are allocated on demand, never freed by unmap (a 1 MiB map
@@ -593,10 +608,12 @@ export class SysmmuDomain implements IommuDomainOps {
    * Attach to `unit` (moving it from another domain of this driver).
    *
    * @param unit A unit of the same driver.
-   * @param _streamIds Unused (per-device).
-   * @throws {IommuError} `EINVAL` for a unit of another driver.
+   * @param streamIds Must be empty (a System MMU has no stream IDs).
+   * @throws {IommuError} `EINVAL` for a unit of another driver or a
+   * non-empty stream ID list (nothing changes).
    */
-  attach(unit: IommuUnit, _streamIds: readonly number[]): void {
+  attach(unit: IommuUnit, streamIds: readonly number[]): void {
+    noStreams(streamIds);
     this.#drv.attach(this, unit);
   }
 
@@ -604,10 +621,12 @@ export class SysmmuDomain implements IommuDomainOps {
    * Detach from `unit`, which is disabled (identity) afterwards.
    *
    * @param unit The unit.
-   * @param _streamIds Unused.
-   * @throws {IommuError} `ENOENT` when not attached there.
+   * @param streamIds Must be empty.
+   * @throws {IommuError} `ENOENT` when not attached there; `EINVAL` for a
+   * non-empty stream ID list.
    */
-  detach(unit: IommuUnit, _streamIds: readonly number[]): void {
+  detach(unit: IommuUnit, streamIds: readonly number[]): void {
+    noStreams(streamIds);
     this.#drv.detach(this, unit);
   }
 

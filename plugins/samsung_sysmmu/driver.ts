@@ -217,11 +217,15 @@ export class SysmmuDriver implements IommuDriver {
    * @throws {IommuError} `EINVAL` for a unit of another driver.
    */
   stateOf(unit: IommuUnit): SysmmuUnitState {
-    const s = this.#units.get(unit.hardware as SysmmuHardware);
+    const s = typeof unit === "object" && unit !== null
+      ? this.#units.get(unit.hardware as SysmmuHardware)
+      : undefined;
     if (s === undefined || s.unit !== unit) {
       throw new IommuError(
         "EINVAL",
-        `unit ${unit.name} does not belong to this samsung-sysmmu driver instance`,
+        `unit ${
+          typeof unit === "object" && unit !== null ? unit.name : String(unit)
+        } does not belong to this samsung-sysmmu driver instance`,
       );
     }
     return s;
