@@ -40,7 +40,7 @@ import { buildPlatform } from "../core/platform.ts";
 import { sourceFromJsonText } from "../core/platform_json.ts";
 import { Tlb } from "../core/tlb.ts";
 import {
-  GenericDomainOps,
+  type GenericDomainOps,
   genericDriverOf,
   genericIommu,
   LpaePageTable,
