@@ -183,6 +183,10 @@ export class Domain {
   #gather = new IotlbGather();
   #attachments: DomainAttachment[] = [];
   #handler: FaultHandler | null = null;
+  // Per gather, the page-table pages this domain's driver deferred into it:
+  // sync frees only these, so a live frame a caller slips into a gather's
+  // free list is refused instead of freed.
+  #owned = new WeakMap<IotlbGather, Set<number>>();
   #freed = false;
   #c: DomainCounters = {
     maps: 0,
@@ -579,14 +583,20 @@ export class Domain {
     plan.clear();
     splitIntoPages(iova, iova, size, this.pageSizes, plan);
     const leavesBefore = gather.leaves;
+    const tables = gather.freeList.length;
     let bytes = 0;
-    for (let i = 0; i < plan.count; i++) {
-      bytes += ops.unmapPages(
-        plan.iova[i]!,
-        plan.pageSize[i]!,
-        plan.pages[i]!,
-        gather,
-      );
+    try {
+      for (let i = 0; i < plan.count; i++) {
+        bytes += ops.unmapPages(
+          plan.iova[i]!,
+          plan.pageSize[i]!,
+          plan.pages[i]!,
+          gather,
+        );
+      }
+    } finally {
+      // Even when a later run throws, the tables already unlinked are ours.
+      if (gather.freeList.length > tables) this.#own(gather, tables);
     }
     if (bytes > 0) {
       const c = this.#c;
@@ -596,6 +606,17 @@ export class Domain {
       c.leavesUnmapped += gather.leaves - leavesBefore;
     }
     return bytes;
+  }
+
+  // Mark the free-list entries from `from` on as deferred by this domain.
+  #own(gather: IotlbGather, from: number): void {
+    let set = this.#owned.get(gather);
+    if (set === undefined) {
+      set = new Set();
+      this.#owned.set(gather, set);
+    }
+    const list = gather.freeList;
+    for (let i = from; i < list.length; i++) set.add(list[i]!);
   }
 
   #refusePartial(at: number, leaf: number): never {
@@ -613,37 +634,68 @@ export class Domain {
    *
    * @param gather A gather filled by {@linkcode Domain.unmapNoSync}.
    * @throws {IommuError} `EINVAL` when `gather` is not an
-   * {@linkcode IotlbGather}, or its free list holds an address that is not
-   * the start of a live frame block or holds one twice (nothing is
+   * {@linkcode IotlbGather}, or its free list holds an address this
+   * domain's unmaps did not defer into it (a live table, a frame of another
+   * domain), one that is not a live frame block, or one twice (nothing is
    * invalidated or freed, the gather is left as it was).
    */
   sync(gather: IotlbGather): void {
-    if (!(gather instanceof IotlbGather)) {
-      throw new IommuError("EINVAL", "sync needs an IotlbGather");
-    }
+    this.#checkGather(gather);
     if (gather.isEmpty) return;
-    const list = gather.freeList;
-    if (list.length !== 0) this.#checkFreeList(list);
     if (!this.#freed) {
       this.#ops.iotlbSync(gather);
       this.#c.syncs++;
     }
-    for (const pa of gather.freeList) this.#ctx.memory.frames.free(pa);
+    this.#release(gather);
+  }
+
+  // A gather whose free list this domain may free: checked before anything
+  // is invalidated or freed.
+  #checkGather(gather: IotlbGather): void {
+    if (!(gather instanceof IotlbGather)) {
+      throw new IommuError(
+        "EINVAL",
+        `expected an IotlbGather, got ${
+          gather === null ? "null" : typeof gather
+        }`,
+      );
+    }
+    const list = gather.freeList;
+    if (list.length !== 0) this.#checkFreeList(list, gather);
+  }
+
+  // Free the deferred pages and reset the gather.
+  #release(gather: IotlbGather): void {
+    const list = gather.freeList;
+    if (list.length !== 0) {
+      const frames = this.#ctx.memory.frames;
+      for (const pa of list) frames.free(pa);
+      // Only a gather that deferred pages has marks to drop (a WeakMap
+      // delete on every sync would cost the strict unmap path).
+      this.#owned.delete(gather);
+    }
     gather.reset();
   }
 
-  // Every deferred page a live block, none twice: checked before anything
-  // is freed, so a bad entry frees nothing.
-  #checkFreeList(list: readonly number[]): void {
+  // Every deferred page deferred by this domain into this gather, a live
+  // block, none twice: checked before anything is freed, so a bad entry
+  // frees nothing.
+  #checkFreeList(list: readonly number[], gather: IotlbGather): void {
     const frames = this.#ctx.memory.frames;
+    const owned = this.#owned.get(gather);
     const seen = list.length > 1 ? new Set<number>() : null;
     for (const pa of list) {
+      const name = typeof pa === "number" ? hex(pa) : String(pa);
+      if (owned?.has(pa) !== true) {
+        throw new IommuError(
+          "EINVAL",
+          `gather frees ${name}, which domain ${this.id} did not defer into it`,
+        );
+      }
       if (frames.blockSize(pa) === 0 || seen?.has(pa) === true) {
         throw new IommuError(
           "EINVAL",
-          `gather frees ${
-            typeof pa === "number" ? hex(pa) : String(pa)
-          }, which is not a live page-table block${
+          `gather frees ${name}, which is not a live page-table block${
             seen?.has(pa) === true ? " (listed twice)" : ""
           }`,
         );
@@ -652,11 +704,23 @@ export class Domain {
     }
   }
 
-  /** Invalidate every IOTLB entry of this domain on every attached unit. */
-  flushAll(): void {
+  /**
+   * Invalidate every IOTLB entry of this domain on every attached unit.
+   * With a `gather` (one filled by {@linkcode Domain.unmapNoSync}), the
+   * full flush stands in for its range invalidation: the page-table pages
+   * it deferred are then freed and it is reset (the lazy flush queue's
+   * path).
+   *
+   * @param gather Optional gather to release after the flush.
+   * @throws {IommuError} `EPERM` after free; `EINVAL` for a gather
+   * {@linkcode Domain.sync} would refuse (nothing flushed or freed).
+   */
+  flushAll(gather?: IotlbGather): void {
     this.#alive();
+    if (gather !== undefined) this.#checkGather(gather);
     this.#ops.flushAll();
     this.#c.flushes++;
+    if (gather !== undefined) this.#release(gather);
   }
 
   /**

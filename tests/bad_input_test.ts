@@ -1006,6 +1006,37 @@ row(
 );
 row(
   "Domain.sync",
+  "the domain's live root table in the caller's own gather (was freed)",
+  "EINVAL",
+  (w) => {
+    const gather = new IotlbGather();
+    gather.add(0x20_0000, 4096);
+    gather.deferFree(w.g.ops.rootTable);
+    w.g.sync(gather);
+  },
+);
+row(
+  "Domain.sync",
+  "another domain's live root table",
+  "EINVAL",
+  (w) => {
+    const gather = new IotlbGather();
+    gather.deferFree(w.s.ops.rootTable);
+    w.g.sync(gather);
+  },
+);
+row(
+  "Domain.flushAll",
+  "a gather holding a live root table",
+  "EINVAL",
+  (w) => {
+    const gather = new IotlbGather();
+    gather.deferFree(w.d.ops.rootTable);
+    w.d.flushAll(gather);
+  },
+);
+row(
+  "Domain.sync",
   "not a gather",
   "EINVAL",
   // deno-lint-ignore no-explicit-any

@@ -605,6 +605,69 @@ Deno.test("unmapNoSync gathers; sync invalidates once and then frees deferred ta
   ]);
 });
 
+Deno.test("sync frees only what this domain deferred into that gather", () => {
+  const s = setup();
+  const a = s.domain;
+  const b = s.soc.createDomain(s.unit);
+  const frames = s.soc.memory.frames;
+  a.map(0, 0, 2 * K4, RW);
+  b.map(0, M4, 2 * K4, RW);
+  const shared = new IotlbGather();
+  a.unmapNoSync(0, 2 * K4, shared);
+  b.unmapNoSync(0, 2 * K4, shared);
+  assertEquals(shared.freeList.length, 2);
+  const live = frames.liveBytes;
+  // a did not defer b's table: refused before invalidating or freeing.
+  expectError(() => a.sync(shared), "EINVAL", "did not defer");
+  assertEquals([frames.liveBytes, shared.freeList.length], [live, 2]);
+  assertEquals(a.counters().syncs, 0);
+  // Each domain releases its own table from that gather; the same table
+  // moved into another gather is refused there.
+  const [pa0, pa1] = shared.freeList as [number, number];
+  const other = new IotlbGather();
+  other.deferFree(pa0);
+  expectError(() => a.sync(other), "EINVAL", "did not defer");
+  shared.freeList.length = 0;
+  shared.freeList.push(pa0);
+  a.sync(shared);
+  shared.freeList.push(pa1);
+  b.sync(shared);
+  assertEquals(frames.liveBytes, live - 2 * K4);
+  // A live table slipped in after an unmap of the same domain.
+  a.map(0, 0, K4, RW);
+  const g = new IotlbGather();
+  a.unmapNoSync(0, K4, g);
+  g.deferFree(a.ops.rootTable);
+  expectError(() => a.sync(g), "EINVAL", hexOf(a.ops.rootTable));
+  g.freeList.pop();
+  a.sync(g);
+  assertEquals(a.iovaToPhys(0), -1);
+  a.map(0, 0, K4, RW); // the root table still works
+  assertEquals(a.iovaToPhys(0x10), 0x10);
+});
+
+function hexOf(v: number): string {
+  return "0x" + v.toString(16);
+}
+
+Deno.test("flushAll(gather): one full flush, then the deferred tables are freed", () => {
+  const s = setup();
+  const d = s.domain;
+  const frames = s.soc.memory.frames;
+  const before = frames.liveBytes;
+  d.map(0, 0, 2 * K4, RW);
+  const g = new IotlbGather();
+  d.unmapNoSync(0, 2 * K4, g);
+  assertEquals(frames.liveBytes, before + K4);
+  d.flushAll(g);
+  assertEquals(frames.liveBytes, before);
+  assert(g.isEmpty);
+  assertEquals([d.counters().flushes, d.counters().syncs], [1, 0]);
+  g.deferFree(d.ops.rootTable);
+  expectError(() => d.flushAll(g), "EINVAL", "did not defer");
+  assertEquals(d.counters().flushes, 1);
+});
+
 Deno.test("iovaToPhys: -1 unmapped or outside the aperture, EINVAL malformed", () => {
   const s = setup();
   const d = s.domain;

@@ -39,10 +39,8 @@ export function unmapIova(st: MapperState, iova: number, size: number): void {
 export function flushQueued(st: MapperState): number {
   const q = st.queue;
   if (q === null || (q.length === 0 && st.gather.isEmpty)) return 0;
-  st.domain!.flushAll();
-  const frames = st.soc.memory.frames;
-  for (const pa of st.gather.freeList) frames.free(pa);
-  st.gather.reset();
+  // One full flush, then the tables the lazy unmaps deferred are freed.
+  st.domain!.flushAll(st.gather);
   const alloc = st.iova!;
   const n = q.drain((iova, size) => alloc.free(iova, size));
   st.s.flushes++;
