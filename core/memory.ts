@@ -9,6 +9,28 @@ import { IommuError } from "./errors.ts";
 import { FrameAllocator } from "./frame_allocator.ts";
 import { ramAccess } from "./memory_access.ts";
 
+// A value that does not fit a `bits`-wide store (signed or unsigned):
+// EINVAL naming it, built out of line so the store paths stay small.
+function badValue(what: string, value: unknown, bits: number): IommuError {
+  return new IommuError(
+    "EINVAL",
+    `${what} takes ${
+      bits === 8 ? "an" : "a"
+    } ${bits}-bit integer (signed or unsigned), got ${
+      typeof value === "bigint" ? `${value}n` : String(value)
+    }`,
+  );
+}
+
+// An integer a byte store keeps whole: -128..255.
+function isByte(value: number): boolean {
+  return typeof value === "number" && (value | 0) === value &&
+    value >= -0x80 && value <= 0xff;
+}
+
+const MIN_I64 = -(2n ** 63n);
+const MAX_U64 = 2n ** 64n - 1n;
+
 const CHUNK_BITS = 16;
 const CHUNK_BYTES = 1 << CHUNK_BITS;
 const CHUNK_MASK = CHUNK_BYTES - 1;
@@ -187,11 +209,14 @@ export class PhysicalMemory {
    * Write one byte.
    *
    * @param pa Physical address.
-   * @param value The byte (taken modulo 256).
+   * @param value The byte: an integer from -128 to 255 (negative values
+   * store their two's complement).
    * @throws {IommuError} `EINVAL` for a malformed address (NaN, fraction,
-   * negative); `ERANGE` for a well-formed one outside RAM.
+   * negative) or a value that is not such an integer (nothing written);
+   * `ERANGE` for a well-formed address outside RAM.
    */
   write8(pa: number, value: number): void {
+    if (!isByte(value)) throw badValue("write8", value, 8);
     this.#check(pa, 1);
     const off = pa - this.base;
     this.#writeChunk(Math.floor(off / CHUNK_BYTES))[off & CHUNK_MASK] = value;
@@ -229,20 +254,28 @@ export class PhysicalMemory {
    * Write a little-endian 32-bit word.
    *
    * @param pa Physical address.
-   * @param value The value (taken modulo 2^32).
+   * @param value The value: an integer from -2^31 to 2^32 - 1 (negative
+   * values store their two's complement, as `|` results do).
    * @throws {IommuError} `EINVAL` for a malformed address (NaN, fraction,
-   * negative); `ERANGE` for a well-formed one outside RAM.
+   * negative) or a value that is not such an integer (nothing written; it
+   * used to be truncated); `ERANGE` for a well-formed address outside RAM.
    */
   write32(pa: number, value: number): void {
     const off = pa - this.base;
     if (
       (off & 3) === 0 && off >= 0 && pa + 4 <= this.end &&
-      Number.isInteger(off) && HOST_IS_LITTLE_ENDIAN
+      Number.isInteger(off) && HOST_IS_LITTLE_ENDIAN &&
+      typeof value === "number" &&
+      ((value | 0) === value || value >>> 0 === value)
     ) {
       const slot = this.#slot(Math.floor(off / CHUNK_BYTES), true);
       this.#cWords[slot]![(off & CHUNK_MASK) >>> 2] = value;
       return;
     }
+    if (
+      !(typeof value === "number" &&
+        ((value | 0) === value || value >>> 0 === value))
+    ) throw badValue("write32", value, 32);
     this.#check(pa, 4);
     for (let i = 0; i < 4; i++) this.write8(pa + i, (value >>> (8 * i)) & 0xff);
   }
@@ -264,11 +297,17 @@ export class PhysicalMemory {
    * Write a little-endian 64-bit word.
    *
    * @param pa Physical address.
-   * @param value The value, taken modulo 2^64.
+   * @param value The value: a bigint from -2^63 to 2^64 - 1 (negative
+   * values store their two's complement).
    * @throws {IommuError} `EINVAL` for a malformed address (NaN, fraction,
-   * negative); `ERANGE` for a well-formed one outside RAM.
+   * negative) or a value that is not such a bigint (a number, or one that
+   * does not fit 64 bits; nothing written); `ERANGE` for a well-formed
+   * address outside RAM.
    */
   write64(pa: number, value: bigint): void {
+    if (!(typeof value === "bigint" && value >= MIN_I64 && value <= MAX_U64)) {
+      throw badValue("write64", value, 64);
+    }
     this.#check(pa, 8);
     const v = BigInt.asUintN(64, value);
     this.write32(pa, Number(v & 0xffffffffn));
@@ -403,11 +442,13 @@ export class PhysicalMemory {
    *
    * @param pa First physical byte.
    * @param length Bytes.
-   * @param value The byte value, default 0.
-   * @throws {IommuError} `EINVAL` for a malformed address or length;
-   * `ERANGE` when the range leaves RAM.
+   * @param value The byte value, default 0: an integer from -128 to 255.
+   * @throws {IommuError} `EINVAL` for a malformed address or length, or a
+   * value that is not such an integer (nothing written; it used to be
+   * truncated); `ERANGE` when the range leaves RAM.
    */
   fill(pa: number, length: number, value = 0): void {
+    if (!isByte(value)) throw badValue("fill", value, 8);
     this.#check(pa, length);
     if ((value & 0xff) === 0) {
       this.#zero(pa, length);

@@ -1272,6 +1272,50 @@ row(
   "EINVAL",
   (w) => w.s.ops.attach(any(undefined), []),
 );
+// RAM stores refuse values they would have wrapped.
+const SPARE = 0x4f00_0000; // a RAM page nothing in the world uses
+row(
+  "PhysicalMemory.write32",
+  "value 2^32 (stored 0)",
+  "EINVAL",
+  (w) => w.soc.memory.write32(SPARE, 0x1_0000_0000),
+);
+row(
+  "PhysicalMemory.write32",
+  "value 0.5, unaligned address",
+  "EINVAL",
+  (w) => w.soc.memory.write32(SPARE + 1, 0.5),
+);
+row(
+  "PhysicalMemory.write32",
+  "value 4096n (Cannot mix BigInt)",
+  "EINVAL",
+  (w) => w.soc.memory.write32(SPARE, any(4096n)),
+);
+row(
+  "PhysicalMemory.write8",
+  "value 300 (stored 44)",
+  "EINVAL",
+  (w) => w.soc.memory.write8(SPARE, 300),
+);
+row(
+  "PhysicalMemory.fill",
+  "value NaN (stored 0)",
+  "EINVAL",
+  (w) => w.soc.memory.fill(SPARE, 16, NaN),
+);
+row(
+  "PhysicalMemory.write64",
+  "value -1 as a number (raw TypeError)",
+  "EINVAL",
+  (w) => w.soc.memory.write64(SPARE, any(-1)),
+);
+row(
+  "PhysicalMemory.write64",
+  "value 2^64 + 5n (stored 5)",
+  "EINVAL",
+  (w) => w.soc.memory.write64(SPARE, 2n ** 64n + 5n),
+);
 row("Tlb", "-1 ways", "EINVAL", () => new Tlb({ sets: 4, ways: -1 }));
 row(
   "Tlb",

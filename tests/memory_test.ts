@@ -93,13 +93,16 @@ Deno.test("sparse: a write materialises exactly the chunks it touches", () => {
   assertEquals(ram.stats().materializedBytes, 6 * CHUNK);
 });
 
-Deno.test("read8/write8 round-trip and take the value modulo 256", () => {
+Deno.test("read8/write8 round-trip; values outside -128..255 are refused, not wrapped", () => {
   const ram = new PhysicalMemory({ size: MiB });
   ram.write8(0, 0xab);
-  ram.write8(1, 0x1ff);
   ram.write8(2, -1);
+  for (const v of [0x1ff, 256, -129, 0.5, NaN]) {
+    expectError(() => ram.write8(1, v), "EINVAL", `write8 takes an 8-bit`);
+  }
+  expectError(() => ram.write8(1, 0x1ff), "EINVAL", "511");
   assertEquals(ram.read8(0), 0xab);
-  assertEquals(ram.read8(1), 0xff);
+  assertEquals(ram.read8(1), 0, "a refused write8 wrote nothing");
   assertEquals(ram.read8(2), 0xff);
   assertEquals(ram.read8(3), 0);
   ram.write8(MiB - 1, 7);
@@ -112,13 +115,21 @@ Deno.test("u32 is little-endian, aligned and unaligned, also across a chunk boun
   ram.write32(b, 0x11223344);
   assertEquals(ram.readBytes(b, 4), new Uint8Array([0x44, 0x33, 0x22, 0x11]));
   assertEquals(ram.read32(b), 0x11223344);
-  // Unsigned result even with the top bit set; value taken modulo 2^32.
+  // Unsigned result even with the top bit set; negative int32 values (what
+  // `|` yields) store their two's complement; anything else is refused.
   ram.write32(b + 8, 0xdeadbeef);
   assertEquals(ram.read32(b + 8), 0xdeadbeef);
   ram.write32(b + 12, -1);
   assertEquals(ram.read32(b + 12), 0xffffffff);
-  ram.write32(b + 16, 2 ** 32 + 5);
-  assertEquals(ram.read32(b + 16), 5);
+  for (const at of [b + 16, b + 18]) { // aligned fast path and slow path
+    for (const v of [2 ** 32 + 5, 2 ** 32, -(2 ** 31) - 1, 1.5, NaN]) {
+      expectError(() => ram.write32(at, v), "EINVAL", "write32 takes a 32-bit");
+    }
+    // deno-lint-ignore no-explicit-any
+    expectError(() => ram.write32(at, 5n as any), "EINVAL", "5n");
+    assertEquals(ram.read32(at), 0, "a refused write32 wrote nothing");
+  }
+  expectError(() => ram.write32(b + 16, 2 ** 32 + 5), "EINVAL", "4294967301");
   // Unaligned write and read.
   ram.write32(b + 0x101, 0xa1b2c3d4);
   assertEquals(
@@ -138,7 +149,7 @@ Deno.test("u32 is little-endian, aligned and unaligned, also across a chunk boun
   assertEquals(ram.read32(b + 0x200), 0x13121110);
 });
 
-Deno.test("u64 is little-endian bigint, modulo 2^64, unaligned and across chunks", () => {
+Deno.test("u64 is little-endian bigint, refused beyond 64 bits, unaligned and across chunks", () => {
   const ram = new PhysicalMemory({ size: MiB });
   ram.write64(0, 0x0102030405060708n);
   assertEquals(ram.readBytes(0, 8), new Uint8Array([8, 7, 6, 5, 4, 3, 2, 1]));
@@ -149,8 +160,11 @@ Deno.test("u64 is little-endian bigint, modulo 2^64, unaligned and across chunks
   assertEquals(ram.read64(16), 0xffff_ffff_ffff_ffffn);
   ram.write64(24, -1n);
   assertEquals(ram.read64(24), 0xffff_ffff_ffff_ffffn);
-  ram.write64(32, (1n << 64n) + 9n);
-  assertEquals(ram.read64(32), 9n);
+  for (const v of [(1n << 64n) + 9n, -(1n << 63n) - 1n, -1, 5]) {
+    // deno-lint-ignore no-explicit-any
+    expectError(() => ram.write64(32, v as any), "EINVAL", "write64 takes");
+  }
+  assertEquals(ram.read64(32), 0n, "a refused write64 wrote nothing");
   // Bits above 2^53 survive (descriptors use them).
   ram.write64(40, 0x8000_0000_0000_0001n);
   assertEquals(ram.read64(40), 0x8000_0000_0000_0001n);
@@ -201,9 +215,13 @@ Deno.test("fill: byte values, zero fill of materialised memory, across chunks", 
       ...new Array(5).fill(0xab),
     ]),
   );
-  ram.fill(0, 8, 0x1ff); // modulo 256
+  ram.fill(0, 8, -1); // -1 is 0xff
   assertEquals(ram.read32(0), 0xffffffff);
-  ram.fill(0, 8, 256); // 256 is 0
+  for (const v of [0x1ff, 256, 1.5, NaN]) {
+    expectError(() => ram.fill(0, 8, v), "EINVAL", "fill takes an 8-bit");
+  }
+  assertEquals(ram.read32(0), 0xffffffff, "a refused fill wrote nothing");
+  ram.fill(0, 8);
   assertEquals(ram.read64(0), 0n);
   expectError(() => ram.fill(4 * MiB - 4, 8, 1), "ERANGE", "0x3ffffc");
   assertEquals(ram.read32(4 * MiB - 4), 0, "failed fill wrote nothing");
