@@ -120,7 +120,8 @@ const NO_I32 = new Int32Array(0);
 
 /**
  * Numbers per slot in `#e`, and where each sits: page base (0), then
- * these. A hit stamps E_STAMP under LRU, else E_SINK (never read).
+ * these. A hit stamps E_STAMP under LRU only (no other policy reads
+ * stamps); slot number 7 is unused (a slot fills one 64-byte line).
  */
 const SLOT = 8;
 const E_SIZE = 1;
@@ -129,7 +130,6 @@ const E_PA = 3;
 const E_PERM = 4;
 const E_STAMP = 5;
 const E_REC = 6;
-const E_SINK = 7;
 
 /**
  * A set-associative IOTLB with LRU, round-robin or seeded-random replacement.
@@ -176,18 +176,16 @@ export class Tlb {
   // Per slot (slot = set * ways + way). A size of 0 marks an invalid slot, so
   // the tag compare needs no separate valid bit.
   // Eight numbers per slot side by side (page base, page size, context,
-  // PA, perm, stamp, rec, sink; see SLOT), one 64-byte line: a probe, a
+  // PA, perm, stamp, rec, unused; see SLOT), one 64-byte line: a probe, a
   // hit and a fill touch one array, not five (each typed array a code
   // path touches costs it a map check, a length and a data pointer).
   #e: Float64Array = NO_F64;
   #shift: Uint8Array = NO_U8;
-  // Where in a slot `lookup` stamps a hit: E_STAMP under LRU, else E_SINK
-  // (only LRU reads stamps of hits). No test of the policy in the hit path.
-  #hitOff = 0;
   #policy = 0; // 0 lru, 1 round-robin, 2 random: a number is cheaper to switch on
   #rng = 0;
-  // Ticks once per hit and once per fill (new entry or refresh), for
-  // every policy: the LRU stamps, and the hit count (see `#hitsBase`).
+  // Ticks once per fill (new entry or refresh) for every policy, and once
+  // per hit under LRU and of `lookupSize`: the LRU stamps, and the hit
+  // count (see `#hitsBase`).
   #clock = 0;
   #live = 0;
   // Valid ways per set: a full set needs no search for an invalid way.
@@ -228,6 +226,13 @@ export class Tlb {
   // instead of two typed-array reads (each with its length check).
   #size0 = NaN;
   #inv0 = 0;
+  // Of that size, when it is at most 2^30: its log2 and `size - 1` (both
+  // Smis, one load each; a double field is a pointer to a box, two loads
+  // in a row). `#mask0` -1: no such size, take the double arithmetic.
+  #shift0 = 0;
+  #mask0 = -1;
+  // Set by `lookupHitIf` when it returns a PA (a double from the start).
+  #hitEnd = 0.5;
 
   #fillSize = -1; // no size validated yet (0 is not a valid size)
   #fillShift = 0;
@@ -247,6 +252,10 @@ export class Tlb {
   // last reset that were not fills: a hit bumps no counter of its own.
   #misses = 0;
   #hitsBase = 0; // the clock at the last reset
+  // Hits of `lookup`, `lookupHit` and `lookupHitIf` under a policy other
+  // than LRU: they stamp nothing (only LRU reads stamps), so they count
+  // here instead of ticking the clock.
+  #hits = 0;
   #fills = 0;
   #evictions = 0;
   // Fills by the fast path of `insert`, each also an eviction (one count
@@ -320,7 +329,6 @@ export class Tlb {
     this.#e[(capacity + 1) * SLOT + E_PA] = -1;
     this.#lastSlot = capacity + 1;
     this.#shift = new Uint8Array(capacity);
-    this.#hitOff = policy === 0 ? E_STAMP : E_SINK;
     // Empty when nothing can be cached, so `insert` never takes a set
     // for full (and `#insert` ignores the fill).
     this.#used = new Int32Array(capacity === 0 ? 0 : sets);
@@ -411,8 +419,9 @@ export class Tlb {
       for (; j < end; j = (j + 8) | 0) {
         if (e[j] === base && e[j + 1] === size && e[j + 2] === context) {
           if (k !== 0) this.#toFront(k);
-          // The tick counts the hit (see `#hitOff`).
-          e[j + this.#hitOff] = ++this.#clock;
+          // Counts the hit (see `#hitsBase`).
+          if (this.#policy === 0) e[j + 5] = ++this.#clock;
+          else this.#hits++;
           this.#lastSlot = j >> 3;
           return e[j + 3]! + (iova - base);
         }
@@ -461,12 +470,78 @@ export class Tlb {
     const end = (j + span) | 0;
     for (; j < end; j = (j + 8) | 0) {
       if (e[j] === base && e[j + 1] === size && e[j + 2] === context) {
-        e[j + this.#hitOff] = ++this.#clock;
+        if (this.#policy === 0) e[j + 5] = ++this.#clock;
+        else this.#hits++;
         this.#lastSlot = j >> 3;
         return e[j + 3]! + (iova - base);
       }
     }
     return -1;
+  }
+
+  /**
+   * {@linkcode Tlb.lookupHit} and {@linkcode Tlb.lastPageEndIf} in one
+   * call, for a hardware model's hit path: probes only the page size that
+   * hit last. A hit is counted and recorded exactly as by `lookupHit`
+   * (most recently used, the `last*` getters set) whether or not the entry
+   * grants `need`; when it does, {@linkcode Tlb.hitEnd} is the entry's
+   * page end and the PA is returned. One probe with no second load of the
+   * slot: the page base and size the compare used give the end.
+   *
+   * @param context The context (non-negative safe integer).
+   * @param iova The input address in bytes.
+   * @param need Permission bits the entry must have (0: none); a value
+   * that is not an integer from 0 to 0x7fffffff matches no entry.
+   * @returns The physical address in bytes; -1 when that size does not
+   * hold `iova` (nothing changed or counted: call `lookup`); -2 after a
+   * hit on an entry that lacks a bit of `need`.
+   * @throws {IommuError} `EINVAL` when `context` or `iova` is not a
+   * non-negative safe integer (nothing is counted).
+   */
+  lookupHitIf(context: number, iova: number, need: number): number {
+    if (!(isSafe(iova) && iova >= 0 && isSafe(context) && context >= 0)) {
+      throwBadKey(context, iova);
+    }
+    const size = this.#size0;
+    const m = this.#mask0;
+    let base: number;
+    let set: number;
+    if (m >= 0 && iova < 4294967296) {
+      // A page of at most 2^30 bytes and a 32-bit IOVA: the page number is
+      // a shift and the base a mask, with the same set as the double
+      // arithmetic below (the low bits of the same page number), and a
+      // shorter chain of dependent instructions to the first tag load.
+      base = iova - (iova & m);
+      set = (iova >>> this.#shift0) ^ context;
+    } else {
+      const x = iova * this.#inv0;
+      base = floor(x) * size;
+      set = x ^ context;
+    }
+    const e = this.#e;
+    const span = this.#setSpan;
+    let j = imul(set & this.#setMask, span);
+    const end = (j + span) | 0;
+    for (; j < end; j = (j + 8) | 0) {
+      if (e[j] === base && e[j + 1] === size && e[j + 2] === context) {
+        if (this.#policy === 0) e[j + 5] = ++this.#clock;
+        else this.#hits++;
+        this.#lastSlot = j >> 3;
+        if ((e[j + 4]! & need) !== need) return -2;
+        this.#hitEnd = base + size;
+        return e[j + 3]! + (iova - base);
+      }
+    }
+    return -1;
+  }
+
+  /**
+   * One past the last input address (bytes) of the entry the last
+   * {@linkcode Tlb.lookupHitIf} that returned a PA hit: its page end.
+   * Other calls leave it unchanged.
+   */
+  get hitEnd(): number {
+    return this.#hitEnd;
   }
 
   /**
@@ -844,7 +919,7 @@ export class Tlb {
    */
   counters(): TlbCounters {
     const fills = this.#fills + this.#quickFills;
-    const hits = this.#clock - this.#hitsBase - fills;
+    const hits = this.#clock - this.#hitsBase - fills + this.#hits;
     return {
       lookups: hits + this.#misses,
       hits,
@@ -860,6 +935,7 @@ export class Tlb {
   resetCounters(): void {
     this.#misses = 0;
     this.#hitsBase = this.#clock;
+    this.#hits = 0;
     this.#fills = 0;
     this.#evictions = 0;
     this.#quickFills = 0;
@@ -988,14 +1064,25 @@ export class Tlb {
     invs[k] = invs[0]!;
     sizes[0] = size;
     invs[0] = inv;
-    this.#size0 = size;
-    this.#inv0 = inv;
+    this.#front(size, inv);
   }
 
   /** Copy the size probed first to `#size0` / `#inv0`. */
   #sync0(): void {
-    this.#size0 = this.#sizes[0]!;
-    this.#inv0 = this.#invs[0]!;
+    this.#front(this.#sizes[0]!, this.#invs[0]!);
+  }
+
+  /** Set the copies of the size probed first (see `#size0`, `#mask0`). */
+  #front(size: number, inv: number): void {
+    this.#size0 = size;
+    this.#inv0 = inv;
+    if (size <= 2 ** 30) {
+      this.#shift0 = Math.round(Math.log2(size));
+      this.#mask0 = size - 1;
+    } else {
+      this.#shift0 = 0;
+      this.#mask0 = -1;
+    }
   }
 
   /** Keep what the last lookup hit before its slot changes (see #lastSlot). */

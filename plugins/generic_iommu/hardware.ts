@@ -370,16 +370,13 @@ export class GenericIommuHardware implements IommuHardware {
         // from the row (an int32: `| 0` is exact).
         if (m < 0) {
           const tlb = this.iotlb;
-          const pa = tlb.lookupHit(r[i + 5]! | 0, iova);
+          // A PA when the entry grants `access` (-2: a hit that does not).
+          const pa = tlb.lookupHitIf(r[i + 5]! | 0, iova, access);
           if (pa >= 0) {
-            // The page's end when the entry grants `access`, else -1.
-            const end = tlb.lastPageEndIf(access);
-            if (end >= 0) {
-              this.#lastSpan = end - iova;
-              return pa;
-            }
-            rest = 1;
+            this.#lastSpan = tlb.hitEnd - iova;
+            return pa;
           }
+          if (pa === -2) rest = 1;
         }
       }
     }
