@@ -16,11 +16,12 @@ import {
   EVT_F_TRANSLATION,
   EVT_F_WALK_EABT,
 } from "./constants.ts";
-import { LEVEL_SIZE, type LpaeStage } from "./lpae.ts";
+import { leafAccess, LEVEL_SIZE, type LpaeStage } from "./lpae.ts";
 import { WalkCache } from "./walk_cache.ts";
 
 // Slots of the walker's chunk-view cache (64 KiB chunks: 16 MiB of tables).
 const CHUNK_SLOTS = 256;
+const EMPTY_WORDS = new Uint32Array(0);
 
 /**
  * Default walk-cache shapes for levels 0, 1 and 2: gem5's SMMUv3 walk cache
@@ -95,18 +96,22 @@ export class Walker {
     new Uint32Array(0),
   );
   // Per level: the last table descriptor read there that named a table
-  // inside RAM (lo 0: none; a table descriptor's low word is never 0),
-  // and the view of that table's chunk. Valid for the output bound
-  // #memoEnd, which every memoised address is below.
-  #memoLo: Uint32Array = new Uint32Array(4);
-  #memoHi: Uint32Array = new Uint32Array(4);
-  #memoWords: Uint32Array[] = new Array<Uint32Array>(4).fill(
-    new Uint32Array(0),
-  );
+  // inside RAM (lo -1: none, equal to no word read from RAM), and the view
+  // of that table's chunk. Valid for the output bound #memoEnd, which
+  // every memoised address is below.
+  #memo: Float64Array = new Float64Array(16).fill(-1);
+  // (Fields, not an array: V8 then knows each holds a Uint32Array and
+  // checks nothing when the walk indexes it.)
+  #mw0: Uint32Array = EMPTY_WORDS;
+  #mw1: Uint32Array = EMPTY_WORDS;
+  #mw2: Uint32Array = EMPTY_WORDS;
   // ... and that table's first word in the view: the next level's read
   // needs nothing from this level's (so the reads overlap).
   #memoOff: Int32Array = new Int32Array(4);
   #memoEnd = -1;
+  // floor(#memoEnd / 2^32): an output address whose bits 47:32 are below
+  // it is inside the output size, whatever its low word.
+  #hiEnd = 0;
   #root: Float64Array = new Float64Array(1);
   #rootPa = -1;
   #rootWords: Uint32Array | null = null;
@@ -209,6 +214,7 @@ export class Walker {
   ): number {
     this.walks++;
     this.faultAddress = 0;
+    let code: number;
     // The common case on its own, small enough to compile tightly: the
     // level-2 walk cache's hit table (see walk_cache.ts; slots spelled as
     // literals: S_GEN 0, S_INV 1, S_MASK 2, S_HITS 3, S_LAST 4) or its
@@ -235,58 +241,47 @@ export class Walker {
           const words = this.#views[kept >>> 14]!;
           const at = (kept & 16383) + (((iova >>> 12) & 511) << 1);
           this.reads[3]!++;
-          return this.#page(
-            ctx,
-            words[at]!,
-            words[at + 1]!,
-            iova,
-            outEnd,
-            fill,
-          );
-        }
-        return this.#hitTable(ctx, j, h[j + 4]!, iova, outEnd, fill);
+          code = this.#page(words[at]!, words[at + 1]!, outEnd);
+        } else code = this.#hitTable(ctx, j, h[j + 4]!, iova, outEnd);
+      } else {
+        const table = this.#c2.probeTlb(ctx, iova);
+        code = table < 0
+          ? this.#walkGeneral(ctx, roots, index, startLevel, iova, outEnd, 1)
+          : this.#hitTable(ctx, -1, table, iova, outEnd);
       }
-      const table = this.#c2.probeTlb(ctx, iova);
-      if (table < 0) {
-        return this.#walkGeneral(
-          ctx,
-          roots,
-          index,
-          startLevel,
-          iova,
-          outEnd,
-          fill,
-          1,
-        );
-      }
-      return this.#hitTable(ctx, -1, table, iova, outEnd, fill);
-    }
-    // No walk cache: straight to the tables when the root is the last
-    // walk's (its view known) and the descriptor memos hold for `outEnd`.
-    if (
+    } else if (
+      // No walk cache: straight to the tables when the root is the last
+      // walk's (its view known) and the descriptor memos hold for
+      // `outEnd`.
       this.#anyCache === 0 && roots[index] === this.#rootPa &&
       outEnd === this.#memoEnd && this.#rootWords !== null
     ) {
-      return this.#walkTables(
+      code = this.#walkTables(
         ctx,
         startLevel,
         this.#rootWords,
         this.#rootOff,
         iova,
         outEnd,
-        fill,
+      );
+    } else {
+      code = this.#walkGeneral(ctx, roots, index, startLevel, iova, outEnd, 2);
+    }
+    // The IOTLB fill, once here for every kind of walk: inlined into this
+    // method, where the leaf's base and address stay unboxed (a call
+    // taking them boxes each into a new heap number).
+    if (code === 0 && fill !== undefined && fill.capacity !== 0) {
+      const size = this.leafSize;
+      // Leaves are at most 1 GiB: the offset is in the low 32 bits.
+      fill.insert(
+        ctx,
+        iova - ((iova >>> 0) & (size - 1)),
+        size,
+        this.leafPa,
+        this.leafAccess,
       );
     }
-    return this.#walkGeneral(
-      ctx,
-      roots,
-      index,
-      startLevel,
-      iova,
-      outEnd,
-      fill,
-      2,
-    );
+    return code;
   }
 
   // A level-2 walk-cache hit naming the level-3 table at `table`: its view
@@ -298,14 +293,13 @@ export class Walker {
     table: number,
     iova: number,
     outEnd: number,
-    fill: Tlb | undefined,
   ): number {
     // A table descriptor named it, so it is 4 KiB aligned: its chunk's
     // view (`* 2 ** -16`: exact, and no divide).
     const chunk = Math.floor(table * 0.0000152587890625);
     const slot = chunk & 255;
     if (this.#chunkKey[slot] !== chunk) {
-      return this.#walkCached(ctx, table, iova, outEnd, fill);
+      return this.#walkCached(ctx, table, iova, outEnd);
     }
     const words = this.#chunkView[slot]!;
     const woff = ((table >>> 0) & 0xf000) >>> 2;
@@ -322,20 +316,12 @@ export class Walker {
     }
     const at = woff + (((iova >>> 12) & 511) << 1);
     this.reads[3]!++;
-    return this.#page(ctx, words[at]!, words[at + 1]!, iova, outEnd, fill);
+    return this.#page(words[at]!, words[at + 1]!, outEnd);
   }
 
-  // The level-3 descriptor (lo, hi) a walk read for `iova`: a valid page
-  // inside the output size is the leaf (inserted into `fill`), anything
-  // else the fault #leaf names.
-  #page(
-    ctx: number,
-    lo: number,
-    hi: number,
-    iova: number,
-    outEnd: number,
-    fill: Tlb | undefined,
-  ): number {
+  // The level-3 descriptor (lo, hi) a walk read: a valid page inside the
+  // output size is the leaf, anything else the fault #leaf names.
+  #page(lo: number, hi: number, outEnd: number): number {
     // Valid page (type 0b11) with the access flag (bit 10).
     if ((lo & 0x403) === 0x403) {
       const addr = (hi & 0xffff) * 0x100000000 + ((lo & 0xfffff000) >>> 0);
@@ -346,9 +332,6 @@ export class Walker {
         this.leafPa = addr;
         this.leafSize = 4096;
         this.leafAccess = access;
-        if (fill !== undefined && fill.capacity !== 0) {
-          fill.insert(ctx, iova - ((iova >>> 0) & 4095), 4096, addr, access);
-        }
         return 0;
       }
     }
@@ -363,13 +346,10 @@ export class Walker {
     table: number,
     iova: number,
     outEnd: number,
-    fill: Tlb | undefined,
   ): number {
     if (outEnd !== this.#memoEnd) this.#forgetMemos(outEnd);
     const words = this.#tableWords(table);
-    if (words === null) {
-      return this.#walkFrom(ctx, 3, table, iova, outEnd, fill);
-    }
+    if (words === null) return this.#walkFrom(ctx, 3, table, iova, outEnd);
     return this.#walkTables(
       ctx,
       3,
@@ -377,7 +357,6 @@ export class Walker {
       ((table >>> 0) & 0xf000) >>> 2,
       iova,
       outEnd,
-      fill,
     );
   }
 
@@ -391,7 +370,6 @@ export class Walker {
     startLevel: number,
     iova: number,
     outEnd: number,
-    fill: Tlb | undefined,
     top: number,
   ): number {
     if (outEnd !== this.#memoEnd) this.#forgetMemos(outEnd);
@@ -420,9 +398,7 @@ export class Walker {
     if (!cached) {
       words = table === this.#rootPa ? this.#rootWords : this.#rootOf(table);
     }
-    if (words === null) {
-      return this.#walkFrom(ctx, level, table, iova, outEnd, fill);
-    }
+    if (words === null) return this.#walkFrom(ctx, level, table, iova, outEnd);
     return this.#walkTables(
       ctx,
       level,
@@ -430,7 +406,6 @@ export class Walker {
       ((table >>> 0) & 0xf000) >>> 2,
       iova,
       outEnd,
-      fill,
     );
   }
 
@@ -438,8 +413,10 @@ export class Walker {
   // RAM, read through chunk views (`words`, the table's first word at
   // `woff`). A table descriptor equal to the one last read at its level
   // names the same table (whose view and output-size check are
-  // memoised): no address arithmetic and no view lookup. One block per
-  // level, each with its index shift as a literal.
+  // memoised): one compare of both words also tests its type bits, with
+  // no address arithmetic and no view lookup. One block per level, each
+  // with its index shift as a literal. Callers keep `#memoEnd` equal to
+  // `outEnd`.
   #walkTables(
     ctx: number,
     level: number,
@@ -447,48 +424,42 @@ export class Walker {
     woff: number,
     iova: number,
     outEnd: number,
-    fill: Tlb | undefined,
   ): number {
     const ilo = iova >>> 0;
     const reads = this.reads;
-    const memoLo = this.#memoLo;
-    const memoHi = this.#memoHi;
+    // Per level l: slots 4l, 4l + 1 the descriptor (#memoOff[l] its
+    // table's first word in the view #mw0, #mw1 or #mw2).
+    const memo = this.#memo;
     const memoOff = this.#memoOff;
     let lo = 0;
     let hi = 0;
-    if (level === 0) {
-      const at = woff + ((((iova * 2.3283064365386963e-10) >>> 7) & 511) << 1);
-      reads[0]!++;
-      lo = words[at]!;
-      hi = words[at + 1]!;
-      if ((lo & 3) !== 3) return this.#end(ctx, 0, lo, hi, iova, outEnd, fill);
-      if (lo !== memoLo[0] || hi !== memoHi[0]) {
-        const code = this.#follow(0, lo, hi);
-        if (code !== 0) {
-          return this.#off(code, ctx, 0, lo, hi, iova, outEnd, fill);
+    if (level <= 1) {
+      const ihi = (iova * 2.3283064365386963e-10) >>> 0;
+      if (level === 0) {
+        const at = woff + (((ihi >>> 7) & 511) << 1);
+        reads[0]!++;
+        lo = words[at]!;
+        hi = words[at + 1]!;
+        if (lo !== memo[0] || hi !== memo[1]) {
+          const code = this.#follow(0, lo, hi);
+          if (code !== 0) {
+            return this.#off(code, ctx, 0, lo, hi, iova, outEnd);
+          }
         }
+        if (this.#anyCache === 1) this.#cacheTable(ctx, 0, iova, lo, hi);
+        words = this.#mw0;
+        woff = memoOff[0]!;
       }
-      if (this.#anyCache === 1) this.#cacheTable(ctx, 0, iova, lo, hi);
-      words = this.#memoWords[0]!;
-      woff = memoOff[0]!;
-      level = 1;
-    }
-    if (level === 1) {
-      const at = woff +
-        ((((ilo >>> 30) | (((iova * 2.3283064365386963e-10) >>> 0) << 2)) &
-          511) << 1);
+      const at = woff + ((((ilo >>> 30) | (ihi << 2)) & 511) << 1);
       reads[1]!++;
       lo = words[at]!;
       hi = words[at + 1]!;
-      if ((lo & 3) !== 3) return this.#end(ctx, 1, lo, hi, iova, outEnd, fill);
-      if (lo !== memoLo[1] || hi !== memoHi[1]) {
+      if (lo !== memo[4] || hi !== memo[5]) {
         const code = this.#follow(1, lo, hi);
-        if (code !== 0) {
-          return this.#off(code, ctx, 1, lo, hi, iova, outEnd, fill);
-        }
+        if (code !== 0) return this.#off(code, ctx, 1, lo, hi, iova, outEnd);
       }
       if (this.#anyCache === 1) this.#cacheTable(ctx, 1, iova, lo, hi);
-      words = this.#memoWords[1]!;
+      words = this.#mw1;
       woff = memoOff[1]!;
       level = 2;
     }
@@ -497,41 +468,53 @@ export class Walker {
       reads[2]!++;
       lo = words[at]!;
       hi = words[at + 1]!;
-      if ((lo & 3) !== 3) return this.#end(ctx, 2, lo, hi, iova, outEnd, fill);
-      if (lo !== memoLo[2] || hi !== memoHi[2]) {
-        const code = this.#follow(2, lo, hi);
-        if (code !== 0) {
-          return this.#off(code, ctx, 2, lo, hi, iova, outEnd, fill);
+      if (lo === memo[8] && hi === memo[9]) {
+        words = this.#mw2;
+        woff = memoOff[2]!;
+      } else {
+        // Not the memoised table (the walk's commonest miss: the level-2
+        // table's entries cover only 2 MiB each). A table inside the
+        // output size, in a chunk whose view is cached, is decoded and
+        // memoised here.
+        const ah = hi & 0xffff;
+        const chunk = ah * 65536 + (lo >>> 16);
+        const slot = chunk & 255;
+        if (
+          (lo & 3) === 3 && ah < this.#hiEnd && this.#chunkKey[slot] === chunk
+        ) {
+          words = this.#chunkView[slot]!;
+          woff = (lo & 0xf000) >>> 2;
+          memo[8] = lo;
+          memo[9] = hi;
+          memoOff[2] = woff;
+          this.#mw2 = words;
+        } else {
+          const code = this.#follow(2, lo, hi);
+          if (code !== 0) return this.#off(code, ctx, 2, lo, hi, iova, outEnd);
+          words = this.#mw2;
+          woff = memoOff[2]!;
         }
       }
       if (this.#anyCache === 1) this.#cacheTable(ctx, 2, iova, lo, hi);
-      words = this.#memoWords[2]!;
-      woff = memoOff[2]!;
     }
     const at = woff + (((ilo >>> 12) & 511) << 1);
     reads[3]!++;
-    return this.#page(ctx, words[at]!, words[at + 1]!, iova, outEnd, fill);
+    lo = words[at]!;
+    hi = words[at + 1]!;
+    // A valid page (0b11) with the access flag (bit 10), below the
+    // output bound by its high word alone (see #hiEnd).
+    if ((lo & 0x403) === 0x403 && (hi & 0xffff) < this.#hiEnd) {
+      this.leafPa = (hi & 0xffff) * 0x100000000 + ((lo & 0xfffff000) >>> 0);
+      this.leafSize = 4096;
+      this.leafAccess = leafAccess(lo, this.#stage);
+      return 0;
+    }
+    return this.#page(lo, hi, outEnd);
   }
 
-  // A descriptor at table level `level` (0-2) that is not a table: a
-  // block leaf (inserted into `fill`) or a fault.
-  #end(
-    ctx: number,
-    level: number,
-    lo: number,
-    hi: number,
-    iova: number,
-    outEnd: number,
-    fill: Tlb | undefined,
-  ): number {
-    if ((lo & 1) === 0) return 0x10; // EVT_F_TRANSLATION
-    const code = this.#leaf(level, lo, hi, outEnd);
-    if (code === 0 && fill !== undefined) this.#fill(fill, ctx, iova);
-    return code;
-  }
-
-  // A table descriptor at `level` that #follow refused (`code`): its
-  // fault, or a table outside RAM, which the checked path reads.
+  // A descriptor at `level` that #follow refused (`code`): a leaf or
+  // invalid descriptor (-2), its fault, or a table outside RAM (-1),
+  // which the checked path reads.
   #off(
     code: number,
     ctx: number,
@@ -540,44 +523,46 @@ export class Walker {
     hi: number,
     iova: number,
     outEnd: number,
-    fill: Tlb | undefined,
   ): number {
+    if (code === -2) {
+      if ((lo & 1) === 0) return 0x10; // EVT_F_TRANSLATION
+      return this.#leaf(level, lo, hi, outEnd);
+    }
     if (code > 0) return code;
     const addr = (hi & 0xffff) * 0x100000000 + ((lo & 0xfffff000) >>> 0);
     this.#cacheTable(ctx, level, iova, lo, hi);
-    return this.#walkFrom(ctx, level + 1, addr, iova, outEnd, fill);
+    return this.#walkFrom(ctx, level + 1, addr, iova, outEnd);
   }
 
-  // Insert the leaf just found into `tlb` (the page holding `iova`).
-  #fill(tlb: Tlb, ctx: number, iova: number): void {
-    if (tlb.capacity === 0) return;
-    const size = this.leafSize;
-    // Leaves are at most 1 GiB: the offset is in the low 32 bits.
-    const base = iova - ((iova >>> 0) & (size - 1));
-    tlb.insert(ctx, base, size, this.leafPa, this.leafAccess);
-  }
-
-  // A table descriptor (lo, hi) read at `level` that differs from the
-  // memo: check its address against the output size and memoise it with
-  // its table's view. 0 when memoised, the fault's event ID, or -1 when
-  // the table is not inside RAM (not memoised).
+  // A descriptor (lo, hi) read at table level `level` that differs from
+  // the memo: a table inside the output size is memoised with its table's
+  // view (0). Else -2 when it is not a table, the fault's event ID, or -1
+  // when the table is not inside RAM (not memoised).
   #follow(level: number, lo: number, hi: number): number {
-    const addr = (hi & 0xffff) * 0x100000000 + ((lo & 0xfffff000) >>> 0);
-    if (addr >= this.#memoEnd) {
-      this.faultAddress = addr;
-      return 0x11; // EVT_F_ADDR_SIZE
+    if ((lo & 3) !== 3) return -2;
+    const ah = hi & 0xffff;
+    if (ah >= this.#hiEnd) {
+      const addr = ah * 0x100000000 + ((lo & 0xfffff000) >>> 0);
+      if (addr >= this.#memoEnd) {
+        this.faultAddress = addr;
+        return 0x11; // EVT_F_ADDR_SIZE
+      }
     }
     // The table's 64 KiB chunk number from the descriptor's words.
-    const chunk = (hi & 0xffff) * 65536 + (lo >>> 16);
+    const chunk = ah * 65536 + (lo >>> 16);
     const slot = chunk & 255;
     const words = this.#chunkKey[slot] === chunk
       ? this.#chunkView[slot]!
-      : this.#tableWords(addr);
+      : this.#tableWords(ah * 0x100000000 + ((lo & 0xfffff000) >>> 0));
     if (words === null) return -1;
-    this.#memoLo[level] = lo;
-    this.#memoHi[level] = hi;
-    this.#memoWords[level] = words;
+    const memo = this.#memo;
+    const m = level << 2;
+    memo[m] = lo;
+    memo[m + 1] = hi;
     this.#memoOff[level] = (lo & 0xf000) >>> 2;
+    if (level === 0) this.#mw0 = words;
+    else if (level === 1) this.#mw1 = words;
+    else this.#mw2 = words;
     return 0;
   }
 
@@ -635,7 +620,6 @@ export class Walker {
     startTable: number,
     iova: number,
     outEnd: number,
-    fill: Tlb | undefined,
   ): number {
     let table = startTable;
     const ilo = iova >>> 0;
@@ -658,9 +642,7 @@ export class Walker {
       const hi = this.#memory.read32(at + 4);
       if ((lo & 1) === 0) return EVT_F_TRANSLATION;
       if (level === 3 || (lo & 3) !== 3) {
-        const code = this.#leaf(level, lo, hi, outEnd);
-        if (code === 0 && fill !== undefined) this.#fill(fill, ctx, iova);
-        return code;
+        return this.#leaf(level, lo, hi, outEnd);
       }
       const addr = (hi & 0xffff) * 0x100000000 + ((lo & 0xfffff000) >>> 0);
       if (addr >= outEnd) {
@@ -676,8 +658,8 @@ export class Walker {
   // another bound).
   #forgetMemos(outEnd: number): void {
     this.#memoEnd = outEnd;
-    this.#memoLo.fill(0);
-    this.#memoHi.fill(0);
+    this.#hiEnd = Math.floor(outEnd * 2.3283064365386963e-10);
+    this.#memo.fill(-1);
   }
 
   // The view of the chunk holding the table at `table` (whose first word
