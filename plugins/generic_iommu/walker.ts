@@ -9,8 +9,13 @@
  *
  * @module
  */
-import type { PhysicalMemory } from "../../core/mod.ts";
-import type { Tlb, TlbOptions } from "../../core/mod.ts";
+import {
+  hex,
+  IommuError,
+  type PhysicalMemory,
+  type Tlb,
+  type TlbOptions,
+} from "../../core/mod.ts";
 import {
   EVT_F_ADDR_SIZE,
   EVT_F_TRANSLATION,
@@ -33,6 +38,59 @@ export const DEFAULT_WALK_CACHE: readonly TlbOptions[] = [
   { sets: 8, ways: 4, replacement: "round-robin" },
   { sets: 64, ways: 4, replacement: "round-robin" },
 ];
+
+// The Walker constructor's argument checks (see its @throws).
+function checkWalkerArgs(
+  memory: unknown,
+  stage: unknown,
+  walkCache: unknown,
+): void {
+  // By shape, not instanceof: RAM from another copy of the core module
+  // works as well.
+  const m = memory as Partial<PhysicalMemory> | null;
+  if (
+    typeof m !== "object" || m === null || typeof m.read32 !== "function" ||
+    typeof m.view32 !== "function" || !Number.isSafeInteger(m.base) ||
+    !Number.isSafeInteger(m.end)
+  ) {
+    throw new IommuError(
+      "EINVAL",
+      `walker memory ${describe(memory)} is not a PhysicalMemory`,
+    );
+  }
+  if (stage !== 1 && stage !== 2) {
+    throw new IommuError(
+      "EINVAL",
+      `walker stage ${describe(stage)} is not 1 or 2`,
+    );
+  }
+  if (!Array.isArray(walkCache) || walkCache.length > 3) {
+    throw new IommuError(
+      "EINVAL",
+      `walk cache shapes ${
+        describe(walkCache)
+      } are not an array of at most 3 (levels 0, 1, 2)`,
+    );
+  }
+  for (let l = 0; l < walkCache.length; l++) {
+    const shape: unknown = walkCache[l];
+    if (shape !== undefined && (typeof shape !== "object" || shape === null)) {
+      throw new IommuError(
+        "EINVAL",
+        `walk cache shape ${describe(shape)} of level ${l} is not an object`,
+      );
+    }
+  }
+}
+
+// A bad argument for a message: numbers in hex, arrays with their length.
+function describe(value: unknown): string {
+  if (typeof value === "number") return hex(value);
+  if (Array.isArray(value)) return `(array of ${value.length})`;
+  if (typeof value === "string") return JSON.stringify(value);
+  if (value === null || typeof value !== "object") return String(value);
+  return `(${value.constructor?.name ?? "object"})`;
+}
 
 /**
  * See {@linkcode Walker.inlinePath}.
@@ -122,14 +180,21 @@ export class Walker {
    *
    * @param memory RAM the tables are in.
    * @param stage Descriptor attribute format.
-   * @param walkCache Shapes of the level 0, 1, 2 caches.
-   * @throws {IommuError} `EINVAL`/`ERANGE` for a bad cache shape (from `Tlb`).
+   * @param walkCache Shapes of the level 0, 1, 2 caches (at most three;
+   * a missing or `undefined` entry takes its {@linkcode DEFAULT_WALK_CACHE}
+   * shape).
+   * @throws {IommuError} `EINVAL` when `memory` is not a `PhysicalMemory`
+   * (an object with `read32`, `view32` and integer `base` and `end`),
+   * `stage` is not 1 or 2, `walkCache` is not an array of at most three
+   * entries or an entry is not an object; `EINVAL`/`ERANGE` for a bad cache
+   * shape (from `Tlb`). Nothing is built then.
    */
   constructor(
     memory: PhysicalMemory,
     stage: LpaeStage,
     walkCache: readonly TlbOptions[],
   ) {
+    checkWalkerArgs(memory, stage, walkCache);
     this.#memory = memory;
     this.#memBase = memory.base;
     this.#memEnd = memory.end;
