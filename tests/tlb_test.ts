@@ -978,3 +978,121 @@ Deno.test("onInvalidate: the listener runs after every invalidation that did not
   tlb.invalidateAll();
   assertEquals(calls, 3);
 });
+
+Deno.test("Tlb lookupHitIf: lookupHit and lastPageEndIf in one call", async (t) => {
+  const policies: TlbReplacement[] = ["lru", "round-robin", "random"];
+  await t.step("a hit that grants `need`: the PA, hitEnd the page end", () => {
+    for (const replacement of policies) {
+      const a = new Tlb({ sets: 4, ways: 2, replacement });
+      const b = new Tlb({ sets: 4, ways: 2, replacement });
+      for (const tlb of [a, b]) {
+        tlb.insert(1, 0x5000, K4, 0x8000_0000, 3);
+        tlb.insert(1, 0x9000, K4, 0x8000_1000, 1);
+      }
+      assertEquals(a.lookupHitIf(1, 0x5123, 2), 0x8000_0123);
+      assertEquals(a.hitEnd, 0x6000);
+      assertEquals(b.lookup(1, 0x5123), 0x8000_0123);
+      assertEquals(a.counters(), b.counters());
+      assertEquals(a.counters().hits, 1);
+      assertEquals(
+        [a.lastPageSize, a.lastPerm, a.lastPaBase],
+        [K4, 3, 0x8000_0000],
+      );
+      // The same replacement afterwards (under LRU the hit made 0x5000
+      // the most recently used).
+      for (const tlb of [a, b]) tlb.insert(1, 0xd000, K4, 0x9000, 0);
+      assertEquals(a.entries(), b.entries());
+    }
+  });
+  await t.step(
+    "a hit that lacks a bit: -2, counted, last* set, hitEnd kept",
+    () => {
+      const tlb = new Tlb({ sets: 4, ways: 2, replacement: "round-robin" });
+      tlb.insert(1, 0x5000, K4, 0x8000_0000, 1);
+      tlb.insert(1, 0x7000, K4, 0x9000_0000, 3);
+      assertEquals(tlb.lookupHitIf(1, 0x7010, 3), 0x9000_0010);
+      assertEquals(tlb.lookupHitIf(1, 0x5010, 2), -2);
+      assertEquals(tlb.hitEnd, 0x8000);
+      assertEquals([tlb.lastPaBase, tlb.lastPerm], [0x8000_0000, 1]);
+      assertEquals(tlb.counters().hits, 2);
+      // A need that is not an integer of the range matches no entry.
+      assertEquals(tlb.lookupHitIf(1, 0x5010, 0.5), -2);
+      assertEquals(tlb.lookupHitIf(1, 0x5010, 0), 0x8000_0010);
+    },
+  );
+  await t.step("a miss in the size hit last: -1, nothing counted", () => {
+    const tlb = new Tlb({ sets: 4, ways: 2 });
+    assertEquals(tlb.lookupHitIf(1, 0x5000, 0), -1); // no size yet
+    tlb.insert(1, 0x5000, K4, 0x8000_0000, 3);
+    tlb.insert(1, 0x20_0000, M2, 0x4000_0000, 3);
+    tlb.lookup(1, 0x5000);
+    const before = tlb.counters();
+    assertEquals(tlb.lookupHitIf(1, 0x6000, 1), -1);
+    assertEquals(tlb.lookupHitIf(2, 0x5000, 1), -1);
+    assertEquals(tlb.lookupHitIf(1, 0x20_0000, 1), -1); // the other size
+    assertEquals(tlb.counters(), before);
+    assertEquals(tlb.lastPaBase, 0x8000_0000);
+  });
+  await t.step(
+    "every page size and IOVA range (shift or double arithmetic)",
+    () => {
+      for (const shift of [10, 12, 21, 29, 30, 31, 32, 40]) {
+        const size = 2 ** shift;
+        for (
+          const iova of [
+            0,
+            2 ** 31 - 1,
+            2 ** 31,
+            2 ** 32 - 1,
+            2 ** 32,
+            2 ** 40 + 5,
+            MAX - size,
+          ]
+        ) {
+          const tlb = new Tlb({ sets: 64, ways: 2 });
+          const base = Math.floor(iova / size) * size;
+          tlb.insert(7, iova, size, 2 ** 44, 1);
+          assertEquals(tlb.lookupHitIf(7, iova, 1), 2 ** 44 + (iova - base));
+          assertEquals(tlb.hitEnd, base + size);
+          if (base + size <= MAX) {
+            assertEquals(tlb.lookupHitIf(7, base + size, 1), -1);
+          }
+          if (base > 0) assertEquals(tlb.lookupHitIf(7, base - 1, 1), -1);
+          assertEquals(tlb.lookupHitIf(6, iova, 1), -1);
+          assertEquals(tlb.counters().hits, 1);
+        }
+      }
+    },
+  );
+  await t.step("bad keys: EINVAL, nothing counted", () => {
+    const tlb = new Tlb({ sets: 4, ways: 2 });
+    tlb.insert(1, 0x5000, K4, 0x8000_0000, 3);
+    const before = tlb.counters();
+    for (const [c, i] of [[-1, 0], [1.5, 0], [1, -1], [1, NaN], [1, 2 ** 53]]) {
+      assertKind(() => tlb.lookupHitIf(c!, i!, 1), "EINVAL");
+    }
+    assertEquals(tlb.counters(), before);
+  });
+  await t.step(
+    "hits count under every policy, and resetCounters clears them",
+    () => {
+      for (const replacement of policies) {
+        const tlb = new Tlb({ sets: 2, ways: 2, replacement });
+        tlb.insert(0, 0, K4, 0x1000, 3);
+        for (let i = 0; i < 5; i++) tlb.lookupHitIf(0, 8, 1);
+        tlb.lookupHit(0, 8);
+        tlb.lookup(0, 8);
+        tlb.lookupSize(0, 8, K4);
+        tlb.lookup(0, K4);
+        assertEquals(
+          [tlb.counters().hits, tlb.counters().misses, tlb.counters().lookups],
+          [8, 1, 9],
+          replacement,
+        );
+        tlb.resetCounters();
+        tlb.lookupHitIf(0, 8, 1);
+        assertEquals(tlb.counters().hits, 1, replacement);
+      }
+    },
+  );
+});
