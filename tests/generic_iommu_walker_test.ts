@@ -27,9 +27,13 @@ import {
   genericHardwareOf,
   genericIommu,
   type GenericIommuOptions,
+  leafAccess,
   REG_CR0,
   REG_GBPA,
   REG_STRTAB_BASE_CFG,
+  S1_AP_RDONLY,
+  S2_HAP_READ,
+  S2_HAP_WRITE,
   Walker,
 } from "../plugins/generic_iommu/mod.ts";
 import { expectError } from "./support/assertions.ts";
@@ -578,5 +582,26 @@ Deno.test("translate's inline walk: counts and fields as the walker's, faults an
       assertEquals(hw.translate(1, 0x10_0008, ACCESS_READ), other + 8);
     }
     assert(c2.peek(d.ops.contextId, 0) !== old, "a new table");
+  }
+});
+
+Deno.test("leafAccess: AP[2] (stage 1) and HAP (stage 2) for every attribute byte", () => {
+  // From the descriptor bits' definitions, whatever the other bits hold.
+  for (let low = 0; low < 0x1000; low++) {
+    const lo = (0xabcde000 | low) >>> 0;
+    const s1 = (lo & S1_AP_RDONLY) !== 0
+      ? ACCESS_READ
+      : ACCESS_READ | ACCESS_WRITE;
+    const s2 = ((lo & S2_HAP_READ) !== 0 ? ACCESS_READ : 0) |
+      ((lo & S2_HAP_WRITE) !== 0 ? ACCESS_WRITE : 0);
+    assertEquals(leafAccess(lo, 1), s1, `stage 1, lo ${lo.toString(16)}`);
+    assertEquals(leafAccess(lo, 2), s2, `stage 2, lo ${lo.toString(16)}`);
+  }
+  // Leaves written by encodeLeaf read back with their prot's access.
+  for (const prot of [IOMMU_READ, RW]) {
+    for (const stage of [1, 2] as const) {
+      const [lo] = encodeLeaf(BASE, 3, prot, stage);
+      assertEquals(leafAccess(lo, stage), prot & RW);
+    }
   }
 });

@@ -391,9 +391,7 @@ export class Walker {
     if ((lo & 0x403) === 0x403) {
       const addr = (hi & 0xffff) * 0x100000000 + ((lo & 0xfffff000) >>> 0);
       if (addr + 4096 <= outEnd) {
-        const access = this.#stage === 1
-          ? ((lo & 0x80) === 0 ? 3 : 1)
-          : (lo >>> 6) & 3;
+        const access = leafAccess(lo, this.#stage);
         this.leafPa = addr;
         this.leafSize = 4096;
         this.leafAccess = access;
@@ -669,11 +667,7 @@ export class Walker {
     if ((lo & 0x400) === 0) return 0x12; // EVT_F_ACCESS
     this.leafPa = addr;
     this.leafSize = size;
-    // Stage 1: AP[2] (bit 7) makes it read-only; stage 2: HAP (bits 7:6)
-    // are the write and read bits.
-    this.leafAccess = this.#stage === 1
-      ? ((lo & 0x80) === 0 ? 3 : 1)
-      : (lo >>> 6) & 3;
+    this.leafAccess = leafAccess(lo, this.#stage);
     return 0;
   }
 
