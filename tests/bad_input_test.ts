@@ -1077,6 +1077,18 @@ row(
 row("FlpdCache.read", "slot -1", "EINVAL", () => {
   new FlpdCache(16).read(0x1000, -1, new Uint32Array(4096), true);
 });
+row("FlpdCache.fill", "NaN table base (cached under NaN)", "EINVAL", () => {
+  new FlpdCache(16).fill(NaN, 3, 0x1001);
+});
+row("FlpdCache.fill", "NaN descriptor (cached as 0)", "EINVAL", () => {
+  new FlpdCache(16).fill(0x4000, 3, NaN);
+});
+row(
+  "FlpdCache.invalidateSlots",
+  "slots 5..2 (silently nothing)",
+  "EINVAL",
+  () => new FlpdCache(16).invalidateSlots(5, 2),
+);
 row("FlpdCache.fillRun", "past the level-1 table", "EINVAL", () => {
   new FlpdCache(16).fillRun(0x1000, 4090, 16, new Uint32Array(4096));
 });

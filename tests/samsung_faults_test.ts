@@ -367,6 +367,36 @@ Deno.test("the FLPD cache is direct-mapped with a power-of-two capacity", () => 
   assertEquals(kindOf(() => rig({ version: V3_3, flpdEntries: 24 })), "EINVAL");
 });
 
+Deno.test("FLPD cache fill and invalidateSlots refuse bad arguments and keep their entries", () => {
+  for (const capacity of [8, 64]) {
+    const cache = new FlpdCache(capacity);
+    const l1 = new Uint32Array(4096).map((_, i) => i * 0x10 + 1);
+    cache.fillRun(0x4000, 0, 16, l1);
+    const before = [cache.size, JSON.stringify(cache.counters())];
+    const bad: [string, () => void][] = [
+      ["fill NaN base", () => cache.fill(NaN, 1, 1)],
+      ["fill -0x4000 base", () => cache.fill(-0x4000, 1, 1)],
+      ["fill NaN value", () => cache.fill(0x4000, 1, NaN)],
+      ["fill 2^32 value", () => cache.fill(0x4000, 1, 2 ** 32)],
+      ["fillRun NaN base", () => cache.fillRun(NaN, 0, 16, l1)],
+      ["invalidateSlots 5..2", () => cache.invalidateSlots(5, 2)],
+      ["invalidateSlots NaN", () => cache.invalidateSlots(NaN, 3)],
+      ["invalidateSlots 0..4096", () => cache.invalidateSlots(0, 4096)],
+    ];
+    for (const [what, f] of bad) {
+      assertEquals(kindOf(f), "EINVAL", what);
+      assertEquals(
+        [cache.size, JSON.stringify(cache.counters())],
+        before,
+        `${what} changed the cache`,
+      );
+    }
+    assertEquals(cache.lookup(0x4000, 15), 0xf1);
+    cache.fill(0x4000, 1, -1); // a signed 32-bit descriptor is kept whole
+    assertEquals(cache.lookup(0x4000, 1), 0xffff_ffff);
+  }
+});
+
 Deno.test("multi-hit: a stale 4 KiB entry under a new 1 MiB section", async (t) => {
   // A lazy unmap leaves the 4 KiB translation cached; a section then maps
   // the whole MiB; a walk elsewhere in it caches the section too.

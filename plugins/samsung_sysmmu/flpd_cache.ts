@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { hex, IommuError } from "../../core/mod.ts";
+import { checkAddress, hex, IommuError } from "../../core/mod.ts";
 
 /** FLPD cache statistics. */
 export interface FlpdCounters {
@@ -208,12 +208,24 @@ export class FlpdCache {
    *
    * @param base Level-1 table PA.
    * @param slot Level-1 index, 0..4095.
-   * @param value The descriptor read from RAM.
+   * @param value The descriptor read from RAM: a 32-bit integer (signed
+   * or unsigned).
    * @throws {IommuError} `EINVAL` when `slot` is not an integer from 0 to
-   * 4095 (nothing cached).
+   * 4095, `base` not a non-negative safe integer or `value` not a 32-bit
+   * integer (nothing cached).
    */
   fill(base: number, slot: number, value: number): void {
     checkSlot(slot);
+    checkAddress(base, "FLPD table base");
+    if (
+      !(typeof value === "number" &&
+        ((value | 0) === value || value >>> 0 === value))
+    ) {
+      throw new IommuError(
+        "EINVAL",
+        `FLPD descriptor must be a 32-bit integer, got ${String(value)}`,
+      );
+    }
     this.#fillLine(base, slot, value);
   }
 
@@ -242,9 +254,10 @@ export class FlpdCache {
    * @param l1 The level-1 table (a live view of it), indexed by slot.
    * @throws {IommuError} `EINVAL` when `first` or `count` is not a
    * non-negative integer, or the slots run past 4095 or past the end of
-   * `l1` (nothing cached).
+   * `l1`, or `base` is not a non-negative safe integer (nothing cached).
    */
   fillRun(base: number, first: number, count: number, l1: Uint32Array): void {
+    checkAddress(base, "FLPD table base");
     if (
       !(Number.isInteger(first) && first >= 0 && Number.isInteger(count) &&
         count >= 0 && first + count <= Math.min(l1.length, 4096))
@@ -322,8 +335,18 @@ export class FlpdCache {
    *
    * @param first First slot.
    * @param last Last slot, inclusive.
+   * @throws {IommuError} `EINVAL` when either is not an integer from 0 to
+   * 4095 or `last` is below `first` (nothing dropped).
    */
   invalidateSlots(first: number, last: number): void {
+    checkSlot(first);
+    checkSlot(last);
+    if (last < first) {
+      throw new IommuError(
+        "EINVAL",
+        `FLPD invalidation of slots ${first}..${last} ends before it starts`,
+      );
+    }
     this.#dropRuns(first, last);
     const slots = this.#slot;
     for (let i = 0; i < this.capacity; i++) {
