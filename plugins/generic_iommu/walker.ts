@@ -173,6 +173,10 @@ export class Walker {
   #root: Float64Array = new Float64Array(1);
   #rootPa = -1;
   #rootWords: Uint32Array | null = null;
+  // Where a table walk that walkIn finishes starts (see #walkNext).
+  #nextLevel = 0;
+  #nextWords: Uint32Array = EMPTY_WORDS;
+  #nextOff = 0;
   #rootOff = 0;
 
   /**
@@ -279,7 +283,12 @@ export class Walker {
   ): number {
     this.walks++;
     this.faultAddress = 0;
-    let code: number;
+    // -1: walk the tables from `level`, `words`, `woff` (below).
+    let code = -1;
+    let level = startLevel;
+    let words: Uint32Array = EMPTY_WORDS;
+    let woff = 0;
+    const rootWords = this.#rootWords;
     // The common case on its own, small enough to compile tightly: the
     // level-2 walk cache's hit table (see walk_cache.ts; slots spelled as
     // literals: S_GEN 0, S_INV 1, S_MASK 2, S_HITS 3, S_LAST 4) or its
@@ -303,10 +312,10 @@ export class Walker {
         // found without the table address (the loads overlap).
         const kept = h[j + 7]!;
         if (kept >= 0) {
-          const words = this.#views[kept >>> 14]!;
+          const kw = this.#views[kept >>> 14]!;
           const at = (kept & 16383) + (((iova >>> 12) & 511) << 1);
           this.reads[3]!++;
-          code = this.#page(words[at]!, words[at + 1]!, outEnd);
+          code = this.#page(kw[at]!, kw[at + 1]!, outEnd);
         } else code = this.#hitTable(ctx, j, h[j + 4]!, iova, outEnd);
       } else {
         const table = this.#c2.probeTlb(ctx, iova);
@@ -314,23 +323,129 @@ export class Walker {
           ? this.#walkGeneral(ctx, roots, index, startLevel, iova, outEnd, 1)
           : this.#hitTable(ctx, -1, table, iova, outEnd);
       }
+      if (code === -1) {
+        level = this.#nextLevel;
+        words = this.#nextWords;
+        woff = this.#nextOff;
+      }
     } else if (
       // No walk cache: straight to the tables when the root is the last
       // walk's (its view known) and the descriptor memos hold for
       // `outEnd`.
       this.#anyCache === 0 && roots[index] === this.#rootPa &&
-      outEnd === this.#memoEnd && this.#rootWords !== null
+      outEnd === this.#memoEnd && rootWords !== null
     ) {
-      code = this.#walkTables(
-        ctx,
-        startLevel,
-        this.#rootWords,
-        this.#rootOff,
-        iova,
-        outEnd,
-      );
+      words = rootWords;
+      woff = this.#rootOff;
     } else {
       code = this.#walkGeneral(ctx, roots, index, startLevel, iova, outEnd, 2);
+      if (code === -1) {
+        level = this.#nextLevel;
+        words = this.#nextWords;
+        woff = this.#nextOff;
+      }
+    }
+    // The walk from `level` through tables that are 4 KiB aligned inside
+    // RAM, read through chunk views (`words`, the table's first word at
+    // `woff`). A table descriptor equal to the one last read at its level
+    // names the same table (whose view and output-size check are
+    // memoised): one compare of both words also tests its type bits, with
+    // no address arithmetic and no view lookup. One block per level, each
+    // with its index shift as a literal. Every path here has made
+    // `#memoEnd` equal to `outEnd`. (In this method, not one of its own:
+    // the call cost a few ns per walk.)
+    walk: if (code === -1) {
+      const ilo = iova >>> 0;
+      const reads = this.reads;
+      // Per level l: slots 4l, 4l + 1 the descriptor (#memoOff[l] its
+      // table's first word in the view #mw0, #mw1 or #mw2).
+      const memo = this.#memo;
+      const memoOff = this.#memoOff;
+      let lo = 0;
+      let hi = 0;
+      if (level <= 1) {
+        const ihi = (iova * 2.3283064365386963e-10) >>> 0;
+        if (level === 0) {
+          const at = woff + (((ihi >>> 7) & 511) << 1);
+          reads[0]!++;
+          lo = words[at]!;
+          hi = words[at + 1]!;
+          if (lo !== memo[0] || hi !== memo[1]) {
+            const c = this.#follow(0, lo, hi);
+            if (c !== 0) {
+              code = this.#off(c, ctx, 0, lo, hi, iova, outEnd);
+              break walk;
+            }
+          }
+          if (this.#anyCache === 1) this.#cacheTable(ctx, 0, iova, lo, hi);
+          words = this.#mw0;
+          woff = memoOff[0]!;
+        }
+        const at = woff + ((((ilo >>> 30) | (ihi << 2)) & 511) << 1);
+        reads[1]!++;
+        lo = words[at]!;
+        hi = words[at + 1]!;
+        if (lo !== memo[4] || hi !== memo[5]) {
+          const c = this.#follow(1, lo, hi);
+          if (c !== 0) {
+            code = this.#off(c, ctx, 1, lo, hi, iova, outEnd);
+            break walk;
+          }
+        }
+        if (this.#anyCache === 1) this.#cacheTable(ctx, 1, iova, lo, hi);
+        words = this.#mw1;
+        woff = memoOff[1]!;
+        level = 2;
+      }
+      if (level === 2) {
+        const at = woff + (((ilo >>> 21) & 511) << 1);
+        reads[2]!++;
+        lo = words[at]!;
+        hi = words[at + 1]!;
+        if (lo === memo[8] && hi === memo[9]) {
+          words = this.#mw2;
+          woff = memoOff[2]!;
+        } else {
+          // Not the memoised table (the walk's commonest miss: the level-2
+          // table's entries cover only 2 MiB each). A table inside the
+          // output size, in a chunk whose view is cached, is decoded and
+          // memoised here.
+          const ah = hi & 0xffff;
+          const chunk = ah * 65536 + (lo >>> 16);
+          const slot = chunk & 255;
+          if (
+            (lo & 3) === 3 && ah < this.#hiEnd && this.#chunkKey[slot] === chunk
+          ) {
+            words = this.#chunkView[slot]!;
+            woff = (lo & 0xf000) >>> 2;
+            memo[8] = lo;
+            memo[9] = hi;
+            memoOff[2] = woff;
+            this.#mw2 = words;
+          } else {
+            const c = this.#follow(2, lo, hi);
+            if (c !== 0) {
+              code = this.#off(c, ctx, 2, lo, hi, iova, outEnd);
+              break walk;
+            }
+            words = this.#mw2;
+            woff = memoOff[2]!;
+          }
+        }
+        if (this.#anyCache === 1) this.#cacheTable(ctx, 2, iova, lo, hi);
+      }
+      const at = woff + (((ilo >>> 12) & 511) << 1);
+      reads[3]!++;
+      lo = words[at]!;
+      hi = words[at + 1]!;
+      // A valid page (0b11) with the access flag (bit 10), below the
+      // output bound by its high word alone (see #hiEnd).
+      if ((lo & 0x403) === 0x403 && (hi & 0xffff) < this.#hiEnd) {
+        this.leafPa = (hi & 0xffff) * 0x100000000 + ((lo & 0xfffff000) >>> 0);
+        this.leafSize = 4096;
+        this.leafAccess = leafAccess(lo, this.#stage);
+        code = 0;
+      } else code = this.#page(lo, hi, outEnd);
     }
     // The IOTLB fill, once here for every kind of walk: inlined into this
     // method, where the leaf's base and address stay unboxed (a call
@@ -351,7 +466,8 @@ export class Walker {
 
   // A level-2 walk-cache hit naming the level-3 table at `table`: its view
   // from the chunk-view cache, kept in hit-table slot `j` (-1: a lookup's
-  // hit, no slot), then the page descriptor.
+  // hit, no slot), then the page descriptor. Returns as walkIn, or -1 (see
+  // #walkNext).
   #hitTable(
     ctx: number,
     j: number,
@@ -403,7 +519,7 @@ export class Walker {
   }
 
   // A level-2 walk-cache hit whose table's chunk view is not cached yet
-  // (or the table is not inside RAM).
+  // (or the table is not inside RAM). Returns as #hitTable.
   #walkCached(
     ctx: number,
     table: number,
@@ -413,19 +529,12 @@ export class Walker {
     if (outEnd !== this.#memoEnd) this.#forgetMemos(outEnd);
     const words = this.#tableWords(table);
     if (words === null) return this.#walkFrom(ctx, 3, table, iova, outEnd);
-    return this.#walkTables(
-      ctx,
-      3,
-      words,
-      ((table >>> 0) & 0xf000) >>> 2,
-      iova,
-      outEnd,
-    );
+    return this.#walkNext(3, words, table);
   }
 
   // The walk after the fast path: walk caches from level `top` down
   // (deepest first, as hardware does: a hit skips every level above it),
-  // then the tables.
+  // then the tables (returns as #hitTable).
   #walkGeneral(
     ctx: number,
     roots: Float64Array,
@@ -462,117 +571,16 @@ export class Walker {
       words = table === this.#rootPa ? this.#rootWords : this.#rootOf(table);
     }
     if (words === null) return this.#walkFrom(ctx, level, table, iova, outEnd);
-    return this.#walkTables(
-      ctx,
-      level,
-      words,
-      ((table >>> 0) & 0xf000) >>> 2,
-      iova,
-      outEnd,
-    );
+    return this.#walkNext(level, words, table);
   }
 
-  // The walk from `level` through tables that are 4 KiB aligned inside
-  // RAM, read through chunk views (`words`, the table's first word at
-  // `woff`). A table descriptor equal to the one last read at its level
-  // names the same table (whose view and output-size check are
-  // memoised): one compare of both words also tests its type bits, with
-  // no address arithmetic and no view lookup. One block per level, each
-  // with its index shift as a literal. Callers keep `#memoEnd` equal to
-  // `outEnd`.
-  #walkTables(
-    ctx: number,
-    level: number,
-    words: Uint32Array,
-    woff: number,
-    iova: number,
-    outEnd: number,
-  ): number {
-    const ilo = iova >>> 0;
-    const reads = this.reads;
-    // Per level l: slots 4l, 4l + 1 the descriptor (#memoOff[l] its
-    // table's first word in the view #mw0, #mw1 or #mw2).
-    const memo = this.#memo;
-    const memoOff = this.#memoOff;
-    let lo = 0;
-    let hi = 0;
-    if (level <= 1) {
-      const ihi = (iova * 2.3283064365386963e-10) >>> 0;
-      if (level === 0) {
-        const at = woff + (((ihi >>> 7) & 511) << 1);
-        reads[0]!++;
-        lo = words[at]!;
-        hi = words[at + 1]!;
-        if (lo !== memo[0] || hi !== memo[1]) {
-          const code = this.#follow(0, lo, hi);
-          if (code !== 0) {
-            return this.#off(code, ctx, 0, lo, hi, iova, outEnd);
-          }
-        }
-        if (this.#anyCache === 1) this.#cacheTable(ctx, 0, iova, lo, hi);
-        words = this.#mw0;
-        woff = memoOff[0]!;
-      }
-      const at = woff + ((((ilo >>> 30) | (ihi << 2)) & 511) << 1);
-      reads[1]!++;
-      lo = words[at]!;
-      hi = words[at + 1]!;
-      if (lo !== memo[4] || hi !== memo[5]) {
-        const code = this.#follow(1, lo, hi);
-        if (code !== 0) return this.#off(code, ctx, 1, lo, hi, iova, outEnd);
-      }
-      if (this.#anyCache === 1) this.#cacheTable(ctx, 1, iova, lo, hi);
-      words = this.#mw1;
-      woff = memoOff[1]!;
-      level = 2;
-    }
-    if (level === 2) {
-      const at = woff + (((ilo >>> 21) & 511) << 1);
-      reads[2]!++;
-      lo = words[at]!;
-      hi = words[at + 1]!;
-      if (lo === memo[8] && hi === memo[9]) {
-        words = this.#mw2;
-        woff = memoOff[2]!;
-      } else {
-        // Not the memoised table (the walk's commonest miss: the level-2
-        // table's entries cover only 2 MiB each). A table inside the
-        // output size, in a chunk whose view is cached, is decoded and
-        // memoised here.
-        const ah = hi & 0xffff;
-        const chunk = ah * 65536 + (lo >>> 16);
-        const slot = chunk & 255;
-        if (
-          (lo & 3) === 3 && ah < this.#hiEnd && this.#chunkKey[slot] === chunk
-        ) {
-          words = this.#chunkView[slot]!;
-          woff = (lo & 0xf000) >>> 2;
-          memo[8] = lo;
-          memo[9] = hi;
-          memoOff[2] = woff;
-          this.#mw2 = words;
-        } else {
-          const code = this.#follow(2, lo, hi);
-          if (code !== 0) return this.#off(code, ctx, 2, lo, hi, iova, outEnd);
-          words = this.#mw2;
-          woff = memoOff[2]!;
-        }
-      }
-      if (this.#anyCache === 1) this.#cacheTable(ctx, 2, iova, lo, hi);
-    }
-    const at = woff + (((ilo >>> 12) & 511) << 1);
-    reads[3]!++;
-    lo = words[at]!;
-    hi = words[at + 1]!;
-    // A valid page (0b11) with the access flag (bit 10), below the
-    // output bound by its high word alone (see #hiEnd).
-    if ((lo & 0x403) === 0x403 && (hi & 0xffff) < this.#hiEnd) {
-      this.leafPa = (hi & 0xffff) * 0x100000000 + ((lo & 0xfffff000) >>> 0);
-      this.leafSize = 4096;
-      this.leafAccess = leafAccess(lo, this.#stage);
-      return 0;
-    }
-    return this.#page(lo, hi, outEnd);
+  // Leave the table walk from `level` at `table` (inside RAM, 4 KiB
+  // aligned, in the chunk view `words`) to walkIn: -1.
+  #walkNext(level: number, words: Uint32Array, table: number): number {
+    this.#nextLevel = level;
+    this.#nextWords = words;
+    this.#nextOff = ((table >>> 0) & 0xf000) >>> 2;
+    return -1;
   }
 
   // A descriptor at `level` that #follow refused (`code`): a leaf or
