@@ -1328,6 +1328,19 @@ row(
   "EINVAL",
   (w) => w.soc.memory.write64(SPARE, 2n ** 64n + 5n),
 );
+for (
+  const [name, v] of [["0 (no permission check)", 0], ["3", 3], ["0.5", 0.5], [
+    "NaN",
+    NaN,
+  ], ["-1", -1]] as const
+) {
+  row(
+    "IommuHardware.translate (samsung-sysmmu)",
+    `access ${name}`,
+    "EINVAL",
+    (w) => w.sysmmu.hardware.translate(0, 0x40_0000, v),
+  );
+}
 row("Tlb", "-1 ways", "EINVAL", () => new Tlb({ sets: 4, ways: -1 }));
 row(
   "Tlb",

@@ -1,6 +1,7 @@
 import { assertEquals } from "@std/assert";
 import fc from "fast-check";
 import {
+  ACCESS_READ,
   createSoc,
   IOMMU_READ,
   IOMMU_WRITE,
@@ -543,4 +544,53 @@ Deno.test("multi-hit is raised exactly when IOTLB entries of two sizes cover the
   );
   // The sequences do reach the case this test is about.
   assertEquals(multiHits >= 10, true, `${multiHits} multi-hits`);
+});
+
+Deno.test("translate refuses an access other than ACCESS_READ or ACCESS_WRITE in every state, counting nothing", () => {
+  const BAD: unknown[] = [0, 3, 0.5, NaN, -1, 4, "1", 1n, null, undefined];
+  const r = rig({ version: V3_3 });
+  const hw = r.hw[0]! as SysmmuHardware;
+  const mem = r.soc.memory;
+  const buf = mem.frames.alloc(0x1000);
+  r.domain.map(0x1000_0000, buf, 0x1000, IOMMU_READ); // read-only page
+  const state = () =>
+    JSON.stringify([
+      hw.counters(),
+      hw.lastFault,
+      r.soc.faults.counters(),
+      r.driver.faultLog(r.units[0]!).length,
+      hw.readRegister(0x18),
+      hw.tlb.counters(),
+    ]);
+  const cases: [string, number][] = [
+    ["unmapped IOVA (IOTLB miss)", 0x2000_0000],
+    ["mapped read-only page, IOTLB miss", 0x1000_0010],
+    ["mapped read-only page, IOTLB hit", 0x1000_0020],
+    ["IOVA beyond 32 bits", 2 ** 33],
+  ];
+  assertEquals(hw.translate(0, 0x1000_0020, ACCESS_READ), buf + 0x20);
+  for (const [what, iova] of cases) {
+    for (const access of BAD) {
+      const before = state();
+      const f = () => hw.translate(0, iova, access as number);
+      assertEquals(kindOf(f), "EINVAL", `${what}, access ${String(access)}`);
+      assertEquals(state(), before, `${what}, access ${String(access)}`);
+    }
+  }
+  let message = "";
+  try {
+    hw.translate(0, 0x1000_0020, 0);
+  } catch (e) {
+    message = (e as Error).message;
+  }
+  assertEquals(
+    message,
+    "translate: access 0 is not ACCESS_READ (1) or ACCESS_WRITE (2)",
+  );
+  // Disabled (identity) and powered off: refused too, nothing counted.
+  r.domain.detach(r.units[0]!);
+  const before = state();
+  assertEquals(kindOf(() => hw.translate(0, 0x1000, 0)), "EINVAL");
+  assertEquals(state(), before);
+  assertEquals(hw.translate(0, 0x1000, ACCESS_READ), 0x1000);
 });

@@ -5,6 +5,7 @@
  * @module
  */
 import {
+  ACCESS_READ,
   ACCESS_WRITE,
   checkAddress,
   checkRegisterValue,
@@ -303,12 +304,18 @@ export class SysmmuHardware implements IommuHardware {
    * @param access `ACCESS_READ` or `ACCESS_WRITE`.
    * @returns The PA, or -1 when the access faulted or the unit is blocked.
    * @throws {IommuError} `EINVAL` when `iova` is not a non-negative safe
-   * integer (nothing is counted), whatever the unit's state.
+   * integer, or `access` is neither `ACCESS_READ` (1) nor `ACCESS_WRITE`
+   * (2) (nothing is counted or recorded, no fault), whatever the unit's
+   * state.
    */
   translate(_streamId: number, iova: number, access: number): number {
-    // One test for the common case: enabled, powered, not blocked, and an
-    // IOVA that fits 32 bits. Anything else (NaN included) goes out of line.
-    if (!(this.#ready === true && iova <= 0xffffffff)) {
+    // One test for the common case: enabled, powered, not blocked, an
+    // IOVA that fits 32 bits and a read or a write. Anything else (NaN
+    // included) goes out of line.
+    if (
+      !(this.#ready === true && iova <= 0xffffffff &&
+        (access === 1 || access === 2))
+    ) {
       return this.#offPath(iova, access);
     }
     const tlb = this.tlb;
@@ -346,6 +353,11 @@ export class SysmmuHardware implements IommuHardware {
 
   // Not translating, blocked, or an IOVA beyond 32 bits or not a number.
   #offPath(iova: number, access: number): number {
+    // Before anything is counted or recorded, in every state (access 0
+    // used to pass with no permission check).
+    if (access !== ACCESS_READ && access !== ACCESS_WRITE) {
+      throwBadAccess(access);
+    }
     if (!this.#ready) return this.#notReady(iova, access);
     if (iova > 0xffffffff) {
       return this.#raise("page", iova, access, "address-size");
@@ -849,4 +861,14 @@ export class SysmmuHardware implements IommuHardware {
   get memory(): PhysicalMemory {
     return this.#memory;
   }
+}
+
+/** Out of line: an access that is neither ACCESS_READ nor ACCESS_WRITE. */
+function throwBadAccess(access: unknown): never {
+  throw new IommuError(
+    "EINVAL",
+    `translate: access ${
+      String(access)
+    } is not ACCESS_READ (1) or ACCESS_WRITE (2)`,
+  );
 }
