@@ -40,6 +40,8 @@ import { buildPlatform } from "../core/platform.ts";
 import { sourceFromJsonText } from "../core/platform_json.ts";
 import { Tlb } from "../core/tlb.ts";
 import {
+  CommandQueue,
+  EventQueueReader,
   type GenericDomainOps,
   genericDriverOf,
   genericIommu,
@@ -1340,6 +1342,46 @@ for (
     "EINVAL",
     (w) => w.sysmmu.hardware.translate(0, 0x40_0000, v),
   );
+}
+for (
+  const [input, kind, make] of [
+    [
+      "log2 size NaN",
+      "EINVAL",
+      (w: World) => [w.soc.memory, w.smmu.hardware, SPARE, NaN],
+    ],
+    [
+      "log2 size 40",
+      "EINVAL",
+      (w: World) => [w.soc.memory, w.smmu.hardware, SPARE, 40],
+    ],
+    [
+      "base NaN",
+      "EINVAL",
+      (w: World) => [w.soc.memory, w.smmu.hardware, NaN, 4],
+    ],
+    [
+      "base not aligned to the queue",
+      "EINVAL",
+      (w: World) => [w.soc.memory, w.smmu.hardware, SPARE + 16, 4],
+    ],
+    [
+      "queue outside RAM",
+      "ERANGE",
+      (w: World) => [w.soc.memory, w.smmu.hardware, 0x1000, 4],
+    ],
+    ["null registers", "EINVAL", (w: World) => [w.soc.memory, null, SPARE, 4]],
+    ["memory {}", "EINVAL", (w: World) => [{}, w.smmu.hardware, SPARE, 4]],
+  ] as [string, IommuErrorKind, (w: World) => unknown[]][]
+) {
+  row("CommandQueue", input, kind, (w) => {
+    const [m, r, b, l] = make(w);
+    new CommandQueue(any(m), any(r), any(b), any(l));
+  });
+  row("EventQueueReader", input, kind, (w) => {
+    const [m, r, b, l] = make(w);
+    new EventQueueReader(any(m), any(r), any(b), any(l));
+  });
 }
 row("Tlb", "-1 ways", "EINVAL", () => new Tlb({ sets: 4, ways: -1 }));
 row(

@@ -5,7 +5,12 @@
  *
  * @module
  */
-import { hex, IommuError, type PhysicalMemory } from "../../core/mod.ts";
+import {
+  checkAddress,
+  hex,
+  IommuError,
+  PhysicalMemory,
+} from "../../core/mod.ts";
 import {
   CMD_BYTES,
   CMD_CFGI_STE,
@@ -54,6 +59,10 @@ export class CommandQueue {
    * @param regs The unit's registers.
    * @param base Queue address (aligned to its size).
    * @param log2Size log2 of the number of entries.
+   * @throws {IommuError} `EINVAL` when `memory` is not a `PhysicalMemory`,
+   * `regs` lacks `readRegister`/`writeRegister`, `log2Size` is not an
+   * integer from 1 to 15, or `base` is not an address aligned to the
+   * queue's size; `ERANGE` when the queue does not fit in RAM.
    */
   constructor(
     memory: PhysicalMemory,
@@ -61,6 +70,7 @@ export class CommandQueue {
     base: number,
     log2Size: number,
   ) {
+    checkQueueShape("command", memory, regs, base, log2Size, CMD_BYTES);
     this.#memory = memory;
     this.#regs = regs;
     this.base = base;
@@ -184,5 +194,70 @@ export class CommandQueue {
         Math.floor(addr / 0x100000000),
       );
     }
+  }
+}
+
+/**
+ * Check the shape of an in-RAM queue (shared by the command and event
+ * queues): real RAM, a register file, 2^1..2^15 entries, a base aligned to
+ * the queue's size with the whole queue inside RAM.
+ *
+ * @param what Queue name for messages.
+ * @param memory RAM.
+ * @param regs Registers.
+ * @param base Queue address in bytes.
+ * @param log2Size log2 of the number of entries.
+ * @param entryBytes Bytes per entry.
+ * @throws {IommuError} `EINVAL` or `ERANGE` as the constructors say.
+ */
+export function checkQueueShape(
+  what: string,
+  memory: PhysicalMemory,
+  regs: QueueRegisters,
+  base: number,
+  log2Size: number,
+  entryBytes: number,
+): void {
+  if (!(memory instanceof PhysicalMemory)) {
+    throw new IommuError(
+      "EINVAL",
+      `${what} queue needs a PhysicalMemory, got ${String(memory)}`,
+    );
+  }
+  if (
+    regs === null || typeof regs !== "object" ||
+    typeof regs.readRegister !== "function" ||
+    typeof regs.writeRegister !== "function"
+  ) {
+    throw new IommuError(
+      "EINVAL",
+      `${what} queue needs registers with readRegister and writeRegister, got ${
+        String(regs)
+      }`,
+    );
+  }
+  if (!(Number.isInteger(log2Size) && log2Size >= 1 && log2Size <= 15)) {
+    throw new IommuError(
+      "EINVAL",
+      `${what} queue log2 size must be an integer from 1 to 15, got ${
+        String(log2Size)
+      }`,
+    );
+  }
+  checkAddress(base, `${what} queue base`);
+  const bytes = entryBytes * 2 ** log2Size;
+  if (base % bytes !== 0) {
+    throw new IommuError(
+      "EINVAL",
+      `${what} queue base ${hex(base)} is not aligned to its ${
+        hex(bytes)
+      } bytes`,
+    );
+  }
+  if (!memory.contains(base, bytes)) {
+    throw new IommuError(
+      "ERANGE",
+      `${what} queue ${hex(base)}+${hex(bytes)} is outside RAM`,
+    );
   }
 }

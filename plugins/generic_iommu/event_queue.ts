@@ -23,7 +23,7 @@ import {
   REG_EVTQ_CONS,
   REG_EVTQ_PROD,
 } from "./constants.ts";
-import type { QueueRegisters } from "./command_queue.ts";
+import { checkQueueShape, type QueueRegisters } from "./command_queue.ts";
 
 /** Names of the event IDs the unit writes. */
 export type GenericEventKind =
@@ -151,8 +151,12 @@ export class EventQueueReader {
    *
    * @param memory RAM.
    * @param regs The unit's registers.
-   * @param base Queue address.
+   * @param base Queue address (aligned to its size).
    * @param log2Size log2 of the number of records.
+   * @throws {IommuError} `EINVAL` when `memory` is not a `PhysicalMemory`,
+   * `regs` lacks `readRegister`/`writeRegister`, `log2Size` is not an
+   * integer from 1 to 15, or `base` is not an address aligned to the
+   * queue's size; `ERANGE` when the queue does not fit in RAM.
    */
   constructor(
     memory: PhysicalMemory,
@@ -160,6 +164,7 @@ export class EventQueueReader {
     base: number,
     log2Size: number,
   ) {
+    checkQueueShape("event", memory, regs, base, log2Size, EVT_BYTES);
     this.#memory = memory;
     this.#regs = regs;
     this.base = base;
