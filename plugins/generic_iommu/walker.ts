@@ -283,7 +283,8 @@ export class Walker {
   ): number {
     this.walks++;
     this.faultAddress = 0;
-    // -1: walk the tables from `level`, `words`, `woff` (below).
+    // -1: walk the tables from `level`, `words`, `woff` (below); `words`
+    // stays EMPTY_WORDS unless the root is the fast path's.
     let code = -1;
     let level = startLevel;
     let words: Uint32Array = EMPTY_WORDS;
@@ -323,11 +324,6 @@ export class Walker {
           ? this.#walkGeneral(ctx, roots, index, startLevel, iova, outEnd, 1)
           : this.#hitTable(ctx, -1, table, iova, outEnd);
       }
-      if (code === -1) {
-        level = this.#nextLevel;
-        words = this.#nextWords;
-        woff = this.#nextOff;
-      }
     } else if (
       // No walk cache: straight to the tables when the root is the last
       // walk's (its view known) and the descriptor memos hold for
@@ -339,11 +335,12 @@ export class Walker {
       woff = this.#rootOff;
     } else {
       code = this.#walkGeneral(ctx, roots, index, startLevel, iova, outEnd, 2);
-      if (code === -1) {
-        level = this.#nextLevel;
-        words = this.#nextWords;
-        woff = this.#nextOff;
-      }
+    }
+    if (code === -1 && words === EMPTY_WORDS) {
+      // A method above handed the table walk back (see #walkNext).
+      level = this.#nextLevel;
+      words = this.#nextWords;
+      woff = this.#nextOff;
     }
     // The walk from `level` through tables that are 4 KiB aligned inside
     // RAM, read through chunk views (`words`, the table's first word at
