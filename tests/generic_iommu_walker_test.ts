@@ -605,3 +605,42 @@ Deno.test("leafAccess: AP[2] (stage 1) and HAP (stage 2) for every attribute byt
     }
   }
 });
+
+Deno.test("walker: output-size checks by the high word, and exactly at and above floor(bound / 2^32)", () => {
+  // RAM above 4 GiB: every table and page has address bits 47:32 = 1.
+  const high = 0x1_0000_0000;
+  const mem = new PhysicalMemory({ base: high, size: 4 << 20 });
+  const t = tablesAt(high);
+  const iova = 0x12_3456_7000;
+  const page = high + 0x10_0000;
+  for (const caches of [NO_CACHES, DEFAULT_WALK_CACHE]) {
+    const w = new Walker(mem, 1, caches);
+    chain(mem, t, iova, page, RW);
+    // Bound 2^33: bits 47:32 = 1 is below 2, whatever the low word.
+    assertEquals(w.walk(1, t[0], 0, iova, 2 ** 33), 0);
+    assertEquals([w.leafPa, w.leafAccess], [page, 3]);
+    // Bound just past the page: the high word equals floor(bound / 2^32),
+    // so the exact compare decides, for tables and the page alike.
+    assertEquals(w.walk(2, t[0], 0, iova, page + 4096), 0);
+    assertEquals(w.leafPa, page);
+    // One byte short: the page's end passes the bound.
+    assertEquals(w.walk(3, t[0], 0, iova, page + 4095), EVT_F_ADDR_SIZE);
+    assertEquals(w.faultAddress, page);
+    // Bound at the level-3 table: the level-2 descriptor's table is out.
+    assertEquals(w.walk(4, t[0], 0, iova, t[3]), EVT_F_ADDR_SIZE);
+    assertEquals(w.faultAddress, t[3]);
+    // A bound below 2^32 (high word limit 0): everything here is out, the
+    // root's first descriptor already.
+    assertEquals(w.walk(5, t[0], 0, iova, 2 ** 32 - 4096), EVT_F_ADDR_SIZE);
+    assertEquals(w.faultAddress, t[1]);
+    // Back to a large bound: the same walk succeeds again.
+    assertEquals(w.walk(6, t[0], 0, iova, 2 ** 48), 0);
+    assertEquals(w.leafPa, page);
+  }
+  // A page with address bits above the bound's high word but a low word
+  // that alone would pass: refused.
+  const w = new Walker(mem, 1, NO_CACHES);
+  put(mem, t[3] + slot(iova, 3), encodeLeaf(2 ** 40 + 0x1000, 3, RW, 1));
+  assertEquals(w.walk(1, t[0], 0, iova, 2 ** 36), EVT_F_ADDR_SIZE);
+  assertEquals(w.faultAddress, 2 ** 40 + 0x1000);
+});
