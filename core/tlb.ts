@@ -646,7 +646,7 @@ export class Tlb {
     // rec, and it holds this size.
     if (
       pageSize === this.#missSize && context === this.#missCtx &&
-      (iova === this.#missIova || iova === base) && base <= top &&
+      (iova === base || iova === this.#missIova) && base <= top &&
       isSafe(paBase) && paBase >= 0 && paBase <= top &&
       typeof perm === "number" && (perm & 0x7fffffff) === perm &&
       this.#used[set] === ways && way >= 0 && e[j + 5] === e[j + 6] &&
