@@ -156,3 +156,75 @@ export function checkRegisterValue(offset: number, value: number): number {
   }
   return value;
 }
+
+/**
+ * A short description of any value for error messages: primitives as
+ * themselves (`4096n`, `"4096"`, `NaN`, `null`), objects by kind.
+ *
+ * @param value Anything.
+ * @returns The description.
+ */
+export function describeValue(value: unknown): string {
+  switch (typeof value) {
+    case "bigint":
+      return `${value}n`;
+    case "string":
+      return JSON.stringify(value);
+    case "object":
+      return value === null
+        ? "null"
+        : Array.isArray(value)
+        ? "an array"
+        : "an object";
+    case "function":
+      return "a function";
+    case "symbol":
+      return value.toString();
+    default:
+      return String(value);
+  }
+}
+
+/**
+ * Check that `value` is an object (not null, not a primitive), as an entry
+ * point expecting a spec, a unit or a record needs before it reads fields.
+ *
+ * @param value The argument.
+ * @param what What was expected, for the message (for example "master spec").
+ * @throws {IommuError} `EINVAL` naming what was expected and what came.
+ */
+export function checkObject(
+  value: unknown,
+  what: string,
+): asserts value is object {
+  if (value === null || typeof value !== "object") {
+    throw new IommuError(
+      "EINVAL",
+      `${what} must be an object, got ${describeValue(value)}`,
+    );
+  }
+}
+
+/**
+ * Check that `value` is a list: an array, or an array-like object (a typed
+ * array) whose `length` is a non-negative safe integer.
+ *
+ * @param value The argument.
+ * @param what What was expected, for the message (for example "frame list").
+ * @throws {IommuError} `EINVAL` naming what was expected and what came.
+ */
+export function checkList(
+  value: unknown,
+  what: string,
+): asserts value is ArrayLike<unknown> {
+  if (
+    !(value !== null && typeof value === "object" &&
+      Number.isSafeInteger((value as { length?: unknown }).length) &&
+      (value as { length: number }).length >= 0)
+  ) {
+    throw new IommuError(
+      "EINVAL",
+      `${what} must be an array, got ${describeValue(value)}`,
+    );
+  }
+}

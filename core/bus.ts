@@ -4,7 +4,14 @@
  *
  * @module
  */
-import { checkAddress, checkSize, hex } from "./address.ts";
+import {
+  checkAddress,
+  checkList,
+  checkObject,
+  checkSize,
+  describeValue,
+  hex,
+} from "./address.ts";
 import { IommuError } from "./errors.ts";
 import type { IommuFault } from "./fault.ts";
 import type { FaultRouter } from "./fault_router.ts";
@@ -153,6 +160,14 @@ export class Port {
   // Throws the error of an access that failed write()/read()'s combined
   // check, in the order: address, length, DMA mask.
   #badAccess(iova: number, length: number): never {
+    if (typeof length !== "number") {
+      throw new IommuError(
+        "EINVAL",
+        `DMA buffer must be a Uint8Array; its length is ${
+          describeValue(length)
+        }`,
+      );
+    }
     checkAddress(iova, "DMA address");
     checkSize(length, "DMA length");
     throw new IommuError(
@@ -249,7 +264,8 @@ export class Port {
    * `ERANGE` beyond the master's DMA mask.
    */
   write(iova: number, data: Uint8Array): IommuFault | null {
-    const length = data.length;
+    // `?.`: null/undefined data falls to the out-of-line EINVAL below.
+    const length = data?.length;
     if (
       !(Number.isSafeInteger(iova) && iova >= 0 && length > 0 &&
         iova + length <= this.#dmaLimit)
@@ -294,7 +310,7 @@ export class Port {
    * @throws {IommuError} as {@linkcode Port.write}.
    */
   read(iova: number, into: Uint8Array): IommuFault | null {
-    const length = into.length;
+    const length = into?.length;
     if (
       !(Number.isSafeInteger(iova) && iova >= 0 && length > 0 &&
         iova + length <= this.#dmaLimit)
@@ -402,6 +418,11 @@ export class Master {
    * `dmaBits`, or stream IDs that do not match the unit's topology.
    */
   constructor(spec: MasterSpec, memory: PhysicalMemory, router: FaultRouter) {
+    checkObject(spec, "master spec");
+    checkList(spec.ports, `master ${String(spec.name)} ports`);
+    for (let i = 0; i < spec.ports.length; i++) {
+      checkObject(spec.ports[i], `master ${String(spec.name)} port ${i}`);
+    }
     this.name = spec.name;
     const bits = spec.dmaBits ?? 64;
     if (!Number.isInteger(bits) || bits < 12 || bits > 64) {

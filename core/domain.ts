@@ -7,7 +7,10 @@
 import {
   checkAddress,
   checkAligned,
+  checkList,
+  checkObject,
   checkRange,
+  describeValue,
   hex,
   isPowerOfTwo,
   MAX_ADDRESS,
@@ -90,6 +93,14 @@ export interface DomainOptions {
 }
 
 let nextDomainId = 1;
+
+// Out of line: a gather argument that is not an IotlbGather.
+function badGather(gather: unknown): never {
+  throw new IommuError(
+    "EINVAL",
+    `expected an IotlbGather, got ${describeValue(gather)}`,
+  );
+}
 
 // `value % align !== 0` for a power-of-two `align`, without `%`: addresses
 // above 2^31 are doubles, and `%` on doubles is a slow floating-point
@@ -209,7 +220,8 @@ export class Domain {
    * @param ctx Memory and fault router of the system.
    * @param options Page-size restriction.
    * @throws {IommuError} `EINVAL` when `options.pageSizes` is not a non-empty
-   * subset of the unit's sizes or the unit's caps are malformed; `ENOMEM`
+   * subset of the unit's sizes, the unit's caps are malformed, or `unit`,
+   * its caps or `options` is not an object; `ENOMEM`
    * when the root table cannot be allocated.
    */
   constructor(
@@ -217,6 +229,10 @@ export class Domain {
     ctx: DomainContext,
     options: DomainOptions = {},
   ) {
+    checkObject(unit, "unit");
+    checkObject(unit.caps, `unit ${String(unit.name)} caps`);
+    checkList(unit.caps.pageSizes, `unit ${String(unit.name)} page sizes`);
+    checkObject(options, "domain options");
     const unitSizes = unit.caps.pageSizes;
     if (
       unitSizes.length === 0 ||
@@ -365,8 +381,8 @@ export class Domain {
    * @param prot `IOMMU_*` bits.
    * @param pageSize Size of each frame in bytes; default the smallest page size.
    * @throws {IommuError} as {@linkcode Domain.map}; `EINVAL` for an empty
-   * frame list or an unsupported `pageSize` (the message names the index of
-   * a bad frame).
+   * frame list or one that is not a list, or an unsupported `pageSize` (the
+   * message names the index of a bad frame).
    */
   mapPages(
     iova: number,
@@ -382,8 +398,9 @@ export class Domain {
         `page size ${String(pageSize)} is not one of this domain's sizes`,
       );
     }
+    checkList(frames, "frame list");
     const n = frames.length;
-    if (!Number.isSafeInteger(n) || n === 0) {
+    if (n === 0) {
       throw new IommuError("EINVAL", "frame list must not be empty");
     }
     checkAddress(iova, "IOVA");
@@ -499,17 +516,20 @@ export class Domain {
    * @param prot `IOMMU_*` bits.
    * @returns Bytes mapped (the sum of the lengths).
    * @throws {IommuError} as {@linkcode Domain.map}; `EINVAL` for an empty
-   * list (the message names the index of a bad segment).
+   * list, one that is not a list or a segment that is not an object (the
+   * message names the index of a bad segment).
    */
   mapSg(iova: number, segments: readonly SgSegment[], prot: number): number {
     this.#alive();
     this.#checkProt(prot);
+    checkList(segments, "scatter-gather list");
     if (segments.length === 0) {
       throw new IommuError("EINVAL", "scatter-gather list must not be empty");
     }
     let total = 0;
     for (let i = 0; i < segments.length; i++) {
       const s = segments[i]!;
+      checkObject(s, `segment ${i}`);
       try {
         this.#checkPaRange(s.pa, s.length);
         aligned(s.length, this.minPageSize, "length");
@@ -568,10 +588,12 @@ export class Domain {
    * @param size Bytes.
    * @param gather Where the removed range and freed tables are collected.
    * @returns Bytes unmapped.
-   * @throws {IommuError} as {@linkcode Domain.unmap}.
+   * @throws {IommuError} as {@linkcode Domain.unmap}; `EINVAL` when `gather`
+   * is not an {@linkcode IotlbGather}.
    */
   unmapNoSync(iova: number, size: number, gather: IotlbGather): number {
     this.#alive();
+    if (!(gather instanceof IotlbGather)) badGather(gather);
     this.#checkIovaRange(iova, size);
     const ops = this.#ops;
     const end = iova + size;
@@ -652,14 +674,7 @@ export class Domain {
   // A gather whose free list this domain may free: checked before anything
   // is invalidated or freed.
   #checkGather(gather: IotlbGather): void {
-    if (!(gather instanceof IotlbGather)) {
-      throw new IommuError(
-        "EINVAL",
-        `expected an IotlbGather, got ${
-          gather === null ? "null" : typeof gather
-        }`,
-      );
-    }
+    if (!(gather instanceof IotlbGather)) badGather(gather);
     const list = gather.freeList;
     if (list.length !== 0) this.#checkFreeList(list, gather);
   }
@@ -745,7 +760,8 @@ export class Domain {
    * @param unit A unit of the same plugin as this domain's unit.
    * @param streamIds Stream IDs, required for central units, empty otherwise.
    * @throws {IommuError} `EINVAL` for stream IDs on a per-device unit, none on
-   * a central unit, malformed IDs or a unit of another plugin; `ERANGE` for
+   * a central unit, malformed IDs, a `unit` that is not a unit object, a
+   * stream ID list that is not a list, or a unit of another plugin; `ERANGE` for
    * an ID beyond the unit's stream count; `ENOSPC` when the unit has no free
    * context; `EPERM` after free.
    */
@@ -818,6 +834,9 @@ export class Domain {
   }
 
   #checkStreams(unit: IommuUnit, streamIds: readonly number[]): number[] {
+    checkObject(unit, "unit");
+    checkObject(unit.caps, `unit ${String(unit.name)} caps`);
+    checkList(streamIds, "stream ID list");
     const central = unit.caps.topology === "central";
     if (central && streamIds.length === 0) {
       throw new IommuError(

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { checkObject } from "./address.ts";
 import type { IommuFault } from "./fault.ts";
 
 /** Most recent faults kept in {@linkcode FaultRouter.recent}. */
@@ -72,8 +73,11 @@ export class FaultRouter {
    *
    * @param fault The fault record.
    * @returns True when a handler took it.
+   * @throws {IommuError} `EINVAL` when `fault` is not an object (nothing
+   * logged or counted).
    */
   report(fault: IommuFault): boolean {
+    checkObject(fault, "fault record");
     this.#total++;
     if (this.#log.length === FAULT_LOG_LIMIT) this.#log.shift();
     this.#log.push(fault);

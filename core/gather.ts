@@ -93,3 +93,81 @@ function badLeaves(iova: number, pageSize: number, count: number): IommuError {
     }, ${String(pageSize)}, ${String(count)}`,
   );
 }
+
+/**
+ * Check the arguments of a driver's `unmapPages` in one combined test (it
+ * runs once per unmap): `iova` an address, `pageSize` and `count` positive
+ * safe integers, `gather` an {@linkcode IotlbGather}.
+ *
+ * @param iova First IOVA in bytes.
+ * @param pageSize Page size in bytes.
+ * @param count Pages.
+ * @param gather The gather.
+ * @throws {IommuError} `EINVAL` naming the first bad argument.
+ */
+export function checkUnmapArgs(
+  iova: number,
+  pageSize: number,
+  count: number,
+  gather: IotlbGather,
+): void {
+  if (
+    !(isSafe(iova) && iova >= 0 && isSafe(pageSize) && pageSize > 0 &&
+      isSafe(count) && count > 0 && gather instanceof IotlbGather)
+  ) badUnmapArgs(iova, pageSize, count, gather);
+}
+
+// Out of line: which argument of checkUnmapArgs is bad.
+function badUnmapArgs(
+  iova: unknown,
+  pageSize: unknown,
+  count: unknown,
+  gather: unknown,
+): never {
+  const show = (v: unknown): string =>
+    typeof v === "bigint" ? `${v}n` : String(v);
+  if (!(isSafe(iova) && (iova as number) >= 0)) {
+    throw new IommuError(
+      "EINVAL",
+      `IOVA must be a non-negative safe integer, got ${show(iova)}`,
+    );
+  }
+  if (!(isSafe(pageSize) && (pageSize as number) > 0)) {
+    throw new IommuError(
+      "EINVAL",
+      `page size must be a positive safe integer, got ${show(pageSize)}`,
+    );
+  }
+  if (!(isSafe(count) && (count as number) > 0)) {
+    throw new IommuError(
+      "EINVAL",
+      `page count must be a positive safe integer, got ${show(count)}`,
+    );
+  }
+  checkGather(gather);
+  throw new IommuError("EINVAL", "bad unmap arguments");
+}
+
+/**
+ * Check that `value` is an {@linkcode IotlbGather} (for drivers' `unmapPages`
+ * and `iotlbSync`, whose callers may be anyone holding `domain.ops`).
+ *
+ * @param value The argument.
+ * @throws {IommuError} `EINVAL` naming what came instead.
+ */
+export function checkGather(value: unknown): asserts value is IotlbGather {
+  if (!(value instanceof IotlbGather)) {
+    throw new IommuError(
+      "EINVAL",
+      `expected an IotlbGather, got ${
+        value === null
+          ? "null"
+          : typeof value === "object"
+          ? "another object"
+          : typeof value === "bigint"
+          ? `${value}n`
+          : String(value)
+      }`,
+    );
+  }
+}

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { checkList, checkObject } from "./address.ts";
 import { deviceNodeFromSpec, type DeviceNodeSpec } from "./device_node.ts";
 import { Domain, type DomainOptions } from "./domain.ts";
 import { IommuError } from "./errors.ts";
@@ -65,9 +66,11 @@ export class Soc {
    *
    * @param plugin The plugin.
    * @returns This system, for chaining.
-   * @throws {IommuError} `EEXIST` for a duplicate name or compatible string.
+   * @throws {IommuError} `EEXIST` for a duplicate name or compatible string;
+   * `EINVAL` when `plugin` is not an object.
    */
   use(plugin: IommuPlugin): this {
+    checkObject(plugin, "plugin");
     this.registry.use(plugin);
     return this;
   }
@@ -77,10 +80,13 @@ export class Soc {
    *
    * @param node A device-tree node, or a plain description of one.
    * @returns The unit.
-   * @throws {IommuError} `ENODEV` with no matching plugin; `EEXIST` when
-   * bound already; whatever the plugin's probe throws.
+   * @throws {IommuError} `EINVAL` when `node` is not an object, or a spec
+   * without a compatible list; `ENODEV` with no matching plugin; `EEXIST`
+   * when bound already; whatever the plugin's probe throws.
    */
   probeUnit(node: DeviceNode | DeviceNodeSpec): IommuUnit {
+    checkObject(node, "device node or node spec");
+    if (!("u32" in node)) checkList(node.compatible, "node compatible list");
     const n = "u32" in node ? node : deviceNodeFromSpec(node);
     return this.registry.probe(n, {
       memory: this.memory,
@@ -113,6 +119,7 @@ export class Soc {
    * {@linkcode Master}.
    */
   addMaster(spec: MasterSpec): Master {
+    checkObject(spec, "master spec");
     if (this.#masters.some((m) => m.name === spec.name)) {
       throw new IommuError(
         "EEXIST",
@@ -156,7 +163,7 @@ export class Soc {
    * @param options Page-size restriction.
    * @returns The domain (not attached yet).
    * @throws {IommuError} `ENOMEM` when the root table cannot be allocated;
-   * `EINVAL` for bad options.
+   * `EINVAL` for bad options or a `unit` that is not a unit object.
    */
   createDomain(unit: IommuUnit, options: DomainOptions = {}): Domain {
     const d = new Domain(

@@ -1383,6 +1383,120 @@ for (
     new EventQueueReader(any(m), any(r), any(b), any(l));
   });
 }
+// Objects expected, something else given: EINVAL, not a raw TypeError.
+for (
+  const [entry, input, run] of [
+    ["Soc.use", "null", (w: World) => w.soc.use(any(null))],
+    ["Soc.probeUnit", "null", (w: World) => w.soc.probeUnit(any(null))],
+    ["Soc.probeUnit", "-1", (w: World) => w.soc.probeUnit(any(-1))],
+    [
+      "Soc.probeUnit",
+      "{} (no compatible list)",
+      (w: World) => w.soc.probeUnit(any({})),
+    ],
+    ["Soc.addMaster", "null", (w: World) => w.soc.addMaster(any(null))],
+    [
+      "Soc.addMaster",
+      "a spec without ports",
+      (w: World) => w.soc.addMaster(any({ name: "x" })),
+    ],
+    [
+      "Soc.addMaster",
+      "a null port",
+      (w: World) => w.soc.addMaster(any({ name: "x", ports: [null] })),
+    ],
+    [
+      "Soc.createDomain",
+      "null unit",
+      (w: World) => w.soc.createDomain(any(null)),
+    ],
+    [
+      "Soc.createDomain",
+      "unit 4096",
+      (w: World) => w.soc.createDomain(any(4096)),
+    ],
+    [
+      "FaultRouter.report",
+      "null",
+      (w: World) => w.soc.faults.report(any(null)),
+    ],
+    [
+      "Domain.attach",
+      "undefined unit",
+      (w: World) => w.g.attach(any(undefined), [4]),
+    ],
+    [
+      "Domain.attach",
+      "stream ID list 7",
+      (w: World) => w.g.attach(w.smmu, any(7)),
+    ],
+    [
+      "Domain.mapPages",
+      "null frame list",
+      (w: World) => w.d.mapPages(0x200_0000, any(null), RW),
+    ],
+    [
+      "Domain.mapSg",
+      "undefined list",
+      (w: World) => w.d.mapSg(0x200_0000, any(undefined), RW),
+    ],
+    [
+      "Domain.mapSg",
+      "a null segment",
+      (w: World) => w.d.mapSg(0x200_0000, any([null]), RW),
+    ],
+    [
+      "Domain.unmapNoSync",
+      "gather 4096",
+      (w: World) => w.d.unmapNoSync(0x40_0000, 4096, any(4096)),
+    ],
+    [
+      "Port.write",
+      "null data",
+      (w: World) => w.dev.port().write(0x40_0000, any(null)),
+    ],
+    [
+      "Port.read",
+      "undefined buffer",
+      (w: World) => w.dev.port().read(0x40_0000, any(undefined)),
+    ],
+    [
+      "SysmmuDomain.unmapPages (samsung ops)",
+      "null gather",
+      (w: World) => w.s.ops.unmapPages(0x80_0000, 4096, 1, any(null)),
+    ],
+    [
+      "SysmmuDomain.unmapPages (samsung ops)",
+      "IOVA 4096n",
+      (w: World) => w.s.ops.unmapPages(any(4096n), 4096, 1, new IotlbGather()),
+    ],
+    [
+      "SysmmuDomain.leafSize (samsung ops)",
+      "IOVA NaN (read slot 0)",
+      (w: World) => w.s.ops.leafSize(NaN),
+    ],
+    [
+      "SysmmuDomain.iovaToPhys (samsung ops)",
+      "IOVA -1 (read slot 4095)",
+      (w: World) => w.s.ops.iovaToPhys(-1),
+    ],
+    [
+      "GenericDomainOps.iotlbSync",
+      "undefined gather",
+      (w: World) => w.g.ops.iotlbSync(any(undefined)),
+    ],
+    [
+      "GenericDomainOps.unmapPages",
+      "gather {}",
+      (w: World) => w.g.ops.unmapPages(0x20_0000, 4096, 1, any({})),
+    ],
+    [
+      "GenericDomainOps.leafSize",
+      "IOVA 4096n",
+      (w: World) => w.g.ops.leafSize(any(4096n)),
+    ],
+  ] as [string, string, (w: World) => unknown][]
+) row(entry, input, "EINVAL", run);
 row("Tlb", "-1 ways", "EINVAL", () => new Tlb({ sets: 4, ways: -1 }));
 row(
   "Tlb",

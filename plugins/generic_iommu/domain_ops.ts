@@ -13,7 +13,7 @@ import type {
   MapPlan,
   PageTableLevelStats,
 } from "../../core/mod.ts";
-import { IommuError } from "../../core/mod.ts";
+import { checkGather, IommuError } from "../../core/mod.ts";
 import type { LpaePageTable } from "./page_table.ts";
 
 /** What a domain needs from its driver (implemented by `GenericIommuDriver`). */
@@ -115,8 +115,9 @@ export class GenericDomainOps implements IommuDomainOps {
    * covers go to `gather.deferFree`, tables that merely lose their leaves stay.
    *
    * @returns Bytes unmapped.
-   * @throws {IommuError} `EINVAL` when a leaf crosses an end of the range
-   * (nothing removed).
+   * @throws {IommuError} `EINVAL` when a leaf crosses an end of the range,
+   * an argument is malformed or `gather` is not an `IotlbGather` (nothing
+   * removed).
    */
   unmapPages(
     iova: number,
@@ -124,6 +125,7 @@ export class GenericDomainOps implements IommuDomainOps {
     count: number,
     gather: IotlbGather,
   ): number {
+    checkGather(gather);
     const tables = gather.freeList.length;
     const bytes = this.table.unmap(iova, pageSize, count, gather);
     if (gather.freeList.length > tables) {
@@ -140,12 +142,20 @@ export class GenericDomainOps implements IommuDomainOps {
     return bytes;
   }
 
-  /** Size of the leaf mapping `iova`, 0 when unmapped. */
+  /**
+   * Size of the leaf mapping `iova`, 0 when unmapped.
+   *
+   * @throws {IommuError} `EINVAL` for a malformed `iova`.
+   */
   leafSize(iova: number): number {
     return this.table.leafSize(iova);
   }
 
-  /** Physical address of `iova` from the tables in RAM, -1 when unmapped. */
+  /**
+   * Physical address of `iova` from the tables in RAM, -1 when unmapped.
+   *
+   * @throws {IommuError} `EINVAL` for a malformed `iova`.
+   */
   iovaToPhys(iova: number): number {
     return this.table.iovaToPhys(iova);
   }
@@ -154,9 +164,11 @@ export class GenericDomainOps implements IommuDomainOps {
    * One TLBI_NH_VA batch for the gathered range (TLB and walk caches) and
    * one CMD_SYNC.
    *
-   * @throws {IommuError} `EIO` when the command queue does not complete.
+   * @throws {IommuError} `EINVAL` when `gather` is not an `IotlbGather`;
+   * `EIO` when the command queue does not complete.
    */
   iotlbSync(gather: IotlbGather): void {
+    checkGather(gather);
     if (gather.end >= 0) {
       this.#host.invalidateRange(this.contextId, gather.start, gather.end);
     } else this.#host.invalidateContext(this.contextId);

@@ -10,6 +10,7 @@
 import {
   checkAddress,
   checkMapPlan,
+  checkUnmapArgs,
   hex,
   IommuError,
   type IotlbGather,
@@ -92,6 +93,7 @@ export class LpaePageTable {
   readonly stage: LpaeStage;
   #memory: PhysicalMemory;
   #limits: MapPlanLimits; // what map accepts
+  #inputEnd: number; // 2^inputBits, one past the last IOVA
   #root: TableNode;
   #tables = 1;
   #freed = false;
@@ -150,6 +152,7 @@ export class LpaePageTable {
       }
     }
     this.#limits = { pageSizes: LPAE_PAGE_SIZES, inputBits, outputBits };
+    this.#inputEnd = 2 ** inputBits;
     const g = lpaeGeometry(inputBits);
     this.startLevel = g.startLevel;
     this.rootEntries = g.rootEntries;
@@ -655,7 +658,8 @@ export class LpaePageTable {
    * @param count Units.
    * @param gather Collects the removed ranges and the tables to free.
    * @returns Bytes unmapped.
-   * @throws {IommuError} `EINVAL` when a leaf crosses either end of the range
+   * @throws {IommuError} `EINVAL` for a malformed `iova`, `pageSize`,
+   * `count` or `gather`, or when a leaf crosses either end of the range
    * (checked before any change: a block is never split).
    */
   unmap(
@@ -665,10 +669,11 @@ export class LpaePageTable {
     gather: IotlbGather,
   ): number {
     this.#alive();
+    checkUnmapArgs(iova, pageSize, count, gather);
     const end = iova + pageSize * count;
-    const first = this.leafSize(iova);
+    const first = this.#leafSize(iova);
     if (first > 0 && iova % first !== 0) this.#partial(iova, first);
-    const last = this.leafSize(end - 1);
+    const last = this.#leafSize(end - 1);
     if (last > 0 && end % last !== 0) this.#partial(end - 1, last);
     return this.#unmapIn(this.#root, iova, end, gather);
   }
@@ -759,9 +764,20 @@ export class LpaePageTable {
    * Size of the leaf that maps `iova`, or 0 when it is unmapped.
    *
    * @param iova An IOVA inside the input size.
-   * @returns Bytes (4 KiB, 2 MiB or 1 GiB) or 0.
+   * @returns Bytes (4 KiB, 2 MiB or 1 GiB) or 0 (also beyond the input
+   * size).
+   * @throws {IommuError} `EINVAL` when `iova` is not a non-negative safe
+   * integer (NaN, -1 and fractions used to read some other slot).
    */
   leafSize(iova: number): number {
+    // NaN, -1 and 0.5 used to read some slot of the root.
+    if (!(iova >= 0 && Number.isSafeInteger(iova))) checkAddress(iova, "IOVA");
+    return this.#leafSize(iova);
+  }
+
+  // leafSize for an IOVA already checked (unmap's ends).
+  #leafSize(iova: number): number {
+    if (iova >= this.#inputEnd) return 0;
     let node: TableNode | undefined = this.#root;
     for (let level = this.startLevel; level <= 3; level++) {
       const idx = Math.floor(iova / LEVEL_SIZE[level]!) & 511;
@@ -778,9 +794,12 @@ export class LpaePageTable {
    *
    * @param iova An IOVA.
    * @returns The physical address, or -1 when unmapped or beyond the input size.
+   * @throws {IommuError} `EINVAL` when `iova` is not a non-negative safe
+   * integer (NaN, -1 and fractions used to read some other slot).
    */
   iovaToPhys(iova: number): number {
-    if (iova >= 2 ** this.inputBits) return -1;
+    if (!(iova >= 0 && Number.isSafeInteger(iova))) checkAddress(iova, "IOVA");
+    if (iova >= this.#inputEnd) return -1;
     const mem = this.#memory;
     let table = this.root;
     for (let level = this.startLevel; level <= 3; level++) {

@@ -5,7 +5,10 @@
  * @module
  */
 import {
+  checkAddress,
+  checkGather,
   checkMapPlan,
+  checkUnmapArgs,
   hex,
   type IommuDomainOps,
   IommuError,
@@ -457,7 +460,9 @@ export class SysmmuDomain implements IommuDomainOps {
    * @param gather Collects the removed range.
    * @returns Bytes unmapped.
    * @throws {IommuError} `EINVAL` when a 64 KiB or 1 MiB leaf crosses either
-   * end of the range (nothing changes).
+   * end of the range, `iova` is not an address, `pageSize` or `count` not a
+   * positive safe integer, or `gather` not an `IotlbGather` (nothing
+   * changes).
    */
   unmapPages(
     iova: number,
@@ -465,9 +470,10 @@ export class SysmmuDomain implements IommuDomainOps {
     count: number,
     gather: IotlbGather,
   ): number {
+    checkUnmapArgs(iova, pageSize, count, gather);
     const end = iova + pageSize * count;
-    const first = this.leafSize(iova);
-    const last = end > iova ? this.leafSize(end - 1) : 0;
+    const first = this.#leafSize(iova);
+    const last = end > iova ? this.#leafSize(end - 1) : 0;
     if (
       (first > 0 && iova % first !== 0) || (last > 0 && end % last !== 0)
     ) {
@@ -552,9 +558,20 @@ export class SysmmuDomain implements IommuDomainOps {
    * Size of the leaf mapping `iova`, from the tables in RAM.
    *
    * @param iova An IOVA.
-   * @returns 4096, 65536, 1048576, or 0 when unmapped.
+   * @returns 4096, 65536, 1048576, or 0 when unmapped (or beyond 4 GiB).
+   * @throws {IommuError} `EINVAL` when `iova` is not a non-negative safe
+   * integer (NaN, -1 and fractions used to read some other slot).
    */
   leafSize(iova: number): number {
+    if (!(iova >= 0 && iova < 2 ** 32 && Number.isInteger(iova))) {
+      checkAddress(iova, "IOVA"); // NaN, -1, 0.5 read slot 0 or 4095
+      return 0;
+    }
+    return this.#leafSize(iova);
+  }
+
+  // leafSize for an address already checked, below 2^32 or not.
+  #leafSize(iova: number): number {
     if (iova >= 2 ** 32) return 0;
     const e = this.#l1[iova >>> 20]!;
     if ((e & 3) === 2) return SECT_SIZE;
@@ -567,10 +584,15 @@ export class SysmmuDomain implements IommuDomainOps {
    * Translate through the tables in RAM.
    *
    * @param iova An IOVA.
-   * @returns The PA, or -1 when unmapped.
+   * @returns The PA, or -1 when unmapped (or beyond 4 GiB).
+   * @throws {IommuError} `EINVAL` when `iova` is not a non-negative safe
+   * integer (NaN, -1 and fractions used to read some other slot).
    */
   iovaToPhys(iova: number): number {
-    if (iova >= 2 ** 32) return -1;
+    if (!(iova >= 0 && iova < 2 ** 32 && Number.isInteger(iova))) {
+      checkAddress(iova, "IOVA");
+      return -1;
+    }
     const fmt = this.#drv.format;
     const e = this.#l1[iova >>> 20]!;
     if ((e & 3) === 2) return fmt.sectionPa(e) + (iova & 0xfffff);
@@ -588,8 +610,10 @@ export class SysmmuDomain implements IommuDomainOps {
    * Invalidate the gathered range on every attached, active unit.
    *
    * @param gather The gather.
+   * @throws {IommuError} `EINVAL` when `gather` is not an `IotlbGather`.
    */
   iotlbSync(gather: IotlbGather): void {
+    checkGather(gather);
     if (gather.end < 0) return;
     this.#drv.invalidateRange(
       this.units,
