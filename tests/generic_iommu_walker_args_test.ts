@@ -102,3 +102,47 @@ Deno.test("Walker constructor: a bad cache shape inside an object (from Tlb)", (
   expectError(() => build(mem, 1, [OFF, { sets: -1, ways: 4 }]), "EINVAL");
   oneWalk(build(mem, 1, [OFF]), mem);
 });
+
+Deno.test("Walker.walk: bad arguments are EINVAL before anything is walked or counted", () => {
+  const mem = ram();
+  const w = build(mem, 1, DEFAULT_WALK_CACHE);
+  oneWalk(w, mem);
+  const walks = w.walks, reads = [...w.reads];
+  const bad = (
+    ctx: unknown,
+    root: unknown,
+    level: unknown,
+    iova: unknown,
+    outEnd: unknown,
+    ...words: string[]
+  ): void => {
+    expectError(
+      () =>
+        w.walk(
+          ctx as number,
+          root as number,
+          level as number,
+          iova as number,
+          outEnd as number,
+        ),
+      "EINVAL",
+      ...words,
+    );
+    assertEquals([w.walks, [...w.reads]], [walks, reads], words.join(" "));
+  };
+  bad(-1, BASE, 1, 0x1008, 2 ** 48, "walk context", "-1");
+  bad(0.5, BASE, 1, 0x1008, 2 ** 48, "walk context", "0.5");
+  bad(1n, BASE, 1, 0x1008, 2 ** 48, "walk context", "1");
+  bad(1, NaN, 1, 0x1008, 2 ** 48, "root table address", "NaN");
+  bad(1, BASE, 1, -4096, 2 ** 48, "walk IOVA", "-4096");
+  bad(1, BASE, 1, 0.5, 2 ** 48, "walk IOVA", "0.5");
+  bad(1, BASE, 1, 4096n, 2 ** 48, "walk IOVA", "4096");
+  bad(1, BASE, 1, 2 ** 48, 2 ** 48, "walk IOVA", "2^48");
+  bad(1, BASE, 4, 0x1008, 2 ** 48, "start level 0x4");
+  bad(1, BASE, 1.5, 0x1008, 2 ** 48, "start level 1.5");
+  bad(1, BASE, 1, 0x1008, 0, "walk output end", "0");
+  bad(1, BASE, 1, 0x1008, Infinity, "walk output end", "Infinity");
+  // The walker still walks.
+  assertEquals(w.walk(1, BASE, 1, 0x1008, 2 ** 48), 0);
+  assertEquals(w.leafPa, BASE + 0x8_0000);
+});

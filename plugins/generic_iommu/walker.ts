@@ -10,6 +10,8 @@
  * @module
  */
 import {
+  checkAddress,
+  checkSize,
   hex,
   IommuError,
   type PhysicalMemory,
@@ -81,6 +83,34 @@ function checkWalkerArgs(
       );
     }
   }
+}
+
+// Walker.walk's argument checks (see its @throws).
+function checkWalkArgs(
+  ctx: number,
+  root: number,
+  startLevel: number,
+  iova: number,
+  outEnd: number,
+): void {
+  checkAddress(ctx, "walk context");
+  checkAddress(root, "root table address");
+  checkAddress(iova, "walk IOVA");
+  if (iova >= 2 ** 48) {
+    throw new IommuError(
+      "EINVAL",
+      `walk IOVA ${hex(iova)} is not below 2^48 (the largest input size)`,
+    );
+  }
+  if (
+    startLevel !== 0 && startLevel !== 1 && startLevel !== 2 && startLevel !== 3
+  ) {
+    throw new IommuError(
+      "EINVAL",
+      `walk start level ${describe(startLevel)} is not 0, 1, 2 or 3`,
+    );
+  }
+  checkSize(outEnd, "walk output end");
 }
 
 // A bad argument for a message: numbers in hex, arrays with their length.
@@ -241,8 +271,13 @@ export class Walker {
    * @param fill A TLB (the unit's IOTLB) to insert the leaf found into,
    * tagged `ctx`, before returning; none when omitted.
    * @returns 0 on success (leaf fields set), else the event ID of the fault.
-   * @throws {IommuError} from `fill.insert` only (never for a leaf found
-   * in RAM: its page and address are valid TLB keys).
+   * A root outside RAM or misaligned is a fault (walk abort), not an error.
+   * @throws {IommuError} `EINVAL`, before anything is walked or counted,
+   * for a context, root or IOVA that is not a non-negative safe integer, a
+   * start level other than 0-3, an IOVA of 2^48 or more, or an `outEnd`
+   * that is not a safe integer above 0; else only from `fill.insert`
+   * (never for a leaf found in RAM: its page and address are valid TLB
+   * keys).
    */
   walk(
     ctx: number,
@@ -252,6 +287,7 @@ export class Walker {
     outEnd: number,
     fill?: Tlb,
   ): number {
+    checkWalkArgs(ctx, root, startLevel, iova, outEnd);
     this.#root[0] = root;
     return this.walkIn(ctx, this.#root, 0, startLevel, iova, outEnd, fill);
   }
@@ -270,7 +306,10 @@ export class Walker {
    * @param outEnd One past the largest output address allowed.
    * @param fill As for {@linkcode Walker.walk}.
    * @returns 0 on success (leaf fields set), else the event ID of the fault.
-   * @throws {IommuError} as {@linkcode Walker.walk}.
+   * @throws {IommuError} from `fill.insert` only. Unlike
+   * {@linkcode Walker.walk} it does not check its arguments: it is the
+   * hardware's per-access path, whose caller has checked the stream, the
+   * IOVA and the access already.
    */
   walkIn(
     ctx: number,
