@@ -588,19 +588,25 @@ Deno.test("IovaAllocator: node storage is reused and grows", async (t) => {
 });
 
 Deno.test("IovaAllocator: starts that collide in the address index", () => {
-  // The index keeps each entry's distance from its home slot in 6 bits;
-  // 100 starts with one home in the initial 1024-slot table push the run
-  // past 63, so lookups, frees and the backward shift must fall back to
-  // the keys. (Same multiplicative hash as core/dma/iova_hash.ts.)
-  const home = (g: number): number =>
+  // The index keeps each entry's distance from its home slot in 3 bits and
+  // a 4-bit tag of its key; 100 starts with one home in the initial
+  // 1024-slot table push the run past 7, so lookups, frees and the
+  // backward shift must fall back to the keys. (Same hash as
+  // core/dma/iova_hash.ts.)
+  const hash = (g: number): number =>
     Math.imul(
       (g >>> 0) ^ Math.imul((g / 2 ** 32) | 0, 0x85ebca6b),
       0x9e3779b1,
-    ) >>> 22;
+    );
+  const home = (g: number): number => hash(g) >>> 22;
+  const tag = (g: number): number => Math.imul(hash(g), 0x2c1b3c6d) >>> 28;
   const starts: number[] = [];
   for (let g = 16; starts.length < 100; g++) {
     if (home(g) === home(15)) starts.push(g);
   }
+  // Entries that share the tag too can only be told apart by their keys.
+  const sameTag = starts.filter((g) => tag(g) === tag(starts[0]!)).length;
+  assert(sameTag >= 3, `${sameTag} starts share the first one's tag`);
   const a = new IovaAllocator({ end: G4, cacheMaxSize: 0 });
   for (const g of starts) assertEquals(a.alloc(K, (g + 1) * K), g * K);
   healthy(a);

@@ -519,7 +519,8 @@ export class IovaAllocator {
     const lo = tree.foundAddr;
     const node = tree.newNode(lo, lo + foot, KIND_LIVE);
     tree.insertBefore(node, succ);
-    this.#hash.set(lo, node, tree.f);
+    // lo lies in a free gap, so no live or cached range starts there.
+    this.#hash.add(lo, node, tree.f);
     this.#liveGranules += n;
     this.#treeAllocs++;
     return lo * this.#granule;
