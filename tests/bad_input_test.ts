@@ -1497,6 +1497,50 @@ for (
     ],
   ] as [string, string, (w: World) => unknown][]
 ) row(entry, input, "EINVAL", run);
+for (
+  const [entry, input, run] of [
+    [
+      "DmaMapper.unmapSg",
+      "undefined mapping",
+      (w: World) => w.dma.unmapSg(any(undefined), DMA_TO_DEVICE),
+    ],
+    [
+      "DmaMapper.syncSgForCpu",
+      "null mapping",
+      (w: World) => w.dma.syncSgForCpu(any(null), DMA_TO_DEVICE),
+    ],
+    [
+      "DmaMapper.syncSgForDevice",
+      "mapping 4096",
+      (w: World) => w.dma.syncSgForDevice(any(4096), DMA_TO_DEVICE),
+    ],
+    [
+      "DmaMapper.freeCoherent",
+      "null",
+      (w: World) => w.dma.freeCoherent(any(null)),
+    ],
+    [
+      "CpuCache.readBuffer",
+      "null buffer",
+      (w: World) => w.dma.cpu.readBuffer(any(null)),
+    ],
+    [
+      "CpuCache.writeBuffer",
+      "undefined data",
+      (w: World) => w.dma.cpu.writeBuffer(w.buf, any(undefined)),
+    ],
+    [
+      "CpuCache.write",
+      "data 4096",
+      (w: World) => w.dma.cpu.write(0x4f00_0000, any(4096)),
+    ],
+    [
+      "CpuCache.lineState",
+      "4096n",
+      (w: World) => w.dma.cpu.lineState(any(4096n)),
+    ],
+  ] as [string, string, (w: World) => unknown][]
+) row(entry, input, "EINVAL", run);
 row("Tlb", "-1 ways", "EINVAL", () => new Tlb({ sets: 4, ways: -1 }));
 row(
   "Tlb",

@@ -9,6 +9,7 @@
 import {
   checkAddress,
   checkRange,
+  describeValue,
   hex,
   IommuError,
   type PhysicalMemory,
@@ -289,9 +290,11 @@ export class CpuCache {
    *
    * @param pa First physical byte.
    * @param into Destination.
-   * @throws {IommuError} `EINVAL`/`ERANGE` for a range outside RAM.
+   * @throws {IommuError} `EINVAL`/`ERANGE` for a range outside RAM;
+   * `EINVAL` when the bytes are not a `Uint8Array`.
    */
   readInto(pa: number, into: Uint8Array): void {
+    if (!(into instanceof Uint8Array)) badBytes("CPU read buffer", into);
     if (into.length === 0) return;
     this.#check(pa, into.length);
     if (this.#observers.length !== 0) this.#notify(pa, into.length, false);
@@ -334,9 +337,11 @@ export class CpuCache {
    *
    * @param pa First physical byte.
    * @param data Bytes.
-   * @throws {IommuError} `EINVAL`/`ERANGE` for a range outside RAM.
+   * @throws {IommuError} `EINVAL`/`ERANGE` for a range outside RAM;
+   * `EINVAL` when the bytes are not a `Uint8Array`.
    */
   write(pa: number, data: Uint8Array): void {
+    if (!(data instanceof Uint8Array)) badBytes("CPU write data", data);
     if (data.length === 0) return;
     this.#check(pa, data.length);
     if (this.#observers.length !== 0) this.#notify(pa, data.length, true);
@@ -370,13 +375,15 @@ export class CpuCache {
    * @param offset Bytes from its start; default 0.
    * @param length Bytes; default to its end.
    * @returns What the CPU sees.
-   * @throws {IommuError} `ERANGE` outside the buffer.
+   * @throws {IommuError} `ERANGE` outside the buffer; `EINVAL` when
+   * `buffer` is not a `DmaBuffer`.
    */
   readBuffer(
     buffer: DmaBuffer,
     offset = 0,
-    length: number = buffer.size - offset,
+    length: number = checkBuffer(buffer).size - offset,
   ): Uint8Array {
+    checkBuffer(buffer);
     checkRange(offset, length, "buffer read", buffer.size);
     const out = new Uint8Array(length);
     let done = 0;
@@ -395,9 +402,13 @@ export class CpuCache {
    * @param buffer The buffer.
    * @param data Bytes.
    * @param offset Bytes from its start; default 0.
-   * @throws {IommuError} `ERANGE` when the data passes the buffer's end.
+   * @throws {IommuError} `ERANGE` when the data passes the buffer's end;
+   * `EINVAL` when `buffer` is not a `DmaBuffer` or `data` not a
+   * `Uint8Array`.
    */
   writeBuffer(buffer: DmaBuffer, data: Uint8Array, offset = 0): void {
+    checkBuffer(buffer);
+    if (!(data instanceof Uint8Array)) badBytes("CPU write data", data);
     if (data.length === 0) return;
     checkRange(offset, data.length, "buffer write", buffer.size);
     let done = 0;
@@ -626,8 +637,10 @@ export class CpuCache {
    *
    * @param pa Any byte.
    * @returns `"dirty"`, `"clean"` or `"absent"`.
+   * @throws {IommuError} `EINVAL` when `pa` is not an address.
    */
   lineState(pa: number): "dirty" | "clean" | "absent" {
+    checkAddress(pa, "physical address");
     const slot = this.#map.get(Math.floor(pa / CACHE_LINE_BYTES));
     if (slot === undefined) return "absent";
     return this.#dirty[slot] === 1 ? "dirty" : "clean";
@@ -698,4 +711,23 @@ export function cpuCacheOf(soc: Soc, options?: CpuCacheOptions): CpuCache {
   const c = new CpuCache(soc.memory, options);
   caches.set(soc, c);
   return c;
+}
+
+// Out of line: bytes that are not a Uint8Array.
+function badBytes(what: string, value: unknown): never {
+  throw new IommuError(
+    "EINVAL",
+    `${what} must be a Uint8Array, got ${describeValue(value)}`,
+  );
+}
+
+// A DmaBuffer argument (null or another object used to throw TypeErrors).
+function checkBuffer(buffer: DmaBuffer): DmaBuffer {
+  if (!(buffer instanceof DmaBuffer)) {
+    throw new IommuError(
+      "EINVAL",
+      `expected a DmaBuffer, got ${describeValue(buffer)}`,
+    );
+  }
+  return buffer;
 }

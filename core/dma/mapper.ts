@@ -9,6 +9,8 @@
  * @module
  */
 import {
+  checkList,
+  checkObject,
   type Domain,
   IommuError,
   type Master,
@@ -318,13 +320,15 @@ export class DmaMapper {
    * @param sg The mapping `mapSg` returned.
    * @param direction The direction, as mapped.
    * @param attrs Optional attributes (`skipCpuSync`).
-   * @throws {IommuError} as {@linkcode DmaMapper.unmapSingle}.
+   * @throws {IommuError} as {@linkcode DmaMapper.unmapSingle}; `EINVAL`
+   * when `sg` is not an sg mapping object.
    */
   unmapSg(
     sg: DmaSgMapping,
     direction: DmaDirection,
     attrs: DmaAttrs = {},
   ): void {
+    checkSg(sg);
     unmapCommon(
       this.#st,
       "sg",
@@ -359,9 +363,11 @@ export class DmaMapper {
    * Free a coherent allocation.
    *
    * @param coherent What {@linkcode DmaMapper.allocCoherent} returned.
-   * @throws {IommuError} as {@linkcode DmaMapper.unmapSingle}.
+   * @throws {IommuError} as {@linkcode DmaMapper.unmapSingle}; `EINVAL`
+   * when `coherent` is not an object.
    */
   freeCoherent(coherent: DmaCoherent): void {
+    checkObject(coherent, "coherent allocation");
     unmapCommon(
       this.#st,
       "coherent",
@@ -410,9 +416,11 @@ export class DmaMapper {
    *
    * @param sg The mapping.
    * @param direction A valid direction.
-   * @throws {IommuError} as {@linkcode DmaMapper.syncForCpu}.
+   * @throws {IommuError} as {@linkcode DmaMapper.syncForCpu}; `EINVAL`
+   * when `sg` is not an sg mapping object.
    */
   syncSgForCpu(sg: DmaSgMapping, direction: DmaDirection): void {
+    checkSg(sg);
     syncCommon(
       this.#st,
       true,
@@ -429,9 +437,11 @@ export class DmaMapper {
    *
    * @param sg The mapping.
    * @param direction A valid direction.
-   * @throws {IommuError} as {@linkcode DmaMapper.syncForCpu}.
+   * @throws {IommuError} as {@linkcode DmaMapper.syncForCpu}; `EINVAL`
+   * when `sg` is not an sg mapping object.
    */
   syncSgForDevice(sg: DmaSgMapping, direction: DmaDirection): void {
+    checkSg(sg);
     syncCommon(
       this.#st,
       false,
@@ -595,4 +605,11 @@ export function createDmaMapper(
  */
 export function dmaMapperOf(master: Master): DmaMapper | undefined {
   return mappers.get(master);
+}
+
+// An sg mapping argument: an object with a dmaAddress list (null, undefined
+// or a number used to throw TypeErrors).
+function checkSg(sg: DmaSgMapping): void {
+  checkObject(sg, "sg mapping");
+  checkList(sg.dmaAddress, "sg mapping dmaAddress");
 }
