@@ -4,7 +4,13 @@
  *
  * @module
  */
-import { checkAddress, checkRange, checkSize, hex } from "./address.ts";
+import {
+  checkAddress,
+  checkRange,
+  checkSize,
+  describeValue,
+  hex,
+} from "./address.ts";
 import { IommuError } from "./errors.ts";
 import { FrameAllocator } from "./frame_allocator.ts";
 import { ramAccess } from "./memory_access.ts";
@@ -19,6 +25,15 @@ function badValue(what: string, value: unknown, bits: number): IommuError {
     } ${bits}-bit integer (signed or unsigned), got ${
       typeof value === "bigint" ? `${value}n` : String(value)
     }`,
+  );
+}
+
+// Bytes that are not a Uint8Array (null used to throw a raw TypeError, a
+// string to write into a read-only string).
+function badBytes(what: string, value: unknown): IommuError {
+  return new IommuError(
+    "EINVAL",
+    `${what} takes a Uint8Array, got ${describeValue(value)}`,
   );
 }
 
@@ -319,10 +334,11 @@ export class PhysicalMemory {
    *
    * @param pa First physical byte.
    * @param into Destination; its length is the number of bytes read.
-   * @throws {IommuError} `EINVAL` for a malformed address or length;
-   * `ERANGE` when the range leaves RAM.
+   * @throws {IommuError} `EINVAL` for a malformed address or length, or
+   * `into` not a `Uint8Array`; `ERANGE` when the range leaves RAM.
    */
   readInto(pa: number, into: Uint8Array): void {
+    if (!(into instanceof Uint8Array)) throw badBytes("readInto", into);
     const len = into.length;
     if (len === 0) return;
     this.#check(pa, len);
@@ -391,10 +407,11 @@ export class PhysicalMemory {
    *
    * @param pa First physical byte.
    * @param data The bytes.
-   * @throws {IommuError} `EINVAL` for a malformed address; `ERANGE` when
-   * the range leaves RAM (nothing written).
+   * @throws {IommuError} `EINVAL` for a malformed address or `data` not a
+   * `Uint8Array`; `ERANGE` when the range leaves RAM (nothing written).
    */
   writeBytes(pa: number, data: Uint8Array): void {
+    if (!(data instanceof Uint8Array)) throw badBytes("writeBytes", data);
     const len = data.length;
     if (len === 0) return;
     this.#check(pa, len);

@@ -1541,6 +1541,21 @@ for (
     ],
   ] as [string, string, (w: World) => unknown][]
 ) row(entry, input, "EINVAL", run);
+row(
+  "PhysicalMemory.readInto",
+  "a string buffer",
+  "EINVAL",
+  (w) => w.soc.memory.readInto(SPARE, any("4096")),
+);
+row(
+  "PhysicalMemory.writeBytes",
+  "null data",
+  "EINVAL",
+  (w) => w.soc.memory.writeBytes(SPARE, any(null)),
+);
+row("FlpdCache.fillRun", "null level-1 table", "EINVAL", () => {
+  new FlpdCache(16).fillRun(0x4000, 0, 16, any(null));
+});
 row("Tlb", "-1 ways", "EINVAL", () => new Tlb({ sets: 4, ways: -1 }));
 row(
   "Tlb",

@@ -254,19 +254,25 @@ export class FlpdCache {
    * @param l1 The level-1 table (a live view of it), indexed by slot.
    * @throws {IommuError} `EINVAL` when `first` or `count` is not a
    * non-negative integer, or the slots run past 4095 or past the end of
-   * `l1`, or `base` is not a non-negative safe integer (nothing cached).
+   * `l1` (or `l1` is not a `Uint32Array`), or `base` is not a non-negative
+   * safe integer (nothing cached).
    */
   fillRun(base: number, first: number, count: number, l1: Uint32Array): void {
     checkAddress(base, "FLPD table base");
     if (
-      !(Number.isInteger(first) && first >= 0 && Number.isInteger(count) &&
+      !(l1 instanceof Uint32Array && Number.isInteger(first) && first >= 0 &&
+        Number.isInteger(count) &&
         count >= 0 && first + count <= Math.min(l1.length, 4096))
     ) {
       throw new IommuError(
         "EINVAL",
         `FLPD fill of ${String(count)} slots from ${
           String(first)
-        } does not fit a level-1 table of ${Math.min(l1.length, 4096)} slots`,
+        } does not fit a level-1 table of ${
+          l1 instanceof Uint32Array
+            ? `${Math.min(l1.length, 4096)} slots`
+            : `(not a Uint32Array: ${String(l1)})`
+        }`,
       );
     }
     if (this.capacity === 0) return;
