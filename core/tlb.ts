@@ -655,8 +655,8 @@ export class Tlb {
       (iova === base || iova === this.#missIova) && base <= top &&
       isSafe(paBase) && paBase >= 0 && paBase <= top &&
       typeof perm === "number" && (perm & 0x7fffffff) === perm &&
-      this.#used[set] === ways && way >= 0 && e[j + 5] === e[j + 6] &&
-      e[j + 1] === pageSize && slot !== this.#lastSlot
+      this.#used[set] === ways && way >= 0 && e[j + 1] === pageSize &&
+      slot !== this.#lastSlot && (this.#policy !== 0 || e[j + 5] === e[j + 6])
     ) {
       this.#next[set] = way + 1 === ways ? 0 : way + 1;
       this.#missCtx = NaN;
@@ -665,8 +665,11 @@ export class Tlb {
       e[j + 3] = paBase;
       e[j + 4] = perm | 0; // never -0
       const t = ++this.#clock;
-      e[j + 5] = t;
-      e[j + 6] = t; // the newest of the order
+      if (this.#policy === 0) {
+        // Only LRU reads stamps: the newest of the order.
+        e[j + 5] = t;
+        e[j + 6] = t;
+      }
       this.#quickFills++;
       return;
     }
