@@ -382,6 +382,8 @@ export class Tlb {
    * @returns The page end in bytes, or -1.
    */
   lastPageEndIf(need: number): number {
+    // A bigint would throw from `&`: it matches no entry, as documented.
+    if (typeof need !== "number") return -1;
     const j = this.#lastSlot * 8;
     const e = this.#e;
     // After a miss: base -1 plus size 0.

@@ -248,6 +248,9 @@ Deno.test("Tlb lastPageEndIf: the page end when the entry grants every bit asked
   tlb.lookup(1, 0x5000);
   assertEquals(tlb.lastPageEndIf(0.5), -1);
   assertEquals(tlb.lastPageEndIf(Number.NaN), -1);
+  // A bigint too (it used to throw a raw TypeError from `&`).
+  assertEquals(tlb.lastPageEndIf(3n as unknown as number), -1);
+  assertEquals(tlb.lastPageEndIf(0n as unknown as number), -1);
 });
 
 Deno.test("Tlb lookup: hits, misses and what a hit reports", () => {

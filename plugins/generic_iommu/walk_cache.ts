@@ -225,7 +225,7 @@ export class WalkCache extends Tlb {
   /** As `Tlb.lastPageEndIf`, also after a hit-table hit. */
   override lastPageEndIf(need: number): number {
     const last = this.#s[S_LAST]!;
-    if (last < 0) return super.lastPageEndIf(need);
+    if (last < 0 || typeof need !== "number") return super.lastPageEndIf(need);
     const h = this.#hit;
     return (h[last + 5]! & need) === need ? h[last + 1]! : -1;
   }
