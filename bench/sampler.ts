@@ -4,9 +4,9 @@
  * are medians.
  *
  * The bench files are loaded unchanged: `Deno.bench` is replaced by a
- * recorder, then every recorded bench is warmed up and timed one iteration
- * at a time (`b.start()`/`b.end()` when the bench uses them), like `deno
- * bench` does. Each file runs in a process of its own, as under `deno
+ * recorder, then every recorded bench is warmed up and sampled by the same
+ * rules as `deno bench` (see below), so the median is of the samples whose
+ * p75 `deno bench` reports. Each file runs in a process of its own, as under `deno
  * bench`, so that a file's call sites see only its own hardware type. The
  * output is `deno bench --json`'s shape with `p50` added, so
  * `bench/report.ts --from` reads it.
@@ -21,14 +21,27 @@
 import type { BenchRecord, BenchReport, BenchStats } from "./report.ts";
 export type { BenchRecord, BenchReport, BenchStats };
 
-/** Warm-up time per bench before samples are kept, in ms. */
-const WARMUP_MS = 300;
-/** Sampling time per bench, in ms. */
-const SAMPLE_MS = 1000;
-/** Shortest sample when a bench's iterations are timed in batches, in ms. */
-const BATCH_MS = 0.01;
-/** Most samples kept per bench. */
-const MAX_SAMPLES = 50_000;
+// deno bench's rules (Deno 2.9.6), so that the samples are the ones whose
+// p75 it reports: warm up for 10 ms and at least `warmup` (default 20)
+// calls; then sample for 500 ms and at least 10 calls (10 ms and at least
+// `n` calls when the bench sets `n`). A bench whose warm-up calls averaged
+// 10 µs or less is sampled in batches of 10,000 calls, each sample the
+// batch's mean, with b.start()/b.end() ignored; a slower one call by call,
+// from b.start() to b.end() when it calls them.
+/** Warm-up time per bench, in ms. */
+const WARMUP_MS = 10;
+/** Sampling time per bench without `n`, in ms. */
+const SAMPLE_MS = 500;
+/** Sampling time per bench with `n`, in ms. */
+const SAMPLE_N_MS = 10;
+/** Warm-up calls at the least, when the bench does not say. */
+const WARMUP_CALLS = 20;
+/** Samples at the least, when the bench does not set `n`. */
+const SAMPLE_CALLS = 10;
+/** Mean warm-up call time (ms) at or below which calls are batched. */
+const BATCH_BELOW_MS = 0.01;
+/** Calls per sample when batched. */
+const BATCH = 10_000;
 
 interface Recorded {
   name: string;
@@ -61,52 +74,60 @@ async function timeOne(
   warmupMs: number,
   sampleMs: number,
 ): Promise<BenchStats> {
-  let t0 = 0, t1 = 0, explicit = false;
+  // Times of the last call's b.start() / b.end(), or -1 when not called.
+  let started = -1, ended = -1;
   const timer: BenchTimer = {
     start() {
-      explicit = true;
-      t0 = performance.now();
+      started = performance.now();
     },
     end() {
-      t1 = performance.now();
+      ended = performance.now();
     },
   };
-  const once = async (): Promise<number> => {
-    const s = performance.now();
-    const r = b.fn(timer);
-    if (r instanceof Promise) await r;
-    const e = performance.now();
-    return explicit ? t1 - t0 : e - s;
-  };
-  const fixed = b.n !== undefined;
-  const warmStart = performance.now(), warmEnd = warmStart + warmupMs;
-  let warmed = 0;
-  for (; fixed ? warmed < (b.warmup ?? 0) : performance.now() < warmEnd;) {
-    await once();
+  // Like deno bench, an async function is awaited and a plain one is not
+  // (an await per call would be timed with it).
+  const isAsync = b.fn.constructor.name === "AsyncFunction";
+  const fn = b.fn;
+  let calls = b.warmup !== undefined && b.warmup >= 0 ? b.warmup : WARMUP_CALLS;
+  let budget = warmupMs, warmed = 0, warmTime = 0;
+  while (budget > 0 || calls-- > 0) {
+    const t0 = performance.now();
+    if (isAsync) await fn(timer);
+    else fn(timer);
+    const t = performance.now() - t0;
     warmed++;
+    warmTime += t;
+    budget -= t;
   }
-  // A bench much shorter than the clock's cost is timed in batches, each
-  // sample being a batch's time over its length.
-  const mean = (performance.now() - warmStart) / Math.max(1, warmed);
-  const batch = fixed || explicit || mean >= BATCH_MS
-    ? 1
-    : Math.ceil(BATCH_MS / Math.max(mean, 1e-6));
+  const fixed = b.n !== undefined && b.n > 0;
+  calls = fixed ? b.n! : SAMPLE_CALLS;
+  budget = fixed ? SAMPLE_N_MS : sampleMs;
   const samples: number[] = [];
-  const end = performance.now() + sampleMs;
-  while (
-    fixed ? samples.length < b.n! : samples.length < MAX_SAMPLES &&
-      (performance.now() < end || samples.length < 10)
-  ) {
-    if (batch === 1) {
-      samples.push((await once()) * 1e6);
-      continue;
+  if (warmTime / warmed > BATCH_BELOW_MS) {
+    while (budget > 0 || calls-- > 0) {
+      started = ended = -1;
+      const t0 = performance.now();
+      if (isAsync) await fn(timer);
+      else fn(timer);
+      const t1 = performance.now();
+      const from = started >= 0 ? started : t0, to = ended >= 0 ? ended : t1;
+      samples.push((to - from) * 1e6);
+      budget -= t1 - t0;
     }
-    const s = performance.now();
-    for (let i = 0; i < batch; i++) {
-      const r = b.fn(timer);
-      if (r instanceof Promise) await r;
+  } else {
+    const real = { start: timer.start, end: timer.end };
+    timer.start = timer.end = (): void => {};
+    calls = Math.max(Math.ceil(calls / BATCH), SAMPLE_CALLS);
+    while (budget > 0 || calls-- > 0) {
+      const t0 = performance.now();
+      if (isAsync) { for (let i = 0; i < BATCH; i++) await fn(timer); }
+      else for (let i = 0; i < BATCH; i++) fn(timer);
+      const t = performance.now() - t0;
+      samples.push(t * 1e6 / BATCH);
+      budget -= t;
     }
-    samples.push((performance.now() - s) * 1e6 / batch);
+    timer.start = real.start;
+    timer.end = real.end;
   }
   const sorted = Float64Array.from(samples).sort();
   const sum = samples.reduce((a, v) => a + v, 0);
@@ -123,12 +144,13 @@ async function timeOne(
 
 /**
  * Load one bench file with a recording `Deno.bench` (the real one is put
- * back once the file has loaded) and time its benches: about 1.3 s each,
- * or the bench's own `warmup` and `n` when it sets them.
+ * back once the file has loaded) and time its benches by `deno bench`'s
+ * rules (about 0.5 s each; 10 ms and `n` calls when a bench sets `n`).
  *
  * @param file Path of a bench file, relative to the working directory.
- * @param warmupMs Warm-up time per bench, in ms.
- * @param sampleMs Sampling time per bench, in ms.
+ * @param warmupMs Least warm-up time per bench, in ms (deno bench: 10).
+ * @param sampleMs Least sampling time per bench without `n`, in ms (deno
+ * bench: 500).
  * @returns One record per bench not marked `ignore`, in file order.
  */
 export async function sampleFile(

@@ -277,8 +277,11 @@ Deno.test("sampleFile times every bench a file declares, one record each", async
       `${r.name}: ${JSON.stringify(ok)}`,
     );
   }
-  // A bench that sets n gets exactly n samples.
-  assertEquals(records[1]!.results[0]!.ok!.n, 7);
+  // As under deno bench: a bench that sets n gets n samples after its
+  // 10 ms, and one of 3 ms a call is timed from b.start() to b.end() only.
+  const fixed = records[1]!.results[0]!.ok!;
+  assert(fixed.n >= 7 + 1, `${fixed.n} samples`);
+  assert(fixed.p50! < 1.5e6, `median ${fixed.p50} ns of an empty region`);
   const r = rows({ runtime: "x", cpu: "x", benches: records });
   assert(r.every((x) => Number.isFinite(x.p50)));
 });
