@@ -33,6 +33,10 @@ import type { PhysicalMemory } from "./memory.ts";
 import { splitIntoPages } from "./page_split.ts";
 import { trustPlan } from "./plan_trust.ts";
 
+// Entries of a frame-list or sg copy a domain keeps for reuse (512 KiB);
+// a longer list gets a copy of its own.
+const COPY_KEEP = 1 << 16;
+
 /** One scatter-gather segment: `length` bytes at physical address `pa`. */
 export interface SgSegment {
   /** Physical address in bytes. */
@@ -197,7 +201,15 @@ export class Domain {
   // Per gather, the page-table pages this domain's driver deferred into it:
   // sync frees only these, so a live frame a caller slips into a gather's
   // free list is refused instead of freed.
-  #owned = new WeakMap<IotlbGather, Set<number>>();
+  // Marks made in a gather's epoch (see IotlbGather.epoch): a reset gather
+  // starts with none.
+  #owned = new WeakMap<IotlbGather, { epoch: number; pages: Set<number> }>();
+  // Copies of frame lists and sg segments that are not plain typed arrays,
+  // so that what is checked is what the driver maps (kept for reuse up to
+  // COPY_KEEP entries).
+  #frameCopy = new Float64Array(0);
+  #sgPa = new Float64Array(0);
+  #sgLen = new Float64Array(0);
   #freed = false;
   #c: DomainCounters = {
     maps: 0,
@@ -323,7 +335,11 @@ export class Domain {
     const plan = this.#plan;
     // Built from arguments checked at entry: the driver's plan check skips it.
     trustPlan(plan);
-    this.#ops.map(plan, prot);
+    try {
+      this.#ops.map(plan, prot);
+    } finally {
+      trustPlan(null);
+    }
     const n = plan.count;
     if (plan.uniform > 0) {
       // One page per run; reading pages/pageSize would write them out.
@@ -412,6 +428,7 @@ export class Domain {
     // is a slow floating-point remainder above 2^31.
     const inv = 1 / pageSize;
     const plan = this.#plan;
+    frames = this.#stableFrames(frames, n, pageSize);
     // First a validating pass that stops at the first frame continuing its
     // predecessor: a fully scattered list (the common case) then becomes a
     // uniform plan that reads the frames in place.
@@ -423,6 +440,7 @@ export class Domain {
       try {
         this.#ops.map(plan, prot);
       } finally {
+        trustPlan(null);
         plan.clear(); // drop the reference to the caller's frames
       }
       this.#count(n, n, n * pageSize);
@@ -493,8 +511,38 @@ export class Domain {
     }
     plan.count = runs;
     trustPlan(plan);
-    this.#ops.map(plan, prot);
+    try {
+      this.#ops.map(plan, prot);
+    } finally {
+      trustPlan(null);
+    }
     this.#count(runs, leaves, n * pageSize);
+  }
+
+  // The frames both the checks and the driver read: a plain Float64Array in
+  // place; any other list (an array, a proxy whose values could change
+  // between reads, a shared buffer another thread could write) copied
+  // first, each value read once.
+  #stableFrames(
+    frames: ArrayLike<number>,
+    n: number,
+    pageSize: number,
+  ): ArrayLike<number> {
+    if (
+      frames instanceof Float64Array && ArrayBuffer.isView(frames) &&
+      !(frames.buffer instanceof SharedArrayBuffer)
+    ) return frames;
+    let copy = this.#frameCopy;
+    if (copy.length < n) {
+      copy = new Float64Array(n);
+      if (n <= COPY_KEEP) this.#frameCopy = copy;
+    }
+    for (let i = 0; i < n; i++) {
+      const f: unknown = frames[i];
+      if (typeof f !== "number") this.#badFrame(i, f as number, pageSize);
+      copy[i] = f;
+    }
+    return copy;
   }
 
   #badFrame(i: number, f: number, pageSize: number): never {
@@ -526,33 +574,49 @@ export class Domain {
     if (segments.length === 0) {
       throw new IommuError("EINVAL", "scatter-gather list must not be empty");
     }
+    // Each segment's pa and length are read once, checked, and kept: a
+    // getter cannot hand the plan a value other than the one checked.
+    const count = segments.length;
+    let sgPa = this.#sgPa, sgLen = this.#sgLen;
+    if (sgPa.length < count) {
+      sgPa = new Float64Array(count);
+      sgLen = new Float64Array(count);
+      if (count <= COPY_KEEP) {
+        this.#sgPa = sgPa;
+        this.#sgLen = sgLen;
+      }
+    }
     let total = 0;
-    for (let i = 0; i < segments.length; i++) {
+    for (let i = 0; i < count; i++) {
       const s = segments[i]!;
       checkObject(s, `segment ${i}`);
+      const pa = s.pa, length = s.length;
       try {
-        this.#checkPaRange(s.pa, s.length);
-        aligned(s.length, this.minPageSize, "length");
+        this.#checkPaRange(pa, length);
+        aligned(length, this.minPageSize, "length");
       } catch (e) {
         const err = e as IommuError;
         throw new IommuError(err.kind, `segment ${i}: ${err.message}`);
       }
-      total += s.length;
+      sgPa[i] = pa;
+      sgLen[i] = length;
+      total += length;
     }
     this.#checkIovaRange(iova, total);
     const plan = this.#plan;
     plan.clear();
     let at = iova;
-    let runPa = segments[0]!.pa;
+    let runPa = sgPa[0]!;
     let runLen = 0;
-    for (const s of segments) {
-      if (runLen > 0 && s.pa !== runPa + runLen) {
+    for (let i = 0; i < count; i++) {
+      const pa = sgPa[i]!;
+      if (runLen > 0 && pa !== runPa + runLen) {
         splitIntoPages(at, runPa, runLen, this.pageSizes, plan);
         at += runLen;
-        runPa = s.pa;
+        runPa = pa;
         runLen = 0;
       }
-      runLen += s.length;
+      runLen += sgLen[i]!;
     }
     splitIntoPages(at, runPa, runLen, this.pageSizes, plan);
     this.#commit(prot);
@@ -631,14 +695,16 @@ export class Domain {
   }
 
   // Mark the free-list entries from `from` on as deferred by this domain.
+  // Marks of an earlier epoch (the gather was reset since) or made while
+  // the list was emptied by hand are dropped first.
   #own(gather: IotlbGather, from: number): void {
-    let set = this.#owned.get(gather);
-    if (set === undefined) {
-      set = new Set();
-      this.#owned.set(gather, set);
+    let mark = this.#owned.get(gather);
+    if (mark === undefined || mark.epoch !== gather.epoch || from === 0) {
+      mark = { epoch: gather.epoch, pages: new Set() };
+      this.#owned.set(gather, mark);
     }
     const list = gather.freeList;
-    for (let i = from; i < list.length; i++) set.add(list[i]!);
+    for (let i = from; i < list.length; i++) mark.pages.add(list[i]!);
   }
 
   #refusePartial(at: number, leaf: number): never {
@@ -657,9 +723,10 @@ export class Domain {
    * @param gather A gather filled by {@linkcode Domain.unmapNoSync}.
    * @throws {IommuError} `EINVAL` when `gather` is not an
    * {@linkcode IotlbGather}, or its free list holds an address this
-   * domain's unmaps did not defer into it (a live table, a frame of another
-   * domain), one that is not a live frame block, or one twice (nothing is
-   * invalidated or freed, the gather is left as it was).
+   * domain's unmaps did not defer into it since its last reset (a live
+   * table, a frame of another domain: a gather serves one domain), one that
+   * is not a live frame block, or one twice (nothing is invalidated or
+   * freed, the gather is left as it was).
    */
   sync(gather: IotlbGather): void {
     this.#checkGather(gather);
@@ -697,7 +764,8 @@ export class Domain {
   // frees nothing.
   #checkFreeList(list: readonly number[], gather: IotlbGather): void {
     const frames = this.#ctx.memory.frames;
-    const owned = this.#owned.get(gather);
+    const mark = this.#owned.get(gather);
+    const owned = mark?.epoch === gather.epoch ? mark.pages : undefined;
     const seen = list.length > 1 ? new Set<number>() : null;
     for (const pa of list) {
       const name = typeof pa === "number" ? hex(pa) : String(pa);

@@ -23,8 +23,23 @@ export class IotlbGather {
   pageSize = 0;
   /** Leaves gathered since the last reset. */
   leaves = 0;
-  /** Page-table pages (physical addresses) to free once the range is invalidated. */
+  /**
+   * Page-table pages (physical addresses) to free once the range is
+   * invalidated. Read it; change it only through
+   * {@linkcode IotlbGather.deferFree} and {@linkcode IotlbGather.reset}
+   * (a `Domain` frees only what it deferred since the last reset).
+   */
   readonly freeList: number[] = [];
+  #epoch = 0;
+
+  /**
+   * How many times the gather was reset: whoever notes what it put into
+   * the free list (a `Domain`, to free only its own tables) tells a reused
+   * gather from the one it filled.
+   */
+  get epoch(): number {
+    return this.#epoch;
+  }
 
   /** True when nothing was gathered. */
   get isEmpty(): boolean {
@@ -79,6 +94,7 @@ export class IotlbGather {
     this.pageSize = 0;
     this.leaves = 0;
     this.freeList.length = 0;
+    this.#epoch++;
   }
 }
 

@@ -105,7 +105,8 @@ export class MapPlan {
    * Make the plan `count` runs of one `pageSize` page each at consecutive
    * IOVAs from `iova`, run `i` mapping `pa[i]`, and set
    * {@linkcode MapPlan.uniform}. A `Float64Array` `pa` is used in place
-   * (keep it unchanged while the plan is in use); other lists are copied.
+   * (keep it unchanged while the plan is in use); other lists (a proxy or
+   * one over a SharedArrayBuffer too) are copied.
    * Values must already be valid.
    *
    * @param iova First IOVA in bytes.
@@ -130,7 +131,13 @@ export class MapPlan {
       );
     }
     this.clear();
-    if (pa instanceof Float64Array) {
+    // Only a plain Float64Array is kept in place: a proxy (which passes
+    // instanceof) or a shared buffer could change between the check of a
+    // value and its use.
+    if (
+      pa instanceof Float64Array && ArrayBuffer.isView(pa) &&
+      !(pa.buffer instanceof SharedArrayBuffer)
+    ) {
       this.pa = pa;
     } else {
       this.reserve(count);

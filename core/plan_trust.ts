@@ -11,20 +11,24 @@ let trusted: object | null = null;
 
 /**
  * Mark `plan` as built from checked arguments (called by `Domain` right
- * before it hands the plan to its driver; the last mark wins).
+ * before it hands the plan to its driver, and with null right after, so a
+ * plan someone kept a reference to is not trusted later).
  *
- * @param plan A plan only the caller holds.
+ * @param plan A plan only the caller holds, or null to drop the mark.
  */
-export function trustPlan(plan: object): void {
+export function trustPlan(plan: object | null): void {
   trusted = plan;
 }
 
 /**
- * Whether `plan` is the plan last marked by {@linkcode trustPlan}.
+ * Whether `plan` is the plan marked by {@linkcode trustPlan}; a match uses
+ * the mark up (one check per driver call).
  *
  * @param plan Any plan.
  * @returns True when the entry check may skip it.
  */
 export function isTrustedPlan(plan: unknown): boolean {
-  return plan === trusted;
+  if (plan !== trusted) return false;
+  trusted = null;
+  return true;
 }
