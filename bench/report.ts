@@ -16,6 +16,8 @@
  *   deno run -A bench/report.ts --from out.json  # re-print a saved run
  *   deno run -A bench/report.ts --markdown       # tables for the README
  *   deno run -A bench/report.ts --targets        # the issue's targets, met or not
+ *   deno run -A bench/report.ts --from run.json --medians med.json --targets
+ *                                 # ... with bench/sampler.ts's medians beside
  *
  * @module
  */
@@ -413,19 +415,31 @@ function fmtMeasure(t: Target, v: number): string {
 /**
  * The issue's targets against a run, as a markdown table: each matching
  * bench, its p75 and min measure, and whether p75 meets the target (and, if
- * not, whether min does, and by how much p75 misses). A report from
- * `bench/sampler.ts` also has medians: then the median measure and its
- * verdict come first, since the issue's targets are medians.
+ * not, whether min does, and by how much p75 misses).
+ *
+ * The issue's targets are medians, which `deno bench` does not report:
+ * `bench/sampler.ts` measures them. Given its rows as `sampled`, each
+ * target also gets the sampler's median and p75 (its p75 beside `deno
+ * bench`'s shows how far the two harnesses agree on that bench) and a
+ * verdict on the median. A report that is itself the sampler's (rows with
+ * medians) gets its median, p75 and min with a verdict on each of the
+ * first two.
  *
  * @param all Rows of a report.
+ * @param sampled Rows of a `bench/sampler.ts` report of the same benches.
  * @returns Markdown.
  */
-export function renderTargets(all: Row[]): string {
-  const medians = all.some((r) => Number.isFinite(r.p50));
-  const lines = medians
+export function renderTargets(all: Row[], sampled?: Row[]): string {
+  const own = sampled === undefined && all.some((r) => Number.isFinite(r.p50));
+  const lines = own
     ? [
       "| target | where | median | p75 | min | verdict (median) | verdict (p75) |",
       "| --- | --- | ---: | ---: | ---: | --- | --- |",
+    ]
+    : sampled !== undefined
+    ? [
+      "| target | where | p75 | min | median (sampler) | p75 (sampler) | verdict (p75) | verdict (median) |",
+      "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     : [
       "| target | where | p75 | min | verdict (p75) |",
@@ -454,10 +468,18 @@ export function renderTargets(all: Row[]): string {
         ? r.name
         : `${who}, ${r.name}`;
       const cells = [t.label, where];
-      if (medians) {
+      if (own) {
         const h = measure(t, r, base, "p50");
         cells.push(fmtMeasure(t, h), fmtMeasure(t, p), fmtMeasure(t, m));
         cells.push(verdict(h, m), verdict(p, m));
+      } else if (sampled !== undefined) {
+        const s = sampled.find((x) => x.group === r.group && x.name === r.name);
+        const sBase = sampled.find((x) => x.group === r.group && x.baseline);
+        const h = s === undefined ? NaN : measure(t, s, sBase, "p50");
+        const sp = s === undefined ? NaN : measure(t, s, sBase, "p75");
+        cells.push(fmtMeasure(t, p), fmtMeasure(t, m));
+        cells.push(fmtMeasure(t, h), fmtMeasure(t, sp));
+        cells.push(verdict(p, m), verdict(h, m));
       } else {
         cells.push(fmtMeasure(t, p), fmtMeasure(t, m), verdict(p, m));
       }
@@ -498,6 +520,7 @@ if (import.meta.main) {
   const targets = flag("--targets");
   const from = take("--from");
   const save = take("--json");
+  const mediansFrom = take("--medians");
   const report = from !== undefined
     ? JSON.parse(await Deno.readTextFile(from)) as BenchReport
     : await runBench(args);
@@ -510,5 +533,8 @@ if (import.meta.main) {
     }Z · statistic: p75 (min beside)`,
   );
   const all = rows(report);
-  console.log(targets ? renderTargets(all) : render(all, markdown));
+  const sampled = mediansFrom === undefined ? undefined : rows(
+    JSON.parse(await Deno.readTextFile(mediansFrom)) as BenchReport,
+  );
+  console.log(targets ? renderTargets(all, sampled) : render(all, markdown));
 }

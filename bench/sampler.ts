@@ -69,66 +69,132 @@ function rank(sorted: Float64Array, q: number): number {
   return sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]!;
 }
 
-async function timeOne(
-  b: Recorded,
-  warmupMs: number,
-  sampleMs: number,
-): Promise<BenchStats> {
-  // Times of the last call's b.start() / b.end(), or -1 when not called.
-  let started = -1, ended = -1;
-  const timer: BenchTimer = {
-    start() {
-      started = performance.now();
-    },
-    end() {
-      ended = performance.now();
-    },
+// The b.start() / b.end() times of the call being timed (-1: not called),
+// and the context every bench gets; module-level, so that the timing loops
+// keep no closure state.
+let explicitStart = -1;
+let explicitEnd = -1;
+const timer: BenchTimer = {
+  start(): void {
+    explicitStart = performance.now();
+  },
+  end(): void {
+    explicitEnd = performance.now();
+  },
+};
+const noTimer: BenchTimer = { start(): void {}, end(): void {} };
+
+interface Budget {
+  warmupMs: number;
+  sampleMs: number;
+  warmupCalls: number;
+  /** Samples at the least (`n`, else SAMPLE_CALLS). */
+  sampleCalls: number;
+  /** Sampling time, ms. */
+  sampleBudget: number;
+}
+
+function budgetOf(b: Recorded, warmupMs: number, sampleMs: number): Budget {
+  const fixed = b.n !== undefined && b.n > 0;
+  return {
+    warmupMs,
+    sampleMs,
+    warmupCalls: b.warmup !== undefined && b.warmup >= 0
+      ? b.warmup
+      : WARMUP_CALLS,
+    sampleCalls: fixed ? b.n! : SAMPLE_CALLS,
+    sampleBudget: fixed ? SAMPLE_N_MS : sampleMs,
   };
-  // Like deno bench, an async function is awaited and a plain one is not
-  // (an await per call would be timed with it).
-  const isAsync = b.fn.constructor.name === "AsyncFunction";
-  const fn = b.fn;
-  let calls = b.warmup !== undefined && b.warmup >= 0 ? b.warmup : WARMUP_CALLS;
-  let budget = warmupMs, warmed = 0, warmTime = 0;
+}
+
+// A plain bench, timed without an await anywhere in its loops (an await
+// per call would be timed with it, and would keep V8 from compiling the
+// loop around the call the way deno bench's is).
+function timeSync(fn: Recorded["fn"], q: Budget): number[] {
+  let calls = q.warmupCalls, budget = q.warmupMs, warmed = 0, warmTime = 0;
   while (budget > 0 || calls-- > 0) {
     const t0 = performance.now();
-    if (isAsync) await fn(timer);
-    else fn(timer);
+    fn(timer);
     const t = performance.now() - t0;
     warmed++;
     warmTime += t;
     budget -= t;
   }
-  const fixed = b.n !== undefined && b.n > 0;
-  calls = fixed ? b.n! : SAMPLE_CALLS;
-  budget = fixed ? SAMPLE_N_MS : sampleMs;
+  calls = q.sampleCalls;
+  budget = q.sampleBudget;
   const samples: number[] = [];
   if (warmTime / warmed > BATCH_BELOW_MS) {
     while (budget > 0 || calls-- > 0) {
-      started = ended = -1;
+      explicitStart = explicitEnd = -1;
       const t0 = performance.now();
-      if (isAsync) await fn(timer);
-      else fn(timer);
+      fn(timer);
       const t1 = performance.now();
-      const from = started >= 0 ? started : t0, to = ended >= 0 ? ended : t1;
+      const from = explicitStart >= 0 ? explicitStart : t0;
+      const to = explicitEnd >= 0 ? explicitEnd : t1;
       samples.push((to - from) * 1e6);
       budget -= t1 - t0;
     }
-  } else {
-    const real = { start: timer.start, end: timer.end };
-    timer.start = timer.end = (): void => {};
-    calls = Math.max(Math.ceil(calls / BATCH), SAMPLE_CALLS);
-    while (budget > 0 || calls-- > 0) {
-      const t0 = performance.now();
-      if (isAsync) { for (let i = 0; i < BATCH; i++) await fn(timer); }
-      else for (let i = 0; i < BATCH; i++) fn(timer);
-      const t = performance.now() - t0;
-      samples.push(t * 1e6 / BATCH);
-      budget -= t;
-    }
-    timer.start = real.start;
-    timer.end = real.end;
+    return samples;
   }
+  calls = Math.max(Math.ceil(calls / BATCH), SAMPLE_CALLS);
+  while (budget > 0 || calls-- > 0) {
+    const t0 = performance.now();
+    for (let i = 0; i < BATCH; i++) fn(noTimer);
+    const t = performance.now() - t0;
+    samples.push(t * 1e6 / BATCH);
+    budget -= t;
+  }
+  return samples;
+}
+
+// The same for an async bench, each call awaited.
+async function timeAsync(fn: Recorded["fn"], q: Budget): Promise<number[]> {
+  let calls = q.warmupCalls, budget = q.warmupMs, warmed = 0, warmTime = 0;
+  while (budget > 0 || calls-- > 0) {
+    const t0 = performance.now();
+    await fn(timer);
+    const t = performance.now() - t0;
+    warmed++;
+    warmTime += t;
+    budget -= t;
+  }
+  calls = q.sampleCalls;
+  budget = q.sampleBudget;
+  const samples: number[] = [];
+  if (warmTime / warmed > BATCH_BELOW_MS) {
+    while (budget > 0 || calls-- > 0) {
+      explicitStart = explicitEnd = -1;
+      const t0 = performance.now();
+      await fn(timer);
+      const t1 = performance.now();
+      const from = explicitStart >= 0 ? explicitStart : t0;
+      const to = explicitEnd >= 0 ? explicitEnd : t1;
+      samples.push((to - from) * 1e6);
+      budget -= t1 - t0;
+    }
+    return samples;
+  }
+  calls = Math.max(Math.ceil(calls / BATCH), SAMPLE_CALLS);
+  while (budget > 0 || calls-- > 0) {
+    const t0 = performance.now();
+    for (let i = 0; i < BATCH; i++) await fn(noTimer);
+    const t = performance.now() - t0;
+    samples.push(t * 1e6 / BATCH);
+    budget -= t;
+  }
+  return samples;
+}
+
+async function timeOne(
+  b: Recorded,
+  warmupMs: number,
+  sampleMs: number,
+): Promise<BenchStats> {
+  const q = budgetOf(b, warmupMs, sampleMs);
+  // Like deno bench: an async function is awaited, a plain one is not.
+  const samples = b.fn.constructor.name === "AsyncFunction"
+    ? await timeAsync(b.fn, q)
+    : timeSync(b.fn, q);
   const sorted = Float64Array.from(samples).sort();
   const sum = samples.reduce((a, v) => a + v, 0);
   return {

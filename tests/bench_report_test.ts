@@ -252,6 +252,52 @@ Deno.test("with medians (bench/sampler.ts), renderTargets judges the median firs
   assert(!renderTargets(rows(REPORT)).includes("median"));
 });
 
+Deno.test("renderTargets puts the sampler's median and p75 beside deno bench's figures", () => {
+  const group = "iova fragmented";
+  const one = (p50: number | undefined, p75: number, min: number) => ({
+    n: 10,
+    min,
+    max: p75 * 2,
+    avg: p75,
+    ...(p50 === undefined ? {} : { p50 }),
+    p75,
+    p99: p75,
+  });
+  const report = (withMedians: boolean, k: number): BenchReport => ({
+    runtime: "Deno/test",
+    cpu: "test",
+    benches: [
+      {
+        origin: "file:///x_bench.ts",
+        group,
+        name: "32 x random alloc+free, 1K live ranges",
+        baseline: true,
+        results: [{ ok: one(withMedians ? 1_000 : undefined, 1_000, 900) }],
+      },
+      {
+        origin: "file:///x_bench.ts",
+        group,
+        name: "32 x random alloc+free, 1M live ranges",
+        baseline: false,
+        results: [{
+          ok: one(withMedians ? 2_900 : undefined, 3_200 * k, 2_600),
+        }],
+      },
+    ],
+  });
+  const t = renderTargets(rows(report(false, 1)), rows(report(true, 1.1)));
+  const lines = t.split("\n");
+  assert(lines[0]!.includes("| median (sampler) | p75 (sampler) |"), t);
+  const line = lines.find((l) => l.includes("1M live ranges"))!;
+  // deno bench: 3.20x p75, 2.89x min; sampler: 2.90x median, 3.52x p75.
+  assert(
+    line.endsWith(
+      "| 3.20x | 2.89x | 2.90x | 3.52x | missed by 7% (min meets it) | met |",
+    ),
+    t,
+  );
+});
+
 Deno.test("sampleFile times every bench a file declares, one record each", async () => {
   const real = Deno.bench;
   const records = await sampleFile(
