@@ -936,6 +936,55 @@ row("IovaAllocator.alloc", "space exhausted", "ENOMEM", () => {
   }
 });
 
+// A warm allocator whose 8 KiB class has a cached range (the rcache fast
+// path), and a check that a refused call leaves its stats and audit as they were.
+function iovaUnchanged(fn: (a: IovaAllocator) => unknown): unknown {
+  const a = new IovaAllocator({ end: 2 ** 32 });
+  a.free(a.alloc(8192), 8192);
+  a.alloc(8192);
+  a.free(a.alloc(8192), 8192);
+  const before = JSON.stringify([a.stats(), a.audit()]);
+  try {
+    return fn(a);
+  } finally {
+    assertEquals(JSON.stringify([a.stats(), a.audit()]), before);
+  }
+}
+for (
+  const [name, v] of [["8192n (a bigint)", 8192n], ["null", null]] as const
+) {
+  row(
+    "IovaAllocator.alloc",
+    `size ${name}, with a cached range of the class`,
+    "EINVAL",
+    () => iovaUnchanged((a) => a.alloc(any(v))),
+  );
+  row(
+    "IovaAllocator.alloc",
+    `limit ${name}`,
+    "EINVAL",
+    () => iovaUnchanged((a) => a.alloc(8192, any(v))),
+  );
+  row(
+    "IovaAllocator.free",
+    `size ${name}`,
+    "EINVAL",
+    () => iovaUnchanged((a) => a.free(2 ** 32 - 8192, any(v))),
+  );
+  row(
+    "IovaAllocator.reserve",
+    `start ${name}`,
+    "EINVAL",
+    () => iovaUnchanged((a) => a.reserve(any(v), 4096)),
+  );
+  row(
+    "IovaAllocator.find",
+    `iova ${name}`,
+    "EINVAL",
+    () => iovaUnchanged((a) => a.find(any(v))),
+  );
+}
+
 // ---------------------------------------------------------------- plugins
 row(
   "samsungSysmmu probe",

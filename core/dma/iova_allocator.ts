@@ -439,7 +439,8 @@ export class IovaAllocator {
    * the aperture end.
    * @returns The first IOVA of the range (never 0).
    * @throws {IommuError} `EINVAL` when `size` is not a positive safe integer
-   * or `limit` is not an integer in 1..2^53; `ERANGE` when the rounded size
+   * (including a bigint, null or a string; nothing changes) or `limit` is not
+   * an integer number in 1..2^53; `ERANGE` when the rounded size
    * is larger than the whole window between the aperture start and the
    * limit (it could never fit); `ENOMEM` when no free range fits now (the
    * cache is flushed and the search retried once first; nothing else
@@ -449,9 +450,14 @@ export class IovaAllocator {
     // Fast path: a positive int32 size of a cached class, the same limit as
     // the previous call (validated then), and the top of the loaded magazine
     // fits. It cannot be ERANGE: a cached range of this class fits. Anything
-    // else takes the general path, which validates from scratch.
+    // else takes the general path, which validates from scratch. The typeof
+    // test keeps a bigint off `|` (a raw TypeError); V8 folds it into the
+    // number check it already makes.
     const lim = limit === undefined ? this.#endBytes : limit;
-    if ((size | 0) === size && size > 0 && lim === this.#lastLimit) {
+    if (
+      typeof size === "number" && (size | 0) === size && size > 0 &&
+      lim === this.#lastLimit
+    ) {
       const n = Math.ceil(size * this.#inv);
       if (n <= this.#cacheMax) {
         const k = 32 - Math.clz32(n - 1);
