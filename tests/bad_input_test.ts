@@ -48,7 +48,12 @@ import {
   LpaePageTable,
   setStreamBypass,
 } from "../plugins/generic_iommu/mod.ts";
-import { FlpdCache, samsungSysmmu } from "../plugins/samsung_sysmmu/mod.ts";
+import {
+  FlpdCache,
+  samsungSysmmu,
+  type SysmmuDriver,
+  type SysmmuUnitState,
+} from "../plugins/samsung_sysmmu/mod.ts";
 import { GENERIC_SOC_DTB } from "../platforms/mod.ts";
 import {
   createVirtioIommu,
@@ -1335,6 +1340,119 @@ row(
   "EINVAL",
   (w) => w.s.ops.attach(any(undefined), []),
 );
+// The samsung driver's own entry points: the world snapshot does not see
+// its counters or the unit's control register, so these rows check them.
+function sysmmuUnchanged(
+  w: World,
+  fn: (drv: SysmmuDriver, units: Set<SysmmuUnitState>) => unknown,
+): unknown {
+  const drv = w.sysmmu.driver as SysmmuDriver;
+  const units = (w.s.ops as unknown as { units: Set<SysmmuUnitState> }).units;
+  const state = () =>
+    JSON.stringify([
+      drv.counters(),
+      w.sysmmu.hardware.counters(),
+      w.sysmmu.hardware.readRegister(0),
+      units.size,
+    ]);
+  const before = state();
+  try {
+    return fn(drv, units);
+  } finally {
+    assertEquals(state(), before);
+  }
+}
+for (
+  const [name, v] of [
+    ["42 (not iterable)", 42],
+    ["null", null],
+    ["[null]", [null]],
+    ["[{} (not a unit state)]", [{}]],
+  ] as const
+) {
+  row(
+    "SysmmuDriver.invalidateRange",
+    `units ${name}`,
+    "EINVAL",
+    (w) => sysmmuUnchanged(w, (d) => d.invalidateRange(any(v), 0, 0xfff, 4096)),
+  );
+  row(
+    "SysmmuDriver.flushFlpd",
+    `units ${name}`,
+    "EINVAL",
+    (w) =>
+      sysmmuUnchanged(w, (d) => d.flushFlpd(any(v), new Int32Array([1]), 1)),
+  );
+}
+for (
+  const [name, args] of [
+    ["start NaN", [NaN, 0xfff, 4096]],
+    ["start 4096n (a bigint)", [4096n, 0x1fff, 4096]],
+    ["last below start", [0x2000, 0xfff, 4096]],
+    ["last 2^32 (beyond the 32-bit IOVA space)", [0, 2 ** 32, 4096]],
+    ["granule 0", [0, 0xfff, 0]],
+    ["granule 4096n (a bigint)", [0, 0xfff, 4096n]],
+  ] as const
+) {
+  row(
+    "SysmmuDriver.invalidateRange",
+    name,
+    "EINVAL",
+    (w) =>
+      sysmmuUnchanged(
+        w,
+        (d, u) =>
+          d.invalidateRange(u, any(args[0]), any(args[1]), any(args[2])),
+      ),
+  );
+}
+for (
+  const [name, slots, count] of [
+    ["slots [1, 2] (not an Int32Array)", [1, 2], 2],
+    ["count 2 beyond 1 slot", new Int32Array([1]), 2],
+    ["count 1n (a bigint)", new Int32Array([1]), 1n],
+    ["slot 4096 (beyond level 1)", new Int32Array([4096]), 1],
+  ] as const
+) {
+  row(
+    "SysmmuDriver.flushFlpd",
+    name,
+    "EINVAL",
+    (w) => sysmmuUnchanged(w, (d, u) => d.flushFlpd(u, any(slots), any(count))),
+  );
+}
+for (
+  const [name, args] of [
+    ["unit null", (w: World) => [null, w.sysmmu.hardware, () => true]],
+    [
+      "hardware {} (not a SysmmuHardware)",
+      (w: World) => [w.sysmmu, {}, () => true],
+    ],
+    ["fault route 42", (w: World) => [w.sysmmu, w.sysmmu.hardware, 42]],
+  ] as const
+) {
+  row(
+    "SysmmuDriver.addUnit",
+    name,
+    "EINVAL",
+    (w) =>
+      sysmmuUnchanged(w, (d) => {
+        const [u, h, r] = args(w);
+        return d.addUnit(any(u), any(h), any(r));
+      }),
+  );
+}
+row(
+  "SysmmuDriver.addUnit",
+  "the same hardware twice",
+  "EEXIST",
+  (w) =>
+    sysmmuUnchanged(
+      w,
+      (d) => d.addUnit(w.sysmmu, any(w.sysmmu.hardware), () => true),
+    ),
+);
+
 // RAM stores refuse values they would have wrapped.
 const SPARE = 0x4f00_0000; // a RAM page nothing in the world uses
 row(

@@ -6,6 +6,8 @@
  * @module
  */
 import {
+  checkObject,
+  describeValue,
   hex,
   type IommuDomainOps,
   type IommuDriver,
@@ -14,7 +16,7 @@ import {
   type IommuUnit,
   type PhysicalMemory,
 } from "../../core/mod.ts";
-import type { SysmmuHardware } from "./hardware.ts";
+import { SysmmuHardware } from "./hardware.ts";
 import { LV2_TABLE_BYTES, pteFormat, type SysmmuPteFormat } from "./pte.ts";
 import {
   cfgValueFor,
@@ -175,12 +177,40 @@ export class SysmmuDriver implements IommuDriver {
    * @param unit The unit.
    * @param hw Its hardware.
    * @param report Its fault route.
+   * @throws {IommuError} `EINVAL` when `unit` is not an object, `hw` is not
+   * a {@linkcode SysmmuHardware} or `report` is not a function; `EEXIST`
+   * when `hw` is registered already. Nothing is registered then.
    */
   addUnit(
     unit: IommuUnit,
     hw: SysmmuHardware,
     report: (fault: IommuFault) => boolean,
   ): void {
+    checkObject(unit, "System MMU unit");
+    if (!(hw instanceof SysmmuHardware)) {
+      throw new IommuError(
+        "EINVAL",
+        `System MMU hardware must be a SysmmuHardware, got ${
+          describeValue(hw)
+        }`,
+      );
+    }
+    if (typeof report !== "function") {
+      throw new IommuError(
+        "EINVAL",
+        `System MMU fault route must be a function, got ${
+          describeValue(report)
+        }`,
+      );
+    }
+    if (this.#units.has(hw)) {
+      throw new IommuError(
+        "EEXIST",
+        `System MMU hardware of unit ${
+          describeValue(unit.name)
+        } is registered already`,
+      );
+    }
     const state: SysmmuUnitState = {
       unit,
       hw,
@@ -332,6 +362,10 @@ export class SysmmuDriver implements IommuDriver {
    * @param start First byte.
    * @param last Last byte.
    * @param granule Smallest leaf size in the range, bytes.
+   * @throws {IommuError} `EINVAL` when `units` is not an iterable of this
+   * driver's unit states, or `start`/`last` are not integers with
+   * `0 <= start <= last < 2^32`, or `granule` is not an integer in
+   * 1..2^32; nothing is blocked or flushed then.
    */
   invalidateRange(
     units: Iterable<SysmmuUnitState>,
@@ -339,8 +373,28 @@ export class SysmmuDriver implements IommuDriver {
     last: number,
     granule: number,
   ): void {
+    // One combined test (false for NaN, bigint-free compares); the precise
+    // complaint is built out of line.
+    if (
+      !(start >= 0 && last >= start && last <= 0xffff_ffff &&
+        granule >= 1 && granule <= 2 ** 32) ||
+      typeof start !== "number" || typeof last !== "number" ||
+      typeof granule !== "number" || start % 1 !== 0 || last % 1 !== 0 ||
+      granule % 1 !== 0
+    ) {
+      throw badRange(start, last, granule);
+    }
+    // A domain's set holds one unit almost always: then the element is
+    // checked in the loop, before anything is done (a separate pass cost
+    // ~30 ns per unmap); larger or other iterables are checked first.
+    const one = units instanceof Set && units.size <= 1;
+    if (!one) this.#checkUnits(units);
     for (const s of units) {
-      if (!s.active || !this.#block(s)) continue;
+      if (one && (s === null || typeof s !== "object")) throw badUnit(s);
+      if (!s.active) continue;
+      // Only an active state is used: its hardware is checked then.
+      if (one && !(s.hw instanceof SysmmuHardware)) throw badUnit(s);
+      if (!this.#block(s)) continue;
       const hw = s.hw;
       const l = hw.layout;
       const first = start - (start % 4096);
@@ -385,13 +439,21 @@ export class SysmmuDriver implements IommuDriver {
    * @param units The domain's units.
    * @param slots Level-1 indices whose entry changed.
    * @param count How many of `slots` are valid.
+   * @throws {IommuError} `EINVAL` when `units` is not an iterable of this
+   * driver's unit states, `slots` is not an Int32Array of level-1 indices
+   * (0..4095) or `count` is not an integer in 0..slots.length (a count of 0
+   * flushes nothing and checks nothing); nothing is flushed then.
    */
   flushFlpd(
     units: Iterable<SysmmuUnitState>,
     slots: Int32Array,
     count: number,
   ): void {
-    if (count === 0 || !this.flpdWorkaround) return;
+    // Nothing to flush (the common case on map): nothing is used, so
+    // nothing is checked; any other count is checked out of line.
+    if (count === 0) return;
+    this.#checkFlpd(units, slots, count);
+    if (!this.flpdWorkaround) return;
     for (const s of units) {
       if (!s.active || !s.flushFlpd || !this.#block(s)) continue;
       const hw = s.hw;
@@ -408,6 +470,39 @@ export class SysmmuDriver implements IommuDriver {
       }
       hw.writeRegister(REG_MMU_CTRL, CTRL_ENABLE);
       this.#c.flpdFlushes++;
+    }
+  }
+
+  /** Throws what flushFlpd owes for malformed arguments. */
+  #checkFlpd(units: unknown, slots: unknown, count: unknown): void {
+    if (
+      !(slots instanceof Int32Array) || typeof count !== "number" ||
+      !Number.isInteger(count) || count < 0 || count > slots.length
+    ) {
+      throw new IommuError(
+        "EINVAL",
+        `FLPD flush wants an Int32Array of slots and a count within it, got ${
+          describeValue(slots)
+        } and ${describeValue(count)}`,
+      );
+    }
+    for (let i = 0; i < count; i++) {
+      const slot = slots[i]!;
+      if (slot < 0 || slot > 4095) {
+        throw new IommuError(
+          "EINVAL",
+          `FLPD flush slot ${slot} is not a level-1 index (0..4095)`,
+        );
+      }
+    }
+    this.#checkUnits(units as Iterable<SysmmuUnitState>);
+  }
+
+  /** Throws EINVAL unless `units` iterates over unit states. */
+  #checkUnits(units: Iterable<SysmmuUnitState>): void {
+    checkIterable(units);
+    for (const s of units as Iterable<unknown>) {
+      if (!isUnitState(s)) throw badUnit(s);
     }
   }
 
@@ -524,4 +619,44 @@ export class SysmmuDriver implements IommuDriver {
   counters(): SysmmuDriverCounters {
     return { ...this.#c };
   }
+}
+
+function badRange(start: unknown, last: unknown, granule: unknown): IommuError {
+  return new IommuError(
+    "EINVAL",
+    `System MMU invalidation of ${describeValue(start)}..${
+      describeValue(last)
+    } by ${
+      describeValue(granule)
+    } must have integers 0 <= start <= last < 2^32 and a granule of 1..2^32`,
+  );
+}
+
+/** Throws EINVAL unless `units` is an object with an iterator. */
+function checkIterable(units: unknown): void {
+  if (
+    units === null || typeof units !== "object" ||
+    typeof (units as { [Symbol.iterator]?: unknown })[Symbol.iterator] !==
+      "function"
+  ) {
+    throw new IommuError(
+      "EINVAL",
+      `System MMU units must be an iterable of unit states, got ${
+        describeValue(units)
+      }`,
+    );
+  }
+}
+
+/** A unit state: an object whose hw is a SysmmuHardware (cheaper than a Map lookup). */
+function isUnitState(s: unknown): boolean {
+  return s !== null && typeof s === "object" &&
+    (s as SysmmuUnitState).hw instanceof SysmmuHardware;
+}
+
+function badUnit(s: unknown): IommuError {
+  return new IommuError(
+    "EINVAL",
+    `System MMU units hold ${describeValue(s)}, not a unit state`,
+  );
 }
