@@ -1511,6 +1511,21 @@ for (
   );
 }
 for (
+  const [name, iova, access] of [
+    ["iova 4096n (a bigint)", 4096n, 1],
+    ["iova NaN", NaN, 1],
+    ["iova -4096", -4096, 1],
+    ["access 0", 0x40_0000, 0],
+  ] as const
+) {
+  row(
+    "IommuHardware.translate (flat test plugin)",
+    name,
+    "EINVAL",
+    (w) => w.flat.hardware.translate(0, any(iova), access),
+  );
+}
+for (
   const [input, kind, make] of [
     [
       "log2 size NaN",

@@ -274,7 +274,27 @@ class FlatHardware implements IommuHardware {
     this.#mem = ctx.memory;
     this.#ctx = ctx;
   }
+  /**
+   * Translate one access (see `IommuHardware.translate`).
+   *
+   * @throws {IommuError} `EINVAL` when `iova` is not a non-negative safe
+   * integer number (a bigint, NaN, -1) or `access` is not 1 or 2; no
+   * counter moves and no fault is reported then.
+   */
   translate(streamId: number, iova: number, access: number): number {
+    // One combined test; a bigint iova fails the typeof before any
+    // arithmetic (it used to throw a raw TypeError from the division).
+    if (
+      typeof iova !== "number" || !(iova >= 0) || iova % 1 !== 0 ||
+      iova > Number.MAX_SAFE_INTEGER || (access !== 1 && access !== 2)
+    ) {
+      throw new IommuError(
+        "EINVAL",
+        `flat-iommu translate wants a non-negative safe integer IOVA and access 1 (read) or 2 (write), got ${
+          show(iova)
+        } and ${show(access)}`,
+      );
+    }
     this.#c.translations++;
     const domain = this.#unit.attached;
     let pa = -1;
@@ -360,4 +380,9 @@ export function flatIommu(): IommuPlugin {
       return new FlatUnit(node, ctx, driver);
     },
   };
+}
+
+/** A value for an error message (a bigint keeps its n). */
+function show(v: unknown): string {
+  return typeof v === "bigint" ? `${v}n` : String(v);
 }
