@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { hex, MAX_ADDRESS } from "./address.ts";
+import { describeValue, hex, MAX_ADDRESS } from "./address.ts";
 import { IommuError } from "./errors.ts";
 import { isTrustedPlan } from "./plan_trust.ts";
 
@@ -157,8 +157,17 @@ export class MapPlan {
    * @param pa First physical address.
    * @param pageSize Leaf size.
    * @param pages Number of leaves.
+   * @throws {IommuError} `EINVAL` when an argument is not a number (a
+   * bigint would not fit the Float64Array and threw a raw TypeError); the
+   * plan is unchanged. The values themselves are checked by the Domain.
    */
   push(iova: number, pa: number, pageSize: number, pages: number): void {
+    if (
+      typeof iova !== "number" || typeof pa !== "number" ||
+      typeof pageSize !== "number" || typeof pages !== "number"
+    ) {
+      throw notNumbers(iova, pa, pageSize, pages);
+    }
     const i = this.count;
     if (this.#lazy > 0 || this.pa !== this.#paOwn) this.#own();
     if (i === this.#iova.length) this.#grow();
@@ -396,4 +405,11 @@ export function checkMapPlan(plan: MapPlanInput, limits: MapPlanLimits): void {
     next = at + k * s;
     checkRunRange(pa[r]!, k * s, s, outEnd, r, "physical address");
   }
+}
+
+function notNumbers(...values: unknown[]): IommuError {
+  return new IommuError(
+    "EINVAL",
+    `MapPlan.push takes numbers, got ${values.map(describeValue).join(", ")}`,
+  );
 }

@@ -212,7 +212,7 @@ export class PhysicalMemory {
    * @param pa Physical address.
    * @returns The byte, 0 to 255.
    * @throws {IommuError} `EINVAL` for a malformed address (NaN, fraction,
-   * negative); `ERANGE` for a well-formed one outside RAM.
+   * negative, a bigint); `ERANGE` for a well-formed one outside RAM.
    */
   read8(pa: number): number {
     this.#check(pa, 1);
@@ -227,7 +227,7 @@ export class PhysicalMemory {
    * @param value The byte: an integer from -128 to 255 (negative values
    * store their two's complement).
    * @throws {IommuError} `EINVAL` for a malformed address (NaN, fraction,
-   * negative) or a value that is not such an integer (nothing written);
+   * negative, a bigint) or a value that is not such an integer (nothing written);
    * `ERANGE` for a well-formed address outside RAM.
    */
   write8(pa: number, value: number): void {
@@ -243,14 +243,16 @@ export class PhysicalMemory {
    * @param pa Physical address.
    * @returns The unsigned value.
    * @throws {IommuError} `EINVAL` for a malformed address (NaN, fraction,
-   * negative); `ERANGE` for a well-formed one outside RAM.
+   * negative, a bigint); `ERANGE` for a well-formed one outside RAM.
    */
   read32(pa: number): number {
-    const off = pa - this.base;
-    // Number.isInteger: `&` would silently truncate a fractional address.
+    // Number.isInteger: `&` would silently truncate a fractional address;
+    // tested on pa before any arithmetic, a bigint (raw TypeError from `-`)
+    // goes to the checked path at no extra cost.
+    const off = Number.isInteger(pa) ? pa - this.base : -1;
     if (
       (off & 3) === 0 && off >= 0 && pa + 4 <= this.end &&
-      Number.isInteger(off) && HOST_IS_LITTLE_ENDIAN
+      HOST_IS_LITTLE_ENDIAN
     ) {
       const index = Math.floor(off / CHUNK_BYTES);
       const slot = index & CACHE_MASK;
@@ -272,14 +274,15 @@ export class PhysicalMemory {
    * @param value The value: an integer from -2^31 to 2^32 - 1 (negative
    * values store their two's complement, as `|` results do).
    * @throws {IommuError} `EINVAL` for a malformed address (NaN, fraction,
-   * negative) or a value that is not such an integer (nothing written; it
+   * negative, a bigint) or a value that is not such an integer (nothing written; it
    * used to be truncated); `ERANGE` for a well-formed address outside RAM.
    */
   write32(pa: number, value: number): void {
-    const off = pa - this.base;
+    // As read32: the integer test on pa comes before any arithmetic.
+    const off = Number.isInteger(pa) ? pa - this.base : -1;
     if (
       (off & 3) === 0 && off >= 0 && pa + 4 <= this.end &&
-      Number.isInteger(off) && HOST_IS_LITTLE_ENDIAN &&
+      HOST_IS_LITTLE_ENDIAN &&
       typeof value === "number" &&
       ((value | 0) === value || value >>> 0 === value)
     ) {
@@ -301,7 +304,7 @@ export class PhysicalMemory {
    * @param pa Physical address.
    * @returns The value as a bigint (descriptors use bits above 2^53).
    * @throws {IommuError} `EINVAL` for a malformed address (NaN, fraction,
-   * negative); `ERANGE` for a well-formed one outside RAM.
+   * negative, a bigint); `ERANGE` for a well-formed one outside RAM.
    */
   read64(pa: number): bigint {
     this.#check(pa, 8);
@@ -315,7 +318,7 @@ export class PhysicalMemory {
    * @param value The value: a bigint from -2^63 to 2^64 - 1 (negative
    * values store their two's complement).
    * @throws {IommuError} `EINVAL` for a malformed address (NaN, fraction,
-   * negative) or a value that is not such a bigint (a number, or one that
+   * negative, a bigint) or a value that is not such a bigint (a number, or one that
    * does not fit 64 bits; nothing written); `ERANGE` for a well-formed
    * address outside RAM.
    */

@@ -688,6 +688,18 @@ row(
 );
 row(
   "PhysicalMemory.read32",
+  "address 0x4000_0000n (a bigint)",
+  "EINVAL",
+  (w) => w.soc.memory.read32(any(0x4000_0000n)),
+);
+row(
+  "PhysicalMemory.write32",
+  "address 0x4f00_0000n (a bigint)",
+  "EINVAL",
+  (w) => w.soc.memory.write32(any(0x4f00_0000n), 1),
+);
+row(
+  "PhysicalMemory.read32",
   "outside RAM",
   "ERANGE",
   (w) => w.soc.memory.read32(0x1000),
@@ -1115,6 +1127,27 @@ row(
   "ERANGE",
   () => new MapPlan(4).reserve(2 ** 40),
 );
+for (const at of [0, 1, 2, 3]) {
+  row(
+    "MapPlan.push",
+    `argument ${at} 4096n (a bigint)`,
+    "EINVAL",
+    () => {
+      const p = new MapPlan(4);
+      p.push(0x1000, 0x4000_0000, 4096, 1);
+      const args = [0x2000, 0x4000_1000, 4096, 1];
+      args[at] = any(4096n);
+      try {
+        return p.push(args[0]!, args[1]!, args[2]!, args[3]!);
+      } finally {
+        assertEquals(
+          [p.count, p.iova[0], p.pa[0], p.pageSize[0], p.pages[0]],
+          [1, 0x1000, 0x4000_0000, 4096, 1],
+        );
+      }
+    },
+  );
+}
 row("MapPlan.setUniform", "more pages than addresses", "EINVAL", () => {
   new MapPlan(4).setUniform(0, 4096, new Float64Array(2), 5);
 });
