@@ -1163,6 +1163,41 @@ row(
   "EINVAL",
   (w) => w.smmu.hardware.writeRegister(0, 2 ** 32 + 1),
 );
+// A warm cache whose counters and cached line must not move.
+function flpdUnchanged(
+  fn: (c: FlpdCache, l1: Uint32Array) => unknown,
+): unknown {
+  const c = new FlpdCache(16);
+  const l1 = new Uint32Array(4096).fill(0x100002);
+  c.read(0x1000, 3, l1, true);
+  const before = JSON.stringify(c.counters());
+  try {
+    return fn(c, l1);
+  } finally {
+    assertEquals(JSON.stringify(c.counters()), before);
+    assertEquals(c.lookup(0x1000, 3), 0x100002); // still cached
+  }
+}
+for (const prefetch of [true, false]) {
+  row(
+    "FlpdCache.read",
+    `slot 3n (a bigint, cached), prefetch ${prefetch}`,
+    "EINVAL",
+    () => flpdUnchanged((c, l1) => c.read(0x1000, any(3n), l1, prefetch)),
+  );
+  row(
+    "FlpdCache.read",
+    `null level-1 table on a miss, prefetch ${prefetch}`,
+    "EINVAL",
+    () => flpdUnchanged((c) => c.read(0x1000, 40, any(null), prefetch)),
+  );
+}
+row(
+  "FlpdCache.lookup",
+  "slot 3n (a bigint, cached)",
+  "EINVAL",
+  () => flpdUnchanged((c) => c.lookup(0x1000, any(3n))),
+);
 row("FlpdCache.read", "slot -1", "EINVAL", () => {
   new FlpdCache(16).read(0x1000, -1, new Uint32Array(4096), true);
 });

@@ -122,8 +122,12 @@ export class FlpdCache {
    * @param base Level-1 table PA in bytes.
    * @param slot Level-1 index, 0..4095.
    * @returns The cached descriptor (u32), or -1 on a miss.
+   * @throws {IommuError} `EINVAL` when `slot` is not a number (a bigint);
+   * nothing is counted.
    */
   lookup(base: number, slot: number): number {
+    // A bigint would throw a raw TypeError from `&`.
+    if (typeof slot !== "number") throw badRead(slot, null, false);
     const i = slot & this.#mask;
     const b = i >> 4;
     // A run's first slot plus the line's place in the block is the slot
@@ -156,12 +160,15 @@ export class FlpdCache {
    * @param prefetch Whether a miss fetches the whole aligned 16-entry line
    * (v3.3) instead of the one entry.
    * @returns The descriptor (u32).
-   * @throws {IommuError} `EINVAL` on a miss when `slot` is not an index of
+   * @throws {IommuError} `EINVAL` when `slot` is not a number (a bigint),
+   * on a miss when `l1` is not a table (null) or `slot` is not an index of
    * `l1` from 0 to 4095, or, with `prefetch`, when `l1` ends inside the aligned line
    * holding `slot` (nothing cached, nothing counted).
    */
   read(base: number, slot: number, l1: Uint32Array, prefetch: boolean): number {
     // lookup() and fillRun() in one call: one walk, one pass over the tags.
+    // A bigint would throw a raw TypeError from `&`.
+    if (typeof slot !== "number") throw badRead(slot, l1, prefetch);
     const i = slot & this.#mask;
     const b = i >> 4;
     const f = this.#runFirst[b]!;
@@ -174,8 +181,9 @@ export class FlpdCache {
       this.lastReads = 0;
       return this.#value[i]!;
     }
-    // Not an index of `l1` (negative, fractional, past the end): undefined.
-    const e = l1[slot];
+    // Not an index of `l1` (negative, fractional, past the end): undefined;
+    // no table (null) is undefined too, not a raw TypeError.
+    const e = l1?.[slot];
     if (
       e === undefined || slot > 4095 ||
       (prefetch === true && (slot | 15) >= l1.length)
@@ -464,19 +472,27 @@ function checkSlot(slot: number): void {
 
 // Out of line: the walk's miss path only tests.
 function badRead(
-  slot: number,
-  l1: Uint32Array,
+  slot: unknown,
+  l1: Uint32Array | null,
   prefetch: boolean,
 ): IommuError {
+  if (!(l1 instanceof Uint32Array)) {
+    return new IommuError(
+      "EINVAL",
+      `FLPD read wants a number slot and a Uint32Array level-1 table, got slot ${
+        typeof slot === "bigint" ? `${slot}n` : String(slot)
+      } and table ${l1 === null ? "null" : typeof l1}`,
+    );
+  }
   return new IommuError(
     "EINVAL",
-    prefetch && Number.isInteger(slot) && slot >= 0 && slot < l1.length &&
-      slot <= 4095
+    prefetch && typeof slot === "number" && Number.isInteger(slot) &&
+      slot >= 0 && slot < l1.length && slot <= 4095
       ? `FLPD prefetch of the line holding slot ${
         hex(slot)
       } runs past the level-1 table's ${l1.length} slots`
       : `FLPD slot ${
-        String(slot)
+        typeof slot === "bigint" ? `${slot}n` : String(slot)
       } is not an index from 0 to 4095 of a level-1 table of ${l1.length} slots`,
   );
 }
