@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { IommuError } from "./errors.ts";
 import type { PhysicalMemory } from "./memory.ts";
 import type { IotlbGather } from "./gather.ts";
 import type { MapPlan } from "./map_plan.ts";
@@ -31,6 +32,24 @@ export const IOMMU_PROT_MASK = 63;
 export const ACCESS_READ = 1;
 /** Access code of a DMA write (equal to {@linkcode IOMMU_WRITE}). */
 export const ACCESS_WRITE = 2;
+
+/**
+ * Throw the error a hardware model's `translate` gives for an access code
+ * other than {@linkcode ACCESS_READ} or {@linkcode ACCESS_WRITE}, before it
+ * counts or records anything. A function of its own so that a hot path
+ * keeps only its test of the code.
+ *
+ * @param access The access code given.
+ * @throws {IommuError} `EINVAL`, always, naming the value.
+ */
+export function throwBadAccess(access: unknown): never {
+  throw new IommuError(
+    "EINVAL",
+    `translate: access ${
+      String(access)
+    } is not ACCESS_READ (1) or ACCESS_WRITE (2)`,
+  );
+}
 
 /** How a unit is wired: one master port per unit, or many masters by stream ID. */
 export type IommuTopology = "per-device" | "central";

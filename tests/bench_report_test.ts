@@ -207,37 +207,48 @@ Deno.test("batched-unmap targets judge the batched bench, not a v3.3 vs v5.0 com
   );
 });
 
-Deno.test("with medians (bench/sampler.ts), renderTargets judges the median first", () => {
+// The IOVA scaling group at 1K and 1M live ranges: [p50 (none when
+// undefined), p75, min] of each, in ns.
+function iovaReport(
+  k1: [number | undefined, number, number],
+  m1: [number | undefined, number, number],
+): BenchReport {
   const group = "iova fragmented";
-  const stats = (p50: number, p75: number, min: number) => ({
-    n: 10,
-    min,
-    max: p75 * 2,
-    avg: p75,
-    p50,
-    p75,
-    p99: p75,
+  const one = (
+    name: string,
+    baseline: boolean,
+    [p50, p75, min]: [number | undefined, number, number],
+  ): BenchRecord => ({
+    origin: "file:///x_bench.ts",
+    group,
+    name,
+    baseline,
+    results: [{
+      ok: {
+        n: 10,
+        min,
+        max: p75 * 2,
+        avg: p75,
+        ...(p50 === undefined ? {} : { p50 }),
+        p75,
+        p99: p75,
+      },
+    }],
   });
-  const t = renderTargets(rows({
+  return {
     runtime: "Deno/test",
     cpu: "test",
     benches: [
-      {
-        origin: "file:///x_bench.ts",
-        group,
-        name: "32 x random alloc+free, 1K live ranges",
-        baseline: true,
-        results: [{ ok: stats(1_000, 1_100, 900) }],
-      },
-      {
-        origin: "file:///x_bench.ts",
-        group,
-        name: "32 x random alloc+free, 1M live ranges",
-        baseline: false,
-        results: [{ ok: stats(2_900, 3_520, 2_600) }],
-      },
+      one("32 x random alloc+free, 1K live ranges", true, k1),
+      one("32 x random alloc+free, 1M live ranges", false, m1),
     ],
-  }));
+  };
+}
+
+Deno.test("with medians (bench/sampler.ts), renderTargets judges the median first", () => {
+  const t = renderTargets(
+    rows(iovaReport([1_000, 1_100, 900], [2_900, 3_520, 2_600])),
+  );
   const lines = t.split("\n");
   assert(lines[0]!.includes("| median | p75 | min | verdict (median) |"), t);
   const line = lines.find((l) => l.includes("1M live ranges"))!;
@@ -253,39 +264,10 @@ Deno.test("with medians (bench/sampler.ts), renderTargets judges the median firs
 });
 
 Deno.test("renderTargets puts the sampler's median and p75 beside deno bench's figures", () => {
-  const group = "iova fragmented";
-  const one = (p50: number | undefined, p75: number, min: number) => ({
-    n: 10,
-    min,
-    max: p75 * 2,
-    avg: p75,
-    ...(p50 === undefined ? {} : { p50 }),
-    p75,
-    p99: p75,
-  });
-  const report = (withMedians: boolean, k: number): BenchReport => ({
-    runtime: "Deno/test",
-    cpu: "test",
-    benches: [
-      {
-        origin: "file:///x_bench.ts",
-        group,
-        name: "32 x random alloc+free, 1K live ranges",
-        baseline: true,
-        results: [{ ok: one(withMedians ? 1_000 : undefined, 1_000, 900) }],
-      },
-      {
-        origin: "file:///x_bench.ts",
-        group,
-        name: "32 x random alloc+free, 1M live ranges",
-        baseline: false,
-        results: [{
-          ok: one(withMedians ? 2_900 : undefined, 3_200 * k, 2_600),
-        }],
-      },
-    ],
-  });
-  const t = renderTargets(rows(report(false, 1)), rows(report(true, 1.1)));
+  const t = renderTargets(
+    rows(iovaReport([undefined, 1_000, 900], [undefined, 3_200, 2_600])),
+    rows(iovaReport([1_000, 1_000, 900], [2_900, 3_520, 2_600])),
+  );
   const lines = t.split("\n");
   assert(lines[0]!.includes("| median (sampler) | p75 (sampler) |"), t);
   const line = lines.find((l) => l.includes("1M live ranges"))!;

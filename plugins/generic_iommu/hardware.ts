@@ -63,6 +63,7 @@ import {
   type IommuHardware,
   type PhysicalMemory,
   type ProbeContext,
+  throwBadAccess,
 } from "../../core/mod.ts";
 import { Tlb } from "../../core/mod.ts";
 import {
@@ -797,14 +798,4 @@ export class GenericIommuHardware implements IommuHardware {
       events: this.#events,
     });
   }
-}
-
-/** Out of line: an access that is neither ACCESS_READ nor ACCESS_WRITE. */
-function throwBadAccess(access: unknown): never {
-  throw new IommuError(
-    "EINVAL",
-    `translate: access ${
-      String(access)
-    } is not ACCESS_READ (1) or ACCESS_WRITE (2)`,
-  );
 }

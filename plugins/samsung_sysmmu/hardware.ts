@@ -17,6 +17,7 @@ import {
   type IommuFault,
   type IommuHardware,
   PhysicalMemory,
+  throwBadAccess,
   Tlb,
   type TlbReplacement,
 } from "../../core/mod.ts";
@@ -861,14 +862,4 @@ export class SysmmuHardware implements IommuHardware {
   get memory(): PhysicalMemory {
     return this.#memory;
   }
-}
-
-/** Out of line: an access that is neither ACCESS_READ nor ACCESS_WRITE. */
-function throwBadAccess(access: unknown): never {
-  throw new IommuError(
-    "EINVAL",
-    `translate: access ${
-      String(access)
-    } is not ACCESS_READ (1) or ACCESS_WRITE (2)`,
-  );
 }
