@@ -36,6 +36,8 @@ import { trustPlan } from "./plan_trust.ts";
 // Entries of a frame-list or sg copy a domain keeps for reuse (512 KiB);
 // a longer list gets a copy of its own.
 const COPY_KEEP = 1 << 16;
+// A domain's kept copy while it is in use.
+const NO_COPY = new Float64Array(0);
 
 /** One scatter-gather segment: `length` bytes at physical address `pa`. */
 export interface SgSegment {
@@ -207,9 +209,9 @@ export class Domain {
   // Copies of frame lists and sg segments that are not plain typed arrays,
   // so that what is checked is what the driver maps (kept for reuse up to
   // COPY_KEEP entries).
-  #frameCopy = new Float64Array(0);
-  #sgPa = new Float64Array(0);
-  #sgLen = new Float64Array(0);
+  #frameCopy = NO_COPY;
+  #sgPa = NO_COPY;
+  #sgLen = NO_COPY;
   #freed = false;
   #c: DomainCounters = {
     maps: 0,
@@ -428,6 +430,7 @@ export class Domain {
     // is a slow floating-point remainder above 2^31.
     const inv = 1 / pageSize;
     const plan = this.#plan;
+    const given = frames;
     frames = this.#stableFrames(frames, n, pageSize);
     // First a validating pass that stops at the first frame continuing its
     // predecessor: a fully scattered list (the common case) then becomes a
@@ -443,6 +446,7 @@ export class Domain {
         trustPlan(null);
         plan.clear(); // drop the reference to the caller's frames
       }
+      this.#keepCopy(frames, given);
       this.#count(n, n, n * pageSize);
       return;
     }
@@ -516,6 +520,7 @@ export class Domain {
     } finally {
       trustPlan(null);
     }
+    this.#keepCopy(frames, given);
     this.#count(runs, leaves, n * pageSize);
   }
 
@@ -532,17 +537,26 @@ export class Domain {
       frames instanceof Float64Array && ArrayBuffer.isView(frames) &&
       !(frames.buffer instanceof SharedArrayBuffer)
     ) return frames;
+    // Taken while in use (given back by #keepCopy): a getter that maps into
+    // this domain again gets a copy of its own instead of overwriting this
+    // one.
     let copy = this.#frameCopy;
-    if (copy.length < n) {
-      copy = new Float64Array(n);
-      if (n <= COPY_KEEP) this.#frameCopy = copy;
-    }
+    this.#frameCopy = NO_COPY;
+    if (copy.length < n) copy = new Float64Array(n);
     for (let i = 0; i < n; i++) {
       const f: unknown = frames[i];
       if (typeof f !== "number") this.#badFrame(i, f as number, pageSize);
       copy[i] = f;
     }
     return copy;
+  }
+
+  // Keep a frame copy #stableFrames made for the next call (not the
+  // caller's own array, nor a long one).
+  #keepCopy(frames: ArrayLike<number>, given: ArrayLike<number>): void {
+    if (frames !== given && frames.length <= COPY_KEEP) {
+      this.#frameCopy = frames as Float64Array<ArrayBuffer>;
+    }
   }
 
   #badFrame(i: number, f: number, pageSize: number): never {
@@ -576,15 +590,14 @@ export class Domain {
     }
     // Each segment's pa and length are read once, checked, and kept: a
     // getter cannot hand the plan a value other than the one checked.
+    // The kept arrays are taken while in use (given back below): a getter
+    // that maps into this domain again gets arrays of its own.
     const count = segments.length;
     let sgPa = this.#sgPa, sgLen = this.#sgLen;
+    this.#sgPa = this.#sgLen = NO_COPY;
     if (sgPa.length < count) {
       sgPa = new Float64Array(count);
       sgLen = new Float64Array(count);
-      if (count <= COPY_KEEP) {
-        this.#sgPa = sgPa;
-        this.#sgLen = sgLen;
-      }
     }
     let total = 0;
     for (let i = 0; i < count; i++) {
@@ -617,6 +630,10 @@ export class Domain {
         runLen = 0;
       }
       runLen += sgLen[i]!;
+    }
+    if (count <= COPY_KEEP) {
+      this.#sgPa = sgPa;
+      this.#sgLen = sgLen;
     }
     splitIntoPages(at, runPa, runLen, this.pageSizes, plan);
     this.#commit(prot);

@@ -51,7 +51,7 @@ export class IotlbGather {
    *
    * @param iova First byte removed.
    * @param pageSize Leaf size in bytes.
-   * @param count Number of leaves.
+   * @param count Number of leaves (0 gathers nothing).
    * @throws {IommuError} `EINVAL` when `iova` is not a non-negative safe
    * integer, `pageSize` not a positive one or `count` not a non-negative one
    * (nothing gathered).
@@ -61,6 +61,9 @@ export class IotlbGather {
       !(isSafe(iova) && iova >= 0 && isSafe(pageSize) && pageSize > 0 &&
         isSafe(count) && count >= 0)
     ) throw badLeaves(iova, pageSize, count);
+    // No leaves: nothing to invalidate (a range ending before its start
+    // would reach the drivers otherwise).
+    if (count === 0) return;
     const last = iova + pageSize * count - 1;
     if (iova < this.start) this.start = iova;
     if (last > this.end) this.end = last;

@@ -1436,6 +1436,7 @@ for (
     ["null", null],
     ["[null]", [null]],
     ["[{} (not a unit state)]", [{}]],
+    ["Set {{}} (one element, not a unit state)", new Set([{}])],
   ] as const
 ) {
   row(

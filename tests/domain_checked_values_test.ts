@@ -131,3 +131,57 @@ Deno.test("sync refuses a live table slipped into a gather reset by hand", () =>
   expectError(() => d.sync(g), "EINVAL", "did not defer");
   assertEquals(d.iovaToPhys(0x40_0000), 0x4100_0000, "the table still maps");
 });
+
+Deno.test("a getter that maps into the same domain again leaves the outer call's values alone", () => {
+  for (const kind of KINDS) {
+    const { soc, d } = rig(kind);
+    const a = soc.memory.frames.alloc(4 * 4096);
+    const b = soc.memory.frames.alloc(1 << 20);
+    // mapPages: the nested call's frame list is copied too (an array).
+    let nested = false;
+    const frames = [a, a + 4096, a + 2 * 4096, a + 3 * 4096];
+    const list = new Proxy(frames, {
+      get(target, key) {
+        if (key === "1" && !nested) {
+          nested = true;
+          d.mapPages(0x100_0000, [b, b + 8192, b + 3 * 8192], RW);
+        }
+        return Reflect.get(target, key);
+      },
+    });
+    d.mapPages(0x10000, list, RW);
+    for (let i = 0; i < 4; i++) {
+      assertEquals(
+        d.iovaToPhys(0x10000 + i * 4096),
+        frames[i],
+        `${kind} page ${i}`,
+      );
+    }
+    assertEquals(d.iovaToPhys(0x100_1000), b + 8192);
+    // mapSg: a segment getter maps 1 MiB elsewhere; the outer call maps
+    // exactly its own 8 KiB.
+    nested = false;
+    const segments = [
+      { pa: a, length: 4096 },
+      {
+        get pa(): number {
+          if (!nested) {
+            nested = true;
+            d.mapSg(0x200_0000, [{ pa: b, length: 1 << 20 }], RW);
+          }
+          return a + 4096;
+        },
+        length: 4096,
+      },
+    ];
+    const leavesBefore = d.leaves().length;
+    d.mapSg(0x40_0000, segments, RW);
+    assertEquals(d.iovaToPhys(0x40_0000), a, kind);
+    assertEquals(d.iovaToPhys(0x40_1000), a + 4096, kind);
+    assertEquals(d.iovaToPhys(0x40_2000), -1, kind);
+    assertEquals(d.iovaToPhys(0x200_0000), b, kind);
+    const added = d.leaves().length - leavesBefore;
+    // 2 pages, plus the nested MiB (256 pages, or one samsung section).
+    assertEquals(added, kind === "generic" ? 2 + 256 : 2 + 1, kind);
+  }
+});

@@ -63,3 +63,28 @@ Deno.test("deferFree alone makes the gather non-empty; reset forgets everything"
   assertEquals(g.freeList.length, 0);
   assert(list === g.freeList, "the free list is reused, not reallocated");
 });
+
+Deno.test("add with a count of 0 gathers nothing (no range ending before its start)", () => {
+  const g = new IotlbGather();
+  g.add(0x2200_0000, 4096, 0);
+  assert(g.isEmpty);
+  assertEquals([g.start, g.end, g.pageSize, g.leaves], [Infinity, -1, 0, 0]);
+  g.add(0x1000, 4096, 2);
+  g.add(0x9000_0000, 2 << 20, 0);
+  assertEquals([g.start, g.end, g.pageSize, g.leaves], [
+    0x1000,
+    0x2fff,
+    4096,
+    2,
+  ]);
+});
+
+Deno.test("reset counts epochs, so a reused gather tells its fills apart", () => {
+  const g = new IotlbGather();
+  const first = g.epoch;
+  g.deferFree(0x4000_0000);
+  g.reset();
+  assertEquals(g.epoch, first + 1);
+  g.reset();
+  assertEquals(g.epoch, first + 2);
+});

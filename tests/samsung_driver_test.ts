@@ -255,3 +255,14 @@ Deno.test("a direct driver plan of mixed runs, decoded by leafSize and iovaToPhy
   assertEquals(r.ops.iovaToPhys(0x1001_8004), RAM_BASE + 0x18004);
   assertEquals(r.ops.iovaToPhys(0x1018_0004), RAM_BASE + (1 << 20) + 0x80004);
 });
+
+Deno.test("a samsung domain syncs a gather that also had an add of 0 leaves", () => {
+  const r = rig({ version: V3_3 });
+  r.domain.map(0x1000_0000, RAM_BASE, 0x2000, RW);
+  const g = new IotlbGather();
+  g.add(0x2200_0000, 4096, 0); // gathers nothing
+  r.domain.unmapNoSync(0x1000_0000, 0x2000, g);
+  assertEquals([g.start, g.end], [0x1000_0000, 0x1000_1fff]);
+  r.domain.sync(g);
+  assertEquals([g.isEmpty, r.domain.iovaToPhys(0x1000_0000)], [true, -1]);
+});

@@ -390,10 +390,14 @@ export class SysmmuDriver implements IommuDriver {
     const one = units instanceof Set && units.size <= 1;
     if (!one) this.#checkUnits(units);
     for (const s of units) {
-      if (one && (s === null || typeof s !== "object")) throw badUnit(s);
+      // Checked before its `active` flag is read, so an object that is not
+      // a unit state is refused whether or not it looks active.
+      if (
+        one &&
+        (s === null || typeof s !== "object" ||
+          !(s.hw instanceof SysmmuHardware))
+      ) throw badUnit(s);
       if (!s.active) continue;
-      // Only an active state is used: its hardware is checked then.
-      if (one && !(s.hw instanceof SysmmuHardware)) throw badUnit(s);
       if (!this.#block(s)) continue;
       const hw = s.hw;
       const l = hw.layout;
