@@ -10,7 +10,6 @@ import {
   checkList,
   checkObject,
   checkRange,
-  describeValue,
   hex,
   isPowerOfTwo,
   MAX_ADDRESS,
@@ -18,7 +17,7 @@ import {
 import { IommuError } from "./errors.ts";
 import type { FaultHandler, IommuFault } from "./fault.ts";
 import type { FaultRouter } from "./fault_router.ts";
-import { IotlbGather } from "./gather.ts";
+import { checkGather, IotlbGather } from "./gather.ts";
 import {
   IOMMU_PROT_MASK,
   IOMMU_READ,
@@ -31,7 +30,7 @@ import {
 import { MapPlan } from "./map_plan.ts";
 import type { PhysicalMemory } from "./memory.ts";
 import { splitIntoPages } from "./page_split.ts";
-import { trustPlan } from "./plan_trust.ts";
+import { isStableFloat64Array, trustPlan } from "./plan_trust.ts";
 
 // Entries of a frame-list or sg copy a domain keeps for reuse (512 KiB);
 // a longer list gets a copy of its own.
@@ -99,14 +98,6 @@ export interface DomainOptions {
 }
 
 let nextDomainId = 1;
-
-// Out of line: a gather argument that is not an IotlbGather.
-function badGather(gather: unknown): never {
-  throw new IommuError(
-    "EINVAL",
-    `expected an IotlbGather, got ${describeValue(gather)}`,
-  );
-}
 
 // `value % align !== 0` for a power-of-two `align`, without `%`: addresses
 // above 2^31 are doubles, and `%` on doubles is a slow floating-point
@@ -200,11 +191,10 @@ export class Domain {
   #gather = new IotlbGather();
   #attachments: DomainAttachment[] = [];
   #handler: FaultHandler | null = null;
-  // Per gather, the page-table pages this domain's driver deferred into it:
-  // sync frees only these, so a live frame a caller slips into a gather's
-  // free list is refused instead of freed.
-  // Marks made in a gather's epoch (see IotlbGather.epoch): a reset gather
-  // starts with none.
+  // Per gather, the page-table pages this domain's driver deferred into it
+  // in the gather's current epoch (see IotlbGather.epoch): sync frees only
+  // these, so a live frame a caller slips into a gather's free list, even
+  // after a reset, is refused instead of freed.
   #owned = new WeakMap<IotlbGather, { epoch: number; pages: Set<number> }>();
   // Copies of frame lists and sg segments that are not plain typed arrays,
   // so that what is checked is what the driver maps (kept for reuse up to
@@ -533,10 +523,7 @@ export class Domain {
     n: number,
     pageSize: number,
   ): ArrayLike<number> {
-    if (
-      frames instanceof Float64Array && ArrayBuffer.isView(frames) &&
-      !(frames.buffer instanceof SharedArrayBuffer)
-    ) return frames;
+    if (isStableFloat64Array(frames)) return frames;
     // Taken while in use (given back by #keepCopy): a getter that maps into
     // this domain again gets a copy of its own instead of overwriting this
     // one.
@@ -674,7 +661,7 @@ export class Domain {
    */
   unmapNoSync(iova: number, size: number, gather: IotlbGather): number {
     this.#alive();
-    if (!(gather instanceof IotlbGather)) badGather(gather);
+    checkGather(gather);
     this.#checkIovaRange(iova, size);
     const ops = this.#ops;
     const end = iova + size;
@@ -746,7 +733,7 @@ export class Domain {
    * freed, the gather is left as it was).
    */
   sync(gather: IotlbGather): void {
-    this.#checkGather(gather);
+    this.#checkReleasable(gather);
     if (gather.isEmpty) return;
     if (!this.#freed) {
       this.#ops.iotlbSync(gather);
@@ -757,8 +744,8 @@ export class Domain {
 
   // A gather whose free list this domain may free: checked before anything
   // is invalidated or freed.
-  #checkGather(gather: IotlbGather): void {
-    if (!(gather instanceof IotlbGather)) badGather(gather);
+  #checkReleasable(gather: IotlbGather): void {
+    checkGather(gather);
     const list = gather.freeList;
     if (list.length !== 0) this.#checkFreeList(list, gather);
   }
@@ -817,7 +804,7 @@ export class Domain {
    */
   flushAll(gather?: IotlbGather): void {
     this.#alive();
-    if (gather !== undefined) this.#checkGather(gather);
+    if (gather !== undefined) this.#checkReleasable(gather);
     this.#ops.flushAll();
     this.#c.flushes++;
     if (gather !== undefined) this.#release(gather);

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { describeValue } from "./address.ts";
 import { IommuError } from "./errors.ts";
 
 /**
@@ -143,24 +144,24 @@ function badUnmapArgs(
   count: unknown,
   gather: unknown,
 ): never {
-  const show = (v: unknown): string =>
-    typeof v === "bigint" ? `${v}n` : String(v);
   if (!(isSafe(iova) && (iova as number) >= 0)) {
     throw new IommuError(
       "EINVAL",
-      `IOVA must be a non-negative safe integer, got ${show(iova)}`,
+      `IOVA must be a non-negative safe integer, got ${describeValue(iova)}`,
     );
   }
   if (!(isSafe(pageSize) && (pageSize as number) > 0)) {
     throw new IommuError(
       "EINVAL",
-      `page size must be a positive safe integer, got ${show(pageSize)}`,
+      `page size must be a positive safe integer, got ${
+        describeValue(pageSize)
+      }`,
     );
   }
   if (!(isSafe(count) && (count as number) > 0)) {
     throw new IommuError(
       "EINVAL",
-      `page count must be a positive safe integer, got ${show(count)}`,
+      `page count must be a positive safe integer, got ${describeValue(count)}`,
     );
   }
   checkGather(gather);
@@ -178,15 +179,7 @@ export function checkGather(value: unknown): asserts value is IotlbGather {
   if (!(value instanceof IotlbGather)) {
     throw new IommuError(
       "EINVAL",
-      `expected an IotlbGather, got ${
-        value === null
-          ? "null"
-          : typeof value === "object"
-          ? "another object"
-          : typeof value === "bigint"
-          ? `${value}n`
-          : String(value)
-      }`,
+      `expected an IotlbGather, got ${describeValue(value)}`,
     );
   }
 }

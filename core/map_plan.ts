@@ -6,7 +6,7 @@
  */
 import { describeValue, hex, MAX_ADDRESS } from "./address.ts";
 import { IommuError } from "./errors.ts";
-import { isTrustedPlan } from "./plan_trust.ts";
+import { isStableFloat64Array, isTrustedPlan } from "./plan_trust.ts";
 
 /** Most runs a plan holds (2^26: 2 GiB of run arrays). */
 const MAX_RUNS = 2 ** 26;
@@ -131,13 +131,7 @@ export class MapPlan {
       );
     }
     this.clear();
-    // Only a plain Float64Array is kept in place: a proxy (which passes
-    // instanceof) or a shared buffer could change between the check of a
-    // value and its use.
-    if (
-      pa instanceof Float64Array && ArrayBuffer.isView(pa) &&
-      !(pa.buffer instanceof SharedArrayBuffer)
-    ) {
+    if (isStableFloat64Array(pa)) {
       this.pa = pa;
     } else {
       this.reserve(count);

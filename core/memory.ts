@@ -22,9 +22,7 @@ function badValue(what: string, value: unknown, bits: number): IommuError {
     "EINVAL",
     `${what} takes ${
       bits === 8 ? "an" : "a"
-    } ${bits}-bit integer (signed or unsigned), got ${
-      typeof value === "bigint" ? `${value}n` : String(value)
-    }`,
+    } ${bits}-bit integer (signed or unsigned), got ${describeValue(value)}`,
   );
 }
 

@@ -1,6 +1,7 @@
 /**
  * The one plan `checkMapPlan` may skip: the private plan a `Domain` has just
- * filled from arguments it validated itself. Kept out of core/mod.ts so only
+ * filled from arguments it validated itself; and which address lists may
+ * be checked and then used in place. Kept out of core/mod.ts so only
  * core code can mark a plan; a caller never holds a domain's plan, so it
  * cannot smuggle an unchecked one past a driver's entry check.
  *
@@ -31,4 +32,21 @@ export function isTrustedPlan(plan: unknown): boolean {
   if (plan !== trusted) return false;
   trusted = null;
   return true;
+}
+
+/**
+ * Whether `list` is a plain `Float64Array`, whose values nobody but its
+ * holder can change between two reads: not a proxy (which passes
+ * `instanceof`), not a view of a `SharedArrayBuffer` (another thread could
+ * write it). Such a list may be checked and then used in place; any other
+ * is copied first.
+ *
+ * @param list A list of addresses.
+ * @returns True for a plain `Float64Array`.
+ */
+export function isStableFloat64Array(
+  list: ArrayLike<number>,
+): list is Float64Array {
+  return list instanceof Float64Array && ArrayBuffer.isView(list) &&
+    !(list.buffer instanceof SharedArrayBuffer);
 }

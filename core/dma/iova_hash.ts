@@ -14,6 +14,7 @@ const DIST_MASK = (1 << DIST_BITS) - 1;
 const NODE_MASK = (1 << 25) - 1;
 /** The tag (4 bits of the key's hash) sits above the node index. */
 const TAG_SHIFT = 28;
+const TAG_MASK = ~((1 << TAG_SHIFT) - 1);
 const INV_TWO32 = 1 / 4294967296;
 
 /**
@@ -100,7 +101,7 @@ export class IovaHash {
       const ed = e & DIST_MASK;
       if (
         (ed === d || (ed === DIST_MASK && d > DIST_MASK)) &&
-        (e & ~0x0fffffff) === tag &&
+        (e & TAG_MASK) === tag &&
         f[((e >>> DIST_BITS) & NODE_MASK) << 3] === key
       ) {
         return i;
@@ -204,7 +205,7 @@ export class IovaHash {
       const d = (j - this.#home(k)) & this.#mask;
       const recorded = e & DIST_MASK;
       const ok = recorded === (d < DIST_MASK ? d : DIST_MASK) &&
-        (e & ~0x0fffffff) === this.#tag;
+        (e & TAG_MASK) === this.#tag;
       out.push([k, v, ok && this.get(k, f) === v]);
     }
     return out;
