@@ -135,6 +135,19 @@ export function alignmentOf(value: number): number {
 }
 
 /**
+ * Whether `value` is a 32-bit word: an integer from -2^31 (an int32 holding
+ * the same 32 bits, as `|` results are) to 2^32 - 1. Two compares, no
+ * allocation: fit for a store path.
+ *
+ * @param value Anything.
+ * @returns True for such a number (never for a bigint).
+ */
+export function isWord32(value: unknown): value is number {
+  return typeof value === "number" &&
+    ((value | 0) === value || value >>> 0 === value);
+}
+
+/**
  * Check a value written to a 32-bit device register: an integer from -2^31
  * (an int32 holding the same 32 bits) to 2^32 - 1.
  *
@@ -145,10 +158,7 @@ export function alignmentOf(value: number): number {
  * values that do not fit 32 bits).
  */
 export function checkRegisterValue(offset: number, value: number): number {
-  if (
-    !(typeof value === "number" && Number.isInteger(value) &&
-      value >= -0x8000_0000 && value <= 0xffff_ffff)
-  ) {
+  if (!isWord32(value)) {
     throw new IommuError(
       "EINVAL",
       `register ${hex(offset)} takes a 32-bit value, got ${String(value)}`,

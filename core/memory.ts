@@ -10,6 +10,7 @@ import {
   checkSize,
   describeValue,
   hex,
+  isWord32,
 } from "./address.ts";
 import { IommuError } from "./errors.ts";
 import { FrameAllocator } from "./frame_allocator.ts";
@@ -280,18 +281,16 @@ export class PhysicalMemory {
     const off = Number.isInteger(pa) ? pa - this.base : -1;
     if (
       (off & 3) === 0 && off >= 0 && pa + 4 <= this.end &&
-      HOST_IS_LITTLE_ENDIAN &&
-      typeof value === "number" &&
+      // isWord32(value) written out: the call measured up to 1 ns slower
+      // per write32 + read32 pair here.
+      HOST_IS_LITTLE_ENDIAN && typeof value === "number" &&
       ((value | 0) === value || value >>> 0 === value)
     ) {
       const slot = this.#slot(Math.floor(off / CHUNK_BYTES), true);
       this.#cWords[slot]![(off & CHUNK_MASK) >>> 2] = value;
       return;
     }
-    if (
-      !(typeof value === "number" &&
-        ((value | 0) === value || value >>> 0 === value))
-    ) throw badValue("write32", value, 32);
+    if (!isWord32(value)) throw badValue("write32", value, 32);
     this.#check(pa, 4);
     for (let i = 0; i < 4; i++) this.write8(pa + i, (value >>> (8 * i)) & 0xff);
   }

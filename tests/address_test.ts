@@ -10,6 +10,7 @@ import {
   hex,
   IommuError,
   isPowerOfTwo,
+  isWord32,
   MAX_ADDRESS,
 } from "../core/mod.ts";
 import { expectError } from "./support/assertions.ts";
@@ -198,5 +199,16 @@ Deno.test("checkRegisterValue takes the 32 bits of an int32 or a uint32, nothing
   ) {
     // deno-lint-ignore no-explicit-any
     expectError(() => checkRegisterValue(0x20, v as any), "EINVAL");
+  }
+});
+
+Deno.test("isWord32: integers from -2^31 to 2^32 - 1, nothing else", () => {
+  for (const v of [0, -0, 1, 0x7fff_ffff, -0x8000_0000, 0xffff_ffff, -1]) {
+    assert(isWord32(v), String(v));
+  }
+  for (
+    const v of [2 ** 32, -0x8000_0001, 0.5, NaN, Infinity, 1n, "1", null]
+  ) {
+    assertFalse(isWord32(v), String(v));
   }
 });

@@ -334,10 +334,11 @@ export class GenericIommuHardware implements IommuHardware {
       // Row and entry slots as literals (see micro_tlb.ts: ROW_STRIDE 8,
       // ROW_CFG_GEN 0, ROW_IN_END 1, ROW_TRANSLATIONS 2, ROW_U_HITS 3,
       // ROW_U_BLOCK 4, ROW_CTX 5; U_GEN 0, U_BASE 1, U_END 2,
-      // U_DELTA_PERM 3; a test pins them): an imported constant costs a load and a check per
-      // use in optimised code, and the smaller bytecode keeps translate
-      // cheap to inline into callers. Entries and config copies of an
-      // earlier generation fail the compares and take the slow path.
+      // U_DELTA_PERM 3; a test pins them): an imported constant costs a
+      // load and a check per use in optimised code, and the smaller
+      // bytecode keeps translate cheap to inline into callers. Entries and
+      // config copies of an earlier generation fail the compares and take
+      // the slow path.
       const r = this.#rows;
       const i = (streamId + 1) << 3;
       const gen = r[0];

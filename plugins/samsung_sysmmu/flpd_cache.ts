@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { checkAddress, hex, IommuError } from "../../core/mod.ts";
+import { checkAddress, hex, IommuError, isWord32 } from "../../core/mod.ts";
 
 /** FLPD cache statistics. */
 export interface FlpdCounters {
@@ -225,10 +225,7 @@ export class FlpdCache {
   fill(base: number, slot: number, value: number): void {
     checkSlot(slot);
     checkAddress(base, "FLPD table base");
-    if (
-      !(typeof value === "number" &&
-        ((value | 0) === value || value >>> 0 === value))
-    ) {
+    if (!isWord32(value)) {
       throw new IommuError(
         "EINVAL",
         `FLPD descriptor must be a 32-bit integer, got ${String(value)}`,
