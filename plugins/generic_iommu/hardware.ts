@@ -469,6 +469,8 @@ export class GenericIommuHardware implements IommuHardware {
         s[3]!++;
         s[4] = j;
         w.reads[3]!++;
+        // lpae.leafAccess(lo, stage) written out: calling it here changes
+        // what V8 inlines into #rest, and miss + walk measured 3-4 ns slower.
         perm = this.#stage1 ? ((lo & 0x80) === 0 ? 3 : 1) : (lo >>> 6) & 3;
         const base = hi * 0x100000000 + ((lo & 0xfffff000) >>> 0);
         w.leafPa = base;
