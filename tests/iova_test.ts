@@ -587,6 +587,84 @@ Deno.test("IovaAllocator: node storage is reused and grows", async (t) => {
   });
 });
 
+Deno.test("IovaAllocator: a large tree that loses half its ranges is compacted", async (t) => {
+  // 70,000 ranges need 88,574 node slots; below half of them the tree
+  // moves its nodes into a smaller store (renumbering them), and the
+  // address index and the cache must follow.
+  let seed = 99;
+  const rnd = (n: number): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed % n;
+  };
+  const fill = (a: IovaAllocator): [number, number][] => {
+    const live: [number, number][] = [];
+    for (let i = 0; i < 70000; i++) {
+      const size = (1 + rnd(64)) * K;
+      live.push([a.alloc(size), size]);
+    }
+    return live;
+  };
+  const dropOne = (a: IovaAllocator, live: [number, number][]): number[] => {
+    const j = rnd(live.length);
+    const [x, s] = live[j]!;
+    live[j] = live[live.length - 1]!;
+    live.pop();
+    a.free(x, s);
+    return [x, s];
+  };
+  await t.step("placements and the index stay exact", () => {
+    const a = new IovaAllocator({ end: 2 ** 40, cacheMaxSize: 0 });
+    const live = fill(a);
+    const before = a.stats().nodeSlots;
+    assert(before >= 65536, `${before} slots`);
+    while (live.length > 30000) dropOne(a, live);
+    const after = a.stats().nodeSlots;
+    assert(
+      after < 0.6 * before && after > 30000,
+      `${before} -> ${after} slots`,
+    );
+    healthy(a);
+    const model = new Model({
+      granule: K,
+      startPfn: 1,
+      endPfn: 2 ** 40 / K,
+      guard: 0,
+      minAlign: 1,
+      maxAlign: 2 ** 40,
+      cacheMax: 0,
+    });
+    for (const [x, s] of live) model.take(x / K, Math.ceil(s / K));
+    for (let i = 0; i < 20; i++) {
+      const size = (1 + rnd(64)) * K;
+      const at = a.alloc(size);
+      assertEquals(at, model.fit(size / K, 2 ** 40 / K)! * K);
+      model.take(at / K, size / K);
+      live.push([at, size]);
+    }
+    // Every range is found by its start (the index was renumbered).
+    while (live.length > 0) dropOne(a, live);
+    assertEquals(a.stats().liveRanges, 0);
+    healthy(a);
+  });
+  await t.step("cached ranges are renumbered too", () => {
+    const a = new IovaAllocator({ end: 2 ** 40 });
+    const live = fill(a);
+    const before = a.stats().nodeSlots;
+    // The last range each size class cached is on top of its magazine.
+    const top = new Map<number, number>();
+    while (live.length > 30000) {
+      const had = a.stats().cachedRanges;
+      const [x, s] = dropOne(a, live);
+      if (a.stats().cachedRanges > had) top.set(a.sizeFor(s!), x!);
+    }
+    assert(a.stats().nodeSlots < 0.75 * before);
+    healthy(a);
+    assert(top.size > 0);
+    for (const [bytes, x] of top) assertEquals(a.alloc(bytes), x);
+    healthy(a);
+  });
+});
+
 Deno.test("IovaAllocator: starts that collide in the address index", () => {
   // The index keeps each entry's distance from its home slot in 3 bits and
   // a 4-bit tag of its key; 100 starts with one home in the initial

@@ -163,6 +163,13 @@ export interface IovaStats {
    * {@linkcode IovaAllocatorOptions.searchProbes}).
    */
   searchFallbacks: number;
+  /**
+   * Node slots the range tree holds in memory (64 bytes each, one per busy
+   * range plus free ones). They grow by half when full; a tree of at least
+   * 65,536 slots whose ranges fall below half of them is compacted to
+   * about 1.5 slots per range.
+   */
+  nodeSlots: number;
 }
 
 function pow2Ceil(n: number): number {
@@ -577,6 +584,19 @@ export class IovaAllocator {
     this.#hash.delete(pfn, f);
     tree.remove(node);
     tree.releaseNode(node);
+    if (tree.size < tree.compactBelow) this.#compact();
+  }
+
+  /**
+   * The population of a large tree halved: move its nodes together, in
+   * address order (see {@linkcode T.IovaTree.compact}), and rename the
+   * nodes the index and the cache hold. Skipped when memory is short.
+   */
+  #compact(): void {
+    const map = this.#tree.compact();
+    if (map === undefined) return;
+    this.#hash.renumber(map);
+    this.#rcache.renumber(map);
   }
 
   /**
@@ -727,6 +747,7 @@ export class IovaAllocator {
       allocFailures: this.#failures,
       cacheFlushes: this.#flushes,
       searchFallbacks: this.#tree.fallbacks,
+      nodeSlots: this.#tree.capacity,
     };
   }
 

@@ -211,6 +211,23 @@ export class IovaHash {
     return out;
   }
 
+  /**
+   * Rename every entry's node after the tree moved its nodes (keys, and so
+   * slots, tags and distances, stay as they are). O(capacity).
+   *
+   * @param map Old node index -> new node index.
+   */
+  renumber(map: Int32Array): void {
+    const slots = this.#slots;
+    const keep = ~(NODE_MASK << DIST_BITS);
+    for (let j = 0; j < slots.length; j++) {
+      const e = slots[j]!;
+      if (e === 0) continue;
+      const v = map[(e >>> DIST_BITS) & NODE_MASK]!;
+      slots[j] = (e & keep) | (v << DIST_BITS);
+    }
+  }
+
   /** Remove every entry. */
   clear(): void {
     this.#slots.fill(0);

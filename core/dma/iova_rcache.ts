@@ -205,6 +205,26 @@ export class IovaRcache {
   }
 
   /**
+   * Rename every cached node after the tree moved its nodes.
+   *
+   * @param map Old node index -> new node index.
+   */
+  renumber(map: Int32Array): void {
+    const pool = this.#pool;
+    const off = this.#off;
+    const cnt = this.#cnt;
+    for (let i = 0; i < cnt.length; i++) {
+      const o = off[i]!;
+      for (let j = o; j < o + cnt[i]!; j++) pool[j] = map[pool[j]!]!;
+    }
+    for (const depot of this.#depots) {
+      for (const mag of depot) {
+        for (let j = 0; j < MAG; j++) mag[j] = map[mag[j]!]!;
+      }
+    }
+  }
+
+  /**
    * Empty every magazine and depot, handing each node to `release`.
    *
    * @param release Called once per cached node.
