@@ -121,6 +121,81 @@ Deno.test("walker: a rewritten table descriptor is followed at once (no stale me
   assertEquals(w.walk(1, t[0], 0, iova, OUT_END), EVT_F_TRANSLATION);
 });
 
+Deno.test("walker: level-2 memos per slot, and descriptors whose 8 bytes read as NaN or -0", () => {
+  const mem = new PhysicalMemory({ base: BASE, size: 64 << 20 });
+  for (const caches of [NO_CACHES, [...DEFAULT_WALK_CACHE]]) {
+    const w = new Walker(mem, 1, caches);
+    const t = tablesAt(BASE + 0x10_0000);
+    // 64 level-3 tables under one level-2 table, one page mapped in each,
+    // walked in a stride that changes level-3 table every walk.
+    const iovaOf = (k: number) => 0x80_0000_0000 + k * 0x20_0000 + 0x5000;
+    const l3Of = (k: number) => BASE + 0x20_0000 + k * 0x1000;
+    for (let k = 0; k < 64; k++) {
+      chain(mem, [t[0], t[1], t[2], l3Of(k)], iovaOf(k), BASE + k * 0x1000);
+    }
+    for (let round = 0; round < 3; round++) {
+      for (let k = 0; k < 64; k++) {
+        const j = (k * 27) & 63;
+        assertEquals(w.walk(1, t[0], 0, iovaOf(j), OUT_END), 0);
+        assertEquals(w.leafPa, BASE + j * 0x1000, `round ${round} table ${j}`);
+      }
+    }
+    // Slot 9's descriptor names another table, then is cleared, then has
+    // bit 63 alone set (the bytes of -0): each is seen on the next walk
+    // (the walk caches invalidated as software would).
+    const k = 9;
+    const at = t[2] + slot(iovaOf(k), 2);
+    put(mem, at, encodeTable(l3Of(10)));
+    w.invalidateAll();
+    assertEquals(w.walk(1, t[0], 0, iovaOf(k), OUT_END), 0);
+    // (Table 10 maps the same page offset to frame 10.)
+    assertEquals(w.leafPa, BASE + 10 * 0x1000);
+    for (const bad of [[0, 0], [0, 0x8000_0000]] as [number, number][]) {
+      put(mem, at, bad);
+      w.invalidateAll();
+      const reads = [...w.reads];
+      assertEquals(w.walk(1, t[0], 0, iovaOf(k), OUT_END), EVT_F_TRANSLATION);
+      assertEquals([...w.reads].map((r, l) => r - reads[l]!), [1, 1, 1, 0]);
+    }
+    put(mem, at, encodeTable(l3Of(k)));
+    // Another level-1 and level-2 table leading to table 10 (frame 10).
+    const alt1 = BASE + 0x30_0000;
+    const alt2 = BASE + 0x30_1000;
+    put(mem, alt1 + slot(iovaOf(k), 1), encodeTable(alt2));
+    put(mem, alt2 + slot(iovaOf(k), 2), encodeTable(l3Of(10)));
+    for (let l = 0; l < 3; l++) {
+      // At each table level in turn, after a walk that memoised the
+      // usual descriptor: one naming the other path with attribute bits
+      // 62:52 all set (the bytes of a NaN), then the usual one again.
+      const d = t[l]! + slot(iovaOf(k), l);
+      const usual = encodeTable(l < 2 ? t[l + 1]! : l3Of(k));
+      const [olo, ohi] = encodeTable([alt1, alt2, l3Of(10)][l]!);
+      for (
+        const [desc, frame] of [
+          [usual, k],
+          [[olo, (ohi | 0x7ff0_0000) >>> 0], 10],
+          [usual, k],
+        ] as [[number, number], number][]
+      ) {
+        put(mem, d, desc);
+        w.invalidateAll();
+        for (let i = 0; i < 2; i++) {
+          const reads = [...w.reads];
+          assertEquals(w.walk(1, t[0], 0, iovaOf(k), OUT_END), 0);
+          assertEquals(w.leafPa, BASE + frame * 0x1000, `level ${l}`);
+          const n = i === 0 || caches === NO_CACHES ? 1 : 0;
+          assertEquals([...w.reads].map((r, j) => r - reads[j]!), [n, n, n, 1]);
+        }
+      }
+    }
+    // Every other slot still walks to its own table.
+    for (let j = 0; j < 64; j++) {
+      assertEquals(w.walk(1, t[0], 0, iovaOf(j), OUT_END), 0);
+      assertEquals(w.leafPa, BASE + j * 0x1000);
+    }
+  }
+});
+
 Deno.test("walker: tables whose chunks share a view-cache slot stay apart", () => {
   // 256 chunks of 64 KiB apart: the same slot of the walker's view cache.
   const mem = new PhysicalMemory({ base: BASE, size: 64 << 20 });

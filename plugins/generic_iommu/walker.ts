@@ -29,6 +29,7 @@ import { WalkCache } from "./walk_cache.ts";
 // Slots of the walker's chunk-view cache (64 KiB chunks: 16 MiB of tables).
 const CHUNK_SLOTS = 256;
 const EMPTY_WORDS = new Uint32Array(0);
+const EMPTY_DOUBLES = new Float64Array(0);
 
 /**
  * Default walk-cache shapes for levels 0, 1 and 2: gem5's SMMUv3 walk cache
@@ -181,21 +182,41 @@ export class Walker {
   // object and no Map lookup.
   #chunkKey: Float64Array = new Float64Array(CHUNK_SLOTS).fill(-1);
   #chunkView: Uint32Array[] = new Array<Uint32Array>(CHUNK_SLOTS).fill(
-    new Uint32Array(0),
+    EMPTY_WORDS,
   );
-  // Per level: the last table descriptor read there that named a table
-  // inside RAM (lo -1: none, equal to no word read from RAM), and the view
-  // of that table's chunk. Valid for the output bound #memoEnd, which
-  // every memoised address is below.
-  #memo: Float64Array = new Float64Array(16).fill(-1);
-  // (Fields, not an array: V8 then knows each holds a Uint32Array and
-  // checks nothing when the walk indexes it.)
+  // The same chunks as Float64Arrays: a table descriptor at levels 0-2 is
+  // read as one double (see the descriptor memos below).
+  #chunkDoubles: Float64Array[] = new Array<Float64Array>(CHUNK_SLOTS).fill(
+    EMPTY_DOUBLES,
+  );
+  // Descriptor memos. Levels 0 and 1: the last table descriptor read there
+  // that named a table inside RAM, as the double its 8 bytes read as
+  // (#md0, #md1; NaN: none), the views of that table's chunk (#mw, #mf),
+  // its first double in them (#mo) and its address (#mt, for the walk
+  // caches). Level 2, direct-mapped by the descriptor's index in its
+  // table (a walk striding over many level-3 tables finds each): the same
+  // per slot (#m2d, #m2w, #m2o: the level-3 table's first word, #m2t).
+  // Two doubles are equal only when their bits are (no NaN equals
+  // anything; -0 equals +0, but a table descriptor, bits 1:0 set, is
+  // never a zero), so one compare of the double read against the memo
+  // stands for both words and their type test. Valid for the output
+  // bound #memoEnd, which every memoised address is below. (Fields, not
+  // an array, where they can be: V8 then knows each holds a typed array of
+  // its kind and checks nothing when the walk indexes it.)
+  #md0 = NaN;
+  #md1 = NaN;
   #mw0: Uint32Array = EMPTY_WORDS;
   #mw1: Uint32Array = EMPTY_WORDS;
-  #mw2: Uint32Array = EMPTY_WORDS;
-  // ... and that table's first word in the view: the next level's read
-  // needs nothing from this level's (so the reads overlap).
-  #memoOff: Int32Array = new Int32Array(4);
+  #mf0: Float64Array = EMPTY_DOUBLES;
+  #mf1: Float64Array = EMPTY_DOUBLES;
+  #mo0 = 0;
+  #mo1 = 0;
+  #mt0 = 0;
+  #mt1 = 0;
+  #m2d: Float64Array = new Float64Array(512).fill(NaN);
+  #m2w: Uint32Array[] = new Array<Uint32Array>(512).fill(EMPTY_WORDS);
+  #m2o: Int32Array = new Int32Array(512);
+  #m2t: Float64Array = new Float64Array(512);
   #memoEnd = -1;
   // floor(#memoEnd / 2^32): an output address whose bits 47:32 are below
   // it is inside the output size, whatever its low word.
@@ -203,9 +224,11 @@ export class Walker {
   #root: Float64Array = new Float64Array(1);
   #rootPa = -1;
   #rootWords: Uint32Array | null = null;
+  #rootDoubles: Float64Array = EMPTY_DOUBLES;
   // Where a table walk that walkIn finishes starts (see #walkNext).
   #nextLevel = 0;
   #nextWords: Uint32Array = EMPTY_WORDS;
+  #nextDoubles: Float64Array = EMPTY_DOUBLES;
   #nextOff = 0;
   #rootOff = 0;
 
@@ -327,6 +350,8 @@ export class Walker {
     let code = -1;
     let level = startLevel;
     let words: Uint32Array = EMPTY_WORDS;
+    // The same table as doubles (levels 0-2).
+    let doubles: Float64Array = EMPTY_DOUBLES;
     let woff = 0;
     const rootWords = this.#rootWords;
     // The common case on its own, small enough to compile tightly: the
@@ -371,6 +396,7 @@ export class Walker {
       outEnd === this.#memoEnd && rootWords !== null
     ) {
       words = rootWords;
+      doubles = this.#rootDoubles;
       woff = this.#rootOff;
     } else {
       code = this.#walkGeneral(ctx, roots, index, startLevel, iova, outEnd, 2);
@@ -379,96 +405,97 @@ export class Walker {
       // A method above handed the table walk back (see #walkNext).
       level = this.#nextLevel;
       words = this.#nextWords;
+      doubles = this.#nextDoubles;
       woff = this.#nextOff;
     }
     // The walk from `level` through tables that are 4 KiB aligned inside
     // RAM, read through chunk views (`words`, the table's first word at
-    // `woff`). A table descriptor equal to the one last read at its level
-    // names the same table (whose view and output-size check are
-    // memoised): one compare of both words also tests its type bits, with
-    // no address arithmetic and no view lookup. One block per level, each
-    // with its index shift as a literal. Every path here has made
-    // `#memoEnd` equal to `outEnd`. (In this method, not one of its own:
-    // the call cost a few ns per walk.)
+    // `woff`; `doubles` the same chunk). A table descriptor at levels 0-2
+    // is read as one double: equal to the memo of its level (slot), it
+    // names the memoised table, whose views and output-size check are
+    // known: no address arithmetic, no view lookup, and its words are
+    // read only when it differs. One block per level, each with its index
+    // shift as a literal. Every path here has made `#memoEnd` equal to
+    // `outEnd`. (In this method, not one of its own: the call cost a few
+    // ns per walk.)
     walk: if (code === -1) {
       const ilo = iova >>> 0;
       const reads = this.reads;
-      // Per level l: slots 4l, 4l + 1 the descriptor (#memoOff[l] its
-      // table's first word in the view #mw0, #mw1 or #mw2).
-      const memo = this.#memo;
-      const memoOff = this.#memoOff;
       let lo = 0;
       let hi = 0;
       if (level <= 1) {
         const ihi = (iova * 2.3283064365386963e-10) >>> 0;
         if (level === 0) {
-          const at = woff + (((ihi >>> 7) & 511) << 1);
+          const at = (woff >>> 1) + ((ihi >>> 7) & 511);
           reads[0]!++;
-          lo = words[at]!;
-          hi = words[at + 1]!;
-          if (lo !== memo[0] || hi !== memo[1]) {
+          const d = doubles[at]!;
+          if (d !== this.#md0) {
+            lo = words[at << 1]!;
+            hi = words[(at << 1) + 1]!;
             const c = this.#follow(0, lo, hi);
             if (c !== 0) {
               code = this.#off(c, ctx, 0, lo, hi, iova, outEnd);
               break walk;
             }
+            this.#md0 = d;
           }
-          if (this.#anyCache === 1) this.#cacheTable(ctx, 0, iova, lo, hi);
+          if (this.#anyCache === 1) this.#cacheAt(ctx, 0, iova, this.#mt0);
           words = this.#mw0;
-          woff = memoOff[0]!;
+          doubles = this.#mf0;
+          woff = this.#mo0;
         }
-        const at = woff + ((((ilo >>> 30) | (ihi << 2)) & 511) << 1);
+        const at = (woff >>> 1) + (((ilo >>> 30) | (ihi << 2)) & 511);
         reads[1]!++;
-        lo = words[at]!;
-        hi = words[at + 1]!;
-        if (lo !== memo[4] || hi !== memo[5]) {
+        const d = doubles[at]!;
+        if (d !== this.#md1) {
+          lo = words[at << 1]!;
+          hi = words[(at << 1) + 1]!;
           const c = this.#follow(1, lo, hi);
           if (c !== 0) {
             code = this.#off(c, ctx, 1, lo, hi, iova, outEnd);
             break walk;
           }
+          this.#md1 = d;
         }
-        if (this.#anyCache === 1) this.#cacheTable(ctx, 1, iova, lo, hi);
+        if (this.#anyCache === 1) this.#cacheAt(ctx, 1, iova, this.#mt1);
         words = this.#mw1;
-        woff = memoOff[1]!;
+        doubles = this.#mf1;
+        woff = this.#mo1;
         level = 2;
       }
       if (level === 2) {
-        const at = woff + (((ilo >>> 21) & 511) << 1);
+        const i = (ilo >>> 21) & 511;
+        const at = (woff >>> 1) + i;
         reads[2]!++;
-        lo = words[at]!;
-        hi = words[at + 1]!;
-        if (lo === memo[8] && hi === memo[9]) {
-          words = this.#mw2;
-          woff = memoOff[2]!;
-        } else {
-          // Not the memoised table (the walk's commonest miss: the level-2
-          // table's entries cover only 2 MiB each). A table inside the
-          // output size, in a chunk whose view is cached, is decoded and
-          // memoised here.
+        const d = doubles[at]!;
+        const m2d = this.#m2d;
+        if (d !== m2d[i]) {
+          // Not the table memoised in slot `i`. A table inside the output
+          // size, in a chunk whose view is cached, is decoded and
+          // memoised here; anything else by #follow.
+          lo = words[at << 1]!;
+          hi = words[(at << 1) + 1]!;
           const ah = hi & 0xffff;
           const chunk = ah * 65536 + (lo >>> 16);
           const slot = chunk & 255;
           if (
             (lo & 3) === 3 && ah < this.#hiEnd && this.#chunkKey[slot] === chunk
           ) {
-            words = this.#chunkView[slot]!;
-            woff = (lo & 0xf000) >>> 2;
-            memo[8] = lo;
-            memo[9] = hi;
-            memoOff[2] = woff;
-            this.#mw2 = words;
+            this.#m2w[i] = this.#chunkView[slot]!;
+            this.#m2o[i] = (lo & 0xf000) >>> 2;
+            this.#m2t[i] = ah * 0x100000000 + ((lo & 0xfffff000) >>> 0);
           } else {
-            const c = this.#follow(2, lo, hi);
+            const c = this.#follow(2 + i, lo, hi);
             if (c !== 0) {
               code = this.#off(c, ctx, 2, lo, hi, iova, outEnd);
               break walk;
             }
-            words = this.#mw2;
-            woff = memoOff[2]!;
           }
+          m2d[i] = d;
         }
-        if (this.#anyCache === 1) this.#cacheTable(ctx, 2, iova, lo, hi);
+        if (this.#anyCache === 1) this.#cacheAt(ctx, 2, iova, this.#m2t[i]!);
+        words = this.#m2w[i]!;
+        woff = this.#m2o[i]!;
       }
       const at = woff + (((ilo >>> 12) & 511) << 1);
       reads[3]!++;
@@ -565,7 +592,7 @@ export class Walker {
     if (outEnd !== this.#memoEnd) this.#forgetMemos(outEnd);
     const words = this.#tableWords(table);
     if (words === null) return this.#walkFrom(ctx, 3, table, iova, outEnd);
-    return this.#walkNext(3, words, table);
+    return this.#walkNext(3, words, EMPTY_DOUBLES, table);
   }
 
   // The walk after the fast path: walk caches from level `top` down
@@ -584,6 +611,7 @@ export class Walker {
     let level = startLevel;
     let table = roots[index]!;
     let words: Uint32Array | null = null;
+    let doubles: Float64Array = EMPTY_DOUBLES;
     let cached = false;
     if (this.#anyCache === 1) {
       const caches = this.#wc;
@@ -598,6 +626,8 @@ export class Walker {
           words = this.#chunkKey[slot] === chunk
             ? this.#chunkView[slot]!
             : this.#tableWords(table);
+          // (#tableWords puts a view it returns into this slot.)
+          doubles = this.#chunkDoubles[slot]!;
           cached = true;
           break;
         }
@@ -605,16 +635,24 @@ export class Walker {
     }
     if (!cached) {
       words = table === this.#rootPa ? this.#rootWords : this.#rootOf(table);
+      doubles = this.#rootDoubles;
     }
     if (words === null) return this.#walkFrom(ctx, level, table, iova, outEnd);
-    return this.#walkNext(level, words, table);
+    return this.#walkNext(level, words, doubles, table);
   }
 
   // Leave the table walk from `level` at `table` (inside RAM, 4 KiB
-  // aligned, in the chunk view `words`) to walkIn: -1.
-  #walkNext(level: number, words: Uint32Array, table: number): number {
+  // aligned, in the chunk views `words` and `doubles`; the latter unused
+  // at level 3) to walkIn: -1.
+  #walkNext(
+    level: number,
+    words: Uint32Array,
+    doubles: Float64Array,
+    table: number,
+  ): number {
     this.#nextLevel = level;
     this.#nextWords = words;
+    this.#nextDoubles = doubles;
     this.#nextOff = ((table >>> 0) & 0xf000) >>> 2;
     return -1;
   }
@@ -643,33 +681,43 @@ export class Walker {
 
   // A descriptor (lo, hi) read at table level `level` that differs from
   // the memo: a table inside the output size is memoised with its table's
-  // view (0). Else -2 when it is not a table, the fault's event ID, or -1
-  // when the table is not inside RAM (not memoised).
+  // views (0; the caller then sets the memo's double). `level` 2 + i
+  // stands for slot i of level 2. Else -2 when it is not a table, the
+  // fault's event ID, or -1 when the table is not inside RAM (not
+  // memoised).
   #follow(level: number, lo: number, hi: number): number {
     if ((lo & 3) !== 3) return -2;
     const ah = hi & 0xffff;
-    if (ah >= this.#hiEnd) {
-      const addr = ah * 0x100000000 + ((lo & 0xfffff000) >>> 0);
-      if (addr >= this.#memoEnd) {
-        this.faultAddress = addr;
-        return 0x11; // EVT_F_ADDR_SIZE
-      }
+    const table = ah * 0x100000000 + ((lo & 0xfffff000) >>> 0);
+    if (ah >= this.#hiEnd && table >= this.#memoEnd) {
+      this.faultAddress = table;
+      return 0x11; // EVT_F_ADDR_SIZE
     }
-    // The table's 64 KiB chunk number from the descriptor's words.
-    const chunk = ah * 65536 + (lo >>> 16);
-    const slot = chunk & 255;
-    const words = this.#chunkKey[slot] === chunk
-      ? this.#chunkView[slot]!
-      : this.#tableWords(ah * 0x100000000 + ((lo & 0xfffff000) >>> 0));
+    const words = this.#tableWords(table);
     if (words === null) return -1;
-    const memo = this.#memo;
-    const m = level << 2;
-    memo[m] = lo;
-    memo[m + 1] = hi;
-    this.#memoOff[level] = (lo & 0xf000) >>> 2;
-    if (level === 0) this.#mw0 = words;
-    else if (level === 1) this.#mw1 = words;
-    else this.#mw2 = words;
+    if (level >= 2) {
+      const i = level - 2;
+      this.#m2d[i] = NaN;
+      this.#m2w[i] = words;
+      this.#m2o[i] = (lo & 0xf000) >>> 2;
+      this.#m2t[i] = table;
+      return 0;
+    }
+    // The chunk is in the view cache: #tableWords just put it there.
+    const doubles = this.#chunkDoubles[(ah * 65536 + (lo >>> 16)) & 255]!;
+    if (level === 0) {
+      this.#md0 = NaN;
+      this.#mw0 = words;
+      this.#mf0 = doubles;
+      this.#mo0 = (lo & 0xf000) >>> 2;
+      this.#mt0 = table;
+    } else {
+      this.#md1 = NaN;
+      this.#mw1 = words;
+      this.#mf1 = doubles;
+      this.#mo1 = (lo & 0xf000) >>> 2;
+      this.#mt1 = table;
+    }
     return 0;
   }
 
@@ -762,7 +810,9 @@ export class Walker {
   #forgetMemos(outEnd: number): void {
     this.#memoEnd = outEnd;
     this.#hiEnd = Math.floor(outEnd * 2.3283064365386963e-10);
-    this.#memo.fill(-1);
+    this.#md0 = NaN;
+    this.#md1 = NaN;
+    this.#m2d.fill(NaN);
   }
 
   // The view of the chunk holding the table at `table` (whose first word
@@ -776,8 +826,12 @@ export class Walker {
     const pa = chunk * 65536;
     if (!(pa >= this.#memBase && pa + 65536 <= this.#memEnd)) return null;
     const v = this.#memory.view32(pa, 65536);
+    // A double view needs 8-byte alignment (PhysicalMemory's chunks have
+    // it; other RAM-shaped objects are read word by word).
+    if ((v.byteOffset & 7) !== 0 || v.length !== 16384) return null;
     this.#chunkKey[slot] = chunk;
     this.#chunkView[slot] = v;
+    this.#chunkDoubles[slot] = new Float64Array(v.buffer, v.byteOffset, 8192);
     return v;
   }
 
@@ -786,6 +840,9 @@ export class Walker {
     const words = this.#tableWords(table);
     this.#rootPa = table;
     this.#rootWords = words;
+    this.#rootDoubles = words === null
+      ? EMPTY_DOUBLES
+      : this.#chunkDoubles[Math.floor(table * 0.0000152587890625) & 255]!;
     this.#rootOff = ((table >>> 0) & 0xf000) >>> 2;
     return words;
   }
