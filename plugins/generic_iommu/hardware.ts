@@ -338,7 +338,9 @@ export class GenericIommuHardware implements IommuHardware {
       // load and a check per use in optimised code, and the smaller
       // bytecode keeps translate cheap to inline into callers. Entries and
       // config copies of an earlier generation fail the compares and take
-      // the slow path.
+      // the slow path. A row starts at a multiple of 8 and an entry at a
+      // multiple of 4, so `i | 5` is `i + 5` without the overflow check
+      // optimised code adds to an int32 `+`.
       const r = this.#rows;
       const i = (streamId + 1) << 3;
       const gen = r[0];
@@ -350,20 +352,20 @@ export class GenericIommuHardware implements IommuHardware {
       let u = 0;
       if (
         m >= 0 &&
-        r[u = (r[i + 4]! | 0) + (((iova >>> 12) & m) << 2)] === gen &&
-        iova >= r[u + 1]! && iova < r[u + 2]!
+        r[u = (r[i | 4]! | 0) + (((iova >>> 12) & m) << 2)] === gen &&
+        iova >= r[u | 1]! && iova < r[u | 2]!
       ) {
         // A valid micro entry implies a valid config row of this generation.
-        const dp = r[u + 3]!;
+        const dp = r[u | 3]!;
         const perm = dp & 3;
         if ((perm & access) === access) {
-          r[i + 3]!++;
-          this.#lastSpan = r[u + 2]! - iova;
+          r[i | 3]!++;
+          this.#lastSpan = r[u | 2]! - iova;
           return iova + (dp - perm);
         }
         rest = 0;
-      } else if (r[i] === gen && iova < r[i + 1]!) {
-        r[i + 2]!++;
+      } else if (r[i] === gen && iova < r[i | 1]!) {
+        r[i | 2]!++;
         rest = 2;
         // No micro TLB (so nothing to fill) and an IOTLB: a hit in the
         // size hit last that grants `access` finishes here. Anything else
@@ -373,7 +375,7 @@ export class GenericIommuHardware implements IommuHardware {
         if (m < 0) {
           const tlb = this.iotlb;
           // A PA when the entry grants `access` (-2: a hit that does not).
-          const pa = tlb.lookupHitIf(r[i + 5]! | 0, iova, access);
+          const pa = tlb.lookupHitIf(r[i | 5]! | 0, iova, access);
           if (pa >= 0) {
             this.#lastSpan = tlb.hitEnd - iova;
             return pa;
@@ -424,15 +426,15 @@ export class GenericIommuHardware implements IommuHardware {
         const s = this.#wState;
         const h = this.#wHits;
         const k = ((((iova * s[1]!) >>> 0) ^ ctx) & s[2]!) << 3;
-        const kept = h[k + 7]!;
+        const kept = h[k | 7]!;
         if (
-          iova >= h[k]! && iova < h[k + 1]! && h[k + 2] === ctx &&
-          h[k + 3] === s[0] && kept >= 0
+          iova >= h[k]! && iova < h[k | 1]! && h[k | 2] === ctx &&
+          h[k | 3] === s[0] && kept >= 0
         ) {
           const words = this.#wViews[kept >>> 14]!;
           const at = (kept & 16383) + (((iova >>> 12) & 511) << 1);
           lo = words[at]!;
-          hi = words[at + 1]! & 0xffff;
+          hi = words[at | 1]! & 0xffff;
           j = k;
         }
       }
@@ -524,12 +526,12 @@ export class GenericIommuHardware implements IommuHardware {
       if (size === 4096) {
         // The entry of this 4 KiB page (slots as in translate()).
         const r = this.#rows;
-        const u = (r[((sid + 1) << 3) + 4]! | 0) +
+        const u = (r[((sid + 1) << 3) | 4]! | 0) +
           (((iova >>> 12) & this.#uMask) << 2);
         r[u] = r[0]!;
-        r[u + 1] = iova - off;
-        r[u + 2] = iova - off + 4096;
-        r[u + 3] = pa - iova + (perm & 3);
+        r[u | 1] = iova - off;
+        r[u | 2] = iova - off + 4096;
+        r[u | 3] = pa - iova + (perm & 3);
       } else this.#fillLeaf(sid, iova - off, size, pa - off, perm);
     }
     if ((perm & access) !== access) {
