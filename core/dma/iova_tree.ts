@@ -15,6 +15,13 @@
  * at a million ranges, where nearly every node below the top levels is a
  * cache and TLB miss, that halves the lines an allocation or a free touches.
  *
+ * Node slots are reused last-released first. When a large tree loses half
+ * its ranges, it is compacted: the nodes move, in address order, into a
+ * buffer of 1.5 slots per node, so that every subtree is one run of slots
+ * and a climb of several levels near the leaves stays within a page or two
+ * (at a million ranges, a cache miss that also misses the host's TLB costs
+ * about twice as much).
+ *
  * Internal to core/dma: the allocator reaches into the typed arrays directly
  * on its hot paths, so the fields are plain and documented here.
  *
@@ -235,10 +242,13 @@ export class IovaTree {
       return undefined;
     }
     const w = this.w;
-    const ow = this.#ext;
     const nw = new Int32Array(buf);
-    // In-order walk with an explicit stack; node j (1-based) of the walk
-    // goes to slot j.
+    for (let k = 0; k < 16; k++) nw[k] = w[k]!;
+    // In-order walk: node j (1-based) of the walk goes to slot j, copied
+    // when it is reached (its old line was just read). Links are set from
+    // nodes already placed, never through a lookup of a far-off node: a
+    // node's left child was placed just before its left subtree ended; a
+    // right child links itself to its parent, placed before it.
     const stack = this.#stack;
     let sp = 0;
     let j = 0;
@@ -249,22 +259,36 @@ export class IovaTree {
         cur = w[(cur << 4) + I_LEFT]!;
       }
       const o = stack[--sp]!;
-      map[o] = ++j;
-      cur = w[(o << 4) + I_RIGHT]!;
-    }
-    for (let k = 0; k < 16; k++) nw[k] = w[k]!;
-    nw[I_LEFT] = map[w[I_LEFT]!]!;
-    for (let k = 0; k < 8; k++) ext[k] = ow[k]!;
-    for (let o = 1; o < oldCap; o++) {
-      const d = map[o]!;
-      if (d === 0) continue;
+      const d = ++j;
+      map[o] = d;
       const ob = o << 4;
       const db = d << 4;
       for (let k = 0; k < 16; k++) nw[db + k] = w[ob + k]!;
-      nw[db + I_LEFT] = map[w[ob + I_LEFT]!]!;
-      nw[db + I_RIGHT] = map[w[ob + I_RIGHT]!]!;
-      nw[db + I_PARENT] = map[w[ob + I_PARENT]!]!;
-      for (let k = 0; k < 8; k++) ext[(d << 3) + k] = ow[(o << 3) + k]!;
+      const l = w[ob + I_LEFT]!;
+      if (l !== 0) {
+        const dl = map[l]!;
+        nw[db + I_LEFT] = dl;
+        nw[(dl << 4) + I_PARENT] = d;
+      }
+      nw[db + I_RIGHT] = 0;
+      const p = w[ob + I_PARENT]!;
+      if (p === 0) {
+        nw[I_LEFT] = d;
+      } else if (w[(p << 4) + I_RIGHT] === o) {
+        const dp = map[p]!;
+        nw[(dp << 4) + I_RIGHT] = d;
+        nw[db + I_PARENT] = dp;
+      }
+      cur = w[ob + I_RIGHT]!;
+    }
+    if (this.#orders > 8) {
+      const ow = this.#ext;
+      for (let k = 0; k < 8; k++) ext[k] = ow[k]!;
+      for (let o = 1; o < oldCap; o++) {
+        const d = map[o]!;
+        if (d === 0) continue;
+        for (let k = 0; k < 8; k++) ext[(d << 3) + k] = ow[(o << 3) + k]!;
+      }
     }
     this.f = new Float64Array(buf);
     this.w = nw;
