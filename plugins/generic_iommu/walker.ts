@@ -30,6 +30,9 @@ import { WalkCache } from "./walk_cache.ts";
 const CHUNK_SLOTS = 256;
 const EMPTY_WORDS = new Uint32Array(0);
 const EMPTY_DOUBLES = new Float64Array(0);
+// A chunk-sized view of nothing (zeros): what a level-2 memo slot names
+// before it memoises a table, so a read through any slot stays in bounds.
+const NO_TABLE = new Uint32Array(16384);
 
 /**
  * Default walk-cache shapes for levels 0, 1 and 2: gem5's SMMUv3 walk cache
@@ -214,7 +217,7 @@ export class Walker {
   #mt0 = 0;
   #mt1 = 0;
   #m2d: Float64Array = new Float64Array(512).fill(NaN);
-  #m2w: Uint32Array[] = new Array<Uint32Array>(512).fill(EMPTY_WORDS);
+  #m2w: Uint32Array[] = new Array<Uint32Array>(512).fill(NO_TABLE);
   #m2o: Int32Array = new Int32Array(512);
   #m2t: Float64Array = new Float64Array(512);
   #memoEnd = -1;
@@ -421,6 +424,16 @@ export class Walker {
     walk: if (code === -1) {
       const ilo = iova >>> 0;
       const reads = this.reads;
+      // The level-3 descriptor in the table level-2 slot `i2` memoises,
+      // read first: its address needs no descriptor of this walk, so the
+      // load (often a host cache miss) overlaps levels 0-2. It is used
+      // only when level 2 finds that slot's descriptor (`pre` 1).
+      const i2 = (ilo >>> 21) & 511;
+      const pw = this.#m2w[i2]!;
+      const pat = this.#m2o[i2]! + (((ilo >>> 12) & 511) << 1);
+      const plo = pw[pat]!;
+      const phi = pw[pat + 1]!;
+      let pre = 0;
       let lo = 0;
       let hi = 0;
       if (level <= 1) {
@@ -464,12 +477,13 @@ export class Walker {
         level = 2;
       }
       if (level === 2) {
-        const i = (ilo >>> 21) & 511;
+        const i = i2;
         const at = (woff >>> 1) + i;
         reads[2]!++;
         const d = doubles[at]!;
         const m2d = this.#m2d;
-        if (d !== m2d[i]) {
+        if (d === m2d[i]) pre = 1;
+        else {
           // Not the table memoised in slot `i`. A table inside the output
           // size, in a chunk whose view is cached, is decoded and
           // memoised here; anything else by #follow.
@@ -497,10 +511,15 @@ export class Walker {
         words = this.#m2w[i]!;
         woff = this.#m2o[i]!;
       }
-      const at = woff + (((ilo >>> 12) & 511) << 1);
       reads[3]!++;
-      lo = words[at]!;
-      hi = words[at + 1]!;
+      if (pre === 1) {
+        lo = plo;
+        hi = phi;
+      } else {
+        const at = woff + (((ilo >>> 12) & 511) << 1);
+        lo = words[at]!;
+        hi = words[at + 1]!;
+      }
       // A valid page (0b11) with the access flag (bit 10), below the
       // output bound by its high word alone (see #hiEnd).
       if ((lo & 0x403) === 0x403 && (hi & 0xffff) < this.#hiEnd) {
