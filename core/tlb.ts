@@ -464,27 +464,35 @@ export class Tlb {
    * non-negative safe integer (nothing is counted).
    */
   lookupOne(context: number, iova: number): number {
+    const n = this.#nsizes;
     const m = this.#mask0;
     if (
-      !(this.#nsizes === 1 && m >= 0 && iova >= 0 && iova < 4294967296 &&
-        isSafe(iova) && isSafe(context) && context >= 0)
+      !((n === 0 || (n === 1 && m >= 0 && iova < 4294967296)) &&
+        iova >= 0 && isSafe(iova) && isSafe(context) && context >= 0)
     ) {
       return this.lookup(context, iova);
     }
-    // The set and page base of `lookup`'s double arithmetic (the low bits
-    // of the same page number; see `lookupHitIf`).
-    const size = this.#size0;
-    const base = iova - (iova & m);
-    const set = ((iova >>> this.#shift0) ^ context) & this.#setMask;
-    const e = this.#e;
-    const span = this.#setSpan;
-    let j = imul(set, span);
-    const end = (j + span) | 0;
-    for (; j < end; j = (j + 8) | 0) {
-      if (e[j] === base && e[j | 1] === size && e[j | 2] === context) {
-        e[j | this.#hitOff] = ++this.#clock;
-        this.#lastSlot = j >> 3;
-        return e[j | 3]! + (iova - base);
+    // No size present: `lookup`'s miss, with its memo (no size, base 0,
+    // set 0). One size: the set and page base of `lookup`'s double
+    // arithmetic (the low bits of the same page number; see
+    // `lookupHitIf`).
+    let size = NaN;
+    let base = 0;
+    let set = 0;
+    if (n === 1) {
+      size = this.#size0;
+      base = iova - (iova & m);
+      set = ((iova >>> this.#shift0) ^ context) & this.#setMask;
+      const e = this.#e;
+      const span = this.#setSpan;
+      let j = imul(set, span);
+      const end = (j + span) | 0;
+      for (; j < end; j = (j + 8) | 0) {
+        if (e[j] === base && e[j | 1] === size && e[j | 2] === context) {
+          e[j | this.#hitOff] = ++this.#clock;
+          this.#lastSlot = j >> 3;
+          return e[j | 3]! + (iova - base);
+        }
       }
     }
     this.#misses++;

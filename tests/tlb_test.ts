@@ -1057,6 +1057,23 @@ Deno.test("Tlb lookupOne: exactly lookup, memo for insert included", async (t) =
       { numRuns: 300 },
     );
   });
+  await t.step("no size present, or no capacity: a counted miss", () => {
+    for (const shape of [{ sets: 8, ways: 2 }, { sets: 0, ways: 0 }]) {
+      const a = new Tlb(shape);
+      const b = new Tlb(shape);
+      for (const iova of [0x5123, 2 ** 40 + 7]) {
+        assertEquals(b.lookupOne(3, iova), a.lookup(3, iova));
+        // The memo a fill right after uses (a no-op without capacity).
+        a.insert(3, iova, K4, 0x8000_0000, 3);
+        b.insert(3, iova, K4, 0x8000_0000, 3);
+        assertEquals(b.counters(), a.counters());
+        assertEquals(b.entries(), a.entries());
+        a.invalidateAll();
+        b.invalidateAll();
+      }
+      assertEquals(b.counters().misses, 2);
+    }
+  });
   await t.step("a hit and a miss of one size", () => {
     const tlb = new Tlb({ sets: 8, ways: 2, replacement: "lru" });
     assertEquals(tlb.lookupOne(3, 0x5123), -1); // no size yet
