@@ -11,6 +11,9 @@
  *   than 3x the 1K baseline, i.e. O(log n)). At 1M the victim and its
  *   ancestors are almost never cached, so this also measures the memory
  *   system (dependent cache and TLB misses).
+ *   A fourth row repeats the 1M one on a population aged by a million
+ *   more alloc+free pairs (nodes scattered again since the setup's
+ *   compaction).
  * - "iova fragmented, streaming": the same populations, but each alloc of a
  *   random size is freed 64 operations later, as streaming DMA does.
  *
@@ -193,6 +196,24 @@ for (const [n, label, s] of populations) {
     },
   });
 }
+
+// The 1M row above starts right after its setup freed half the ranges,
+// which compacts the tree (one run of node slots in address order); churn
+// scatters the nodes again. This row measures the same population after
+// AGED_OPS operations of the same churn: the state a long-running device's
+// IOVA space settles into, with no compaction since.
+const AGED_OPS = 1_000_000;
+const aged = fragmented(1_000_000);
+for (let i = 0; i < AGED_OPS / CHURN; i++) churn(aged);
+Deno.bench({
+  group: "iova fragmented",
+  name: `${CHURN} x random alloc+free, 1M live ranges, after ${
+    AGED_OPS.toLocaleString("en-US")
+  } more`,
+  fn() {
+    churn(aged);
+  },
+});
 
 for (const [n, label, s] of populations) {
   const t = streaming(s);
