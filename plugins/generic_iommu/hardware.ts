@@ -154,7 +154,9 @@ export class GenericIommuHardware implements IommuHardware {
   #cfgRecord: Uint8Array;
   #streams = 0;
   #micro: MicroTlb;
-  #microEnabled: boolean;
+  // 1 when the micro TLBs are on (a Smi: a boolean field is tested
+  // against every falsy value in optimised code).
+  #microOn: number;
   // The micro TLB's entry mask; -1 when there is no micro TLB and the
   // IOTLB can hold something: translate() then skips the micro TLB probe
   // and tries the IOTLB's hit inline (one register test on either path).
@@ -242,7 +244,7 @@ export class GenericIommuHardware implements IommuHardware {
     this.#cfgStart = cache.start;
     this.#cfgInEnd = cache.inEnd;
     this.#cfgRecord = cache.record;
-    this.#microEnabled = micro.enabled;
+    this.#microOn = micro.enabled ? 1 : 0;
     this.#rows = micro.rows;
     this.#sWalks = stats.sWalks;
     const regs = new RegisterFile(config, {
@@ -528,7 +530,7 @@ export class GenericIommuHardware implements IommuHardware {
         pa = w.leafPa + off;
       }
     }
-    if (this.#microEnabled) {
+    if (this.#microOn === 1) {
       if (size === 4096) {
         // The entry of this 4 KiB page (slots as in translate()).
         const r = this.#rows;
@@ -801,7 +803,7 @@ export class GenericIommuHardware implements IommuHardware {
         bypassed: this.#bypassed,
         cfgLookups: translations,
         cfgMisses: this.#cfgMisses,
-        microLookups: this.#microEnabled ? translations - this.#noProbe : 0,
+        microLookups: this.#microOn === 1 ? translations - this.#noProbe : 0,
         microHits: uHits,
       },
       stats: this.#stats,

@@ -523,7 +523,10 @@ export class Walker {
       // A valid page (0b11) with the access flag (bit 10), below the
       // output bound by its high word alone (see #hiEnd).
       if ((lo & 0x403) === 0x403 && (hi & 0xffff) < this.#hiEnd) {
-        this.leafPa = (hi & 0xffff) * 0x100000000 + ((lo & 0xfffff000) >>> 0);
+        // The page number times 4096 (exact): ending in a multiply, the
+        // double is computed without the checked safe-integer add V8
+        // speculates for `hi * 2^32 + (lo & ~0xfff)`.
+        this.leafPa = ((lo >>> 12) + (hi & 0xffff) * 0x100000) * 4096;
         this.leafSize = 4096;
         this.leafAccess = leafAccess(lo, this.#stage);
         code = 0;
