@@ -227,6 +227,17 @@ export class WalkCache extends Tlb {
     return pa;
   }
 
+  /**
+   * As `Tlb.lookupHitIf`; a hit (one that grants `need` or not) is a
+   * `lookup` hit for the hit table, so the `last*` getters then describe
+   * its entry.
+   */
+  override lookupHitIf(context: number, iova: number, need: number): number {
+    const pa = super.lookupHitIf(context, iova, need);
+    if (pa !== -1) this.#lookedUp();
+    return pa;
+  }
+
   /** As `Tlb.lastPageEndIf`, also after a hit-table hit. */
   override lastPageEndIf(need: number): number {
     const last = this.#s[S_LAST]!;
