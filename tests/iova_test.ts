@@ -646,6 +646,41 @@ Deno.test("IovaAllocator: a large tree that loses half its ranges is compacted",
     assertEquals(a.stats().liveRanges, 0);
     healthy(a);
   });
+  await t.step(
+    "without memory for it, nothing moves and the next try waits for the population to halve again",
+    () => {
+      const a = new IovaAllocator({ end: 2 ** 40, cacheMaxSize: 0 });
+      const live = fill(a);
+      const before = a.stats().nodeSlots;
+      // The compaction's first allocation is its node store: refuse it,
+      // counting the tries.
+      const Real = globalThis.ArrayBuffer;
+      let tries = 0;
+      const refusing = function (): never {
+        tries++;
+        throw new RangeError("Array buffer allocation failed");
+      } as unknown as ArrayBufferConstructor;
+      globalThis.ArrayBuffer = refusing;
+      try {
+        // Just below half the slots: one try, which fails.
+        while (live.length >= before / 2 - 1) dropOne(a, live);
+        assertEquals(tries, 1);
+        // Further frees, down to a quarter of the slots, try nothing.
+        while (live.length > before / 4 + 2) dropOne(a, live);
+        assertEquals(tries, 1);
+      } finally {
+        globalThis.ArrayBuffer = Real;
+      }
+      assertEquals(a.stats().nodeSlots, before);
+      healthy(a);
+      // With memory back, the next try (below a quarter) compacts.
+      while (live.length > before / 4 - 4) dropOne(a, live);
+      assert(a.stats().nodeSlots < before / 2, `${a.stats().nodeSlots} slots`);
+      healthy(a);
+      while (live.length > 0) dropOne(a, live);
+      assertEquals(a.stats().liveRanges, 0);
+    },
+  );
   await t.step("cached ranges are renumbered too", () => {
     const a = new IovaAllocator({ end: 2 ** 40 });
     const live = fill(a);

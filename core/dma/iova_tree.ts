@@ -224,8 +224,9 @@ export class IovaTree {
    * every node visited is a cache miss, and one that also misses the
    * host's TLB costs about twice as much). O(n).
    *
-   * @returns The renumbering, or undefined (nothing changed) when the new
-   * buffers cannot be had.
+   * @returns The renumbering, or undefined when the new buffers cannot be
+   * had: then nothing moved, and {@linkcode IovaTree.compactBelow} is halved
+   * so the owner tries again only after the population halves again.
    */
   compact(): Int32Array | undefined {
     const n = this.size;
@@ -239,6 +240,10 @@ export class IovaTree {
       ext = new Uint16Array(cap * 8);
       map = new Int32Array(oldCap);
     } catch {
+      // No memory for it now: try again only once the population halves
+      // again, not on every free below the mark (each failed allocation
+      // of this size may cost the engine a full garbage collection).
+      this.compactBelow >>= 1;
       return undefined;
     }
     const w = this.w;
