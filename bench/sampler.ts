@@ -261,10 +261,32 @@ async function benchFiles(): Promise<string[]> {
   return names.sort();
 }
 
+const USAGE = `Usage:
+  deno run -A bench/sampler.ts [--json out.json] [bench files...]
+Samples every bench/*_bench.ts (or the files named) by deno bench's rules and
+prints deno bench --json's shape with p50 added (to out.json with --json);
+bench/report.ts --from run.json --medians out.json --targets reads it.`;
+
 if (import.meta.main) {
   const args = [...Deno.args];
   const one = args.indexOf("--one");
-  if (one >= 0) {
+  // Any other option is a mistake: it would be taken for a bench file.
+  const unknown = args.find((a, i) =>
+    a.startsWith("-") && a !== "--json" && a !== "--one" &&
+    args[i - 1] !== "--json" && args[i - 1] !== "--one"
+  );
+  if (unknown !== undefined || (args.at(-1) === "--json")) {
+    if (unknown !== "--help" && unknown !== "-h") {
+      console.error(
+        unknown === undefined
+          ? "--json needs a file name"
+          : `unknown option ${unknown}`,
+      );
+      console.error(USAGE);
+      Deno.exit(2);
+    }
+    console.log(USAGE);
+  } else if (one >= 0) {
     console.log(JSON.stringify(await sampleFile(args[one + 1]!)));
   } else {
     const j = args.indexOf("--json");

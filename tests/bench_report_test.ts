@@ -313,3 +313,25 @@ Deno.test("sampleFile times every bench a file declares, one record each", async
   const r = rows({ runtime: "x", cpu: "x", benches: records });
   assert(r.every((x) => Number.isFinite(x.p50)));
 });
+
+Deno.test("bench/sampler.ts: --help prints its usage; an unknown option or a --json without a file is refused, not taken for a bench file", async () => {
+  const sampler = new URL("../bench/sampler.ts", import.meta.url).pathname;
+  const run = async (...args: string[]) => {
+    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", sampler, ...args],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder();
+    return { code, out: text.decode(stdout), err: text.decode(stderr) };
+  };
+  const help = await run("--help");
+  assertEquals(help.code, 0);
+  assert(help.out.startsWith("Usage:"), help.out);
+  const bad = await run("--bogus");
+  assertEquals(bad.code, 2);
+  assert(bad.err.includes("unknown option --bogus"), bad.err);
+  const noFile = await run("--json");
+  assertEquals(noFile.code, 2);
+  assert(noFile.err.includes("--json needs a file name"), noFile.err);
+});
