@@ -537,8 +537,8 @@ export class GenericIommuHardware implements IommuHardware {
         const u = (r[((sid + 1) << 3) | 4]! | 0) +
           (((iova >>> 12) & this.#uMask) << 2);
         // `pa - (iova - p)`, not `pa - iova + p`: the same value (exact
-        // either way), one double operation instead of two, the second of
-        // which V8 compiled as a checked safe-integer add.
+        // either way); written the second way, V8 compiled its final add
+        // as a checked safe-integer add.
         const pb = iova - off;
         r[u] = r[0]!;
         r[u | 1] = pb;
