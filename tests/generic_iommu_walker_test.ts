@@ -660,6 +660,133 @@ Deno.test("translate's inline walk: counts and fields as the walker's, faults an
   }
 });
 
+Deno.test("translate's memo walk (no walk caches): counts and fields as the walker's; a changed descriptor, root or bound goes through the walker", () => {
+  for (const stage of [1, 2] as const) {
+    for (const microTlb of [false, true]) {
+      const what = `stage ${stage}, micro TLB ${microTlb}`;
+      const { soc, unit, hw, d, buf, faults } = unitRig({
+        microTlb,
+        stage,
+        outputBits: 40,
+        walkCache: NO_CACHES,
+      });
+      const w = hw.walker;
+      const mem = soc.memory;
+      // Count the walks the walker itself does (translate's own walk
+      // calls nothing).
+      let walkIns = 0;
+      const walkIn = w.walkIn;
+      w.walkIn = function (...args: Parameters<Walker["walkIn"]>): number {
+        walkIns++;
+        return walkIn.apply(this, args);
+      };
+      const read = (iova: number, pa: number) => {
+        hw.iotlb.invalidateAll();
+        assertEquals(hw.translate(1, iova, ACCESS_READ), pa, what);
+      };
+      // The first walk is the walker's (it memoises levels 0-2); the next
+      // walks of the region are translate's, counted as the walker counts.
+      for (let i = 0; i < 4; i++) {
+        hw.iotlb.invalidateAll();
+        assertEquals(hw.translate(1, 0x10_1008, ACCESS_WRITE), buf + 0x1008);
+      }
+      assertEquals(walkIns, 1, what);
+      assertEquals(hw.lastSpan, 0x1000 - 8);
+      assertEquals([...w.reads], [4, 4, 4, 4], what);
+      assertEquals([w.walks, hw.streamCounters(1).walks], [4, 4]);
+      assertEquals([w.leafPa, w.leafSize, w.leafAccess], [
+        buf + 0x1000,
+        4096,
+        3,
+      ]);
+      assertEquals(
+        hw.iotlb.entries().map((e) => [e.iova, e.pageSize, e.pa, e.perm]),
+        [[0x10_1000, 4096, buf + 0x1000, 3]],
+      );
+      assertEquals(hw.counters()["iotlb.misses"], 4);
+      // A read-only page: its permission as the walker decodes it.
+      hw.iotlb.invalidateAll();
+      assertEquals(hw.translate(1, 0x10_2010, ACCESS_WRITE), -1);
+      assertEquals(faults.at(-1)!.reason, "permission");
+      assertEquals([w.leafAccess, walkIns], [1, 1], what);
+      // An unmapped page: the walker's translation fault, counted once.
+      hw.iotlb.invalidateAll();
+      assertEquals(hw.translate(1, 0x10_3000, ACCESS_READ), -1);
+      assertEquals(faults.at(-1)!.reason, "translation");
+      assertEquals([...w.reads], [6, 6, 6, 6], what);
+      assertEquals([w.walks, walkIns], [6, 2]);
+      // A leaf beyond the output size: the walker's fault, with its
+      // address; translate's next walk clears that address.
+      const root = d.ops.rootTable;
+      const desc = (table: number, iova: number, level: number) =>
+        table + slot(iova, level);
+      const next = (at: number) =>
+        mem.read32(at + 4) * 2 ** 32 + (mem.read32(at) & 0xffff_f000);
+      const d0 = desc(root, 0x10_0000, 0);
+      const d1 = desc(next(d0), 0x10_0000, 1);
+      const d2 = desc(next(d1), 0x10_0000, 2);
+      const l3 = next(d2);
+      put(mem, desc(l3, 0x10_3000, 3), encodeLeaf(2 ** 40 + buf, 3, RW, stage));
+      hw.iotlb.invalidateAll();
+      assertEquals(hw.translate(1, 0x10_3000, ACCESS_READ), -1);
+      assertEquals(faults.at(-1)!.reason, "address-size");
+      assertEquals([w.faultAddress, walkIns], [2 ** 40 + buf, 3]);
+      read(0x10_0000, buf);
+      assertEquals([w.faultAddress, walkIns], [0, 3], what);
+      // A descriptor changed at any level is seen at once (the walker
+      // walks it); restored, translate walks again.
+      const copy = soc.memory.frames.alloc(0x1000);
+      put(
+        mem,
+        desc(copy, 0x10_0000, 3),
+        encodeLeaf(buf + 0x3000, 3, RW, stage),
+      );
+      let walks = walkIns;
+      for (
+        const [at, words] of [
+          [d0, [0, 0]],
+          [d1, [0, 0]],
+          [d2, [0, 0]],
+          [d0, [0xffff_ffff, 0x7ff8_0000]], // reads as NaN: never a memo
+        ] as const
+      ) {
+        const saved: [number, number] = [mem.read32(at), mem.read32(at + 4)];
+        put(mem, at, [...words]);
+        hw.iotlb.invalidateAll();
+        assertEquals(hw.translate(1, 0x10_0000, ACCESS_READ), -1, what);
+        assertEquals(walkIns, ++walks);
+        // Restored: the memo (kept through the fault) holds again.
+        put(mem, at, saved);
+        read(0x10_0000, buf);
+        read(0x10_0000, buf);
+        assertEquals(walkIns, walks, what);
+      }
+      // The level-2 descriptor naming another level-3 table.
+      const saved: [number, number] = [mem.read32(d2), mem.read32(d2 + 4)];
+      put(mem, d2, encodeTable(copy));
+      read(0x10_0008, buf + 0x3008);
+      read(0x10_0008, buf + 0x3008);
+      assertEquals(walkIns, ++walks);
+      put(mem, d2, saved);
+      read(0x10_0008, buf + 0x8);
+      read(0x10_0008, buf + 0x8);
+      assertEquals(walkIns, ++walks, what);
+      // Another root (a stream of another domain) and back: the walker
+      // walks each root once.
+      const e = soc.createDomain(unit);
+      e.attach(unit, [2]);
+      e.map(0x10_0000, buf + 0x2000, 0x1000, RW);
+      for (const [sid, pa] of [[2, buf + 0x2000], [1, buf]] as const) {
+        for (let i = 0; i < 2; i++) {
+          hw.iotlb.invalidateAll();
+          assertEquals(hw.translate(sid, 0x10_0000, ACCESS_READ), pa);
+        }
+      }
+      assertEquals(walkIns, walks + 2, what);
+    }
+  }
+});
+
 Deno.test("leafAccess: AP[2] (stage 1) and HAP (stage 2) for every attribute byte", () => {
   // From the descriptor bits' definitions, whatever the other bits hold.
   for (let low = 0; low < 0x1000; low++) {

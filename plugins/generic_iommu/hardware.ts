@@ -42,10 +42,12 @@
  * a generation bump by any invalidation or CR0/stream-table write, bypass,
  * abort, faults) takes the slow path, which checks in the order above.
  * On an IOTLB miss, the walker's commonest walk (the level-2 walk cache's
- * hit table names a level-3 table the walker knows: one descriptor read) is
- * finished by the out-of-line rest itself, with the IOTLB fill inlined and
- * the descriptor read before the IOTLB lookup (see Walker.inlinePath());
- * every other walk, and every walk fault, is Walker.walkIn's.
+ * hit table names a level-3 table the walker knows: one descriptor read;
+ * with no walk caches, a walk from level 0 whose table descriptors equal
+ * the walker's memos) is finished by the out-of-line rest itself, with the
+ * IOTLB fill inlined and the descriptors read before the IOTLB lookup (see
+ * Walker.inlinePath()); every other walk, and every walk fault, is
+ * Walker.walkIn's.
  * Registers, the config cache, the command consumer, the event producer
  * and statistics live in their own files.
  *
@@ -77,7 +79,7 @@ import {
   STE_BYTES,
   STE_CFG_BYPASS,
 } from "./constants.ts";
-import { Walker } from "./walker.ts";
+import { Walker, type WalkerTableMemos } from "./walker.ts";
 import type {
   GenericHardwareConfig,
   GenericIrqListener,
@@ -175,12 +177,19 @@ export class GenericIommuHardware implements IommuHardware {
   #pa = 0.5; // a double from the start: stores never box
   // (Declared last: the fields translate() reads keep their places in
   // the object.)
-  // The walker's inline path (Walker.inlinePath()): 1 when the level-2
-  // walk cache can hold entries and the output size is 2^32 to 2^48.
+  // The walker's inline path (Walker.inlinePath()) when the output size
+  // is 2^32 to 2^48: 1 when the level-2 walk cache can hold entries, 2
+  // when no walk cache can (the table walk from the root), else 0.
   #inline: number;
   #wHits: Float64Array;
   #wState: Float64Array;
   #wViews: readonly Uint32Array[];
+  #wTables: WalkerTableMemos;
+  #wNums: Float64Array;
+  #wOffs: Int32Array;
+  #wL2: Float64Array;
+  #wL2Views: readonly Uint32Array[];
+  #wL2Offs: Int32Array;
   // outputBits - 32: a page is inside the output size when the high
   // word of its address shifted by this is 0.
   #outShift: number;
@@ -218,11 +227,22 @@ export class GenericIommuHardware implements IommuHardware {
     this.#wHits = path.hits;
     this.#wState = path.state;
     this.#wViews = path.views;
+    const tables = path.tables;
+    this.#wTables = tables;
+    this.#wNums = tables.nums;
+    this.#wOffs = tables.offs;
+    this.#wL2 = tables.l2;
+    this.#wL2Views = tables.l2Views;
+    this.#wL2Offs = tables.l2Offs;
     const ob = config.outputBits;
     this.#outShift = ob - 32;
-    this.#inline = this.walker.caches[2]!.capacity !== 0 &&
-        Number.isInteger(ob) && ob >= 32 && ob <= 48
+    const caches = this.walker.caches;
+    this.#inline = !(Number.isInteger(ob) && ob >= 32 && ob <= 48)
+      ? 0
+      : caches[2]!.capacity !== 0
       ? 1
+      : caches.every((c) => c.capacity === 0)
+      ? 2
       : 0;
     this.#stage1 = config.stage === 1;
     this.#streams = n;
@@ -412,13 +432,15 @@ export class GenericIommuHardware implements IommuHardware {
     let perm: number;
     let off: number;
     let pa: number;
-    // The walker's common case, which the walk below finishes itself (no
+    // The walker's common cases, which the walk below finishes itself (no
     // call, and the IOTLB fill inlined): a level-2 hit-table hit whose
     // level-3 table's view is known (hit-table and state slots as
-    // literals, see walk_cache.ts and Walker.inlinePath()). Its
-    // descriptor is read before the IOTLB lookup, which cannot change the
-    // walk caches, so that the two reads overlap. `j` is the hit slot,
-    // else -1.
+    // literals, see walk_cache.ts and Walker.inlinePath()), or with no
+    // walk cache, a walk from level 0 whose descriptors at levels 0-2
+    // equal the walker's memos. The level-3 descriptor is read before the
+    // IOTLB lookup, which cannot change the walk caches or the memos, so
+    // that the two reads overlap. `j` is the hit slot, -2 for the memo
+    // walk, else -1.
     let j = -1;
     let lo = 0;
     let hi = 0;
@@ -438,6 +460,33 @@ export class GenericIommuHardware implements IommuHardware {
           lo = words[at]!;
           hi = words[at | 1]! & 0xffff;
           j = k;
+        }
+      } else if (this.#inline === 2 && this.#cfgStart[sid] === 0) {
+        // Walker.walkIn's table walk when its root view and memos hold
+        // (see Walker.inlinePath()): the three table descriptors read as
+        // doubles, each equal to its level's memo (NaN, none, equals
+        // nothing), and the level-3 descriptor read first from the table
+        // the level-2 slot names (a zero view before it names one).
+        const n = this.#wNums;
+        if (this.#cfgRoot[sid] === n[2] && this.#outEnd === n[3]) {
+          const ilo = iova >>> 0;
+          const i2 = (ilo >>> 21) & 511;
+          const words = this.#wL2Views[i2]!;
+          const at = this.#wL2Offs[i2]! + (((ilo >>> 12) & 511) << 1);
+          const plo = words[at]!;
+          const phi = words[at | 1]!;
+          const ihi = (iova * 2.3283064365386963e-10) >>> 0;
+          const o = this.#wOffs;
+          const t = this.#wTables;
+          if (
+            t.root[o[0]! + ((ihi >>> 7) & 511)] === n[0] &&
+            t.l0[o[1]! + (((ilo >>> 30) | (ihi << 2)) & 511)] === n[1] &&
+            t.l1[o[2]! + i2] === this.#wL2[i2]
+          ) {
+            lo = plo;
+            hi = phi & 0xffff;
+            j = -2;
+          }
         }
       }
       // The size hit last does not hold it: the full lookup (every size,
@@ -467,14 +516,21 @@ export class GenericIommuHardware implements IommuHardware {
       off = 0;
       pa = 0;
       if (
-        j >= 0 && (lo & 0x403) === 0x403 && (hi >>> this.#outShift) === 0
+        j !== -1 && (lo & 0x403) === 0x403 && (hi >>> this.#outShift) === 0
       ) {
         w.walks++;
         w.faultAddress = 0;
-        const s = this.#wState;
-        s[3]!++;
-        s[4] = j;
-        w.reads[3]!++;
+        const reads = w.reads;
+        if (j >= 0) {
+          const s = this.#wState;
+          s[3]!++;
+          s[4] = j;
+        } else {
+          reads[0]!++;
+          reads[1]!++;
+          reads[2]!++;
+        }
+        reads[3]!++;
         // lpae.leafAccess(lo, stage) written out: calling it here changes
         // what V8 inlines into #rest, and miss + walk measured 3-4 ns slower.
         perm = this.#stage1 ? ((lo & 0x80) === 0 ? 3 : 1) : (lo >>> 6) & 3;

@@ -74,7 +74,12 @@ export {
   readEventRecord,
   writeEventRecord,
 } from "./event_queue.ts";
-export { DEFAULT_WALK_CACHE, Walker, type WalkerInlinePath } from "./walker.ts";
+export {
+  DEFAULT_WALK_CACHE,
+  Walker,
+  type WalkerInlinePath,
+  type WalkerTableMemos,
+} from "./walker.ts";
 export {
   clearCd,
   oasBits,

@@ -126,6 +126,59 @@ function describe(value: unknown): string {
   return `(${value.constructor?.name ?? "object"})`;
 }
 
+// The table walk's descriptor memos as translate's inline walk reads
+// them (WalkerInlinePath.tables): copies of the Walker's own fields,
+// written wherever those change (rarely), so the walker's own walk keeps
+// reading fields.
+class TableMemos {
+  readonly nums: Float64Array = new Float64Array(4).fill(NaN);
+  readonly offs: Int32Array = new Int32Array(3);
+  root: Float64Array = EMPTY_DOUBLES;
+  l0: Float64Array = EMPTY_DOUBLES;
+  l1: Float64Array = EMPTY_DOUBLES;
+  constructor(
+    readonly l2: Float64Array,
+    readonly l2Views: readonly Uint32Array[],
+    readonly l2Offs: Int32Array,
+  ) {}
+}
+
+/**
+ * The descriptor memos of a table walk that starts at the root (see
+ * {@linkcode Walker.inlinePath}). Every descriptor offset is in the
+ * units of the view it indexes.
+ */
+export interface WalkerTableMemos {
+  /**
+   * 0: the level-0 memo, the double the 8 bytes of the last table
+   * descriptor read there read as (NaN: none); 1: the same for level 1; 2:
+   * the root table address the walker has views of (-1: none, or a root it
+   * reads word by word); 3: the output bound (bytes) the memos hold for.
+   */
+  readonly nums: Float64Array;
+  /**
+   * The first double of the root table, of the level-1 table the level-0
+   * memo names and of the level-2 table the level-1 memo names, in
+   * `root`, `l0` and `l1`.
+   */
+  readonly offs: Int32Array;
+  /** The root table's RAM chunk as doubles. */
+  readonly root: Float64Array;
+  /** The RAM chunk of the table the level-0 memo names, as doubles. */
+  readonly l0: Float64Array;
+  /** The RAM chunk of the table the level-1 memo names, as doubles. */
+  readonly l1: Float64Array;
+  /**
+   * Level-2 memos by the descriptor's index in its table: the double the
+   * descriptor read as (NaN: none).
+   */
+  readonly l2: Float64Array;
+  /** The RAM chunk of the level-3 table each level-2 memo names. */
+  readonly l2Views: readonly Uint32Array[];
+  /** That table's first word in its chunk. */
+  readonly l2Offs: Int32Array;
+}
+
 /**
  * See {@linkcode Walker.inlinePath}.
  */
@@ -136,6 +189,14 @@ export interface WalkerInlinePath {
   readonly state: Float64Array;
   /** Views of RAM chunks, by the id slot 7 of a hit-table slot names. */
   readonly views: readonly Uint32Array[];
+  /**
+   * The descriptor memos of a table walk from the root (live: the walker
+   * updates them in place). A walk from level 0 whose root is `nums[2]`,
+   * with the output bound `nums[3]`, reading at levels 0, 1 and 2
+   * descriptors equal to the memos of their level (slot), finds the
+   * level-3 table those memos name.
+   */
+  readonly tables: WalkerTableMemos;
 }
 
 /**
@@ -220,6 +281,8 @@ export class Walker {
   #m2w: Uint32Array[] = new Array<Uint32Array>(512).fill(NO_TABLE);
   #m2o: Int32Array = new Int32Array(512);
   #m2t: Float64Array = new Float64Array(512);
+  // Copies of the memos for translate's inline walk (see TableMemos).
+  #tm: TableMemos = new TableMemos(this.#m2d, this.#m2w, this.#m2o);
   #memoEnd = -1;
   // floor(#memoEnd / 2^32): an output address whose bits 47:32 are below
   // it is inside the output size, whatever its low word.
@@ -283,7 +346,12 @@ export class Walker {
    * @returns The live arrays (never replaced).
    */
   inlinePath(): WalkerInlinePath {
-    return { hits: this.#h2, state: this.#s2, views: this.#views };
+    return {
+      hits: this.#h2,
+      state: this.#s2,
+      views: this.#views,
+      tables: this.#tm,
+    };
   }
 
   /**
@@ -451,6 +519,7 @@ export class Walker {
               break walk;
             }
             this.#md0 = d;
+            this.#tm.nums[0] = d;
           }
           if (this.#anyCache === 1) this.#cacheAt(ctx, 0, iova, this.#mt0);
           words = this.#mw0;
@@ -469,6 +538,7 @@ export class Walker {
             break walk;
           }
           this.#md1 = d;
+          this.#tm.nums[1] = d;
         }
         if (this.#anyCache === 1) this.#cacheAt(ctx, 1, iova, this.#mt1);
         words = this.#mw1;
@@ -727,19 +797,25 @@ export class Walker {
     }
     // The chunk is in the view cache: #tableWords just put it there.
     const doubles = this.#chunkDoubles[(ah * 65536 + (lo >>> 16)) & 255]!;
+    const tm = this.#tm;
     if (level === 0) {
       this.#md0 = NaN;
       this.#mw0 = words;
       this.#mf0 = doubles;
       this.#mo0 = (lo & 0xf000) >>> 2;
       this.#mt0 = table;
+      tm.nums[0] = NaN;
+      tm.l0 = doubles;
     } else {
       this.#md1 = NaN;
       this.#mw1 = words;
       this.#mf1 = doubles;
       this.#mo1 = (lo & 0xf000) >>> 2;
       this.#mt1 = table;
+      tm.nums[1] = NaN;
+      tm.l1 = doubles;
     }
+    tm.offs[level + 1] = (lo & 0xf000) >>> 3;
     return 0;
   }
 
@@ -835,6 +911,10 @@ export class Walker {
     this.#md0 = NaN;
     this.#md1 = NaN;
     this.#m2d.fill(NaN);
+    const nums = this.#tm.nums;
+    nums[0] = NaN;
+    nums[1] = NaN;
+    nums[3] = outEnd;
   }
 
   // The view of the chunk holding the table at `table` (whose first word
@@ -866,6 +946,10 @@ export class Walker {
       ? EMPTY_DOUBLES
       : this.#chunkDoubles[Math.floor(table * 0.0000152587890625) & 255]!;
     this.#rootOff = ((table >>> 0) & 0xf000) >>> 2;
+    const tm = this.#tm;
+    tm.nums[2] = words === null ? -1 : table;
+    tm.root = this.#rootDoubles;
+    tm.offs[0] = this.#rootOff >>> 1;
     return words;
   }
 
