@@ -97,9 +97,14 @@ export class LpaePageTable {
   #root: TableNode;
   #tables = 1;
   #freed = false;
-  // Scratch reused by every map: pending new tables (keys) and the frames
-  // allocated for them.
-  #pending = new Set<number>();
+  // The check pass's count of new tables: per level, the base of the last
+  // region whose table it counted. checkMapPlan refuses runs that are not
+  // in ascending IOVA order (and the core's own plans are built that way),
+  // so each level's regions come in ascending order and a table is new
+  // exactly when its region lies above the last one counted. (A Set of the
+  // regions allocated as it grew and again once cleared: about 80 bytes
+  // per table.)
+  #pendTop = new Float64Array(4);
   // Write-pass cursor: the last leaf table written and the region it covers.
   #wLevel = -1;
   #wRegion = -1;
@@ -109,7 +114,18 @@ export class LpaePageTable {
   #cRegion = -1;
   #cNode: TableNode | null = null;
   #needed = 0;
-  #pool: number[] = [];
+  // Frames allocated for the new tables (the first #poolN), taken from the
+  // end; kept between maps so a large map does not grow an array each time.
+  #pool = new Float64Array(16);
+  #poolN = 0;
+  // The node of each table frame this page table has built (at most about
+  // twice the live tables), kept after the table is freed: when the
+  // allocator hands the frame back for a table of the same level, the node
+  // and its view are reused instead of allocated.
+  // A large map and unmap would otherwise allocate two objects per table
+  // each time, which the engine promotes and keeps until a full collection
+  // (growing its heap; on a VM each new page of heap costs a page fault).
+  #nodes = new Map<number, TableNode>(); // by frame number (pa / 4 KiB)
   // Empty tables the checked plan replaces by blocks: parent, index and the
   // IOVA of the entry (filled by the check pass, acted on after allocation).
   #repNode: TableNode[] = [];
@@ -197,15 +213,19 @@ export class LpaePageTable {
     const needed = uniform > 0
       ? this.#checkUniform(start, uniform, plan.count)
       : this.#check(plan);
-    const pool = this.#pool;
-    pool.length = 0;
+    let pool = this.#pool;
+    if (pool.length < needed) {
+      pool = this.#pool = new Float64Array(Math.max(needed, pool.length * 2));
+    }
+    this.#poolN = 0;
     try {
       for (let i = 0; i < needed; i++) {
-        pool.push(this.#memory.frames.alloc(GRANULE));
+        pool[i] = this.#memory.frames.alloc(GRANULE);
+        this.#poolN = i + 1;
       }
     } catch (e) {
-      for (const pa of pool) this.#memory.frames.free(pa);
-      pool.length = 0;
+      for (let i = 0; i < this.#poolN; i++) this.#memory.frames.free(pool[i]!);
+      this.#poolN = 0;
       throw e;
     }
     if (this.#repNode.length > 0) this.#replaceEmpty();
@@ -309,7 +329,7 @@ export class LpaePageTable {
 
   // Forget the previous check pass (pending tables, cursor, replacements).
   #resetCheck(): void {
-    this.#pending.clear();
+    this.#pendTop.fill(-1);
     this.#needed = 0;
     this.#cLevel = -1;
     this.#repNode.length = 0;
@@ -465,15 +485,16 @@ export class LpaePageTable {
       level++;
     }
     if (level < leafLevel) {
-      // Tables at levels level+1 .. leafLevel are created; dedupe by
-      // (region base, level) since other runs may need them too.
+      // Tables at levels level+1 .. leafLevel are created; counted once
+      // per region since later runs may need them too.
       for (let k = level + 1; k <= leafLevel; k++) {
         const span = LEVEL_SIZE[k - 1]!;
-        const key = Math.floor(iova / span) * span + k;
-        if (!this.#pending.has(key)) {
-          this.#pending.add(key);
+        const base = Math.floor(iova / span) * span;
+        const top = this.#pendTop[k]!;
+        if (base > top) {
+          this.#pendTop[k] = base;
           this.#needed++;
-        }
+        } else if (base < top) this.#unordered(iova);
       }
       node = null;
     }
@@ -481,6 +502,15 @@ export class LpaePageTable {
     this.#cRegion = region;
     this.#cNode = node;
     return node;
+  }
+
+  // A run below an earlier one reached the check pass (checkMapPlan refuses
+  // such plans, so it cannot; thrown before anything changes).
+  #unordered(iova: number): never {
+    throw new IommuError(
+      "EINVAL",
+      `map plan: IOVA ${hex(iova)} precedes an earlier run`,
+    );
   }
 
   // A valid entry where a leaf of `leafLevel` should go. A table that maps
@@ -625,12 +655,8 @@ export class LpaePageTable {
       const idx = Math.floor(iova / LEVEL_SIZE[level]!) & 511;
       let child = node.children![idx];
       if (child === undefined) {
-        const tpa = this.#pool.pop()!;
-        child = new TableNode(
-          tpa,
-          level + 1,
-          this.#memory.view32(tpa, GRANULE),
-        );
+        const tpa = this.#pool[--this.#poolN]!;
+        child = this.#node(tpa, level + 1);
         node.children![idx] = child;
         node.view[idx << 1] = ((tpa % 0x100000000) | DESC_TYPE_TABLE) >>> 0;
         node.view[(idx << 1) + 1] = Math.floor(tpa / 0x100000000);
@@ -642,6 +668,27 @@ export class LpaePageTable {
     this.#wLevel = leafLevel;
     this.#wRegion = region;
     this.#wNode = node;
+    return node;
+  }
+
+  // The node for a new table at frame `pa`: the one kept from an earlier
+  // table of the same level in that frame (emptied: the frame reads as
+  // zeros again), else a new one.
+  #node(pa: number, level: number): TableNode {
+    // Keyed by frame number: a small integer, where the address (above
+    // 2^30) would be boxed for every lookup.
+    const key = pa / GRANULE;
+    const kept = this.#nodes.get(key);
+    if (kept !== undefined && kept.level === level) {
+      kept.live = 0;
+      kept.children?.fill(undefined);
+      return kept;
+    }
+    // Bounded: tables that keep landing in new frames (RAM shared with
+    // other users) must not make it grow for good.
+    if (this.#nodes.size >= 2 * this.#tables + 4096) this.#nodes.clear();
+    const node = new TableNode(pa, level, this.#memory.view32(pa, GRANULE));
+    this.#nodes.set(key, node);
     return node;
   }
 
@@ -909,6 +956,7 @@ export class LpaePageTable {
       frames.free(node.pa);
     };
     drop(this.#root);
+    this.#nodes.clear();
     this.#tables = 0;
     this.#freed = true;
   }
