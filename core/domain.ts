@@ -771,18 +771,21 @@ export class Domain {
     const mark = this.#owned.get(gather);
     const owned = mark?.epoch === gather.epoch ? mark.pages : undefined;
     const seen = list.length > 1 ? new Set<number>() : null;
+    // Each entry is named only in an error: formatting every address of a
+    // large unmap's list cost a string each.
     for (const pa of list) {
-      const name = typeof pa === "number" ? hex(pa) : String(pa);
       if (owned?.has(pa) !== true) {
         throw new IommuError(
           "EINVAL",
-          `gather frees ${name}, which domain ${this.id} did not defer into it`,
+          `gather frees ${
+            freedName(pa)
+          }, which domain ${this.id} did not defer into it`,
         );
       }
       if (frames.blockSize(pa) === 0 || seen?.has(pa) === true) {
         throw new IommuError(
           "EINVAL",
-          `gather frees ${name}, which is not a live page-table block${
+          `gather frees ${freedName(pa)}, which is not a live page-table block${
             seen?.has(pa) === true ? " (listed twice)" : ""
           }`,
         );
@@ -1018,4 +1021,9 @@ export class Domain {
     this.#ops.free();
     this.#freed = true;
   }
+}
+
+// A free-list entry as an error message names it.
+function freedName(pa: unknown): string {
+  return typeof pa === "number" ? hex(pa) : String(pa);
 }
