@@ -222,6 +222,12 @@ export class Tlb {
   #missSize = NaN;
   #missBase = 0;
   #missSet = 0;
+  // The key of the last `lookupHitIf` that probed and found nothing
+  // (context -1: none), forgotten when the entries change, as the memo
+  // above is: while one size is present, that probe was a full lookup's,
+  // so `lookupAfterMiss` of the key needs no second one.
+  #hitIfIova = -0.5;
+  #hitIfCtx = -1;
   // Page sizes present, in probe order, with their reciprocals (exact for
   // powers of two) so the page number is a multiply rather than a divide.
   #sizeCount: Float64Array = new Float64Array(SIZE_SLOTS);
@@ -506,6 +512,41 @@ export class Tlb {
   }
 
   /**
+   * Exactly {@linkcode Tlb.lookupOne} (result, counters, `last*` getters,
+   * the memo for an `insert` that follows), without a second probe when
+   * the last {@linkcode Tlb.lookupHitIf} probed this key and found nothing,
+   * nothing has changed the entries since, and one page size is present:
+   * that probe was then a full lookup's miss, and this only counts and
+   * records it. For a hardware model whose hit path tries `lookupHitIf`
+   * first and whose miss path then needs the counted lookup.
+   *
+   * @param context The context (non-negative safe integer).
+   * @param iova The input address in bytes.
+   * @returns The physical address in bytes, or -1 on a miss.
+   * @throws {IommuError} `EINVAL` when `context` or `iova` is not a
+   * non-negative safe integer (nothing is counted).
+   */
+  lookupAfterMiss(context: number, iova: number): number {
+    if (
+      !(iova === this.#hitIfIova && context === this.#hitIfCtx &&
+        this.#nsizes === 1)
+    ) {
+      return this.lookupOne(context, iova);
+    }
+    // `lookupOne`'s miss for its one-size probe (`lookupHitIf` probed
+    // that size: at most 2^30 bytes, `iova` below 2^32).
+    const m = this.#mask0;
+    this.#misses++;
+    this.#lastSlot = this.capacity + 1;
+    this.#missIova = iova;
+    this.#missCtx = context;
+    this.#missSize = this.#size0;
+    this.#missBase = iova - (iova & m);
+    this.#missSet = ((iova >>> this.#shift0) ^ context) & this.#setMask;
+    return -1;
+  }
+
+  /**
    * The hit half of {@linkcode Tlb.lookup}, for a hardware model's hot
    * path: probes only the page size that hit last. When that finds the
    * entry, this is exactly `lookup` (the hit counted, the entry made most
@@ -561,7 +602,8 @@ export class Tlb {
    * that is not an integer from 0 to 0x7fffffff matches no entry.
    * @returns The physical address in bytes; -1 when that size does not
    * hold `iova` or was not probed (nothing changed or counted: call
-   * `lookup`); -2 after a hit on an entry that lacks a bit of `need`.
+   * `lookup`, or {@linkcode Tlb.lookupAfterMiss}, which skips the probe
+   * this one made); -2 after a hit on an entry that lacks a bit of `need`.
    * @throws {IommuError} `EINVAL` when `context` or `iova` is not a
    * non-negative safe integer (nothing is counted).
    */
@@ -596,6 +638,9 @@ export class Tlb {
         return e[j | 3]! + (iova - base);
       }
     }
+    // A miss of this size (see `lookupAfterMiss`).
+    this.#hitIfIova = iova;
+    this.#hitIfCtx = context;
     return -1;
   }
 
@@ -722,6 +767,7 @@ export class Tlb {
     ) {
       this.#next[set] = way + 1 === ways ? 0 : way + 1;
       this.#missCtx = NaN;
+      this.#hitIfCtx = -1;
       e[j] = base;
       e[j | 2] = context;
       e[j | 3] = paBase;
@@ -788,6 +834,7 @@ export class Tlb {
           e[j + E_STAMP] = ++this.#clock;
           this.#fills++;
           this.#missCtx = NaN;
+          this.#hitIfCtx = -1;
           return;
         }
         if (s === 0 && slot < 0) slot = i;
@@ -796,6 +843,7 @@ export class Tlb {
       else evicted = false;
     }
     this.#missCtx = NaN;
+    this.#hitIfCtx = -1;
     const j = slot * SLOT;
     if (slot === this.#lastSlot || e[j + E_SIZE] !== pageSize) {
       this.#prepare(slot, set, pageSize);
@@ -879,6 +927,7 @@ export class Tlb {
       this.#live = 0;
     }
     this.#missCtx = NaN;
+    this.#hitIfCtx = -1;
     this.#invalidations++;
     this.#invalidatedEntries += removed;
     this.#onInvalidate?.();
@@ -1177,6 +1226,7 @@ export class Tlb {
     const set = (slot / this.ways) | 0;
     this.#used[set]!--;
     this.#missCtx = NaN;
+    this.#hitIfCtx = -1;
   }
 
   /** Forget the page size of a slot whose entry just went (size list in step). */

@@ -76,7 +76,11 @@ function differential(replacement: TlbReplacement, seed: number): number {
       ref.insert(ctx, iova, size, pa, perm);
       got = want = 0;
     } else if (op < 16) {
-      got = memo.lookup(ctx, iova);
+      // lookupAfterMiss is lookup (its own probe when no lookupHitIf
+      // missed this key just before).
+      got = step % 2 === 0
+        ? memo.lookup(ctx, iova)
+        : memo.lookupAfterMiss(ctx, iova);
       want = ref.lookup(ctx, iova);
     } else if (op < 17) {
       // The probe of the size hit last, with a permission asked: its hit
@@ -85,6 +89,10 @@ function differential(replacement: TlbReplacement, seed: number): number {
       got = memo.lookupHitIf(ctx, iova, need);
       want = ref.lookupHitIf(ctx, iova, need);
       if (got >= 0) assertEquals(memo.hitEnd, ref.hitEnd);
+      // A hardware model's miss path after it.
+      if (got === -1) {
+        assertEquals(memo.lookupAfterMiss(ctx, iova), ref.lookup(ctx, iova));
+      }
     } else if (op < 18) {
       const size = 4096 << next(10);
       got = memo.invalidateRange(ctx, iova, size);

@@ -1109,6 +1109,164 @@ Deno.test("Tlb lookupOne: exactly lookup, memo for insert included", async (t) =
   });
 });
 
+Deno.test("Tlb lookupAfterMiss: exactly lookupOne, without probing again after a lookupHitIf miss", async (t) => {
+  const policies: TlbReplacement[] = ["lru", "round-robin", "random"];
+  const sizes = [K1, K4, K4, K64, M2, 2 ** 30, 2 ** 31, 2 ** 33];
+  // Both TLBs try lookupHitIf first (a hardware model's hit path); on -1
+  // one calls lookup, the other lookupAfterMiss, sometimes after a change
+  // in between (a fill, an invalidation) or for another key, and the
+  // fills right after a miss use the memo either leaves: every result,
+  // counter, entry and last* equal.
+  await t.step("random sequences", () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...policies),
+        fc.constantFrom(1, 4, 16),
+        fc.constantFrom(1, 2, 4),
+        fc.array(
+          fc.tuple(
+            fc.integer({ min: 0, max: 11 }),
+            fc.constantFrom(0, 0, 1, 2 ** 32 + 1),
+            fc.oneof(
+              fc.integer({ min: 0, max: 11 }).map((n) => n * 0x1800),
+              fc.integer({ min: 0, max: 0x3f_ffff }),
+              fc.integer({ min: 2 ** 32 - 0x4_0000, max: 2 ** 32 + 0x4_0000 }),
+            ),
+            fc.oneof(
+              { arbitrary: fc.constant(K4), weight: 12 },
+              { arbitrary: fc.constantFrom(...sizes), weight: 1 },
+            ),
+            fc.integer({ min: 0, max: 7 }),
+          ),
+          { minLength: 50, maxLength: 150 },
+        ),
+        (replacement, sets, ways, ops) => {
+          const a = new Tlb({ sets, ways, replacement, seed: 5 });
+          const b = new Tlb({ sets, ways, replacement, seed: 5 });
+          for (const [op, ctx, iova, size, perm] of ops) {
+            let ra: unknown[];
+            let rb: unknown[];
+            if (op < 7) {
+              const pa = 2 ** 40 + iova;
+              ra = [a.lookupHitIf(ctx, iova, perm & 3)];
+              rb = [b.lookupHitIf(ctx, iova, perm & 3)];
+              if (ra[0] === -1) {
+                // Between the two: a fill of the key or of another page,
+                // an invalidation, or the lookup of another key.
+                let key = iova;
+                if (op === 4) {
+                  a.insert(ctx, iova, size, pa, perm);
+                  b.insert(ctx, iova, size, pa, perm);
+                } else if (op === 5) {
+                  a.invalidateRange(ctx, iova + size, size);
+                  b.invalidateRange(ctx, iova + size, size);
+                } else if (op === 6) key = iova + 0x1000;
+                ra.push(a.lookup(ctx, key));
+                rb.push(b.lookupAfterMiss(ctx, key));
+                // A walk's fill right after a miss (the memo's fast path).
+                if (ra[1] === -1 && op < 3) {
+                  a.insert(ctx, key, size, pa, perm);
+                  b.insert(ctx, key, size, pa, perm);
+                }
+              }
+            } else if (op === 7) {
+              ra = [a.lookup(ctx, iova)];
+              rb = [b.lookupAfterMiss(ctx, iova)];
+            } else if (op === 8) {
+              ra = [a.invalidateRange(ctx, iova, size)];
+              rb = [b.invalidateRange(ctx, iova, size)];
+            } else if (op === 9) {
+              ra = [a.invalidateContext(ctx)];
+              rb = [b.invalidateContext(ctx)];
+            } else {
+              a.insert(ctx, iova, size, 2 ** 41, perm);
+              b.insert(ctx, iova, size, 2 ** 41, perm);
+              ra = rb = [];
+            }
+            assertEquals(rb, ra);
+            assertEquals(b.counters(), a.counters());
+            assertEquals(
+              [b.lastPageSize, b.lastPerm, b.lastPaBase, b.size],
+              [a.lastPageSize, a.lastPerm, a.lastPaBase, a.size],
+            );
+            assertEquals(b.entries(), a.entries());
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+  await t.step("a change after the lookupHitIf miss is seen", () => {
+    for (const replacement of policies) {
+      const tlb = new Tlb({ sets: 4, ways: 2, replacement });
+      tlb.insert(3, 0x1000, K4, 0x8000_0000, 3);
+      // The key filled in between: a hit.
+      assertEquals(tlb.lookupHitIf(3, 0x5010, 1), -1);
+      tlb.insert(3, 0x5000, K4, 0x8000_5000, 3);
+      assertEquals(tlb.lookupAfterMiss(3, 0x5010), 0x8000_5010);
+      // Another key than the one that missed: probed.
+      assertEquals(tlb.lookupHitIf(3, 0x7000, 1), -1);
+      assertEquals(tlb.lookupAfterMiss(3, 0x1008), 0x8000_0008);
+      assertEquals(tlb.lookupAfterMiss(4, 0x7000), -1);
+      // Another context than the one that missed: probed.
+      tlb.insert(4, 0x7000, K4, 0x9000_0000, 3);
+      assertEquals(tlb.lookupHitIf(3, 0x7000, 1), -1);
+      assertEquals(tlb.lookupAfterMiss(4, 0x7000), 0x9000_0000);
+      // Two sizes present: lookupHitIf probed one, the other holds it.
+      tlb.insert(3, M2, M2, 0xa000_0000, 3);
+      assertEquals(tlb.lookupHitIf(3, M2 + 8, 1), -1); // probes 4 KiB
+      assertEquals(tlb.lookupAfterMiss(3, M2 + 8), 0xa000_0008);
+      // Flushed and refilled in between (the record goes with the flush).
+      const one = new Tlb({ sets: 4, ways: 2, replacement });
+      one.insert(3, 0x1000, K4, 0x8000_0000, 3);
+      assertEquals(one.lookupHitIf(3, 0x5000, 1), -1);
+      one.invalidateAll();
+      one.insert(3, 0x5000, K4, 0x8000_5000, 3);
+      assertEquals(one.lookupAfterMiss(3, 0x5000), 0x8000_5000);
+      assertEquals(one.counters().hits, 1);
+    }
+  });
+  await t.step(
+    "the miss after a lookupHitIf miss: counted once, memo for the fill",
+    () => {
+      const tlb = new Tlb({ sets: 1, ways: 2, replacement: "round-robin" });
+      tlb.insert(3, 0x1000, K4, 0x8000_1000, 3);
+      tlb.insert(3, 0x2000, K4, 0x8000_2000, 3);
+      assertEquals(tlb.lookupHitIf(3, 0x5000, 1), -1);
+      assertEquals(tlb.counters().lookups, 0);
+      assertEquals(tlb.lookupAfterMiss(3, 0x5000), -1);
+      assertEquals([tlb.lastPageSize, tlb.lastPaBase], [0, -1]);
+      // The full set's next way takes the fill.
+      tlb.insert(3, 0x5000, K4, 0x8000_5000, 3);
+      assertEquals(bases(tlb), [0x2000, 0x5000]);
+      assertEquals(tlb.counters(), {
+        lookups: 1,
+        hits: 0,
+        misses: 1,
+        fills: 3,
+        evictions: 1,
+        invalidations: 0,
+        invalidatedEntries: 0,
+      });
+    },
+  );
+  await t.step("bad keys: EINVAL, nothing counted", () => {
+    const tlb = new Tlb({ sets: 4, ways: 2 });
+    tlb.insert(1, 0x5000, K4, 0x8000_0000, 3);
+    assertEquals(tlb.lookupHitIf(1, 0x6000, 1), -1);
+    const before = tlb.counters();
+    for (
+      const [c, i] of [[-1, 0], [1.5, 0], [1, -1], [1, NaN], [1, 2 ** 53], [
+        NaN,
+        0x5000,
+      ]]
+    ) {
+      assertKind(() => tlb.lookupAfterMiss(c!, i!), "EINVAL");
+    }
+    assertEquals(tlb.counters(), before);
+  });
+});
+
 Deno.test("Tlb lookupHitIf: lookupHit and lastPageEndIf in one call", async (t) => {
   const policies: TlbReplacement[] = ["lru", "round-robin", "random"];
   await t.step("a hit that grants `need`: the PA, hitEnd the page end", () => {

@@ -492,8 +492,17 @@ export class GenericIommuHardware implements IommuHardware {
       // The size hit last does not hold it: the full lookup (every size,
       // counted), which may still hit. lookupOne is lookup with a cheaper
       // probe when one size is present (miss + walk measured 2-3 ns
-      // faster), and small enough that insert below is inlined too.
-      rest = this.iotlb.lookupOne(ctx, iova) < 0 ? 4 : 1;
+      // faster), and small enough that insert below is inlined too. With
+      // no micro TLB, translate() has just probed the IOTLB's last-hit
+      // size (lookupHitIf): lookupAfterMiss is lookupOne without probing
+      // that size again when it is the only one (miss + walk with the
+      // micro TLB off measured 3 ns faster).
+      const tlb = this.iotlb;
+      rest = (this.#uMask < 0
+          ? tlb.lookupAfterMiss(ctx, iova)
+          : tlb.lookupOne(ctx, iova)) < 0
+        ? 4
+        : 1;
     }
     if (rest === 1) {
       const tlb = this.iotlb;

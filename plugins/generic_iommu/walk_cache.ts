@@ -220,6 +220,11 @@ export class WalkCache extends Tlb {
     return this.lookup(context, iova);
   }
 
+  /** As `Tlb.lookupAfterMiss`: this cache's `lookup` (the hit table kept valid). */
+  override lookupAfterMiss(context: number, iova: number): number {
+    return this.lookup(context, iova);
+  }
+
   /** As `Tlb.lookupHit`; a hit is a `lookup` hit for the hit table. */
   override lookupHit(context: number, iova: number): number {
     const pa = super.lookupHit(context, iova);
