@@ -9,7 +9,18 @@
  * p75 `deno bench` reports. Each file runs in a process of its own, as under `deno
  * bench`, so that a file's call sites see only its own hardware type. The
  * output is `deno bench --json`'s shape with `p50` added, so
- * `bench/report.ts --from` reads it.
+ * `bench/report.ts --from` reads it, and on Linux with two figures per call
+ * that say whether a median of wall times is to be trusted: `faultsPerCall`,
+ * the process's minor page faults during the sampling, and `waitPerCall`,
+ * the nanoseconds the timing thread waited for a CPU (other processes ran).
+ * Both grow with a call's length: a call that makes the engine's heap grow
+ * touches fresh pages, each a page fault, which costs about 30 µs on some
+ * VMs, and a call of milliseconds is preempted where one of microseconds
+ * is not. On this project's 2-vCPU VM a 1M-page map ran at 3.5 ns/page
+ * without faults and 8-13 ns/page with 115-300 of them, or with a 4 ms
+ * time slice of another process inside it, while its 1K-page row had
+ * neither; with about 11 samples, which phase they fell in decided its
+ * median.
  *
  * Usage:
  *   deno run -A bench/sampler.ts --json out.json            # every bench file
@@ -20,6 +31,22 @@
  */
 import type { BenchRecord, BenchReport, BenchStats } from "./report.ts";
 export type { BenchRecord, BenchReport, BenchStats };
+
+/** A bench's figures as the sampler reports them. */
+export interface SampledStats extends BenchStats {
+  /**
+   * Minor page faults of the process while the bench was sampled, per
+   * call (the whole call: also the part outside b.start()/b.end()); absent
+   * where /proc/self/stat cannot be read.
+   */
+  faultsPerCall?: number;
+  /**
+   * Nanoseconds per call the timing thread waited for a CPU while the
+   * bench was sampled (other processes ran instead); absent where
+   * /proc/thread-self/schedstat cannot be read.
+   */
+  waitPerCall?: number;
+}
 
 // deno bench's rules (Deno 2.9.6), so that the samples are the ones whose
 // p75 it reports: warm up for 10 ms and at least `warmup` (default 20)
@@ -84,6 +111,48 @@ const timer: BenchTimer = {
 };
 const noTimer: BenchTimer = { start(): void {}, end(): void {} };
 
+/**
+ * Minor page faults of this process so far (Linux), or NaN.
+ *
+ * @returns The count from /proc/self/stat.
+ */
+function minorFaults(): number {
+  try {
+    const stat = Deno.readTextFileSync("/proc/self/stat");
+    // The fields after the command name (which may hold spaces and
+    // parentheses): state, ppid, ..., minflt is the eighth.
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[7]);
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * Nanoseconds this thread has waited for a CPU while runnable (Linux), or
+ * NaN.
+ *
+ * @returns The second field of /proc/thread-self/schedstat.
+ */
+function runqueueWait(): number {
+  try {
+    return Number(
+      Deno.readTextFileSync("/proc/thread-self/schedstat").split(" ")[1],
+    );
+  } catch {
+    return NaN;
+  }
+}
+
+/** What a timing loop returns: the samples (ns) and the calls they took. */
+interface Timed {
+  samples: number[];
+  calls: number;
+  /** Minor page faults during the sampling (NaN when unknown). */
+  faults: number;
+  /** Runqueue wait during the sampling, ns (NaN when unknown). */
+  wait: number;
+}
+
 interface Budget {
   warmupMs: number;
   sampleMs: number;
@@ -110,7 +179,7 @@ function budgetOf(b: Recorded, warmupMs: number, sampleMs: number): Budget {
 // A plain bench, timed without an await anywhere in its loops (an await
 // per call would be timed with it, and would keep V8 from compiling the
 // loop around the call the way deno bench's is).
-function timeSync(fn: Recorded["fn"], q: Budget): number[] {
+function timeSync(fn: Recorded["fn"], q: Budget): Timed {
   let calls = q.warmupCalls, budget = q.warmupMs, warmed = 0, warmTime = 0;
   while (budget > 0 || calls-- > 0) {
     const t0 = performance.now();
@@ -123,6 +192,7 @@ function timeSync(fn: Recorded["fn"], q: Budget): number[] {
   calls = q.sampleCalls;
   budget = q.sampleBudget;
   const samples: number[] = [];
+  const f0 = minorFaults(), w0 = runqueueWait();
   if (warmTime / warmed > BATCH_BELOW_MS) {
     while (budget > 0 || calls-- > 0) {
       explicitStart = explicitEnd = -1;
@@ -134,7 +204,12 @@ function timeSync(fn: Recorded["fn"], q: Budget): number[] {
       samples.push((to - from) * 1e6);
       budget -= t1 - t0;
     }
-    return samples;
+    return {
+      samples,
+      calls: samples.length,
+      faults: minorFaults() - f0,
+      wait: runqueueWait() - w0,
+    };
   }
   calls = Math.max(Math.ceil(calls / BATCH), SAMPLE_CALLS);
   while (budget > 0 || calls-- > 0) {
@@ -144,11 +219,19 @@ function timeSync(fn: Recorded["fn"], q: Budget): number[] {
     samples.push(t * 1e6 / BATCH);
     budget -= t;
   }
-  return samples;
+  return {
+    samples,
+    calls: samples.length * BATCH,
+    faults: minorFaults() - f0,
+    wait: runqueueWait() - w0,
+  };
 }
 
 // The same for an async bench, each call awaited.
-async function timeAsync(fn: Recorded["fn"], q: Budget): Promise<number[]> {
+async function timeAsync(
+  fn: Recorded["fn"],
+  q: Budget,
+): Promise<Timed> {
   let calls = q.warmupCalls, budget = q.warmupMs, warmed = 0, warmTime = 0;
   while (budget > 0 || calls-- > 0) {
     const t0 = performance.now();
@@ -161,6 +244,7 @@ async function timeAsync(fn: Recorded["fn"], q: Budget): Promise<number[]> {
   calls = q.sampleCalls;
   budget = q.sampleBudget;
   const samples: number[] = [];
+  const f0 = minorFaults(), w0 = runqueueWait();
   if (warmTime / warmed > BATCH_BELOW_MS) {
     while (budget > 0 || calls-- > 0) {
       explicitStart = explicitEnd = -1;
@@ -172,7 +256,12 @@ async function timeAsync(fn: Recorded["fn"], q: Budget): Promise<number[]> {
       samples.push((to - from) * 1e6);
       budget -= t1 - t0;
     }
-    return samples;
+    return {
+      samples,
+      calls: samples.length,
+      faults: minorFaults() - f0,
+      wait: runqueueWait() - w0,
+    };
   }
   calls = Math.max(Math.ceil(calls / BATCH), SAMPLE_CALLS);
   while (budget > 0 || calls-- > 0) {
@@ -182,22 +271,30 @@ async function timeAsync(fn: Recorded["fn"], q: Budget): Promise<number[]> {
     samples.push(t * 1e6 / BATCH);
     budget -= t;
   }
-  return samples;
+  return {
+    samples,
+    calls: samples.length * BATCH,
+    faults: minorFaults() - f0,
+    wait: runqueueWait() - w0,
+  };
 }
 
 async function timeOne(
   b: Recorded,
   warmupMs: number,
   sampleMs: number,
-): Promise<BenchStats> {
+): Promise<SampledStats> {
   const q = budgetOf(b, warmupMs, sampleMs);
   // Like deno bench: an async function is awaited, a plain one is not.
-  const samples = b.fn.constructor.name === "AsyncFunction"
-    ? await timeAsync(b.fn, q)
-    : timeSync(b.fn, q);
+  const { samples, calls, faults, wait } =
+    b.fn.constructor.name === "AsyncFunction"
+      ? await timeAsync(b.fn, q)
+      : timeSync(b.fn, q);
   const sorted = Float64Array.from(samples).sort();
   const sum = samples.reduce((a, v) => a + v, 0);
   return {
+    ...(Number.isFinite(faults) ? { faultsPerCall: faults / calls } : {}),
+    ...(Number.isFinite(wait) ? { waitPerCall: wait / calls } : {}),
     n: sorted.length,
     min: sorted[0]!,
     max: sorted[sorted.length - 1]!,
@@ -264,7 +361,9 @@ async function benchFiles(): Promise<string[]> {
 const USAGE = `Usage:
   deno run -A bench/sampler.ts [--json out.json] [bench files...]
 Samples every bench/*_bench.ts (or the files named) by deno bench's rules and
-prints deno bench --json's shape with p50 added (to out.json with --json);
+prints deno bench --json's shape with p50 added, and on Linux faultsPerCall
+(minor page faults) and waitPerCall (ns waited for a CPU) per call while
+sampled, to out.json with --json;
 bench/report.ts --from run.json --medians out.json --targets reads it.`;
 
 if (import.meta.main) {

@@ -10,7 +10,7 @@ import {
   rows,
   unitsIn,
 } from "../bench/report.ts";
-import { sampleFile } from "../bench/sampler.ts";
+import { type SampledStats, sampleFile } from "../bench/sampler.ts";
 
 Deno.test("unitsIn reads counts, not page sizes", () => {
   assertEquals(unitsIn("map 65,536 pages (scattered 4 KiB frames)"), {
@@ -293,6 +293,7 @@ Deno.test("sampleFile times every bench a file declares, one record each", async
     [
       ["fixture", "timed run", true],
       ["fixture", "fixed count, explicit timers", false],
+      ["fixture", "fresh memory", false],
       [null, "no group", false],
     ],
   );
@@ -312,6 +313,21 @@ Deno.test("sampleFile times every bench a file declares, one record each", async
   assert(fixed.p50! < 1.5e6, `median ${fixed.p50} ns of an empty region`);
   const r = rows({ runtime: "x", cpu: "x", benches: records });
   assert(r.every((x) => Number.isFinite(x.p50)));
+  // Page faults per call (Linux): 256 first touches for the bench that
+  // writes 1 MiB of fresh memory, next to none for a loop over a number.
+  if (Deno.build.os === "linux") {
+    const faults = records.map((r) =>
+      (r.results[0]!.ok as SampledStats).faultsPerCall
+    );
+    assert(faults.every((f) => f !== undefined && f >= 0), `${faults}`);
+    assert(faults[2]! >= 128, `fresh memory: ${faults[2]} faults per call`);
+    assert(faults[0]! < 1, `timed run: ${faults[0]} faults per call`);
+    // Runqueue wait: a number of nanoseconds per call, at least 0.
+    const waits = records.map((r) =>
+      (r.results[0]!.ok as SampledStats).waitPerCall
+    );
+    assert(waits.every((w) => w !== undefined && w >= 0), `${waits}`);
+  }
 });
 
 Deno.test("bench/sampler.ts: --help prints its usage; an unknown option or a --json without a file is refused, not taken for a bench file", async () => {
