@@ -641,6 +641,31 @@ Deno.test("IovaAllocator: a large tree that loses half its ranges is compacted",
       model.take(at / K, size / K);
       live.push([at, size]);
     }
+    // Churn: nodes whose height crosses the dense region's bound move in
+    // or out of it, and the index follows them; placements stay exact.
+    for (let i = 0; i < 6000; i++) {
+      dropOne(a, live);
+      const size = (1 + rnd(64)) * K;
+      live.push([a.alloc(size), size]);
+    }
+    healthy(a);
+    const after6k = new Model({
+      granule: K,
+      startPfn: 1,
+      endPfn: 2 ** 40 / K,
+      guard: 0,
+      minAlign: 1,
+      maxAlign: 2 ** 40,
+      cacheMax: 0,
+    });
+    for (const [x, s] of live) after6k.take(x / K, Math.ceil(s / K));
+    for (let i = 0; i < 20; i++) {
+      const size = (1 + rnd(64)) * K;
+      const at = a.alloc(size);
+      assertEquals(at, after6k.fit(size / K, 2 ** 40 / K)! * K);
+      after6k.take(at / K, size / K);
+      live.push([at, size]);
+    }
     // Every range is found by its start (the index was renumbered).
     while (live.length > 0) dropOne(a, live);
     assertEquals(a.stats().liveRanges, 0);
@@ -692,7 +717,8 @@ Deno.test("IovaAllocator: a large tree that loses half its ranges is compacted",
       const [x, s] = dropOne(a, live);
       if (a.stats().cachedRanges > had) top.set(a.sizeFor(s!), x!);
     }
-    assert(a.stats().nodeSlots < 0.75 * before);
+    // 1.5 slots per node, plus the dense region for the top of the tree.
+    assert(a.stats().nodeSlots < 0.8 * before);
     healthy(a);
     assert(top.size > 0);
     for (const [bytes, x] of top) assertEquals(a.alloc(bytes), x);

@@ -167,7 +167,8 @@ export interface IovaStats {
    * Node slots the range tree holds in memory (64 bytes each, one per busy
    * range plus free ones). They grow by half when full; a tree of at least
    * 65,536 slots whose ranges fall below half of them is compacted to
-   * about 1.5 slots per range.
+   * about 1.5 slots per range, plus a dense region for the nodes near the
+   * top of the tree (about 1 slot in 40).
    */
   nodeSlots: number;
 }
@@ -534,6 +535,7 @@ export class IovaAllocator {
     tree.insertBefore(node, succ);
     // lo lies in a free gap, so no live or cached range starts there.
     this.#hash.add(lo, node, tree.f);
+    if (tree.pending !== 0) tree.migrate(this.#hash);
     this.#liveGranules += n;
     this.#treeAllocs++;
     return lo * this.#granule;
@@ -584,6 +586,7 @@ export class IovaAllocator {
     this.#hash.delete(pfn, f);
     tree.remove(node);
     tree.releaseNode(node);
+    if (tree.pending !== 0) tree.migrate(this.#hash);
     if (tree.size < tree.compactBelow) this.#compact();
   }
 
@@ -648,6 +651,7 @@ export class IovaAllocator {
       this.#reserved--;
     }
     tree.insert(tree.newNode(mlo, mhi, KIND_RESERVED));
+    if (tree.pending !== 0) tree.migrate(this.#hash);
     this.#reserved++;
   }
 
@@ -722,6 +726,7 @@ export class IovaAllocator {
       tree.remove(node);
       tree.releaseNode(node);
     });
+    if (tree.pending !== 0) tree.migrate(this.#hash);
     this.#flushes++;
   }
 

@@ -157,6 +157,21 @@ export class IovaHash {
   }
 
   /**
+   * Point a present key at another node (the tree moved it): its slot,
+   * tag and distance stay.
+   *
+   * @param key Granule number, present; its old node still holds it.
+   * @param to The new node index (1 .. 2^25 - 1), holding the same key.
+   * @param f The tree's Float64 view.
+   */
+  rename(key: number, to: number, f: Float64Array): void {
+    const i = this.#probe(key, f);
+    if (i < 0) return;
+    const slots = this.#slots;
+    slots[i] = (to << DIST_BITS) | (slots[i]! & ~(NODE_MASK << DIST_BITS));
+  }
+
+  /**
    * Remove a key if present (backward-shift deletion, no tombstones).
    *
    * @param key Granule number.

@@ -20,7 +20,12 @@
  * buffer of 1.5 slots per node, so that every subtree is one run of slots
  * and a climb of several levels near the leaves stays within a page or two
  * (at a million ranges, a cache miss that also misses the host's TLB costs
- * about twice as much).
+ * about twice as much). The nodes of height HIGH (8) or more, about one in
+ * eighty, go to a dense region at the front instead, twice their number in
+ * size, and later nodes move in and out of it as their heights cross that
+ * bound (see {@linkcode IovaTree.migrate}): every free climbs through them,
+ * and packed into a few hundred 4 KiB pages they stay in the host's caches
+ * and TLB however churn scatters the rest.
  *
  * Internal to core/dma: the allocator reaches into the typed arrays directly
  * on its hot paths, so the fields are plain and documented here.
@@ -82,6 +87,15 @@ export const ALIGN_ORDERS = 11;
  * the host's caches anyway.
  */
 const COMPACT_MIN = 65536;
+/**
+ * Subtree height from which a node belongs in the dense region of a
+ * compacted tree (see {@linkcode IovaTree.compact}); it leaves that region
+ * again below HIGH - 1 (hysteresis, so a height that flips by one does not
+ * move a node back and forth).
+ */
+const HIGH = 8;
+/** Height changes remembered for the next {@linkcode IovaTree.migrate}. */
+const PEND_MAX = 64;
 
 /**
  * AVL tree of busy ranges over a granule-indexed address space, stored in one
@@ -125,6 +139,17 @@ export class IovaTree {
   #capacity: number;
   #freeHead = 0;
   #nextUnused = 1;
+  /**
+   * Slots [1, #hiEnd) are the dense region of a compacted tree, for nodes
+   * of height >= HIGH (0: no such region, before the first compaction).
+   */
+  #hiEnd = 0;
+  /** Free slots of the dense region, a list threaded through I_LEFT. */
+  #hiFree = 0;
+  /** Nodes whose height crossed a region's bound since the last migrate. */
+  readonly #pend = new Int32Array(PEND_MAX);
+  /** How many of #pend are set; the owner calls migrate when non-zero. */
+  pending = 0;
   readonly #stack = new Int32Array(MAX_PATH * 4 + 8);
   readonly #vals = new Float64Array(MAX_PATH * 4 + 8);
 
@@ -189,8 +214,79 @@ export class IovaTree {
    */
   releaseNode(i: number): void {
     this.b[(i << 6) + B_KIND] = 0;
+    if (i < this.#hiEnd) {
+      this.w[(i << 4) + I_LEFT] = this.#hiFree;
+      this.#hiFree = i;
+      return;
+    }
     this.w[(i << 4) + I_LEFT] = this.#freeHead;
     this.#freeHead = i;
+  }
+
+  /**
+   * Move the nodes whose height crossed HIGH (up, from the main slots) or
+   * HIGH - 1 (down, from the dense region) since the last call to a slot of
+   * the other kind, when one is free, and rename them in the address index.
+   * Cached nodes stay (their magazines hold their numbers). The caller
+   * holds no node number across this call except through the index.
+   *
+   * @param index The address index, renamed for every moved live node.
+   */
+  migrate(
+    index: { rename(key: number, to: number, f: Float64Array): void },
+  ): void {
+    const n = this.pending;
+    this.pending = 0;
+    const b = this.b;
+    const w = this.w;
+    const hiEnd = this.#hiEnd;
+    for (let k = 0; k < n; k++) {
+      const i = this.#pend[k]!;
+      const kind = b[(i << 6) + B_KIND]!;
+      if (kind === 0 || kind === KIND_CACHED) continue;
+      const hl = b[(i << 6) + B_H]!;
+      const hr = b[(i << 6) + B_H + 1]!;
+      const h = (hl > hr ? hl : hr) + 1;
+      let j: number;
+      if (i >= hiEnd) {
+        j = this.#hiFree;
+        if (h < HIGH || j === 0) continue;
+        this.#hiFree = w[(j << 4) + I_LEFT]!;
+      } else {
+        if (h >= HIGH - 1) continue;
+        j = this.#freeHead;
+        if (j !== 0) this.#freeHead = w[(j << 4) + I_LEFT]!;
+        else if (this.#nextUnused < this.#capacity) j = this.#nextUnused++;
+        else continue;
+      }
+      this.#move(i, j);
+      if (kind === KIND_LIVE) index.rename(this.f[i << 3]!, j, this.f);
+      this.releaseNode(i);
+    }
+  }
+
+  /** Copy node i to the free slot j and point its neighbours at j. */
+  #move(i: number, j: number): void {
+    const w = this.w;
+    const iw = i << 4;
+    const jw = j << 4;
+    for (let k = 0; k < 16; k++) w[jw + k] = w[iw + k]!;
+    if (this.#orders > 8) {
+      const ext = this.#ext;
+      for (let k = 0; k < 8; k++) ext[(j << 3) + k] = ext[(i << 3) + k]!;
+    }
+    const p = w[iw + I_PARENT]!;
+    this.#relink(p, i, j);
+    const l = w[iw + I_LEFT]!;
+    const r = w[iw + I_RIGHT]!;
+    if (l !== 0) w[(l << 4) + I_PARENT] = j;
+    if (r !== 0) w[(r << 4) + I_PARENT] = j;
+    if (this.#rightmost === i) this.#rightmost = j;
+  }
+
+  /** Remember node i, whose height says it is in the wrong region. */
+  #heightMoved(i: number): void {
+    if (this.pending < PEND_MAX) this.#pend[this.pending++] = i;
   }
 
   #grow(): void {
@@ -222,7 +318,9 @@ export class IovaTree {
    * subtree is one run of slots, so the few levels a free or a fix-up
    * climbs near the leaves share a page or two (at a million ranges nearly
    * every node visited is a cache miss, and one that also misses the
-   * host's TLB costs about twice as much). O(n).
+   * host's TLB costs about twice as much). Nodes of height >= HIGH go to
+   * a dense region at the front (twice their number of slots, in whole
+   * 4 KiB pages), which {@linkcode IovaTree.migrate} keeps up to date. O(n).
    *
    * @returns The renumbering, or undefined when the new buffers cannot be
    * had: then nothing moved, and {@linkcode IovaTree.compactBelow} is halved
@@ -231,7 +329,18 @@ export class IovaTree {
   compact(): Int32Array | undefined {
     const n = this.size;
     const oldCap = this.#capacity;
-    const cap = Math.max(1024, Math.ceil(n * 1.5) + 1);
+    // The dense region: twice the nodes that start in it, in whole 4 KiB
+    // pages, so that promotions find room while the population drifts.
+    const ob8 = this.b;
+    let high = 0;
+    for (let o = 1; o < oldCap; o++) {
+      if (ob8[(o << 6) + B_KIND] === 0) continue;
+      const hl = ob8[(o << 6) + B_H]!;
+      const hr = ob8[(o << 6) + B_H + 1]!;
+      if ((hl > hr ? hl : hr) + 1 >= HIGH) high++;
+    }
+    const hiEnd = high === 0 ? 0 : (2 * high + 64 + 63) & ~63;
+    const cap = Math.max(1024, hiEnd + Math.ceil((n - high) * 1.5) + 1);
     let buf: ArrayBuffer;
     let ext: Uint16Array;
     let map: Int32Array;
@@ -256,7 +365,8 @@ export class IovaTree {
     // right child links itself to its parent, placed before it.
     const stack = this.#stack;
     let sp = 0;
-    let j = 0;
+    let j = hiEnd === 0 ? 0 : hiEnd - 1;
+    let hj = 0;
     let cur = w[I_LEFT]!;
     while (cur !== 0 || sp !== 0) {
       while (cur !== 0) {
@@ -264,7 +374,9 @@ export class IovaTree {
         cur = w[(cur << 4) + I_LEFT]!;
       }
       const o = stack[--sp]!;
-      const d = ++j;
+      const hl = ob8[(o << 6) + B_H]!;
+      const hr = ob8[(o << 6) + B_H + 1]!;
+      const d = hiEnd !== 0 && (hl > hr ? hl : hr) + 1 >= HIGH ? ++hj : ++j;
       map[o] = d;
       const ob = o << 4;
       const db = d << 4;
@@ -304,6 +416,13 @@ export class IovaTree {
     this.#rightmost = map[this.#rightmost]!;
     this.#freeHead = 0;
     this.#nextUnused = j + 1;
+    this.#hiEnd = hiEnd;
+    this.#hiFree = 0;
+    for (let s = hiEnd - 1; s > hj; s--) {
+      nw[(s << 4) + I_LEFT] = this.#hiFree;
+      this.#hiFree = s;
+    }
+    this.pending = 0;
     return map;
   }
 
@@ -327,6 +446,12 @@ export class IovaTree {
     const ht = (hl > hr ? hl : hr) + 1;
     let diff = b[pb + B_H + side]! ^ ht;
     this.#heightChanged = diff !== 0;
+    // (Not only when the stored height changed: a rotation stores a node's
+    // new height in a slot that held another node's, maybe the same.)
+    const hiEnd = this.#hiEnd;
+    if (hiEnd !== 0 && (i >= hiEnd ? ht >= HIGH : ht < HIGH - 1)) {
+      this.#heightMoved(i);
+    }
     b[pb + B_H + side] = ht;
     const gap = f[(i << 3) + F_GAP]!;
     // Int32 from here on: a clamped gap and the stored maxima are below 2^31.
@@ -1067,6 +1192,44 @@ export class IovaTree {
     const none = { m: -1, u: new Array(ALIGN_ORDERS + 1).fill(-1) };
     const exact = (n: number) => (n === 0 ? none : sums.get(n)!);
     check(this.root, 0, 0);
+    this.#auditSlots(list.length, problems);
     return problems;
+  }
+
+  /**
+   * Every slot below #nextUnused is a node's or on exactly one free list,
+   * the dense region's list holding only its own slots and the main list
+   * none of them; no node waits for a migration.
+   */
+  #auditSlots(nodes: number, problems: string[]): void {
+    const w = this.w;
+    const b = this.b;
+    const seen = new Uint8Array(this.#capacity);
+    let free = 0;
+    for (
+      const [head, dense] of [[this.#hiFree, true], [
+        this.#freeHead,
+        false,
+      ]] as const
+    ) {
+      for (let s = head; s !== 0; s = w[(s << 4) + I_LEFT]!) {
+        if (
+          s >= this.#nextUnused || seen[s] !== 0 ||
+          b[(s << 6) + B_KIND] !== 0 ||
+          (s < this.#hiEnd) !== dense
+        ) {
+          problems.push(`free slot list is broken at slot ${s}`);
+          return;
+        }
+        seen[s] = 1;
+        free++;
+      }
+    }
+    if (free + nodes !== this.#nextUnused - 1) {
+      problems.push(
+        `${free} free slots + ${nodes} nodes != ${this.#nextUnused - 1} slots`,
+      );
+    }
+    if (this.pending !== 0) problems.push(`${this.pending} nodes await a move`);
   }
 }
