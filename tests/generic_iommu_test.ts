@@ -838,6 +838,49 @@ Deno.test("micro TLB: 32 direct-mapped entries per stream by default", async (t)
     // Pages 0 and 4 share entry 0; pages 1-3 hit from the second round.
     assertEquals(micro(hw), [15, 6, 9]);
   });
+  await t.step(
+    "a miss fills the entry of its own stream and page (first accesses and later ones)",
+    () => {
+      // Two streams in two domains, the same IOVAs to different PAs, 4
+      // entries each: a fill in another stream's block, or in another
+      // entry of its own, shows as a wrong PA or a missing hit.
+      const off = { sets: 0, ways: 0 };
+      for (const walkCache of [undefined, [off, off, off]]) {
+        const { soc, unit } = rig(
+          walkCache ? { microTlb: 4, walkCache } : { microTlb: 4 },
+        );
+        const hw = genericHardwareOf(unit);
+        const a = soc.createDomain(unit);
+        const b = soc.createDomain(unit);
+        a.attach(unit, [1]);
+        b.attach(unit, [2]);
+        a.map(0x10_0000, 0x40_0000, 8 * 4096, RW);
+        b.map(0x10_0000, 0x80_0000, 8 * 4096, RW);
+        const pa = (sid: number, p: number) =>
+          (sid === 1 ? 0x40_0000 : 0x80_0000) + p * 4096 + 0x10;
+        // Pages 0-3, then 4-7 (each evicting 0-3's entries), twice; both
+        // streams interleaved. The first access of each stream takes the
+        // slow path; the others miss from translate()'s own probe.
+        for (let round = 0; round < 2; round++) {
+          for (const half of [0, 4]) {
+            for (let rep = 0; rep < 2; rep++) {
+              for (let p = half; p < half + 4; p++) {
+                for (const sid of [1, 2]) {
+                  assertEquals(
+                    hw.translate(sid, 0x10_0000 + p * 4096 + 0x10, 1),
+                    pa(sid, p),
+                    `round ${round}, page ${p}, stream ${sid}`,
+                  );
+                }
+              }
+            }
+          }
+        }
+        // 32 accesses per stream: the second pass over each half hits.
+        assertEquals(micro(hw), [64, 32, 32]);
+      }
+    },
+  );
   await t.step("microTlb: false and 0 mean none", () => {
     for (const microTlb of [false, 0]) {
       const { hw, d } = setup({ microTlb });

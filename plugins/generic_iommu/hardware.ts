@@ -346,6 +346,8 @@ export class GenericIommuHardware implements IommuHardware {
     // keeps this method small enough to inline into its callers together
     // with the IOTLB probe.
     let rest = 3;
+    // The micro TLB entry probed (passed to the rest for its fill), -1 none.
+    let u = -1;
     // The typeof test keeps a bigint away from `>>>` (isSafeInteger is
     // false for one).
     if (
@@ -371,7 +373,6 @@ export class GenericIommuHardware implements IommuHardware {
       // index arithmetic in int32. A unit with micro TLBs off but an IOTLB
       // (m -1) does not probe; with neither, the block is one that never
       // hits.
-      let u = 0;
       if (
         m >= 0 &&
         r[u = (r[i | 4]! | 0) + (((iova >>> 12) & m) << 2)] === gen &&
@@ -406,7 +407,7 @@ export class GenericIommuHardware implements IommuHardware {
         }
       }
     }
-    return this.#rest(streamId, iova, access, rest) === 0 ? this.#pa : -1;
+    return this.#rest(streamId, iova, access, rest, u) === 0 ? this.#pa : -1;
   }
 
   // Everything translate() does not finish inline (`rest` as there): 0
@@ -419,7 +420,16 @@ export class GenericIommuHardware implements IommuHardware {
   // inlined, so callers that inline translate() keep their inlining
   // budget for the IOTLB lookup. Never a double in or out: a call that is
   // not inlined boxes one (a heap allocation per access).
-  #rest(sid: number, iova: number, access: number, rest: number): number {
+  //
+  // `at`: the micro TLB entry translate() probed (its slot in the rows,
+  // the one a 4 KiB fill writes), or -1 when it did not probe one.
+  #rest(
+    sid: number,
+    iova: number,
+    access: number,
+    rest: number,
+    at: number,
+  ): number {
     if (rest === 3) return this.#translateSlow(sid, iova, access);
     if (rest === 0) {
       // A micro TLB hit on an entry that does not grant `access`: a miss
@@ -597,9 +607,10 @@ export class GenericIommuHardware implements IommuHardware {
     }
     if (this.#microOn === 1) {
       if (size === 4096) {
-        // The entry of this 4 KiB page (slots as in translate()).
+        // The entry of this 4 KiB page (slots as in translate()): the one
+        // translate() probed, when it did.
         const r = this.#rows;
-        const u = (r[((sid + 1) << 3) | 4]! | 0) +
+        const u = at >= 0 ? at : (r[((sid + 1) << 3) | 4]! | 0) +
           (((iova >>> 12) & this.#uMask) << 2);
         // `pa - (iova - p)`, not `pa - iova + p`: the same value (exact
         // either way); written the second way, V8 compiled its final add
@@ -717,7 +728,7 @@ export class GenericIommuHardware implements IommuHardware {
         );
       }
       this.#noProbe--;
-      return this.#rest(streamId, iova, access, 2);
+      return this.#rest(streamId, iova, access, 2, -1);
     }
     if (st === CFG_BYPASS) return this.#identity(iova);
     if (st === CFG_ABORT) {
