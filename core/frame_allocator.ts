@@ -12,6 +12,15 @@ import { IommuError } from "./errors.ts";
 /** Smallest block the allocator hands out: 1 KiB (an Exynos level-2 table). */
 export const MIN_BLOCK_BYTES = 1024;
 const MIN_ORDER = 10;
+// Orders 0..53 have free lists (index = log2(block size)); list LIVE holds
+// the live blocks in allocation order.
+const ORDERS = 54;
+const LIVE = ORDERS;
+const FREE = 1;
+const LIVE_STATE = 2;
+// 2^k for every order (2 ** k compiles to a pow call).
+const POW2 = new Float64Array(ORDERS + 1).map((_, k) => 2 ** k);
+const FIRST_SLOTS = 64;
 
 /** A snapshot of the allocator's bookkeeping, as a plain object. */
 export interface FrameAllocatorStats {
@@ -51,9 +60,30 @@ export class FrameAllocator {
   readonly base: number;
   /** Bytes managed. */
   readonly size: number;
-  // Free blocks per order (index = log2(block size)); Sets give O(1) buddy lookup.
-  #free: Set<number>[] = [];
-  #live = new Map<number, number>(); // block address -> order
+  // Every block the allocator knows (free or live) has a slot in typed
+  // arrays, found by address through an open-addressing table, and is
+  // linked into one list: its order's free list or the live list. The lists
+  // keep insertion order (alloc takes the oldest free block, reserve and
+  // the overlap check walk oldest first), so the choices are those of the
+  // per-order insertion-ordered sets this replaces, without their garbage:
+  // an operation allocates nothing unless the slots must grow, and memory
+  // grows with the number of blocks, never with the range managed.
+  #addr = new Float64Array(FIRST_SLOTS);
+  #order = new Uint8Array(FIRST_SLOTS);
+  #state = new Uint8Array(FIRST_SLOTS); // 0 unused, FREE or LIVE_STATE
+  #prev = new Int32Array(FIRST_SLOTS);
+  #next = new Int32Array(FIRST_SLOTS); // also chains unused slots
+  #home = new Int32Array(FIRST_SLOTS); // the slot's table index by hash
+  #used = 0; // slots in use
+  #top = 0; // slots ever used
+  #unused = -1; // first unused slot below #top, chained through #next
+  // Table of slot + 1 (0 empty), linear probing, twice the slot capacity
+  // so that it is at most half full.
+  #table = new Int32Array(2 * FIRST_SLOTS);
+  #shift = 32 - Math.log2(2 * FIRST_SLOTS);
+  #head = new Int32Array(ORDERS + 1).fill(-1);
+  #tail = new Int32Array(ORDERS + 1).fill(-1);
+  #liveBlocks = 0;
   #liveBytes = 0;
   #allocations = 0;
   #frees = 0;
@@ -87,7 +117,6 @@ export class FrameAllocator {
     this.base = base;
     this.size = size;
     this.#onFree = onFree;
-    for (let order = 0; order <= 53; order++) this.#free.push(new Set());
     this.#carve(base, base + size);
   }
 
@@ -96,11 +125,11 @@ export class FrameAllocator {
     while (at < end) {
       let order = MIN_ORDER;
       while (
-        order < 52 && at % 2 ** (order + 1) === 0 &&
-        at + 2 ** (order + 1) <= end
+        order < 52 && at % POW2[order + 1]! === 0 &&
+        at + POW2[order + 1]! <= end
       ) order++;
-      this.#free[order]!.add(at);
-      at += 2 ** order;
+      this.#addFree(at, order);
+      at += POW2[order]!;
     }
   }
 
@@ -130,28 +159,37 @@ export class FrameAllocator {
     }
     const lo = Math.floor(pa / MIN_BLOCK_BYTES) * MIN_BLOCK_BYTES;
     const hi = Math.ceil(end / MIN_BLOCK_BYTES) * MIN_BLOCK_BYTES;
-    for (const [block, order] of this.#live) {
-      if (block < hi && block + 2 ** order > lo) {
+    // Oldest live block first, so the error names the one it always named.
+    for (let s = this.#head[LIVE]!; s >= 0; s = this.#next[s]!) {
+      const block = this.#addr[s]!;
+      const size = POW2[this.#order[s]!]!;
+      if (block < hi && block + size > lo) {
         throw new IommuError(
           "EBUSY",
           `reserved range ${hex(pa)}+${hex(bytes)} overlaps the live block ${
             hex(block)
-          }+${hex(2 ** order)}`,
+          }+${hex(size)}`,
         );
       }
     }
     let held = 0;
-    for (let order = MIN_ORDER; order < this.#free.length; order++) {
-      const set = this.#free[order]!;
-      const size = 2 ** order;
-      for (const block of [...set]) {
+    for (let order = MIN_ORDER; order < ORDERS; order++) {
+      const size = POW2[order]!;
+      // Carving adds only smaller blocks, so this list changes only where
+      // the walk removes the block it stands on.
+      let s = this.#head[order]!;
+      while (s >= 0) {
+        const after = this.#next[s]!;
+        const block = this.#addr[s]!;
         const blockEnd = block + size;
-        if (block >= hi || blockEnd <= lo) continue;
-        // Split the free block: what lies outside [lo, hi) stays free.
-        set.delete(block);
-        this.#carve(block, Math.max(block, lo));
-        this.#carve(Math.min(blockEnd, hi), blockEnd);
-        held += Math.min(blockEnd, hi) - Math.max(block, lo);
+        if (block < hi && blockEnd > lo) {
+          // Split the free block: what lies outside [lo, hi) stays free.
+          this.#drop(order, s);
+          this.#carve(block, Math.max(block, lo));
+          this.#carve(Math.min(blockEnd, hi), blockEnd);
+          held += Math.min(blockEnd, hi) - Math.max(block, lo);
+        }
+        s = after;
       }
     }
     this.#reservedBytes += held;
@@ -171,7 +209,7 @@ export class FrameAllocator {
     checkSize(bytes, "allocation size");
     let order = Math.max(MIN_ORDER, Math.ceil(Math.log2(bytes)));
     // log2 rounds 2^k + 1 down to exactly k for k >= 49.
-    if (2 ** order < bytes) order++;
+    if (POW2[order]! < bytes) order++;
     if (this.#failCountdown > 0 && --this.#failCountdown === 0) {
       this.#failures++;
       throw new IommuError(
@@ -179,27 +217,34 @@ export class FrameAllocator {
         `injected allocation failure for ${hex(bytes)} bytes`,
       );
     }
+    const head = this.#head;
     let from = order;
-    while (from < this.#free.length && this.#free[from]!.size === 0) from++;
-    if (from >= this.#free.length) {
+    while (from < ORDERS && head[from]! < 0) from++;
+    if (from >= ORDERS) {
       this.#failures++;
       throw new IommuError(
         "ENOMEM",
-        `no free block of ${hex(2 ** order)} bytes for a request of ${
+        `no free block of ${hex(POW2[order]!)} bytes for a request of ${
           hex(bytes)
         }`,
       );
     }
-    const set = this.#free[from]!;
-    const block: number = set.values().next().value!;
-    set.delete(block);
+    // Room for the upper buddies first, so nothing fails half-way.
+    if (this.#used + from - order > this.#addr.length) this.#grow();
+    const s = head[from]!;
+    const block = this.#addr[s]!;
+    this.#unlink(from, s);
     // Split down, keeping the lower half and freeing the upper buddies.
     while (from > order) {
       from--;
-      this.#free[from]!.add(block + 2 ** from);
+      this.#addFree(block + POW2[from]!, from);
     }
-    this.#live.set(block, order);
-    this.#liveBytes += 2 ** order;
+    // The slot (and its table entry: same address) now holds the live block.
+    this.#order[s] = order;
+    this.#state[s] = LIVE_STATE;
+    this.#link(LIVE, s);
+    this.#liveBlocks++;
+    this.#liveBytes += POW2[order]!;
     this.#allocations++;
     return block;
   }
@@ -212,29 +257,32 @@ export class FrameAllocator {
    * or never allocated).
    */
   free(pa: number): void {
-    const order = this.#live.get(pa);
-    if (order === undefined) {
+    const s = typeof pa === "number" ? this.#find(pa) : -1;
+    if (s < 0 || this.#state[s] !== LIVE_STATE) {
       throw new IommuError(
         "ENOENT",
         `physical address ${hex(pa)} is not an allocated block`,
       );
     }
-    this.#live.delete(pa);
-    this.#liveBytes -= 2 ** order;
+    const order = this.#order[s]!;
+    // The stored address: +0 where the caller passed -0.
+    let block = this.#addr[s]!;
+    this.#drop(LIVE, s);
+    this.#liveBlocks--;
+    this.#liveBytes -= POW2[order]!;
     this.#frees++;
-    this.#onFree?.(pa, 2 ** order);
-    let block = pa;
+    this.#onFree?.(pa, POW2[order]!);
     let o = order;
     while (o < 52) {
-      const size = 2 ** o;
+      const size = POW2[o]!;
       const buddy = (block / size) % 2 === 0 ? block + size : block - size;
-      const set = this.#free[o]!;
-      if (!set.has(buddy)) break;
-      set.delete(buddy);
+      const b = this.#find(buddy);
+      if (b < 0 || this.#state[b] !== FREE || this.#order[b] !== o) break;
+      this.#drop(o, b);
       block = Math.min(block, buddy);
       o++;
     }
-    this.#free[o]!.add(block);
+    this.#addFree(block, o);
   }
 
   /**
@@ -244,8 +292,8 @@ export class FrameAllocator {
    * @returns The block's size in bytes, or 0.
    */
   blockSize(pa: number): number {
-    const order = this.#live.get(pa);
-    return order === undefined ? 0 : 2 ** order;
+    const s = typeof pa === "number" ? this.#find(pa) : -1;
+    return s >= 0 && this.#state[s] === LIVE_STATE ? POW2[this.#order[s]!]! : 0;
   }
 
   /**
@@ -267,7 +315,7 @@ export class FrameAllocator {
 
   /** Number of live blocks. */
   get liveBlocks(): number {
-    return this.#live.size;
+    return this.#liveBlocks;
   }
 
   /** Successful allocations since creation (to count an operation's allocations). */
@@ -282,7 +330,7 @@ export class FrameAllocator {
    */
   stats(): FrameAllocatorStats {
     return {
-      liveBlocks: this.#live.size,
+      liveBlocks: this.#liveBlocks,
       liveBytes: this.#liveBytes,
       freeBytes: this.size - this.#liveBytes - this.#reservedBytes,
       allocations: this.#allocations,
@@ -291,4 +339,134 @@ export class FrameAllocator {
       reservedBytes: this.#reservedBytes,
     };
   }
+
+  // A new free block at the end of its order's list.
+  #addFree(at: number, order: number): void {
+    if (this.#used === this.#addr.length) this.#grow();
+    let s = this.#unused;
+    if (s >= 0) this.#unused = this.#next[s]!;
+    else s = this.#top++;
+    this.#used++;
+    this.#addr[s] = at;
+    this.#order[s] = order;
+    this.#state[s] = FREE;
+    this.#link(order, s);
+    const table = this.#table;
+    const mask = table.length - 1;
+    let i = slotHash(at, this.#shift);
+    while (table[i] !== 0) i = (i + 1) & mask;
+    table[i] = s + 1;
+    this.#home[s] = i;
+  }
+
+  // The slot of the block at `pa`, or -1.
+  #find(pa: number): number {
+    const table = this.#table;
+    const addr = this.#addr;
+    const mask = table.length - 1;
+    let i = slotHash(pa, this.#shift);
+    for (;;) {
+      const s = table[i]! - 1;
+      if (s < 0) return -1;
+      if (addr[s] === pa) return s;
+      i = (i + 1) & mask;
+    }
+  }
+
+  // Forget the block in slot `s` (on list `list`): unlink it, take it out of
+  // the table (later entries of its probe run shift back into the hole) and
+  // make the slot unused.
+  #drop(list: number, s: number): void {
+    this.#unlink(list, s);
+    const table = this.#table;
+    const home = this.#home;
+    const mask = table.length - 1;
+    const shift = this.#shift;
+    const addr = this.#addr;
+    let hole = home[s]!;
+    let j = hole;
+    for (;;) {
+      j = (j + 1) & mask;
+      const t = table[j]! - 1;
+      if (t < 0) break;
+      const want = slotHash(addr[t]!, shift);
+      // The entry at j may move back only when its hashed position is not
+      // cyclically inside (hole, j].
+      const stays = hole <= j
+        ? want > hole && want <= j
+        : want > hole || want <= j;
+      if (!stays) {
+        table[hole] = t + 1;
+        home[t] = hole;
+        hole = j;
+      }
+    }
+    table[hole] = 0;
+    this.#state[s] = 0;
+    this.#next[s] = this.#unused;
+    this.#unused = s;
+    this.#used--;
+  }
+
+  #link(list: number, s: number): void {
+    const last = this.#tail[list]!;
+    this.#prev[s] = last;
+    this.#next[s] = -1;
+    if (last < 0) this.#head[list] = s;
+    else this.#next[last] = s;
+    this.#tail[list] = s;
+  }
+
+  #unlink(list: number, s: number): void {
+    const p = this.#prev[s]!;
+    const n = this.#next[s]!;
+    if (p < 0) this.#head[list] = n;
+    else this.#next[p] = n;
+    if (n < 0) this.#tail[list] = p;
+    else this.#prev[n] = p;
+  }
+
+  // Double the slots (and the table, rebuilt from the slots in use).
+  #grow(): void {
+    const cap = 2 * this.#addr.length;
+    const addr = new Float64Array(cap);
+    addr.set(this.#addr);
+    const order = new Uint8Array(cap);
+    order.set(this.#order);
+    const state = new Uint8Array(cap);
+    state.set(this.#state);
+    const prev = new Int32Array(cap);
+    prev.set(this.#prev);
+    const next = new Int32Array(cap);
+    next.set(this.#next);
+    const home = new Int32Array(cap);
+    const table = new Int32Array(2 * cap);
+    const shift = 32 - Math.log2(2 * cap);
+    const mask = table.length - 1;
+    for (let s = 0; s < this.#top; s++) {
+      if (state[s] === 0) continue;
+      let i = slotHash(addr[s]!, shift);
+      while (table[i] !== 0) i = (i + 1) & mask;
+      table[i] = s + 1;
+      home[s] = i;
+    }
+    this.#addr = addr;
+    this.#order = order;
+    this.#state = state;
+    this.#prev = prev;
+    this.#next = next;
+    this.#home = home;
+    this.#table = table;
+    this.#shift = shift;
+  }
+}
+
+// Table index of a block address (a multiple of 1 KiB below 2^53: its
+// block number split into 32-bit halves, mixed, top bits kept). Any other
+// number hashes somewhere harmless and is never found.
+function slotHash(pa: number, shift: number): number {
+  const k = pa / MIN_BLOCK_BYTES;
+  const lo = k >>> 0;
+  const hi = (k / 4294967296) >>> 0;
+  return Math.imul(lo ^ Math.imul(hi, 0x85ebca6b), 0x9e3779b1) >>> shift;
 }
