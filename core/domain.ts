@@ -29,6 +29,7 @@ import {
 } from "./iommu.ts";
 import { MapPlan } from "./map_plan.ts";
 import type { PhysicalMemory } from "./memory.ts";
+import { PageMarks } from "./page_marks.ts";
 import { splitIntoPages } from "./page_split.ts";
 import { isStableFloat64Array, trustPlan } from "./plan_trust.ts";
 
@@ -194,8 +195,10 @@ export class Domain {
   // Per gather, the page-table pages this domain's driver deferred into it
   // in the gather's current epoch (see IotlbGather.epoch): sync frees only
   // these, so a live frame a caller slips into a gather's free list, even
-  // after a reset, is refused instead of freed.
-  #owned = new WeakMap<IotlbGather, { epoch: number; pages: Set<number> }>();
+  // after a reset, is refused instead of freed. The marks are kept and
+  // emptied per use: a Set per gather and epoch was garbage on every
+  // cycle (issue 8).
+  #owned = new WeakMap<IotlbGather, PageMarks>();
   // Copies of frame lists and sg segments that are not plain typed arrays,
   // so that what is checked is what the driver maps (kept for reuse up to
   // COPY_KEEP entries).
@@ -703,12 +706,15 @@ export class Domain {
   // the list was emptied by hand are dropped first.
   #own(gather: IotlbGather, from: number): void {
     let mark = this.#owned.get(gather);
-    if (mark === undefined || mark.epoch !== gather.epoch || from === 0) {
-      mark = { epoch: gather.epoch, pages: new Set() };
+    if (mark === undefined) {
+      mark = new PageMarks(gather.epoch);
       this.#owned.set(gather, mark);
+    } else if (mark.epoch !== gather.epoch || from === 0) {
+      mark.clear();
+      mark.epoch = gather.epoch;
     }
     const list = gather.freeList;
-    for (let i = from; i < list.length; i++) mark.pages.add(list[i]!);
+    for (let i = from; i < list.length; i++) mark.add(list[i]!);
   }
 
   #refusePartial(at: number, leaf: number): never {
@@ -755,10 +761,10 @@ export class Domain {
     const list = gather.freeList;
     if (list.length !== 0) {
       const frames = this.#ctx.memory.frames;
-      for (const pa of list) frames.free(pa);
-      // Only a gather that deferred pages has marks to drop (a WeakMap
-      // delete on every sync would cost the strict unmap path).
-      this.#owned.delete(gather);
+      for (let i = 0; i < list.length; i++) frames.free(list[i]!);
+      // The marks stay for the next cycle: the reset below moves the
+      // gather to a new epoch, which #own empties them for and which
+      // #checkFreeList does not take them for.
     }
     gather.reset();
   }
@@ -769,11 +775,16 @@ export class Domain {
   #checkFreeList(list: readonly number[], gather: IotlbGather): void {
     const frames = this.#ctx.memory.frames;
     const mark = this.#owned.get(gather);
-    const owned = mark?.epoch === gather.epoch ? mark.pages : undefined;
-    const seen = list.length > 1 ? new Set<number>() : null;
+    const owned = mark?.epoch === gather.epoch ? mark : undefined;
+    // The marks' visit pass finds an entry listed twice (a Set of the
+    // entries seen was garbage on every sync).
+    owned?.startVisits();
     // Each entry is named only in an error: formatting every address of a
-    // large unmap's list cost a string each.
-    for (const pa of list) {
+    // large unmap's list cost a string each. Indexed: the loop runs once
+    // per sync, mostly unoptimized, where for-of allocates a result per
+    // entry.
+    for (let i = 0; i < list.length; i++) {
+      const pa = list[i]!;
       if (owned?.has(pa) !== true) {
         throw new IommuError(
           "EINVAL",
@@ -782,15 +793,15 @@ export class Domain {
           }, which domain ${this.id} did not defer into it`,
         );
       }
-      if (frames.blockSize(pa) === 0 || seen?.has(pa) === true) {
+      const twice = !owned.visit(pa);
+      if (frames.blockSize(pa) === 0 || twice) {
         throw new IommuError(
           "EINVAL",
           `gather frees ${freedName(pa)}, which is not a live page-table block${
-            seen?.has(pa) === true ? " (listed twice)" : ""
+            twice ? " (listed twice)" : ""
           }`,
         );
       }
-      seen?.add(pa);
     }
   }
 
