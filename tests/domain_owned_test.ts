@@ -164,7 +164,23 @@ Deno.test("a free list emptied by hand drops the marks of what it held", () => {
   });
   g.freeList.pop();
   d.sync(g);
-  for (const pa of leaked) soc.memory.frames.free(pa);
+  // A reset by hand, then an old table pushed before the next unmap: the
+  // unmap's marks start after it, in a new epoch without the old marks.
+  mapSpread(d, 4);
+  d.unmapNoSync(0, 2 * M2, g);
+  const before = [...g.freeList];
+  g.reset();
+  g.freeList.push(before[0]!);
+  d.unmapNoSync(2 * M2, 2 * M2, g);
+  assert(g.freeList.length > 1);
+  // Last, so the error names it only when the new tables pass.
+  g.freeList.push(g.freeList.shift()!);
+  unchangedBy(soc, d, g, () => {
+    expectError(() => d.sync(g), "EINVAL", hexOf(before[0]!), "did not defer");
+  });
+  g.freeList.pop();
+  d.sync(g);
+  for (const pa of [...leaked, ...before]) soc.memory.frames.free(pa);
 });
 
 Deno.test("marks are reused across many cycles and grow past hundreds of tables", () => {
@@ -172,6 +188,8 @@ Deno.test("marks are reused across many cycles and grow past hundreds of tables"
   const frames = soc.memory.frames;
   const base = frames.liveBytes;
   const g = new IotlbGather();
+  let earlier: number[] = [];
+  let staleChecked = 0;
   for (let cycle = 0; cycle < 40; cycle++) {
     const n = cycle % 2 === 0 ? 300 : 3;
     mapSpread(d, n, (cycle % 3) * 2 ** 31);
@@ -180,16 +198,24 @@ Deno.test("marks are reused across many cycles and grow past hundreds of tables"
     } else {
       d.unmapNoSync((cycle % 3) * 2 ** 31, n * M2, g);
       assert(g.freeList.length >= n, `${g.freeList.length} tables`);
-      // Last cycle's tables are no longer this gather's.
-      if (cycle > 1) {
-        const old = g.freeList[0]!;
-        g.freeList.push(old);
-        expectError(() => d.sync(g), "EINVAL", "listed twice");
+      // A table listed twice is found in every cycle's pass.
+      g.freeList.push(g.freeList[0]!);
+      expectError(() => d.sync(g), "EINVAL", "listed twice");
+      g.freeList.pop();
+      // A table of an earlier cycle (freed since) is no longer this
+      // gather's: refused as not deferred, not taken for a stale mark.
+      const stale = earlier.find((pa) => !g.freeList.includes(pa));
+      if (stale !== undefined) {
+        g.freeList.push(stale);
+        expectError(() => d.sync(g), "EINVAL", hexOf(stale), "did not defer");
         g.freeList.pop();
+        staleChecked++;
       }
+      earlier = [...g.freeList];
       d.sync(g);
     }
     assertEquals(frames.liveBytes, base, `cycle ${cycle}`);
   }
   assertEquals(d.leaves(), []);
+  assert(staleChecked >= 10, `${staleChecked} stale tables tried`);
 });
