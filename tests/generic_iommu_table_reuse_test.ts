@@ -111,7 +111,7 @@ Deno.test("LpaePageTable: a plan's new tables are each counted once", async (t) 
   });
 
   await t.step(
-    "a plan whose runs are not in ascending order is refused",
+    "a plan whose runs are not in ascending order is refused by the plan check, before any table is counted or built",
     () => {
       const mem = new PhysicalMemory({ size: 64 << 20 });
       const pt = table(mem);
@@ -121,6 +121,11 @@ Deno.test("LpaePageTable: a plan's new tables are each counted once", async (t) 
         IommuError,
       );
       assertEquals(e.kind, "EINVAL");
+      // The table count relies on this check: it is what fires.
+      assertEquals(
+        e.message,
+        "map plan: run 1 IOVA 0x1000 overlaps or precedes run 0",
+      );
       assertEquals(mem.frames.liveBlocks, live);
       assertEquals(pt.leaves().length, 0);
       pt.free();

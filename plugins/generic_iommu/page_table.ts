@@ -96,6 +96,8 @@ export class LpaePageTable {
   #inputEnd: number; // 2^inputBits, one past the last IOVA
   #root: TableNode;
   #tables = 1;
+  // The most tables held at once: bounds the node cache below.
+  #peakTables = 1;
   #freed = false;
   // The check pass's count of new tables: per level, the base of the last
   // region whose table it counted. checkMapPlan refuses runs that are not
@@ -119,7 +121,8 @@ export class LpaePageTable {
   #pool = new Float64Array(16);
   #poolN = 0;
   // The node of each table frame this page table has built (at most about
-  // twice the live tables), kept after the table is freed: when the
+  // twice the most tables it has held at once, plus 256; dropped by free()),
+  // kept after the table is freed: when the
   // allocator hands the frame back for a table of the same level, the node
   // and its view are reused instead of allocated.
   // A large map and unmap would otherwise allocate two objects per table
@@ -491,10 +494,13 @@ export class LpaePageTable {
         const span = LEVEL_SIZE[k - 1]!;
         const base = Math.floor(iova / span) * span;
         const top = this.#pendTop[k]!;
+        // Runs arrive in ascending IOVA order (checkMapPlan refuses any
+        // other plan; a Domain builds its trusted plans ascending), so a
+        // region at or below the last one counted is that one.
         if (base > top) {
           this.#pendTop[k] = base;
           this.#needed++;
-        } else if (base < top) this.#unordered(iova);
+        }
       }
       node = null;
     }
@@ -502,15 +508,6 @@ export class LpaePageTable {
     this.#cRegion = region;
     this.#cNode = node;
     return node;
-  }
-
-  // A run below an earlier one reached the check pass (checkMapPlan refuses
-  // such plans, so it cannot; thrown before anything changes).
-  #unordered(iova: number): never {
-    throw new IommuError(
-      "EINVAL",
-      `map plan: IOVA ${hex(iova)} precedes an earlier run`,
-    );
   }
 
   // A valid entry where a leaf of `leafLevel` should go. A table that maps
@@ -661,7 +658,7 @@ export class LpaePageTable {
         node.view[idx << 1] = ((tpa % 0x100000000) | DESC_TYPE_TABLE) >>> 0;
         node.view[(idx << 1) + 1] = Math.floor(tpa / 0x100000000);
         node.live++;
-        this.#tables++;
+        if (++this.#tables > this.#peakTables) this.#peakTables = this.#tables;
       }
       node = child;
     }
@@ -685,8 +682,9 @@ export class LpaePageTable {
       return kept;
     }
     // Bounded: tables that keep landing in new frames (RAM shared with
-    // other users) must not make it grow for good.
-    if (this.#nodes.size >= 2 * this.#tables + 4096) this.#nodes.clear();
+    // other users) must not make it grow for good, and a table that stays
+    // small keeps few nodes.
+    if (this.#nodes.size >= 2 * this.#peakTables + 256) this.#nodes.clear();
     const node = new TableNode(pa, level, this.#memory.view32(pa, GRANULE));
     this.#nodes.set(key, node);
     return node;

@@ -335,13 +335,20 @@ export class Walker {
   }
 
   /**
-   * What a unit's translate path needs to finish the common walk itself
-   * (a level-2 hit-table hit whose level-3 table is known): the level-2
-   * walk cache's hit table and state (as `WalkCache.hits()` and
-   * `state()`; slot 7 of a hit-table slot is `id * 16384 + w` for the
-   * slot's table starting at word `w` of `views[id]`, or -1), and the
-   * views. Such a walk must count what {@linkcode Walker.walkIn} counts
-   * for it and set the same fields.
+   * What a unit's translate path needs to finish the common walks itself:
+   * - a level-2 walk-cache hit whose level-3 table is known: the level-2
+   *   walk cache's hit table and state (as `WalkCache.hits()` and
+   *   `state()`; slot 7 of a hit-table slot is `id * 16384 + w` for the
+   *   slot's table starting at word `w` of `views[id]`, or -1), and the
+   *   views;
+   * - with no walk caches, a walk from level 0 whose table descriptors
+   *   equal the walker's memos: `tables` (see {@linkcode WalkerTableMemos}).
+   *
+   * Either walk must count what {@linkcode Walker.walkIn} counts for it
+   * (`walks`, `reads` per level read) and set the same fields (`leafPa`,
+   * `leafSize`, `faultAddress` cleared); anything the memos do not cover
+   * (another root or bound, a changed descriptor, a fault) is left to
+   * `walkIn`.
    *
    * @returns The live arrays (never replaced).
    */
