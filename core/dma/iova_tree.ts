@@ -517,8 +517,12 @@ export class IovaTree {
     }
     this.#bits = new Uint32Array(0);
     this.#spareTop = 0;
-    // The main nodes fill [hiEnd, hiEnd + j): the rest is free.
-    this.#resizeFree(cap, hiEnd + j);
+    this.#resizeFree(cap, hiEnd);
+    const bits = this.#bits;
+    const nb = this.b;
+    for (let s = hiEnd; s < cap; s++) {
+      if (nb[(s << 6) + B_KIND] !== 0) bits[s >>> 5]! &= ~(1 << (s & 31));
+    }
     this.pending = 0;
     return map;
   }
