@@ -25,9 +25,10 @@
  * size, and later nodes move in and out of it as their heights cross that
  * bound (see {@linkcode IovaTree.migrate}): every free climbs through them,
  * and packed into a few hundred 4 KiB pages they stay in the host's caches
- * and TLB however churn scatters the rest. Below them, a new node takes a
- * free slot in its successor's 4 KiB page when there is one (a bitmap of
- * free slots), so that churn keeps tree neighbours in the same page.
+ * and TLB however churn scatters the rest. Below them, the compaction
+ * leaves every third slot free, and a new node takes a free slot in its
+ * successor's 4 KiB page when there is one (a bitmap of free slots), so
+ * that churn keeps tree neighbours in the same page.
  *
  * Internal to core/dma: the allocator reaches into the typed arrays directly
  * on its hot paths, so the fields are plain and documented here.
@@ -465,11 +466,14 @@ export class IovaTree {
       const o = stack[--sp]!;
       const hl = ob8[(o << 6) + B_H]!;
       const hr = ob8[(o << 6) + B_H + 1]!;
-      // Main nodes packed in address order. (Leaving every third slot
-      // free for later nodes beside them made the aged 1M bench row 8%
-      // faster but the fresh 100K and 1M rows 3-8% slower: a new node then
-      // always writes a cold line instead of taking the tail's.)
-      const d = (hl > hr ? hl : hr) + 1 >= HIGH ? ++hj : hiEnd + j++;
+      // Main nodes take two slots of every three: the third stays free
+      // for a later node beside them.
+      let d: number;
+      if ((hl > hr ? hl : hr) + 1 >= HIGH) d = ++hj;
+      else {
+        d = hiEnd + j + (j >> 1);
+        j++;
+      }
       map[o] = d;
       const ob = o << 4;
       const db = d << 4;
