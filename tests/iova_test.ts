@@ -706,40 +706,6 @@ Deno.test("IovaAllocator: a large tree that loses half its ranges is compacted",
       assertEquals(a.stats().liveRanges, 0);
     },
   );
-  await t.step("a compacted tree grows again", () => {
-    // New nodes take free slots beside their neighbours, then the spare
-    // ones, then slots the tree grows by.
-    const a = new IovaAllocator({ end: 2 ** 40, cacheMaxSize: 0 });
-    const live = fill(a);
-    while (live.length > 30000) dropOne(a, live);
-    const compacted = a.stats().nodeSlots;
-    for (let i = 0; i < 40000; i++) {
-      const size = (1 + rnd(64)) * K;
-      live.push([a.alloc(size), size]);
-      if (i % 3 === 0) dropOne(a, live);
-    }
-    assert(a.stats().nodeSlots > compacted, `${compacted} slots`);
-    healthy(a);
-    const model = new Model({
-      granule: K,
-      startPfn: 1,
-      endPfn: 2 ** 40 / K,
-      guard: 0,
-      minAlign: 1,
-      maxAlign: 2 ** 40,
-      cacheMax: 0,
-    });
-    for (const [x, s] of live) model.take(x / K, Math.ceil(s / K));
-    for (let i = 0; i < 10; i++) {
-      const size = (1 + rnd(64)) * K;
-      const at = a.alloc(size);
-      assertEquals(at, model.fit(size / K, 2 ** 40 / K)! * K);
-      model.take(at / K, size / K);
-      live.push([at, size]);
-    }
-    while (live.length > 0) dropOne(a, live);
-    healthy(a);
-  });
   await t.step("cached ranges are renumbered too", () => {
     const a = new IovaAllocator({ end: 2 ** 40 });
     const live = fill(a);

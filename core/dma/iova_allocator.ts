@@ -393,7 +393,7 @@ export class IovaAllocator {
     // The anchor sits one guard above the end, so the topmost allocation's
     // guard may extend past the aperture (nothing lives there to protect).
     const top = this.#endPfn + this.#guard;
-    this.#tree.insert(this.#tree.newNode(top, top, KIND_ANCHOR, 0));
+    this.#tree.insert(this.#tree.newNode(top, top, KIND_ANCHOR));
     for (const r of options.reserved ?? []) this.reserve(r.start, r.size);
   }
 
@@ -531,8 +531,7 @@ export class IovaAllocator {
       );
     }
     const lo = tree.foundAddr;
-    // A slot in its successor's page: its tree neighbours live there.
-    const node = tree.newNode(lo, lo + foot, KIND_LIVE, succ);
+    const node = tree.newNode(lo, lo + foot, KIND_LIVE);
     tree.insertBefore(node, succ);
     // lo lies in a free gap, so no live or cached range starts there.
     this.#hash.add(lo, node, tree.f);
@@ -651,7 +650,7 @@ export class IovaAllocator {
       tree.releaseNode(node);
       this.#reserved--;
     }
-    tree.insert(tree.newNode(mlo, mhi, KIND_RESERVED, 0));
+    tree.insert(tree.newNode(mlo, mhi, KIND_RESERVED));
     if (tree.pending !== 0) tree.migrate(this.#hash);
     this.#reserved++;
   }

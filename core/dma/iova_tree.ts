@@ -25,10 +25,7 @@
  * size, and later nodes move in and out of it as their heights cross that
  * bound (see {@linkcode IovaTree.migrate}): every free climbs through them,
  * and packed into a few hundred 4 KiB pages they stay in the host's caches
- * and TLB however churn scatters the rest. Below them, the compaction
- * leaves every third slot free, and a new node takes a free slot in its
- * successor's 4 KiB page when there is one (a bitmap of free slots), so
- * that churn keeps tree neighbours in the same page.
+ * and TLB however churn scatters the rest.
  *
  * Internal to core/dma: the allocator reaches into the typed arrays directly
  * on its hot paths, so the fields are plain and documented here.
@@ -149,19 +146,6 @@ export class IovaTree {
   #hiEnd = 0;
   /** Free slots of the dense region, a list threaded through I_LEFT. */
   #hiFree = 0;
-  /**
-   * Once compacted (#hiEnd !== 0): the free main slots, one bit each (set =
-   * free), word `s >>> 5`, so a 64-slot (4 KiB) page is the word pair
-   * `2p, 2p + 1`. A new node takes a free slot in its successor's page when
-   * there is one, so that churn keeps neighbours together.
-   */
-  #bits = new Uint32Array(0);
-  /**
-   * Free main slots to take when that page has none; entries whose bit is
-   * clear were taken through the bitmap since and are skipped.
-   */
-  #spare = new Int32Array(0);
-  #spareTop = 0;
   /** Nodes whose height crossed a region's bound since the last migrate. */
   readonly #pend = new Int32Array(PEND_MAX);
   /** How many of #pend are set; the owner calls migrate when non-zero. */
@@ -202,13 +186,16 @@ export class IovaTree {
    * @param lo First granule.
    * @param hi Exclusive end granule.
    * @param kind A KIND_* constant.
-   * @param near A node beside which it will be linked (a compacted tree
-   * takes a slot in that node's 4 KiB page when one is free), or 0.
    * @returns The node index (>= 1).
    */
-  newNode(lo: number, hi: number, kind: number, near: number): number {
-    // Kept small: it is inlined into the allocation path.
-    const i = this.#hiEnd === 0 ? this.#takeListed() : this.#takeNear(near);
+  newNode(lo: number, hi: number, kind: number): number {
+    let i = this.#freeHead;
+    if (i !== 0) {
+      this.#freeHead = this.w[(i << 4) + I_LEFT]!;
+    } else {
+      if (this.#nextUnused === this.#capacity) this.#grow();
+      i = this.#nextUnused++;
+    }
     const f = this.f;
     const fb = i << 3;
     f[fb + F_LO] = lo;
@@ -227,88 +214,13 @@ export class IovaTree {
    */
   releaseNode(i: number): void {
     this.b[(i << 6) + B_KIND] = 0;
-    const hiEnd = this.#hiEnd;
-    if (i < hiEnd) {
+    if (i < this.#hiEnd) {
       this.w[(i << 4) + I_LEFT] = this.#hiFree;
       this.#hiFree = i;
-    } else if (hiEnd !== 0) {
-      this.#bits[i >>> 5]! |= 1 << (i & 31);
-      if (this.#spareTop < this.#spare.length) {
-        this.#spare[this.#spareTop++] = i;
-      }
-    } else {
-      this.w[(i << 4) + I_LEFT] = this.#freeHead;
-      this.#freeHead = i;
+      return;
     }
-  }
-
-  /** A free slot of a tree never compacted: the last released, else a new one. */
-  #takeListed(): number {
-    const i = this.#freeHead;
-    if (i !== 0) {
-      this.#freeHead = this.w[(i << 4) + I_LEFT]!;
-      return i;
-    }
-    if (this.#nextUnused === this.#capacity) this.#grow();
-    return this.#nextUnused++;
-  }
-
-  /** A free main slot in near's page, else any (compacted tree). */
-  #takeNear(near: number): number {
-    const bits = this.#bits;
-    let wi = near >>> 5;
-    let x = bits[wi]!;
-    if (x === 0) {
-      wi ^= 1;
-      x = bits[wi]!;
-    }
-    if (x === 0) return this.#takeSpare();
-    bits[wi] = x & (x - 1);
-    return (wi << 5) | (31 - Math.clz32(x & -x));
-  }
-
-  /** Any free main slot (compacted tree), growing when none is left. */
-  #takeSpare(): number {
-    for (;;) {
-      if (this.#spareTop === 0) this.#refillSpare();
-      const s = this.#spare[--this.#spareTop]!;
-      const wi = s >>> 5;
-      const m = 1 << (s & 31);
-      const x = this.#bits[wi]!;
-      if ((x & m) !== 0) {
-        this.#bits[wi] = x & ~m;
-        return s;
-      }
-    }
-  }
-
-  /** Rebuild #spare from the bitmap; grow when no slot is free. */
-  #refillSpare(): void {
-    const bits = this.#bits;
-    let top = 0;
-    for (let wi = bits.length - 1; wi >= 0; wi--) {
-      let x = bits[wi]!;
-      while (x !== 0 && top < this.#spare.length) {
-        this.#spare[top++] = (wi << 5) | (31 - Math.clz32(x & -x));
-        x &= x - 1;
-      }
-    }
-    this.#spareTop = top;
-    if (top === 0) this.#grow();
-  }
-
-  /** Bitmap and spare stack for `cap` slots; slots [from, cap) free. */
-  #resizeFree(cap: number, from: number): void {
-    const bits = new Uint32Array(((cap + 63) >>> 6) << 1);
-    bits.set(this.#bits.subarray(0, Math.min(bits.length, this.#bits.length)));
-    const spare = new Int32Array(cap);
-    spare.set(this.#spare.subarray(0, this.#spareTop));
-    for (let s = cap - 1; s >= from; s--) {
-      bits[s >>> 5]! |= 1 << (s & 31);
-      spare[this.#spareTop++] = s;
-    }
-    this.#bits = bits;
-    this.#spare = spare;
+    this.w[(i << 4) + I_LEFT] = this.#freeHead;
+    this.#freeHead = i;
   }
 
   /**
@@ -325,11 +237,10 @@ export class IovaTree {
   ): void {
     const n = this.pending;
     this.pending = 0;
+    const b = this.b;
+    const w = this.w;
     const hiEnd = this.#hiEnd;
     for (let k = 0; k < n; k++) {
-      // Views re-read: taking a main slot may grow the buffer.
-      const b = this.b;
-      const w = this.w;
       const i = this.#pend[k]!;
       const kind = b[(i << 6) + B_KIND]!;
       if (kind === 0 || kind === KIND_CACHED) continue;
@@ -343,7 +254,10 @@ export class IovaTree {
         this.#hiFree = w[(j << 4) + I_LEFT]!;
       } else {
         if (h >= HIGH - 1) continue;
-        j = this.#takeNear(w[(i << 4) + I_PARENT]!);
+        j = this.#freeHead;
+        if (j !== 0) this.#freeHead = w[(j << 4) + I_LEFT]!;
+        else if (this.#nextUnused < this.#capacity) j = this.#nextUnused++;
+        else continue;
       }
       this.#move(i, j);
       if (kind === KIND_LIVE) index.rename(this.f[i << 3]!, j, this.f);
@@ -390,10 +304,6 @@ export class IovaTree {
     const ext = new Uint16Array(cap * 8);
     ext.set(this.#ext);
     this.#ext = ext;
-    if (this.#hiEnd !== 0) {
-      this.#resizeFree(cap, this.#capacity);
-      this.#nextUnused = cap;
-    }
     this.#capacity = cap;
     this.compactBelow = cap >= COMPACT_MIN ? cap >> 1 : 0;
   }
@@ -429,8 +339,8 @@ export class IovaTree {
       const hr = ob8[(o << 6) + B_H + 1]!;
       if ((hl > hr ? hl : hr) + 1 >= HIGH) high++;
     }
-    const hiEnd = (2 * high + 64 + 63) & ~63;
-    const cap = Math.max(1024, hiEnd + Math.ceil((n - high) * 1.5) + 2);
+    const hiEnd = high === 0 ? 0 : (2 * high + 64 + 63) & ~63;
+    const cap = Math.max(1024, hiEnd + Math.ceil((n - high) * 1.5) + 1);
     let buf: ArrayBuffer;
     let ext: Uint16Array;
     let map: Int32Array;
@@ -455,7 +365,7 @@ export class IovaTree {
     // right child links itself to its parent, placed before it.
     const stack = this.#stack;
     let sp = 0;
-    let j = 0;
+    let j = hiEnd === 0 ? 0 : hiEnd - 1;
     let hj = 0;
     let cur = w[I_LEFT]!;
     while (cur !== 0 || sp !== 0) {
@@ -466,14 +376,7 @@ export class IovaTree {
       const o = stack[--sp]!;
       const hl = ob8[(o << 6) + B_H]!;
       const hr = ob8[(o << 6) + B_H + 1]!;
-      // Main nodes take two slots of every three: the third stays free
-      // for a later node beside them.
-      let d: number;
-      if ((hl > hr ? hl : hr) + 1 >= HIGH) d = ++hj;
-      else {
-        d = hiEnd + j + (j >> 1);
-        j++;
-      }
+      const d = hiEnd !== 0 && (hl > hr ? hl : hr) + 1 >= HIGH ? ++hj : ++j;
       map[o] = d;
       const ob = o << 4;
       const db = d << 4;
@@ -512,20 +415,12 @@ export class IovaTree {
     this.compactBelow = cap >= COMPACT_MIN ? cap >> 1 : 0;
     this.#rightmost = map[this.#rightmost]!;
     this.#freeHead = 0;
-    this.#nextUnused = cap;
+    this.#nextUnused = j + 1;
     this.#hiEnd = hiEnd;
     this.#hiFree = 0;
     for (let s = hiEnd - 1; s > hj; s--) {
       nw[(s << 4) + I_LEFT] = this.#hiFree;
       this.#hiFree = s;
-    }
-    this.#bits = new Uint32Array(0);
-    this.#spareTop = 0;
-    this.#resizeFree(cap, hiEnd);
-    const bits = this.#bits;
-    const nb = this.b;
-    for (let s = hiEnd; s < cap; s++) {
-      if (nb[(s << 6) + B_KIND] !== 0) bits[s >>> 5]! &= ~(1 << (s & 31));
     }
     this.pending = 0;
     return map;
@@ -1311,24 +1206,6 @@ export class IovaTree {
     const b = this.b;
     const seen = new Uint8Array(this.#capacity);
     let free = 0;
-    const hiEnd = this.#hiEnd;
-    if (hiEnd !== 0) {
-      // Main slots: free exactly when their bit is set.
-      for (let s = hiEnd; s < this.#capacity; s++) {
-        const set = ((this.#bits[s >>> 5]! >>> (s & 31)) & 1) === 1;
-        if (set !== (b[(s << 6) + B_KIND] === 0)) {
-          problems.push(`slot ${s} is ${set ? "" : "not "}marked free`);
-          return;
-        }
-        if (set) free++;
-      }
-      for (let s = 0; s < hiEnd; s++) {
-        if (((this.#bits[s >>> 5]! >>> (s & 31)) & 1) === 1) {
-          problems.push(`dense slot ${s} is marked free in the main bitmap`);
-          return;
-        }
-      }
-    }
     for (
       const [head, dense] of [[this.#hiFree, true], [
         this.#freeHead,
