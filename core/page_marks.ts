@@ -55,18 +55,11 @@ export class PageMarks {
    */
   add(pa: number): void {
     if (2 * (this.#count + 1) > this.#keys.length) this.#grow();
-    const keys = this.#keys;
-    const stamps = this.#stamps;
-    const gen = this.#gen;
-    const mask = keys.length - 1;
-    let i = markHash(pa, this.#shift);
-    while (stamps[i] === gen) {
-      if (keys[i] === pa) return;
-      i = (i + 1) & mask;
-    }
-    keys[i] = pa;
-    stamps[i] = gen;
-    this.#visits[i] = 0;
+    const i = this.#probe(pa);
+    if (i >= 0) return;
+    this.#keys[~i] = pa;
+    this.#stamps[~i] = this.#gen;
+    this.#visits[~i] = 0;
     this.#count++;
   }
 
@@ -77,7 +70,7 @@ export class PageMarks {
    * @returns True for a member.
    */
   has(value: unknown): boolean {
-    return typeof value === "number" && this.#slot(value) >= 0;
+    return typeof value === "number" && this.#probe(value) >= 0;
   }
 
   /** Start a visit pass: no member has been visited in it yet. */
@@ -93,13 +86,14 @@ export class PageMarks {
    * already (and for a non-member).
    */
   visit(pa: number): boolean {
-    const i = this.#slot(pa);
+    const i = this.#probe(pa);
     if (i < 0 || this.#visits[i] === this.#visit) return false;
     this.#visits[i] = this.#visit;
     return true;
   }
 
-  #slot(pa: number): number {
+  // The slot holding `pa`, or ~(the free slot where it would go).
+  #probe(pa: number): number {
     const keys = this.#keys;
     const stamps = this.#stamps;
     const gen = this.#gen;
@@ -109,7 +103,7 @@ export class PageMarks {
       if (keys[i] === pa) return i;
       i = (i + 1) & mask;
     }
-    return -1;
+    return ~i;
   }
 
   // Double the capacity, moving the members (their visits restart).

@@ -984,7 +984,6 @@ Deno.test("onInvalidate: the listener runs after every invalidation that did not
 
 Deno.test("Tlb lookupOne: exactly lookup, memo for insert included", async (t) => {
   const policies: TlbReplacement[] = ["lru", "round-robin", "random"];
-  const sizes = [K1, K4, K4, K64, M2, 2 ** 30, 2 ** 31, 2 ** 33];
   // One TLB driven by lookup, the other by lookupOne, with the same
   // inserts right after misses (a walk's fill) and invalidations between:
   // every result, counter, entry and last* equal. Sizes above 2^30, IOVAs
@@ -995,26 +994,7 @@ Deno.test("Tlb lookupOne: exactly lookup, memo for insert included", async (t) =
         fc.constantFrom(...policies),
         fc.constantFrom(1, 4, 16),
         fc.constantFrom(1, 2, 4),
-        fc.array(
-          fc.tuple(
-            fc.integer({ min: 0, max: 9 }),
-            fc.constantFrom(0, 0, 1, 2 ** 32 + 1),
-            fc.oneof(
-              // A few pages over and over: hits, refreshes and evictions
-              // of entries hit before (LRU order).
-              fc.integer({ min: 0, max: 11 }).map((n) => n * 0x1800),
-              fc.integer({ min: 0, max: 0x3f_ffff }),
-              fc.integer({ min: 2 ** 32 - 0x4_0000, max: 2 ** 32 + 0x4_0000 }),
-            ),
-            // Mostly one size: lookupOne's own probe (one size present).
-            fc.oneof(
-              { arbitrary: fc.constant(K4), weight: 12 },
-              { arbitrary: fc.constantFrom(...sizes), weight: 1 },
-            ),
-            fc.integer({ min: 0, max: 7 }),
-          ),
-          { minLength: 50, maxLength: 150 },
-        ),
+        tlbOps(9),
         (replacement, sets, ways, ops) => {
           const a = new Tlb({ sets, ways, replacement, seed: 5 });
           const b = new Tlb({ sets, ways, replacement, seed: 5 });
@@ -1111,7 +1091,6 @@ Deno.test("Tlb lookupOne: exactly lookup, memo for insert included", async (t) =
 
 Deno.test("Tlb lookupAfterMiss: exactly lookupOne, without probing again after a lookupHitIf miss", async (t) => {
   const policies: TlbReplacement[] = ["lru", "round-robin", "random"];
-  const sizes = [K1, K4, K4, K64, M2, 2 ** 30, 2 ** 31, 2 ** 33];
   // Both TLBs try lookupHitIf first (a hardware model's hit path); on -1
   // one calls lookup, the other lookupAfterMiss, sometimes after a change
   // in between (a fill, an invalidation) or for another key, and the
@@ -1123,23 +1102,7 @@ Deno.test("Tlb lookupAfterMiss: exactly lookupOne, without probing again after a
         fc.constantFrom(...policies),
         fc.constantFrom(1, 4, 16),
         fc.constantFrom(1, 2, 4),
-        fc.array(
-          fc.tuple(
-            fc.integer({ min: 0, max: 11 }),
-            fc.constantFrom(0, 0, 1, 2 ** 32 + 1),
-            fc.oneof(
-              fc.integer({ min: 0, max: 11 }).map((n) => n * 0x1800),
-              fc.integer({ min: 0, max: 0x3f_ffff }),
-              fc.integer({ min: 2 ** 32 - 0x4_0000, max: 2 ** 32 + 0x4_0000 }),
-            ),
-            fc.oneof(
-              { arbitrary: fc.constant(K4), weight: 12 },
-              { arbitrary: fc.constantFrom(...sizes), weight: 1 },
-            ),
-            fc.integer({ min: 0, max: 7 }),
-          ),
-          { minLength: 50, maxLength: 150 },
-        ),
+        tlbOps(11),
         (replacement, sets, ways, ops) => {
           const a = new Tlb({ sets, ways, replacement, seed: 5 });
           const b = new Tlb({ sets, ways, replacement, seed: 5 });
@@ -1392,3 +1355,31 @@ Deno.test("Tlb lookupHitIf: lookupHit and lastPageEndIf in one call", async (t) 
     },
   );
 });
+
+// Random operations for the lookup differentials: [op 0..maxOp, context,
+// IOVA, page size, permission]. A few pages over and over give hits,
+// refreshes and evictions of entries hit before (LRU order); mostly one
+// page size, so the single-size probes take their own path; sizes above
+// 2^30, IOVAs around 2^32 and contexts beyond 32 bits take lookup's.
+function tlbOps(
+  maxOp: number,
+): fc.Arbitrary<[number, number, number, number, number][]> {
+  const sizes = [K1, K4, K4, K64, M2, 2 ** 30, 2 ** 31, 2 ** 33];
+  return fc.array(
+    fc.tuple(
+      fc.integer({ min: 0, max: maxOp }),
+      fc.constantFrom(0, 0, 1, 2 ** 32 + 1),
+      fc.oneof(
+        fc.integer({ min: 0, max: 11 }).map((n) => n * 0x1800),
+        fc.integer({ min: 0, max: 0x3f_ffff }),
+        fc.integer({ min: 2 ** 32 - 0x4_0000, max: 2 ** 32 + 0x4_0000 }),
+      ),
+      fc.oneof(
+        { arbitrary: fc.constant(K4), weight: 12 },
+        { arbitrary: fc.constantFrom(...sizes), weight: 1 },
+      ),
+      fc.integer({ min: 0, max: 7 }),
+    ),
+    { minLength: 50, maxLength: 150 },
+  );
+}
