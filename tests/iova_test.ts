@@ -1234,3 +1234,85 @@ Deno.test("IovaAllocator: summaries stored in the parent stay exact", async (t) 
     );
   });
 });
+
+Deno.test("IovaAllocator: when the host has no memory to grow the range tree or its index, alloc and reserve fail with ENOMEM and change nothing", async (t) => {
+  // Allocate one granule at a time until `refuse` makes a growth fail;
+  // the failing call must leave the allocator as it was.
+  const untilRefused = (a: IovaAllocator, live: number[]): IommuError => {
+    for (let i = 0; i < 10_000; i++) {
+      const before = a.stats();
+      let at: number;
+      try {
+        at = a.alloc(K);
+      } catch (e) {
+        assertEquals(a.stats(), before);
+        healthy(a);
+        return e as IommuError;
+      }
+      live.push(at);
+    }
+    throw new Error("no growth was refused");
+  };
+  const freeAll = (a: IovaAllocator, live: number[]) => {
+    for (const at of live) a.free(at, K);
+    assertEquals(a.stats().liveRanges, 0);
+    healthy(a);
+  };
+
+  await t.step("the tree's node store", () => {
+    const a = new IovaAllocator({ end: 2 ** 40, cacheMaxSize: 0 });
+    const live: number[] = [];
+    const Real = globalThis.ArrayBuffer;
+    globalThis.ArrayBuffer = function (): never {
+      throw new RangeError("Array buffer allocation failed");
+    } as unknown as ArrayBufferConstructor;
+    let e: IommuError;
+    try {
+      e = untilRefused(a, live);
+      // A reservation in free space needs a node too.
+      const before = a.stats();
+      expectError(() => a.reserve(2 ** 39, K), "ENOMEM", "IOVA tree");
+      assertEquals(a.stats(), before);
+    } finally {
+      globalThis.ArrayBuffer = Real;
+    }
+    assert(e instanceof IommuError, String(e));
+    assertEquals(e.kind, "ENOMEM");
+    assert(e.message.includes("IOVA tree"), e.message);
+    assertEquals(a.stats().nodeSlots, 1024);
+    // With memory back, the same call succeeds and the tree grows.
+    live.push(a.alloc(K));
+    assert(a.stats().nodeSlots > 1024);
+    a.reserve(2 ** 39, K);
+    healthy(a);
+    freeAll(a, live);
+  });
+
+  await t.step("the address index", () => {
+    const a = new IovaAllocator({ end: 2 ** 40, cacheMaxSize: 0 });
+    const live: number[] = [];
+    const Real = globalThis.Int32Array;
+    // Refuse only a new table of 1,024 slots or more (the index's growth);
+    // views of existing buffers and small arrays still work.
+    globalThis.Int32Array = new Proxy(Real, {
+      construct(target, args: unknown[]) {
+        if (typeof args[0] === "number" && args[0] >= 1024) {
+          throw new RangeError("Array buffer allocation failed");
+        }
+        return Reflect.construct(target, args);
+      },
+    });
+    let e: IommuError;
+    try {
+      e = untilRefused(a, live);
+    } finally {
+      globalThis.Int32Array = Real;
+    }
+    assert(e instanceof IommuError, String(e));
+    assertEquals(e.kind, "ENOMEM");
+    assert(e.message.includes("IOVA index"), e.message);
+    live.push(a.alloc(K));
+    healthy(a);
+    freeAll(a, live);
+  });
+});

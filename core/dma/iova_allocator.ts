@@ -452,7 +452,8 @@ export class IovaAllocator {
    * is larger than the whole window between the aperture start and the
    * limit (it could never fit); `ENOMEM` when no free range fits now (the
    * cache is flushed and the search retried once first; nothing else
-   * changes).
+   * changes), or when the range tree is full (2^25 - 1 nodes) or the host
+   * has no memory to grow it (nothing changes).
    */
   alloc(size: number, limit?: number): number {
     // Fast path: a positive int32 size of a cached class, the same limit as
@@ -531,6 +532,9 @@ export class IovaAllocator {
       );
     }
     const lo = tree.foundAddr;
+    // Room in the index first: nothing below can fail then, but newNode's
+    // growth of the tree, which changes nothing when it fails.
+    this.#hash.reserveOne(tree.f);
     const node = tree.newNode(lo, lo + foot, KIND_LIVE);
     tree.insertBefore(node, succ);
     // lo lies in a free gap, so no live or cached range starts there.
@@ -612,7 +616,8 @@ export class IovaAllocator {
    * @param size Length in bytes.
    * @throws {IommuError} `EINVAL` for malformed numbers; `ERANGE` when the
    * range wraps past 2^53; `EEXIST` when it overlaps a live allocation (or
-   * that allocation's guard gap). Cached ranges in the way are flushed.
+   * that allocation's guard gap); `ENOMEM` when the range tree cannot grow
+   * (nothing changes then). Cached ranges in the way are flushed.
    */
   reserve(start: number, size: number): void {
     checkRange(start, size, "IOVA reserved range");
@@ -636,6 +641,8 @@ export class IovaAllocator {
       }
       if (kind === KIND_CACHED) cached = true;
     }
+    // The merged reservation's node, before any range is removed.
+    tree.reserveSlot();
     if (cached) {
       this.flushCache();
       over = this.#overlapping(lo, hi);

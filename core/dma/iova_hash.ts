@@ -7,6 +7,8 @@
  * @module
  */
 
+import { IommuError } from "../errors.ts";
+
 /** Probe distance bits in an entry; the node index is above them. */
 const DIST_BITS = 3;
 const DIST_MASK = (1 << DIST_BITS) - 1;
@@ -133,6 +135,18 @@ export class IovaHash {
   }
 
   /**
+   * Make sure the next {@linkcode IovaHash.add} does not need to grow the
+   * table, so a caller can check for room before it changes anything.
+   *
+   * @param f The tree's node store (the keys of the nodes present).
+   * @throws {IommuError} `ENOMEM` when the host has no memory for a larger
+   * table; nothing changes then.
+   */
+  reserveOne(f: Float64Array): void {
+    if ((this.#count + 1) * 2 > this.#mask + 1) this.#grow(f);
+  }
+
+  /**
    * Insert a key that is known to be absent (a fresh allocation's start):
    * the same slot {@linkcode IovaHash.set} would pick, found without
    * comparing keys, so without reading any node.
@@ -252,7 +266,17 @@ export class IovaHash {
   #grow(f: Float64Array): void {
     const old = this.#slots;
     const cap = old.length * 2;
-    this.#slots = new Int32Array(cap);
+    let slots: Int32Array;
+    try {
+      slots = new Int32Array(cap);
+    } catch (e) {
+      if (!(e instanceof RangeError)) throw e;
+      throw new IommuError(
+        "ENOMEM",
+        `no host memory for an IOVA index of ${cap} slots`,
+      );
+    }
+    this.#slots = slots;
     this.#mask = cap - 1;
     this.#shift = Math.clz32(cap) + 1;
     this.#count = 0;

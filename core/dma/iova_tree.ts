@@ -33,6 +33,8 @@
  * @module
  */
 
+import { IommuError } from "../errors.ts";
+
 /** Node is a live allocation. */
 export const KIND_LIVE = 1;
 /** Node is a freed allocation parked in the per-size cache (still busy here). */
@@ -78,6 +80,8 @@ export const B_KIND = 63;
 const SAT = 0x7fffffff;
 
 const NODE_BYTES = 64;
+/** Node slots the store never exceeds (the address index keeps 25 bits). */
+const MAX_NODES = 1 << 25;
 /** Enough for any AVL tree that fits in memory (height <= 1.44 log2 n + 2). */
 const MAX_PATH = 96;
 /** Alignment orders (log2 granules) the augmentation answers exactly. */
@@ -291,21 +295,49 @@ export class IovaTree {
 
   #grow(): void {
     // 1.5x keeps the peak (old + new buffer during the copy) modest at 1M nodes.
-    const cap = Math.min(
-      Math.ceil(this.#capacity * 1.5),
-      Math.floor(0x7fffffff / 64),
-    );
-    if (cap <= this.#capacity) throw new RangeError("IOVA tree is full");
-    const buf = new ArrayBuffer(cap * NODE_BYTES);
+    const cap = Math.min(Math.ceil(this.#capacity * 1.5), MAX_NODES);
+    if (cap <= this.#capacity) {
+      throw new IommuError(
+        "ENOMEM",
+        `the IOVA tree holds its most ranges (${MAX_NODES - 1} nodes)`,
+      );
+    }
+    // Every buffer first, so that a host out of memory changes nothing.
+    let buf: ArrayBuffer;
+    let ext: Uint16Array;
+    try {
+      buf = new ArrayBuffer(cap * NODE_BYTES);
+      ext = new Uint16Array(cap * 8);
+    } catch (e) {
+      if (!(e instanceof RangeError)) throw e;
+      throw new IommuError(
+        "ENOMEM",
+        `no host memory for an IOVA tree of ${cap} nodes`,
+      );
+    }
     new Uint8Array(buf).set(this.b);
+    ext.set(this.#ext);
     this.f = new Float64Array(buf);
     this.w = new Int32Array(buf);
     this.b = new Uint8Array(buf);
-    const ext = new Uint16Array(cap * 8);
-    ext.set(this.#ext);
     this.#ext = ext;
     this.#capacity = cap;
     this.compactBelow = cap >= COMPACT_MIN ? cap >> 1 : 0;
+  }
+
+  /**
+   * Make sure the next {@linkcode IovaTree.newNode} takes a slot without
+   * growing the store, so a caller can check for room before it changes
+   * anything.
+   *
+   * @throws {IommuError} `ENOMEM` when the store cannot grow (it holds
+   * 2^25 - 1 nodes, or the host has no memory for a larger one); nothing
+   * changes then.
+   */
+  reserveSlot(): void {
+    if (this.#freeHead === 0 && this.#nextUnused === this.#capacity) {
+      this.#grow();
+    }
   }
 
   /**
