@@ -22,6 +22,8 @@
  * @module
  */
 
+import { medianOf } from "./merge_runs.ts";
+
 /** One bench result as `deno bench --json` prints it (times in ns). */
 export interface BenchStats {
   /** Samples taken. */
@@ -34,6 +36,11 @@ export interface BenchStats {
   avg: number;
   /** Median: only `bench/sampler.ts` reports it. */
   p50?: number;
+  /**
+   * Each process's median, in run order, when `bench/sampler.ts --runs`
+   * merged several processes (`p50` is then their median).
+   */
+  p50Runs?: number[];
   /** 75th percentile. */
   p75: number;
   /** 99th percentile. */
@@ -74,6 +81,8 @@ export interface Row {
   baseline: boolean;
   /** Median in ns (NaN when the report has none: `deno bench` gives none). */
   p50: number;
+  /** Each sampler process's median in ns (empty unless several merged). */
+  p50Runs: number[];
   /** p75 in ns (NaN when the bench failed). */
   p75: number;
   /** min in ns. */
@@ -151,6 +160,7 @@ export function rows(report: BenchReport): Row[] {
       name: b.name,
       baseline: b.baseline,
       p50: ok?.p50 ?? NaN,
+      p50Runs: ok?.p50Runs ?? [],
       p75: ok ? ok.p75 : NaN,
       min: ok ? ok.min : NaN,
       units: u.count,
@@ -400,16 +410,49 @@ function measure(
   const v = r[stat];
   if (t.measure === "perUnit") return r.units > 0 ? v / r.units : NaN;
   if (base === undefined) return NaN;
-  const b = base[stat];
+  // Merged sampler processes: a ratio is taken within each process (bench
+  // and baseline sampled in the same run), then the median of those.
+  if (
+    stat === "p50" && r.p50Runs.length > 1 &&
+    r.p50Runs.length === base.p50Runs.length
+  ) {
+    return medianOf(
+      r.p50Runs.map((x, i) => ratioOf(t, r, base, x, base.p50Runs[i]!)),
+    );
+  }
+  return ratioOf(t, r, base, v, base[stat]);
+}
+
+function ratioOf(t: Target, r: Row, base: Row, v: number, b: number): number {
   if (t.measure === "speedup") return b / v;
   if (t.measure === "slowdown") return v / b;
   return base.units > 0 && r.units > 0 ? (v / r.units) / (b / base.units) : NaN;
+}
+
+/** Each merged process's measure, lowest to highest (empty for one run). */
+function spread(t: Target, r: Row, base: Row | undefined): number[] {
+  if (r.p50Runs.length < 2) return [];
+  if (t.measure === "perUnit") {
+    return r.units > 0
+      ? r.p50Runs.map((x) => x / r.units).sort((a, b) => a - b)
+      : [];
+  }
+  if (base === undefined || base.p50Runs.length !== r.p50Runs.length) return [];
+  return r.p50Runs.map((x, i) => ratioOf(t, r, base, x, base.p50Runs[i]!))
+    .sort((a, b) => a - b);
 }
 
 function fmtMeasure(t: Target, v: number): string {
   if (!Number.isFinite(v)) return "—";
   if (t.measure === "perUnit") return fmtNs(v);
   return `${v.toFixed(2)}x`;
+}
+
+// A median with, when several processes were merged, each one's figure.
+function fmtMedian(t: Target, v: number, runs: number[]): string {
+  const m = fmtMeasure(t, v);
+  if (runs.length < 2) return m;
+  return `${m} (${runs.map((x) => fmtMeasure(t, x)).join(", ")})`;
 }
 
 /**
@@ -470,7 +513,8 @@ export function renderTargets(all: Row[], sampled?: Row[]): string {
       const cells = [t.label, where];
       if (own) {
         const h = measure(t, r, base, "p50");
-        cells.push(fmtMeasure(t, h), fmtMeasure(t, p), fmtMeasure(t, m));
+        cells.push(fmtMedian(t, h, spread(t, r, base)));
+        cells.push(fmtMeasure(t, p), fmtMeasure(t, m));
         cells.push(verdict(h, m), verdict(p, m));
       } else if (sampled !== undefined) {
         const s = sampled.find((x) => x.group === r.group && x.name === r.name);
@@ -478,7 +522,10 @@ export function renderTargets(all: Row[], sampled?: Row[]): string {
         const h = s === undefined ? NaN : measure(t, s, sBase, "p50");
         const sp = s === undefined ? NaN : measure(t, s, sBase, "p75");
         cells.push(fmtMeasure(t, p), fmtMeasure(t, m));
-        cells.push(fmtMeasure(t, h), fmtMeasure(t, sp));
+        cells.push(
+          s === undefined ? "—" : fmtMedian(t, h, spread(t, s, sBase)),
+          fmtMeasure(t, sp),
+        );
         cells.push(verdict(p, m), verdict(h, m));
       } else {
         cells.push(fmtMeasure(t, p), fmtMeasure(t, m), verdict(p, m));

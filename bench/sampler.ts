@@ -7,8 +7,12 @@
  * recorder, then every recorded bench is warmed up and sampled by the same
  * rules as `deno bench` (see below), so the median is of the samples whose
  * p75 `deno bench` reports. Each file runs in a process of its own, as under `deno
- * bench`, so that a file's call sites see only its own hardware type. The
- * output is `deno bench --json`'s shape with `p50` added, so
+ * bench`, so that a file's call sites see only its own hardware type, and
+ * by default in three such processes, the files taking turns: on a shared
+ * VM a whole process can fall into a slow stretch of the host, so a bench's
+ * figure is the median of its processes' medians (see bench/merge_runs.ts;
+ * `--runs 1` for one process). The
+ * output is `deno bench --json`'s shape with `p50` (and `p50Runs`) added, so
  * `bench/report.ts --from` reads it, and on Linux with two figures per call
  * that say whether a median of wall times is to be trusted: `faultsPerCall`,
  * the process's minor page faults during the sampling, and `waitPerCall`,
@@ -25,11 +29,13 @@
  * Usage:
  *   deno run -A bench/sampler.ts --json out.json            # every bench file
  *   deno run -A bench/sampler.ts --json out.json bench/iova_bench.ts
+ *   deno run -A bench/sampler.ts --runs 5 --json out.json   # five processes
  *   deno run -A bench/report.ts --from out.json --targets   # adds medians
  *
  * @module
  */
 import type { BenchRecord, BenchReport, BenchStats } from "./report.ts";
+import { mergeRuns } from "./merge_runs.ts";
 export type { BenchRecord, BenchReport, BenchStats };
 
 /** A bench's figures as the sampler reports them. */
@@ -69,6 +75,8 @@ const SAMPLE_CALLS = 10;
 const BATCH_BELOW_MS = 0.01;
 /** Calls per sample when batched. */
 const BATCH = 10_000;
+/** Processes per bench file when `--runs` is not given. */
+const DEFAULT_RUNS = 3;
 
 interface Recorded {
   name: string;
@@ -359,57 +367,87 @@ async function benchFiles(): Promise<string[]> {
 }
 
 const USAGE = `Usage:
-  deno run -A bench/sampler.ts [--json out.json] [bench files...]
-Samples every bench/*_bench.ts (or the files named) by deno bench's rules and
-prints deno bench --json's shape with p50 added, and on Linux faultsPerCall
-(minor page faults) and waitPerCall (ns waited for a CPU) per call while
-sampled, to out.json with --json;
+  deno run -A bench/sampler.ts [--json out.json] [--runs N] [bench files...]
+Samples every bench/*_bench.ts (or the files named) by deno bench's rules,
+each file in N processes of its own (default ${DEFAULT_RUNS}; the files
+take turns, so a slow stretch of the host falls on one process of a bench,
+not all), and prints deno bench --json's shape with, per bench, p50 the
+median of the processes' medians and p50Runs each process's median (p75 and
+p99 likewise the median of the processes', min the lowest), and on Linux
+faultsPerCall (minor page faults) and waitPerCall (ns waited for a CPU) per
+call while sampled, to out.json with --json;
 bench/report.ts --from run.json --medians out.json --targets reads it.`;
 
 if (import.meta.main) {
   const args = [...Deno.args];
   const one = args.indexOf("--one");
+  const valued = ["--json", "--one", "--runs"];
+  const NEEDS: Record<string, string> = {
+    "--json": "a file name",
+    "--one": "a bench file",
+    "--runs": "a number of processes",
+  };
   // Any other option is a mistake: it would be taken for a bench file.
   const unknown = args.find((a, i) =>
-    a.startsWith("-") && a !== "--json" && a !== "--one" &&
-    args[i - 1] !== "--json" && args[i - 1] !== "--one"
+    a.startsWith("-") && !valued.includes(a) &&
+    !valued.includes(args[i - 1] ?? "")
   );
-  if (unknown !== undefined || (args.at(-1) === "--json")) {
+  const last = args.at(-1) ?? "";
+  const r = args.indexOf("--runs");
+  const runs = r >= 0 ? Number(args[r + 1]) : DEFAULT_RUNS;
+  if (unknown !== undefined || valued.includes(last)) {
     if (unknown !== "--help" && unknown !== "-h") {
       console.error(
         unknown === undefined
-          ? "--json needs a file name"
+          ? `${last} needs ${NEEDS[last] ?? "a value"}`
           : `unknown option ${unknown}`,
       );
       console.error(USAGE);
       Deno.exit(2);
     }
     console.log(USAGE);
+  } else if (!Number.isInteger(runs) || runs < 1) {
+    console.error(`--runs needs a whole number of processes, at least 1`);
+    console.error(USAGE);
+    Deno.exit(2);
   } else if (one >= 0) {
     console.log(JSON.stringify(await sampleFile(args[one + 1]!)));
   } else {
     const j = args.indexOf("--json");
-    const save = j >= 0 ? args.splice(j, 2)[1] : undefined;
-    const files = args.length > 0 ? args : await benchFiles();
+    const save = j >= 0 ? args[j + 1] : undefined;
+    const files = args.filter((a, i) =>
+      !valued.includes(a) && !valued.includes(args[i - 1] ?? "")
+    );
+    if (files.length === 0) files.push(...await benchFiles());
     const report: BenchReport = {
-      runtime: `Deno/${Deno.version.deno} (bench/sampler.ts)`,
+      runtime: `Deno/${Deno.version.deno} (bench/sampler.ts, ${runs} ${
+        runs === 1 ? "process" : "processes"
+      } per file)`,
       cpu: (await Deno.readTextFile("/proc/cpuinfo").catch(() => ""))
         .match(/model name\s*:\s*(.*)/)?.[1] ?? "unknown",
       benches: [],
     };
-    for (const file of files) {
-      const { code, stdout } = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", new URL(import.meta.url).pathname, "--one", file],
-        stdout: "piped",
-        stderr: "inherit",
-      }).output();
-      if (code !== 0) throw new Error(`${file}: sampler exited with ${code}`);
-      const records = JSON.parse(
-        new TextDecoder().decode(stdout),
-      ) as BenchRecord[];
-      report.benches.push(...records);
-      console.error(`sampled ${file}: ${records.length} benches`);
+    const rounds: BenchRecord[][] = [];
+    for (let round = 1; round <= runs; round++) {
+      const records: BenchRecord[] = [];
+      for (const file of files) {
+        const { code, stdout } = await new Deno.Command(Deno.execPath(), {
+          args: ["run", "-A", new URL(import.meta.url).pathname, "--one", file],
+          stdout: "piped",
+          stderr: "inherit",
+        }).output();
+        if (code !== 0) throw new Error(`${file}: sampler exited with ${code}`);
+        const got = JSON.parse(
+          new TextDecoder().decode(stdout),
+        ) as BenchRecord[];
+        records.push(...got);
+        console.error(
+          `sampled ${file} (process ${round} of ${runs}): ${got.length} benches`,
+        );
+      }
+      rounds.push(records);
     }
+    report.benches = mergeRuns(rounds);
     const text = JSON.stringify(report, null, 2);
     if (save !== undefined) await Deno.writeTextFile(save, text);
     else console.log(text);

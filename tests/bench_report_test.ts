@@ -11,6 +11,7 @@ import {
   unitsIn,
 } from "../bench/report.ts";
 import { type SampledStats, sampleFile } from "../bench/sampler.ts";
+import { medianOf, mergeRuns } from "../bench/merge_runs.ts";
 
 Deno.test("unitsIn reads counts, not page sizes", () => {
   assertEquals(unitsIn("map 65,536 pages (scattered 4 KiB frames)"), {
@@ -381,3 +382,158 @@ function hugePagesAlways(): boolean {
     return false;
   }
 }
+
+Deno.test("mergeRuns: per bench, the median of the processes' medians, the lowest min, each process's median kept", () => {
+  const stats = (
+    p50: number,
+    min: number,
+    extra: Partial<SampledStats> = {},
+  ) => ({
+    ok: {
+      n: 10,
+      min,
+      max: p50 * 3,
+      avg: p50 * 1.1,
+      p50,
+      p75: p50 * 1.2,
+      p99: p50 * 2,
+      ...extra,
+    },
+  });
+  const rec = (
+    name: string,
+    ok: { ok: SampledStats } | { failed: string },
+  ): BenchRecord => ({
+    origin: "file:///a_bench.ts",
+    group: "g",
+    name,
+    baseline: name === "base",
+    results: [ok],
+  });
+  const merged = mergeRuns([
+    [
+      rec("base", stats(100, 90, { faultsPerCall: 1, waitPerCall: 5 })),
+      rec("x", stats(300, 250)),
+    ],
+    [
+      rec("base", stats(130, 95, { faultsPerCall: 3, waitPerCall: 9 })),
+      rec("x", stats(280, 240)),
+    ],
+    [
+      rec("base", stats(110, 80, { faultsPerCall: 2, waitPerCall: 7 })),
+      rec("x", { failed: "boom" }),
+    ],
+  ]);
+  assertEquals(merged.map((r) => r.name), ["base", "x"]);
+  const base = merged[0]!.results[0]!.ok as SampledStats;
+  assertEquals(base.p50, 110);
+  assertEquals(base.p50Runs, [100, 130, 110]);
+  assertEquals(base.min, 80);
+  assertEquals(base.max, 390);
+  assertEquals(base.n, 30);
+  assertEquals(base.p75, 132);
+  assertEquals(base.faultsPerCall, 2);
+  assertEquals(base.waitPerCall, 7);
+  assertEquals(Math.round(base.avg * 10), Math.round(340 * 1.1 / 3 * 10));
+  // A bench that failed in one process is reported failed.
+  assertEquals(merged[1]!.results, [{ failed: "boom" }]);
+  // Two processes: the mean of the middle two.
+  assertEquals(medianOf([4, 1]), 2.5);
+  let threw = false;
+  try {
+    mergeRuns([]);
+  } catch {
+    threw = true;
+  }
+  assert(threw, "no runs is refused");
+});
+
+Deno.test("renderTargets: with merged processes a ratio is the median of each process's ratio, and every process's figure is shown", () => {
+  const report = iovaReport([1_000, 1_100, 900], [2_900, 3_520, 2_600]);
+  // Per process: 1K 1000 / 500 / 2000 ns, 1M 2900 / 2000 / 4000 ns, so
+  // the ratios are 2.90x, 4.00x and 2.00x: median 2.90x.
+  const runs = [[1_000, 500, 2_000], [2_900, 2_000, 4_000]];
+  report.benches.forEach((b, i) => b.results[0]!.ok!.p50Runs = runs[i]!);
+  const line = renderTargets(rows(report)).split("\n")
+    .find((l) => l.includes("1M live ranges"))!;
+  assert(
+    line.includes("| 2.90x (2.00x, 2.90x, 4.00x) | 3.20x | 2.89x | met |"),
+    line,
+  );
+  // Medians 1000 and 3000 would say 3.00x; per process 2.5x, 2.5x, 6x.
+  const skew = iovaReport([1_000, 1_100, 900], [3_000, 3_520, 2_600]);
+  const skewRuns = [[1_000, 2_000, 400], [2_500, 5_000, 2_400]];
+  skew.benches.forEach((b, i) => b.results[0]!.ok!.p50Runs = skewRuns[i]!);
+  const skewLine = renderTargets(rows(skew)).split("\n")
+    .find((l) => l.includes("1M live ranges"))!;
+  assert(skewLine.includes("| 2.50x (2.50x, 2.50x, 6.00x) |"), skewLine);
+  // A per-unit target shows each process's figure too.
+  const perUnit = renderTargets(rows({
+    runtime: "Deno/test",
+    cpu: "test",
+    benches: [{
+      origin: "file:///t_bench.ts",
+      group: "translate() alone (1,000 accesses) · samsung-sysmmu",
+      name: "IOTLB hit",
+      baseline: true,
+      results: [{
+        ok: {
+          n: 9,
+          min: 8_000,
+          max: 20_000,
+          avg: 9_500,
+          p50: 9_000,
+          p50Runs: [9_500, 9_000, 8_500],
+          p75: 10_000,
+          p99: 19_000,
+        },
+      }],
+    }],
+  }));
+  assert(perUnit.includes("| 9.00 ns (8.50 ns, 9.00 ns, 9.50 ns) |"), perUnit);
+});
+
+Deno.test("bench/sampler.ts --runs: each file sampled in that many processes, merged; a bad count is refused", async () => {
+  const sampler = new URL("../bench/sampler.ts", import.meta.url).pathname;
+  const fixture = new URL("./fixtures/sampler_benches.ts", import.meta.url)
+    .pathname;
+  const run = async (...args: string[]) => {
+    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", sampler, ...args],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder();
+    return { code, out: text.decode(stdout), err: text.decode(stderr) };
+  };
+  for (const bad of ["0", "1.5", "two"]) {
+    const r = await run("--runs", bad, fixture);
+    assertEquals(r.code, 2, bad);
+    assert(r.err.includes("--runs needs a whole number"), r.err);
+  }
+  const noCount = await run(fixture, "--runs");
+  assertEquals(noCount.code, 2);
+  assert(
+    noCount.err.includes("--runs needs a number of processes"),
+    noCount.err,
+  );
+  const two = await run("--runs", "2", fixture);
+  assertEquals(two.code, 0, two.err);
+  assertEquals(two.err.match(/process \d of 2/g), [
+    "process 1 of 2",
+    "process 2 of 2",
+  ]);
+  const report = JSON.parse(two.out) as BenchReport;
+  assert(report.runtime.includes("2 processes per file"), report.runtime);
+  assertEquals(report.benches.map((b) => b.name), [
+    "timed run",
+    "fixed count, explicit timers",
+    "fresh memory",
+    "no group",
+  ]);
+  for (const b of report.benches) {
+    const ok = b.results[0]!.ok!;
+    assertEquals(ok.p50Runs!.length, 2, b.name);
+    assertEquals(ok.p50, (ok.p50Runs![0]! + ok.p50Runs![1]!) / 2, b.name);
+  }
+});
