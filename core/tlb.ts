@@ -527,9 +527,12 @@ export class Tlb {
    * non-negative safe integer (nothing is counted).
    */
   lookupAfterMiss(context: number, iova: number): number {
+    // `context >= 0`: a fill forgets the key by setting its context to
+    // -1, which a caller may pass; only a key lookupHitIf checked skips
+    // the checks here.
     if (
       !(iova === this.#hitIfIova && context === this.#hitIfCtx &&
-        this.#nsizes === 1)
+        context >= 0 && this.#nsizes === 1)
     ) {
       return this.lookupOne(context, iova);
     }

@@ -1228,6 +1228,25 @@ Deno.test("Tlb lookupAfterMiss: exactly lookupOne, without probing again after a
     }
     assertEquals(tlb.counters(), before);
   });
+  await t.step(
+    "context -1 after a fill cleared the kept key: EINVAL, nothing counted",
+    () => {
+      // A fill forgets the key by setting its context to -1; the IOVA
+      // stays. A caller passing -1 with that IOVA matched it and skipped
+      // the checks: a counted miss, then a memo that let insert store an
+      // entry of context -1.
+      const tlb = new Tlb({ sets: 1, ways: 2, replacement: "round-robin" });
+      tlb.insert(1, 0x1000, K4, 0x8000_1000, 3);
+      tlb.insert(1, 0x2000, K4, 0x8000_2000, 3);
+      assertEquals(tlb.lookupHitIf(1, 0x5000, 1), -1);
+      tlb.insert(1, 0x3000, K4, 0x8000_3000, 3);
+      const before = tlb.counters();
+      assertKind(() => tlb.lookupAfterMiss(-1, 0x5000), "EINVAL");
+      assertEquals(tlb.counters(), before);
+      assertKind(() => tlb.insert(-1, 0x5000, K4, 0x8000_5000, 3), "EINVAL");
+      assertEquals(tlb.entries().map((e) => e.context), [1, 1]);
+    },
+  );
 });
 
 Deno.test("Tlb lookupHitIf: lookupHit and lastPageEndIf in one call", async (t) => {
