@@ -752,8 +752,9 @@ export class Tlb {
     const set = this.#missSet;
     const ways = this.ways;
     const way = this.#next[set]!;
-    const slot = set * ways + way;
-    const j = slot * 8;
+    // int32 arithmetic (a slot is below 2^24): no overflow checks.
+    const slot = (imul(set, ways) + way) | 0;
+    const j = slot << 3;
     const e = this.#e;
     const base = this.#missBase;
     // NaN (every test below fails) when no lookup left a memo.

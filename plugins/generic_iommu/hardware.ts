@@ -193,7 +193,9 @@ export class GenericIommuHardware implements IommuHardware {
   // outputBits - 32: a page is inside the output size when the high
   // word of its address shifted by this is 0.
   #outShift: number;
-  #stage1: boolean;
+  // 1 for stage 1 (a Smi: a boolean field is tested against every
+  // falsy value in optimised code).
+  #stage1: number;
 
   /**
    * Build it (see the class documentation).
@@ -244,7 +246,7 @@ export class GenericIommuHardware implements IommuHardware {
       : caches.every((c) => c.capacity === 0)
       ? 2
       : 0;
-    this.#stage1 = config.stage === 1;
+    this.#stage1 = config.stage === 1 ? 1 : 0;
     this.#streams = n;
     this.#micro = micro;
     this.#uMask = !micro.enabled && this.iotlb.capacity > 0 ? -1 : micro.mask;
@@ -552,7 +554,9 @@ export class GenericIommuHardware implements IommuHardware {
         reads[3]!++;
         // lpae.leafAccess(lo, stage) written out: calling it here changes
         // what V8 inlines into #rest, and miss + walk measured 3-4 ns slower.
-        perm = this.#stage1 ? ((lo & 0x80) === 0 ? 3 : 1) : (lo >>> 6) & 3;
+        perm = this.#stage1 === 1
+          ? ((lo & 0x80) === 0 ? 3 : 1)
+          : (lo >>> 6) & 3;
         // The page number (a Smi while below 2^31) times 4096: written as
         // `hi * 2^32 + (lo & ~0xfff)`, V8 speculated the add on safe
         // integers (a checked conversion of the double sum back to an
