@@ -776,9 +776,10 @@ export class Tlb {
       e[j | 2] = context;
       e[j | 3] = paBase;
       e[j | 4] = perm | 0; // never -0
-      const t = ++this.#clock;
       if (this.#policy === 0) {
-        // Only LRU reads stamps: the newest of the order.
+        // Only LRU reads stamps: the newest of the order. Other policies
+        // do not tick the clock here (see `counters`).
+        const t = ++this.#clock;
         e[j | 5] = t;
         e[j | 6] = t;
       }
@@ -1039,7 +1040,10 @@ export class Tlb {
    */
   counters(): TlbCounters {
     const fills = this.#fills + this.#quickFills;
-    const hits = this.#clock - this.#hitsBase - fills + this.#hits;
+    // Ticks that were not hits: every fill, except the fast fills of a
+    // policy other than LRU (no stamp to write: they do not tick).
+    const ticks = this.#policy === 0 ? fills : this.#fills;
+    const hits = this.#clock - this.#hitsBase - ticks + this.#hits;
     return {
       lookups: hits + this.#misses,
       hits,
