@@ -15,13 +15,16 @@
 import type { BenchRecord, BenchStats } from "./report.ts";
 
 /**
- * Median of a list (the mean of the middle two when the count is even).
+ * Median of the finite numbers of a list (the mean of the middle two when
+ * their count is even); NaN, null and infinities are left out.
  *
- * @param values At least one number.
- * @returns The median.
+ * @param values Numbers (a merged bench's missing runs are null or NaN).
+ * @returns The median, or NaN when no value is finite.
  */
-export function medianOf(values: readonly number[]): number {
-  const s = [...values].sort((a, b) => a - b);
+export function medianOf(values: readonly (number | null)[]): number {
+  const s = values.filter((v): v is number => Number.isFinite(v))
+    .sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
   const mid = s.length >> 1;
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
@@ -43,33 +46,37 @@ function medianField(
  * One record per bench from several runs of the same files: the median of
  * the runs' p50, p75 and p99 (and faultsPerCall, waitPerCall where given),
  * the lowest min, the highest max, the sample-weighted mean, the samples
- * summed, and `p50Runs` (each run's median, in run order). A bench that
- * failed in any run is reported failed (the first failure).
+ * summed, and `p50Runs`: one entry per run, in run order, that run's
+ * median or null where the run lacks the bench (so that entry i of two
+ * benches' lists always comes from the same process). A bench that failed
+ * in any run is reported failed (the first failure).
  *
  * @param runs Each run's records (from `sampleFile`), at least one run.
- * @returns Records in the first run's order; a bench missing from some run
- * is merged over the runs that have it.
+ * @returns Records in first-seen order; a bench missing from some run is
+ * merged over the runs that have it.
  * @throws {Error} When `runs` is empty.
  */
 export function mergeRuns(runs: readonly BenchRecord[][]): BenchRecord[] {
   if (runs.length === 0) throw new Error("mergeRuns: no runs");
   const key = (b: BenchRecord): string =>
     `${b.origin}\u0000${b.group ?? ""}\u0000${b.name}`;
-  const byKey = new Map<string, BenchRecord[]>();
-  const order: string[] = [];
-  for (const run of runs) {
+  // Per bench, its record in each run (undefined where a run lacks it).
+  const byKey = new Map<string, (BenchRecord | undefined)[]>();
+  runs.forEach((run, i) => {
     for (const b of run) {
       const k = key(b);
-      const list = byKey.get(k);
+      let list = byKey.get(k);
       if (list === undefined) {
-        byKey.set(k, [b]);
-        order.push(k);
-      } else list.push(b);
+        // Filled, not sparse: map() would skip the holes.
+        list = Array.from({ length: runs.length }, () => undefined);
+        byKey.set(k, list);
+      }
+      list[i] = b;
     }
-  }
+  });
   const out: BenchRecord[] = [];
-  for (const k of order) {
-    const same = byKey.get(k)!;
+  for (const perRun of byKey.values()) {
+    const same = perRun.filter((b): b is BenchRecord => b !== undefined);
     const first = same[0]!;
     const failed = same.find((b) => b.results[0]?.ok === undefined);
     if (failed !== undefined) {
@@ -89,7 +96,7 @@ export function mergeRuns(runs: readonly BenchRecord[][]): BenchRecord[] {
     const p50 = medianField(stats, (s) => s.p50);
     if (p50 !== undefined) {
       merged.p50 = p50;
-      merged.p50Runs = stats.map((s) => s.p50 ?? NaN);
+      merged.p50Runs = perRun.map((b) => b?.results[0]?.ok?.p50 ?? null);
     }
     for (const extra of EXTRAS) {
       const v = medianField(

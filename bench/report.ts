@@ -37,10 +37,11 @@ export interface BenchStats {
   /** Median: only `bench/sampler.ts` reports it. */
   p50?: number;
   /**
-   * Each process's median, in run order, when `bench/sampler.ts --runs`
-   * merged several processes (`p50` is then their median).
+   * Each process's median, one entry per process in run order (null where
+   * that process lacks the bench), in a `bench/sampler.ts` report (length 1
+   * with `--runs 1`); `p50` is their median. Absent in `deno bench`'s.
    */
-  p50Runs?: number[];
+  p50Runs?: (number | null)[];
   /** 75th percentile. */
   p75: number;
   /** 99th percentile. */
@@ -81,7 +82,10 @@ export interface Row {
   baseline: boolean;
   /** Median in ns (NaN when the report has none: `deno bench` gives none). */
   p50: number;
-  /** Each sampler process's median in ns (empty unless several merged). */
+  /**
+   * Each sampler process's median in ns, one per process (NaN where it
+   * lacks the bench); empty for a report without them.
+   */
   p50Runs: number[];
   /** p75 in ns (NaN when the bench failed). */
   p75: number;
@@ -160,7 +164,7 @@ export function rows(report: BenchReport): Row[] {
       name: b.name,
       baseline: b.baseline,
       p50: ok?.p50 ?? NaN,
-      p50Runs: ok?.p50Runs ?? [],
+      p50Runs: (ok?.p50Runs ?? []).map((x) => x ?? NaN),
       p75: ok ? ok.p75 : NaN,
       min: ok ? ok.min : NaN,
       units: u.count,
@@ -412,13 +416,9 @@ function measure(
   if (base === undefined) return NaN;
   // Merged sampler processes: a ratio is taken within each process (bench
   // and baseline sampled in the same run), then the median of those.
-  if (
-    stat === "p50" && r.p50Runs.length > 1 &&
-    r.p50Runs.length === base.p50Runs.length
-  ) {
-    return medianOf(
-      r.p50Runs.map((x, i) => ratioOf(t, r, base, x, base.p50Runs[i]!)),
-    );
+  if (stat === "p50") {
+    const each = perProcess(t, r, base);
+    if (each.length > 1) return medianOf(each);
   }
   return ratioOf(t, r, base, v, base[stat]);
 }
@@ -429,17 +429,21 @@ function ratioOf(t: Target, r: Row, base: Row, v: number, b: number): number {
   return base.units > 0 && r.units > 0 ? (v / r.units) / (b / base.units) : NaN;
 }
 
-/** Each merged process's measure, lowest to highest (empty for one run). */
-function spread(t: Target, r: Row, base: Row | undefined): number[] {
-  if (r.p50Runs.length < 2) return [];
+/**
+ * Each merged process's measure, lowest first: per unit, or a ratio to the
+ * baseline of the same process (processes lacking either are left out).
+ */
+function perProcess(t: Target, r: Row, base: Row | undefined): number[] {
+  let each: number[];
   if (t.measure === "perUnit") {
-    return r.units > 0
-      ? r.p50Runs.map((x) => x / r.units).sort((a, b) => a - b)
-      : [];
+    each = r.units > 0 ? r.p50Runs.map((x) => x / r.units) : [];
+  } else if (
+    base === undefined || base.p50Runs.length !== r.p50Runs.length
+  ) each = [];
+  else {
+    each = r.p50Runs.map((x, i) => ratioOf(t, r, base, x, base.p50Runs[i]!));
   }
-  if (base === undefined || base.p50Runs.length !== r.p50Runs.length) return [];
-  return r.p50Runs.map((x, i) => ratioOf(t, r, base, x, base.p50Runs[i]!))
-    .sort((a, b) => a - b);
+  return each.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
 }
 
 function fmtMeasure(t: Target, v: number): string {
@@ -467,6 +471,13 @@ function fmtMedian(t: Target, v: number, runs: number[]): string {
  * verdict on the median. A report that is itself the sampler's (rows with
  * medians) gets its median, p75 and min with a verdict on each of the
  * first two.
+ *
+ * Where the sampler merged several processes (`p50Runs`), the median cell
+ * is the median of each process's figure, a ratio taken within each
+ * process (bench and baseline of the same run), and each process's figure
+ * follows in brackets, lowest first. Its p75 and min are the merged ones
+ * (median of the processes' p75, lowest min), so their ratios may pair
+ * figures of two processes.
  *
  * @param all Rows of a report.
  * @param sampled Rows of a `bench/sampler.ts` report of the same benches.
@@ -513,7 +524,7 @@ export function renderTargets(all: Row[], sampled?: Row[]): string {
       const cells = [t.label, where];
       if (own) {
         const h = measure(t, r, base, "p50");
-        cells.push(fmtMedian(t, h, spread(t, r, base)));
+        cells.push(fmtMedian(t, h, perProcess(t, r, base)));
         cells.push(fmtMeasure(t, p), fmtMeasure(t, m));
         cells.push(verdict(h, m), verdict(p, m));
       } else if (sampled !== undefined) {
@@ -523,7 +534,7 @@ export function renderTargets(all: Row[], sampled?: Row[]): string {
         const sp = s === undefined ? NaN : measure(t, s, sBase, "p75");
         cells.push(fmtMeasure(t, p), fmtMeasure(t, m));
         cells.push(
-          s === undefined ? "—" : fmtMedian(t, h, spread(t, s, sBase)),
+          s === undefined ? "—" : fmtMedian(t, h, perProcess(t, s, sBase)),
           fmtMeasure(t, sp),
         );
         cells.push(verdict(p, m), verdict(h, m));

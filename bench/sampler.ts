@@ -378,46 +378,73 @@ faultsPerCall (minor page faults) and waitPerCall (ns waited for a CPU) per
 call while sampled, to out.json with --json;
 bench/report.ts --from run.json --medians out.json --targets reads it.`;
 
-if (import.meta.main) {
-  const args = [...Deno.args];
-  const one = args.indexOf("--one");
-  const valued = ["--json", "--one", "--runs"];
-  const NEEDS: Record<string, string> = {
+/** What the command line asks for. */
+type Command =
+  | { kind: "help" }
+  | { kind: "error"; message: string }
+  | { kind: "one"; file: string }
+  | { kind: "all"; save?: string; runs: number; files: string[] };
+
+/** Processes per file at the most (a typo such as 1e3 is refused). */
+const MAX_RUNS = 99;
+
+/**
+ * Read the command line strictly: an option's value must follow it and may
+ * not look like an option, no option twice, nothing unknown (it would be
+ * taken for a bench file).
+ */
+function parseArgs(args: readonly string[]): Command {
+  const needs: Record<string, string> = {
     "--json": "a file name",
     "--one": "a bench file",
     "--runs": "a number of processes",
   };
-  // Any other option is a mistake: it would be taken for a bench file.
-  const unknown = args.find((a, i) =>
-    a.startsWith("-") && !valued.includes(a) &&
-    !valued.includes(args[i - 1] ?? "")
-  );
-  const last = args.at(-1) ?? "";
-  const r = args.indexOf("--runs");
-  const runs = r >= 0 ? Number(args[r + 1]) : DEFAULT_RUNS;
-  if (unknown !== undefined || valued.includes(last)) {
-    if (unknown !== "--help" && unknown !== "-h") {
-      console.error(
-        unknown === undefined
-          ? `${last} needs ${NEEDS[last] ?? "a value"}`
-          : `unknown option ${unknown}`,
-      );
-      console.error(USAGE);
-      Deno.exit(2);
-    }
-    console.log(USAGE);
-  } else if (!Number.isInteger(runs) || runs < 1) {
-    console.error(`--runs needs a whole number of processes, at least 1`);
+  const values = new Map<string, string>();
+  const files: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === "--help" || a === "-h") return { kind: "help" };
+    const need = needs[a];
+    if (need !== undefined) {
+      const v = args[i + 1];
+      if (v === undefined || v.startsWith("-")) {
+        return { kind: "error", message: `${a} needs ${need}` };
+      }
+      if (values.has(a)) {
+        return { kind: "error", message: `${a} given twice` };
+      }
+      values.set(a, v);
+      i++;
+    } else if (a.startsWith("-")) {
+      return { kind: "error", message: `unknown option ${a}` };
+    } else files.push(a);
+  }
+  const one = values.get("--one");
+  if (one !== undefined) return { kind: "one", file: one };
+  const r = values.get("--runs");
+  const runs = r === undefined ? DEFAULT_RUNS : Number(r);
+  if (r !== undefined && !(/^[1-9]\d*$/.test(r) && runs <= MAX_RUNS)) {
+    return {
+      kind: "error",
+      message:
+        `--runs needs a whole number of processes from 1 to ${MAX_RUNS}, not ${r}`,
+    };
+  }
+  const save = values.get("--json");
+  return { kind: "all", ...(save === undefined ? {} : { save }), runs, files };
+}
+
+if (import.meta.main) {
+  const command = parseArgs(Deno.args);
+  if (command.kind === "help") console.log(USAGE);
+  else if (command.kind === "error") {
+    console.error(command.message);
     console.error(USAGE);
     Deno.exit(2);
-  } else if (one >= 0) {
-    console.log(JSON.stringify(await sampleFile(args[one + 1]!)));
+  } else if (command.kind === "one") {
+    console.log(JSON.stringify(await sampleFile(command.file)));
   } else {
-    const j = args.indexOf("--json");
-    const save = j >= 0 ? args[j + 1] : undefined;
-    const files = args.filter((a, i) =>
-      !valued.includes(a) && !valued.includes(args[i - 1] ?? "")
-    );
+    const { save, runs, files } = command;
     if (files.length === 0) files.push(...await benchFiles());
     const report: BenchReport = {
       runtime: `Deno/${Deno.version.deno} (bench/sampler.ts, ${runs} ${

@@ -191,8 +191,9 @@ export class Tlb {
   #policy = 0; // 0 lru, 1 round-robin, 2 random: a number is cheaper to switch on
   #rng = 0;
   // Ticks once per fill (new entry or refresh) and once per hit, except
-  // the hits of `lookupHitIf` under a policy other than LRU: the LRU
-  // stamps, and the hit count (see `#hitsBase`).
+  // the hits of `lookupHitIf` and the fast fills of `insert` under a policy
+  // other than LRU (only LRU reads stamps; `counters` corrects for both):
+  // the LRU stamps, and the hit count (see `#hitsBase`).
   #clock = 0;
   #live = 0;
   // Valid ways per set: a full set needs no search for an invalid way.
@@ -793,7 +794,7 @@ export class Tlb {
    * {@linkcode Tlb.insert} when no just-missed lookup vouches for the set:
    * validation, a refresh in place, an invalid way, or the victim. One
    * function over V8's 460-bytecode inlining limit, so `insert` (about
-   * 420) stays small enough to be inlined into its callers.
+   * 450) stays small enough to be inlined into its callers.
    */
   #insert(
     context: number,

@@ -1,7 +1,7 @@
 // bench/report.ts: counts read from bench names, ratios to each group's
 // baseline, and the issue's targets judged from a report (no benchmark is
 // run here: the report is made up).
-import { assert, assertEquals } from "@std/assert";
+import { assert, assertEquals, assertThrows } from "@std/assert";
 import {
   type BenchRecord,
   type BenchReport,
@@ -437,15 +437,54 @@ Deno.test("mergeRuns: per bench, the median of the processes' medians, the lowes
   assertEquals(Math.round(base.avg * 10), Math.round(340 * 1.1 / 3 * 10));
   // A bench that failed in one process is reported failed.
   assertEquals(merged[1]!.results, [{ failed: "boom" }]);
-  // Two processes: the mean of the middle two.
+  // Two processes: the mean of the middle two; what is not finite is left
+  // out, whatever its place.
   assertEquals(medianOf([4, 1]), 2.5);
-  let threw = false;
-  try {
-    mergeRuns([]);
-  } catch {
-    threw = true;
+  for (const v of [[NaN, 1, 3], [1, NaN, 3], [3, 1, NaN], [null, 3, 1]]) {
+    assertEquals(medianOf(v), 2, `${v}`);
   }
-  assert(threw, "no runs is refused");
+  assert(Number.isNaN(medianOf([])));
+  assert(Number.isNaN(medianOf([NaN, null])));
+  assertThrows(() => mergeRuns([]), Error, "no runs");
+});
+
+Deno.test("mergeRuns: a bench missing from a run keeps that run's place in p50Runs (null), so a ratio never pairs two processes", () => {
+  const rec = (name: string, p50: number): BenchRecord => ({
+    origin: "file:///x_bench.ts",
+    group: "iova fragmented",
+    name,
+    baseline: name.includes("1K"),
+    results: [{
+      ok: { n: 10, min: p50, max: p50, avg: p50, p50, p75: p50, p99: p50 },
+    }],
+  });
+  const k = "32 x random alloc+free, 1K live ranges";
+  const m = "32 x random alloc+free, 1M live ranges";
+  // Run 1 has both; run 2 only 1K; run 3 only 1M; run 4 both.
+  const merged = mergeRuns([
+    [rec(k, 1_000), rec(m, 2_000)],
+    [rec(k, 500)],
+    [rec(m, 4_000)],
+    [rec(k, 1_000), rec(m, 2_600)],
+  ]);
+  assertEquals(merged[0]!.results[0]!.ok!.p50Runs, [1_000, 500, null, 1_000]);
+  assertEquals(merged[1]!.results[0]!.ok!.p50Runs, [2_000, null, 4_000, 2_600]);
+  // Through JSON (null stays null) and the targets: processes 1 and 4
+  // only, 2.00x and 2.60x, median 2.30x (8.00x would pair 3 with 2).
+  const report = JSON.parse(
+    JSON.stringify({ runtime: "t", cpu: "t", benches: merged }),
+  ) as BenchReport;
+  const line = renderTargets(rows(report)).split("\n").find((l) =>
+    l.includes("1M live")
+  )!;
+  assert(line.includes("| 2.30x (2.00x, 2.60x) |"), line);
+  // Present in one process of both: the medians' own ratio (2600 / 1000).
+  const lone = mergeRuns([[rec(k, 1_000)], [rec(m, 2_600)]]);
+  const loneLine = renderTargets(
+    rows({ runtime: "t", cpu: "t", benches: lone }),
+  )
+    .split("\n").find((l) => l.includes("1M live"))!;
+  assert(loneLine.includes("| 2.60x | 2.60x |"), loneLine);
 });
 
 Deno.test("renderTargets: with merged processes a ratio is the median of each process's ratio, and every process's figure is shown", () => {
@@ -506,17 +545,27 @@ Deno.test("bench/sampler.ts --runs: each file sampled in that many processes, me
     const text = new TextDecoder();
     return { code, out: text.decode(stdout), err: text.decode(stderr) };
   };
-  for (const bad of ["0", "1.5", "two"]) {
-    const r = await run("--runs", bad, fixture);
-    assertEquals(r.code, 2, bad);
-    assert(r.err.includes("--runs needs a whole number"), r.err);
+  const refusals: [string[], string][] = [
+    [
+      ["--runs", "0", fixture],
+      "--runs needs a whole number of processes from 1 to 99, not 0",
+    ],
+    [["--runs", "1.5", fixture], "not 1.5"],
+    [["--runs", "two", fixture], "not two"],
+    [["--runs", "1e3", fixture], "not 1e3"],
+    [["--runs", "100", fixture], "not 100"],
+    [["--runs", "-1", fixture], "--runs needs a number of processes"],
+    [[fixture, "--runs"], "--runs needs a number of processes"],
+    [["--runs", "1", "--runs", "2", fixture], "--runs given twice"],
+    [["--json", "a.json", "--json", "b.json", fixture], "--json given twice"],
+    // An option is never taken for --json's file name.
+    [["--json", "--runs", "1", fixture], "--json needs a file name"],
+  ];
+  for (const [args, message] of refusals) {
+    const r = await run(...args);
+    assertEquals(r.code, 2, args.join(" "));
+    assert(r.err.includes(message), `${args.join(" ")}: ${r.err}`);
   }
-  const noCount = await run(fixture, "--runs");
-  assertEquals(noCount.code, 2);
-  assert(
-    noCount.err.includes("--runs needs a number of processes"),
-    noCount.err,
-  );
   const two = await run("--runs", "2", fixture);
   assertEquals(two.code, 0, two.err);
   assertEquals(two.err.match(/process \d of 2/g), [
