@@ -695,6 +695,72 @@ Deno.test("IovaAllocator: a large tree that loses half its ranges is compacted",
       assertEquals(a.stats().liveRanges, 0);
     },
   );
+  await t.step("a compacted tree grows again", () => {
+    // New nodes take free slots beside their successors (every third main
+    // slot is left free), then any free slot, then slots the tree grows
+    // by; placements stay the model's.
+    const a = new IovaAllocator({ end: 2 ** 40, cacheMaxSize: 0 });
+    const live = fill(a);
+    while (live.length > 30000) dropOne(a, live);
+    const compacted = a.stats().nodeSlots;
+    for (let i = 0; i < 40000; i++) {
+      const size = (1 + rnd(64)) * K;
+      live.push([a.alloc(size), size]);
+      if (i % 3 === 0) dropOne(a, live);
+    }
+    assert(a.stats().nodeSlots > compacted, `${compacted} slots`);
+    healthy(a);
+    allocLikeModel(a, live);
+    while (live.length > 0) dropOne(a, live);
+    assertEquals(a.stats().liveRanges, 0);
+    healthy(a);
+  });
+  await t.step(
+    "a compacted tree without memory to grow: alloc and reserve fail with ENOMEM and change nothing",
+    () => {
+      const a = new IovaAllocator({ end: 2 ** 40, cacheMaxSize: 0 });
+      const live = fill(a);
+      while (live.length > 30000) dropOne(a, live);
+      const compacted = a.stats().nodeSlots;
+      const Real = globalThis.ArrayBuffer;
+      globalThis.ArrayBuffer = function (): never {
+        throw new RangeError("Array buffer allocation failed");
+      } as unknown as ArrayBufferConstructor;
+      let e: unknown;
+      try {
+        // A reservation takes a free main slot: no growth needed.
+        a.reserve(2 ** 38, K);
+        // The free main slots run out first (about half a slot per node).
+        for (let i = 0; i < 40000 && e === undefined; i++) {
+          const before = a.stats();
+          try {
+            live.push([a.alloc(K), K]);
+          } catch (x) {
+            e = x;
+            assertEquals(a.stats(), before);
+          }
+        }
+        const before = a.stats();
+        expectError(() => a.reserve(2 ** 39, K), "ENOMEM", "IOVA tree");
+        assertEquals(a.stats(), before);
+      } finally {
+        globalThis.ArrayBuffer = Real;
+      }
+      assert(e instanceof IommuError, String(e));
+      assertEquals((e as IommuError).kind, "ENOMEM");
+      assert(live.length > 40000, `${live.length} ranges`);
+      assertEquals(a.stats().nodeSlots, compacted);
+      healthy(a);
+      // With memory back, the same calls succeed and the tree grows.
+      live.push([a.alloc(K), K]);
+      a.reserve(2 ** 39, K);
+      assert(a.stats().nodeSlots > compacted);
+      healthy(a);
+      allocLikeModel(a, live);
+      while (live.length > 0) dropOne(a, live);
+      healthy(a);
+    },
+  );
   await t.step("cached ranges are renumbered too", () => {
     const a = new IovaAllocator({ end: 2 ** 40 });
     const live = fill(a);

@@ -393,7 +393,7 @@ export class IovaAllocator {
     // The anchor sits one guard above the end, so the topmost allocation's
     // guard may extend past the aperture (nothing lives there to protect).
     const top = this.#endPfn + this.#guard;
-    this.#tree.insert(this.#tree.newNode(top, top, KIND_ANCHOR));
+    this.#tree.insert(this.#tree.newNode(top, top, KIND_ANCHOR, 0));
     for (const r of options.reserved ?? []) this.reserve(r.start, r.size);
   }
 
@@ -535,10 +535,11 @@ export class IovaAllocator {
     // Room in the index first: nothing below can fail then, but newNode's
     // growth of the tree, which changes nothing when it fails.
     this.#hash.reserveOne(tree.f);
-    const node = tree.newNode(lo, lo + foot, KIND_LIVE);
+    // A slot in its successor's page: its tree neighbours live there.
+    const node = tree.newNode(lo, lo + foot, KIND_LIVE, succ);
     tree.insertBefore(node, succ);
     // lo lies in a free gap, so no live or cached range starts there.
-    this.#hash.add(lo, node, tree.f);
+    this.#hash.add(lo, node);
     if (tree.pending !== 0) tree.migrate(this.#hash);
     this.#liveGranules += n;
     this.#treeAllocs++;
@@ -657,7 +658,7 @@ export class IovaAllocator {
       tree.releaseNode(node);
       this.#reserved--;
     }
-    tree.insert(tree.newNode(mlo, mhi, KIND_RESERVED));
+    tree.insert(tree.newNode(mlo, mhi, KIND_RESERVED, 0));
     if (tree.pending !== 0) tree.migrate(this.#hash);
     this.#reserved++;
   }

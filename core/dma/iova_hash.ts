@@ -149,14 +149,13 @@ export class IovaHash {
   /**
    * Insert a key that is known to be absent (a fresh allocation's start):
    * the same slot {@linkcode IovaHash.set} would pick, found without
-   * comparing keys, so without reading any node.
+   * comparing keys, so without reading any node. The caller made room
+   * first ({@linkcode IovaHash.reserveOne}), so this never grows the table.
    *
    * @param key Granule number: node `value`'s key, not in the table.
    * @param value Node index (1 .. 2^25 - 1).
-   * @param f The tree's Float64 view (used only when the table grows).
    */
-  add(key: number, value: number, f: Float64Array): void {
-    if ((this.#count + 1) * 2 > this.#mask + 1) this.#grow(f);
+  add(key: number, value: number): void {
     const slots = this.#slots;
     const mask = this.#mask;
     let i = this.#home(key);
@@ -284,7 +283,7 @@ export class IovaHash {
       const e = old[j]!;
       if (e !== 0) {
         const v = (e >>> DIST_BITS) & NODE_MASK;
-        this.add(f[v << 3]!, v, f);
+        this.add(f[v << 3]!, v);
       }
     }
   }

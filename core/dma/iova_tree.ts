@@ -25,7 +25,10 @@
  * size, and later nodes move in and out of it as their heights cross that
  * bound (see {@linkcode IovaTree.migrate}): every free climbs through them,
  * and packed into a few hundred 4 KiB pages they stay in the host's caches
- * and TLB however churn scatters the rest.
+ * and TLB however churn scatters the rest. Below them, the compaction
+ * leaves every third slot free, and a new node takes a free slot in its
+ * successor's 4 KiB page when there is one (a bitmap of free slots), so
+ * that churn keeps tree neighbours in the same page.
  *
  * Internal to core/dma: the allocator reaches into the typed arrays directly
  * on its hot paths, so the fields are plain and documented here.
@@ -150,6 +153,29 @@ export class IovaTree {
   #hiEnd = 0;
   /** Free slots of the dense region, a list threaded through I_LEFT. */
   #hiFree = 0;
+  /**
+   * Once compacted (#mainBase !== 0): the free main slots, one bit each (set =
+   * free), word `s >>> 5`, so a 64-slot (4 KiB) page is the word pair
+   * `2p, 2p + 1`. A new node takes a free slot in its successor's page when
+   * there is one, so that churn keeps neighbours together.
+   */
+  #bits: Uint32Array = new Uint32Array(0);
+  /**
+   * Free main slots to take when that page has none; entries whose bit is
+   * clear were taken through the bitmap since and are skipped.
+   */
+  #spare: Int32Array = new Int32Array(0);
+  #spareTop = 0;
+  /**
+   * First main slot of a compacted tree (#hiEnd, or 1 without a dense
+   * region); 0 before the first compaction, while slots are reused
+   * last-released first through #freeHead.
+   */
+  #mainBase = 0;
+  /** Free main slots (bits set) of a compacted tree. */
+  #freeMain = 0;
+  /** The main slot released last (its line is likely still cached). */
+  #lastFreed = 0;
   /** Nodes whose height crossed a region's bound since the last migrate. */
   readonly #pend = new Int32Array(PEND_MAX);
   /** How many of #pend are set; the owner calls migrate when non-zero. */
@@ -190,16 +216,13 @@ export class IovaTree {
    * @param lo First granule.
    * @param hi Exclusive end granule.
    * @param kind A KIND_* constant.
+   * @param near A node beside which it will be linked (a compacted tree
+   * takes a slot in that node's 4 KiB page when one is free), or 0.
    * @returns The node index (>= 1).
    */
-  newNode(lo: number, hi: number, kind: number): number {
-    let i = this.#freeHead;
-    if (i !== 0) {
-      this.#freeHead = this.w[(i << 4) + I_LEFT]!;
-    } else {
-      if (this.#nextUnused === this.#capacity) this.#grow();
-      i = this.#nextUnused++;
-    }
+  newNode(lo: number, hi: number, kind: number, near: number): number {
+    // Kept small: it is inlined into the allocation path.
+    const i = this.#mainBase === 0 ? this.#takeListed() : this.#takeNear(near);
     const f = this.f;
     const fb = i << 3;
     f[fb + F_LO] = lo;
@@ -218,13 +241,114 @@ export class IovaTree {
    */
   releaseNode(i: number): void {
     this.b[(i << 6) + B_KIND] = 0;
-    if (i < this.#hiEnd) {
+    const hiEnd = this.#hiEnd;
+    if (i < hiEnd) {
       this.w[(i << 4) + I_LEFT] = this.#hiFree;
       this.#hiFree = i;
-      return;
+    } else if (this.#mainBase !== 0) {
+      this.#bits[i >>> 5]! |= 1 << (i & 31);
+      this.#freeMain++;
+      this.#lastFreed = i;
+      if (this.#spareTop < this.#spare.length) {
+        this.#spare[this.#spareTop++] = i;
+      }
+    } else {
+      this.w[(i << 4) + I_LEFT] = this.#freeHead;
+      this.#freeHead = i;
     }
-    this.w[(i << 4) + I_LEFT] = this.#freeHead;
-    this.#freeHead = i;
+  }
+
+  /** A free slot of a tree never compacted: the last released, else a new one. */
+  #takeListed(): number {
+    const i = this.#freeHead;
+    if (i !== 0) {
+      this.#freeHead = this.w[(i << 4) + I_LEFT]!;
+      return i;
+    }
+    if (this.#nextUnused === this.#capacity) this.#grow();
+    return this.#nextUnused++;
+  }
+
+  /**
+   * A free main slot in near's page (the one released last when it is
+   * there: its line is likely cached), else any (compacted tree).
+   */
+  #takeNear(near: number): number {
+    const bits = this.#bits;
+    const last = this.#lastFreed;
+    if ((last ^ near) >>> 6 === 0) {
+      const lw = last >>> 5;
+      const lm = 1 << (last & 31);
+      const lx = bits[lw]!;
+      if ((lx & lm) !== 0) {
+        bits[lw] = lx & ~lm;
+        this.#freeMain--;
+        return last;
+      }
+    }
+    let wi = near >>> 5;
+    let x = bits[wi]!;
+    if (x === 0) {
+      wi ^= 1;
+      x = bits[wi]!;
+    }
+    if (x === 0) return this.#takeSpare();
+    bits[wi] = x & (x - 1);
+    this.#freeMain--;
+    return (wi << 5) | (31 - Math.clz32(x & -x));
+  }
+
+  /** Any free main slot (compacted tree), growing when none is left. */
+  #takeSpare(): number {
+    if (this.#freeMain === 0) this.#grow();
+    this.#freeMain--;
+    for (;;) {
+      if (this.#spareTop === 0) this.#refillSpare();
+      const s = this.#spare[--this.#spareTop]!;
+      const wi = s >>> 5;
+      const m = 1 << (s & 31);
+      const x = this.#bits[wi]!;
+      if ((x & m) !== 0) {
+        this.#bits[wi] = x & ~m;
+        return s;
+      }
+    }
+  }
+
+  /** Rebuild #spare from the bitmap (some bit is set). */
+  #refillSpare(): void {
+    const bits = this.#bits;
+    let top = 0;
+    for (let wi = bits.length - 1; wi >= 0; wi--) {
+      let x = bits[wi]!;
+      while (x !== 0 && top < this.#spare.length) {
+        this.#spare[top++] = (wi << 5) | (31 - Math.clz32(x & -x));
+        x &= x - 1;
+      }
+    }
+    this.#spareTop = top;
+  }
+
+  /**
+   * Take over a bitmap and spare stack sized for `cap` slots (allocated
+   * before anything changed), keeping the free slots recorded so far and
+   * adding slots [from, cap) as free.
+   */
+  #installFree(
+    bits: Uint32Array,
+    spare: Int32Array,
+    cap: number,
+    from: number,
+  ): void {
+    bits.set(this.#bits);
+    spare.set(this.#spare.subarray(0, this.#spareTop));
+    for (let s = cap - 1; s >= from; s--) {
+      bits[s >>> 5]! |= 1 << (s & 31);
+      spare[this.#spareTop++] = s;
+    }
+    this.#freeMain += cap - from;
+    this.#bits = bits;
+    this.#spare = spare;
   }
 
   /**
@@ -241,9 +365,9 @@ export class IovaTree {
   ): void {
     const n = this.pending;
     this.pending = 0;
+    const hiEnd = this.#hiEnd;
     const b = this.b;
     const w = this.w;
-    const hiEnd = this.#hiEnd;
     for (let k = 0; k < n; k++) {
       const i = this.#pend[k]!;
       const kind = b[(i << 6) + B_KIND]!;
@@ -257,11 +381,9 @@ export class IovaTree {
         if (h < HIGH || j === 0) continue;
         this.#hiFree = w[(j << 4) + I_LEFT]!;
       } else {
-        if (h >= HIGH - 1) continue;
-        j = this.#freeHead;
-        if (j !== 0) this.#freeHead = w[(j << 4) + I_LEFT]!;
-        else if (this.#nextUnused < this.#capacity) j = this.#nextUnused++;
-        else continue;
+        // (Never grows the store: a move waits for a free slot.)
+        if (h >= HIGH - 1 || this.#freeMain === 0) continue;
+        j = this.#takeNear(w[(i << 4) + I_PARENT]!);
       }
       this.#move(i, j);
       if (kind === KIND_LIVE) index.rename(this.f[i << 3]!, j, this.f);
@@ -305,9 +427,15 @@ export class IovaTree {
     // Every buffer first, so that a host out of memory changes nothing.
     let buf: ArrayBuffer;
     let ext: Uint16Array;
+    let bits: Uint32Array | undefined;
+    let spare: Int32Array | undefined;
     try {
       buf = new ArrayBuffer(cap * NODE_BYTES);
       ext = new Uint16Array(cap * 8);
+      if (this.#mainBase !== 0) {
+        bits = new Uint32Array(((cap + 63) >>> 6) << 1);
+        spare = new Int32Array(cap);
+      }
     } catch (e) {
       if (!(e instanceof RangeError)) throw e;
       throw new IommuError(
@@ -321,6 +449,10 @@ export class IovaTree {
     this.w = new Int32Array(buf);
     this.b = new Uint8Array(buf);
     this.#ext = ext;
+    if (bits !== undefined && spare !== undefined) {
+      this.#installFree(bits, spare, cap, this.#capacity);
+      this.#nextUnused = cap;
+    }
     this.#capacity = cap;
     this.compactBelow = cap >= COMPACT_MIN ? cap >> 1 : 0;
   }
@@ -335,7 +467,11 @@ export class IovaTree {
    * changes then.
    */
   reserveSlot(): void {
-    if (this.#freeHead === 0 && this.#nextUnused === this.#capacity) {
+    if (
+      this.#mainBase !== 0
+        ? this.#freeMain === 0
+        : this.#freeHead === 0 && this.#nextUnused === this.#capacity
+    ) {
       this.#grow();
     }
   }
@@ -352,7 +488,10 @@ export class IovaTree {
    * every node visited is a cache miss, and one that also misses the
    * host's TLB costs about twice as much). Nodes of height >= HIGH go to
    * a dense region at the front (twice their number of slots, in whole
-   * 4 KiB pages), which {@linkcode IovaTree.migrate} keeps up to date. O(n).
+   * 4 KiB pages), which {@linkcode IovaTree.migrate} keeps up to date.
+   * The others take two slots of every three, so that a later node finds
+   * a free slot in its neighbours' page (see {@linkcode IovaTree.newNode});
+   * free main slots are tracked in a bitmap from then on. O(n).
    *
    * @returns The renumbering, or undefined when the new buffers cannot be
    * had: then nothing moved, and {@linkcode IovaTree.compactBelow} is halved
@@ -373,13 +512,20 @@ export class IovaTree {
     }
     const hiEnd = high === 0 ? 0 : (2 * high + 64 + 63) & ~63;
     const cap = Math.max(1024, hiEnd + Math.ceil((n - high) * 1.5) + 1);
+    // Main nodes take two slots of every three from here (the last one
+    // placed lands below cap: 1.5 slots per main node, plus one).
+    const mainBase = hiEnd === 0 ? 1 : hiEnd;
     let buf: ArrayBuffer;
     let ext: Uint16Array;
     let map: Int32Array;
+    let bits: Uint32Array;
+    let spare: Int32Array;
     try {
       buf = new ArrayBuffer(cap * NODE_BYTES);
       ext = new Uint16Array(cap * 8);
       map = new Int32Array(oldCap);
+      bits = new Uint32Array(((cap + 63) >>> 6) << 1);
+      spare = new Int32Array(cap);
     } catch {
       // No memory for it now: try again only once the population halves
       // again, not on every free below the mark (each failed allocation
@@ -390,14 +536,14 @@ export class IovaTree {
     const w = this.w;
     const nw = new Int32Array(buf);
     for (let k = 0; k < 16; k++) nw[k] = w[k]!;
-    // In-order walk: node j (1-based) of the walk goes to slot j, copied
+    // In-order walk: each node goes to the next slot of its region, copied
     // when it is reached (its old line was just read). Links are set from
     // nodes already placed, never through a lookup of a far-off node: a
     // node's left child was placed just before its left subtree ended; a
     // right child links itself to its parent, placed before it.
     const stack = this.#stack;
     let sp = 0;
-    let j = hiEnd === 0 ? 0 : hiEnd - 1;
+    let j = 0;
     let hj = 0;
     let cur = w[I_LEFT]!;
     while (cur !== 0 || sp !== 0) {
@@ -408,7 +554,14 @@ export class IovaTree {
       const o = stack[--sp]!;
       const hl = ob8[(o << 6) + B_H]!;
       const hr = ob8[(o << 6) + B_H + 1]!;
-      const d = hiEnd !== 0 && (hl > hr ? hl : hr) + 1 >= HIGH ? ++hj : ++j;
+      // Main nodes take two slots of every three: the third stays free
+      // for a later node beside them.
+      let d: number;
+      if ((hl > hr ? hl : hr) + 1 >= HIGH) d = ++hj;
+      else {
+        d = mainBase + j + (j >> 1);
+        j++;
+      }
       map[o] = d;
       const ob = o << 4;
       const db = d << 4;
@@ -447,13 +600,28 @@ export class IovaTree {
     this.compactBelow = cap >= COMPACT_MIN ? cap >> 1 : 0;
     this.#rightmost = map[this.#rightmost]!;
     this.#freeHead = 0;
-    this.#nextUnused = j + 1;
+    this.#nextUnused = cap;
     this.#hiEnd = hiEnd;
+    this.#mainBase = mainBase;
+    this.#lastFreed = 0;
     this.#hiFree = 0;
     for (let s = hiEnd - 1; s > hj; s--) {
       nw[(s << 4) + I_LEFT] = this.#hiFree;
       this.#hiFree = s;
     }
+    // The free main slots (every third, and the tail) go on the spare
+    // stack lowest on top; slots taken since are skipped when popped.
+    const nb = this.b;
+    let top = 0;
+    for (let s = cap - 1; s >= mainBase; s--) {
+      if (nb[(s << 6) + B_KIND] !== 0) continue;
+      bits[s >>> 5]! |= 1 << (s & 31);
+      spare[top++] = s;
+    }
+    this.#bits = bits;
+    this.#spare = spare;
+    this.#spareTop = top;
+    this.#freeMain = top;
     this.pending = 0;
     return map;
   }
@@ -1231,13 +1399,38 @@ export class IovaTree {
   /**
    * Every slot below #nextUnused is a node's or on exactly one free list,
    * the dense region's list holding only its own slots and the main list
-   * none of them; no node waits for a migration.
+   * none of them; once compacted, the main slots are free exactly when
+   * their bits are set, as many as #freeMain counts; no node waits for a
+   * migration.
    */
   #auditSlots(nodes: number, problems: string[]): void {
     const w = this.w;
     const b = this.b;
     const seen = new Uint8Array(this.#capacity);
     let free = 0;
+    const mainBase = this.#mainBase;
+    if (mainBase !== 0) {
+      // Main slots: free exactly when their bit is set.
+      for (let s = mainBase; s < this.#capacity; s++) {
+        const set = ((this.#bits[s >>> 5]! >>> (s & 31)) & 1) === 1;
+        if (set !== (b[(s << 6) + B_KIND] === 0)) {
+          problems.push(`slot ${s} is ${set ? "" : "not "}marked free`);
+          return;
+        }
+        if (set) free++;
+      }
+      if (free !== this.#freeMain) {
+        problems.push(
+          `${free} main slots free, the count says ${this.#freeMain}`,
+        );
+      }
+      for (let s = 0; s < mainBase; s++) {
+        if (((this.#bits[s >>> 5]! >>> (s & 31)) & 1) === 1) {
+          problems.push(`dense slot ${s} is marked free in the main bitmap`);
+          return;
+        }
+      }
+    }
     for (
       const [head, dense] of [[this.#hiFree, true], [
         this.#freeHead,
