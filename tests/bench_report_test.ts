@@ -338,17 +338,21 @@ Deno.test("sampleFile times every bench a file declares, one record each", async
   }
 });
 
-Deno.test("bench/sampler.ts: --help prints its usage; an unknown option or a --json without a file is refused, not taken for a bench file", async () => {
+// Run bench/sampler.ts in a process of its own: exit code, stdout, stderr.
+async function run(
+  ...args: string[]
+): Promise<{ code: number; out: string; err: string }> {
   const sampler = new URL("../bench/sampler.ts", import.meta.url).pathname;
-  const run = async (...args: string[]) => {
-    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", sampler, ...args],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const text = new TextDecoder();
-    return { code, out: text.decode(stdout), err: text.decode(stderr) };
-  };
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", sampler, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder();
+  return { code, out: text.decode(stdout), err: text.decode(stderr) };
+}
+
+Deno.test("bench/sampler.ts: --help prints its usage; an unknown option or a --json without a file is refused, not taken for a bench file", async () => {
   const help = await run("--help");
   assertEquals(help.code, 0);
   assert(help.out.startsWith("Usage:"), help.out);
@@ -533,18 +537,8 @@ Deno.test("renderTargets: with merged processes a ratio is the median of each pr
 });
 
 Deno.test("bench/sampler.ts --runs: each file sampled in that many processes, merged; a bad count is refused", async () => {
-  const sampler = new URL("../bench/sampler.ts", import.meta.url).pathname;
   const fixture = new URL("./fixtures/sampler_benches.ts", import.meta.url)
     .pathname;
-  const run = async (...args: string[]) => {
-    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", sampler, ...args],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const text = new TextDecoder();
-    return { code, out: text.decode(stdout), err: text.decode(stderr) };
-  };
   const refusals: [string[], string][] = [
     [
       ["--runs", "0", fixture],
