@@ -1382,3 +1382,176 @@ Deno.test("IovaAllocator: when the host has no memory to grow the range tree or 
     freeAll(a, live);
   });
 });
+
+// ---------------------------------------------------------------------------
+// Fault injection: the host refuses the nth buffer or typed array made
+// (views of an existing buffer included: a view allocates too).
+// ---------------------------------------------------------------------------
+const CONSTRUCTORS = [
+  "ArrayBuffer",
+  "Float64Array",
+  "Int32Array",
+  "Uint8Array",
+  "Uint16Array",
+  "Uint32Array",
+] as const;
+
+interface Refused<T> {
+  /** Constructions attempted during the call (the refused one included). */
+  made: number;
+  ok: boolean;
+  value?: T;
+  error?: unknown;
+}
+
+/** Run `f` with the `nth` construction (1-based) refused with a RangeError. */
+function refusingNth<T>(nth: number, f: () => T): Refused<T> {
+  const g = globalThis as unknown as Record<string, unknown>;
+  const real = CONSTRUCTORS.map((name) => g[name]);
+  let made = 0;
+  CONSTRUCTORS.forEach((name, k) => {
+    g[name] = new Proxy(real[k] as new (...args: unknown[]) => object, {
+      construct(target, args: unknown[], newTarget) {
+        if (++made === nth) {
+          throw new RangeError("Array buffer allocation failed");
+        }
+        return Reflect.construct(target, args, newTarget);
+      },
+    });
+  });
+  try {
+    const value = f();
+    return { made, ok: true, value };
+  } catch (error) {
+    return { made, ok: false, error };
+  } finally {
+    CONSTRUCTORS.forEach((name, k) => {
+      g[name] = real[k];
+    });
+  }
+}
+
+Deno.test("IovaAllocator: a refusal at any allocation of a growth or compaction changes nothing", async (t) => {
+  // Call `f` with the 1st, 2nd, ... construction refused until it runs
+  // without one: each refused call fails with ENOMEM (mentioning `what`)
+  // and leaves stats and audit as they were. Returns f's value and the
+  // refusals seen, by the structure named in the message.
+  const refuseEach = (
+    a: IovaAllocator,
+    f: () => number,
+    seen: Map<string, number>,
+  ): number => {
+    for (let nth = 1;; nth++) {
+      const before = a.stats();
+      const r = refusingNth(nth, f);
+      if (r.made < nth) {
+        assert(r.ok, String(r.error));
+        return r.value!;
+      }
+      assert(!r.ok, `construction ${nth} was refused, yet the call succeeded`);
+      const e = r.error;
+      if (!(e instanceof IommuError)) throw e;
+      assertEquals(e.kind, "ENOMEM");
+      const what = /IOVA (tree|index)/.exec(e.message)?.[0];
+      if (what === undefined) throw e;
+      seen.set(what, (seen.get(what) ?? 0) + 1);
+      assertEquals(a.stats(), before);
+      healthy(a);
+    }
+  };
+  let seed = 7;
+  const rnd = (n: number): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed % n;
+  };
+
+  await t.step("growth of the node store and of the address index", () => {
+    const a = new IovaAllocator({ end: 2 ** 40, cacheMaxSize: 0 });
+    const twin = new IovaAllocator({ end: 2 ** 40, cacheMaxSize: 0 });
+    const seen = new Map<string, number>();
+    for (let i = 0; i < 5000; i++) {
+      const size = (1 + rnd(16)) * K;
+      const at = refuseEach(a, () => a.alloc(size), seen);
+      assertEquals(at, twin.alloc(size));
+    }
+    assertEquals(a.stats(), twin.stats());
+    // Four growths of each; the tree's refused at each of its buffer and
+    // views (7 constructions), the index's at its table.
+    assertEquals(seen.get("IOVA tree"), 4 * 7);
+    assertEquals(seen.get("IOVA index"), 4);
+    healthy(a);
+  });
+
+  // 60,000 ranges in a tree of 88,574 slots; frees in a random order.
+  const build = (): [IovaAllocator, number[]] => {
+    let s = 11;
+    const a = new IovaAllocator({ end: 2 ** 40, cacheMaxSize: 0 });
+    const live: number[] = [];
+    for (let i = 0; i < 60000; i++) live.push(a.alloc(K));
+    for (let i = live.length - 1; i > 0; i--) {
+      s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+      const j = s % (i + 1);
+      [live[i], live[j]] = [live[j]!, live[i]!];
+    }
+    return [a, live];
+  };
+
+  await t.step("compaction", () => {
+    // The twin is never refused: find the free that compacts it.
+    const [twin, twinLive] = build();
+    const slots = twin.stats().nodeSlots;
+    let brink = 0;
+    while (twin.stats().nodeSlots === slots) {
+      twin.free(twinLive[brink++]!, K);
+    }
+    const compacted = twin.stats();
+    const next: number[] = [];
+    for (let i = 0; i < 300; i++) next.push(twin.alloc((1 + (i % 9)) * K));
+    let refusals = 0;
+    for (let nth = 1;; nth++) {
+      const [a, live] = build();
+      for (let i = 0; i < brink - 1; i++) a.free(live[i]!, K);
+      const r = refusingNth(nth, () => a.free(live[brink - 1]!, K));
+      // The free itself always succeeds.
+      assert(r.ok, String(r.error));
+      healthy(a);
+      if (r.made < nth) {
+        // Not refused: compacted like the twin.
+        assertEquals(a.stats(), compacted);
+        break;
+      }
+      refusals++;
+      // Refused: nothing moved.
+      assertEquals(a.stats(), { ...compacted, nodeSlots: slots });
+      // With memory back, the same placements as the twin.
+      for (let i = 0; i < 300; i++) {
+        assertEquals(a.alloc((1 + (i % 9)) * K), next[i]);
+      }
+      healthy(a);
+    }
+    // Its node store and three views, the side array, the renumbering,
+    // the bitmap and the spare stack.
+    assertEquals(refusals, 8);
+  });
+
+  await t.step("growth of a compacted tree", () => {
+    const [a, live] = build();
+    const [twin, twinLive] = build();
+    for (let i = 0; i < 30000; i++) {
+      a.free(live[i]!, K);
+      twin.free(twinLive[i]!, K);
+    }
+    const compacted = a.stats().nodeSlots;
+    assert(compacted < 60000, `${compacted} slots`);
+    const seen = new Map<string, number>();
+    // Through one growth (the free main slots run out first).
+    for (let i = 0; i < 1000 || a.stats().nodeSlots === compacted; i++) {
+      const size = (1 + rnd(16)) * K;
+      const at = refuseEach(a, () => a.alloc(size), seen);
+      assertEquals(at, twin.alloc(size));
+    }
+    assertEquals(a.stats(), twin.stats());
+    assertEquals(seen.get("IOVA tree"), 7);
+    healthy(a);
+  });
+});

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { IommuError } from "../errors.ts";
+import { hostAlloc } from "./host_alloc.ts";
 
 /** Probe distance bits in an entry; the node index is above them. */
 const DIST_BITS = 3;
@@ -265,16 +265,11 @@ export class IovaHash {
   #grow(f: Float64Array): void {
     const old = this.#slots;
     const cap = old.length * 2;
-    let slots: Int32Array;
-    try {
-      slots = new Int32Array(cap);
-    } catch (e) {
-      if (!(e instanceof RangeError)) throw e;
-      throw new IommuError(
-        "ENOMEM",
-        `no host memory for an IOVA index of ${cap} slots`,
-      );
-    }
+    // The only allocation, before any field changes.
+    const slots = hostAlloc(
+      () => new Int32Array(cap),
+      `an IOVA index of ${cap} slots`,
+    );
     this.#slots = slots;
     this.#mask = cap - 1;
     this.#shift = Math.clz32(cap) + 1;

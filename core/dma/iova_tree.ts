@@ -37,6 +37,7 @@
  */
 
 import { IommuError } from "../errors.ts";
+import { hostAlloc } from "./host_alloc.ts";
 
 /** Node is a live allocation. */
 export const KIND_LIVE = 1;
@@ -340,8 +341,9 @@ export class IovaTree {
     cap: number,
     from: number,
   ): void {
+    // (Whole arrays: a subarray would be a new view, an allocation.)
     bits.set(this.#bits);
-    spare.set(this.#spare.subarray(0, this.#spareTop));
+    spare.set(this.#spare);
     for (let s = cap - 1; s >= from; s--) {
       bits[s >>> 5]! |= 1 << (s & 31);
       spare[this.#spareTop++] = s;
@@ -424,33 +426,28 @@ export class IovaTree {
         `the IOVA tree holds its most ranges (${MAX_NODES - 1} nodes)`,
       );
     }
-    // Every buffer first, so that a host out of memory changes nothing.
-    let buf: ArrayBuffer;
-    let ext: Uint16Array;
-    let bits: Uint32Array | undefined;
-    let spare: Int32Array | undefined;
-    try {
-      buf = new ArrayBuffer(cap * NODE_BYTES);
-      ext = new Uint16Array(cap * 8);
-      if (this.#mainBase !== 0) {
-        bits = new Uint32Array(((cap + 63) >>> 6) << 1);
-        spare = new Int32Array(cap);
-      }
-    } catch (e) {
-      if (!(e instanceof RangeError)) throw e;
-      throw new IommuError(
-        "ENOMEM",
-        `no host memory for an IOVA tree of ${cap} nodes`,
-      );
-    }
-    new Uint8Array(buf).set(this.b);
-    ext.set(this.#ext);
-    this.f = new Float64Array(buf);
-    this.w = new Int32Array(buf);
-    this.b = new Uint8Array(buf);
-    this.#ext = ext;
-    if (bits !== undefined && spare !== undefined) {
-      this.#installFree(bits, spare, cap, this.#capacity);
+    // Every buffer and every view of one first (a view allocates too), so
+    // that a host out of memory changes nothing; nothing below allocates.
+    const compacted = this.#mainBase !== 0;
+    const to = hostAlloc(() => {
+      const buf = new ArrayBuffer(cap * NODE_BYTES);
+      return {
+        f: new Float64Array(buf),
+        w: new Int32Array(buf),
+        b: new Uint8Array(buf),
+        ext: new Uint16Array(cap * 8),
+        bits: new Uint32Array(compacted ? ((cap + 63) >>> 6) << 1 : 0),
+        spare: new Int32Array(compacted ? cap : 0),
+      };
+    }, `an IOVA tree of ${cap} nodes`);
+    to.b.set(this.b);
+    to.ext.set(this.#ext);
+    this.f = to.f;
+    this.w = to.w;
+    this.b = to.b;
+    this.#ext = to.ext;
+    if (compacted) {
+      this.#installFree(to.bits, to.spare, cap, this.#capacity);
       this.#nextUnused = cap;
     }
     this.#capacity = cap;
@@ -515,26 +512,33 @@ export class IovaTree {
     // Main nodes take two slots of every three from here (the last one
     // placed lands below cap: 1.5 slots per main node, plus one).
     const mainBase = hiEnd === 0 ? 1 : hiEnd;
-    let buf: ArrayBuffer;
-    let ext: Uint16Array;
-    let map: Int32Array;
-    let bits: Uint32Array;
-    let spare: Int32Array;
+    // Every buffer and every view of one first (a view allocates too), so
+    // that a host out of memory changes nothing; nothing below allocates.
+    let to;
     try {
-      buf = new ArrayBuffer(cap * NODE_BYTES);
-      ext = new Uint16Array(cap * 8);
-      map = new Int32Array(oldCap);
-      bits = new Uint32Array(((cap + 63) >>> 6) << 1);
-      spare = new Int32Array(cap);
-    } catch {
+      to = hostAlloc(() => {
+        const buf = new ArrayBuffer(cap * NODE_BYTES);
+        return {
+          f: new Float64Array(buf),
+          w: new Int32Array(buf),
+          b: new Uint8Array(buf),
+          ext: new Uint16Array(cap * 8),
+          map: new Int32Array(oldCap),
+          bits: new Uint32Array(((cap + 63) >>> 6) << 1),
+          spare: new Int32Array(cap),
+        };
+      }, `a compacted IOVA tree of ${cap} nodes`);
+    } catch (e) {
+      if (!(e instanceof IommuError)) throw e;
       // No memory for it now: try again only once the population halves
       // again, not on every free below the mark (each failed allocation
       // of this size may cost the engine a full garbage collection).
       this.compactBelow >>= 1;
       return undefined;
     }
+    const { ext, map, bits, spare } = to;
     const w = this.w;
-    const nw = new Int32Array(buf);
+    const nw = to.w;
     for (let k = 0; k < 16; k++) nw[k] = w[k]!;
     // In-order walk: each node goes to the next slot of its region, copied
     // when it is reached (its old line was just read). Links are set from
@@ -592,9 +596,9 @@ export class IovaTree {
         for (let k = 0; k < 8; k++) ext[(d << 3) + k] = ow[(o << 3) + k]!;
       }
     }
-    this.f = new Float64Array(buf);
+    this.f = to.f;
     this.w = nw;
-    this.b = new Uint8Array(buf);
+    this.b = to.b;
     this.#ext = ext;
     this.#capacity = cap;
     this.compactBelow = cap >= COMPACT_MIN ? cap >> 1 : 0;
