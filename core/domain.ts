@@ -29,7 +29,7 @@ import {
 } from "./iommu.ts";
 import { MapPlan } from "./map_plan.ts";
 import type { PhysicalMemory } from "./memory.ts";
-import { PageMarks } from "./page_marks.ts";
+import { NOT_MEMBER, PageMarks, VISIT_AGAIN } from "./page_marks.ts";
 import { splitIntoPages } from "./page_split.ts";
 import { isStableFloat64Array, trustPlan } from "./plan_trust.ts";
 
@@ -785,7 +785,9 @@ export class Domain {
     // entry.
     for (let i = 0; i < list.length; i++) {
       const pa = list[i]!;
-      if (owned?.has(pa) !== true) {
+      // One probe: member or not, and whether this pass listed it before.
+      const seen = owned === undefined ? NOT_MEMBER : owned.visit(pa);
+      if (seen === NOT_MEMBER) {
         throw new IommuError(
           "EINVAL",
           `gather frees ${
@@ -793,7 +795,7 @@ export class Domain {
           }, which domain ${this.id} did not defer into it`,
         );
       }
-      const twice = !owned.visit(pa);
+      const twice = seen === VISIT_AGAIN;
       if (frames.blockSize(pa) === 0 || twice) {
         throw new IommuError(
           "EINVAL",

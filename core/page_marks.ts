@@ -9,6 +9,13 @@
 
 const FIRST_CAPACITY = 64;
 
+/** {@linkcode PageMarks.visit}: a member, first visited in this pass. */
+export const VISIT_FIRST = 1;
+/** {@linkcode PageMarks.visit}: a member visited already in this pass. */
+export const VISIT_AGAIN = 0;
+/** {@linkcode PageMarks.visit}: not a member. */
+export const NOT_MEMBER = -1;
+
 /**
  * A set of addresses (non-negative safe integers, bytes) with an epoch
  * label and a visit pass for finding duplicates in a list of members.
@@ -79,17 +86,21 @@ export class PageMarks {
   }
 
   /**
-   * Visit member `pa` in the current pass.
+   * Visit `value` in the current pass: one probe answers both whether it is
+   * a member and whether this pass has visited it already.
    *
-   * @param pa A member (see {@linkcode PageMarks.has}).
-   * @returns True the first time in the pass, false when it was visited
-   * already (and for a non-member).
+   * @param value Anything (a non-number is never a member).
+   * @returns {@linkcode VISIT_FIRST} the first time a member is visited in
+   * the pass, {@linkcode VISIT_AGAIN} when it was visited already,
+   * {@linkcode NOT_MEMBER} for a non-member (nothing is recorded then).
    */
-  visit(pa: number): boolean {
-    const i = this.#probe(pa);
-    if (i < 0 || this.#visits[i] === this.#visit) return false;
+  visit(value: unknown): number {
+    if (typeof value !== "number") return NOT_MEMBER;
+    const i = this.#probe(value);
+    if (i < 0) return NOT_MEMBER;
+    if (this.#visits[i] === this.#visit) return VISIT_AGAIN;
     this.#visits[i] = this.#visit;
-    return true;
+    return VISIT_FIRST;
   }
 
   // The slot holding `pa`, or ~(the free slot where it would go).

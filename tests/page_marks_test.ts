@@ -5,7 +5,12 @@
  */
 import { assertEquals } from "@std/assert";
 import fc from "fast-check";
-import { PageMarks } from "../core/page_marks.ts";
+import {
+  NOT_MEMBER,
+  PageMarks,
+  VISIT_AGAIN,
+  VISIT_FIRST,
+} from "../core/page_marks.ts";
 
 type Op =
   | { add: number }
@@ -54,7 +59,7 @@ Deno.test("PageMarks answers as a Set through adds, clears and growth (property)
             marks.clear();
             set.clear();
           } else {
-            // A list of members with repeats: visit is true exactly for the
+            // A list of members with repeats: visit says VISIT_FIRST exactly for the
             // first occurrence of each in the pass.
             const members = [...set];
             if (members.length === 0) continue;
@@ -62,7 +67,11 @@ Deno.test("PageMarks answers as a Set through adds, clears and growth (property)
             const seen = new Set<number>();
             marks.startVisits();
             for (const pa of list) {
-              assertEquals(marks.visit(pa), !seen.has(pa), `visit ${pa}`);
+              assertEquals(
+                marks.visit(pa),
+                seen.has(pa) ? VISIT_AGAIN : VISIT_FIRST,
+                `visit ${pa}`,
+              );
               seen.add(pa);
             }
           }
@@ -89,12 +98,13 @@ Deno.test("PageMarks: thousands of members, cleared and refilled, non-numbers ne
     // Last round's members are gone after the clear.
     if (round > 0) assertEquals(marks.has(base - 4096), false);
     marks.startVisits();
-    assertEquals(marks.visit(base), true);
-    assertEquals(marks.visit(base), false);
-    assertEquals(marks.visit(base + 4096), false, "not a member");
+    assertEquals(marks.visit(base), VISIT_FIRST);
+    assertEquals(marks.visit(base), VISIT_AGAIN);
+    assertEquals(marks.visit(base + 4096), NOT_MEMBER, "not a member");
+    assertEquals(marks.visit("x"), NOT_MEMBER, "not a number");
     // A new pass: visited again once.
     marks.startVisits();
-    assertEquals(marks.visit(base), true);
+    assertEquals(marks.visit(base), VISIT_FIRST);
     marks.clear();
     assertEquals(marks.size, 0);
     assertEquals(marks.has(base), false);
