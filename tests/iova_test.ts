@@ -6,6 +6,11 @@ import {
   IovaAllocator,
   type IovaAllocatorOptions,
 } from "../core/dma/mod.ts";
+import {
+  IovaTree,
+  iovaTreeSlotsForTest,
+  KIND_LIVE,
+} from "../core/dma/iova_tree.ts";
 import { expectError } from "./support/assertions.ts";
 
 const K = 4096;
@@ -1553,5 +1558,98 @@ Deno.test("IovaAllocator: a refusal at any allocation of a growth or compaction 
     assertEquals(a.stats(), twin.stats());
     assertEquals(seen.get("IOVA tree"), 7);
     healthy(a);
+  });
+});
+
+// A compacted tree built directly: `n` one-granule nodes at 4k, every
+// second one removed, compacted, some of the survivors freed after.
+function compactedTree(n: number): IovaTree {
+  const tree = new IovaTree(0);
+  const nodes: number[] = [];
+  for (let k = 0; k < n; k++) {
+    const i = tree.newNode(4 * k, 4 * k + 1, KIND_LIVE, 0);
+    tree.insert(i);
+    nodes.push(i);
+  }
+  for (let k = 0; k < n; k += 2) {
+    tree.remove(nodes[k]!);
+    tree.releaseNode(nodes[k]!);
+  }
+  assert(tree.compact() !== undefined);
+  for (const i of tree.nodes().filter((_, k) => k % 7 === 3)) {
+    tree.remove(i);
+    tree.releaseNode(i);
+    // (No address index to rename moved nodes in.)
+    if (tree.pending !== 0) tree.migrate({ rename() {} });
+  }
+  assertEquals(tree.audit(), []);
+  return tree;
+}
+
+Deno.test("IovaTree: audit reports a corrupt spare stack, bitmap padding or last-freed slot", async (t) => {
+  const tree = compactedTree(3000);
+  const slots = iovaTreeSlotsForTest(tree);
+  const cap = tree.capacity;
+  // Corrupt one field, expect audit to name the fault, put it back.
+  const expectFault = (
+    corrupt: () => () => void,
+    says: string,
+  ): void => {
+    const restore = corrupt();
+    const problems = tree.audit();
+    restore();
+    assert(
+      problems.some((p) => p.includes(says)),
+      `${JSON.stringify(problems)} lacks "${says}"`,
+    );
+    assertEquals(tree.audit(), []);
+  };
+  assert(slots.spareTop > 0 && slots.lastFreed !== 0);
+  assert(slots.bits.length * 32 > cap, `no padding past ${cap} slots`);
+
+  await t.step("a padding bit past the last slot set", () => {
+    for (const s of [cap, slots.bits.length * 32 - 1]) {
+      expectFault(() => {
+        slots.bits[s >>> 5]! |= 1 << (s & 31);
+        return () => {
+          slots.bits[s >>> 5]! &= ~(1 << (s & 31));
+        };
+      }, "past the last");
+    }
+  });
+  await t.step("a spare entry outside the main slots", () => {
+    for (const bad of [0, -1, cap, cap + 100]) {
+      for (const k of [0, slots.spareTop - 1]) {
+        expectFault(() => {
+          const was = slots.spare[k]!;
+          slots.spare[k] = bad;
+          return () => {
+            slots.spare[k] = was;
+          };
+        }, `spare stack entry ${k} is slot ${bad}`);
+      }
+    }
+  });
+  await t.step("the spare stack's top past its end", () => {
+    for (const bad of [slots.spare.length + 1, -1]) {
+      expectFault(() => {
+        const was = slots.spareTop;
+        slots.spareTop = bad;
+        return () => {
+          slots.spareTop = was;
+        };
+      }, "spare stack top");
+    }
+  });
+  await t.step("the slot released last not a main slot", () => {
+    for (const bad of [cap, cap + 64, -1]) {
+      expectFault(() => {
+        const was = slots.lastFreed;
+        slots.lastFreed = bad;
+        return () => {
+          slots.lastFreed = was;
+        };
+      }, "released last");
+    }
   });
 });

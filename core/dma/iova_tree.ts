@@ -106,6 +106,26 @@ const HIGH = 8;
 const PEND_MAX = 64;
 
 /**
+ * Test access to a compacted tree's free-slot bookkeeping (the spare stack,
+ * the bitmap, the slot released last): tests/iova_test.ts corrupts it to see
+ * {@linkcode IovaTree.audit} report each fault. Not for library use (not
+ * exported from core/dma/mod.ts).
+ */
+export interface IovaTreeSlotsForTest {
+  /** Free main slots, one bit each (set = free), word `s >>> 5`. */
+  readonly bits: Uint32Array;
+  /** The spare stack (entries below spareTop in use). */
+  readonly spare: Int32Array;
+  /** Entries in use on the spare stack. */
+  spareTop: number;
+  /** The main slot released last (0 for none). */
+  lastFreed: number;
+}
+
+/** A view of `t`'s free-slot fields, for tests only (see the interface). */
+export let iovaTreeSlotsForTest: (t: IovaTree) => IovaTreeSlotsForTest;
+
+/**
  * AVL tree of busy ranges over a granule-indexed address space, stored in one
  * ArrayBuffer. Node 0 is a header: its left child is the root, and its left
  * summary the root's. Granule numbers are doubles so the whole 2^53 range is
@@ -188,6 +208,29 @@ export class IovaTree {
    * @param base First allocatable granule (gaps are measured from here).
    * @param capacity Initial number of node slots.
    */
+  static {
+    iovaTreeSlotsForTest = (t) => ({
+      get bits() {
+        return t.#bits;
+      },
+      get spare() {
+        return t.#spare;
+      },
+      get spareTop() {
+        return t.#spareTop;
+      },
+      set spareTop(v: number) {
+        t.#spareTop = v;
+      },
+      get lastFreed() {
+        return t.#lastFreed;
+      },
+      set lastFreed(v: number) {
+        t.#lastFreed = v;
+      },
+    });
+  }
+
   constructor(base: number, capacity = 1024) {
     this.base = base;
     this.#capacity = Math.max(16, capacity);
@@ -1404,8 +1447,9 @@ export class IovaTree {
    * Every slot below #nextUnused is a node's or on exactly one free list,
    * the dense region's list holding only its own slots and the main list
    * none of them; once compacted, the main slots are free exactly when
-   * their bits are set, as many as #freeMain counts; no node waits for a
-   * migration.
+   * their bits are set, as many as #freeMain counts, and no bit past the
+   * last slot is; the spare stack holds main slots only (free or not) and
+   * the slot released last is one (or 0); no node waits for a migration.
    */
   #auditSlots(nodes: number, problems: string[]): void {
     const w = this.w;
@@ -1413,6 +1457,35 @@ export class IovaTree {
     const seen = new Uint8Array(this.#capacity);
     let free = 0;
     const mainBase = this.#mainBase;
+    const cap = this.#capacity;
+    const isMain = (s: number): boolean =>
+      mainBase !== 0 && s >= mainBase && s < cap;
+    // Each of these would hand out a slot outside the store, or read a
+    // word past the bitmap.
+    for (let s = cap; s < this.#bits.length * 32; s++) {
+      if (((this.#bits[s >>> 5]! >>> (s & 31)) & 1) === 1) {
+        problems.push(`slot ${s} past the last (${cap - 1}) is marked free`);
+        break;
+      }
+    }
+    if (this.#spareTop < 0 || this.#spareTop > this.#spare.length) {
+      problems.push(
+        `spare stack top ${this.#spareTop} is outside 0..${this.#spare.length}`,
+      );
+    } else {
+      for (let k = 0; k < this.#spareTop; k++) {
+        const s = this.#spare[k]!;
+        if (!isMain(s)) {
+          problems.push(`spare stack entry ${k} is slot ${s}, not a main slot`);
+          break;
+        }
+      }
+    }
+    if (this.#lastFreed !== 0 && !isMain(this.#lastFreed)) {
+      problems.push(
+        `the slot released last, ${this.#lastFreed}, is no main slot`,
+      );
+    }
     if (mainBase !== 0) {
       // Main slots: free exactly when their bit is set.
       for (let s = mainBase; s < this.#capacity; s++) {
