@@ -1562,8 +1562,9 @@ Deno.test("IovaAllocator: a refusal at any allocation of a growth or compaction 
 });
 
 // A compacted tree built directly: `n` one-granule nodes at 4k, every
-// second one removed, compacted, some of the survivors freed after.
-function compactedTree(n: number): IovaTree {
+// second one removed, compacted, some of the survivors freed after (unless
+// `thenFree` is false).
+function compactedTree(n: number, thenFree = true): IovaTree {
   const tree = new IovaTree(0);
   const nodes: number[] = [];
   for (let k = 0; k < n; k++) {
@@ -1576,6 +1577,7 @@ function compactedTree(n: number): IovaTree {
     tree.releaseNode(nodes[k]!);
   }
   assert(tree.compact() !== undefined);
+  if (!thenFree) return tree;
   for (const i of tree.nodes().filter((_, k) => k % 7 === 3)) {
     tree.remove(i);
     tree.releaseNode(i);
@@ -1652,4 +1654,63 @@ Deno.test("IovaTree: audit reports a corrupt spare stack, bitmap padding or last
       }, "released last");
     }
   });
+});
+
+Deno.test("IovaTree: a take after compaction pops a bounded number of stale spare entries", () => {
+  // 200,000 nodes halved and compacted: about 150,000 slots, every third
+  // main slot free and on the spare stack, lowest on top.
+  const tree = compactedTree(200000, false);
+  assert(tree.capacity >= 65536, `${tree.capacity} slots`);
+  const slots = iovaTreeSlotsForTest(tree);
+  const bits = () => slots.bits;
+  const freeIn = (page: number): number => {
+    let n = 0;
+    for (const wi of [2 * page, 2 * page + 1]) {
+      for (let x = bits()[wi] ?? 0; x !== 0; x &= x - 1) n++;
+    }
+    return n;
+  };
+  // A node in each page (node numbers are slots).
+  const nodeIn = new Map<number, number>();
+  for (const i of tree.nodes()) {
+    if (!nodeIn.has(i >>> 6)) nodeIn.set(i >>> 6, i);
+  }
+  const pages = [...nodeIn.keys()].sort((x, y) => x - y);
+  // Take every free slot of the lower three quarters of the pages through
+  // the bitmap (a new node beside one in that page), never the stack: the
+  // stack's top entries all go stale.
+  let key = 2 ** 40;
+  for (const p of pages.slice(0, (pages.length * 3) >> 2)) {
+    for (let k = freeIn(p); k > 0; k--) {
+      tree.newNode(key, key + 1, KIND_LIVE, nodeIn.get(p)!);
+      key += 2;
+    }
+    assertEquals(freeIn(p), 0);
+  }
+  let staleRun = 0;
+  for (let k = slots.spareTop - 1; k >= 0; k--) {
+    const s = slots.spare[k]!;
+    if (((bits()[s >>> 5]! >>> (s & 31)) & 1) === 1) break;
+    staleRun++;
+  }
+  // Unbounded, the next take would pop them all.
+  assert(staleRun > 20000, `${staleRun} stale entries on top`);
+  const popped = slots.stalePops;
+  const full = nodeIn.get(pages[0]!)!;
+  const s = tree.newNode(key, key + 1, KIND_LIVE, full);
+  assert(slots.stalePops - popped <= 32, `${slots.stalePops - popped} pops`);
+  // A slot that was free, now marked taken.
+  assert(s >>> 6 !== full >>> 6 && s < tree.capacity, `slot ${s}`);
+  assertEquals((bits()[s >>> 5]! >>> (s & 31)) & 1, 0);
+  // The next takes pop at most as many each, and never hand out a slot
+  // twice.
+  const taken = new Set<number>([s]);
+  for (let k = 0; k < 2000; k++) {
+    const before = slots.stalePops;
+    const t = tree.newNode(key, key + 1, KIND_LIVE, full);
+    key += 2;
+    assert(slots.stalePops - before <= 32);
+    assert(!taken.has(t), `slot ${t} twice`);
+    taken.add(t);
+  }
 });

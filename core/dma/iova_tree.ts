@@ -102,6 +102,11 @@ const COMPACT_MIN = 65536;
  * move a node back and forth).
  */
 const HIGH = 8;
+/**
+ * Spare-stack entries one take pops at most before it searches the bitmap
+ * instead (each entry costs a bitmap read, likely a cache miss).
+ */
+const SPARE_POPS = 32;
 /** Height changes remembered for the next {@linkcode IovaTree.migrate}. */
 const PEND_MAX = 64;
 
@@ -120,6 +125,8 @@ export interface IovaTreeSlotsForTest {
   spareTop: number;
   /** The main slot released last (0 for none). */
   lastFreed: number;
+  /** Spare entries found taken (popped and skipped) so far, in all. */
+  readonly stalePops: number;
 }
 
 /** A view of `t`'s free-slot fields, for tests only (see the interface). */
@@ -183,10 +190,17 @@ export class IovaTree {
   #bits: Uint32Array = new Uint32Array(0);
   /**
    * Free main slots to take when that page has none; entries whose bit is
-   * clear were taken through the bitmap since and are skipped.
+   * clear were taken through the bitmap since and are skipped (at most
+   * SPARE_POPS a take: then the bitmap is searched instead). Not every free
+   * slot is on it (a release that finds it full leaves the slot to that
+   * search).
    */
   #spare: Int32Array = new Int32Array(0);
   #spareTop = 0;
+  /** Bitmap word where the next {@linkcode IovaTree.#scanFree} starts. */
+  #scanAt = 0;
+  /** Stale spare entries popped so far (for tests). */
+  #stalePops = 0;
   /**
    * First main slot of a compacted tree (#hiEnd, or 1 without a dense
    * region); 0 before the first compaction, while slots are reused
@@ -224,6 +238,9 @@ export class IovaTree {
       },
       get lastFreed() {
         return t.#lastFreed;
+      },
+      get stalePops() {
+        return t.#stalePops;
       },
       set lastFreed(v: number) {
         t.#lastFreed = v;
@@ -342,35 +359,59 @@ export class IovaTree {
     return (wi << 5) | (31 - Math.clz32(x & -x));
   }
 
-  /** Any free main slot (compacted tree), growing when none is left. */
+  /**
+   * Any free main slot (compacted tree), growing when none is left: the
+   * top of the spare stack, whose entries taken through the bitmap since
+   * they were pushed are skipped, but no more than SPARE_POPS entries a
+   * call (after a compaction, takes through the bitmap can leave a run of
+   * hundreds of thousands); else the first free slot from where the last
+   * such search stopped.
+   */
   #takeSpare(): number {
     if (this.#freeMain === 0) this.#grow();
     this.#freeMain--;
-    for (;;) {
-      if (this.#spareTop === 0) this.#refillSpare();
-      const s = this.#spare[--this.#spareTop]!;
+    const bits = this.#bits;
+    const spare = this.#spare;
+    const top = this.#spareTop;
+    const stop = top > SPARE_POPS ? top - SPARE_POPS : 0;
+    let t = top;
+    while (t !== stop) {
+      const s = spare[--t]!;
       const wi = s >>> 5;
       const m = 1 << (s & 31);
-      const x = this.#bits[wi]!;
+      const x = bits[wi]!;
       if ((x & m) !== 0) {
-        this.#bits[wi] = x & ~m;
+        bits[wi] = x & ~m;
+        this.#spareTop = t;
+        this.#stalePops += top - t - 1;
         return s;
       }
     }
+    this.#spareTop = t;
+    this.#stalePops += top - t;
+    return this.#scanFree();
   }
 
-  /** Rebuild #spare from the bitmap (some bit is set). */
-  #refillSpare(): void {
+  /**
+   * The first free main slot from the bitmap word where the last call
+   * stopped, wrapping (some bit is set: #freeMain counted it). O(words
+   * skipped): at most the bitmap, cap / 32 words, once per call, and a
+   * sweep over the bitmap between two wraps in all.
+   */
+  #scanFree(): number {
     const bits = this.#bits;
-    let top = 0;
-    for (let wi = bits.length - 1; wi >= 0; wi--) {
-      let x = bits[wi]!;
-      while (x !== 0 && top < this.#spare.length) {
-        this.#spare[top++] = (wi << 5) | (31 - Math.clz32(x & -x));
-        x &= x - 1;
+    const n = bits.length;
+    let wi = this.#scanAt;
+    for (let k = 0; k <= n; k++, wi++) {
+      if (wi >= n) wi = 0;
+      const x = bits[wi]!;
+      if (x !== 0) {
+        bits[wi] = x & (x - 1);
+        this.#scanAt = wi;
+        return (wi << 5) | (31 - Math.clz32(x & -x));
       }
     }
-    this.#spareTop = top;
+    throw new Error("IOVA tree: free main slots counted but none marked");
   }
 
   /**
@@ -668,6 +709,7 @@ export class IovaTree {
     this.#bits = bits;
     this.#spare = spare;
     this.#spareTop = top;
+    this.#scanAt = mainBase >>> 5;
     this.#freeMain = top;
     this.pending = 0;
     return map;
