@@ -31,6 +31,34 @@ function healthy(a: IovaAllocator): void {
   assertEquals(a.audit(), []);
 }
 
+/**
+ * Allocate one granule at a time, at most `bound` times, until an
+ * allocation fails (a growth the host refuses, under a stubbed
+ * constructor); the failing call must leave stats and audit as they were.
+ * `keep` records each range allocated before that (callers keep their live
+ * ranges in different shapes).
+ */
+function untilRefused(
+  a: IovaAllocator,
+  keep: (at: number) => void,
+  bound: number,
+): IommuError {
+  for (let i = 0; i < bound; i++) {
+    const before = a.stats();
+    let at: number;
+    try {
+      at = a.alloc(K);
+    } catch (e) {
+      assertEquals(a.stats(), before);
+      healthy(a);
+      if (!(e instanceof IommuError)) throw e;
+      return e;
+    }
+    keep(at);
+  }
+  throw new Error(`no allocation was refused in ${bound}`);
+}
+
 // ---------------------------------------------------------------------------
 // A brute-force model: the busy footprints as a sorted list, every free gap
 // examined for the highest aligned placement. Written from the rules in the
@@ -731,28 +759,19 @@ Deno.test("IovaAllocator: a large tree that loses half its ranges is compacted",
       globalThis.ArrayBuffer = function (): never {
         throw new RangeError("Array buffer allocation failed");
       } as unknown as ArrayBufferConstructor;
-      let e: unknown;
+      let e: IommuError;
       try {
         // A reservation takes a free main slot: no growth needed.
         a.reserve(2 ** 38, K);
         // The free main slots run out first (about half a slot per node).
-        for (let i = 0; i < 40000 && e === undefined; i++) {
-          const before = a.stats();
-          try {
-            live.push([a.alloc(K), K]);
-          } catch (x) {
-            e = x;
-            assertEquals(a.stats(), before);
-          }
-        }
+        e = untilRefused(a, (at) => live.push([at, K]), 40000);
         const before = a.stats();
         expectError(() => a.reserve(2 ** 39, K), "ENOMEM", "IOVA tree");
         assertEquals(a.stats(), before);
       } finally {
         globalThis.ArrayBuffer = Real;
       }
-      assert(e instanceof IommuError, String(e));
-      assertEquals((e as IommuError).kind, "ENOMEM");
+      assertEquals(e.kind, "ENOMEM");
       assert(live.length > 40000, `${live.length} ranges`);
       assertEquals(a.stats().nodeSlots, compacted);
       healthy(a);
@@ -1307,23 +1326,6 @@ Deno.test("IovaAllocator: summaries stored in the parent stay exact", async (t) 
 });
 
 Deno.test("IovaAllocator: when the host has no memory to grow the range tree or its index, alloc and reserve fail with ENOMEM and change nothing", async (t) => {
-  // Allocate one granule at a time until `refuse` makes a growth fail;
-  // the failing call must leave the allocator as it was.
-  const untilRefused = (a: IovaAllocator, live: number[]): IommuError => {
-    for (let i = 0; i < 10_000; i++) {
-      const before = a.stats();
-      let at: number;
-      try {
-        at = a.alloc(K);
-      } catch (e) {
-        assertEquals(a.stats(), before);
-        healthy(a);
-        return e as IommuError;
-      }
-      live.push(at);
-    }
-    throw new Error("no growth was refused");
-  };
   const freeAll = (a: IovaAllocator, live: number[]) => {
     for (const at of live) a.free(at, K);
     assertEquals(a.stats().liveRanges, 0);
@@ -1339,7 +1341,7 @@ Deno.test("IovaAllocator: when the host has no memory to grow the range tree or 
     } as unknown as ArrayBufferConstructor;
     let e: IommuError;
     try {
-      e = untilRefused(a, live);
+      e = untilRefused(a, (at) => live.push(at), 10_000);
       // A reservation in free space needs a node too.
       const before = a.stats();
       expectError(() => a.reserve(2 ** 39, K), "ENOMEM", "IOVA tree");
@@ -1375,7 +1377,7 @@ Deno.test("IovaAllocator: when the host has no memory to grow the range tree or 
     });
     let e: IommuError;
     try {
-      e = untilRefused(a, live);
+      e = untilRefused(a, (at) => live.push(at), 10_000);
     } finally {
       globalThis.Int32Array = Real;
     }
