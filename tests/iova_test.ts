@@ -1716,3 +1716,51 @@ Deno.test("IovaTree: a take after compaction pops a bounded number of stale spar
     taken.add(t);
   }
 });
+
+Deno.test("IovaAllocator: a free whose cache magazine the host refuses frees into the tree", () => {
+  const K = 4096;
+  const make = () => new IovaAllocator({ end: 2 ** 32, cacheMaxSize: K });
+  const a = make();
+  const twin = make();
+  const n = 400;
+  const live: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const iova = a.alloc(K);
+    assertEquals(twin.alloc(K), iova);
+    live.push(iova);
+  }
+  // Each free with the first construction refused, until one is: the frees
+  // that fill the two loaded magazines make nothing; the first that needs
+  // a depot magazine is refused and must still free the range (into the
+  // tree). The frees after it run with memory to spare.
+  let refusedAt = -1;
+  for (let i = 0; i < n; i++) {
+    if (refusedAt < 0) {
+      const r = refusingNth(1, () => a.free(live[i]!, K));
+      assert(r.ok, `free ${i} threw ${String(r.error)}`);
+      if (r.made > 0) refusedAt = i;
+    } else a.free(live[i]!, K);
+    twin.free(live[i]!, K);
+  }
+  assert(refusedAt > 0, "no free needed a new magazine");
+  assertEquals(a.audit(), []);
+  const s = a.stats();
+  const t = twin.stats();
+  // The refused free went to the tree; the next one made the magazine.
+  assertEquals(s.frees, n);
+  assertEquals(s.liveRanges, 0);
+  assertEquals(s.cachedRanges, t.cachedRanges - 1);
+  // Every cached range is handed out once; then the tree's highest free
+  // range is the refused one (those above it are all cached, and it is
+  // free space again).
+  const seen = new Set<number>();
+  for (let i = 0; i < s.cachedRanges; i++) {
+    const iova = a.alloc(K);
+    assert(!seen.has(iova), `cached range ${iova} handed out twice`);
+    assert(iova !== live[refusedAt], "the refused range was cached");
+    seen.add(iova);
+  }
+  assertEquals(a.stats().cacheHits, s.cachedRanges);
+  assertEquals(a.alloc(K), live[refusedAt]);
+  assertEquals(a.audit(), []);
+});

@@ -21,6 +21,16 @@ const F_HI = T.F_HI;
 /** Entries per magazine, as in the kernel (127 + a count fill 1 KiB there). */
 export const IOVA_MAGAZINE_SIZE = 127;
 const MAG = 127;
+
+/** A new magazine, or undefined when the host refuses the memory. */
+function newMagazine(): Int32Array | undefined {
+  try {
+    return new Int32Array(MAG);
+  } catch (e) {
+    if (e instanceof RangeError) return undefined;
+    throw e;
+  }
+}
 /** log2 of the slot stride of a magazine in the pool (128 >= MAG). */
 const MAG_SHIFT = 7;
 
@@ -163,8 +173,9 @@ export class IovaRcache {
    *
    * @param k Size class.
    * @param node Tree node index.
-   * @returns False when every magazine and the depot are full (the caller
-   * then frees the range into the tree).
+   * @returns False when every magazine and the depot are full, or the host
+   * has no memory for a new magazine (the caller then frees the range into
+   * the tree).
    */
   put(k: number, node: number): boolean {
     const i = k << 1;
@@ -193,7 +204,9 @@ export class IovaRcache {
     } else {
       const depot = this.#depots[k]!;
       if (depot.length >= this.#depotLimit) return false;
-      const mag = this.#spare.pop() ?? new Int32Array(MAG);
+      const mag = this.#spare.pop() ?? newMagazine();
+      // No host memory for a magazine: the caller frees into the tree.
+      if (mag === undefined) return false;
       const o = off[i]!;
       for (let j = 0; j < MAG; j++) mag[j] = pool[o + j]!;
       depot.push(mag);
