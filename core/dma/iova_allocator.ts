@@ -153,7 +153,12 @@ export interface IovaStats {
   allocs: number;
   /** Successful frees. */
   frees: number;
-  /** Allocations that failed with ENOMEM. */
+  /**
+   * Allocations that failed with ENOMEM because no free range fits. An
+   * allocation refused because the host has no memory to grow the range
+   * tree or the address index also fails with ENOMEM but is not counted:
+   * such a call changes nothing, these statistics included.
+   */
   allocFailures: number;
   /** Times the cache was flushed (by a failing search or {@linkcode IovaAllocator.flushCache}). */
   cacheFlushes: number;
