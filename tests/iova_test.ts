@@ -1200,8 +1200,10 @@ Deno.test("IovaAllocator: property, alignments beyond the augmentation (granule 
       fc.property(setupArb, fc.array(opArb, { maxLength: 40 }), (s, ops) => {
         run(s, ops, { cacheMaxSize: 0, searchProbes: 0 }, false, 1);
       }),
-      { numRuns: 200 },
+      // A fixed seed: the coverage check below must not depend on the draw.
+      { numRuns: 200, seed: 0x1a2b3c },
     );
+    // (8 with this seed.)
     assert(fallbacksSeen > 0, "the bounded fallback was never exercised");
   });
   await t.step("a failed fallback repeats the search unbounded", () => {
