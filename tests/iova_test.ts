@@ -1766,3 +1766,27 @@ Deno.test("IovaAllocator: a free whose cache magazine the host refuses frees int
   assertEquals(a.alloc(K), live[refusedAt]);
   assertEquals(a.audit(), []);
 });
+
+Deno.test("IovaAllocator: a cache flush that halves a large tree compacts it", () => {
+  const K = 4096;
+  const a = new IovaAllocator({
+    end: 2 ** 40,
+    cacheMaxSize: K,
+    depotSize: 1000,
+  });
+  const n = 70_000;
+  const live: number[] = [];
+  for (let i = 0; i < n; i++) live.push(a.alloc(K));
+  for (const iova of live) a.free(iova, K);
+  const before = a.stats();
+  // Every range is cached (still a node of the tree), so nothing compacted.
+  assertEquals(before.cachedRanges, n);
+  assert(before.nodeSlots >= n, `${before.nodeSlots} slots`);
+  a.flushCache();
+  const after = a.stats();
+  assertEquals(after.cachedRanges, 0);
+  assert(after.nodeSlots <= 2048, `still ${after.nodeSlots} slots`);
+  assertEquals(a.audit(), []);
+  // The space is whole again: the highest range comes back first.
+  assertEquals(a.alloc(K), live[0]);
+});

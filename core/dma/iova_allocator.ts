@@ -171,9 +171,9 @@ export interface IovaStats {
   /**
    * Node slots the range tree holds in memory (64 bytes each, one per busy
    * range plus free ones). They grow by half when full; a tree of at least
-   * 65,536 slots whose ranges fall below half of them is compacted to
-   * about 1.5 slots per range, plus a dense region for the nodes near the
-   * top of the tree (about 1 slot in 40).
+   * 65,536 slots whose ranges fall below half of them (after a free or a
+   * cache flush) is compacted to about 1.5 slots per range, plus a dense
+   * region for the nodes near the top of the tree (about 1 slot in 40).
    */
   nodeSlots: number;
 }
@@ -741,6 +741,8 @@ export class IovaAllocator {
     });
     if (tree.pending !== 0) tree.migrate(this.#hash);
     this.#flushes++;
+    // A flush can halve the population as a run of frees can.
+    if (tree.size < tree.compactBelow) this.#compact();
   }
 
   /**
