@@ -1720,7 +1720,6 @@ Deno.test("IovaTree: a take after compaction pops a bounded number of stale spar
 });
 
 Deno.test("IovaAllocator: a free whose cache magazine the host refuses frees into the tree", () => {
-  const K = 4096;
   const make = () => new IovaAllocator({ end: 2 ** 32, cacheMaxSize: K });
   const a = make();
   const twin = make();
@@ -1768,7 +1767,6 @@ Deno.test("IovaAllocator: a free whose cache magazine the host refuses frees int
 });
 
 Deno.test("IovaAllocator: a cache flush that halves a large tree compacts it", () => {
-  const K = 4096;
   const a = new IovaAllocator({
     end: 2 ** 40,
     cacheMaxSize: K,
@@ -1789,4 +1787,27 @@ Deno.test("IovaAllocator: a cache flush that halves a large tree compacts it", (
   assertEquals(a.audit(), []);
   // The space is whole again: the highest range comes back first.
   assertEquals(a.alloc(K), live[0]);
+});
+
+Deno.test("IovaAllocator: the address index shrinks with the tree after a burst", () => {
+  const a = new IovaAllocator({ end: 2 ** 40, cacheMaxSize: 0 });
+  const n = 200_000;
+  const live: number[] = [];
+  for (let i = 0; i < n; i++) live.push(a.alloc(K));
+  const peak = a.stats().indexSlots;
+  assert(peak >= 2 * n, `${peak} index slots for ${n} ranges`);
+  // Free all but 10,000, from the top down: the tree compacts as it halves,
+  // and the index is rebuilt smaller once it is nearly empty.
+  const keep = 10_000;
+  for (let i = 0; i < n - keep; i++) a.free(live[i]!, K);
+  const s = a.stats();
+  assertEquals(s.liveRanges, keep);
+  assert(s.indexSlots <= peak / 2, `${s.indexSlots} of ${peak} slots left`);
+  assert(s.indexSlots >= 2 * keep, `${s.indexSlots} slots`);
+  assertEquals(a.audit(), []);
+  // Every survivor is still found by its address, and only those.
+  expectError(() => a.free(live[0]!, K), "ENOENT");
+  for (let i = n - keep; i < n; i++) a.free(live[i]!, K);
+  assertEquals(a.stats().liveRanges, 0);
+  assertEquals(a.audit(), []);
 });

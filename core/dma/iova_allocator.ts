@@ -176,6 +176,13 @@ export interface IovaStats {
    * region for the nodes near the top of the tree (about 1 slot in 40).
    */
   nodeSlots: number;
+  /**
+   * Slots of the address index (4 bytes each; a power of two, at least
+   * twice the busy ranges). It doubles when half full, and a compaction
+   * that leaves it under one range in eight slots shrinks it to four slots
+   * per range (not below 1,024).
+   */
+  indexSlots: number;
 }
 
 function pow2Ceil(n: number): number {
@@ -608,7 +615,7 @@ export class IovaAllocator {
   #compact(): void {
     const map = this.#tree.compact();
     if (map === undefined) return;
-    this.#hash.renumber(map);
+    this.#hash.renumber(map, this.#tree.f);
     this.#rcache.renumber(map);
   }
 
@@ -768,6 +775,7 @@ export class IovaAllocator {
       cacheFlushes: this.#flushes,
       searchFallbacks: this.#tree.fallbacks,
       nodeSlots: this.#tree.capacity,
+      indexSlots: this.#hash.capacity,
     };
   }
 

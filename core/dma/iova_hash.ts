@@ -18,6 +18,8 @@ const NODE_MASK = (1 << 25) - 1;
 const TAG_SHIFT = 28;
 const TAG_MASK = ~((1 << TAG_SHIFT) - 1);
 const INV_TWO32 = 1 / 4294967296;
+/** Slots a table never shrinks below. */
+const MIN_SLOTS = 1024;
 
 /**
  * Linear-probing map from a granule number (0 .. 2^53) to a node index
@@ -240,13 +242,41 @@ export class IovaHash {
   }
 
   /**
-   * Rename every entry's node after the tree moved its nodes (keys, and so
+   * Rename every entry's node after the tree moved its nodes. A table that
+   * the population has left nearly empty (under one entry in eight slots,
+   * above the first 1024 slots) is rebuilt at four slots per entry instead,
+   * so that the index shrinks with the tree; when the host has no memory
+   * for the new table, the entries are renamed in place (keys, and so
    * slots, tags and distances, stay as they are). O(capacity).
    *
    * @param map Old node index -> new node index.
+   * @param f The tree's Float64 view after the move (the keys, by new index).
    */
-  renumber(map: Int32Array): void {
+  renumber(map: Int32Array, f: Float64Array): void {
     const slots = this.#slots;
+    if (slots.length > MIN_SLOTS && this.#count * 8 < slots.length) {
+      let cap = MIN_SLOTS;
+      while (cap < this.#count * 4) cap *= 2;
+      let fresh: Int32Array | undefined;
+      try {
+        fresh = new Int32Array(cap);
+      } catch (e) {
+        if (!(e instanceof RangeError)) throw e;
+      }
+      if (fresh !== undefined) {
+        this.#slots = fresh;
+        this.#mask = cap - 1;
+        this.#shift = Math.clz32(cap) + 1;
+        this.#count = 0;
+        for (let j = 0; j < slots.length; j++) {
+          const e = slots[j]!;
+          if (e === 0) continue;
+          const v = map[(e >>> DIST_BITS) & NODE_MASK]!;
+          this.add(f[v << 3]!, v);
+        }
+        return;
+      }
+    }
     const keep = ~(NODE_MASK << DIST_BITS);
     for (let j = 0; j < slots.length; j++) {
       const e = slots[j]!;
