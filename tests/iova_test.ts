@@ -9,6 +9,7 @@ import {
 import {
   IovaTree,
   iovaTreeSlotsForTest,
+  KIND_ANCHOR,
   KIND_LIVE,
 } from "../core/dma/iova_tree.ts";
 import { expectError } from "./support/assertions.ts";
@@ -1810,4 +1811,66 @@ Deno.test("IovaAllocator: the address index shrinks with the tree after a burst"
   for (let i = n - keep; i < n; i++) a.free(live[i]!, K);
   assertEquals(a.stats().liveRanges, 0);
   assertEquals(a.audit(), []);
+});
+
+Deno.test("IovaTree: a slot scan that starts past the last free slot wraps to the first", () => {
+  // A compacted tree filled up to one free main slot (the highest), then a
+  // churn that buries the spare stack under stale entries: the take after
+  // it scans the bitmap from its cursor. A second time with only a low slot
+  // free, below where the cursor stopped: the scan must wrap to find it.
+  const tree = new IovaTree(0);
+  tree.insert(tree.newNode(2 ** 40, 2 ** 40, KIND_ANCHOR, 0));
+  const first: number[] = [];
+  for (let k = 0; k < 3000; k++) {
+    const i = tree.newNode(4 * k, 4 * k + 1, KIND_LIVE, 0);
+    tree.insert(i);
+    first.push(i);
+  }
+  for (let k = 0; k < 3000; k += 2) {
+    tree.remove(first[k]!);
+    tree.releaseNode(first[k]!);
+  }
+  assert(tree.compact() !== undefined, "no compaction");
+  const slots = iovaTreeSlotsForTest(tree);
+  const freeSlots = (): number[] => {
+    const out: number[] = [];
+    for (let s = 0; s < slots.bits.length * 32; s++) {
+      if (((slots.bits[s >>> 5]! >>> (s & 31)) & 1) === 1) out.push(s);
+    }
+    return out;
+  };
+  let key = 2 ** 20;
+  const add = (near: number): number => {
+    const i = tree.newNode(key, key + 1, KIND_LIVE, near);
+    tree.insert(i);
+    key += 4;
+    tree.pending = 0;
+    return i;
+  };
+  for (let free = freeSlots().length; free > 1; free--) add(0);
+  const high = freeSlots();
+  assertEquals(high.length, 1);
+  const live = tree.nodes();
+  // Free and take the same low slot 32 times: each take finds it in its
+  // own page, and each release pushes it on the spare stack again.
+  let x = live[200]!;
+  const bury = (): void => {
+    for (let r = 0; r < 32; r++) {
+      tree.remove(x);
+      tree.releaseNode(x);
+      tree.pending = 0;
+      assertEquals(add(x), x);
+    }
+  };
+  bury();
+  assertEquals(add(0), high[0]);
+  const low = live[400]!;
+  tree.remove(low);
+  tree.releaseNode(low);
+  tree.pending = 0;
+  bury();
+  assertEquals(freeSlots(), [low]);
+  assertEquals(add(0), low);
+  assertEquals(freeSlots(), []);
+  assertEquals(tree.audit(), []);
 });

@@ -218,10 +218,7 @@ export class IovaTree {
   readonly #stack = new Int32Array(MAX_PATH * 4 + 8);
   readonly #vals = new Float64Array(MAX_PATH * 4 + 8);
 
-  /**
-   * @param base First allocatable granule (gaps are measured from here).
-   * @param capacity Initial number of node slots.
-   */
+  // Test access to the free-slot bookkeeping (iovaTreeSlotsForTest).
   static {
     iovaTreeSlotsForTest = (t) => ({
       get bits() {
@@ -248,6 +245,10 @@ export class IovaTree {
     });
   }
 
+  /**
+   * @param base First allocatable granule (gaps are measured from here).
+   * @param capacity Initial number of node slots.
+   */
   constructor(base: number, capacity = 1024) {
     this.base = base;
     this.#capacity = Math.max(16, capacity);
