@@ -1853,7 +1853,7 @@ Deno.test("IovaTree: a slot scan that starts past the last free slot wraps to th
   const live = tree.nodes();
   // Free and take the same low slot 32 times: each take finds it in its
   // own page, and each release pushes it on the spare stack again.
-  let x = live[200]!;
+  const x = live[200]!;
   const bury = (): void => {
     for (let r = 0; r < 32; r++) {
       tree.remove(x);
