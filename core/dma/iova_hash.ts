@@ -264,16 +264,7 @@ export class IovaHash {
         if (!(e instanceof RangeError)) throw e;
       }
       if (fresh !== undefined) {
-        this.#slots = fresh;
-        this.#mask = cap - 1;
-        this.#shift = Math.clz32(cap) + 1;
-        this.#count = 0;
-        for (let j = 0; j < slots.length; j++) {
-          const e = slots[j]!;
-          if (e === 0) continue;
-          const v = map[(e >>> DIST_BITS) & NODE_MASK]!;
-          this.add(f[v << 3]!, v);
-        }
+        this.#rehash(slots, fresh, f, map);
         return;
       }
     }
@@ -300,16 +291,28 @@ export class IovaHash {
       () => new Int32Array(cap),
       `an IOVA index of ${cap} slots`,
     );
-    this.#slots = slots;
+    this.#rehash(old, slots, f);
+  }
+
+  // Install `fresh` (a power of two of slots, empty) and add every entry of
+  // `old` to it, each node renamed by `map` when there is one.
+  #rehash(
+    old: Int32Array,
+    fresh: Int32Array,
+    f: Float64Array,
+    map?: Int32Array,
+  ): void {
+    const cap = fresh.length;
+    this.#slots = fresh;
     this.#mask = cap - 1;
     this.#shift = Math.clz32(cap) + 1;
     this.#count = 0;
     for (let j = 0; j < old.length; j++) {
       const e = old[j]!;
-      if (e !== 0) {
-        const v = (e >>> DIST_BITS) & NODE_MASK;
-        this.add(f[v << 3]!, v);
-      }
+      if (e === 0) continue;
+      const node = (e >>> DIST_BITS) & NODE_MASK;
+      const v = map === undefined ? node : map[node]!;
+      this.add(f[v << 3]!, v);
     }
   }
 }
