@@ -155,9 +155,10 @@ export interface IovaStats {
   frees: number;
   /**
    * Allocations that failed with ENOMEM because no free range fits. An
-   * allocation refused because the host has no memory to grow the range
-   * tree or the address index also fails with ENOMEM but is not counted:
-   * such a call changes nothing, these statistics included.
+   * allocation refused because the tree or the address index cannot grow
+   * (full, or no host memory) also fails with ENOMEM but is not counted
+   * here; it allocates nothing, though it may have counted a cache miss and
+   * flushed the cache on the way (see {@linkcode IovaAllocator.alloc}).
    */
   allocFailures: number;
   /** Times the cache was flushed (by a failing search or {@linkcode IovaAllocator.flushCache}). */
@@ -465,7 +466,9 @@ export class IovaAllocator {
    * limit (it could never fit); `ENOMEM` when no free range fits now (the
    * cache is flushed and the search retried once first; nothing else
    * changes), or when the range tree is full (2^25 - 1 nodes) or the host
-   * has no memory to grow it (nothing changes).
+   * has no memory to grow it or the address index (no range is allocated
+   * or freed then; a cache miss may have been counted and the cache
+   * flushed first, as above).
    */
   alloc(size: number, limit?: number): number {
     // Fast path: a positive int32 size of a cached class, the same limit as
