@@ -1790,27 +1790,73 @@ Deno.test("IovaAllocator: a cache flush that halves a large tree compacts it", (
   assertEquals(a.alloc(K), live[0]);
 });
 
-Deno.test("IovaAllocator: the address index shrinks with the tree after a burst", () => {
-  const a = new IovaAllocator({ end: 2 ** 40, cacheMaxSize: 0 });
+Deno.test("IovaAllocator: the address index shrinks after a burst, later when the host refuses", async (t) => {
   const n = 200_000;
-  const live: number[] = [];
-  for (let i = 0; i < n; i++) live.push(a.alloc(K));
-  const peak = a.stats().indexSlots;
-  assert(peak >= 2 * n, `${peak} index slots for ${n} ranges`);
-  // Free all but 10,000, from the top down: the tree compacts as it halves,
-  // and the index is rebuilt smaller once it is nearly empty.
-  const keep = 10_000;
-  for (let i = 0; i < n - keep; i++) a.free(live[i]!, K);
-  const s = a.stats();
-  assertEquals(s.liveRanges, keep);
-  assert(s.indexSlots <= peak / 2, `${s.indexSlots} of ${peak} slots left`);
-  assert(s.indexSlots >= 2 * keep, `${s.indexSlots} slots`);
-  assertEquals(a.audit(), []);
-  // Every survivor is still found by its address, and only those.
-  expectError(() => a.free(live[0]!, K), "ENOENT");
-  for (let i = n - keep; i < n; i++) a.free(live[i]!, K);
-  assertEquals(a.stats().liveRanges, 0);
-  assertEquals(a.audit(), []);
+  const burst = (): [IovaAllocator, number[]] => {
+    const a = new IovaAllocator({ end: 2 ** 40, cacheMaxSize: 0 });
+    const live: number[] = [];
+    for (let i = 0; i < n; i++) live.push(a.alloc(K));
+    assertEquals(a.stats().indexSlots, 524_288);
+    return [a, live];
+  };
+  // Frees from the top down to `keep` survivors.
+  const freeDownTo = (a: IovaAllocator, live: number[], keep: number) => {
+    for (let i = n - a.stats().liveRanges; i < n - keep; i++) {
+      a.free(live[i]!, K);
+    }
+  };
+  const survivorsFound = (a: IovaAllocator, live: number[]) => {
+    assertEquals(a.audit(), []);
+    expectError(() => a.free(live[0]!, K), "ENOENT");
+    for (let i = n - a.stats().liveRanges; i < n; i++) a.free(live[i]!, K);
+    assertEquals(a.stats().liveRanges, 0);
+    assertEquals(a.audit(), []);
+  };
+  await t.step(
+    "four slots per range each time it falls under one in eight",
+    () => {
+      const [a, live] = burst();
+      // Rebuilt at 65,535 ranges (262,144 slots), 32,767 (131,072) and
+      // 16,383 (65,536).
+      freeDownTo(a, live, 10_000);
+      assertEquals(a.stats().indexSlots, 65_536);
+      survivorsFound(a, live);
+    },
+  );
+  await t.step(
+    "a refused table: kept, tried again once the population halves",
+    () => {
+      const [a, live] = burst();
+      // Refuse every new table (an Int32Array of a length; views of a buffer
+      // pass): the index keeps its slots, and so does the tree.
+      const Real = globalThis.Int32Array;
+      let refused = 0;
+      globalThis.Int32Array = new Proxy(Real, {
+        construct(target, args: unknown[], newTarget) {
+          if (typeof args[0] === "number") {
+            refused++;
+            throw new RangeError("Array buffer allocation failed");
+          }
+          return Reflect.construct(target, args, newTarget);
+        },
+      });
+      try {
+        freeDownTo(a, live, 50_000);
+      } finally {
+        globalThis.Int32Array = Real;
+      }
+      assert(refused > 0, "no table was asked for");
+      assertEquals(a.stats().indexSlots, 524_288);
+      assertEquals(a.audit(), []);
+      // With memory back, the next try comes at 32,767 ranges (the mark
+      // halved), then at 16,383.
+      freeDownTo(a, live, 32_768);
+      assertEquals(a.stats().indexSlots, 524_288);
+      freeDownTo(a, live, 10_000);
+      assertEquals(a.stats().indexSlots, 65_536);
+      survivorsFound(a, live);
+    },
+  );
 });
 
 Deno.test("IovaTree: a slot scan that starts past the last free slot wraps to the first", () => {

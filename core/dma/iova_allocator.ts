@@ -179,9 +179,9 @@ export interface IovaStats {
   nodeSlots: number;
   /**
    * Slots of the address index (4 bytes each; a power of two, at least
-   * twice the busy ranges). It doubles when half full, and a compaction
-   * that leaves it under one range in eight slots shrinks it to four slots
-   * per range (not below 1,024).
+   * twice the busy ranges). It doubles when half full, and a free that
+   * leaves it under one range in eight slots rebuilds it at four slots per
+   * range (not below 1,024).
    */
   indexSlots: number;
 }
@@ -618,7 +618,7 @@ export class IovaAllocator {
   #compact(): void {
     const map = this.#tree.compact();
     if (map === undefined) return;
-    this.#hash.renumber(map, this.#tree.f);
+    this.#hash.renumber(map);
     this.#rcache.renumber(map);
   }
 

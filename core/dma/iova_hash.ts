@@ -38,6 +38,9 @@ export class IovaHash {
   #mask: number;
   #shift: number;
   #count = 0;
+  // Entries below which a delete shrinks the table (0: never): one in
+  // eight slots, halved after a shrink the host refused.
+  #shrinkBelow = 0;
   /** Tag of the key last hashed by #home, in the entry's tag position. */
   #tag = 0;
 
@@ -48,6 +51,7 @@ export class IovaHash {
     this.#slots = new Int32Array(cap);
     this.#mask = cap - 1;
     this.#shift = Math.clz32(cap) + 1;
+    this.#shrinkBelow = cap > MIN_SLOTS ? cap >>> 3 : 0;
   }
 
   /** Number of entries. */
@@ -215,6 +219,7 @@ export class IovaHash {
       }
     }
     slots[i] = 0;
+    if (this.#count < this.#shrinkBelow) this.#shrink(f);
   }
 
   /**
@@ -242,32 +247,13 @@ export class IovaHash {
   }
 
   /**
-   * Rename every entry's node after the tree moved its nodes. A table that
-   * the population has left nearly empty (under one entry in eight slots,
-   * above the first 1024 slots) is rebuilt at four slots per entry instead,
-   * so that the index shrinks with the tree; when the host has no memory
-   * for the new table, the entries are renamed in place (keys, and so
+   * Rename every entry's node after the tree moved its nodes (keys, and so
    * slots, tags and distances, stay as they are). O(capacity).
    *
    * @param map Old node index -> new node index.
-   * @param f The tree's Float64 view after the move (the keys, by new index).
    */
-  renumber(map: Int32Array, f: Float64Array): void {
+  renumber(map: Int32Array): void {
     const slots = this.#slots;
-    if (slots.length > MIN_SLOTS && this.#count * 8 < slots.length) {
-      let cap = MIN_SLOTS;
-      while (cap < this.#count * 4) cap *= 2;
-      let fresh: Int32Array | undefined;
-      try {
-        fresh = new Int32Array(cap);
-      } catch (e) {
-        if (!(e instanceof RangeError)) throw e;
-      }
-      if (fresh !== undefined) {
-        this.#rehash(slots, fresh, f, map);
-        return;
-      }
-    }
     const keep = ~(NODE_MASK << DIST_BITS);
     for (let j = 0; j < slots.length; j++) {
       const e = slots[j]!;
@@ -294,24 +280,38 @@ export class IovaHash {
     this.#rehash(old, slots, f);
   }
 
+  // The population fell under one entry in eight slots: rebuild the table
+  // at four slots per entry (not below MIN_SLOTS), so that it shrinks after
+  // a burst as it grew (amortised O(1): growth doubles at one in two).
+  // When the host refuses the new table, keep this one and try again only
+  // once the population halves again.
+  #shrink(f: Float64Array): void {
+    let cap = MIN_SLOTS;
+    while (cap < this.#count * 4) cap *= 2;
+    let fresh: Int32Array;
+    try {
+      fresh = new Int32Array(cap);
+    } catch (e) {
+      if (!(e instanceof RangeError)) throw e;
+      this.#shrinkBelow >>>= 1;
+      return;
+    }
+    this.#rehash(this.#slots, fresh, f);
+  }
+
   // Install `fresh` (a power of two of slots, empty) and add every entry of
-  // `old` to it, each node renamed by `map` when there is one.
-  #rehash(
-    old: Int32Array,
-    fresh: Int32Array,
-    f: Float64Array,
-    map?: Int32Array,
-  ): void {
+  // `old` to it.
+  #rehash(old: Int32Array, fresh: Int32Array, f: Float64Array): void {
     const cap = fresh.length;
     this.#slots = fresh;
     this.#mask = cap - 1;
     this.#shift = Math.clz32(cap) + 1;
+    this.#shrinkBelow = cap > MIN_SLOTS ? cap >>> 3 : 0;
     this.#count = 0;
     for (let j = 0; j < old.length; j++) {
       const e = old[j]!;
       if (e === 0) continue;
-      const node = (e >>> DIST_BITS) & NODE_MASK;
-      const v = map === undefined ? node : map[node]!;
+      const v = (e >>> DIST_BITS) & NODE_MASK;
       this.add(f[v << 3]!, v);
     }
   }
