@@ -60,6 +60,41 @@ function untilRefused(
   throw new Error(`no allocation was refused in ${bound}`);
 }
 
+/**
+ * Run `f` with the host refusing (a RangeError) every `new ArrayBuffer` or
+ * `new Int32Array` whose arguments `refuse` picks; the constructor is
+ * restored afterwards, whatever happens.
+ *
+ * @returns What `f` returned, and how many constructions were refused.
+ */
+function withRefused<T>(
+  name: "ArrayBuffer" | "Int32Array",
+  refuse: (args: unknown[]) => boolean,
+  f: () => T,
+): { value: T; refused: number } {
+  const g = globalThis as unknown as Record<string, unknown>;
+  const real = g[name] as new (...args: unknown[]) => object;
+  let refused = 0;
+  g[name] = new Proxy(real, {
+    construct(target, args: unknown[], newTarget) {
+      if (refuse(args)) {
+        refused++;
+        throw new RangeError("Array buffer allocation failed");
+      }
+      return Reflect.construct(target, args, newTarget);
+    },
+  });
+  try {
+    const value = f();
+    return { value, refused };
+  } finally {
+    g[name] = real;
+  }
+}
+
+/** Every construction refused. */
+const ALL = (): boolean => true;
+
 // ---------------------------------------------------------------------------
 // A brute-force model: the busy footprints as a sorted list, every free gap
 // examined for the highest aligned placement. Written from the rules in the
@@ -646,6 +681,15 @@ Deno.test("IovaAllocator: a large tree that loses half its ranges is compacted",
     a.free(x, s);
     return [x, s];
   };
+  // Audited, 20 placements as the model's, then every range freed by its
+  // start (so the index found each), audited again.
+  const placedThenDrained = (a: IovaAllocator, live: [number, number][]) => {
+    healthy(a);
+    allocLikeModel(a, live);
+    while (live.length > 0) dropOne(a, live);
+    assertEquals(a.stats().liveRanges, 0);
+    healthy(a);
+  };
   // 20 allocations, each where the brute-force model of the live ranges
   // puts it.
   const allocLikeModel = (a: IovaAllocator, live: [number, number][]) => {
@@ -687,12 +731,8 @@ Deno.test("IovaAllocator: a large tree that loses half its ranges is compacted",
       const size = (1 + rnd(64)) * K;
       live.push([a.alloc(size), size]);
     }
-    healthy(a);
-    allocLikeModel(a, live);
     // Every range is found by its start (the index was renumbered).
-    while (live.length > 0) dropOne(a, live);
-    assertEquals(a.stats().liveRanges, 0);
-    healthy(a);
+    placedThenDrained(a, live);
   });
   await t.step(
     "without memory for it, nothing moves and the next try waits for the population to halve again",
@@ -701,24 +741,17 @@ Deno.test("IovaAllocator: a large tree that loses half its ranges is compacted",
       const live = fill(a);
       const before = a.stats().nodeSlots;
       // The compaction's first allocation is its node store: refuse it,
-      // counting the tries.
-      const Real = globalThis.ArrayBuffer;
-      let tries = 0;
-      const refusing = function (): never {
-        tries++;
-        throw new RangeError("Array buffer allocation failed");
-      } as unknown as ArrayBufferConstructor;
-      globalThis.ArrayBuffer = refusing;
-      try {
-        // Just below half the slots: one try, which fails.
+      // counting the tries. Just below half the slots: one try, which
+      // fails.
+      const first = withRefused("ArrayBuffer", ALL, () => {
         while (live.length >= before / 2 - 1) dropOne(a, live);
-        assertEquals(tries, 1);
-        // Further frees, down to a quarter of the slots, try nothing.
+      });
+      assertEquals(first.refused, 1);
+      // Further frees, down to a quarter of the slots, try nothing.
+      const more = withRefused("ArrayBuffer", ALL, () => {
         while (live.length > before / 4 + 2) dropOne(a, live);
-        assertEquals(tries, 1);
-      } finally {
-        globalThis.ArrayBuffer = Real;
-      }
+      });
+      assertEquals(more.refused, 0);
       assertEquals(a.stats().nodeSlots, before);
       healthy(a);
       // With memory back, the next try (below a quarter) compacts.
@@ -743,11 +776,7 @@ Deno.test("IovaAllocator: a large tree that loses half its ranges is compacted",
       if (i % 3 === 0) dropOne(a, live);
     }
     assert(a.stats().nodeSlots > compacted, `${compacted} slots`);
-    healthy(a);
-    allocLikeModel(a, live);
-    while (live.length > 0) dropOne(a, live);
-    assertEquals(a.stats().liveRanges, 0);
-    healthy(a);
+    placedThenDrained(a, live);
   });
   await t.step(
     "a compacted tree without memory to grow: alloc and reserve fail with ENOMEM and change nothing",
@@ -756,22 +785,16 @@ Deno.test("IovaAllocator: a large tree that loses half its ranges is compacted",
       const live = fill(a);
       while (live.length > 30000) dropOne(a, live);
       const compacted = a.stats().nodeSlots;
-      const Real = globalThis.ArrayBuffer;
-      globalThis.ArrayBuffer = function (): never {
-        throw new RangeError("Array buffer allocation failed");
-      } as unknown as ArrayBufferConstructor;
-      let e: IommuError;
-      try {
+      const { value: e } = withRefused("ArrayBuffer", ALL, () => {
         // A reservation takes a free main slot: no growth needed.
         a.reserve(2 ** 38, K);
         // The free main slots run out first (about half a slot per node).
-        e = untilRefused(a, (at) => live.push([at, K]), 40000);
+        const e = untilRefused(a, (at) => live.push([at, K]), 40000);
         const before = a.stats();
         expectError(() => a.reserve(2 ** 39, K), "ENOMEM", "IOVA tree");
         assertEquals(a.stats(), before);
-      } finally {
-        globalThis.ArrayBuffer = Real;
-      }
+        return e;
+      });
       assertEquals(e.kind, "ENOMEM");
       assert(live.length > 40000, `${live.length} ranges`);
       assertEquals(a.stats().nodeSlots, compacted);
@@ -780,10 +803,7 @@ Deno.test("IovaAllocator: a large tree that loses half its ranges is compacted",
       live.push([a.alloc(K), K]);
       a.reserve(2 ** 39, K);
       assert(a.stats().nodeSlots > compacted);
-      healthy(a);
-      allocLikeModel(a, live);
-      while (live.length > 0) dropOne(a, live);
-      healthy(a);
+      placedThenDrained(a, live);
     },
   );
   await t.step("cached ranges are renumbered too", () => {
@@ -1338,20 +1358,14 @@ Deno.test("IovaAllocator: when the host has no memory to grow the range tree or 
   await t.step("the tree's node store", () => {
     const a = new IovaAllocator({ end: 2 ** 40, cacheMaxSize: 0 });
     const live: number[] = [];
-    const Real = globalThis.ArrayBuffer;
-    globalThis.ArrayBuffer = function (): never {
-      throw new RangeError("Array buffer allocation failed");
-    } as unknown as ArrayBufferConstructor;
-    let e: IommuError;
-    try {
-      e = untilRefused(a, (at) => live.push(at), 10_000);
+    const { value: e } = withRefused("ArrayBuffer", ALL, () => {
+      const e = untilRefused(a, (at) => live.push(at), 10_000);
       // A reservation in free space needs a node too.
       const before = a.stats();
       expectError(() => a.reserve(2 ** 39, K), "ENOMEM", "IOVA tree");
       assertEquals(a.stats(), before);
-    } finally {
-      globalThis.ArrayBuffer = Real;
-    }
+      return e;
+    });
     assert(e instanceof IommuError, String(e));
     assertEquals(e.kind, "ENOMEM");
     assert(e.message.includes("IOVA tree"), e.message);
@@ -1367,23 +1381,13 @@ Deno.test("IovaAllocator: when the host has no memory to grow the range tree or 
   await t.step("the address index", () => {
     const a = new IovaAllocator({ end: 2 ** 40, cacheMaxSize: 0 });
     const live: number[] = [];
-    const Real = globalThis.Int32Array;
     // Refuse only a new table of 1,024 slots or more (the index's growth);
     // views of existing buffers and small arrays still work.
-    globalThis.Int32Array = new Proxy(Real, {
-      construct(target, args: unknown[]) {
-        if (typeof args[0] === "number" && args[0] >= 1024) {
-          throw new RangeError("Array buffer allocation failed");
-        }
-        return Reflect.construct(target, args);
-      },
-    });
-    let e: IommuError;
-    try {
-      e = untilRefused(a, (at) => live.push(at), 10_000);
-    } finally {
-      globalThis.Int32Array = Real;
-    }
+    const { value: e } = withRefused(
+      "Int32Array",
+      (args) => typeof args[0] === "number" && args[0] >= 1024,
+      () => untilRefused(a, (at) => live.push(at), 10_000),
+    );
     assert(e instanceof IommuError, String(e));
     assertEquals(e.kind, "ENOMEM");
     assert(e.message.includes("IOVA index"), e.message);
@@ -1829,22 +1833,11 @@ Deno.test("IovaAllocator: the address index shrinks after a burst, later when th
       const [a, live] = burst();
       // Refuse every new table (an Int32Array of a length; views of a buffer
       // pass): the index keeps its slots, and so does the tree.
-      const Real = globalThis.Int32Array;
-      let refused = 0;
-      globalThis.Int32Array = new Proxy(Real, {
-        construct(target, args: unknown[], newTarget) {
-          if (typeof args[0] === "number") {
-            refused++;
-            throw new RangeError("Array buffer allocation failed");
-          }
-          return Reflect.construct(target, args, newTarget);
-        },
-      });
-      try {
-        freeDownTo(a, live, 50_000);
-      } finally {
-        globalThis.Int32Array = Real;
-      }
+      const { refused } = withRefused(
+        "Int32Array",
+        (args) => typeof args[0] === "number",
+        () => freeDownTo(a, live, 50_000),
+      );
       assert(refused > 0, "no table was asked for");
       assertEquals(a.stats().indexSlots, 524_288);
       assertEquals(a.audit(), []);
