@@ -23,10 +23,28 @@ import { IommuError } from "../errors.ts";
  * RangeError from `make`); any other error from `make` is rethrown as is.
  */
 export function hostAlloc<T>(make: () => T, what: string): T {
+  const made = tryHostAlloc(make);
+  if (made === undefined) {
+    throw new IommuError("ENOMEM", `no host memory for ${what}`);
+  }
+  return made;
+}
+
+/**
+ * Run `make` as {@linkcode hostAlloc} does, for a caller that can do
+ * without what it makes (a cache magazine, a smaller table, a compaction).
+ *
+ * @param make Allocates and returns the new buffers (never undefined);
+ * must not change state.
+ * @returns What `make` returned, or undefined when the host refused an
+ * allocation (a RangeError from `make`).
+ * @throws Any other error from `make`, as is.
+ */
+export function tryHostAlloc<T>(make: () => T): T | undefined {
   try {
     return make();
   } catch (e) {
     if (!(e instanceof RangeError)) throw e;
-    throw new IommuError("ENOMEM", `no host memory for ${what}`);
+    return undefined;
   }
 }

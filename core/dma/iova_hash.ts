@@ -7,7 +7,7 @@
  * @module
  */
 
-import { hostAlloc } from "./host_alloc.ts";
+import { hostAlloc, tryHostAlloc } from "./host_alloc.ts";
 
 /** Probe distance bits in an entry; the node index is above them. */
 const DIST_BITS = 3;
@@ -288,11 +288,8 @@ export class IovaHash {
   #shrink(f: Float64Array): void {
     let cap = MIN_SLOTS;
     while (cap < this.#count * 4) cap *= 2;
-    let fresh: Int32Array;
-    try {
-      fresh = new Int32Array(cap);
-    } catch (e) {
-      if (!(e instanceof RangeError)) throw e;
+    const fresh = tryHostAlloc(() => new Int32Array(cap));
+    if (fresh === undefined) {
       this.#shrinkBelow >>>= 1;
       return;
     }

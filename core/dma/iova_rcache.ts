@@ -12,6 +12,7 @@
  * @module
  */
 
+import { tryHostAlloc } from "./host_alloc.ts";
 import * as T from "./iova_tree.ts";
 
 // A module-local const folds to a literal in optimised code; an imported
@@ -21,16 +22,6 @@ const F_HI = T.F_HI;
 /** Entries per magazine, as in the kernel (127 + a count fill 1 KiB there). */
 export const IOVA_MAGAZINE_SIZE = 127;
 const MAG = 127;
-
-/** A new magazine, or undefined when the host refuses the memory. */
-function newMagazine(): Int32Array | undefined {
-  try {
-    return new Int32Array(MAG);
-  } catch (e) {
-    if (e instanceof RangeError) return undefined;
-    throw e;
-  }
-}
 /** log2 of the slot stride of a magazine in the pool (128 >= MAG). */
 const MAG_SHIFT = 7;
 
@@ -204,7 +195,8 @@ export class IovaRcache {
     } else {
       const depot = this.#depots[k]!;
       if (depot.length >= this.#depotLimit) return false;
-      const mag = this.#spare.pop() ?? newMagazine();
+      const mag = this.#spare.pop() ??
+        tryHostAlloc(() => new Int32Array(MAG));
       // No host memory for a magazine: the caller frees into the tree.
       if (mag === undefined) return false;
       const o = off[i]!;

@@ -37,7 +37,7 @@
  */
 
 import { IommuError } from "../errors.ts";
-import { hostAlloc } from "./host_alloc.ts";
+import { hostAlloc, tryHostAlloc } from "./host_alloc.ts";
 
 /** Node is a live allocation. */
 export const KIND_LIVE = 1;
@@ -599,22 +599,19 @@ export class IovaTree {
     const mainBase = hiEnd === 0 ? 1 : hiEnd;
     // Every buffer and every view of one first (a view allocates too), so
     // that a host out of memory changes nothing; nothing below allocates.
-    let to;
-    try {
-      to = hostAlloc(() => {
-        const buf = new ArrayBuffer(cap * NODE_BYTES);
-        return {
-          f: new Float64Array(buf),
-          w: new Int32Array(buf),
-          b: new Uint8Array(buf),
-          ext: new Uint16Array(cap * 8),
-          map: new Int32Array(oldCap),
-          bits: new Uint32Array(((cap + 63) >>> 6) << 1),
-          spare: new Int32Array(cap),
-        };
-      }, `a compacted IOVA tree of ${cap} nodes`);
-    } catch (e) {
-      if (!(e instanceof IommuError)) throw e;
+    const to = tryHostAlloc(() => {
+      const buf = new ArrayBuffer(cap * NODE_BYTES);
+      return {
+        f: new Float64Array(buf),
+        w: new Int32Array(buf),
+        b: new Uint8Array(buf),
+        ext: new Uint16Array(cap * 8),
+        map: new Int32Array(oldCap),
+        bits: new Uint32Array(((cap + 63) >>> 6) << 1),
+        spare: new Int32Array(cap),
+      };
+    });
+    if (to === undefined) {
       // No memory for it now: try again only once the population halves
       // again, not on every free below the mark (each failed allocation
       // of this size may cost the engine a full garbage collection).
