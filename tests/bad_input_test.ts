@@ -803,6 +803,12 @@ row(
   "EINVAL",
   (w) => w.dma.unmapSingle(w.addr, 8192, DMA_FROM_DEVICE),
 );
+row(
+  "DmaMapper.unmapSingle",
+  "attributes null",
+  "EINVAL",
+  (w) => w.dma.unmapSingle(w.addr, 8192, DMA_TO_DEVICE, null as never),
+);
 row("DmaMapper.unmapSingle", "double unmap", "ENOENT", (w) => {
   w.dma.unmapSingle(w.addr, 8192, DMA_TO_DEVICE);
   return snapshotThen(w, () => w.dma.unmapSingle(w.addr, 8192, DMA_TO_DEVICE));
@@ -856,6 +862,41 @@ row(
   (w) => w.dma.mapSg([{ pa: 0x4c00_0000, length: 256 * 1024 }], DMA_TO_DEVICE),
 );
 row(
+  "DmaMapper.mapSg",
+  "list null",
+  "EINVAL",
+  (w) => w.dma.mapSg(null as never, DMA_TO_DEVICE),
+);
+row(
+  "DmaMapper.mapSg",
+  "entry null",
+  "EINVAL",
+  (w) =>
+    w.dma.mapSg(
+      [{ pa: w.buf.pa, length: 4096 }, null as never],
+      DMA_TO_DEVICE,
+    ),
+);
+row(
+  "DmaMapper.mapSg",
+  "attributes null",
+  "EINVAL",
+  (w) =>
+    w.dma.mapSg([{ pa: w.buf.pa, length: 4096 }], DMA_TO_DEVICE, null as never),
+);
+row(
+  "DmaMapper.unmapSg",
+  "attributes null",
+  "EINVAL",
+  (w) => {
+    const sg = w.dma.mapSg([{ pa: w.buf.pa, length: 4096 }], DMA_TO_DEVICE);
+    return snapshotThen(
+      w,
+      () => w.dma.unmapSg(sg, DMA_TO_DEVICE, null as never),
+    );
+  },
+);
+row(
   "DmaMapper.allocCoherent",
   "size 0",
   "EINVAL",
@@ -878,6 +919,12 @@ row(
   "live mappings (leak report)",
   "EBUSY",
   (w) => w.dma.removeMaster(),
+);
+row(
+  "DmaMapper.removeMaster",
+  "options null",
+  "EINVAL",
+  (w) => w.dma.removeMaster(null as never),
 );
 row(
   "DmaMapper.removeMaster",
@@ -914,6 +961,18 @@ row(
   "size 0",
   "EINVAL",
   (w) => w.dma.cpu.allocBuffer(0),
+);
+row(
+  "IovaAllocator",
+  "options undefined",
+  "EINVAL",
+  () => new IovaAllocator(undefined as never),
+);
+row(
+  "IovaAllocator",
+  "reserved range null",
+  "EINVAL",
+  () => new IovaAllocator({ end: 2 ** 32, reserved: [null as never] }),
 );
 row(
   "IovaAllocator",

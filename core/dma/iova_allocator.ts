@@ -38,6 +38,8 @@
 import { IommuError } from "../errors.ts";
 import {
   checkAddress,
+  checkList,
+  checkObject,
   checkRange,
   checkSize,
   hex,
@@ -303,12 +305,19 @@ export class IovaAllocator {
    * reservations are busy at first.
    *
    * @param options Aperture, granule, reservations, constraints and cache sizing.
-   * @throws {IommuError} `EINVAL` for a granule that is not a power of two,
-   * an unaligned start or end, a bad constraint, cache or probe option;
+   * @throws {IommuError} `EINVAL` for options (or a reserved range) that are
+   * not objects, reserved ranges that are not a list, a granule that is not
+   * a power of two, an unaligned start or end, a bad constraint, cache or probe option;
    * `ERANGE` when the aperture is empty or ends beyond 2^53; whatever
    * {@linkcode IovaAllocator.reserve} throws for a bad reserved range.
    */
   constructor(options: IovaAllocatorOptions) {
+    checkObject(options, "IOVA allocator options");
+    const reserved = options.reserved ?? [];
+    checkList(reserved, "IOVA allocator reserved ranges");
+    for (let i = 0; i < reserved.length; i++) {
+      checkObject(reserved[i], `IOVA allocator reserved range ${i}`);
+    }
     const granule = options.granule ?? 4096;
     if (!isPowerOfTwo(granule)) {
       throw badOption("granule", granule, "is not a power of two");
@@ -407,7 +416,9 @@ export class IovaAllocator {
     // guard may extend past the aperture (nothing lives there to protect).
     const top = this.#endPfn + this.#guard;
     this.#tree.insert(this.#tree.newNode(top, top, KIND_ANCHOR, 0));
-    for (const r of options.reserved ?? []) this.reserve(r.start, r.size);
+    for (let i = 0; i < reserved.length; i++) {
+      this.reserve(reserved[i]!.start, reserved[i]!.size);
+    }
   }
 
   /** Allocation unit in bytes. */

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { IommuError, type SgSegment } from "../mod.ts";
+import { checkList, checkObject, IommuError, type SgSegment } from "../mod.ts";
 import { checkDirection, type DmaDirection } from "./direction.ts";
 import { deviceWrites, MAP_ERR_NA } from "./debug.ts";
 import type { DmaAttrs } from "./mapper_types.ts";
@@ -15,7 +15,7 @@ import type { MapperState } from "./mapper_state.ts";
 import { Live } from "./live_table.ts";
 import { pieceToDevice } from "./cache_maintenance.ts";
 import { layoutFlat, mapSgFlat, mapSgIommu } from "./sg_iommu.ts";
-import { checkSegments } from "./sg_validate.ts";
+import { checkSegments, notAnEntry } from "./sg_validate.ts";
 import { NO_BOUNDARY } from "./page_math.ts";
 import { mapSgDirect } from "./direct_sg.ts";
 
@@ -37,6 +37,8 @@ export function mapSg(
 ): DmaSgMapping {
   st.alive();
   const dir = checkDirection(direction);
+  checkList(segments, "scatter-gather list");
+  checkObject(attrs, "DMA attributes");
   const n = segments.length;
   if (n === 0) {
     throw new IommuError("EINVAL", "scatter-gather list must not be empty");
@@ -44,9 +46,16 @@ export function mapSg(
   // Without a segment boundary an IOMMU list is checked and laid out in
   // one pass; otherwise checked here and laid out later.
   const flat = st.domain !== null && st.segmentBoundary === NO_BOUNDARY;
-  const total = flat
-    ? layoutFlat(st, segments)
-    : checkSegments(st.soc.memory, segments);
+  let total: number;
+  try {
+    total = flat
+      ? layoutFlat(st, segments)
+      : checkSegments(st.soc.memory, segments);
+  } catch (e) {
+    // An entry that is not an object fails on its first field read, a
+    // TypeError: named here, off the per-entry loops.
+    throw e instanceof IommuError ? e : notAnEntry(segments, e);
+  }
   const skip = attrs.skipCpuSync === true;
   const debug = st.debug;
   const rec = new Live("sg", dir, total, n, null, MAP_ERR_NA, st.stack());

@@ -533,11 +533,13 @@ export class DmaMapper {
    * @returns The leak reports (also kept in {@linkcode DmaMapper.reports}).
    * @throws {IommuError} `EBUSY` (detail: the leak reports) in `"throw"`
    * mode when mappings are live and `force` is not set (nothing changes);
-   * `EPERM` when removed already.
+   * `EINVAL` when `options` is not an object (nothing changes); `EPERM`
+   * when removed already.
    */
   removeMaster(options: { force?: boolean } = {}): DmaDebugReport[] {
     const st = this.#st;
     st.alive();
+    checkObject(options, "removeMaster options");
     const live = st.live.all();
     const debug = this.debug;
     const leaks = debug === null ? [] : debug.checkLeaks(live);

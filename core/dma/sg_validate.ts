@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { describeValue } from "../address.ts";
 import {
   hex,
   IommuError,
@@ -76,4 +77,32 @@ export function checkSegments(
     badSegment(mem, i, segments[i]!.pa, segments[i]!.length);
   }
   return total;
+}
+
+/**
+ * The error for a list whose check failed with something other than an
+ * {@linkcode IommuError}: `EINVAL` naming the first entry that is not an
+ * object, else `cause` itself (a fault of the caller's list, such as a
+ * throwing getter, passes through).
+ *
+ * @param segments The list as given.
+ * @param cause What the check threw.
+ * @returns The error to throw.
+ */
+export function notAnEntry(
+  segments: ArrayLike<unknown>,
+  cause: unknown,
+): unknown {
+  for (let i = 0; i < segments.length; i++) {
+    const s = segments[i];
+    if (s === null || typeof s !== "object") {
+      return new IommuError(
+        "EINVAL",
+        `segment ${i} must be an object with pa and length, got ${
+          describeValue(s)
+        }`,
+      );
+    }
+  }
+  return cause;
 }

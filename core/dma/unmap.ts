@@ -6,7 +6,7 @@
  * @module
  */
 import { checkDmaHandle } from "./handle_check.ts";
-import { hex, IommuError } from "../mod.ts";
+import { checkObject, hex, IommuError } from "../mod.ts";
 import type { DmaBuffer } from "./dma_buffer.ts";
 import {
   checkDirection,
@@ -48,6 +48,7 @@ export function unmapCommon(
   st.alive();
   const dir = checkDirection(direction);
   checkDmaHandle(dmaAddr, size);
+  checkObject(attrs, "DMA attributes");
   const rec = st.live.lookup(dmaAddr, type, size, dir);
   const debug = st.debug;
   if (debug !== null) {
