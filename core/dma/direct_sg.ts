@@ -6,7 +6,7 @@
  * @module
  */
 import type { SgSegment } from "../mod.ts";
-import { DMA_FROM_DEVICE, type DmaDirection } from "./direction.ts";
+import type { DmaDirection } from "./direction.ts";
 import { DmaSgMapping } from "./sg_mapping.ts";
 import type { MapperState } from "./mapper_state.ts";
 import type { Live } from "./live_table.ts";
@@ -20,7 +20,10 @@ import { pageOffset } from "./page_math.ts";
  * @param segments Entries, validated.
  * @param total Sum of the entry lengths, in bytes.
  * @param dir Direction.
- * @param skip The caller syncs explicitly (no copy into the slots).
+ * @param _skip The caller syncs explicitly. Unused here: the slots are
+ * filled with the CPU's view of their entries whatever the direction or
+ * this attribute (a slot must never hand a previous user's bytes back);
+ * the attribute only skips the copy back at unmap.
  * @returns The mapping.
  * @throws {IommuError} `ENOMEM` when bounce slots run out (none stay
  * allocated) or a debug report's kind.
@@ -31,7 +34,7 @@ export function mapSgDirect(
   segments: readonly SgSegment[],
   total: number,
   dir: DmaDirection,
-  skip: boolean,
+  _skip: boolean,
 ): DmaSgMapping {
   const n = segments.length;
   const dmaAddress: number[] = new Array(n);
@@ -67,6 +70,14 @@ export function mapSgDirect(
         bounce[i] = st.bounce.alloc(s.length, pageOffset(s.pa));
         dmaAddress[i] = bounce[i]!;
       }
+      // Each slot stands for its whole entry whatever the direction and
+      // attributes: it gets the CPU's view now, so bytes the device does not
+      // write come back unchanged at unmap, never a previous user's data.
+      for (let i = 0; i < n; i++) {
+        if (bounce[i]! < 0) continue;
+        const s = segments[i]!;
+        st.soc.memory.writeBytes(bounce[i]!, st.bounce.cpuRead(s.pa, s.length));
+      }
     } catch (e) {
       for (let i = 0; i < n; i++) {
         if (bounce[i]! >= 0) {
@@ -78,11 +89,7 @@ export function mapSgDirect(
     for (let i = 0; i < n; i++) {
       if (bounce[i]! < 0) continue;
       st.s.bounces++;
-      const s = segments[i]!;
-      if (dir !== DMA_FROM_DEVICE && !skip) {
-        st.soc.memory.writeBytes(bounce[i]!, st.bounce.cpuRead(s.pa, s.length));
-        st.s.bounceBytes += s.length;
-      }
+      st.s.bounceBytes += segments[i]!.length;
     }
     st.bounce.live++;
   }

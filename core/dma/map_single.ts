@@ -10,7 +10,6 @@ import { DmaBuffer } from "./dma_buffer.ts";
 import {
   checkDirection,
   directionToProt,
-  DMA_FROM_DEVICE,
   type DmaDirection,
 } from "./direction.ts";
 import { deviceWrites, MAP_ERR_NA, MAP_ERR_NOT_CHECKED } from "./debug.ts";
@@ -101,14 +100,22 @@ export function mapSingle(
     const pa = buf.pa;
     if (pa + buf.size > st.dmaLimit) {
       const slot = st.bounce.alloc(buf.size, pageOffset(pa));
+      // The slot stands for the whole buffer whatever the direction and
+      // attributes: it gets the CPU's view now, so bytes the device does not
+      // write come back unchanged at unmap, never a previous user's data.
+      // (skipCpuSync skips cache maintenance and the copy back at unmap,
+      // not this fill.)
+      try {
+        st.bounce.copyIn(buf, 0, slot, buf.size);
+      } catch (e) {
+        st.bounce.free(slot, buf.size);
+        throw e;
+      }
       rec.bounce = slot;
       rec.bounceSize = buf.size;
       rec.dmaAddr = slot;
       st.bounce.live++;
       st.s.bounces++;
-      if (dir !== DMA_FROM_DEVICE && !skip) {
-        st.bounce.copyIn(buf, 0, slot, buf.size);
-      }
     } else {
       rec.dmaAddr = pa;
     }

@@ -1,0 +1,93 @@
+// Bounce slots of no-IOMMU masters never hand another mapping's bytes to
+// the CPU: a slot gets the buffer's CPU view at map time whatever the
+// direction.
+import { assertEquals } from "@std/assert";
+import {
+  createDmaMapper,
+  DMA_FROM_DEVICE,
+  DMA_TO_DEVICE,
+  DmaBuffer,
+  type DmaMapper,
+  type DmaMapperOptions,
+} from "../core/dma/mod.ts";
+import { dmaRig, pattern } from "./support/dma_rig.ts";
+
+const HIGH = 0x1_0000_0000; // above a 32-bit master's reach
+
+// A 32-bit no-IOMMU master with RAM on both sides of 4 GiB: buffers at
+// HIGH and above bounce through the pool below 4 GiB.
+function highRig(options: DmaMapperOptions = {}): DmaMapper {
+  const r = dmaRig("direct", { dmaBits: 32 }, {
+    base: 0xf000_0000,
+    size: 512 << 20,
+  });
+  return createDmaMapper(r.soc, r.master, options);
+}
+
+// Leaves `old`'s bytes in a bounce slot (a finished to-device transfer)
+// and returns the slot's DMA address.
+function dirtySlot(dma: DmaMapper, old: DmaBuffer): number {
+  dma.cpu.writeBuffer(old, new Uint8Array(old.size).fill(0x5e));
+  const a = dma.mapSingle(old, DMA_TO_DEVICE);
+  dma.mappingError(a);
+  dma.unmapSingle(a, old.size, DMA_TO_DEVICE);
+  return a;
+}
+
+// What a from-device buffer must hold after the device wrote 16 bytes at
+// its start: those bytes, then its own earlier contents.
+function expected(own: Uint8Array, written: Uint8Array): Uint8Array {
+  const out = own.slice();
+  out.set(written, 0);
+  return out;
+}
+
+Deno.test("bounce: a from-device single mapping returns the buffer's own bytes where the device did not write", () => {
+  for (const skipAtMap of [false, true]) {
+    const dma = highRig();
+    const old = DmaBuffer.fromRange(HIGH, 4096);
+    const buf = DmaBuffer.fromRange(HIGH + 0x1000, 4096);
+    const own = pattern(4096, 3);
+    dma.cpu.writeBuffer(buf, own);
+    const slot = dirtySlot(dma, old);
+    const addr = dma.mapSingle(buf, DMA_FROM_DEVICE, {
+      skipCpuSync: skipAtMap,
+    });
+    dma.mappingError(addr);
+    assertEquals(addr, slot, "the same slot is reused");
+    const written = new Uint8Array(16).fill(0x11);
+    dma.port().writeBytes(addr, written);
+    if (skipAtMap) {
+      // The caller syncs explicitly: syncForCpu, then unmap without copy.
+      dma.syncForCpu(addr, 4096, DMA_FROM_DEVICE);
+      dma.unmapSingle(addr, 4096, DMA_FROM_DEVICE, { skipCpuSync: true });
+    } else dma.unmapSingle(addr, 4096, DMA_FROM_DEVICE);
+    const got = dma.cpu.readBuffer(buf);
+    assertEquals(got, expected(own, written));
+    dma.removeMaster();
+  }
+});
+
+Deno.test("bounce: a from-device sg mapping returns each entry's own bytes where the device did not write", () => {
+  for (const skipAtMap of [false, true]) {
+    const dma = highRig();
+    const old = DmaBuffer.fromRange(HIGH, 4096);
+    const buf = DmaBuffer.fromRange(HIGH + 0x2000, 4096);
+    const own = pattern(4096, 9);
+    dma.cpu.writeBuffer(buf, own);
+    const slot = dirtySlot(dma, old);
+    const sg = dma.mapSg([{ pa: buf.pa, length: 4096 }], DMA_FROM_DEVICE, {
+      skipCpuSync: skipAtMap,
+    });
+    assertEquals(sg.dmaAddress[0], slot, "the same slot is reused");
+    const written = new Uint8Array(16).fill(0x22);
+    dma.port().writeBytes(sg.dmaAddress[0]!, written);
+    if (skipAtMap) {
+      dma.syncSgForCpu(sg, DMA_FROM_DEVICE);
+      dma.unmapSg(sg, DMA_FROM_DEVICE, { skipCpuSync: true });
+    } else dma.unmapSg(sg, DMA_FROM_DEVICE);
+    const got = dma.cpu.readBuffer(buf);
+    assertEquals(got, expected(own, written));
+    dma.removeMaster();
+  }
+});
