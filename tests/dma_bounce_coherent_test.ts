@@ -1,6 +1,6 @@
 // Bounce slots of no-IOMMU masters never hand another mapping's bytes to
-// the CPU: a slot gets the buffer's CPU view at map time whatever the
-// direction.
+// the CPU, and a pool too small for a buffer is ENOMEM naming the bounce
+// pool.
 import { assertEquals } from "@std/assert";
 import {
   createDmaMapper,
@@ -11,6 +11,7 @@ import {
   type DmaMapperOptions,
 } from "../core/dma/mod.ts";
 import { dmaRig, pattern } from "./support/dma_rig.ts";
+import { expectError } from "./support/assertions.ts";
 
 const HIGH = 0x1_0000_0000; // above a 32-bit master's reach
 
@@ -90,4 +91,45 @@ Deno.test("bounce: a from-device sg mapping returns each entry's own bytes where
     assertEquals(got, expected(own, written));
     dma.removeMaster();
   }
+});
+
+Deno.test("bounce: a buffer larger than the pool, or a full pool, is ENOMEM naming the bounce pool", () => {
+  const dma = highRig({ maxSegmentSize: 1 << 21 });
+  const big = DmaBuffer.fromRange(HIGH, 1 << 20); // default pool: 256 KiB
+  expectError(
+    () => dma.mapSingle(big, DMA_TO_DEVICE),
+    "ENOMEM",
+    "bounce pool",
+  );
+  expectError(
+    () => dma.mapSg([{ pa: big.pa, length: big.size }], DMA_TO_DEVICE),
+    "ENOMEM",
+    "bounce pool",
+  );
+  assertEquals(dma.stats().liveMappings, 0);
+  assertEquals(dma.stats().bounces, 0);
+  dma.removeMaster();
+
+  const small = highRig({ bouncePoolSize: 8192 });
+  const a = small.mapSingle(DmaBuffer.fromRange(HIGH, 4096), DMA_TO_DEVICE);
+  small.mappingError(a);
+  const b = DmaBuffer.fromRange(HIGH + 0x1000, 4096);
+  const c = DmaBuffer.fromRange(HIGH + 0x2000, 4096);
+  // The list's first entry gets the last slot, the second finds none.
+  expectError(
+    () =>
+      small.mapSg(
+        [{ pa: b.pa, length: 4096 }, { pa: c.pa, length: 4096 }],
+        DMA_TO_DEVICE,
+      ),
+    "ENOMEM",
+    "bounce pool",
+  );
+  const s = small.mapSingle(b, DMA_TO_DEVICE); // the failed list kept no slot
+  small.mappingError(s);
+  expectError(() => small.mapSingle(c, DMA_TO_DEVICE), "ENOMEM", "bounce pool");
+  assertEquals(small.stats().liveMappings, 2);
+  small.unmapSingle(a, 4096, DMA_TO_DEVICE);
+  small.unmapSingle(s, 4096, DMA_TO_DEVICE);
+  small.removeMaster();
 });

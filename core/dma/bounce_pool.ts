@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { PhysicalMemory } from "../mod.ts";
+import { hex, IommuError, type PhysicalMemory } from "../mod.ts";
 import { IovaAllocator } from "./iova_allocator.ts";
 import type { CpuCache } from "./cpu_cache.ts";
 import { allocBelow, type DmaBuffer } from "./dma_buffer.ts";
@@ -55,11 +55,25 @@ export class BouncePool {
    * @param size Bytes.
    * @param offset Offset within the first page, in bytes.
    * @returns The slot's physical address.
-   * @throws {IommuError} `ENOMEM` when the pool or RAM below the mask is exhausted.
+   * @throws {IommuError} `ENOMEM`, naming the bounce pool, when the pool
+   * has no free slot that large (it is full, or smaller than the slot) or
+   * RAM below the mask has no room for the pool (no slot stays allocated).
    */
   alloc(size: number, offset: number): number {
     if (this.#slots === null) {
-      const pool = allocBelow(this.#memory, this.#size, this.#limit);
+      let pool: number;
+      try {
+        pool = allocBelow(this.#memory, this.#size, this.#limit);
+      } catch (e) {
+        if (!(e instanceof IommuError) || e.kind !== "ENOMEM") throw e;
+        throw new IommuError(
+          "ENOMEM",
+          `no RAM below ${hex(this.#limit)} for a bounce pool of ${
+            hex(this.#size)
+          } bytes`,
+          { cause: e },
+        );
+      }
       this.#pool = pool;
       this.#slots = new IovaAllocator({
         granule: PAGE,
@@ -71,7 +85,29 @@ export class BouncePool {
       this.#cpu.invalidate(pool, this.#size);
     }
     const bytes = Math.ceil((offset + size) / PAGE) * PAGE;
-    return this.#slots.alloc(bytes) + offset;
+    try {
+      return this.#slots.alloc(bytes) + offset;
+    } catch (e) {
+      // The slot allocator says ERANGE (larger than the pool) or ENOMEM
+      // (no free range); both mean the pool cannot hold this buffer.
+      if (
+        !(e instanceof IommuError) ||
+        (e.kind !== "ERANGE" && e.kind !== "ENOMEM")
+      ) throw e;
+      throw new IommuError(
+        "ENOMEM",
+        bytes > this.#size
+          ? `a bounce slot of ${
+            hex(bytes)
+          } bytes is larger than the bounce pool of ${
+            hex(this.#size)
+          } bytes (see the bouncePoolSize option)`
+          : `bounce pool of ${hex(this.#size)} bytes has no free slot of ${
+            hex(bytes)
+          } bytes (${this.live} mappings hold slots)`,
+        { cause: e },
+      );
+    }
   }
 
   /**
