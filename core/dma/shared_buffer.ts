@@ -52,9 +52,13 @@ export class DmaBufAttachment {
     this.#onDetach = onDetach;
   }
 
-  /** The current mapping, or null when unmapped. */
+  /**
+   * The current mapping, or null when unmapped or when the importer's mapper
+   * was removed ({@linkcode DmaMapper.removeMaster} tears every mapping of
+   * the master down).
+   */
   get sg(): DmaSgMapping | null {
-    return this.#sg;
+    return this.mapper.removed ? null : this.#sg;
   }
 
   /** Direction of the current mapping. */
@@ -73,12 +77,13 @@ export class DmaBufAttachment {
    * @param direction A valid direction.
    * @returns The mapping (its `dmaAddress[0]` is where the device sees the buffer).
    * @throws {IommuError} `EBUSY` when mapped already; `EPERM` when detached;
-   * whatever {@linkcode DmaMapper.mapSg} throws.
+   * whatever {@linkcode DmaMapper.mapSg} throws (`EPERM` after the
+   * importer's mapper was removed).
    */
   map(direction: DmaDirection): DmaSgMapping {
     this.#live();
     const dir = checkDirection(direction);
-    if (this.#sg !== null) {
+    if (this.sg !== null) {
       throw new IommuError(
         "EBUSY",
         `${this.shared.name} is already mapped for ${this.mapper.master.name}`,
@@ -112,13 +117,17 @@ export class DmaBufAttachment {
   }
 
   /**
-   * Unmap if mapped, then drop this attachment's reference.
+   * Unmap if mapped, then drop this attachment's reference. After the
+   * importer's mapper was removed its mapping is gone already: the
+   * attachment just lets go of it.
    *
-   * @throws {IommuError} `EPERM` when detached already.
+   * @throws {IommuError} `EPERM` when detached already; whatever
+   * {@linkcode DmaMapper.unmapSg} throws (nothing changes then).
    */
   detach(): void {
     this.#live();
-    if (this.#sg !== null) this.unmap();
+    if (this.sg !== null) this.unmap();
+    this.#sg = null;
     this.#detached = true;
     this.#onDetach(this);
   }
@@ -312,6 +321,7 @@ export class SharedDmaBuffer {
   /**
    * The CPU is about to access the buffer: every mapped attachment of a
    * non-coherent master syncs for the CPU (with its own direction).
+   * Attachments whose mapper was removed have no mapping and are skipped.
    *
    * @param direction What the CPU access is for (a valid direction).
    * @throws {IommuError} `EINVAL` for a bad direction; `EBUSY` when a CPU
@@ -331,7 +341,8 @@ export class SharedDmaBuffer {
   }
 
   /**
-   * The CPU is done: every mapped attachment syncs for its device again.
+   * The CPU is done: every mapped attachment syncs for its device again
+   * (attachments whose mapper was removed are skipped).
    *
    * @param direction What the CPU access was for.
    * @throws {IommuError} `EINVAL` for a bad direction; `EPERM` when no CPU
