@@ -1,6 +1,7 @@
 // Bounce slots of no-IOMMU masters never hand another mapping's bytes to
-// the CPU, and a pool too small for a buffer is ENOMEM naming the bounce
-// pool.
+// the CPU, a pool too small for a buffer is ENOMEM naming the bounce pool,
+// and coherent allocations are zeroed whatever an earlier user left in the
+// CPU cache.
 import { assertEquals } from "@std/assert";
 import {
   createDmaMapper,
@@ -133,3 +134,23 @@ Deno.test("bounce: a buffer larger than the pool, or a full pool, is ENOMEM nami
   small.unmapSingle(s, 4096, DMA_TO_DEVICE);
   small.removeMaster();
 });
+
+for (const kind of ["flat", "direct"] as const) {
+  Deno.test(`${kind}: allocCoherent is zeroed even over frames an earlier user left dirty in the CPU cache`, () => {
+    const r = dmaRig(kind);
+    const dma = createDmaMapper(r.soc, r.master);
+    const old = DmaBuffer.alloc(r.soc.memory, 4096);
+    dma.cpu.writeBuffer(old, new Uint8Array(4096).fill(0x77)); // dirty lines
+    const frame = old.frames[0];
+    old.free();
+    const c = dma.allocCoherent(4096);
+    assertEquals(c.cpu.frames[0], frame, "the same frame is reused");
+    assertEquals(dma.cpu.readBuffer(c.cpu), new Uint8Array(4096));
+    assertEquals(dma.port().readBytes(c.dmaAddr, 4096), new Uint8Array(4096));
+    // Still coherent: CPU writes reach the device without syncs.
+    dma.cpu.writeBuffer(c.cpu, new Uint8Array([1, 2, 3]));
+    assertEquals(dma.port().readBytes(c.dmaAddr, 3), new Uint8Array([1, 2, 3]));
+    dma.freeCoherent(c);
+    dma.removeMaster();
+  });
+}

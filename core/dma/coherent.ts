@@ -71,7 +71,11 @@ export function allocCoherent(st: MapperState, size: number): DmaCoherent {
     for (const b of blocks) mem.frames.free(b);
     throw e;
   }
+  // The frames come zeroed from the allocator, but an earlier user may
+  // have left dirty lines of them in the CPU cache: drop those without
+  // writing them back (markUncached alone would clean them over the zeros).
   for (let i = 0; i < buf.frames.length; i++) {
+    st.cpu.invalidate(buf.frames[i]!, PAGE);
     st.cpu.markUncached(buf.frames[i]!, PAGE);
   }
   const rec = new Live(
