@@ -12,6 +12,7 @@ import { checkDirection, type DmaDirection } from "./direction.ts";
 import type { DmaBuffer } from "./dma_buffer.ts";
 import type { DmaMapper } from "./mapper.ts";
 import type { DmaSgMapping } from "./sg_mapping.ts";
+import { NO_BOUNDARY, PAGE, pageOffset } from "./page_math.ts";
 
 /** Options of {@linkcode SharedDmaBuffer.export}. */
 export interface SharedDmaBufferOptions {
@@ -72,10 +73,17 @@ export class DmaBufAttachment {
   }
 
   /**
-   * Map the buffer for this master (one contiguous IOVA range over an IOMMU).
+   * Map the buffer for this master. The list handed to
+   * {@linkcode DmaMapper.mapSg} is cut to the importer's limits: no entry is
+   * longer than its `maxSegmentSize` or crosses its `segmentBoundary`, and
+   * entries are cut on page boundaries where the limits allow it (a max
+   * segment size of at least 4 KiB), so over an IOMMU the buffer still gets
+   * one contiguous IOVA range.
    *
    * @param direction A valid direction.
-   * @returns The mapping (its `dmaAddress[0]` is where the device sees the buffer).
+   * @returns The mapping: its DMA segments are `dmaAddress[i]` /
+   * `dmaLength[i]`; over an IOMMU with a max segment size of at least 4 KiB,
+   * `dmaAddress[0]` is where the device sees the whole buffer.
    * @throws {IommuError} `EBUSY` when mapped already; `EPERM` when detached;
    * whatever {@linkcode DmaMapper.mapSg} throws (`EPERM` after the
    * importer's mapper was removed).
@@ -91,9 +99,15 @@ export class DmaBufAttachment {
     }
     // Several importers may map the same lines; the buffer's CPU access
     // brackets, not the mappers, keep the caches straight.
-    this.#sg = this.mapper.mapSg(this.shared.segments(), dir, {
-      cpuCacheClean: true,
-    });
+    const m = this.mapper;
+    const list = cutSegments(
+      this.shared.segments(),
+      this.shared.buffer.offset,
+      m.maxSegmentSize,
+      m.segmentBoundary,
+      m.domain !== null,
+    );
+    this.#sg = m.mapSg(list, dir, { cpuCacheClean: true });
     this.#direction = dir;
     return this.#sg;
   }
@@ -365,4 +379,48 @@ export class SharedDmaBuffer {
   get inCpuAccess(): boolean {
     return this.#inCpuAccess;
   }
+}
+
+/**
+ * Cut a buffer's scatter list to an importer's limits: every entry at most
+ * `maxSeg` bytes and inside one `boundary` window. With `maxSeg` of a page
+ * or more, cuts fall on page boundaries, so an IOMMU lays the pieces out
+ * back to back. Boundary windows are counted in physical addresses for a
+ * direct importer (its DMA addresses are physical) and from the buffer's
+ * first page for an IOMMU importer (the IOVA layout starts there).
+ *
+ * @param runs The buffer's physically contiguous runs, in order.
+ * @param offset The buffer's offset into its first page, in bytes.
+ * @param maxSeg The importer's max segment size, in bytes (at least 1).
+ * @param boundary The importer's segment boundary, in bytes (a power of two
+ * of at least a page, or `NO_BOUNDARY`).
+ * @param iommu Whether the importer maps through an IOMMU.
+ * @returns New entries covering the same bytes in the same order.
+ */
+function cutSegments(
+  runs: readonly SgSegment[],
+  offset: number,
+  maxSeg: number,
+  boundary: number,
+  iommu: boolean,
+): SgSegment[] {
+  const out: SgSegment[] = [];
+  let at = offset; // IOVA offset of `pa` from the layout's first page
+  for (const r of runs) {
+    const end = r.pa + r.length;
+    let pa = r.pa;
+    while (pa < end) {
+      let cut = pa + maxSeg;
+      if (maxSeg >= PAGE) cut -= pageOffset(cut);
+      if (boundary !== NO_BOUNDARY) {
+        const from = iommu ? at : pa;
+        cut = Math.min(cut, pa + boundary - (from % boundary));
+      }
+      if (cut > end) cut = end;
+      out.push({ pa, length: cut - pa });
+      at += cut - pa;
+      pa = cut;
+    }
+  }
+  return out;
 }
