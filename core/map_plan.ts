@@ -35,13 +35,17 @@ export class MapPlan {
   /** Number of runs. */
   count = 0;
   /**
-   * A hint for drivers: when non-zero, every run is exactly one page of
-   * this many bytes and run `i` starts at `start + i * uniform` (the plan
-   * of a scattered `mapPages` or scatter-gather list). A driver may then read
-   * only `start` and `pa` and walk its tables in IOVA order; the other
-   * arrays hold the same runs (a plan made by
-   * {@linkcode MapPlan.setUniform} writes them on first access). Zero when
-   * unknown.
+   * Uniform page size in bytes, or zero (the default): when non-zero the
+   * plan is read as `count` pages of this many bytes, run `i` one page at
+   * `start + i * uniform` mapping `pa[i]` (the plan of a scattered
+   * `mapPages` or scatter-gather list), and drivers walk their tables in
+   * IOVA order. {@linkcode checkMapPlan} then checks only `count`, `start`
+   * and `pa`, so a driver must read a uniform plan through those fields
+   * alone, never through `iova`, `pageSize` or `pages`. In a plan made by
+   * {@linkcode MapPlan.setUniform} those arrays hold the same runs (written
+   * on first access); nothing checks that they agree when a caller sets
+   * this field or pushes more runs (`push` leaves it as it is), and it is
+   * the field, not the arrays, that says what is mapped then.
    */
   uniform = 0;
   /**
@@ -308,7 +312,11 @@ function checkRunRange(
  * addresses aligned to it and every page inside the input and output
  * ranges. Costs one pass over the runs (a uniform plan: over its
  * addresses); skips the plan a `Domain` built from arguments it checked.
- * Runs must come in ascending IOVA order without overlapping.
+ * Runs must come in ascending IOVA order without overlapping. For a plan
+ * with a non-zero `uniform` only `count`, `uniform`, `start` (else
+ * `iova[0]`) and `pa` are checked, as `count` pages from `start`: its other
+ * arrays are not, so the driver must map such a plan from those fields
+ * alone (see {@linkcode MapPlan.uniform}).
  *
  * @param plan The plan (a `MapPlan` or a look-alike with the same fields).
  * @param limits Page sizes and address widths of the tables.

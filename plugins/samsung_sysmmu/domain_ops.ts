@@ -38,6 +38,11 @@ const needPa = new Float64Array(LV1_ENTRIES);
 const dropSlot = new Int32Array(LV1_ENTRIES);
 const flpdSlot = new Int32Array(LV1_ENTRIES);
 const NO_TABLE = new Uint32Array(0);
+// The one run a uniform plan of 64 KiB or 1 MiB pages covers in IOVA
+// space (first IOVA, page size, pages), for the phase-1 check.
+const oneIova = new Float64Array(1);
+const oneSize = new Float64Array(1);
+const onePages = new Float64Array(1);
 
 // One level-2 table's share of a uniform plan: small-page entries for
 // `pa[k .. k + m)` at `v[idx ..]`. Kept apart (and per format) so the
@@ -144,15 +149,32 @@ export class SysmmuDomain implements IommuDomainOps {
    * `checkMapPlan`: a NaN address, a page size other than 4 KiB, 64 KiB or
    * 1 MiB, a run past 4 GiB of IOVA or the format's physical range);
    * `EEXIST` on any overlap; `ENOMEM` when a level-2 table cannot be
-   * allocated. Nothing changes on a throw.
+   * allocated. Nothing changes on a throw. A plan with a non-zero
+   * `uniform` is read through `start` and `pa` only (page `i` at
+   * `start + i * uniform`), as `checkMapPlan` checked it: its other arrays
+   * are not read.
    */
   map(plan: MapPlan, prot: number): void {
     checkMapPlan(plan, this.#limits);
-    if (plan.uniform === SPAGE_SIZE) {
-      this.#mapUniform(plan, prot);
+    const uniform = plan.uniform ?? 0;
+    if (uniform === 0) {
+      this.#mapRuns(plan, prot);
       return;
     }
-    const counts = this.#check(plan);
+    // As checkMapPlan: a look-alike without `start` starts at `iova[0]`.
+    const start = plan.start ?? plan.iova[0]!;
+    if (uniform === SPAGE_SIZE) this.#mapUniform(start, plan, prot);
+    else this.#mapUniformLarge(start, uniform, plan, prot);
+  }
+
+  /** `map` of a plan without the uniform hint: every run from its arrays. */
+  #mapRuns(plan: MapPlan, prot: number): void {
+    const counts = this.#check(
+      plan.count,
+      plan.iova,
+      plan.pageSize,
+      plan.pages,
+    );
     const needs = counts & 0xffff;
     const drops = counts >>> 16;
     this.#allocTables(needs);
@@ -199,14 +221,59 @@ export class SysmmuDomain implements IommuDomainOps {
   }
 
   /**
-   * `map` of a plan the core marked uniform (one 4 KiB page per run at
-   * consecutive IOVAs, as every scattered `mapPages` is): the same three
-   * phases, walking level-1 slots in order and reading only `plan.start`
-   * and `plan.pa`; checks go per table, writes are one loop per table.
+   * `map` of a uniform plan of 64 KiB or 1 MiB pages (page `r` at
+   * `start + r * size`, mapping `plan.pa[r]`): its IOVAs are one run of
+   * `count` pages, checked as such; each page is then written from `pa`.
    */
-  #mapUniform(plan: MapPlan, prot: number): void {
+  #mapUniformLarge(
+    start: number,
+    size: number,
+    plan: MapPlan,
+    prot: number,
+  ): void {
     const n = plan.count;
-    const base = plan.start;
+    oneIova[0] = start;
+    oneSize[0] = size;
+    onePages[0] = n;
+    const counts = this.#check(1, oneIova, oneSize, onePages);
+    const needs = counts & 0xffff;
+    const drops = counts >>> 16;
+    this.#allocTables(needs);
+    // Nothing below can fail.
+    let flpd = this.#installTables(needs);
+    const fmt = this.#drv.format;
+    const pPa = plan.pa;
+    if (size === LPAGE_SIZE) {
+      const lv2Bits = fmt.lv2Prot(prot);
+      const div = this.#div;
+      for (let r = 0; r < n; r++) {
+        this.#writeLarge(start + r * LPAGE_SIZE, pPa[r]!, 1, lv2Bits, div);
+      }
+    } else {
+      const lv1Bits = fmt.lv1Prot(prot);
+      for (let r = 0; r < n; r++) {
+        flpd = this.#writeSections(
+          start + r * SECT_SIZE,
+          pPa[r]!,
+          1,
+          lv1Bits,
+          flpd,
+        );
+      }
+    }
+    this.#drv.flushFlpd(this.units, flpdSlot, flpd);
+    if (drops > 0) this.#dropTables(drops);
+  }
+
+  /**
+   * `map` of a plan the core marked uniform (one 4 KiB page per run at
+   * consecutive IOVAs from `base`, as every scattered `mapPages` is): the
+   * same three phases, walking level-1 slots in order and reading only
+   * `plan.pa` (and `base`, the plan's `start`); checks go per table,
+   * writes are one loop per table.
+   */
+  #mapUniform(base: number, plan: MapPlan, prot: number): void {
+    const n = plan.count;
     const needs = this.#checkUniform(base, n);
     this.#allocTables(needs);
     // Nothing below can fail.
@@ -266,17 +333,21 @@ export class SysmmuDomain implements IommuDomainOps {
   /**
    * Phase 1: refuse any overlap; list the slots needing a new table
    * (`needSlot`) and the empty tables sections will replace (`dropSlot`).
+   * Reads runs `0 .. n - 1` of the arrays (checked by `checkMapPlan`).
    * Returns `needs | drops << 16`.
    */
-  #check(plan: MapPlan): number {
+  #check(
+    n: number,
+    pIova: Float64Array,
+    pSize: Float64Array,
+    pPages: Float64Array,
+  ): number {
     const l1 = this.#l1;
     const views = this.#l2;
     const free = this.#free;
     const mark = this.#mark;
     const zero = this.#drv.zeroLink;
     const epoch = ++this.#epoch;
-    const n = plan.count;
-    const pIova = plan.iova, pSize = plan.pageSize, pPages = plan.pages;
     let needs = 0;
     let drops = 0;
     for (let r = 0; r < n; r++) {
