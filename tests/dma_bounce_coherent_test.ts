@@ -1,8 +1,8 @@
 // Bounce slots of no-IOMMU masters never hand another mapping's bytes to
 // the CPU, a pool too small for a buffer is ENOMEM naming the bounce pool,
-// and coherent allocations are zeroed whatever an earlier user left in the
-// CPU cache.
-import { assertEquals } from "@std/assert";
+// coherent allocations are zeroed whatever an earlier user left in the CPU
+// cache, and malformed mapSingle arguments are EINVAL with nothing changed.
+import { assert, assertEquals } from "@std/assert";
 import {
   createDmaMapper,
   DMA_FROM_DEVICE,
@@ -154,3 +154,31 @@ for (const kind of ["flat", "direct"] as const) {
     dma.removeMaster();
   });
 }
+
+Deno.test("mapSingle: a missing buffer or attributes object is EINVAL and changes nothing", () => {
+  const r = dmaRig("flat");
+  const dma = createDmaMapper(r.soc, r.master);
+  const buf = dma.cpu.allocBuffer(4096);
+  for (const bad of [null, undefined, "abc", 4096, {}]) {
+    expectError(
+      () => dma.mapSingle(bad as never, DMA_TO_DEVICE),
+      "EINVAL",
+      "DmaBuffer",
+    );
+  }
+  expectError(
+    () => dma.mapSingle(buf, DMA_TO_DEVICE, null as never),
+    "EINVAL",
+    "attributes",
+  );
+  const s = dma.stats();
+  assertEquals(s.liveMappings, 0);
+  assertEquals(s.singleMaps, 0);
+  assertEquals(s.iova?.liveRanges, 0);
+  assertEquals(dma.reports(), []);
+  // The mapper still works.
+  const addr = dma.mapSingle(buf, DMA_TO_DEVICE);
+  assert(!dma.mappingError(addr));
+  dma.unmapSingle(addr, 4096, DMA_TO_DEVICE);
+  dma.removeMaster();
+});

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { hex, IommuError } from "../mod.ts";
+import { checkObject, describeValue, hex, IommuError } from "../mod.ts";
 import { DmaBuffer } from "./dma_buffer.ts";
 import {
   checkDirection,
@@ -32,7 +32,9 @@ import { PAGE, pageOffset } from "./page_math.ts";
  * @param direction Direction.
  * @param attrs Attributes.
  * @returns The DMA address.
- * @throws {IommuError} as `DmaMapper.mapSingle`.
+ * @throws {IommuError} as `DmaMapper.mapSingle`, and `EINVAL` when
+ * `buffer` is neither a `DmaBuffer` nor a list of frame addresses or
+ * `attrs` is not an object (checked before anything changes).
  */
 export function mapSingle(
   st: MapperState,
@@ -42,6 +44,19 @@ export function mapSingle(
 ): number {
   st.alive();
   const dir = checkDirection(direction);
+  checkObject(attrs, "DMA attributes");
+  if (
+    !(buffer instanceof DmaBuffer) &&
+    (buffer === null || typeof buffer !== "object" ||
+      !Number.isSafeInteger(buffer.length))
+  ) {
+    throw new IommuError(
+      "EINVAL",
+      `mapSingle needs a DmaBuffer or a list of frame addresses, got ${
+        describeValue(buffer)
+      }`,
+    );
+  }
   const buf = buffer instanceof DmaBuffer
     ? buffer
     : DmaBuffer.fromFrames(buffer);
