@@ -19,11 +19,10 @@ import { pageOffset } from "./page_math.ts";
  * @param rec The list's record.
  * @param segments Entries, validated.
  * @param total Sum of the entry lengths, in bytes.
- * @param dir Direction.
- * @param _skip The caller syncs explicitly. Unused here: the slots are
- * filled with the CPU's view of their entries whatever the direction or
- * this attribute (a slot must never hand a previous user's bytes back);
- * the attribute only skips the copy back at unmap.
+ * @param dir Direction. Bounce slots are filled with the CPU's view of
+ * their entries whatever the direction or `skipCpuSync` (a slot must never
+ * hand a previous user's bytes back); that attribute only skips the copy
+ * back at unmap.
  * @returns The mapping.
  * @throws {IommuError} `ENOMEM` when bounce slots run out (none stay
  * allocated) or a debug report's kind.
@@ -34,7 +33,6 @@ export function mapSgDirect(
   segments: readonly SgSegment[],
   total: number,
   dir: DmaDirection,
-  _skip: boolean,
 ): DmaSgMapping {
   const n = segments.length;
   const dmaAddress: number[] = new Array(n);

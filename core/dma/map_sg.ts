@@ -75,7 +75,7 @@ export function mapSg(
     ? mapSgFlat(st, rec, segments, total, dir)
     : st.domain !== null
     ? mapSgIommu(st, rec, segments, total, dir)
-    : mapSgDirect(st, rec, segments, total, dir, skip);
+    : mapSgDirect(st, rec, segments, total, dir);
   rec.sg = sg;
   rec.iova = sg.iova;
   rec.iovaSize = sg.iovaSize;

@@ -234,10 +234,12 @@ export class DmaMapper {
    * {@linkcode DMA_BIDIRECTIONAL}.
    * @param attrs Optional attributes.
    * @returns The DMA address; pass it to {@linkcode DmaMapper.mappingError}.
-   * @throws {IommuError} `EINVAL` for a bad direction, a freed buffer or
-   * (direct) a physically discontiguous buffer; `ERANGE` for frames outside
-   * RAM; `ENOMEM` when IOVA space, page tables or bounce slots run out;
-   * a debug report's kind in `"throw"` mode; `EPERM` after removal.
+   * @throws {IommuError} `EINVAL` for a bad direction, a buffer that is
+   * neither a `DmaBuffer` nor a list of frame addresses, attributes that are
+   * not an object, a freed buffer or (direct) a physically discontiguous
+   * buffer; `ERANGE` for frames outside RAM; `ENOMEM` when IOVA space, page
+   * tables or bounce slots run out; a debug report's kind in `"throw"` mode;
+   * `EPERM` after removal.
    */
   mapSingle(
     buffer: DmaBuffer | ArrayLike<number>,
@@ -300,8 +302,9 @@ export class DmaMapper {
    * @param direction A valid direction.
    * @param attrs Optional attributes.
    * @returns The mapping; pass it to unmap and sync.
-   * @throws {IommuError} `EINVAL` for an empty list, a bad direction or a
-   * malformed entry (the message names its index); `ERANGE` for memory
+   * @throws {IommuError} `EINVAL` for an empty list, a list, entry or
+   * attributes that are not one, a bad direction or a malformed entry (the
+   * message names its index); `ERANGE` for memory
    * outside RAM; `ENOMEM` when IOVA space, page tables or bounce slots run
    * out; a debug report's kind in `"throw"` mode (nothing changes);
    * `EPERM` after removal.

@@ -37,7 +37,12 @@ export interface DmaMapperOptions {
 
 /** Attributes of one map or unmap call. */
 export interface DmaAttrs {
-  /** Skip the CPU cache maintenance (the caller syncs explicitly); also exempts the overlap check. */
+  /**
+   * Skip the CPU cache maintenance (the caller syncs explicitly); also
+   * exempts the overlap check. A bounce slot is still filled with the
+   * buffer's CPU view at map time (it must never hand an earlier mapping's
+   * bytes back); at unmap the copy back into the buffer is skipped.
+   */
   skipCpuSync?: boolean;
   /**
    * Promise that the CPU does not write the buffer's cache lines while it is
