@@ -504,11 +504,18 @@ export class DmaDebug {
    *
    * @param req What the caller passed.
    * @param rec The live mapping containing `req.dmaAddr`, or undefined.
+   * @param reach End (exclusive), in bytes, of the part of `rec` a single
+   * sync from `req.dmaAddr` may cover when the caller knows it: for an sg
+   * mapping, the end of the DMA segments back to back from the one holding
+   * `req.dmaAddr` (-1 when `req.dmaAddr` lies between segments). Default
+   * `rec.dmaAddr + rec.size`, the end of a single or coherent mapping and
+   * what a whole-list sg sync covers.
    * @returns The reports (not yet emitted).
    */
   checkSync(
     req: DmaSyncRequest,
     rec: DmaMappingRecord | undefined,
+    reach?: number,
   ): DmaDebugReport[] {
     const out: DmaDebugReport[] = [];
     if (rec === undefined) {
@@ -524,15 +531,20 @@ export class DmaDebug {
       );
       return out;
     }
-    if (req.dmaAddr + req.size > rec.dmaAddr + rec.size) {
+    const limit = reach ?? rec.dmaAddr + rec.size;
+    if (req.dmaAddr + req.size > limit) {
       this.#push(
         out,
         "sync-out-of-range",
         `device driver syncs DMA memory outside allocated range [device address=${
           hex(rec.dmaAddr)
-        }] [allocation size=${hex(rec.size)}] [sync offset+size=${
-          hex(req.dmaAddr - rec.dmaAddr + req.size)
-        }]`,
+        }] [allocation size=${hex(rec.size)}] ${
+          reach === undefined
+            ? `[sync offset+size=${hex(req.dmaAddr - rec.dmaAddr + req.size)}]`
+            : `[sync=${hex(req.dmaAddr)}+${hex(req.size)}] [${
+              reach < 0 ? "between segments" : `segments end at ${hex(reach)}`
+            }]`
+        }`,
         req.dmaAddr,
         req.size,
         rec,

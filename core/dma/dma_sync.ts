@@ -13,8 +13,101 @@ import type { MapperState } from "./mapper_state.ts";
 import type { Live } from "./live_table.ts";
 import { PAGE, pageOffset } from "./page_math.ts";
 
+/** Physical addresses of the pages of an IOMMU sync, reused between calls. */
+let pagePa = new Float64Array(16);
+/** Entries of `pagePa` kept after a sync (larger ones are dropped). */
+const PAGE_PA_KEPT = 4096;
+
 /**
- * Check a sync call and move ownership of the range it names.
+ * The DMA segment of an sg mapping holding an address.
+ *
+ * @param sg The mapping.
+ * @param addr DMA address, in bytes.
+ * @returns The segment's index, or -1.
+ */
+function segmentIndex(sg: DmaSgMapping, addr: number): number {
+  for (let i = 0; i < sg.count; i++) {
+    const a = sg.dmaAddress[i]!;
+    if (addr >= a && addr < a + sg.dmaLength[i]!) return i;
+  }
+  return -1;
+}
+
+/**
+ * End of the DMA range of one record (one DMA segment for sg) holding an
+ * address.
+ *
+ * @param rec A live record.
+ * @param addr DMA address, in bytes.
+ * @returns The end (exclusive), or -1 when no part of `rec` holds `addr`.
+ */
+function segmentEnd(rec: Live, addr: number): number {
+  const sg = rec.sg;
+  if (rec.type !== "sg" || sg === null) {
+    return addr >= rec.dmaAddr && addr < rec.end ? rec.end : -1;
+  }
+  const i = segmentIndex(sg, addr);
+  return i < 0 ? -1 : sg.dmaAddress[i]! + sg.dmaLength[i]!;
+}
+
+/**
+ * How far a single sync starting at an address may run inside a record:
+ * the end of the record, or for sg the end of the run of back-to-back DMA
+ * segments (in list order) from the one holding the address.
+ *
+ * @param rec A live record.
+ * @param addr DMA address, in bytes.
+ * @returns The end (exclusive), or -1 when no part of `rec` holds `addr`.
+ */
+function reachOf(rec: Live, addr: number): number {
+  const sg = rec.sg;
+  if (rec.type !== "sg" || sg === null) return segmentEnd(rec, addr);
+  let i = segmentIndex(sg, addr);
+  if (i < 0) return -1;
+  let end = sg.dmaAddress[i]! + sg.dmaLength[i]!;
+  while (++i < sg.count && sg.dmaAddress[i] === end) end += sg.dmaLength[i]!;
+  return end;
+}
+
+/**
+ * The live record holding a DMA address: an exact start first (O(1)),
+ * then the record whose range spans it; in direct mode, where an sg list's
+ * segments lie anywhere, every record's segments as a last resort.
+ *
+ * @param st The mapper.
+ * @param addr DMA address, in bytes.
+ * @returns The record, or undefined.
+ */
+function holding(st: MapperState, addr: number): Live | undefined {
+  for (let r = st.live.head(addr); r !== null; r = r.next) {
+    if (segmentEnd(r, addr) > addr) return r;
+  }
+  const spans = st.live.containing(addr);
+  if (st.domain !== null) return spans; // one IOVA range per mapping
+  if (spans !== undefined && segmentEnd(spans, addr) > addr) return spans;
+  for (const r of st.live.all()) {
+    if (segmentEnd(r, addr) > addr) return r;
+  }
+  return undefined;
+}
+
+/**
+ * @param st The mapper.
+ * @param addr The DMA address nothing holds.
+ * @returns The `ENOENT` error for a sync there.
+ */
+function notMapped(st: MapperState, addr: number): IommuError {
+  return new IommuError(
+    "ENOENT",
+    `sync of ${hex(addr)}: nothing is mapped there for ${st.master.name}`,
+  );
+}
+
+/**
+ * Check a sync call and move ownership of the range it names. Every check
+ * (arguments, debug reports in `"throw"` mode, and that live mappings hold
+ * the whole range) comes before any cache maintenance, bounce copy or
+ * counter, so a call that throws changes nothing.
  *
  * @param st The mapper.
  * @param forCpu To the CPU (true) or to the device.
@@ -38,56 +131,153 @@ export function syncCommon(
   const dir = checkDirection(direction);
   checkDmaHandle(dmaAddr, size);
   const debug = st.debug;
-  const needRec = debug !== null || st.bounce.live > 0 || sg !== null;
+  const direct = st.domain === null;
   let rec: Live | undefined;
-  if (needRec) {
+  if (debug !== null || direct || st.bounce.live > 0 || sg !== null) {
     rec = sg !== null
       ? st.live.lookup(dmaAddr, "sg", size, dir)
-      : st.live.containing(dmaAddr);
+      : holding(st, dmaAddr);
   }
+  const whole = sg !== null && rec?.type === "sg";
   if (debug !== null) {
     debug.emit(
-      debug.checkSync({ forCpu, dmaAddr, size, direction: dir, nents }, rec),
+      debug.checkSync(
+        { forCpu, dmaAddr, size, direction: dir, nents },
+        rec,
+        rec === undefined || whole ? undefined : reachOf(rec, dmaAddr),
+      ),
     );
     if (rec === undefined) return; // recorded
   }
-  st.s.syncs++;
-  if (rec !== undefined) rec.deviceOwned = !forCpu;
-  if (rec?.type === "sg") {
-    syncSg(st, forCpu, rec.sg!, dir);
+  if (whole) {
+    st.s.syncs++;
+    rec!.deviceOwned = !forCpu;
+    syncSg(st, forCpu, rec!.sg!, dir);
     return;
   }
-  if (rec !== undefined && rec.bounce >= 0) {
-    const off = dmaAddr - rec.dmaAddr;
-    const n = Math.min(size, rec.bounceSize - off);
+  if (direct) {
+    if (rec === undefined || segmentEnd(rec, dmaAddr) < 0) {
+      throw notMapped(st, dmaAddr);
+    }
+    syncDirect(st, forCpu, rec, dmaAddr, size, dir);
+    return;
+  }
+  if (rec === undefined && sg !== null) throw notMapped(st, dmaAddr);
+  if (st.coherent) {
+    st.s.syncs++;
+    if (rec !== undefined) rec.deviceOwned = !forCpu;
+    return;
+  }
+  // Translate every page through the tables in RAM first, then maintain.
+  const domain = st.domain!;
+  const end = dmaAddr + size;
+  let pages = 0;
+  for (let at = dmaAddr; at < end; at += PAGE - pageOffset(at)) {
+    const pa = domain.iovaToPhys(at);
+    if (pa < 0) throw notMapped(st, at);
+    if (pages === pagePa.length) {
+      const grown = new Float64Array(2 * pages);
+      grown.set(pagePa);
+      pagePa = grown;
+    }
+    pagePa[pages++] = pa;
+  }
+  st.s.syncs++;
+  if (rec !== undefined) rec.deviceOwned = !forCpu;
+  let at = dmaAddr;
+  for (let p = 0; p < pages; p++) {
+    const n = Math.min(PAGE - pageOffset(at), end - at);
+    if (forCpu) st.cpu.takeFromDevice(pagePa[p]!, n, dir);
+    else st.cpu.handToDevice(pagePa[p]!, n, dir);
+    at += n;
+  }
+  if (pagePa.length > PAGE_PA_KEPT) pagePa = new Float64Array(16);
+}
+
+/**
+ * Sync `[dmaAddr, dmaAddr + size)` on a master without an IOMMU, piece by
+ * piece through the records (and sg segments) holding it: bounce copies
+ * for bounced pieces, cache maintenance for the others. The whole range is
+ * checked before anything is done.
+ *
+ * @param st The mapper (direct mode).
+ * @param forCpu To the CPU (true) or to the device.
+ * @param rec The record holding `dmaAddr`.
+ * @param dmaAddr First DMA address.
+ * @param size Bytes.
+ * @param dir Direction.
+ * @throws {IommuError} `ENOENT` when part of the range lies in no live
+ * mapping (nothing changed).
+ */
+function syncDirect(
+  st: MapperState,
+  forCpu: boolean,
+  rec: Live,
+  dmaAddr: number,
+  size: number,
+  dir: DmaDirection,
+): void {
+  const end = dmaAddr + size;
+  // Check first: a range running past its record must continue in others.
+  for (let at = segmentEnd(rec, dmaAddr); at < end;) {
+    const next = holding(st, at);
+    if (next === undefined) throw notMapped(st, at);
+    at = segmentEnd(next, at);
+  }
+  st.s.syncs++;
+  let r = rec;
+  for (let at = dmaAddr; at < end;) {
+    const stop = Math.min(segmentEnd(r, at), end);
+    r.deviceOwned = !forCpu;
+    syncDirectPiece(st, forCpu, r, at, stop - at, dir);
+    at = stop;
+    if (at < end) r = holding(st, at)!;
+  }
+}
+
+/**
+ * Sync one piece of a direct sync that lies inside one record (one sg
+ * segment).
+ *
+ * @param st The mapper (direct mode).
+ * @param forCpu To the CPU (true) or to the device.
+ * @param rec The record holding the piece.
+ * @param at First DMA address of the piece.
+ * @param n Bytes.
+ * @param dir Direction.
+ */
+function syncDirectPiece(
+  st: MapperState,
+  forCpu: boolean,
+  rec: Live,
+  at: number,
+  n: number,
+  dir: DmaDirection,
+): void {
+  if (rec.bounce >= 0) {
+    const off = at - rec.dmaAddr;
     if (forCpu) st.bounce.copyOut(rec.cpu!, off, rec.bounce + off, n);
     else st.bounce.copyIn(rec.cpu!, off, rec.bounce + off, n);
     return;
   }
-  if (st.coherent) return;
-  if (st.domain === null) {
-    st.checkRam(dmaAddr, size, "sync range");
-    if (forCpu) st.cpu.takeFromDevice(dmaAddr, size, dir);
-    else st.cpu.handToDevice(dmaAddr, size, dir);
-    return;
-  }
-  // Translate page by page through the tables in RAM.
-  const domain = st.domain;
-  let done = 0;
-  while (done < size) {
-    const at = dmaAddr + done;
-    const n = Math.min(PAGE - pageOffset(at), size - done);
-    const pa = domain.iovaToPhys(at);
-    if (pa < 0) {
-      throw new IommuError(
-        "ENOENT",
-        `sync of ${hex(at)}: nothing is mapped there for ${st.master.name}`,
-      );
+  const sg = rec.sg;
+  if (rec.type === "sg" && sg !== null && sg.bounce !== null) {
+    const i = segmentIndex(sg, at);
+    if (i >= 0 && sg.bounce[i]! >= 0) {
+      // Direct mode: DMA segment i is input entry i.
+      const pa = sg.segments[i]!.pa + (at - sg.dmaAddress[i]!);
+      if (forCpu) {
+        st.bounce.cpuWrite(pa, st.soc.memory.readBytes(at, n));
+      } else {
+        st.soc.memory.writeBytes(at, st.bounce.cpuRead(pa, n));
+      }
+      st.s.bounceBytes += n;
+      return;
     }
-    if (forCpu) st.cpu.takeFromDevice(pa, n, dir);
-    else st.cpu.handToDevice(pa, n, dir);
-    done += n;
   }
+  if (st.coherent) return;
+  if (forCpu) st.cpu.takeFromDevice(at, n, dir);
+  else st.cpu.handToDevice(at, n, dir);
 }
 
 /**

@@ -1,0 +1,198 @@
+// Syncs that name memory no mapping holds throw ENOENT and change nothing
+// (no cache maintenance, no counter), and a sync of any part of an sg
+// mapping is not reported out of range.
+import { assertEquals, assertThrows } from "@std/assert";
+import { IommuError } from "../core/mod.ts";
+import {
+  createDmaMapper,
+  DMA_BIDIRECTIONAL,
+  DMA_FROM_DEVICE,
+  DmaBuffer,
+  type DmaDebugKind,
+  type DmaDebugReport,
+  type DmaMapper,
+} from "../core/dma/mod.ts";
+import { dmaRig, pattern } from "./support/dma_rig.ts";
+
+function throwsKind(fn: () => unknown, kind: string): IommuError {
+  const e = assertThrows(fn, IommuError);
+  assertEquals(e.kind, kind, e.message);
+  return e;
+}
+
+function kinds(dma: DmaMapper): DmaDebugKind[] {
+  return dma.reports().map((r) => r.kind);
+}
+
+Deno.test("direct master, debug off: a sync of memory no mapping holds throws ENOENT and keeps the CPU's dirty data", () => {
+  const r = dmaRig("direct");
+  const dma = createDmaMapper(r.soc, r.master, { debug: false });
+  const other = dma.cpu.allocBuffer(4096); // never mapped
+  dma.cpu.writeBuffer(other, pattern(4096, 3)); // dirty in the CPU cache
+  throwsKind(() => dma.syncForCpu(other.pa, 4096, DMA_FROM_DEVICE), "ENOENT");
+  throwsKind(() => dma.syncForDevice(other.pa, 64, DMA_FROM_DEVICE), "ENOENT");
+  assertEquals(dma.cpu.lineState(other.pa), "dirty");
+  assertEquals(dma.cpu.readBuffer(other), pattern(4096, 3));
+
+  // An sg list synced after its unmap: its first entry is followed in RAM
+  // by CPU data the list never held.
+  const data = dma.cpu.allocBuffer(8192);
+  const rx = dma.cpu.allocBuffer(4096);
+  const sg = dma.mapSg(
+    [{ pa: data.pa, length: 0x200 }, { pa: rx.pa, length: 0x200 }],
+    DMA_FROM_DEVICE,
+  );
+  dma.unmapSg(sg, DMA_FROM_DEVICE);
+  dma.cpu.writeBuffer(data, pattern(0x200, 4), 0x200);
+  throwsKind(() => dma.syncSgForCpu(sg, DMA_FROM_DEVICE), "ENOENT");
+  throwsKind(() => dma.syncSgForDevice(sg, DMA_FROM_DEVICE), "ENOENT");
+  assertEquals(dma.cpu.readBuffer(data, 0x200, 0x200), pattern(0x200, 4));
+
+  // A sync running past the end of a live mapping into unmapped memory.
+  const buf = data.slice(0, 4096);
+  const addr = dma.mapSingle(buf, DMA_FROM_DEVICE);
+  dma.cpu.writeBuffer(data, pattern(64, 5), 4096); // after the mapping
+  throwsKind(() => dma.syncForCpu(addr, 8192, DMA_FROM_DEVICE), "ENOENT");
+  assertEquals(dma.cpu.readBuffer(data, 4096, 64), pattern(64, 5));
+  assertEquals(dma.stats().syncs, 0);
+
+  // Syncs of mapped memory still work, from the start or from the middle.
+  r.master.port().writeBytes(addr, pattern(4096, 6));
+  dma.syncForCpu(addr + 100, 200, DMA_FROM_DEVICE);
+  assertEquals(
+    dma.cpu.readBuffer(buf, 100, 200),
+    pattern(4096, 6).subarray(100, 300),
+  );
+  dma.syncForCpu(addr, 4096, DMA_FROM_DEVICE);
+  assertEquals(dma.cpu.readBuffer(buf), pattern(4096, 6));
+  assertEquals(dma.stats().syncs, 2);
+  dma.unmapSingle(addr, 4096, DMA_FROM_DEVICE);
+  dma.removeMaster();
+});
+
+Deno.test("direct master: a single sync of one entry of an sg list (entries out of address order) syncs that entry", () => {
+  for (const debug of [false, true]) {
+    const r = dmaRig("direct");
+    const dma = createDmaMapper(r.soc, r.master, { debug });
+    const lo = dma.cpu.allocBuffer(4096);
+    const hi = dma.cpu.allocBuffer(4096);
+    const sg = dma.mapSg(
+      [{ pa: hi.pa, length: 0x200 }, { pa: lo.pa, length: 0x200 }],
+      DMA_FROM_DEVICE,
+    );
+    dma.cpu.readBuffer(lo, 0, 64); // a stale line
+    r.master.port().writeBytes(sg.dmaAddress[1]!, pattern(0x200, 7));
+    dma.syncForCpu(sg.dmaAddress[1]!, 0x200, DMA_FROM_DEVICE);
+    assertEquals(dma.cpu.readBuffer(lo, 0, 0x200), pattern(0x200, 7));
+    if (debug) assertEquals(dma.reports(), []);
+    dma.unmapSg(sg, DMA_FROM_DEVICE);
+    dma.removeMaster();
+  }
+});
+
+Deno.test("IOMMU master: a sync running past its mapping throws ENOENT before any cache maintenance or count", () => {
+  const r = dmaRig("flat");
+  const dma = createDmaMapper(r.soc, r.master, { debug: false });
+  const buf = dma.cpu.allocBuffer(4096);
+  const a = dma.mapSingle(buf, DMA_BIDIRECTIONAL);
+  dma.cpu.writeBuffer(buf, new Uint8Array([0x42])); // dirty line, first page
+  throwsKind(() => dma.syncForCpu(a, 8192, DMA_BIDIRECTIONAL), "ENOENT");
+  throwsKind(() => dma.syncForCpu(a, 2 ** 52, DMA_BIDIRECTIONAL), "ENOENT");
+  assertEquals(dma.stats().syncs, 0);
+  assertEquals(dma.cpu.lineState(buf.pa), "dirty");
+  assertEquals(dma.cpu.readBuffer(buf, 0, 1), new Uint8Array([0x42]));
+  // An sg list synced after its unmap.
+  const sg = dma.mapSg([{ pa: buf.pa, length: 4096 }], DMA_BIDIRECTIONAL);
+  dma.unmapSg(sg, DMA_BIDIRECTIONAL);
+  dma.cpu.writeBuffer(buf, new Uint8Array([0x43]));
+  throwsKind(() => dma.syncSgForCpu(sg, DMA_BIDIRECTIONAL), "ENOENT");
+  assertEquals(dma.stats().syncs, 0);
+  assertEquals(dma.cpu.lineState(buf.pa), "dirty");
+  assertEquals(dma.cpu.readBuffer(buf, 0, 1), new Uint8Array([0x43]));
+  dma.unmapSingle(a, 4096, DMA_BIDIRECTIONAL);
+  dma.removeMaster();
+});
+
+Deno.test("record mode: a sync reported out of range that runs into unmapped memory keeps the report and changes nothing else", () => {
+  for (const kind of ["flat", "direct"] as const) {
+    const r = dmaRig(kind);
+    const dma = createDmaMapper(r.soc, r.master, { debug: { mode: "record" } });
+    const buf = dma.cpu.allocBuffer(4096);
+    const a = dma.mapSingle(buf, DMA_BIDIRECTIONAL);
+    dma.mappingError(a);
+    dma.cpu.writeBuffer(buf, new Uint8Array([0x42]));
+    throwsKind(() => dma.syncForCpu(a, 8192, DMA_BIDIRECTIONAL), "ENOENT");
+    assertEquals(kinds(dma), ["sync-out-of-range"], kind);
+    assertEquals(dma.stats().syncs, 0, kind);
+    assertEquals(dma.cpu.lineState(buf.pa), "dirty", kind);
+    assertEquals(dma.cpu.readBuffer(buf, 0, 1), new Uint8Array([0x42]));
+    dma.unmapSingle(a, 4096, DMA_BIDIRECTIONAL);
+    dma.removeMaster();
+  }
+});
+
+Deno.test("debug: a single sync of any segment of an sg mapping is in range; past a segment it is not", () => {
+  const r = dmaRig("flat");
+  const dma = createDmaMapper(r.soc, r.master, { debug: true });
+  const p0 = dma.cpu.allocBuffer(4096);
+  const p1 = dma.cpu.allocBuffer(4096);
+  // Two 512-byte packets in different pages: two DMA segments with a gap.
+  const sg = dma.mapSg(
+    [{ pa: p0.pa + 0x100, length: 0x200 }, {
+      pa: p1.pa + 0x100,
+      length: 0x200,
+    }],
+    DMA_FROM_DEVICE,
+  );
+  assertEquals(sg.count, 2);
+  const [d0, d1] = [sg.dmaAddress[0]!, sg.dmaAddress[1]!];
+  dma.cpu.readBuffer(p1, 0x100, 64); // a stale line
+  r.master.port().writeBytes(d1, pattern(0x200, 9));
+  dma.syncForCpu(d1, 0x200, DMA_FROM_DEVICE);
+  assertEquals(dma.cpu.readBuffer(p1, 0x100, 0x200), pattern(0x200, 9));
+  dma.syncForCpu(d0 + 0x10, 0x1f0, DMA_FROM_DEVICE);
+  dma.syncForDevice(d1, 0x200, DMA_FROM_DEVICE);
+  assertEquals(dma.reports(), []);
+  // Past the end of a segment (into the padding of its page, where the
+  // CPU's own data lives) or past the last one: still reported.
+  for (const [at, n] of [[d0, 0x201], [d1 + 0x100, 0x101], [d0 + 0x300, 4]]) {
+    const e = throwsKind(
+      () => dma.syncForCpu(at!, n!, DMA_FROM_DEVICE),
+      "ERANGE",
+    );
+    assertEquals((e.detail as DmaDebugReport).kind, "sync-out-of-range");
+  }
+  dma.syncSgForCpu(sg, DMA_FROM_DEVICE); // the whole list
+  dma.unmapSg(sg, DMA_FROM_DEVICE);
+  dma.removeMaster();
+});
+
+Deno.test("direct master: a single sync of part of a bounced sg entry copies that part only", () => {
+  const HIGH = 0x1_0000_0000; // above the 32-bit master's reach
+  for (const debug of [false, true]) {
+    const r = dmaRig("direct", { dmaBits: 32 }, {
+      base: 0xf000_0000,
+      size: 512 << 20,
+    });
+    const dma = createDmaMapper(r.soc, r.master, { debug });
+    const low = dma.cpu.allocBuffer(4096);
+    const high = DmaBuffer.fromRange(HIGH + 0x3000, 4096);
+    dma.cpu.writeBuffer(high, pattern(0x200, 1));
+    const sg = dma.mapSg(
+      [{ pa: low.pa, length: 0x200 }, { pa: high.pa, length: 0x200 }],
+      DMA_FROM_DEVICE,
+    );
+    const slot = sg.dmaAddress[1]!;
+    assertEquals(slot < HIGH, true, "entry 1 bounced");
+    r.master.port().writeBytes(slot, pattern(0x200, 2));
+    const before = dma.stats().bounceBytes;
+    dma.syncForCpu(slot + 0x10, 0x20, DMA_FROM_DEVICE);
+    const want = pattern(0x200, 1);
+    want.set(pattern(0x200, 2).subarray(0x10, 0x30), 0x10);
+    assertEquals(dma.cpu.readBuffer(high, 0, 0x200), want);
+    assertEquals(dma.stats().bounceBytes - before, 0x20);
+    if (debug) assertEquals(dma.reports(), []);
+    dma.unmapSg(sg, DMA_FROM_DEVICE, { skipCpuSync: true });
+    dma.removeMaster();
+  }
+});
