@@ -158,16 +158,19 @@ export class Port {
   }
 
   // Throws the error of an access that failed write()/read()'s combined
-  // check, in the order: address, length, DMA mask.
-  #badAccess(iova: number, length: number): never {
-    if (typeof length !== "number") {
+  // check, in the order: buffer, address, length, DMA mask.
+  #badAccess(iova: number, buffer: unknown): never {
+    if (!(buffer instanceof Uint8Array)) {
       throw new IommuError(
         "EINVAL",
-        `DMA buffer must be a Uint8Array; its length is ${
-          describeValue(length)
+        `DMA buffer must be a Uint8Array, got ${
+          ArrayBuffer.isView(buffer)
+            ? `a ${buffer.constructor.name}`
+            : describeValue(buffer)
         }`,
       );
     }
+    const length = buffer.length;
     checkAddress(iova, "DMA address");
     checkSize(length, "DMA length");
     throw new IommuError(
@@ -260,16 +263,17 @@ export class Port {
    * @param iova Bus address the device drives.
    * @param data Bytes to write (at least one).
    * @returns null on success, or the fault.
-   * @throws {IommuError} `EINVAL` for a malformed address or empty data;
-   * `ERANGE` beyond the master's DMA mask.
+   * @throws {IommuError} `EINVAL` for data that is not a Uint8Array (another
+   * typed array, a string, a plain array: nothing is written), a malformed
+   * address or empty data; `ERANGE` beyond the master's DMA mask.
    */
   write(iova: number, data: Uint8Array): IommuFault | null {
     // `?.`: null/undefined data falls to the out-of-line EINVAL below.
     const length = data?.length;
     if (
-      !(Number.isSafeInteger(iova) && iova >= 0 && length > 0 &&
-        iova + length <= this.#dmaLimit)
-    ) this.#badAccess(iova, length);
+      !(data instanceof Uint8Array && Number.isSafeInteger(iova) &&
+        iova >= 0 && length > 0 && iova + length <= this.#dmaLimit)
+    ) this.#badAccess(iova, data);
     const hw = this.#hw;
     let pa = iova;
     let span = length;
@@ -307,14 +311,15 @@ export class Port {
    * @param iova Bus address.
    * @param into Destination (at least one byte).
    * @returns null on success, or the fault.
-   * @throws {IommuError} as {@linkcode Port.write}.
+   * @throws {IommuError} as {@linkcode Port.write} (`into` must be a
+   * Uint8Array; anything else is left untouched).
    */
   read(iova: number, into: Uint8Array): IommuFault | null {
     const length = into?.length;
     if (
-      !(Number.isSafeInteger(iova) && iova >= 0 && length > 0 &&
-        iova + length <= this.#dmaLimit)
-    ) this.#badAccess(iova, length);
+      !(into instanceof Uint8Array && Number.isSafeInteger(iova) &&
+        iova >= 0 && length > 0 && iova + length <= this.#dmaLimit)
+    ) this.#badAccess(iova, into);
     const hw = this.#hw;
     let pa = iova;
     let span = length;

@@ -635,6 +635,30 @@ row(
   "EINVAL",
   (w) => w.soc.addMaster({ name: "m", ports: [{ name: "a" }, { name: "a" }] }),
 );
+row(
+  "Port.write",
+  "a Uint16Array",
+  "EINVAL",
+  (w) => w.dev.port().write(0x40_0000, any(new Uint16Array([0x1234]))),
+);
+row(
+  "Port.write",
+  'the string "AB"',
+  "EINVAL",
+  (w) => w.dev.port().write(0x40_0000, any("AB")),
+);
+row(
+  "Port.read",
+  "a Uint16Array",
+  "EINVAL",
+  (w) => w.dev.port().read(0x40_0000, any(new Uint16Array(2))),
+);
+row(
+  "Port.read",
+  "a plain array",
+  "EINVAL",
+  (w) => w.dev.port().read(0x40_0000, any([0, 0, 0, 0])),
+);
 row("Master.port", "unknown port", "ENOENT", (w) => w.dev.port("nope"));
 row(
   "Port.write",
