@@ -125,7 +125,7 @@ export class Port {
     this.master = master;
     this.name = spec.name ?? `port${index}`;
     this.unit = spec.unit ?? null;
-    this.streamIds = [...(spec.streamIds ?? [])];
+    this.streamIds = Array.from(spec.streamIds ?? []);
     this.#sid = this.streamIds[0] ?? 0;
     this.#dmaLimit = master.dmaBits >= 53 ? Infinity : 2 ** master.dmaBits;
     this.#memory = memory;
@@ -420,13 +420,29 @@ export class Master {
    * @param memory RAM.
    * @param router Fault router.
    * @throws {IommuError} `EINVAL` for no ports, duplicate port names, a bad
-   * `dmaBits`, or stream IDs that do not match the unit's topology.
+   * `dmaBits`, a port whose unit is not a unit object, stream IDs that are
+   * not a list or do not match the unit's topology; `ERANGE` for a stream
+   * ID beyond a central unit's.
    */
   constructor(spec: MasterSpec, memory: PhysicalMemory, router: FaultRouter) {
     checkObject(spec, "master spec");
     checkList(spec.ports, `master ${String(spec.name)} ports`);
-    for (let i = 0; i < spec.ports.length; i++) {
-      checkObject(spec.ports[i], `master ${String(spec.name)} port ${i}`);
+    const specs = Array.from(spec.ports);
+    for (let i = 0; i < specs.length; i++) {
+      const p = specs[i];
+      const what = `master ${String(spec.name)} port ${i}`;
+      checkObject(p, what);
+      if (p.unit !== undefined && p.unit !== null) {
+        checkObject(p.unit, `${what} unit`);
+        checkObject(p.unit.caps, `${what} unit ${String(p.unit.name)} caps`);
+        checkObject(
+          p.unit.hardware,
+          `${what} unit ${String(p.unit.name)} hardware`,
+        );
+      }
+      if (p.streamIds !== undefined && p.streamIds !== null) {
+        checkList(p.streamIds, `${what} stream ID list`);
+      }
     }
     this.name = spec.name;
     const bits = spec.dmaBits ?? 64;
@@ -440,12 +456,12 @@ export class Master {
     }
     this.dmaBits = bits;
     this.coherent = spec.coherent ?? false;
-    if (spec.ports.length === 0) {
+    if (specs.length === 0) {
       throw new IommuError("EINVAL", `master ${spec.name} has no ports`);
     }
-    const ports = spec.ports.map((p, i) => {
+    const ports = specs.map((p, i) => {
       const central = p.unit?.caps.topology === "central";
-      const ids = p.streamIds ?? [];
+      const ids = Array.from(p.streamIds ?? []);
       if (central && ids.length === 0) {
         throw new IommuError(
           "EINVAL",

@@ -226,8 +226,9 @@ export class Domain {
    * @param unit The unit whose driver allocates the tables.
    * @param ctx Memory and fault router of the system.
    * @param options Page-size restriction.
-   * @throws {IommuError} `EINVAL` when `options.pageSizes` is not a non-empty
-   * subset of the unit's sizes, the unit's caps are malformed, or `unit`,
+   * @throws {IommuError} `EINVAL` when `options.pageSizes` is not a list (a
+   * bare number such as 4096 included) or not a non-empty subset of the
+   * unit's sizes, the unit's caps are malformed, or `unit`,
    * its caps or `options` is not an object; `ENOMEM`
    * when the root table cannot be allocated.
    */
@@ -266,7 +267,10 @@ export class Domain {
         );
       }
     }
-    const sizes = options.pageSizes ?? unitSizes;
+    if (options.pageSizes !== undefined) {
+      checkList(options.pageSizes, "domain page sizes");
+    }
+    const sizes = Array.from(options.pageSizes ?? unitSizes);
     for (const s of sizes) {
       if (!unitSizes.includes(s)) {
         throw new IommuError(

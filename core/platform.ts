@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { hex } from "./address.ts";
+import { checkList, checkObject, hex } from "./address.ts";
 import { IommuError } from "./errors.ts";
 import type { IommuPlugin, IommuUnit } from "./iommu.ts";
 import type { Master, MasterSpec, PortSpec } from "./bus.ts";
@@ -310,15 +310,16 @@ type WireResult = { deferredOn: string } | PlatformMaster;
  * @returns The platform.
  * @throws {IommuError} `EIO` for a malformed DTB; `EINVAL` for malformed
  * JSON, missing RAM, `#iommu-cells` that disagrees with the binding plugin,
- * or an unusable `iommukit,dma-bits`; `ENOENT` for an `iommus` reference
- * that names nothing; `ENODEV` for an `iommus` target no plugin binds;
- * `EEXIST` for duplicate plugins; whatever a plugin's probe throws. Every
- * message names the node.
+ * an unusable `iommukit,dma-bits`, or `options` that is not an object with
+ * a `plugins` list; `ENOENT` for an `iommus` reference that names nothing;
+ * `ENODEV` for an `iommus` target no plugin binds; `EEXIST` for duplicate
+ * plugins; whatever a plugin's probe throws. Every message names the node.
  */
 export function buildPlatform(
   source: Uint8Array | PlatformJson,
   options: PlatformOptions,
 ): Platform {
+  checkOptions(options);
   const src = source instanceof Uint8Array
     ? sourceFromDtb(source)
     : sourceFromJson(source);
@@ -354,6 +355,12 @@ function holdBackReservations(
   }
 }
 
+// Before anything is read from them: an options object with a plugin list.
+function checkOptions(options: PlatformOptions): void {
+  checkObject(options, "platform options");
+  checkList(options.plugins, "platform options plugins");
+}
+
 /**
  * Build a platform from an already decoded source (see
  * {@linkcode buildPlatform}, which most callers want).
@@ -367,6 +374,7 @@ export function buildFromSource(
   src: PlatformSource,
   options: PlatformOptions,
 ): Platform {
+  checkOptions(options);
   const name = options.name ?? src.name;
   const log: ProbeEvent[] = [];
   const ram = pickMemory(src, log);
@@ -377,7 +385,9 @@ export function buildFromSource(
     prefixed(e, `platform ${name}: RAM ${hex(ram.address)}+${hex(ram.size)}`);
   }
   holdBackReservations(soc, src.reservations, ram, log);
-  for (const p of options.plugins) soc.use(p);
+  for (let i = 0; i < options.plugins.length; i++) {
+    soc.use(options.plugins[i]!);
+  }
 
   const units: (PlatformUnit & { masters: string[] })[] = [];
   const unitByPath = new Map<string, PlatformUnit & { masters: string[] }>();

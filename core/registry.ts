@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { checkObject, describeValue } from "./address.ts";
 import { IommuError } from "./errors.ts";
 import type {
   DeviceNode,
@@ -44,16 +45,36 @@ export class Registry {
    * @param plugin The plugin.
    * @returns This registry, for chaining.
    * @throws {IommuError} `EEXIST` when a name or compatible string is taken;
-   * `EINVAL` for a plugin without name or compatible strings.
+   * `EINVAL` for a plugin that is not an object, has no name, or whose
+   * `compatible` is not a non-empty array of non-empty strings (a single
+   * string is refused, not split into characters). Nothing is registered
+   * when it throws.
    */
   use(plugin: IommuPlugin): this {
-    if (!plugin.name || plugin.compatible.length === 0) {
+    checkObject(plugin, "plugin");
+    const compatible: unknown = plugin.compatible;
+    if (
+      typeof plugin.name !== "string" || plugin.name === "" ||
+      !Array.isArray(compatible) || compatible.length === 0
+    ) {
       throw new IommuError(
         "EINVAL",
         `plugin ${
-          JSON.stringify(plugin.name)
-        } needs a name and at least one compatible string`,
+          describeValue(plugin.name)
+        } needs a name and a non-empty array of compatible strings, got compatible ${
+          describeValue(compatible)
+        }`,
       );
+    }
+    for (const c of compatible) {
+      if (typeof c !== "string" || c === "") {
+        throw new IommuError(
+          "EINVAL",
+          `plugin ${plugin.name}: compatible entries must be non-empty strings, got ${
+            describeValue(c)
+          }`,
+        );
+      }
     }
     if (this.#plugins.some((p) => p.name === plugin.name)) {
       throw new IommuError(

@@ -53,9 +53,12 @@ export class Soc {
    * Create a system with the given RAM and no plugins.
    *
    * @param options RAM.
-   * @throws {IommuError} as {@linkcode PhysicalMemory}.
+   * @throws {IommuError} `EINVAL` when `options` or `options.memory` is not
+   * an object; otherwise as {@linkcode PhysicalMemory}.
    */
   constructor(options: SocOptions) {
+    checkObject(options, "SoC options");
+    checkObject(options.memory, "SoC memory");
     this.memory = options.memory instanceof PhysicalMemory
       ? options.memory
       : new PhysicalMemory(options.memory);
@@ -115,8 +118,8 @@ export class Soc {
    *
    * @param spec Its name, ports and DMA properties.
    * @returns The master.
-   * @throws {IommuError} `EEXIST` for a duplicate name; `EINVAL` as
-   * {@linkcode Master}.
+   * @throws {IommuError} `EEXIST` for a duplicate name; `EINVAL` / `ERANGE`
+   * as {@linkcode Master}. Nothing is added when it throws.
    */
   addMaster(spec: MasterSpec): Master {
     checkObject(spec, "master spec");
@@ -186,7 +189,7 @@ export class Soc {
  *
  * @param options RAM.
  * @returns The new system.
- * @throws {IommuError} as {@linkcode PhysicalMemory}.
+ * @throws {IommuError} as {@linkcode Soc}'s constructor.
  */
 export function createSoc(options: SocOptions): Soc {
   return new Soc(options);

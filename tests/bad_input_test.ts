@@ -1750,6 +1750,45 @@ for (
       (w: World) => w.soc.createDomain(any(4096)),
     ],
     [
+      "Soc.createDomain",
+      "pageSizes 4096 (not a list)",
+      (w: World) => w.soc.createDomain(w.flat, any({ pageSizes: 4096 })),
+    ],
+    [
+      "Soc.addMaster",
+      "a port whose unit is {} (not a unit)",
+      (w: World) => w.soc.addMaster(any({ name: "x", ports: [{ unit: {} }] })),
+    ],
+    [
+      "Soc.addMaster",
+      "streamIds 3 (not a list)",
+      (w: World) =>
+        w.soc.addMaster(
+          any({ name: "x", ports: [{ unit: w.smmu, streamIds: 3 }] }),
+        ),
+    ],
+    ["createSoc", "{} (no memory)", () => createSoc(any({}))],
+    ["createSoc", "no options", () => any(createSoc)()],
+    [
+      "Registry.use",
+      "a plugin without compatible",
+      (w: World) => w.soc.registry.use(any({ name: "p", probe() {} })),
+    ],
+    [
+      "Registry.use",
+      'compatible "acme,iommu" (a string, not a list)',
+      (w: World) =>
+        w.soc.registry.use(
+          any({ name: "p", compatible: "acme,iommu", probe() {} }),
+        ),
+    ],
+    [
+      "Registry.use",
+      "compatible [7]",
+      (w: World) =>
+        w.soc.registry.use(any({ name: "p", compatible: [7], probe() {} })),
+    ],
+    [
       "FaultRouter.report",
       "null",
       (w: World) => w.soc.faults.report(any(null)),
@@ -2006,6 +2045,26 @@ row(
     buildPlatform(any({ memory: { base: 0, size: -1 }, devices: [] }), {
       plugins: [],
     }),
+);
+row(
+  "buildPlatform (JSON)",
+  "options undefined",
+  "EINVAL",
+  () =>
+    buildPlatform(
+      { memory: { base: "0x40000000", size: "0x1000000" }, devices: [] },
+      any(undefined),
+    ),
+);
+row(
+  "buildPlatform (JSON)",
+  "plugins 5 (not a list)",
+  "EINVAL",
+  () =>
+    buildPlatform(
+      { memory: { base: "0x40000000", size: "0x1000000" }, devices: [] },
+      any({ plugins: 5 }),
+    ),
 );
 row(
   "buildPlatform (JSON)",
