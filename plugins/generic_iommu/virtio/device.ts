@@ -33,7 +33,16 @@
  * - PROBE: not offered → nothing written; endpoint unknown NOENT →
  *   properties larger than probe_size INVAL (no property written) → OK.
  * - Any operation whose invalidation fails in the unit (command queue
- *   stopped) → IOERR; any other unexpected failure → DEVERR.
+ *   stopped) → IOERR; any other unexpected failure → DEVERR. An ATTACH or
+ *   DETACH answered IOERR changes nothing: the endpoint stays where it was.
+ *
+ * Core domains the unit could not free (the invalidation that freeing needs
+ * failed) are kept aside, not leaked: a domain created by an ATTACH that then
+ * failed is reused by the next ATTACH that needs a new domain, and every
+ * domain kept aside is freed at the start of the next request (or
+ * {@linkcode VirtioIommu.reset}) once the unit completes its invalidation.
+ * A DETACH whose endpoint left but whose emptied domain could not be freed
+ * yet answers OK.
  *
  * Fault records (24 bytes, eventq layout): a stream that is not an endpoint
  * → R_UNKNOWN; an endpoint with no domain and no bypass → R_DOMAIN; no
@@ -199,6 +208,13 @@ export class VirtioIommu {
   #eventsDropped = 0;
   #counts: VirtioIommuCounters = {};
   #unlisten: () => void;
+  // A core domain created by an ATTACH that failed and that could not be
+  // freed: no stream ever translated through it and it holds no mapping,
+  // so the next ATTACH needing a new domain may take it.
+  #spare: Domain | null = null;
+  // Emptied core domains whose free failed (the unit's invalidation did not
+  // complete); freed at the start of a later request.
+  #unfreed: Domain[] = [];
 
   /**
    * Build it (see the class documentation).
@@ -274,17 +290,28 @@ export class VirtioIommu {
    * Device reset: every endpoint is detached and every domain (with its
    * mappings) dropped; `bypass` keeps its value, as the spec asks.
    *
-   * @throws {IommuError} `EIO` when the unit's command queue fails.
+   * @throws {IommuError} `EIO` when the unit's command queue fails: the
+   * endpoints detached until then stay detached, the others stay attached
+   * (their domains and mappings kept), and pending fault records are kept.
    */
   reset(): void {
-    for (const [ep, d] of this.#attached) {
-      this.#attached.delete(ep);
-      genericDriverOf(this.unit).setStreamBypass(ep, this.#idleBypass());
-      if (d.domain !== null) d.domain.detach(this.unit, [ep]);
-      this.#leave(d, ep);
-    }
+    this.#releaseHeld();
+    for (const [ep, d] of this.#attached) this.#detachEndpoint(d, ep);
     for (const ep of this.#endpoints) this.#applyIdle(ep);
     this.#events = [];
+  }
+
+  // Free the core domains kept aside, stopping at the first the unit still
+  // cannot free (its command queue is stalled: the others would fail too).
+  #releaseHeld(): void {
+    if (this.#spare !== null) {
+      if (!freeDomain(this.#spare)) return;
+      this.#spare = null;
+    }
+    while (this.#unfreed.length > 0) {
+      if (!freeDomain(this.#unfreed[this.#unfreed.length - 1]!)) return;
+      this.#unfreed.pop();
+    }
   }
 
   /** The `bypass` config field (true = 1). */
@@ -343,6 +370,7 @@ export class VirtioIommu {
    * @returns The written bytes (a view into `request`), or an empty array.
    */
   handleRequest(request: Uint8Array): Uint8Array {
+    if (this.#spare !== null || this.#unfreed.length > 0) this.#releaseHeld();
     const out = this.#dispatch(request);
     const name = out.length === 0
       ? "NOREPLY"
@@ -448,7 +476,10 @@ export class VirtioIommu {
     if (d === undefined) {
       if (this.#domains.size >= this.#maxDomains) return VIRTIO_IOMMU_S_NOMEM;
       let core: Domain | null = null;
-      if (!bypass) {
+      if (!bypass && this.#spare !== null) {
+        core = this.#spare;
+        this.#spare = null;
+      } else if (!bypass) {
         try {
           core = this.#soc.createDomain(this.unit);
         } catch (e) {
@@ -468,32 +499,80 @@ export class VirtioIommu {
       };
       created = true;
     }
+    const drv = genericDriverOf(this.unit);
     try {
       if (!bypass) {
         // One STE store moves the stream from its old domain (or from bypass).
         d.domain!.attach(this.unit, [ep]);
-      } else if (old !== undefined && old.domain !== null) {
-        genericDriverOf(this.unit).setStreamBypass(ep, true);
-        old.domain.detach(this.unit, [ep]);
+      } else if (old === undefined || old.domain !== null) {
+        // An unattached stream takes the bypass STE now; an attached one
+        // lands in bypass when its domain lets it go.
+        drv.setStreamBypass(ep, true);
+        old?.domain?.detach(this.unit, [ep]);
       }
     } catch (e) {
-      if (created) d.domain?.free();
+      if (bypass && old === undefined) {
+        this.#restoreMode(ep, this.#idleBypass());
+      }
+      const core = created ? d.domain : null;
+      // The unit put the stream back; the new domain was never used. It
+      // cannot be freed while the queue that failed is needed to free it.
+      if (core !== null && !freeDomain(core)) {
+        if (core.attachments().length === 0) this.#spare = core;
+        else this.#unfreed.push(core);
+      }
       throw e;
     }
     if (created) this.#domains.set(id, d);
     d.endpoints.add(ep);
     this.#attached.set(ep, d);
-    if (bypass) this.#applyIdle(ep);
     if (old !== undefined) this.#leave(old, ep);
     return VIRTIO_IOMMU_S_OK;
   }
 
-  // Drop `ep` from `d`'s bookkeeping; an empty domain ceases to exist.
+  // Put the mode of a stream no domain translates back to `bypass` after a
+  // change the queue failed to complete (the restored STE waits for the
+  // unit to refetch it).
+  #restoreMode(ep: number, bypass: boolean): void {
+    try {
+      genericDriverOf(this.unit).setStreamBypass(ep, bypass);
+    } catch {
+      // The entry in RAM is restored; only its invalidation is pending.
+    }
+  }
+
+  // Take `ep` out of `d` in the unit, then in the bookkeeping. A throw
+  // (EIO) leaves the endpoint attached to `d`.
+  #detachEndpoint(d: VDomain, ep: number): void {
+    const drv = genericDriverOf(this.unit);
+    const idle = this.#idleBypass();
+    if (d.domain !== null) {
+      // The idle mode first (a flag only while the stream translates), so
+      // the detach lands there in one STE store.
+      drv.setStreamBypass(ep, idle);
+      d.domain.detach(this.unit, [ep]);
+    } else {
+      // A bypass domain: the stream's STE is bypass already.
+      try {
+        drv.setStreamBypass(ep, idle);
+      } catch (e) {
+        this.#restoreMode(ep, true);
+        throw e;
+      }
+    }
+    this.#attached.delete(ep);
+    this.#leave(d, ep);
+  }
+
+  // Drop `ep` from `d`'s bookkeeping; an empty domain ceases to exist (its
+  // core domain is kept aside when the unit cannot free it yet).
   #leave(d: VDomain, ep: number): void {
     d.endpoints.delete(ep);
     if (d.endpoints.size === 0) {
       this.#domains.delete(d.id);
-      d.domain?.free();
+      if (d.domain !== null && !freeDomain(d.domain)) {
+        this.#unfreed.push(d.domain);
+      }
     }
   }
 
@@ -506,12 +585,7 @@ export class VirtioIommu {
     if (!this.#endpoints.has(ep)) return VIRTIO_IOMMU_S_NOENT;
     const d = this.#domains.get(id);
     if (d === undefined || !d.endpoints.has(ep)) return VIRTIO_IOMMU_S_INVAL;
-    this.#attached.delete(ep);
-    const drv = genericDriverOf(this.unit);
-    // Set the idle state first so the detach lands there in one STE store.
-    drv.setStreamBypass(ep, this.#idleBypass());
-    if (d.domain !== null) d.domain.detach(this.unit, [ep]);
-    this.#leave(d, ep);
+    this.#detachEndpoint(d, ep);
     return VIRTIO_IOMMU_S_OK;
   }
 
@@ -731,6 +805,16 @@ export class VirtioIommu {
   close(): void {
     this.#unlisten();
   }
+}
+
+// Free a core domain; false when the unit could not (it stays alive).
+function freeDomain(d: Domain): boolean {
+  try {
+    d.free();
+  } catch {
+    // EIO (stalled queue) or EBUSY (attached elsewhere): retried later.
+  }
+  return d.freed;
 }
 
 function statusName(s: number): string {
