@@ -1,13 +1,15 @@
 /**
  * Reviewed defects of the virtio-iommu front end: requests that fail in the
  * unit (command queue stalled) leave no leaked domain and no inconsistent
- * endpoint bookkeeping.
+ * endpoint bookkeeping, and device options that do not fit their wire
+ * fields are refused with EINVAL.
  */
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import { createSoc, IommuError, type Soc } from "../core/mod.ts";
 import {
   CR0_CMDQEN,
   createVirtioIommu,
+  decodeConfig,
   encodeAttach,
   encodeDetach,
   encodeMap,
@@ -21,6 +23,7 @@ import {
   VIRTIO_IOMMU_ATTACH_F_BYPASS as ATTACH_F_BYPASS,
   type VirtioIommu,
   type VirtioIommuOptions,
+  type VirtioResvRegion,
 } from "../plugins/generic_iommu/mod.ts";
 
 const OK = 0, IOERR = 1, INVAL = 4;
@@ -155,4 +158,61 @@ Deno.test("virtio DETACH answers OK when only freeing the emptied domain fails; 
   assertEquals(req(encodeProbe(8, dev.probeSize)), OK);
   assert(core.freed);
   assertEquals(soc.memory.frames.liveBytes, live0);
+});
+
+Deno.test("virtio options that do not fit their wire fields are EINVAL naming the option", () => {
+  const bad: [string, VirtioIommuOptions][] = [
+    ["domainRange", { domainRange: [0, 2 ** 40] }],
+    ["domainRange", { domainRange: [9, 3] }],
+    ["domainRange", { domainRange: [-1, 3] }],
+    ["domainRange", { domainRange: [1] as unknown as [number, number] }],
+    ["probeSize", { probeSize: 2 ** 33 }],
+    ["probeSize", { probeSize: 1.5 }],
+    ["reservedRegions", {
+      reservedRegions: [{ start: 1.5, end: 0x1fff, subtype: 0 }],
+    }],
+    ["reservedRegions", {
+      reservedRegions: [{ start: -4096, end: 0x1fff, subtype: 1 }],
+    }],
+    ["reservedRegions", {
+      reservedRegions: [{ start: 0x2000, end: 0x1fff, subtype: 0 }],
+    }],
+    ["reservedRegions", {
+      reservedRegions: [{ start: 0x8000000, end: 0x80fffff, subtype: 300 }],
+    }],
+    ["reservedRegions", {
+      reservedRegions: [null] as unknown as VirtioResvRegion[],
+    }],
+    ["eventQueueSize", { eventQueueSize: -1 }],
+    ["maxDomains", { maxDomains: NaN }],
+    ["maxMappingsPerDomain", { maxMappingsPerDomain: 0.5 }],
+    ["maxEndpointsPerDomain", { maxEndpointsPerDomain: -Infinity }],
+    ["features", { features: -1 }],
+    ["bypass", { bypass: 1 as unknown as boolean }],
+    ["endpoints", { endpoints: 8 as unknown as number[] }],
+  ];
+  for (const [name, o] of bad) {
+    const soc = createSoc({ memory: { size: 64 << 20 } }).use(genericIommu());
+    const unit = soc.probeUnit({ name: "v", compatible: ["virtio,pci-iommu"] });
+    const e = assertThrows(
+      () => createVirtioIommu(soc, unit, o),
+      IommuError,
+      name,
+      JSON.stringify(o),
+    );
+    assertEquals(e.kind, "EINVAL", JSON.stringify(o));
+  }
+  // The edges of each wire field are accepted and advertised as given.
+  const { dev, req } = rig({}, {
+    domainRange: [0xffffffff, 0xffffffff],
+    probeSize: 0xffff,
+    reservedRegions: [{ start: 0, end: 0xfff, subtype: 255 }],
+    maxEndpointsPerDomain: Infinity,
+    eventQueueSize: 0,
+  });
+  const cfg = decodeConfig(dev.config());
+  assertEquals([cfg.domainStart, cfg.domainEnd], [0xffffffff, 0xffffffff]);
+  assertEquals(cfg.probeSize, 0xffff);
+  assertEquals(req(encodeAttach(0xffffffff, 8)), OK);
+  assertEquals(req(encodeProbe(8, dev.probeSize)), OK);
 });

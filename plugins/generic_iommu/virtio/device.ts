@@ -61,6 +61,8 @@
  */
 import {
   checkAddress,
+  checkList,
+  checkObject,
   type Domain,
   hex,
   IOMMU_MMIO,
@@ -137,21 +139,32 @@ export interface VirtioIommuOptions {
   /** Status rules; default `strict`. */
   profile?: VirtioIommuProfile;
   /**
-   * Offered feature bits (`VIRTIO_IOMMU_F_*`); default INPUT_RANGE |
-   * DOMAIN_RANGE | MAP_UNMAP | PROBE | MMIO | BYPASS_CONFIG.
+   * Offered feature bits (`VIRTIO_IOMMU_F_*`), an integer from 0 to
+   * 0xffffffff; default INPUT_RANGE | DOMAIN_RANGE | MAP_UNMAP | PROBE |
+   * MMIO | BYPASS_CONFIG.
    */
   features?: number;
   /** Initial `bypass` config value; default false (`qemu-compat`: true). */
   bypass?: boolean;
-  /** Valid domain IDs, inclusive; default [0, 0xffffffff]. */
+  /**
+   * Valid domain IDs, inclusive: two integers from 0 to 0xffffffff (the
+   * 32-bit config fields), first ≤ last; default [0, 0xffffffff].
+   */
   domainRange?: readonly [number, number];
-  /** Bytes of the PROBE property area; default 512. */
+  /** Bytes of the PROBE property area, 0 to 0xffffffff; default 512. */
   probeSize?: number;
   /** Endpoints (stream IDs) that exist; default every stream of the unit. */
   endpoints?: readonly number[];
-  /** Reserved regions of every endpoint (RESV_MEM). Default none. */
+  /**
+   * Reserved regions of every endpoint (RESV_MEM): `start` ≤ `end`, both
+   * non-negative safe integers, `subtype` an integer from 0 to 255. Default
+   * none.
+   */
   reservedRegions?: readonly VirtioResvRegion[];
-  /** Domains alive at once before ATTACH answers NOMEM; default 65536. */
+  /**
+   * Domains alive at once before ATTACH answers NOMEM; default 65536. This
+   * and the other limits below are non-negative safe integers or `Infinity`.
+   */
   maxDomains?: number;
   /** Mappings per domain before MAP answers NOMEM; default 2^20. */
   maxMappingsPerDomain?: number;
@@ -222,10 +235,15 @@ export class VirtioIommu {
    * @param soc The system the unit belongs to.
    * @param unit A generic-iommu unit.
    * @param options Device options.
-   * @throws {IommuError} `EINVAL` for another plugin's unit or bad options.
+   * @throws {IommuError} `EINVAL` for another plugin's unit or bad options
+   * (an unknown profile, endpoints beyond the unit's streams, a value that
+   * does not fit its config or PROBE field, a `domainRange` or reserved
+   * region whose start is above its end, or a limit that is not a
+   * non-negative integer); the message names the option.
    */
   constructor(soc: Soc, unit: IommuUnit, options: VirtioIommuOptions = {}) {
     genericDriverOf(unit);
+    checkOptions(options);
     this.#soc = soc;
     this.unit = unit;
     const profile = options.profile ?? "strict";
@@ -242,12 +260,12 @@ export class VirtioIommu {
         VIRTIO_IOMMU_F_PROBE | VIRTIO_IOMMU_F_MMIO |
         VIRTIO_IOMMU_F_BYPASS_CONFIG);
     this.probeSize = options.probeSize ?? 512;
-    checkAddress(this.probeSize, "probe size");
     const streams = unit.caps.streamIds;
-    const eps = options.endpoints ??
-      Array.from({ length: streams }, (_, i) => i);
+    const eps = options.endpoints !== undefined
+      ? Array.from(options.endpoints)
+      : Array.from({ length: streams }, (_, i) => i);
     for (const e of eps) {
-      checkAddress(e, "endpoint");
+      checkAddress(e, "virtio-iommu option endpoints: endpoint");
       if (e >= streams) {
         throw new IommuError(
           "EINVAL",
@@ -256,8 +274,14 @@ export class VirtioIommu {
       }
     }
     this.#endpoints = new Set(eps);
-    this.#domainRange = options.domainRange ?? [0, 0xffffffff];
-    this.#resv = [...(options.reservedRegions ?? [])];
+    const range = options.domainRange;
+    this.#domainRange = range !== undefined
+      ? [range[0]!, range[1]!]
+      : [0, 0xffffffff];
+    this.#resv = Array.from(
+      options.reservedRegions ?? [],
+      (r) => ({ start: r.start, end: r.end, subtype: r.subtype }),
+    );
     this.#maxDomains = options.maxDomains ?? 65536;
     this.#maxMappings = options.maxMappingsPerDomain ?? 1 << 20;
     this.#maxEndpoints = options.maxEndpointsPerDomain ?? Infinity;
@@ -817,6 +841,79 @@ function freeDomain(d: Domain): boolean {
   return d.freed;
 }
 
+// A limit: a non-negative safe integer, or Infinity for none.
+function checkLimit(value: unknown, name: string): void {
+  if (value === undefined || value === Infinity) return;
+  checkAddress(value as number, `virtio-iommu option ${name}`);
+}
+
+// An integer that fits an unsigned wire field of `bits` bits.
+function checkUint(value: unknown, bits: number, what: string): void {
+  checkAddress(value as number, what);
+  if ((value as number) >= 2 ** bits) {
+    throw new IommuError(
+      "EINVAL",
+      `${what} must fit ${bits} bits, got ${hex(value as number)}`,
+    );
+  }
+}
+
+// Every option that ends up in a wire field or a limit, before any is used.
+function checkOptions(o: VirtioIommuOptions): void {
+  checkObject(o, "virtio-iommu options");
+  const opt = "virtio-iommu option";
+  if (o.features !== undefined) checkUint(o.features, 32, `${opt} features`);
+  if (o.bypass !== undefined && typeof o.bypass !== "boolean") {
+    throw new IommuError(
+      "EINVAL",
+      `${opt} bypass must be a boolean, got ${String(o.bypass)}`,
+    );
+  }
+  if (o.probeSize !== undefined) {
+    checkUint(o.probeSize, 32, `${opt} probeSize`);
+  }
+  if (o.endpoints !== undefined) checkList(o.endpoints, `${opt} endpoints`);
+  const range = o.domainRange;
+  if (range !== undefined) {
+    checkList(range, `${opt} domainRange`);
+    if (range.length !== 2) {
+      throw new IommuError(
+        "EINVAL",
+        `${opt} domainRange must be [first, last], got ${range.length} values`,
+      );
+    }
+    checkUint(range[0], 32, `${opt} domainRange[0]`);
+    checkUint(range[1], 32, `${opt} domainRange[1]`);
+    if (range[0] > range[1]) {
+      throw new IommuError(
+        "EINVAL",
+        `${opt} domainRange [${range[0]}, ${range[1]}] is empty`,
+      );
+    }
+  }
+  if (o.reservedRegions !== undefined) {
+    checkList(o.reservedRegions, `${opt} reservedRegions`);
+    for (let i = 0; i < o.reservedRegions.length; i++) {
+      const r = o.reservedRegions[i];
+      const what = `${opt} reservedRegions[${i}]`;
+      checkObject(r, what);
+      checkAddress(r.start, `${what}.start`);
+      checkAddress(r.end, `${what}.end`);
+      checkUint(r.subtype, 8, `${what}.subtype`);
+      if (r.start > r.end) {
+        throw new IommuError(
+          "EINVAL",
+          `${what} starts at ${hex(r.start)}, after its end ${hex(r.end)}`,
+        );
+      }
+    }
+  }
+  checkLimit(o.maxDomains, "maxDomains");
+  checkLimit(o.maxMappingsPerDomain, "maxMappingsPerDomain");
+  checkLimit(o.maxEndpointsPerDomain, "maxEndpointsPerDomain");
+  checkLimit(o.eventQueueSize, "eventQueueSize");
+}
+
 function statusName(s: number): string {
   return VIRTIO_IOMMU_STATUS_NAMES[s] ?? `S${s}`;
 }
@@ -828,8 +925,8 @@ function statusName(s: number): string {
  * @param unit A unit probed by `genericIommu()`.
  * @param options Device options.
  * @returns The device.
- * @throws {IommuError} `EINVAL` for another plugin's unit, an unknown
- * profile, or endpoints beyond the unit's streams.
+ * @throws {IommuError} `EINVAL` for another plugin's unit or bad options
+ * (see the {@linkcode VirtioIommu} constructor).
  *
  * @example
  * ```ts
