@@ -87,13 +87,15 @@ export class CommandConsumer {
     if (((this.#regs.gerror ^ this.#regs.gerrorn) & GERROR_CMDQ_ERR) !== 0) {
       return;
     }
-    const log2 = this.#regs.cmdqLo & 31;
+    // The size capped at IDR1's; PROD beyond it (written under a larger
+    // LOG2SIZE before the base was reprogrammed) is read modulo the wrap.
+    const log2 = this.#regs.cmdqLog2;
     const mask = (1 << log2) - 1;
     const wrapMask = (2 << log2) - 1;
     const base = this.#regs.cmdqBase();
     const mem = this.#memory;
     let cons = this.#regs.cmdqCons & wrapMask;
-    while (cons !== this.#regs.cmdqProd) {
+    while (cons !== (this.#regs.cmdqProd & wrapMask)) {
       const at = base + (cons & mask) * CMD_BYTES;
       const ok = mem.contains(at, CMD_BYTES) &&
         this.#execute(

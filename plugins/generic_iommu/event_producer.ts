@@ -51,7 +51,7 @@ export class EventProducer {
     address: number,
   ): void {
     if ((this.#regs.cr0 & CR0_EVTQEN) === 0) return;
-    const log2 = this.#regs.evtqLo & 31;
+    const log2 = this.#regs.evtqLog2;
     const mask = (1 << log2) - 1;
     const wrapMask = (2 << log2) - 1;
     const prod = this.#regs.evtqProd & wrapMask;

@@ -113,6 +113,18 @@ export class RegisterFile {
   evtqProd = 0;
   /** EVTQCONS value. */
   evtqCons = 0;
+  /**
+   * Effective command queue size as log2 of its entries: CMDQ_BASE's
+   * LOG2SIZE field capped at the size IDR1 advertises (the register itself
+   * reads back as written).
+   */
+  cmdqLog2 = 0;
+  /**
+   * Effective event queue size as log2 of its entries: EVTQ_BASE's LOG2SIZE
+   * field capped at the size IDR1 advertises (the register itself reads back
+   * as written).
+   */
+  evtqLog2 = 0;
   /** Stream IDs the programmed stream table covers. */
   streamLimit = 0;
   #cfg: GenericHardwareConfig;
@@ -147,7 +159,18 @@ export class RegisterFile {
       ((this.cmdqLo & 0xffffffe0) >>> 0);
   }
 
+  /**
+   * Read a register.
+   *
+   * @param offset Byte offset in the register window.
+   * @returns The 32-bit value, unsigned (0 to 2^32 - 1).
+   * @throws {IommuError} as {@linkcode checkOffset}.
+   */
   read(offset: number): number {
+    return this.#read(offset) >>> 0;
+  }
+
+  #read(offset: number): number {
     checkOffset(offset);
     const c = this.#cfg;
     switch (offset) {
@@ -198,6 +221,15 @@ export class RegisterFile {
     }
   }
 
+  /**
+   * Write a register and run its side effects. A queue's LOG2SIZE above the
+   * size IDR1 advertises acts as that size, and PROD/CONS keep only the
+   * index and wrap bits of the effective size.
+   *
+   * @param offset Byte offset in the register window.
+   * @param value The value (taken modulo 2^32).
+   * @throws {IommuError} as {@linkcode checkOffset}.
+   */
   write(offset: number, value: number): void {
     checkOffset(offset);
     const v = value >>> 0;
@@ -240,32 +272,34 @@ export class RegisterFile {
         return;
       case REG_CMDQ_BASE:
         this.cmdqLo = v;
+        this.cmdqLog2 = Math.min(v & 31, this.#cfg.cmdqLog2);
         return;
       case REG_CMDQ_BASE_HI:
         this.cmdqHi = v;
         return;
       case REG_CMDQ_PROD:
-        this.cmdqProd = v & ((2 << (this.cmdqLo & 31)) - 1);
+        this.cmdqProd = v & ((2 << this.cmdqLog2) - 1);
         this.#hooks.consume();
         return;
       case REG_CMDQ_CONS:
         if ((this.cr0 & CR0_CMDQEN) === 0) {
-          this.cmdqCons = v & ((2 << (this.cmdqLo & 31)) - 1);
+          this.cmdqCons = v & ((2 << this.cmdqLog2) - 1);
         }
         return;
       case REG_EVTQ_BASE:
         this.evtqLo = v;
+        this.evtqLog2 = Math.min(v & 31, this.#cfg.evtqLog2);
         return;
       case REG_EVTQ_BASE_HI:
         this.evtqHi = v;
         return;
       case REG_EVTQ_PROD:
         if ((this.cr0 & CR0_EVTQEN) === 0) {
-          this.evtqProd = v & ((2 << (this.evtqLo & 31)) - 1);
+          this.evtqProd = v & ((2 << this.evtqLog2) - 1);
         }
         return;
       case REG_EVTQ_CONS:
-        this.evtqCons = v & ((2 << (this.evtqLo & 31)) - 1);
+        this.evtqCons = v & ((2 << this.evtqLog2) - 1);
         return;
       default:
         return;
