@@ -1,5 +1,6 @@
 import { assert, assertEquals } from "@std/assert";
 import {
+  ACCESS_READ,
   createSoc,
   type IommuFault,
   type IommuUnit,
@@ -11,10 +12,13 @@ import {
   CONS_ERR_SHIFT,
   CR0_CMDQEN,
   CR0_EVTQEN,
+  EVT_BYTES,
+  EVT_F_TRANSLATION,
   genericHardwareOf,
   genericIommu,
   type GenericIommuHardware,
   GERROR_CMDQ_ERR,
+  GERROR_EVTQ_ABT,
   REG_CMDQ_BASE,
   REG_CMDQ_BASE_HI,
   REG_CMDQ_CONS,
@@ -25,6 +29,7 @@ import {
   REG_EVTQ_CONS,
   REG_EVTQ_PROD,
   REG_GERROR,
+  REG_GERRORN,
   REG_IDR1,
 } from "../plugins/generic_iommu/mod.ts";
 
@@ -72,6 +77,55 @@ function moveCommandQueue(
   hw.writeRegister(REG_CMDQ_CONS, 0);
   hw.writeRegister(REG_CMDQ_PROD, prod);
 }
+
+Deno.test("generic iommu: an event queue outside RAM drops the record, raises GERROR.EVTQ_ABT and the fault is still reported", () => {
+  const { soc, unit, hw, faults } = setup();
+  const irqs: string[] = [];
+  hw.onInterrupt((line) => irqs.push(line));
+  moveEventQueue(hw, 0x1000_0000 | 7); // 256 MiB: beyond the 64 MiB of RAM
+  const before = hw.counters();
+  assertEquals(hw.translate(3, 0x1000, ACCESS_READ), -1);
+  assertEquals(hw.translate(3, 0x2000, ACCESS_READ), -1);
+  const m = soc.addMaster({
+    name: "m",
+    ports: [{ unit, streamIds: [3] }],
+  });
+  const fault = m.port().read(0x3000, new Uint8Array(4));
+  assertEquals(fault?.reason, "translation");
+  assertEquals(fault?.iova, 0x3000);
+  const after = hw.counters();
+  assertEquals(after["faults"]! - before["faults"]!, 3);
+  assertEquals(faults.map((f) => f.iova), [0x1000, 0x2000, 0x3000]);
+  assertEquals(after["events"], before["events"]);
+  assertEquals(after["events.dropped"]! - before["events.dropped"]!, 3);
+  assertEquals(hw.readRegister(REG_EVTQ_PROD), 0);
+  // Raised once until acknowledged.
+  assertEquals(hw.readRegister(REG_GERROR) & GERROR_EVTQ_ABT, GERROR_EVTQ_ABT);
+  assertEquals(irqs, ["gerror"]);
+});
+
+Deno.test("generic iommu: an event queue running past the end of RAM keeps the records that fit", () => {
+  const { soc, hw, faults } = setup();
+  // Four 32-byte slots, the first two inside RAM.
+  const base = RAM - 2 * EVT_BYTES;
+  moveEventQueue(hw, base | 2);
+  for (const iova of [0x1000, 0x2000, 0x3000]) {
+    assertEquals(hw.translate(3, iova, ACCESS_READ), -1);
+  }
+  assertEquals(faults.length, 3);
+  assertEquals(hw.readRegister(REG_EVTQ_PROD), 2);
+  assertEquals(soc.memory.read32(base) & 0xff, EVT_F_TRANSLATION);
+  assertEquals(soc.memory.read32(base + EVT_BYTES + 16), 0x2000);
+  assertEquals(hw.counters()["events.dropped"], 1);
+  assertEquals(hw.readRegister(REG_GERROR) & GERROR_EVTQ_ABT, GERROR_EVTQ_ABT);
+  // Back in RAM and acknowledged: records are written again.
+  const good = soc.memory.frames.alloc(4 * EVT_BYTES);
+  moveEventQueue(hw, good | 2);
+  hw.writeRegister(REG_GERRORN, hw.readRegister(REG_GERROR));
+  assertEquals(hw.translate(3, 0x4000, ACCESS_READ), -1);
+  assertEquals(hw.readRegister(REG_EVTQ_PROD), 1);
+  assertEquals(soc.memory.read32(good + 16), 0x4000);
+});
 
 Deno.test("generic iommu: register reads are unsigned and a queue LOG2SIZE above IDR1's acts as IDR1's", () => {
   const { hw } = setup();

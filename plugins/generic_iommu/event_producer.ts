@@ -1,8 +1,8 @@
 /**
  * The generic unit's event queue producer and its interrupt lines: event
- * records written to RAM while EVTQEN is set, overflow reported through
- * GERROR, listeners told of each interrupt (internal; not exported from
- * mod.ts).
+ * records written to RAM while EVTQEN is set, records lost to a full queue
+ * or a slot outside RAM reported through GERROR, listeners told of each
+ * interrupt (internal; not exported from mod.ts).
  *
  * @module
  */
@@ -16,7 +16,7 @@ import type { RegisterFile } from "./registers.ts";
 export class EventProducer {
   /** Records written. */
   events = 0;
-  /** Records dropped on a full queue. */
+  /** Records dropped: the queue was full or its slot lay outside RAM. */
   dropped = 0;
   /** Interrupts raised, per line. */
   readonly irqs = { event: 0, gerror: 0 };
@@ -34,8 +34,11 @@ export class EventProducer {
   }
 
   /**
-   * Write one event record (dropped with GERROR.EVTQ_ABT once when full;
-   * nothing while EVTQEN is clear).
+   * Write one event record; never throws. Nothing happens while EVTQEN is
+   * clear. A record that cannot be written, because the queue is full or its
+   * slot is not wholly inside RAM, is dropped (counted in
+   * {@linkcode EventProducer.dropped}) and raises GERROR.EVTQ_ABT with a
+   * `gerror` interrupt, once until software acknowledges it in GERRORN.
    *
    * @param id Event ID.
    * @param sid Stream ID (any number; malformed ones are recorded as all-ones).
@@ -56,7 +59,13 @@ export class EventProducer {
     const wrapMask = (2 << log2) - 1;
     const prod = this.#regs.evtqProd & wrapMask;
     const cons = this.#regs.evtqCons & wrapMask;
-    if (((prod ^ cons) & mask) === 0 && prod !== cons) {
+    const at = this.#regs.evtqBase() + (prod & mask) * EVT_BYTES;
+    if (
+      (((prod ^ cons) & mask) === 0 && prod !== cons) ||
+      !this.#memory.contains(at, EVT_BYTES)
+    ) {
+      // Full, or the slot is not RAM (software programmed a bad base): the
+      // record is lost, as an aborted queue write is on SMMUv3.
       this.dropped++;
       if (((this.#regs.gerror ^ this.#regs.gerrorn) & GERROR_EVTQ_ABT) === 0) {
         this.#regs.gerror ^= GERROR_EVTQ_ABT;
@@ -64,14 +73,13 @@ export class EventProducer {
       }
       return;
     }
-    const base = this.#regs.evtqBase();
     const safeSid = Number.isSafeInteger(sid) && sid >= 0
       ? sid % 0x100000000
       : 0xffffffff;
     const safeIova = Number.isSafeInteger(iova) && iova >= 0 ? iova : 0;
     writeEventRecord(
       this.#memory,
-      base + (prod & mask) * EVT_BYTES,
+      at,
       id,
       safeSid,
       read,
