@@ -15,21 +15,28 @@ export class Rng {
   /**
    * A generator seeded with `seed`.
    *
-   * @param seed Any integer; the same seed gives the same sequence.
+   * @param seed Any integer (a fraction is truncated); the same seed gives
+   * the same sequence. Distinct safe integers start from distinct states,
+   * except that a seed in `(-2^32, 0)` equals the seed plus 2^32.
    */
   constructor(seed: number) {
-    let x = (Math.trunc(seed) >>> 0) ^ 0x9e3779b9;
+    const t = Math.trunc(seed);
+    let x = (t >>> 0) ^ 0x9e3779b9;
     const next = () => {
       x = (x + 0x9e3779b9) >>> 0;
-      let z = x;
-      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
-      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
-      return (z ^ (z >>> 16)) >>> 0;
+      return fmix(x);
     };
     this.#s0 = next();
     this.#s1 = next();
     this.#s2 = next();
     this.#s3 = next() | 1;
+    // The bits above 32 (zero for seeds below 2^32, whose sequences stay as
+    // they were) go through an odd multiply and fmix, bijections keeping 0
+    // at 0, into s1 (the first outputs come from it) and s2, so seeds that
+    // differ only there start from different states.
+    const h = fmix(Math.imul(Math.trunc(t / 0x100000000) >>> 0, 0x9e3779b9));
+    this.#s1 = (this.#s1 ^ h) >>> 0;
+    this.#s2 = (this.#s2 ^ fmix(h)) >>> 0;
   }
 
   /**
@@ -79,6 +86,13 @@ export class Rng {
     }
     return out;
   }
+}
+
+// A 32-bit finaliser (a bijection with fmix(0) = 0), as an unsigned value.
+function fmix(z: number): number {
+  z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
+  z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
+  return (z ^ (z >>> 16)) >>> 0;
 }
 
 function rotl(x: number, k: number): number {
