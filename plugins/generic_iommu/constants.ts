@@ -60,7 +60,10 @@ export const CR0_CMDQEN = 1 << 3;
 export const GBPA_ABORT = 1 << 20;
 /** {@linkcode REG_GERROR} bit: the command queue stopped on an error. */
 export const GERROR_CMDQ_ERR = 1 << 0;
-/** {@linkcode REG_GERROR} bit: an event was dropped because the event queue was full. */
+/**
+ * {@linkcode REG_GERROR} bit: an event was dropped, because the event queue
+ * was full or its slot is not wholly in RAM.
+ */
 export const GERROR_EVTQ_ABT = 1 << 2;
 /** CMDQ_CONS.ERR value: illegal command. */
 export const CERROR_ILL = 1;

@@ -842,7 +842,7 @@ export class GenericIommuHardware implements IommuHardware {
    * Read a 32-bit register; reserved offsets read as zero.
    *
    * @param offset Byte offset in the register window.
-   * @returns The value.
+   * @returns The value, an unsigned 32-bit number.
    * @throws {IommuError} `EINVAL` for an unaligned or malformed offset;
    * `ERANGE` beyond the window.
    */
