@@ -28,7 +28,12 @@ import { ramAccess } from "./memory_access.ts";
 export interface PortSpec {
   /** Port name (for example `"left"`); default `"port<index>"`. */
   name?: string;
-  /** The unit in front of the port, or null/absent for direct access to RAM. */
+  /**
+   * The unit in front of the port, or null/absent for direct access to RAM.
+   * A per-device unit serves one master only: several ports of that master
+   * may name it (as the Linux binding lists a System MMU twice and keeps
+   * one), another master may not. A central unit serves any number.
+   */
   unit?: IommuUnit | null;
   /** Stream IDs on a central unit (the first tags this port's traffic). */
   streamIds?: readonly number[];
@@ -402,7 +407,21 @@ function faultError(fault: IommuFault): IommuError {
   );
 }
 
-/** A device that does DMA through one or more ports. */
+// The master each per-device unit serves (set once a master is built).
+const perDeviceOwner = new WeakMap<IommuUnit, Master>();
+
+/**
+ * A device that does DMA through one or more ports.
+ *
+ * Wiring rule: a per-device unit (`caps.topology === "per-device"`) serves
+ * one master. That master may put it in front of one port or of several
+ * (the same System MMU named twice is one unit, powered with its master);
+ * it may also have other ports behind other per-device units, as the Exynos
+ * video codec has a left and a right System MMU. A second master behind the
+ * same per-device unit is refused: powering either master down would turn
+ * the shared unit off under the other. Central units serve any number of
+ * masters, told apart by stream ID.
+ */
 export class Master {
   /** Unique name. */
   readonly name: string;
@@ -422,7 +441,9 @@ export class Master {
    * @throws {IommuError} `EINVAL` for no ports, duplicate port names, a bad
    * `dmaBits`, a port whose unit is not a unit object, stream IDs that are
    * not a list or do not match the unit's topology; `ERANGE` for a stream
-   * ID beyond a central unit's.
+   * ID beyond a central unit's; `EBUSY` for a per-device unit that already
+   * serves another master (see the wiring rule above). Nothing is claimed
+   * when it throws.
    */
   constructor(spec: MasterSpec, memory: PhysicalMemory, router: FaultRouter) {
     checkObject(spec, "master spec");
@@ -496,7 +517,21 @@ export class Master {
         `master ${spec.name} has duplicate port names`,
       );
     }
+    const claimed: IommuUnit[] = [];
+    for (const p of ports) {
+      const u = p.unit;
+      if (u === null || u.caps.topology === "central") continue;
+      const owner = perDeviceOwner.get(u);
+      if (owner !== undefined) {
+        throw new IommuError(
+          "EBUSY",
+          `master ${spec.name}: port ${p.name} names per-device unit ${u.name}, which already serves master ${owner.name} (a per-device unit serves one master; put a unit of its own in front of each)`,
+        );
+      }
+      claimed.push(u);
+    }
     this.ports = ports;
+    for (const u of claimed) perDeviceOwner.set(u, this);
   }
 
   /**

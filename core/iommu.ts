@@ -51,7 +51,10 @@ export function throwBadAccess(access: unknown): never {
   );
 }
 
-/** How a unit is wired: one master port per unit, or many masters by stream ID. */
+/**
+ * How a unit is wired: per device (one master, on one or more of its
+ * ports) or central (many masters, told apart by stream ID).
+ */
 export type IommuTopology = "per-device" | "central";
 
 /**
@@ -85,7 +88,10 @@ export interface IovaConstraints {
 
 /** Static capabilities of a unit: plain, serialisable data. */
 export interface IommuCaps {
-  /** Per-device (one master port, `#iommu-cells = <0>`) or central (stream IDs, `<1>`). */
+  /**
+   * Per-device (one master, possibly on several of its ports,
+   * `#iommu-cells = <0>`) or central (stream IDs, `<1>`).
+   */
   readonly topology: IommuTopology;
   /** Supported page sizes in bytes, ascending (for example `[4096, 65536, 1048576]`). */
   readonly pageSizes: readonly number[];

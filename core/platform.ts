@@ -313,7 +313,10 @@ type WireResult = { deferredOn: string } | PlatformMaster;
  * an unusable `iommukit,dma-bits`, or `options` that is not an object with
  * a `plugins` list; `ENOENT` for an `iommus` reference that names nothing;
  * `ENODEV` for an `iommus` target no plugin binds; `EEXIST` for duplicate
- * plugins; whatever a plugin's probe throws. Every message names the node.
+ * plugins; `EBUSY` for a per-device unit named in the `iommus` of two
+ * masters (a per-device unit serves one master; one master may name it more
+ * than once); whatever a plugin's probe throws. Every message names the
+ * node.
  */
 export function buildPlatform(
   source: Uint8Array | PlatformJson,

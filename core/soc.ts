@@ -118,8 +118,10 @@ export class Soc {
    *
    * @param spec Its name, ports and DMA properties.
    * @returns The master.
-   * @throws {IommuError} `EEXIST` for a duplicate name; `EINVAL` / `ERANGE`
-   * as {@linkcode Master}. Nothing is added when it throws.
+   * @throws {IommuError} `EEXIST` for a duplicate name; `EBUSY` for a port
+   * on a per-device unit that already serves another master (one master per
+   * per-device unit; see {@linkcode Master}); `EINVAL` / `ERANGE` as
+   * {@linkcode Master}. Nothing is added when it throws.
    */
   addMaster(spec: MasterSpec): Master {
     checkObject(spec, "master spec");

@@ -133,6 +133,8 @@ function world(): World {
     name: "rdev",
     ports: [{ unit: smmu, streamIds: [6] }],
   });
+  // The one master the per-device sysmmu serves.
+  soc.addMaster({ name: "sdev", ports: [{ unit: sysmmu }] });
   const d = soc.createDomain(flat);
   d.attach(flat);
   d.map(0x40_0000, 0x4800_0000, 4 * MB, RW);
@@ -634,6 +636,18 @@ row(
   "duplicate port names",
   "EINVAL",
   (w) => w.soc.addMaster({ name: "m", ports: [{ name: "a" }, { name: "a" }] }),
+);
+row(
+  "Soc.addMaster",
+  "a per-device unit that serves another master",
+  "EBUSY",
+  (w) => w.soc.addMaster({ name: "m", ports: [{ unit: w.sysmmu }] }),
+);
+row(
+  "Soc.addMaster",
+  "a direct port, then a per-device unit that serves another master",
+  "EBUSY",
+  (w) => w.soc.addMaster({ name: "m", ports: [{}, { unit: w.flat }] }),
 );
 row(
   "Port.write",
@@ -2065,6 +2079,20 @@ row(
       { memory: { base: "0x40000000", size: "0x1000000" }, devices: [] },
       any({ plugins: 5 }),
     ),
+);
+row(
+  "buildPlatform (JSON)",
+  "two masters naming one per-device unit",
+  "EBUSY",
+  () =>
+    buildPlatform({
+      memory: { base: "0x40000000", size: "0x4000000" },
+      devices: [
+        { name: "mmu", compatible: ["samsung,exynos-sysmmu"], iommuCells: 0 },
+        { name: "a", iommus: [{ iommu: "mmu" }] },
+        { name: "b", iommus: [{ iommu: "mmu" }] },
+      ],
+    }, { plugins: [samsungSysmmu()] }),
 );
 row(
   "buildPlatform (JSON)",

@@ -262,15 +262,16 @@ Deno.test("fault injection: every allocation of every batched operation rolls ba
           dma.allocCoherent(256 * 1024 + 4096);
         }],
         ["createDmaMapper", (_dma, soc) => {
-          const other = soc.addMaster({
-            name: `dev${soc.masters().length}`,
-            ports: [{
-              unit: soc.units()[0]!,
-              ...(target.central
-                ? { streamIds: [10 + soc.masters().length] }
-                : {}),
-            }],
-          });
+          // A second master on the free unit (a per-device unit serves one
+          // master); the retry after a refused attempt reuses it.
+          const other = soc.masters().find((m) => m.name === "other") ??
+            soc.addMaster({
+              name: "other",
+              ports: [{
+                unit: soc.units()[target.central ? 0 : 1]!,
+                ...(target.central ? { streamIds: [10] } : {}),
+              }],
+            });
           createDmaMapper(soc, other);
         }],
       ];

@@ -233,11 +233,15 @@ Deno.test("strict unmap: once it returns, no DMA through the IOVA succeeds (ever
         }
         mem.frames.free(pa);
       }
-      // The DMA mapper in strict mode: the same after unmapSingle.
+      // The DMA mapper in strict mode: the same after unmapSingle. A
+      // per-device unit serves one master, so "strict" gets a unit of its own.
       const dev = s.soc.addMaster({
         name: "strict",
         ports: [{
-          unit: s.units[0]!,
+          unit: target.central ? s.units[0]! : s.soc.probeUnit({
+            name: "mmu_s",
+            compatible: [target.compatible],
+          }),
           ...(target.central ? { streamIds: [7] } : {}),
         }],
       });
