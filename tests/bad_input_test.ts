@@ -813,6 +813,18 @@ row(
 );
 row(
   "DmaMapper.mapSingle",
+  "buffer null",
+  "EINVAL",
+  (w) => w.dma.mapSingle(null as never, DMA_TO_DEVICE),
+);
+row(
+  "DmaMapper.mapSingle",
+  "attributes null",
+  "EINVAL",
+  (w) => w.dma.mapSingle(w.buf, DMA_TO_DEVICE, null as never),
+);
+row(
+  "DmaMapper.mapSingle",
   "freed buffer (use after free)",
   "EINVAL",
   (w) => w.dma.mapSingle(w.freedBuf, DMA_TO_DEVICE),
