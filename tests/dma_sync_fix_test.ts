@@ -196,3 +196,64 @@ Deno.test("direct master: a single sync of part of a bounced sg entry copies tha
     dma.removeMaster();
   }
 });
+
+Deno.test("direct master: a sync anywhere inside any of many live mappings finds it, across 64 KiB index buckets, and not after its unmap", () => {
+  const r = dmaRig("direct", {}, { size: 64 << 20 });
+  const dma = createDmaMapper(r.soc, r.master, { debug: false });
+  // 600 small mappings, then one that crosses several 64 KiB buckets.
+  const small: number[] = [];
+  for (let i = 0; i < 600; i++) {
+    small.push(dma.mapSingle(dma.cpu.allocBuffer(256), DMA_BIDIRECTIONAL));
+  }
+  const big = dma.cpu.allocBuffer(5 * 65536);
+  const addr = dma.mapSingle(big, DMA_BIDIRECTIONAL);
+  const before = dma.stats().syncs;
+  // From the middle of every small mapping, and deep inside the big one
+  // (an address whose bucket the mapping did not start in).
+  for (const a of small) dma.syncForCpu(a + 128, 64, DMA_BIDIRECTIONAL);
+  dma.syncForCpu(addr + 3 * 65536 + 100, 4096, DMA_BIDIRECTIONAL);
+  assertEquals(dma.stats().syncs, before + small.length + 1);
+  // Unmapped again: the index forgets every bucket the mapping touched.
+  dma.unmapSingle(addr, 5 * 65536, DMA_BIDIRECTIONAL);
+  throwsKind(
+    () => dma.syncForCpu(addr + 3 * 65536 + 100, 64, DMA_BIDIRECTIONAL),
+    "ENOENT",
+  );
+  dma.unmapSingle(small[7]!, 256, DMA_BIDIRECTIONAL);
+  throwsKind(
+    () => dma.syncForCpu(small[7]! + 128, 64, DMA_BIDIRECTIONAL),
+    "ENOENT",
+  );
+  dma.syncForCpu(small[8]! + 128, 64, DMA_BIDIRECTIONAL);
+  assertEquals(dma.stats().syncs, before + small.length + 2);
+});
+
+Deno.test("coherent IOMMU master, debug off: a sync of unmapped memory is ENOENT and not counted, as on every other master", () => {
+  const r = dmaRig("flat", { coherent: true });
+  const dma = createDmaMapper(r.soc, r.master, { debug: false });
+  const buf = dma.cpu.allocBuffer(4096);
+  const addr = dma.mapSingle(buf, DMA_FROM_DEVICE);
+  throwsKind(
+    () => dma.syncForCpu(addr + 4096, 64, DMA_FROM_DEVICE),
+    "ENOENT",
+  );
+  throwsKind(() => dma.syncForCpu(0x1000_0000, 64, DMA_FROM_DEVICE), "ENOENT");
+  assertEquals(dma.stats().syncs, 0);
+  dma.syncForCpu(addr, 4096, DMA_FROM_DEVICE);
+  assertEquals(dma.stats().syncs, 1);
+});
+
+Deno.test("an sg sync of an unmapped list is ENOENT even where a single mapping now starts at its address", () => {
+  for (const kind of ["direct", "cached"] as const) {
+    const r = dmaRig(kind);
+    const dma = createDmaMapper(r.soc, r.master, { debug: false });
+    const buf = dma.cpu.allocBuffer(4096);
+    const sg = dma.mapSg([{ pa: buf.pa, length: 4096 }], DMA_FROM_DEVICE);
+    dma.unmapSg(sg, DMA_FROM_DEVICE);
+    const addr = dma.mapSingle(buf, DMA_FROM_DEVICE);
+    assertEquals(addr, sg.dmaAddress[0], `${kind}: same address reused`);
+    throwsKind(() => dma.syncSgForCpu(sg, DMA_FROM_DEVICE), "ENOENT");
+    throwsKind(() => dma.syncSgForDevice(sg, DMA_FROM_DEVICE), "ENOENT");
+    assertEquals(dma.stats().syncs, 0, kind);
+  }
+});

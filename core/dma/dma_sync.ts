@@ -70,25 +70,21 @@ function reachOf(rec: Live, addr: number): number {
 }
 
 /**
- * The live record holding a DMA address: an exact start first (O(1)),
- * then the record whose range spans it; in direct mode, where an sg list's
- * segments lie anywhere, every record's segments as a last resort.
+ * The live record holding a DMA address. Direct mode: the record one of
+ * whose ranges (sg: segments, which lie anywhere) holds it, through the
+ * table's range index (a few records a lookup, however many are live).
+ * IOMMU: an exact start first, then the record whose IOVA range spans it.
  *
  * @param st The mapper.
  * @param addr DMA address, in bytes.
  * @returns The record, or undefined.
  */
 function holding(st: MapperState, addr: number): Live | undefined {
+  if (st.domain === null) return st.live.holding(addr);
   for (let r = st.live.head(addr); r !== null; r = r.next) {
     if (segmentEnd(r, addr) > addr) return r;
   }
-  const spans = st.live.containing(addr);
-  if (st.domain !== null) return spans; // one IOVA range per mapping
-  if (spans !== undefined && segmentEnd(spans, addr) > addr) return spans;
-  for (const r of st.live.all()) {
-    if (segmentEnd(r, addr) > addr) return r;
-  }
-  return undefined;
+  return st.live.containing(addr); // one IOVA range per mapping
 }
 
 /**
@@ -155,6 +151,9 @@ export function syncCommon(
     syncSg(st, forCpu, rec!.sg!, dir);
     return;
   }
+  // An sg sync names an sg mapping: a handle whose mapping is gone is
+  // ENOENT even where another mapping now starts at its address.
+  if (sg !== null) throw notMapped(st, dmaAddr);
   if (direct) {
     if (rec === undefined || segmentEnd(rec, dmaAddr) < 0) {
       throw notMapped(st, dmaAddr);
@@ -162,13 +161,8 @@ export function syncCommon(
     syncDirect(st, forCpu, rec, dmaAddr, size, dir);
     return;
   }
-  if (rec === undefined && sg !== null) throw notMapped(st, dmaAddr);
-  if (st.coherent) {
-    st.s.syncs++;
-    if (rec !== undefined) rec.deviceOwned = !forCpu;
-    return;
-  }
-  // Translate every page through the tables in RAM first, then maintain.
+  // Translate every page through the tables in RAM first (ENOENT for an
+  // unmapped one, on coherent masters too), then maintain.
   const domain = st.domain!;
   const end = dmaAddr + size;
   let pages = 0;
@@ -184,12 +178,14 @@ export function syncCommon(
   }
   st.s.syncs++;
   if (rec !== undefined) rec.deviceOwned = !forCpu;
-  let at = dmaAddr;
-  for (let p = 0; p < pages; p++) {
-    const n = Math.min(PAGE - pageOffset(at), end - at);
-    if (forCpu) st.cpu.takeFromDevice(pagePa[p]!, n, dir);
-    else st.cpu.handToDevice(pagePa[p]!, n, dir);
-    at += n;
+  if (!st.coherent) {
+    let at = dmaAddr;
+    for (let p = 0; p < pages; p++) {
+      const n = Math.min(PAGE - pageOffset(at), end - at);
+      if (forCpu) st.cpu.takeFromDevice(pagePa[p]!, n, dir);
+      else st.cpu.handToDevice(pagePa[p]!, n, dir);
+      at += n;
+    }
   }
   if (pagePa.length > PAGE_PA_KEPT) pagePa = new Float64Array(16);
 }

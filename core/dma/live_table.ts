@@ -46,14 +46,87 @@ export class Live implements DmaMappingRecord {
   }
 }
 
+/**
+ * Bytes of DMA address space one bucket of the range index covers: small
+ * enough that a bucket holds few records when thousands of small mappings
+ * are live, large enough that a mapping touches few buckets.
+ */
+const BUCKET = 64 * 1024;
+
+/**
+ * Call `f` with each [start, end) DMA range a record occupies: its DMA
+ * segments for sg (in direct mode they lie anywhere), else its one range.
+ */
+function eachRange(rec: Live, f: (lo: number, hi: number) => void): void {
+  const sg = rec.sg;
+  if (rec.type === "sg" && sg !== null) {
+    for (let i = 0; i < sg.count; i++) {
+      f(sg.dmaAddress[i]!, sg.dmaAddress[i]! + sg.dmaLength[i]!);
+    }
+  } else f(rec.dmaAddr, rec.end);
+}
+
+/** Whether some DMA range of `rec` holds `addr`. */
+function holds(rec: Live, addr: number): boolean {
+  const sg = rec.sg;
+  if (rec.type !== "sg" || sg === null) {
+    return addr >= rec.dmaAddr && addr < rec.end;
+  }
+  for (let i = 0; i < sg.count; i++) {
+    const a = sg.dmaAddress[i]!;
+    if (addr >= a && addr < a + sg.dmaLength[i]!) return true;
+  }
+  return false;
+}
+
 /** Live mappings by DMA address, mirrored into the debug checker. */
 export class LiveTable {
   #live = new Map<number, Live>();
   #debug: DmaDebug | null;
+  /**
+   * With a range index (direct mode): the records whose DMA ranges touch
+   * each 64 KiB bucket, so that {@linkcode LiveTable.holding} looks at a
+   * few records, not all. Null without one (an IOMMU mapper: one IOVA
+   * range per mapping, found by the page tables; no cost on its map path).
+   */
+  #buckets: Map<number, Live[]> | null;
 
-  /** @param debug The checker to keep in step, or null. */
-  constructor(debug: DmaDebug | null) {
+  /**
+   * @param debug The checker to keep in step, or null.
+   * @param indexRanges Keep the range index behind
+   * {@linkcode LiveTable.holding} (a mapper without an IOMMU, whose syncs
+   * look up the mapping holding any address).
+   */
+  constructor(debug: DmaDebug | null, indexRanges = false) {
     this.#debug = debug;
+    this.#buckets = indexRanges ? new Map() : null;
+  }
+
+  /**
+   * A record one of whose DMA ranges (sg: one of its segments) holds an
+   * address: the chain starting there first, then the range index when it
+   * is kept, else every record.
+   *
+   * @param dmaAddr DMA address, in bytes.
+   * @returns The record, or undefined.
+   */
+  holding(dmaAddr: number): Live | undefined {
+    for (let r = this.#live.get(dmaAddr) ?? null; r !== null; r = r.next) {
+      if (holds(r, dmaAddr)) return r;
+    }
+    const buckets = this.#buckets;
+    if (buckets === null) {
+      for (const head of this.#live.values()) {
+        for (let r: Live | null = head; r !== null; r = r.next) {
+          if (holds(r, dmaAddr)) return r;
+        }
+      }
+      return undefined;
+    }
+    const list = buckets.get(Math.floor(dmaAddr / BUCKET));
+    if (list === undefined) return undefined;
+    for (const r of list) if (holds(r, dmaAddr)) return r;
+    return undefined;
   }
 
   /**
@@ -71,6 +144,16 @@ export class LiveTable {
     const have = this.#live.get(rec.dmaAddr);
     if (have !== undefined) rec.next = have;
     this.#live.set(rec.dmaAddr, rec);
+    const buckets = this.#buckets;
+    if (buckets !== null) {
+      eachRange(rec, (lo, hi) => {
+        for (let b = Math.floor(lo / BUCKET); b * BUCKET < hi; b++) {
+          const list = buckets.get(b);
+          if (list === undefined) buckets.set(b, [rec]);
+          else if (list[list.length - 1] !== rec) list.push(rec);
+        }
+      });
+    }
     this.#debug?.track(rec);
   }
 
@@ -86,6 +169,19 @@ export class LiveTable {
       if (p !== null) p.next = rec.next;
     }
     rec.next = null;
+    const buckets = this.#buckets;
+    if (buckets !== null) {
+      eachRange(rec, (lo, hi) => {
+        for (let b = Math.floor(lo / BUCKET); b * BUCKET < hi; b++) {
+          const list = buckets.get(b);
+          if (list === undefined) continue;
+          const at = list.indexOf(rec);
+          if (at < 0) continue;
+          list.splice(at, 1);
+          if (list.length === 0) buckets.delete(b);
+        }
+      });
+    }
     this.#debug?.untrack(rec);
   }
 
