@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { checkList, checkObject, hex } from "./address.ts";
+import { checkList, checkObject, describeValue, hex } from "./address.ts";
 import { IommuError } from "./errors.ts";
 import type { IommuPlugin, IommuUnit } from "./iommu.ts";
 import type { Master, MasterSpec, PortSpec } from "./bus.ts";
@@ -310,8 +310,8 @@ type WireResult = { deferredOn: string } | PlatformMaster;
  * @returns The platform.
  * @throws {IommuError} `EIO` for a malformed DTB; `EINVAL` for malformed
  * JSON, missing RAM, `#iommu-cells` that disagrees with the binding plugin,
- * an unusable `iommukit,dma-bits`, or `options` that is not an object with
- * a `plugins` list; `ENOENT` for an `iommus` reference that names nothing;
+ * an unusable `iommukit,dma-bits`, `options` that is not an object with a
+ * `plugins` list, or a `configureBypass` that is not a function; `ENOENT` for an `iommus` reference that names nothing;
  * `ENODEV` for an `iommus` target no plugin binds; `EEXIST` for duplicate
  * plugins; `EBUSY` for a per-device unit named in the `iommus` of two
  * masters (a per-device unit serves one master; one master may name it more
@@ -362,6 +362,17 @@ function holdBackReservations(
 function checkOptions(options: PlatformOptions): void {
   checkObject(options, "platform options");
   checkList(options.plugins, "platform options plugins");
+  if (
+    options.configureBypass !== undefined &&
+    typeof options.configureBypass !== "function"
+  ) {
+    throw new IommuError(
+      "EINVAL",
+      `platform options configureBypass must be a function, got ${
+        describeValue(options.configureBypass)
+      }`,
+    );
+  }
 }
 
 /**

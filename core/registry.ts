@@ -45,10 +45,10 @@ export class Registry {
    * @param plugin The plugin.
    * @returns This registry, for chaining.
    * @throws {IommuError} `EEXIST` when a name or compatible string is taken;
-   * `EINVAL` for a plugin that is not an object, has no name, or whose
-   * `compatible` is not a non-empty array of non-empty strings (a single
-   * string is refused, not split into characters). Nothing is registered
-   * when it throws.
+   * `EINVAL` for a plugin that is not an object, has no name or no `probe`
+   * function, or whose `compatible` is not a non-empty array of non-empty
+   * strings (a single string is refused, not split into characters).
+   * Nothing is registered when it throws.
    */
   use(plugin: IommuPlugin): this {
     checkObject(plugin, "plugin");
@@ -63,6 +63,14 @@ export class Registry {
           describeValue(plugin.name)
         } needs a name and a non-empty array of compatible strings, got compatible ${
           describeValue(compatible)
+        }`,
+      );
+    }
+    if (typeof plugin.probe !== "function") {
+      throw new IommuError(
+        "EINVAL",
+        `plugin ${plugin.name}: probe must be a function, got ${
+          describeValue(plugin.probe)
         }`,
       );
     }

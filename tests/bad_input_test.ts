@@ -1810,6 +1810,12 @@ for (
     ],
     [
       "Registry.use",
+      "a plugin without probe",
+      (w: World) =>
+        w.soc.registry.use(any({ name: "p", compatible: ["acme,iommu"] })),
+    ],
+    [
+      "Registry.use",
       "compatible [7]",
       (w: World) =>
         w.soc.registry.use(any({ name: "p", compatible: [7], probe() {} })),
@@ -2090,6 +2096,16 @@ row(
     buildPlatform(
       { memory: { base: "0x40000000", size: "0x1000000" }, devices: [] },
       any({ plugins: 5 }),
+    ),
+);
+row(
+  "buildPlatform (JSON)",
+  "configureBypass 5 (not a function)",
+  "EINVAL",
+  () =>
+    buildPlatform(
+      { memory: { base: "0x40000000", size: "0x1000000" }, devices: [] },
+      any({ plugins: [], configureBypass: 5 }),
     ),
 );
 row(
