@@ -7,6 +7,7 @@ import {
   createDmaMapper,
   DMA_BIDIRECTIONAL,
   DMA_FROM_DEVICE,
+  DMA_TO_DEVICE,
   DmaBuffer,
   type DmaDebugKind,
   type DmaDebugReport,
@@ -256,4 +257,36 @@ Deno.test("an sg sync of an unmapped list is ENOENT even where a single mapping 
     throwsKind(() => dma.syncSgForDevice(sg, DMA_FROM_DEVICE), "ENOENT");
     assertEquals(dma.stats().syncs, 0, kind);
   }
+});
+
+Deno.test("direct master: a sync is judged against the mapping it means when one address is mapped twice", () => {
+  const r = dmaRig("direct");
+  // Default debug: "throw" mode.
+  const dma = createDmaMapper(r.soc, r.master);
+  const b = dma.cpu.allocBuffer(8192);
+  // The whole buffer and its first 64 bytes, both to the device (legal:
+  // the device only reads). A sync of the whole names the first mapping.
+  const whole = dma.mapSingle(b, DMA_TO_DEVICE);
+  dma.mappingError(whole);
+  const head = dma.mapSingle(b.slice(0, 64), DMA_TO_DEVICE);
+  dma.mappingError(head);
+  assertEquals(head, whole);
+  dma.syncForDevice(whole, 8192, DMA_TO_DEVICE);
+  dma.syncForDevice(head, 64, DMA_TO_DEVICE);
+  assertEquals(kinds(dma), []);
+
+  // One buffer mapped from and to the device: each sync names the
+  // mapping of its direction (ownership follows the same one).
+  const r2 = dmaRig("direct");
+  const d2 = createDmaMapper(r2.soc, r2.master, {
+    debug: { mode: "record", ownership: true },
+  });
+  const c = d2.cpu.allocBuffer(4096);
+  const rx = d2.mapSingle(c, DMA_FROM_DEVICE);
+  d2.mappingError(rx);
+  const tx = d2.mapSingle(c, DMA_TO_DEVICE);
+  d2.mappingError(tx);
+  d2.syncForCpu(rx, 4096, DMA_FROM_DEVICE);
+  d2.syncForDevice(tx, 4096, DMA_TO_DEVICE);
+  assertEquals(kinds(d2), []);
 });

@@ -70,17 +70,26 @@ function reachOf(rec: Live, addr: number): number {
 }
 
 /**
- * The live record holding a DMA address. Direct mode: the record one of
- * whose ranges (sg: segments, which lie anywhere) holds it, through the
- * table's range index (a few records a lookup, however many are live).
- * IOMMU: an exact start first, then the record whose IOVA range spans it.
+ * The live record a sync of `[addr, end)` names. Direct mode: among the
+ * records one of whose ranges (sg: segments, which lie anywhere) holds
+ * `addr`, one reaching `end`, then one mapped in `dir` (one address may be
+ * mapped twice), through the table's range index (a few records a lookup,
+ * however many are live). IOMMU (IOVA ranges never overlap): an exact
+ * start first, then the record whose IOVA range spans `addr`.
  *
  * @param st The mapper.
  * @param addr DMA address, in bytes.
+ * @param end Exclusive end of the synced range, in bytes.
+ * @param dir Direction of the sync.
  * @returns The record, or undefined.
  */
-function holding(st: MapperState, addr: number): Live | undefined {
-  if (st.domain === null) return st.live.holding(addr);
+function holding(
+  st: MapperState,
+  addr: number,
+  end: number,
+  dir: DmaDirection,
+): Live | undefined {
+  if (st.domain === null) return st.live.holding(addr, end, dir);
   for (let r = st.live.head(addr); r !== null; r = r.next) {
     if (segmentEnd(r, addr) > addr) return r;
   }
@@ -132,7 +141,7 @@ export function syncCommon(
   if (debug !== null || direct || st.bounce.live > 0 || sg !== null) {
     rec = sg !== null
       ? st.live.lookup(dmaAddr, "sg", size, dir)
-      : holding(st, dmaAddr);
+      : holding(st, dmaAddr, dmaAddr + size, dir);
   }
   const whole = sg !== null && rec?.type === "sg";
   if (debug !== null) {
@@ -216,7 +225,7 @@ function syncDirect(
   const end = dmaAddr + size;
   // Check first: a range running past its record must continue in others.
   for (let at = segmentEnd(rec, dmaAddr); at < end;) {
-    const next = holding(st, at);
+    const next = holding(st, at, end, dir);
     if (next === undefined) throw notMapped(st, at);
     at = segmentEnd(next, at);
   }
@@ -227,7 +236,7 @@ function syncDirect(
     r.deviceOwned = !forCpu;
     syncDirectPiece(st, forCpu, r, at, stop - at, dir);
     at = stop;
-    if (at < end) r = holding(st, at)!;
+    if (at < end) r = holding(st, at, end, dir)!;
   }
 }
 

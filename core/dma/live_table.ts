@@ -66,17 +66,32 @@ function eachRange(rec: Live, f: (lo: number, hi: number) => void): void {
   } else f(rec.dmaAddr, rec.end);
 }
 
-/** Whether some DMA range of `rec` holds `addr`. */
-function holds(rec: Live, addr: number): boolean {
+/**
+ * How well `rec` fits a sync of `[addr, end)` in `direction`: -1 when none
+ * of its DMA ranges holds `addr`, else 2 when the range holding it reaches
+ * `end`, plus 1 when `rec` was mapped in `direction`.
+ */
+function fit(
+  rec: Live,
+  addr: number,
+  end: number,
+  direction: DmaDirection,
+): number {
+  let rangeEnd = -1;
   const sg = rec.sg;
   if (rec.type !== "sg" || sg === null) {
-    return addr >= rec.dmaAddr && addr < rec.end;
+    if (addr >= rec.dmaAddr && addr < rec.end) rangeEnd = rec.end;
+  } else {
+    for (let i = 0; i < sg.count; i++) {
+      const a = sg.dmaAddress[i]!;
+      if (addr >= a && addr < a + sg.dmaLength[i]!) {
+        rangeEnd = a + sg.dmaLength[i]!;
+        break;
+      }
+    }
   }
-  for (let i = 0; i < sg.count; i++) {
-    const a = sg.dmaAddress[i]!;
-    if (addr >= a && addr < a + sg.dmaLength[i]!) return true;
-  }
-  return false;
+  if (rangeEnd < 0) return -1;
+  return (rangeEnd >= end ? 2 : 0) + (rec.direction === direction ? 1 : 0);
 }
 
 /** Live mappings by DMA address, mirrored into the debug checker. */
@@ -103,30 +118,49 @@ export class LiveTable {
   }
 
   /**
-   * A record one of whose DMA ranges (sg: one of its segments) holds an
-   * address: the chain starting there first, then the range index when it
-   * is kept, else every record.
+   * The record a sync of `[dmaAddr, end)` in `direction` names: among the
+   * records one of whose DMA ranges (sg: one of its segments) holds
+   * `dmaAddr`, one whose range reaches `end` first, then one mapped in
+   * `direction` (a master without an IOMMU may map one address twice, and
+   * the sync must be judged against the mapping it means, as the unmap's
+   * {@linkcode LiveTable.lookup} does). Looks through the range index when
+   * it is kept, else every record.
    *
    * @param dmaAddr DMA address, in bytes.
+   * @param end Exclusive end of the synced range, in bytes.
+   * @param direction Direction of the sync.
    * @returns The record, or undefined.
    */
-  holding(dmaAddr: number): Live | undefined {
-    for (let r = this.#live.get(dmaAddr) ?? null; r !== null; r = r.next) {
-      if (holds(r, dmaAddr)) return r;
-    }
+  holding(
+    dmaAddr: number,
+    end: number,
+    direction: DmaDirection,
+  ): Live | undefined {
+    let best: Live | undefined;
+    let bestScore = -1;
     const buckets = this.#buckets;
-    if (buckets === null) {
-      for (const head of this.#live.values()) {
-        for (let r: Live | null = head; r !== null; r = r.next) {
-          if (holds(r, dmaAddr)) return r;
+    if (buckets !== null) {
+      const list = buckets.get(Math.floor(dmaAddr / BUCKET));
+      if (list === undefined) return undefined;
+      for (const r of list) {
+        const score = fit(r, dmaAddr, end, direction);
+        if (score > bestScore) {
+          best = r;
+          bestScore = score;
         }
       }
-      return undefined;
+      return best;
     }
-    const list = buckets.get(Math.floor(dmaAddr / BUCKET));
-    if (list === undefined) return undefined;
-    for (const r of list) if (holds(r, dmaAddr)) return r;
-    return undefined;
+    for (const head of this.#live.values()) {
+      for (let r: Live | null = head; r !== null; r = r.next) {
+        const score = fit(r, dmaAddr, end, direction);
+        if (score > bestScore) {
+          best = r;
+          bestScore = score;
+        }
+      }
+    }
+    return best;
   }
 
   /**
