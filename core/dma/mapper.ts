@@ -394,8 +394,10 @@ export class DmaMapper {
    * @param size Bytes.
    * @param direction A valid direction.
    * @throws {IommuError} `EINVAL` for malformed arguments; `ENOENT` when
-   * nothing is mapped there (debug off); a debug report's kind in
-   * `"throw"` mode; `EPERM` after removal.
+   * part of the range lies in no live mapping (debug off, or in
+   * `"record"` mode after the report is kept; nothing is synced or
+   * counted); a debug report's kind in `"throw"` mode; `EPERM` after
+   * removal.
    */
   syncForCpu(dmaAddr: number, size: number, direction: DmaDirection): void {
     syncCommon(this.#st, true, dmaAddr, size, direction, -1, null);
