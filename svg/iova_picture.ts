@@ -12,6 +12,7 @@
  */
 import {
   hex,
+  IommuError,
   type MappingRecord,
   type PageTableLevelStats,
 } from "../core/mod.ts";
@@ -47,7 +48,12 @@ export interface SvgDomain {
 export interface SvgOptions {
   /** Title line at the top. */
   title?: string;
-  /** Width of the picture in pixels (default 1000). */
+  /**
+   * Width of the picture in pixels (default 1000). Fractions are rounded
+   * down and widths under 400 give 400; a value that is not a finite number
+   * (NaN, Infinity, a string) makes {@linkcode renderIovaSvg} throw
+   * `IommuError` `EINVAL`.
+   */
   width?: number;
 }
 
@@ -63,26 +69,50 @@ interface Run {
 
 const PALETTE_HUES = [210, 20, 130, 280, 50, 340, 180, 95, 250, 0];
 
+// Characters an XML 1.0 document may not contain (C0 controls other than
+// tab, LF and CR; U+FFFE and U+FFFF; lone surrogates) plus the five that
+// need an entity. The `u` flag makes the surrogate range match lone
+// surrogates only, never a valid pair.
+const XML_UNSAFE =
+  // deno-lint-ignore no-control-regex
+  /[&<>"'\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF\uD800-\uDFFF]/gu;
+
 /**
- * Escape text for XML content and attribute values.
+ * Escape text for XML content and attribute values, so that any string
+ * (a device or domain name from a device tree, a title) gives a well-formed
+ * document.
+ *
+ * @example
+ * ```ts
+ * import { xmlEscape } from "./mod.ts";
+ * if (xmlEscape('a<&>"\u0001') !== "a&lt;&amp;&gt;&quot;\u2401") throw new Error();
+ * ```
  *
  * @param s Any text.
- * @returns The text with `& < > " '` escaped.
+ * @returns The text with `& < > " '` escaped as entities, and every
+ *   character XML 1.0 forbids replaced by a visible stand-in: a C0 control
+ *   character U+0000..U+001F other than tab, LF and CR by its Unicode
+ *   control picture (U+2400 + code, for example U+0001 becomes `␁`), and
+ *   U+FFFE, U+FFFF and lone surrogates by U+FFFD `�`. Tab, LF and CR are
+ *   kept.
  */
 export function xmlEscape(s: string): string {
-  return s.replace(
-    /[&<>"']/g,
-    (c) =>
-      c === "&"
-        ? "&amp;"
-        : c === "<"
-        ? "&lt;"
-        : c === ">"
-        ? "&gt;"
-        : c === '"'
-        ? "&quot;"
-        : "&#39;",
-  );
+  return s.replace(XML_UNSAFE, (c) => {
+    switch (c) {
+      case "&":
+        return "&amp;";
+      case "<":
+        return "&lt;";
+      case ">":
+        return "&gt;";
+      case '"':
+        return "&quot;";
+      case "'":
+        return "&#39;";
+    }
+    const code = c.charCodeAt(0);
+    return code < 0x20 ? String.fromCharCode(0x2400 + code) : "\uFFFD";
+  });
 }
 
 /**
@@ -274,12 +304,24 @@ function layoutStrip(
  * @param domains The domains, in drawing order.
  * @param options Title and width.
  * @returns The SVG text.
+ * @throws {IommuError} `EINVAL` when `options.width` is given but is not a
+ *   finite number (nothing is drawn); `ENOMEM` when the document would be
+ *   longer than the JavaScript engine's longest string (in V8 about 2^29
+ *   characters, reached near a million separate runs; 200,000 separate
+ *   4 KiB runs give about 110 MB).
  */
 export function renderIovaSvg(
   domains: readonly SvgDomain[],
   options: SvgOptions = {},
 ): string {
-  const W = Math.max(400, Math.floor(options.width ?? 1000));
+  const width = options.width ?? 1000;
+  if (typeof width !== "number" || !Number.isFinite(width)) {
+    throw new IommuError(
+      "EINVAL",
+      `SVG width must be a finite number of pixels, got ${String(width)}`,
+    );
+  }
+  const W = Math.max(400, Math.floor(width));
   const left = 20;
   const barW = W - 2 * left;
   const parts: string[] = [];
@@ -427,18 +469,23 @@ export function renderIovaSvg(
     );
     y += 8;
     const items = stripItems(runs, aperture);
-    const addrLen = Math.max(
-      0,
-      ...runs.map((r) => `start ${hex(r.iova + r.size)}`.length),
-    );
+    // Longest labels, by loops: a spread of one argument per run overflows
+    // the call stack from about 100,000 runs.
+    let addrLen = 0;
+    for (const r of runs) {
+      addrLen = Math.max(addrLen, `start ${hex(r.iova + r.size)}`.length);
+    }
     const runMin = Math.max(90, addrLen * MONO_PX + 8);
     // Holes keep room for their size label plus the break symbol.
-    const holeLen = Math.max(
-      0,
-      ...items.filter((it) => it.kind === "hole").map((it) =>
-        Math.max(formatSize(it.size).length, hex(it.size).length)
-      ),
-    );
+    let holeLen = 0;
+    for (const it of items) {
+      if (it.kind !== "hole") continue;
+      holeLen = Math.max(
+        holeLen,
+        formatSize(it.size).length,
+        hex(it.size).length,
+      );
+    }
     const holeMin = Math.min(120, Math.max(44, holeLen * SANS_PX + 22));
     const boxH = 30;
     const rowPitch = boxH + 30;
@@ -570,12 +617,13 @@ export function renderIovaSvg(
       `<g class="domain" id="domain-${index}" data-label="${
         xmlEscape(d.label)
       }" data-top="${top}">`,
-      ...g,
+      // One string, not a spread: g holds several lines per run.
+      joinLines(g, domains.length),
       `</g>`,
     );
   });
   const height = y + 10;
-  return [
+  return joinLines([
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${height}" viewBox="0 0 ${W} ${height}" font-family="sans-serif" font-size="11">`,
     `<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#f4f4f4"/><line x1="0" y1="0" x2="0" y2="6" stroke="#d0d0d0" stroke-width="2"/></pattern></defs>`,
     `<style>.title{font-size:16px;font-weight:bold}.heading{font-weight:bold}.note{fill:#555;font-size:10px;font-style:italic}.addr{fill:#333;font-size:9px;font-family:monospace}.hole{fill:url(#hatch);stroke:#bbb;stroke-width:0.5}.overview{fill:#f4f4f4;stroke:#bbb;stroke-width:0.5}.run{stroke:#fff;stroke-width:1}.span{fill:none;stroke:#555;stroke-width:1}.breakline{fill:none;stroke:#555;stroke-width:1.2}.free{fill:#eee;stroke:#ccc;stroke-width:0.5}.used{fill:#8a8a8a}.size{fill:#fff;font-size:10px}.dark{fill:#222}.small{font-size:9px}.gap{fill:#666;font-size:10px}</style>`,
@@ -583,5 +631,22 @@ export function renderIovaSvg(
     ...parts,
     `</svg>`,
     "",
-  ].join("\n");
+  ], domains.length);
+}
+
+// Join lines into one string. A picture of about a million separate runs
+// is longer than the longest string the JavaScript engine can build (about
+// 2^29 characters in V8); that RangeError becomes ENOMEM.
+function joinLines(lines: readonly string[], domains: number): string {
+  try {
+    return lines.join("\n");
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    throw new IommuError(
+      "ENOMEM",
+      `SVG picture of ${domains} domain(s) is too large for one string ` +
+        `(${lines.length} lines); draw fewer domains or fewer separate mappings`,
+      { cause: e },
+    );
+  }
 }
