@@ -8,7 +8,14 @@
  *
  * @module
  */
-import { hex, IommuError, type IommuErrorKind } from "../mod.ts";
+import {
+  checkList,
+  checkObject,
+  describeValue,
+  hex,
+  IommuError,
+  type IommuErrorKind,
+} from "../mod.ts";
 import type { DmaBuffer } from "./dma_buffer.ts";
 import {
   directionName,
@@ -114,7 +121,7 @@ export type DmaDebugMode = "throw" | "record";
 export interface DmaDebugOptions {
   /** `"throw"` (default): the offending call throws {@linkcode IommuError} with the report as `detail`, before changing anything; `"record"`: the call goes on and the report is kept. */
   mode?: DmaDebugMode;
-  /** Kinds not to check. */
+  /** Kinds not to check (each a {@linkcode DmaDebugKind}, else `EINVAL`). */
   ignore?: readonly DmaDebugKind[];
   /** Capture a stack at every map (default true). */
   stacks?: boolean;
@@ -210,19 +217,47 @@ export class DmaDebug {
    * @param master Master name for reports.
    * @param system Object standing for the system (cache-line overlaps are
    * checked across all mappers that share it).
-   * @param options Mode, ignored kinds, stacks.
-   * @throws {IommuError} `EINVAL` for an unknown mode.
+   * @param options Mode, ignored kinds, stacks, ownership.
+   * @throws {IommuError} `EINVAL` when `options` is not an object, for an
+   * unknown mode, an `ignore` that is not an array or names anything but a
+   * {@linkcode DmaDebugKind}, or `stacks` / `ownership` given but not a
+   * boolean (nothing is set up).
    */
   constructor(master: string, system: object, options: DmaDebugOptions = {}) {
+    checkObject(options, "DMA debug options");
     const mode = options.mode ?? "throw";
     if (mode !== "throw" && mode !== "record") {
       throw new IommuError("EINVAL", `unknown DMA debug mode ${String(mode)}`);
+    }
+    const ignore = options.ignore ?? [];
+    checkList(ignore, "DMA debug ignore list");
+    for (let i = 0; i < ignore.length; i++) {
+      const kind: unknown = ignore[i];
+      if (
+        typeof kind !== "string" || !Object.hasOwn(DMA_DEBUG_ERROR_KINDS, kind)
+      ) {
+        throw new IommuError(
+          "EINVAL",
+          `DMA debug ignore list entry ${i} is not a report kind: ${
+            describeValue(kind)
+          }`,
+        );
+      }
+    }
+    for (const key of ["stacks", "ownership"] as const) {
+      const v: unknown = options[key];
+      if (v !== undefined && typeof v !== "boolean") {
+        throw new IommuError(
+          "EINVAL",
+          `DMA debug option ${key} must be a boolean, got ${describeValue(v)}`,
+        );
+      }
     }
     this.master = master;
     this.mode = mode;
     this.stacks = options.stacks ?? true;
     this.ownership = options.ownership ?? false;
-    this.#ignore = new Set(options.ignore ?? []);
+    this.#ignore = new Set(Array.from(ignore));
     let set = activeLines.get(system);
     if (set === undefined) {
       set = new Set();
@@ -272,10 +307,14 @@ export class DmaDebug {
   }
 
   /**
-   * Checks at map time: segment lengths and boundaries (sg) and cache-line
-   * overlaps with other device-writable mappings (every line).
+   * Checks at map time: segment lengths and boundaries (sg), cache-line
+   * overlaps with other device-writable mappings (every line) and, for an
+   * sg list, between the list's own entries (every line; the kernel checks
+   * each entry's first line).
    *
-   * @param rec The new mapping (its `lines` set when it is device-writable).
+   * @param rec The new mapping (its `lines` set when it is device-writable;
+   * for sg, one [first, last] pair per entry in list order), its `dmaAddr`
+   * set to the DMA address it gets (reports carry it).
    * @param segments For sg: the input entries, the DMA segments and the
    * master's limits; null otherwise.
    * @returns The reports (not yet emitted).
@@ -327,6 +366,9 @@ export class DmaDebug {
       }
     }
     const lines = rec.lines;
+    if (lines !== null && rec.type === "sg") {
+      this.#checkOwnLines(out, rec, lines);
+    }
     if (lines !== null) {
       for (const other of this.#active) {
         const o = other.lines!;
@@ -360,6 +402,62 @@ export class DmaDebug {
       }
     }
     return out;
+  }
+
+  /**
+   * Report entries of one sg list that share cache lines with each other
+   * (the list's own pairs, one per entry, in list order). The pairs are
+   * swept in order of their first line (sorted only when the list is not
+   * already in that order): every pair before the current one starts at or
+   * before it, so the one reaching furthest covers every line of the
+   * current pair that an earlier one covers. One report per entry that
+   * shares lines with an entry before it in that order.
+   */
+  #checkOwnLines(
+    out: DmaDebugReport[],
+    rec: DmaMappingRecord,
+    lines: Float64Array,
+  ): void {
+    if (this.#ignore.has("cacheline-overlap")) return;
+    const n = lines.length / 2;
+    if (n < 2) return;
+    let order: Uint32Array | null = null;
+    for (let i = 1; i < n; i++) {
+      if (lines[2 * i]! < lines[2 * i - 2]!) {
+        order = new Uint32Array(n);
+        for (let k = 0; k < n; k++) order[k] = k;
+        order.sort((a, b) => lines[2 * a]! - lines[2 * b]! || a - b);
+        break;
+      }
+    }
+    let reach = -1; // furthest last line of the pairs swept so far
+    let reachEntry = -1; // the entry it belongs to
+    for (let k = 0; k < n; k++) {
+      const i = order === null ? k : order[k]!;
+      const first = lines[2 * i]!;
+      const last = lines[2 * i + 1]!;
+      if (first <= reach) {
+        const hi = Math.min(last, reach);
+        this.#push(
+          out,
+          "cacheline-overlap",
+          `cacheline tracking EEXIST: sg entries ${
+            Math.min(i, reachEntry)
+          } and ${Math.max(i, reachEntry)} of one ${
+            directionName(rec.direction)
+          } list share ${hi - first + 1} cache line(s) from ${
+            hex(first * 64)
+          } to ${hex(hi * 64 + 63)}`,
+          rec.dmaAddr,
+          rec.size,
+          rec,
+        );
+      }
+      if (last > reach) {
+        reach = last;
+        reachEntry = i;
+      }
+    }
   }
 
   /**

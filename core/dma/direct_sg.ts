@@ -24,8 +24,9 @@ import { pageOffset } from "./page_math.ts";
  * hand a previous user's bytes back); that attribute only skips the copy
  * back at unmap.
  * @returns The mapping.
- * @throws {IommuError} `ENOMEM` when bounce slots run out (none stay
- * allocated) or a debug report's kind.
+ * @throws {IommuError} `ENOMEM` when bounce slots run out, or a debug
+ * report's kind (checked on the final DMA addresses, bounce slots
+ * included); no slot stays allocated.
  */
 export function mapSgDirect(
   st: MapperState,
@@ -47,19 +48,6 @@ export function mapSgDirect(
     }
   }
   const debug = st.debug;
-  if (debug !== null) {
-    rec.dmaAddr = dmaAddress[0]!;
-    debug.emit(
-      debug.checkMap(rec, {
-        inputs: segments,
-        dmaAddress,
-        dmaLength,
-        count: n,
-        maxSegmentSize: st.maxSegmentSize,
-        segmentBoundary: st.segmentBoundary,
-      }),
-    );
-  }
   if (bounce !== null) {
     try {
       for (let i = 0; i < n; i++) {
@@ -68,6 +56,9 @@ export function mapSgDirect(
         bounce[i] = st.bounce.alloc(s.length, pageOffset(s.pa));
         dmaAddress[i] = bounce[i]!;
       }
+      // The checks see the DMA addresses the device will use (the slots),
+      // before any slot is filled.
+      if (debug !== null) checkDirect(st, rec, segments, dmaAddress, dmaLength);
       // Each slot stands for its whole entry whatever the direction and
       // attributes: it gets the CPU's view now, so bytes the device does not
       // write come back unchanged at unmap, never a previous user's data.
@@ -90,6 +81,8 @@ export function mapSgDirect(
       st.s.bounceBytes += segments[i]!.length;
     }
     st.bounce.live++;
+  } else if (debug !== null) {
+    checkDirect(st, rec, segments, dmaAddress, dmaLength);
   }
   return new DmaSgMapping({
     segments,
@@ -101,4 +94,29 @@ export function mapSgDirect(
     bounce,
     size: total,
   });
+}
+
+/**
+ * The debug checks of a direct list on its final DMA addresses (bounce
+ * slots where bounced), with `rec.dmaAddr` set to the first.
+ */
+function checkDirect(
+  st: MapperState,
+  rec: Live,
+  segments: readonly SgSegment[],
+  dmaAddress: readonly number[],
+  dmaLength: readonly number[],
+): void {
+  const debug = st.debug!;
+  rec.dmaAddr = dmaAddress[0]!;
+  debug.emit(
+    debug.checkMap(rec, {
+      inputs: segments,
+      dmaAddress,
+      dmaLength,
+      count: segments.length,
+      maxSegmentSize: st.maxSegmentSize,
+      segmentBoundary: st.segmentBoundary,
+    }),
+  );
 }

@@ -84,12 +84,18 @@ export function mapSingle(
   ) {
     rec.lines = bufferLines(buf);
   }
-  if (debug !== null) debug.emit(debug.checkMap(rec, null));
+  // The debug checks run once the DMA address is known (reports carry it)
+  // and before anything is mapped or copied; a throwing report gives back
+  // what was allocated for the address.
   const domain = st.domain;
   if (domain !== null) {
     const alloc = st.iova!;
     const iova = alloc.alloc(pages * PAGE, st.dmaLimit);
     try {
+      if (debug !== null) {
+        rec.dmaAddr = iova + buf.offset;
+        debug.emit(debug.checkMap(rec, null));
+      }
       domain.mapPages(
         iova,
         pages === buf.frames.length
@@ -115,6 +121,15 @@ export function mapSingle(
     const pa = buf.pa;
     if (pa + buf.size > st.dmaLimit) {
       const slot = st.bounce.alloc(buf.size, pageOffset(pa));
+      if (debug !== null) {
+        rec.dmaAddr = slot;
+        try {
+          debug.emit(debug.checkMap(rec, null));
+        } catch (e) {
+          st.bounce.free(slot, buf.size);
+          throw e;
+        }
+      }
       // The slot stands for the whole buffer whatever the direction and
       // attributes: it gets the CPU's view now, so bytes the device does not
       // write come back unchanged at unmap, never a previous user's data.
@@ -133,6 +148,7 @@ export function mapSingle(
       st.s.bounces++;
     } else {
       rec.dmaAddr = pa;
+      if (debug !== null) debug.emit(debug.checkMap(rec, null));
     }
   }
   rec.end = rec.dmaAddr + buf.size;
