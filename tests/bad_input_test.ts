@@ -996,6 +996,18 @@ row(
 );
 row(
   "createDmaMapper",
+  "debug ignore 5 (not a list)",
+  "EINVAL",
+  (w) => createDmaMapper(w.soc, w.dev, { debug: { ignore: 5 as never } }),
+);
+row(
+  "createDmaMapper",
+  'debug ignore ["lek"] (not a report kind)',
+  "EINVAL",
+  (w) => createDmaMapper(w.soc, w.dev, { debug: { ignore: ["lek" as never] } }),
+);
+row(
+  "createDmaMapper",
   "segmentBoundary 3",
   "EINVAL",
   (w) => createDmaMapper(w.soc, w.dev, { segmentBoundary: 3 }),

@@ -119,7 +119,13 @@ export type DmaDebugMode = "throw" | "record";
 
 /** Options of the checker of one mapper. */
 export interface DmaDebugOptions {
-  /** `"throw"` (default): the offending call throws {@linkcode IommuError} with the report as `detail`, before changing anything; `"record"`: the call goes on and the report is kept. */
+  /**
+   * `"throw"` (default): the offending call throws {@linkcode IommuError}
+   * with the report as `detail`, before changing anything; `"record"`: the
+   * report is kept and the call goes on, unless it cannot (a sync running
+   * into unmapped memory then throws `ENOENT` after the report, and changes
+   * nothing).
+   */
   mode?: DmaDebugMode;
   /** Kinds not to check (each a {@linkcode DmaDebugKind}, else `EINVAL`). */
   ignore?: readonly DmaDebugKind[];

@@ -22,7 +22,12 @@ export interface DmaMapperOptions {
   maxSegmentSize?: number;
   /** DMA segments never cross a multiple of this many bytes (a power of two; default none). */
   segmentBoundary?: number;
-  /** DMA-API debug checks: true (default, mode `"throw"`), false, or options. */
+  /**
+   * DMA-API debug checks: true (default, mode `"throw"`), false, or options
+   * (an object whose `ignore` lists report kinds only and whose `stacks` and
+   * `ownership` are booleans; anything else is `EINVAL` from
+   * {@linkcode createDmaMapper}).
+   */
   debug?: boolean | DmaDebugOptions;
   /** No-IOMMU masters: bytes of the bounce pool below the DMA mask (default 256 KiB). */
   bouncePoolSize?: number;
