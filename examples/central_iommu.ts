@@ -151,7 +151,9 @@ console.log(
   ),
 );
 
-// Lazy unmap of the packet buffers: one invalidation for all 64.
+// Strict unmap of the packet buffers: one call removes all 64 pages, queues
+// one range invalidation for them and syncs before it returns, so no stale
+// translation is left (lazy unmap would be unmapNoSync plus Domain.sync).
 console.log("nic unmapped bytes:", nicDomain.unmap(0x10_0000, 64 * 4096));
 
 const c = genericHardwareOf(smmu).counters();
