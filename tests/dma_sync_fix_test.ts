@@ -290,3 +290,38 @@ Deno.test("direct master: a sync is judged against the mapping it means when one
   d2.syncForDevice(tx, 4096, DMA_TO_DEVICE);
   assertEquals(kinds(d2), []);
 });
+
+Deno.test("direct master: an sg sync or unmap acts on the list it is given when another list starts at the same address", () => {
+  const r = dmaRig("direct");
+  const dma = createDmaMapper(r.soc, r.master);
+  const head = dma.cpu.allocBuffer(4096);
+  const tailA = dma.cpu.allocBuffer(4096);
+  const tailB = dma.cpu.allocBuffer(4096);
+  // One buffer mapped to the device twice, each time with another tail.
+  const sgA = dma.mapSg(
+    [{ pa: head.pa, length: 4096 }, { pa: tailA.pa, length: 4096 }],
+    DMA_TO_DEVICE,
+  );
+  const sgB = dma.mapSg(
+    [{ pa: head.pa, length: 4096 }, { pa: tailB.pa, length: 4096 }],
+    DMA_TO_DEVICE,
+  );
+  assertEquals(sgA.dmaAddress[0], sgB.dmaAddress[0]);
+  dma.cpu.writeBuffer(tailA, new Uint8Array(16).fill(0x5a));
+  dma.syncSgForDevice(sgA, DMA_TO_DEVICE);
+  assertEquals(
+    r.master.port().readBytes(sgA.dmaAddress[1]!, 4),
+    new Uint8Array(4).fill(0x5a),
+  );
+  // Unmapping A leaves B's record: B's entries are what its sync cleans.
+  dma.unmapSg(sgA, DMA_TO_DEVICE);
+  dma.cpu.writeBuffer(tailB, new Uint8Array(16).fill(0x6b));
+  dma.syncSgForDevice(sgB, DMA_TO_DEVICE);
+  assertEquals(
+    r.master.port().readBytes(sgB.dmaAddress[1]!, 4),
+    new Uint8Array(4).fill(0x6b),
+  );
+  dma.unmapSg(sgB, DMA_TO_DEVICE);
+  assertEquals(dma.stats().liveMappings, 0);
+  assertEquals(kinds(dma), []);
+});

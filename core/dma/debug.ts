@@ -122,9 +122,9 @@ export interface DmaDebugOptions {
   /**
    * `"throw"` (default): the offending call throws {@linkcode IommuError}
    * with the report as `detail`, before changing anything; `"record"`: the
-   * report is kept and the call goes on, unless it cannot (a sync running
-   * into unmapped memory then throws `ENOENT` after the report, and changes
-   * nothing).
+   * report is kept and the call goes on, unless it cannot: a sync that
+   * starts in no mapping does nothing, and one that runs from a mapping
+   * into unmapped memory throws `ENOENT` after the report (nothing synced).
    */
   mode?: DmaDebugMode;
   /** Kinds not to check (each a {@linkcode DmaDebugKind}, else `EINVAL`). */

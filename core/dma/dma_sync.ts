@@ -140,7 +140,7 @@ export function syncCommon(
   let rec: Live | undefined;
   if (debug !== null || direct || st.bounce.live > 0 || sg !== null) {
     rec = sg !== null
-      ? st.live.lookup(dmaAddr, "sg", size, dir)
+      ? st.live.lookup(dmaAddr, "sg", size, dir, sg)
       : holding(st, dmaAddr, dmaAddr + size, dir);
   }
   const whole = sg !== null && rec?.type === "sg";
@@ -152,7 +152,8 @@ export function syncCommon(
         rec === undefined || whole ? undefined : reachOf(rec, dmaAddr),
       ),
     );
-    if (rec === undefined) return; // recorded
+    // Record mode: recorded, and nothing is mapped there to sync.
+    if (rec === undefined) return;
   }
   if (whole) {
     st.s.syncs++;

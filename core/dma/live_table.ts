@@ -226,6 +226,8 @@ export class LiveTable {
    * @param type Claimed kind.
    * @param size Claimed size, in bytes.
    * @param direction Claimed direction.
+   * @param sg The sg mapping handle the caller passed, if any: its own
+   * record is taken first.
    * @returns The record, or undefined.
    */
   lookup(
@@ -233,8 +235,14 @@ export class LiveTable {
     type: DmaMappingType,
     size: number,
     direction: DmaDirection,
+    sg: DmaSgMapping | null = null,
   ): Live | undefined {
     let rec: Live | null = this.#live.get(dmaAddr) ?? null;
+    if (sg !== null) {
+      // The handle names its own record: another list may start at the
+      // same address (a master without an IOMMU may map one buffer twice).
+      for (let r = rec; r !== null; r = r.next) if (r.sg === sg) return r;
+    }
     if (rec === null || rec.next === null) return rec ?? undefined;
     let best = rec;
     let bestScore = -1;

@@ -341,6 +341,7 @@ export class DmaMapper {
       sg.nents,
       null,
       attrs,
+      sg,
     );
   }
 
@@ -394,10 +395,11 @@ export class DmaMapper {
    * @param size Bytes.
    * @param direction A valid direction.
    * @throws {IommuError} `EINVAL` for malformed arguments; `ENOENT` when
-   * part of the range lies in no live mapping (debug off, or in
-   * `"record"` mode after the report is kept; nothing is synced or
-   * counted); a debug report's kind in `"throw"` mode; `EPERM` after
-   * removal.
+   * part of the range lies in no live mapping, with debug off, or in
+   * `"record"` mode (after the report is kept) when the range starts in a
+   * mapping and runs past it; nothing is synced or counted then (in
+   * `"record"` mode a sync that starts in no mapping is only recorded); a
+   * debug report's kind in `"throw"` mode; `EPERM` after removal.
    */
   syncForCpu(dmaAddr: number, size: number, direction: DmaDirection): void {
     syncCommon(this.#st, true, dmaAddr, size, direction, -1, null);

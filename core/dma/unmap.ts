@@ -18,6 +18,7 @@ import type { DmaMappingType } from "./debug.ts";
 import type { DmaAttrs } from "./mapper_types.ts";
 import type { MapperState } from "./mapper_state.ts";
 import type { Live } from "./live_table.ts";
+import type { DmaSgMapping } from "./sg_mapping.ts";
 import { bufferPieces, pieceToCpu } from "./cache_maintenance.ts";
 import { unmapIova } from "./invalidation.ts";
 import { PAGE } from "./page_math.ts";
@@ -33,6 +34,8 @@ import { PAGE } from "./page_math.ts";
  * @param nents Claimed entries.
  * @param cpu Claimed CPU buffer (coherent), or null.
  * @param attrs Attributes.
+ * @param sg The sg mapping handle an sg unmap was given (its own record is
+ * undone, not another list's at the same address), else null.
  * @throws {IommuError} as `DmaMapper.unmapSingle`.
  */
 export function unmapCommon(
@@ -44,12 +47,13 @@ export function unmapCommon(
   nents: number,
   cpu: DmaBuffer | null,
   attrs: DmaAttrs,
+  sg: DmaSgMapping | null = null,
 ): void {
   st.alive();
   const dir = checkDirection(direction);
   checkDmaHandle(dmaAddr, size);
   checkObject(attrs, "DMA attributes");
-  const rec = st.live.lookup(dmaAddr, type, size, dir);
+  const rec = st.live.lookup(dmaAddr, type, size, dir, sg);
   const debug = st.debug;
   if (debug !== null) {
     debug.emit(
