@@ -138,6 +138,27 @@ function pattern(length: number, seed: number): Uint8Array {
   return out;
 }
 
+// A fresh bench with one smallest page mapped read-write for master a:
+// the unit a sits behind, the stream IDs a attaches with, the IOVA and the
+// frame behind it. (The detach and move cases start here.)
+function onePageMapped(config: ConformanceConfig): {
+  s: Bench;
+  u0: IommuUnit;
+  ids: number[];
+  iova: number;
+  buf: number;
+} {
+  const s = build(config);
+  const u0 = s.units[0]!;
+  const [s0] = config.streamIds ?? [1, 2];
+  const ids = u0.caps.topology === "central" ? [s0!] : [];
+  const p = s.da.minPageSize;
+  const iova = iovaFor(s.da, p);
+  const buf = s.soc.memory.frames.alloc(p);
+  s.da.map(iova, buf, p, RW);
+  return { s, u0, ids, iova, buf };
+}
+
 // A DMA write of 8 pattern bytes through master a at `iova` must succeed
 // and land in RAM at `pa`.
 function expectWriteLands(
@@ -501,17 +522,10 @@ export function conformanceCases(config: ConformanceConfig): ConformanceCase[] {
     {
       name: "no DMA through the domain succeeds after the unit is detached",
       run(): void {
-        const s = build(config);
+        const { s, u0, ids, iova, buf } = onePageMapped(config);
         const mem = s.soc.memory;
-        const u0 = s.units[0]!;
-        const central = u0.caps.topology === "central";
-        const [s0] = config.streamIds ?? [1, 2];
-        const p = s.da.minPageSize;
-        const iova = iovaFor(s.da, p);
-        const buf = mem.frames.alloc(p);
-        s.da.map(iova, buf, p, RW);
         for (let i = 0; i < 4; i++) s.a.port().readBytes(iova, 8); // warm any TLB
-        s.da.detach(u0, central ? [s0] : []);
+        s.da.detach(u0, ids);
         // A detached per-device unit may pass DMA through untranslated
         // (docs: "the unit disabled"); then the IOVA is a physical address
         // and must not reach the domain's frame.
@@ -534,16 +548,8 @@ export function conformanceCases(config: ConformanceConfig): ConformanceCase[] {
       name:
         "moving a unit to an empty domain leaves no DMA through the old domain's mappings",
       run(): void {
-        const s = build(config);
+        const { s, u0, ids, iova, buf } = onePageMapped(config);
         const mem = s.soc.memory;
-        const u0 = s.units[0]!;
-        const central = u0.caps.topology === "central";
-        const [s0] = config.streamIds ?? [1, 2];
-        const ids = central ? [s0] : [];
-        const p = s.da.minPageSize;
-        const iova = iovaFor(s.da, p);
-        const buf = mem.frames.alloc(p);
-        s.da.map(iova, buf, p, RW);
         for (let i = 0; i < 4; i++) s.a.port().readBytes(iova, 8); // warm any TLB
         const empty = s.soc.createDomain(u0);
         // A unit that blocks on unhandled faults (samsung-sysmmu) needs a
@@ -585,18 +591,13 @@ export function conformanceCases(config: ConformanceConfig): ConformanceCase[] {
       name:
         "detaching a unit that is not attached throws ENOENT and changes nothing",
       run(): void {
-        const s = build(config);
-        const mem = s.soc.memory;
-        const u0 = s.units[0]!, u1 = s.units[1] ?? u0;
+        const { s, u0, ids, iova, buf } = onePageMapped(config);
+        const u1 = s.units[1] ?? u0;
         const central = u0.caps.topology === "central";
-        const [s0, s1] = config.streamIds ?? [1, 2];
-        const p = s.da.minPageSize;
-        const iova = iovaFor(s.da, p);
-        const buf = mem.frames.alloc(p);
-        s.da.map(iova, buf, p, RW);
+        const [, s1] = config.streamIds ?? [1, 2];
         const spare = s.soc.createDomain(u0);
         expectError(
-          () => spare.detach(u0, central ? [s0] : []),
+          () => spare.detach(u0, ids),
           "ENOENT",
           "detach of a domain never attached",
         );
