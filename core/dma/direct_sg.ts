@@ -11,6 +11,7 @@ import { DmaSgMapping } from "./sg_mapping.ts";
 import type { MapperState } from "./mapper_state.ts";
 import type { Live } from "./live_table.ts";
 import { pageOffset } from "./page_math.ts";
+import { checkSgMapping } from "./sg_validate.ts";
 
 /**
  * Map a list directly (bouncing entries above the mask).
@@ -58,7 +59,9 @@ export function mapSgDirect(
       }
       // The checks see the DMA addresses the device will use (the slots),
       // before any slot is filled.
-      if (debug !== null) checkDirect(st, rec, segments, dmaAddress, dmaLength);
+      if (debug !== null) {
+        checkSgMapping(st, rec, segments, dmaAddress, dmaLength, n);
+      }
       // Each slot stands for its whole entry whatever the direction and
       // attributes: it gets the CPU's view now, so bytes the device does not
       // write come back unchanged at unmap, never a previous user's data.
@@ -82,7 +85,7 @@ export function mapSgDirect(
     }
     st.bounce.live++;
   } else if (debug !== null) {
-    checkDirect(st, rec, segments, dmaAddress, dmaLength);
+    checkSgMapping(st, rec, segments, dmaAddress, dmaLength, n);
   }
   return new DmaSgMapping({
     segments,
@@ -94,29 +97,4 @@ export function mapSgDirect(
     bounce,
     size: total,
   });
-}
-
-/**
- * The debug checks of a direct list on its final DMA addresses (bounce
- * slots where bounced), with `rec.dmaAddr` set to the first.
- */
-function checkDirect(
-  st: MapperState,
-  rec: Live,
-  segments: readonly SgSegment[],
-  dmaAddress: readonly number[],
-  dmaLength: readonly number[],
-): void {
-  const debug = st.debug!;
-  rec.dmaAddr = dmaAddress[0]!;
-  debug.emit(
-    debug.checkMap(rec, {
-      inputs: segments,
-      dmaAddress,
-      dmaLength,
-      count: segments.length,
-      maxSegmentSize: st.maxSegmentSize,
-      segmentBoundary: st.segmentBoundary,
-    }),
-  );
 }

@@ -14,7 +14,7 @@ import type { Live } from "./live_table.ts";
 import { NO_BOUNDARY, PAGE, PAGE_MASK, pageOffset } from "./page_math.ts";
 
 const PAGE_INV = 1 / PAGE;
-import { badSegment } from "./sg_validate.ts";
+import { badSegment, checkSgMapping } from "./sg_validate.ts";
 
 /**
  * Lay out, merge, check and map a list in one IOVA range, with a segment
@@ -91,17 +91,7 @@ export function mapSgIommu(
   const debug = st.debug;
   if (debug !== null) {
     try {
-      rec.dmaAddr = dmaAddress[0]!;
-      debug.emit(
-        debug.checkMap(rec, {
-          inputs: segments,
-          dmaAddress,
-          dmaLength,
-          count,
-          maxSegmentSize: maxSeg,
-          segmentBoundary: B,
-        }),
-      );
+      checkSgMapping(st, rec, segments, dmaAddress, dmaLength, count);
     } catch (e) {
       alloc.free(iova, iovaLen);
       throw e;
@@ -297,17 +287,8 @@ export function mapSgFlat(
   const debug = st.debug;
   try {
     if (debug !== null) {
-      rec.dmaAddr = dmaAddress[0]!;
-      debug.emit(
-        debug.checkMap(rec, {
-          inputs: segments,
-          dmaAddress,
-          dmaLength,
-          count,
-          maxSegmentSize: st.maxSegmentSize,
-          segmentBoundary: NO_BOUNDARY,
-        }),
-      );
+      // The flat layout runs only without a segment boundary.
+      checkSgMapping(st, rec, segments, dmaAddress, dmaLength, count);
     }
     st.domain!.mapPages(
       iova,

@@ -6,6 +6,8 @@
  * @module
  */
 import { describeValue } from "../address.ts";
+import type { Live } from "./live_table.ts";
+import type { MapperState } from "./mapper_state.ts";
 import {
   hex,
   IommuError,
@@ -105,4 +107,39 @@ export function notAnEntry(
     }
   }
   return cause;
+}
+
+/**
+ * Run the debug checks of a laid-out list on its final DMA segments (IOVAs,
+ * bounce slots or physical addresses), against the mapper's segment limits,
+ * with `rec.dmaAddr` set to the first; in `"throw"` mode the report throws
+ * (the caller undoes what it allocated).
+ *
+ * @param st The mapper (debug on).
+ * @param rec The list's record.
+ * @param segments The input entries.
+ * @param dmaAddress First DMA address of each segment, in bytes.
+ * @param dmaLength Length of each segment, in bytes.
+ * @param count Segments in use.
+ */
+export function checkSgMapping(
+  st: MapperState,
+  rec: Live,
+  segments: readonly SgSegment[],
+  dmaAddress: readonly number[],
+  dmaLength: readonly number[],
+  count: number,
+): void {
+  const debug = st.debug!;
+  rec.dmaAddr = dmaAddress[0]!;
+  debug.emit(
+    debug.checkMap(rec, {
+      inputs: segments,
+      dmaAddress,
+      dmaLength,
+      count,
+      maxSegmentSize: st.maxSegmentSize,
+      segmentBoundary: st.segmentBoundary,
+    }),
+  );
 }
