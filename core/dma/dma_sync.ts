@@ -10,45 +10,13 @@ import { hex, IommuError } from "../mod.ts";
 import { checkDirection, type DmaDirection } from "./direction.ts";
 import type { DmaSgMapping } from "./sg_mapping.ts";
 import type { MapperState } from "./mapper_state.ts";
-import type { Live } from "./live_table.ts";
+import { type Live, segmentEnd, segmentIndex } from "./live_table.ts";
 import { PAGE, pageOffset } from "./page_math.ts";
 
 /** Physical addresses of the pages of an IOMMU sync, reused between calls. */
 let pagePa = new Float64Array(16);
 /** Entries of `pagePa` kept after a sync (larger ones are dropped). */
 const PAGE_PA_KEPT = 4096;
-
-/**
- * The DMA segment of an sg mapping holding an address.
- *
- * @param sg The mapping.
- * @param addr DMA address, in bytes.
- * @returns The segment's index, or -1.
- */
-function segmentIndex(sg: DmaSgMapping, addr: number): number {
-  for (let i = 0; i < sg.count; i++) {
-    const a = sg.dmaAddress[i]!;
-    if (addr >= a && addr < a + sg.dmaLength[i]!) return i;
-  }
-  return -1;
-}
-
-/**
- * End of the DMA range of one record (one DMA segment for sg) holding an
- * address.
- *
- * @param rec A live record.
- * @param addr DMA address, in bytes.
- * @returns The end (exclusive), or -1 when no part of `rec` holds `addr`.
- */
-function segmentEnd(rec: Live, addr: number): number {
-  const sg = rec.sg;
-  if (rec.type !== "sg" || sg === null) {
-    return addr >= rec.dmaAddr && addr < rec.end ? rec.end : -1;
-  }
-  const i = segmentIndex(sg, addr);
-  return i < 0 ? -1 : sg.dmaAddress[i]! + sg.dmaLength[i]!;
-}
 
 /**
  * How far a single sync starting at an address may run inside a record:

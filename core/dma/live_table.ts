@@ -67,6 +67,38 @@ function eachRange(rec: Live, f: (lo: number, hi: number) => void): void {
 }
 
 /**
+ * The DMA segment of an sg mapping holding an address.
+ *
+ * @param sg The mapping.
+ * @param addr DMA address, in bytes.
+ * @returns The segment's index, or -1.
+ */
+export function segmentIndex(sg: DmaSgMapping, addr: number): number {
+  for (let i = 0; i < sg.count; i++) {
+    const a = sg.dmaAddress[i]!;
+    if (addr >= a && addr < a + sg.dmaLength[i]!) return i;
+  }
+  return -1;
+}
+
+/**
+ * End of the DMA range of one record (one DMA segment for sg) holding an
+ * address.
+ *
+ * @param rec A live record.
+ * @param addr DMA address, in bytes.
+ * @returns The end (exclusive), or -1 when no part of `rec` holds `addr`.
+ */
+export function segmentEnd(rec: Live, addr: number): number {
+  const sg = rec.sg;
+  if (rec.type !== "sg" || sg === null) {
+    return addr >= rec.dmaAddr && addr < rec.end ? rec.end : -1;
+  }
+  const i = segmentIndex(sg, addr);
+  return i < 0 ? -1 : sg.dmaAddress[i]! + sg.dmaLength[i]!;
+}
+
+/**
  * How well `rec` fits a sync of `[addr, end)` in `direction`: -1 when none
  * of its DMA ranges holds `addr`, else 2 when the range holding it reaches
  * `end`, plus 1 when `rec` was mapped in `direction`.
@@ -77,19 +109,7 @@ function fit(
   end: number,
   direction: DmaDirection,
 ): number {
-  let rangeEnd = -1;
-  const sg = rec.sg;
-  if (rec.type !== "sg" || sg === null) {
-    if (addr >= rec.dmaAddr && addr < rec.end) rangeEnd = rec.end;
-  } else {
-    for (let i = 0; i < sg.count; i++) {
-      const a = sg.dmaAddress[i]!;
-      if (addr >= a && addr < a + sg.dmaLength[i]!) {
-        rangeEnd = a + sg.dmaLength[i]!;
-        break;
-      }
-    }
-  }
+  const rangeEnd = segmentEnd(rec, addr);
   if (rangeEnd < 0) return -1;
   return (rangeEnd >= end ? 2 : 0) + (rec.direction === direction ? 1 : 0);
 }
