@@ -241,7 +241,9 @@ export class Domain {
     checkObject(unit.caps, `unit ${String(unit.name)} caps`);
     checkList(unit.caps.pageSizes, `unit ${String(unit.name)} page sizes`);
     checkObject(options, "domain options");
-    const unitSizes = unit.caps.pageSizes;
+    // A copy: the checks below use array methods, and the unit's list may
+    // be any array-like.
+    const unitSizes = Array.from(unit.caps.pageSizes);
     if (
       unitSizes.length === 0 ||
       unitSizes.some((s, i) =>

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { checkList, checkObject } from "./address.ts";
+import { checkObject } from "./address.ts";
 import { deviceNodeFromSpec, type DeviceNodeSpec } from "./device_node.ts";
 import { Domain, type DomainOptions } from "./domain.ts";
 import { IommuError } from "./errors.ts";
@@ -84,12 +84,13 @@ export class Soc {
    * @param node A device-tree node, or a plain description of one.
    * @returns The unit.
    * @throws {IommuError} `EINVAL` when `node` is not an object, or a spec
-   * without a compatible list; `ENODEV` with no matching plugin; `EEXIST`
+   * that {@linkcode deviceNodeFromSpec} refuses (a missing name, a
+   * compatible list that is not a list of strings, malformed `reg`
+   * windows); `ENODEV` with no matching plugin; `EEXIST`
    * when bound already; whatever the plugin's probe throws.
    */
   probeUnit(node: DeviceNode | DeviceNodeSpec): IommuUnit {
     checkObject(node, "device node or node spec");
-    if (!("u32" in node)) checkList(node.compatible, "node compatible list");
     const n = "u32" in node ? node : deviceNodeFromSpec(node);
     return this.registry.probe(n, {
       memory: this.memory,

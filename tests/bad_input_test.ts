@@ -1766,6 +1766,43 @@ for (
       "{} (no compatible list)",
       (w: World) => w.soc.probeUnit(any({})),
     ],
+    [
+      "Soc.probeUnit",
+      "name 5",
+      (w: World) =>
+        w.soc.probeUnit(any({ name: 5, compatible: ["iommukit,flat-iommu"] })),
+    ],
+    [
+      "Soc.probeUnit",
+      "compatible [5]",
+      (w: World) => w.soc.probeUnit(any({ name: "x", compatible: [5] })),
+    ],
+    [
+      "Soc.probeUnit",
+      "reg 5 (not a list)",
+      (w: World) =>
+        w.soc.probeUnit(
+          any({ name: "x", compatible: ["iommukit,flat-iommu"], reg: 5 }),
+        ),
+    ],
+    [
+      "Soc.probeUnit",
+      "reg [{ address: NaN, size: 4096 }]",
+      (w: World) =>
+        w.soc.probeUnit(any({
+          name: "x",
+          compatible: ["iommukit,flat-iommu"],
+          reg: [{ address: NaN, size: 4096 }],
+        })),
+    ],
+    [
+      "Soc.probeUnit",
+      "path 5",
+      (w: World) =>
+        w.soc.probeUnit(
+          any({ name: "x", compatible: ["iommukit,flat-iommu"], path: 5 }),
+        ),
+    ],
     ["Soc.addMaster", "null", (w: World) => w.soc.addMaster(any(null))],
     [
       "Soc.addMaster",

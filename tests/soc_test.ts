@@ -159,3 +159,47 @@ Deno.test("end to end: DMA through a flat IOMMU lands in the mapped frame", () =
   soc.memory.frames.free(buf);
   assertEquals(soc.memory.frames.liveBytes, 0, "nothing leaked");
 });
+
+Deno.test("node specs and page-size lists may be any array-like, and are copied", () => {
+  const soc = createSoc({ memory: { size: 64 * MiB } }).use(flatIommu());
+  // Array-likes without an iterator (as a plugin built from raw data may
+  // pass) are read by index, not spread.
+  const compatible = { length: 1, 0: FLAT } as unknown as readonly string[];
+  const reg = [{ address: 0x1000_0000, size: 0x1000 }];
+  const unit = soc.probeUnit({ name: "flat", compatible, reg });
+  const node = soc.registry.bindings()[0]!.node;
+  assertEquals(node.compatible, [FLAT]);
+  // A later change to the spec does not reach the node.
+  reg[0]!.address = 0;
+  assertEquals(node.reg, [{ address: 0x1000_0000, size: 0x1000 }]);
+  const pageSizes = { length: 1, 0: 4096 } as unknown as readonly number[];
+  const like = { ...unit, caps: { ...unit.caps, pageSizes } };
+  assertEquals(soc.createDomain(like).pageSizes, [4096]);
+});
+
+Deno.test("deviceNodeFromSpec refuses malformed specs with EINVAL", () => {
+  const bad: [string, unknown][] = [
+    ["must be an object", null],
+    ["name must be a non-empty string", { name: "", compatible: [FLAT] }],
+    ["compatible list must be an array", { name: "x" }],
+    ["compatible entry 1 must be a string", {
+      name: "x",
+      compatible: [FLAT, 7],
+    }],
+    ["reg list must be an array", { name: "x", compatible: [FLAT], reg: {} }],
+    ["reg entry 0 must be an object", { name: "x", compatible: [], reg: [1] }],
+    [
+      "reg entry 0 size must be a non-negative safe integer",
+      { name: "x", compatible: [], reg: [{ address: 0, size: -1 }] },
+    ],
+    ["path must be a string", { name: "x", compatible: [], path: 1 }],
+    ["props must be an object", { name: "x", compatible: [], props: "p" }],
+  ];
+  for (const [message, spec] of bad) {
+    expectError(
+      () => deviceNodeFromSpec(spec as never),
+      "EINVAL",
+      message,
+    );
+  }
+});
