@@ -11,12 +11,15 @@
  * @module
  */
 import {
+  checkObject,
+  describeValue,
   hex,
   IommuError,
   type MappingRecord,
   type PageTableLevelStats,
 } from "../core/mod.ts";
 import { protString } from "./prot_text.ts";
+import { checkSvgDomains } from "./check_domains.ts";
 
 /** Who mapped a range (for colouring by master). */
 export interface SvgOwnerRange {
@@ -304,8 +307,14 @@ function layoutStrip(
  * @param domains The domains, in drawing order.
  * @param options Title and width.
  * @returns The SVG text.
- * @throws {IommuError} `EINVAL` when `options.width` is given but is not a
- *   finite number (nothing is drawn); `ENOMEM` when the document would be
+ * @throws {IommuError} `EINVAL` when `options` is not an object, its
+ *   `width` is given but is not a finite number or its `title` is given but
+ *   is not a string, or `domains` is malformed: not a list, a domain
+ *   whose label or master names are not strings, `inputBits` not an
+ *   integer from 1 to 64, leaves or owner ranges with addresses or sizes
+ *   that are not non-negative safe integers, leaves out of IOVA order,
+ *   overlapping or past the aperture, malformed table-level counts (nothing
+ *   is drawn); `ENOMEM` when the document would be
  *   longer than the JavaScript engine's longest string (in V8 about 2^29
  *   characters, reached near a million separate runs; 200,000 separate
  *   4 KiB runs give about 110 MB).
@@ -314,6 +323,14 @@ export function renderIovaSvg(
   domains: readonly SvgDomain[],
   options: SvgOptions = {},
 ): string {
+  checkObject(options, "SVG options");
+  if (options.title !== undefined && typeof options.title !== "string") {
+    throw new IommuError(
+      "EINVAL",
+      `SVG title must be a string, got ${describeValue(options.title)}`,
+    );
+  }
+  checkSvgDomains(domains);
   const width = options.width ?? 1000;
   if (typeof width !== "number" || !Number.isFinite(width)) {
     throw new IommuError(

@@ -66,6 +66,7 @@ import {
   type VirtioIommu,
 } from "../plugins/generic_iommu/virtio/mod.ts";
 import { flatIommu } from "./support/flat_iommu.ts";
+import { renderIovaSvg, type SvgDomain } from "../svg/mod.ts";
 
 const RW = IOMMU_READ | IOMMU_WRITE;
 const MB = 1 << 20;
@@ -2017,6 +2018,52 @@ row(
   "EINVAL",
   () => new Tlb({ sets: 3, ways: 4 }),
 );
+
+// ---------------------------------------------------------------- svg
+// The picture of a world's flat domain, drawn from its own leaves, with one
+// field spoiled.
+function svgDomain(w: World, change: Record<string, unknown>): SvgDomain {
+  return {
+    label: "d",
+    masters: ["dev"],
+    inputBits: w.flat.caps.inputBits,
+    leaves: w.d.leaves(),
+    tableStats: w.d.tableStats(),
+    ...change,
+  };
+}
+for (
+  const [input, run] of [
+    ["domains null", () => renderIovaSvg(any(null))],
+    [
+      "inputBits NaN",
+      (w: World) => renderIovaSvg([svgDomain(w, { inputBits: NaN })]),
+    ],
+    [
+      "leaves out of IOVA order",
+      (w: World) =>
+        renderIovaSvg([svgDomain(w, { leaves: w.d.leaves().reverse() })]),
+    ],
+    ["a leaf with pageSize -4096", (w: World) =>
+      renderIovaSvg([svgDomain(w, {
+        leaves: [{ iova: 0, pa: 0, pageSize: -4096, prot: 3 }],
+      })])],
+    [
+      "masters [1]",
+      (w: World) => renderIovaSvg([svgDomain(w, { masters: [1] })]),
+    ],
+    [
+      "width NaN",
+      (w: World) => renderIovaSvg([svgDomain(w, {})], { width: NaN }),
+    ],
+    [
+      "title 5",
+      (w: World) => renderIovaSvg([svgDomain(w, {})], any({ title: 5 })),
+    ],
+  ] as [string, (w: World) => unknown][]
+) {
+  row("renderIovaSvg", input, "EINVAL", run);
+}
 
 // ---------------------------------------------------------------- DTB / JSON
 const GOOD = GENERIC_SOC_DTB;

@@ -92,3 +92,58 @@ Deno.test("renderIovaSvg refuses a width that is not a finite number (EINVAL)", 
   assertEquals(widthOf(renderIovaSvg(d)), "1000");
   assert(!renderIovaSvg(d, { width: 700 }).includes("NaN"));
 });
+
+Deno.test("renderIovaSvg refuses malformed domains and options with EINVAL naming the field", () => {
+  const leaf = { iova: 0x10000, pa: 0x4000_0000, pageSize: 4096, prot: 3 };
+  const good: SvgDomain = {
+    label: "d",
+    masters: ["m"],
+    inputBits: 32,
+    leaves: [leaf],
+    tableStats: [
+      { level: 1, tables: 1, bytes: 16384, entriesUsed: 1, entriesTotal: 4096 },
+    ],
+    owners: [{ iova: 0x10000, size: 4096, master: "m" }],
+  };
+  assert(renderIovaSvg([good]).startsWith("<svg"));
+  const bad: [string, unknown, unknown?][] = [
+    ["SVG domain list must be an array", null],
+    ["SVG domain 0 must be an object", [5]],
+    ["label must be a string", [{ ...good, label: 1 }]],
+    ["master 0 must be a string", [{ ...good, masters: [null] }]],
+    ["inputBits must be an integer from 1 to 64", [{
+      ...good,
+      inputBits: NaN,
+    }]],
+    ["inputBits must be an integer from 1 to 64", [{ ...good, inputBits: 65 }]],
+    ["leaves must be an array", [{ ...good, leaves: undefined }]],
+    ["leaf 0 pa must be", [{ ...good, leaves: [{ ...leaf, pa: -1 }] }]],
+    ["leaf 0 pageSize must be", [{
+      ...good,
+      leaves: [{ ...leaf, pageSize: 0 }],
+    }]],
+    ["ascending IOVA order", [{ ...good, leaves: [leaf, leaf] }]],
+    [
+      "past the 2^16-byte aperture",
+      [{ ...good, inputBits: 16, owners: [] }],
+    ],
+    ["tableStats 0 bytes must be", [{
+      ...good,
+      tableStats: [{ ...good.tableStats[0]!, bytes: 1.5 }],
+    }]],
+    ["owner 0 master must be a string", [{
+      ...good,
+      owners: [{ iova: 0x10000, size: 4096, master: 7 }],
+    }]],
+    ["SVG options must be an object", [good], null],
+    ["SVG title must be a string", [good], { title: 5 }],
+  ];
+  for (const [message, domains, options] of bad) {
+    const e = assertThrows(
+      () => renderIovaSvg(domains as SvgDomain[], options as never),
+      IommuError,
+    );
+    assertEquals(e.kind, "EINVAL", message);
+    assertStringIncludes(e.message, message);
+  }
+});
