@@ -229,3 +229,92 @@ Deno.test("debug fix: a single mapping's overlap report carries its DMA address"
     assertEquals(t.mappings().length, 1, kind);
   }
 });
+
+Deno.test("debug ownership: a partial sync moves only the bytes it names", async (t) => {
+  for (const kind of ["flat", "direct"] as const) {
+    await t.step(`${kind}: single mapping`, () => {
+      const r = dmaRig(kind);
+      const dma = createDmaMapper(r.soc, r.master, {
+        debug: { mode: "record", ownership: true },
+      });
+      // Reports since the last call.
+      let seen = 0;
+      const fresh = () => {
+        const all = dma.reports();
+        const out = all.slice(seen);
+        seen = all.length;
+        return out;
+      };
+      const buf = dma.cpu.allocBuffer(3 * 4096);
+      const addr = dma.mapSingle(buf, DMA_FROM_DEVICE);
+      dma.mappingError(addr);
+      // The CPU takes bytes [4096, 4160) only.
+      dma.syncForCpu(addr + 4096, 64, DMA_FROM_DEVICE);
+      dma.cpu.readBuffer(buf, 4096, 64);
+      dma.cpu.readBuffer(buf, 4100, 8);
+      assertEquals(fresh(), [], "synced bytes are the CPU's");
+      dma.cpu.readBuffer(buf, 4160, 4); // never synced
+      dma.cpu.readBuffer(buf, 4090, 8); // straddles the synced part
+      dma.cpu.readBuffer(buf, 0, 4);
+      const reports = fresh();
+      assertEquals(reports.map((x) => x.kind), [
+        "cpu-access-device-owned",
+        "cpu-access-device-owned",
+        "cpu-access-device-owned",
+      ]);
+      assert(reports[0]!.message.includes("part of the"), reports[0]!.message);
+      // The rest handed over piece by piece: then the CPU owns it all.
+      dma.syncForCpu(addr, 4096, DMA_FROM_DEVICE);
+      dma.syncForCpu(addr + 4160, 2 * 4096 - 64, DMA_FROM_DEVICE);
+      dma.cpu.readBuffer(buf);
+      assertEquals(fresh(), []);
+      // Back to the device: only the middle page.
+      dma.syncForDevice(addr + 4096, 4096, DMA_FROM_DEVICE);
+      dma.cpu.readBuffer(buf, 0, 4096);
+      dma.cpu.readBuffer(buf, 8192, 4096);
+      assertEquals(fresh(), []);
+      dma.cpu.readBuffer(buf, 5000, 1);
+      assertEquals(fresh().map((x) => x.kind), [
+        "cpu-access-device-owned",
+      ]);
+      dma.unmapSingle(addr, 3 * 4096, DMA_FROM_DEVICE);
+      dma.removeMaster();
+    });
+    await t.step(`${kind}: sg list, one segment synced by address`, () => {
+      const r = dmaRig(kind);
+      const dma = createDmaMapper(r.soc, r.master, {
+        debug: { mode: "record", ownership: true },
+      });
+      // Reports since the last call.
+      let seen = 0;
+      const fresh = () => {
+        const all = dma.reports();
+        const out = all.slice(seen);
+        seen = all.length;
+        return out;
+      };
+      const a = dma.cpu.allocBuffer(4096);
+      dma.cpu.allocBuffer(4096); // keeps a and b apart
+      const b = dma.cpu.allocBuffer(4096);
+      const sg = dma.mapSg(
+        [{ pa: a.pa, length: 4096 }, { pa: b.pa, length: 4096 }],
+        DMA_FROM_DEVICE,
+      );
+      // The DMA segment holding b's bytes: its last 4 KiB.
+      const k = sg.count - 1;
+      const bAddr = sg.dmaAddress[k]! + sg.dmaLength[k]! - 4096;
+      dma.syncForCpu(bAddr, 4096, DMA_FROM_DEVICE);
+      dma.cpu.readBuffer(b);
+      assertEquals(fresh(), [], "b was synced");
+      dma.cpu.readBuffer(a, 0, 4);
+      assertEquals(fresh().map((x) => x.kind), [
+        "cpu-access-device-owned",
+      ]);
+      dma.syncSgForCpu(sg, DMA_FROM_DEVICE);
+      dma.cpu.readBuffer(a);
+      assertEquals(fresh(), []);
+      dma.unmapSg(sg, DMA_FROM_DEVICE);
+      dma.removeMaster();
+    });
+  }
+});

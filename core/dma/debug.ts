@@ -24,6 +24,7 @@ import {
   DMA_TO_DEVICE,
   type DmaDirection,
 } from "./direction.ts";
+import { touchesDeviceOwned } from "./ownership.ts";
 
 /** How a mapping was made (and must be undone). */
 export type DmaMappingType = "single" | "sg" | "coherent";
@@ -132,8 +133,11 @@ export interface DmaDebugOptions {
   /** Capture a stack at every map (default true). */
   stacks?: boolean;
   /**
-   * Track who owns each streaming mapping (CPU or device) and report CPU
-   * accesses to device-owned memory (default false).
+   * Track who owns each byte of every streaming mapping (CPU or device) and
+   * report CPU accesses to device-owned memory (default false). A sync of
+   * part of a mapping moves only the bytes it names: after
+   * `syncForCpu(addr, 64)` of a 4 KiB mapping, the CPU may touch those 64
+   * bytes, and touching the rest is still reported.
    */
   ownership?: boolean;
 }
@@ -745,36 +749,45 @@ export class DmaDebug {
    * @param pa First byte accessed.
    * @param size Bytes.
    * @param write Whether the CPU writes.
-   * @param live The live mappings with their physical byte ranges
-   * ([start, end) pairs) and whether the device owns them now.
+   * @param live The mappings the device owns at least part of, with their
+   * physical byte ranges ([start, end) pairs, in the order of the
+   * mapping's bytes) and, optionally, the parts the CPU owns (sorted,
+   * disjoint [start, end) byte offsets into those ranges; none when
+   * absent). A report is made when the access touches a byte the device
+   * owns.
    * @returns The reports (not yet emitted).
    */
   checkCpuAccess(
     pa: number,
     size: number,
     write: boolean,
-    live: Iterable<{ rec: DmaMappingRecord; ranges: Float64Array }>,
+    live: Iterable<{
+      rec: DmaMappingRecord;
+      ranges: Float64Array;
+      cpuParts?: readonly number[];
+    }>,
   ): DmaDebugReport[] {
     const out: DmaDebugReport[] = [];
     const end = pa + size;
-    for (const { rec, ranges } of live) {
+    for (const { rec, ranges, cpuParts } of live) {
       if (!write && rec.direction === DMA_TO_DEVICE) continue;
-      for (let i = 0; i < ranges.length; i += 2) {
-        if (ranges[i]! < end && pa < ranges[i + 1]!) {
-          this.#push(
-            out,
-            "cpu-access-device-owned",
-            `CPU ${write ? "write to" : "read of"} ${hex(pa)}+${
-              hex(size)
-            } while the device owns the ${
-              directionName(rec.direction)
-            } mapping at ${hex(rec.dmaAddr)} (sync for CPU first)`,
-            rec.dmaAddr,
-            rec.size,
-            rec,
-          );
-          break;
-        }
+      if (touchesDeviceOwned(ranges, cpuParts ?? [], pa, end)) {
+        this.#push(
+          out,
+          "cpu-access-device-owned",
+          `CPU ${write ? "write to" : "read of"} ${hex(pa)}+${
+            hex(size)
+          } while the device owns ${
+            cpuParts === undefined || cpuParts.length === 0
+              ? "the"
+              : "part of the"
+          } ${directionName(rec.direction)} mapping at ${
+            hex(rec.dmaAddr)
+          } (sync for CPU first)`,
+          rec.dmaAddr,
+          rec.size,
+          rec,
+        );
       }
     }
     return out;

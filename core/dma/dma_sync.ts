@@ -11,6 +11,7 @@ import { checkDirection, type DmaDirection } from "./direction.ts";
 import type { DmaSgMapping } from "./sg_mapping.ts";
 import type { MapperState } from "./mapper_state.ts";
 import { type Live, segmentEnd, segmentIndex } from "./live_table.ts";
+import { moveAllOwnership, moveOwnership } from "./ownership.ts";
 import { PAGE, pageOffset } from "./page_math.ts";
 
 /** Physical addresses of the pages of an IOMMU sync, reused between calls. */
@@ -125,7 +126,7 @@ export function syncCommon(
   }
   if (whole) {
     st.s.syncs++;
-    rec!.deviceOwned = !forCpu;
+    if (rec!.ranges !== null) moveAllOwnership(rec!, forCpu);
     syncSg(st, forCpu, rec!.sg!, dir);
     return;
   }
@@ -155,7 +156,9 @@ export function syncCommon(
     pagePa[pages++] = pa;
   }
   st.s.syncs++;
-  if (rec !== undefined) rec.deviceOwned = !forCpu;
+  if (rec !== undefined && rec.ranges !== null) {
+    moveOwnership(rec, forCpu, dmaAddr, end);
+  }
   if (!st.coherent) {
     let at = dmaAddr;
     for (let p = 0; p < pages; p++) {
@@ -202,7 +205,7 @@ function syncDirect(
   let r = rec;
   for (let at = dmaAddr; at < end;) {
     const stop = Math.min(segmentEnd(r, at), end);
-    r.deviceOwned = !forCpu;
+    if (r.ranges !== null) moveOwnership(r, forCpu, at, stop);
     syncDirectPiece(st, forCpu, r, at, stop - at, dir);
     at = stop;
     if (at < end) r = holding(st, at, end, dir)!;

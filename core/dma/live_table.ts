@@ -23,6 +23,9 @@ export class Live implements DmaMappingRecord {
   sg: DmaSgMapping | null = null;
   next: Live | null = null; // same DMA address (direct mode only)
   ranges: Float64Array | null = null; // PA [start, end) pairs (ownership debug)
+  // Ownership debug (see ownership.ts): byte offsets the CPU owns, sorted
+  // [start, end) pairs; the device owns the rest while deviceOwned.
+  cpuParts: number[] = [];
   deviceOwned = false;
   /**
    * @param type Kind of mapping.
@@ -293,16 +296,17 @@ export class LiveTable {
   }
 
   /**
-   * Records the device owns, with their PA ranges (ownership debug).
+   * Records the device owns at least part of, with their PA ranges and the
+   * parts the CPU owns (ownership debug).
    *
-   * @returns Each such record and its [start, end) pairs.
+   * @returns Each such record, its [start, end) pairs and its CPU parts.
    */
-  owned(): { rec: Live; ranges: Float64Array }[] {
-    const owned: { rec: Live; ranges: Float64Array }[] = [];
+  owned(): { rec: Live; ranges: Float64Array; cpuParts: number[] }[] {
+    const owned: { rec: Live; ranges: Float64Array; cpuParts: number[] }[] = [];
     for (const head of this.#live.values()) {
       for (let r: Live | null = head; r !== null; r = r.next) {
         if (r.deviceOwned && r.ranges !== null) {
-          owned.push({ rec: r, ranges: r.ranges });
+          owned.push({ rec: r, ranges: r.ranges, cpuParts: r.cpuParts });
         }
       }
     }
