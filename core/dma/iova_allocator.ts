@@ -20,7 +20,13 @@
  *   the free list, so the kernel's linear-search pathology cannot occur.
  *   Only the orders requested so far are maintained: the first request of
  *   a higher alignment order re-summarises the tree once (O(n); at most 11
- *   times in an allocator's life).
+ *   times in an allocator's life). Likewise the stored gaps saturate just
+ *   above the largest size plus alignment requested so far (a power of
+ *   two), and the first request past it re-summarises the tree (at most
+ *   about 27 times): a free that merges gaps beyond that bound stops
+ *   climbing at the first saturated ancestor, which keeps frees short
+ *   after long churn, when the low addresses hold many large gaps.
+ *   `stats().largestFreeGap` then searches the saturated subtrees.
  * - Freed ranges of cacheable size go to a per-size magazine cache (a
  *   loaded and a previous magazine of 127 entries per class, one modelled
  *   CPU, plus a bounded depot of full magazines). They stay busy in the
@@ -122,11 +128,12 @@ export interface IovaAllocatorOptions {
    * gap that surely fits (which may be lower than the highest aligned fit).
    * Bounds such a search at O(probes * log n); a fit is never missed (if the
    * settled search finds nothing, an unbounded one runs). Default 64.
-   * Subtrees holding a gap of 2^31 granules or more (8 TiB with 4 KiB
-   * granules) count as sure fits, because the summaries saturate there: with
-   * such gaps and a small `probes`, the gap settled for can differ from
-   * what an unsaturated search would settle for (still a fit, usually a
-   * higher one), and the O(probes * log n) bound no longer holds.
+   * Only for a request whose size plus alignment reaches 2^31 granules
+   * (8 TiB with 4 KiB granules), where the tree's summaries stop short of
+   * it: subtrees holding a gap of 2^31 granules or more then count as sure
+   * fits, so with such gaps and a small `probes`, the gap settled for can
+   * differ from what an unsaturated search would settle for (still a fit,
+   * usually a higher one), and the O(probes * log n) bound no longer holds.
    */
   searchProbes?: number;
 }

@@ -62,7 +62,8 @@ export const I_LEFT = 6;
 const I_RIGHT = 7;
 /** Parent index (0 for the root: node 0's left child is the root). */
 const I_PARENT = 8;
-// Largest gap in the child's subtree (-1 for none), saturated at SAT.
+// Largest gap in the child's subtree (-1 for none), saturated at the
+// tree's cap (see IovaTree.#cap).
 const I_CM = 9;
 // Bytes 44..51 / 52..59 (Int32 slots 11..14): the child's d_k, k = 1..8,
 // at byte B_D + 8 * side + k: max usable length from a 2^k-aligned start
@@ -76,12 +77,12 @@ const B_H = 60;
 export const B_KIND = 63;
 
 /**
- * Saturation of a stored largest gap (granules). A subtree whose largest
- * gap reaches it is treated as holding any usable length: an overestimate,
- * which a search may explore and leave (it stays exact), never an
- * underestimate that would hide a fit.
+ * Highest saturation of a stored largest gap (granules), the cap's bound
+ * (see {@linkcode IovaTree.#cap}): summaries are int32.
  */
 const SAT = 0x7fffffff;
+/** The cap of a new tree, raised by the first search that needs more. */
+const CAP_FIRST = 16;
 
 const NODE_BYTES = 64;
 /** Node slots the store never exceeds (the address index keeps 25 bits). */
@@ -165,6 +166,21 @@ export class IovaTree {
    * first request that needs more, so workloads of small sizes pay for few.
    */
   #orders = 0;
+  /**
+   * Saturation of the stored largest gaps (granules), a power of two or
+   * SAT. A subtree whose largest gap reaches it is treated as holding any
+   * usable length (all d_k 0). The cap stays at or above `size + align - 1`
+   * of every search so far (raised, and the tree re-summarised, when one
+   * needs more), so for those a saturated subtree surely holds a fit and
+   * the search stays exact. Below the cap the summaries are exact.
+   *
+   * Why not always SAT: a free that merges gaps into one bigger than the
+   * cap changes no saturated ancestor, so its fix-up stops there. At a
+   * million ranges, after long churn, the low addresses hold many big gaps
+   * (allocation is top-down), whose merges would otherwise climb many
+   * levels of cold nodes each.
+   */
+  #cap = CAP_FIRST;
   /** The node with the highest key (the allocator's anchor). */
   #rightmost = 0;
   /** Whether the last #sum (or #balance) changed the stored summary. */
@@ -742,7 +758,8 @@ export class IovaTree {
     b[pb + B_H + side] = ht;
     const gap = f[(i << 3) + F_GAP]!;
     // Int32 from here on: a clamped gap and the stored maxima are below 2^31.
-    const g = gap < SAT ? gap | 0 : SAT;
+    const cap = this.#cap;
+    const g = gap < cap ? gap | 0 : cap;
     const ml = w[iw + I_CM]!;
     const mr = w[iw + I_CM + 1]!;
     let m = g;
@@ -752,7 +769,7 @@ export class IovaTree {
     w[pw + I_CM + side] = m;
     const orders = this.#orders;
     if (orders !== 0) {
-      if (m === SAT) diff |= this.#sumSaturated(p, side, orders);
+      if (m === cap) diff |= this.#sumSaturated(p, side, orders);
       else {
         const db = pb + B_D + (side << 3);
         const small = orders < 8 ? orders : 8;
@@ -799,7 +816,7 @@ export class IovaTree {
   }
 
   /**
-   * A saturated summary (largest gap >= SAT): every usable length counts as
+   * A saturated summary (largest gap >= the cap): every usable length counts as
    * reachable, so all d_k are 0. Returns non-zero when that changed them.
    */
   #sumSaturated(p: number, side: number, orders: number): number {
@@ -952,7 +969,8 @@ export class IovaTree {
     const orders = this.#orders;
     const small = orders < 8 ? orders : 8;
     const gap = f[(c << 3) + F_GAP]!;
-    const g = gap < SAT ? gap | 0 : SAT;
+    const cap = this.#cap;
+    const g = gap < cap ? gap | 0 : cap;
     // The merged gap's usable length from its first 2^k-aligned granule is
     // gap - ((-start) mod 2^k); `| 0` keeps the low bits exactly.
     const neg = -(f[(c << 3) + F_LO]! - gap) | 0;
@@ -961,8 +979,11 @@ export class IovaTree {
       const side = w[(p << 4) + I_LEFT] === a ? 0 : 1;
       const pw = (p << 4) + I_CM + side;
       const m = w[pw]!;
-      if (g === SAT || m === SAT) {
-        // Saturation ends exact maxima: recompute the rest the plain way.
+      // A saturated summary stays saturated: nothing above changes.
+      if (m === cap) return;
+      if (g === cap) {
+        // The merged gap saturates this summary: recompute the rest the
+        // plain way.
         this.#fixUp(a, a, 0);
         return;
       }
@@ -1002,6 +1023,23 @@ export class IovaTree {
    */
   #raiseOrders(k: number): void {
     this.#orders = k;
+    this.#resummarise();
+  }
+
+  /**
+   * Saturate stored gaps at no less than `need` granules from now on,
+   * recomputing every node once (O(n); the cap at least doubles each time,
+   * so this happens at most about 27 times per tree).
+   */
+  #raiseCap(need: number): void {
+    let cap = this.#cap;
+    while (cap < need && cap < SAT) cap = cap < 0x40000000 ? cap * 2 : SAT;
+    this.#cap = cap;
+    this.#resummarise();
+  }
+
+  /** Recompute every node's summary, children first (O(n)). */
+  #resummarise(): void {
     const order: number[] = [];
     const stack: number[] = this.root === 0 ? [] : [this.root];
     while (stack.length > 0) {
@@ -1201,7 +1239,7 @@ export class IovaTree {
   /** Largest usable length from a 2^k-aligned start over child `side` of x. */
   #maxU(x: number, side: number, k: number): number {
     const m = this.w[(x << 4) + I_CM + side]!;
-    if (m === SAT) return Infinity;
+    if (m === this.#cap) return Infinity;
     if (k === 0) return m;
     return m -
       (k <= 8
@@ -1232,6 +1270,11 @@ export class IovaTree {
       : Math.round(Math.log2(align));
     const k = order < ALIGN_ORDERS ? order : ALIGN_ORDERS;
     if (k > this.#orders) this.#raiseOrders(k);
+    // A saturated subtree must surely hold a fit: the cap covers every
+    // usable length this search could need (see #cap).
+    if (size + align - 1 > this.#cap && this.#cap < SAT) {
+      this.#raiseCap(size + align - 1);
+    }
     // Subtrees with maxU_k >= size may hold a fit; >= sure certainly do.
     const sure = size + align - (1 << k);
     const found = this.#search(size, align, limit, k, sure, probes);
@@ -1348,6 +1391,9 @@ export class IovaTree {
   /**
    * Largest gap in granules, with `topSlack` granules taken off the gap
    * below the anchor (the rightmost node), whose top lies past the aperture.
+   * Visits the nodes whose stored maximum may beat the best found so far:
+   * few when the gaps stay below the cap, up to every node holding a gap
+   * at or above it otherwise (O(n) at worst; for statistics only).
    *
    * @param topSlack Granules of the anchor gap that are outside the aperture.
    * @returns The largest free run in granules.
@@ -1355,28 +1401,28 @@ export class IovaTree {
   largestGap(topSlack: number): number {
     const f = this.f;
     const w = this.w;
+    const cap = this.#cap;
+    const rightmost = this.#rightmost;
+    // Stored maxima are exact below the cap: a subtree whose maximum
+    // cannot beat the best so far is skipped, a saturated one searched.
+    // Deepest-first with the larger child last, so the best rises early.
     let best = 0;
-    let cur = this.root;
-    while (cur !== 0) {
-      const lm = w[(cur << 4) + I_CM]!;
-      if (lm === SAT) return this.#largestGapSlow(topSlack);
-      if (lm > best) best = lm;
-      const r = w[(cur << 4) + I_RIGHT]!;
-      const g = f[(cur << 3) + F_GAP]! - (r === 0 ? topSlack : 0);
+    const stack: number[] = this.root === 0 ? [] : [this.root];
+    while (stack.length > 0) {
+      const n = stack.pop()!;
+      const g = f[(n << 3) + F_GAP]! - (n === rightmost ? topSlack : 0);
       if (g > best) best = g;
-      cur = r;
-    }
-    return best;
-  }
-
-  /** {@linkcode IovaTree.largestGap} by visiting every node (saturated sums). */
-  #largestGapSlow(topSlack: number): number {
-    const list = this.nodes();
-    let best = 0;
-    for (let j = 0; j < list.length; j++) {
-      const g = this.f[(list[j]! << 3) + F_GAP]! -
-        (j === list.length - 1 ? topSlack : 0);
-      if (g > best) best = g;
+      const ml = w[(n << 4) + I_CM]!;
+      const mr = w[(n << 4) + I_CM + 1]!;
+      const l = ml === cap || ml > best ? w[(n << 4) + I_LEFT]! : 0;
+      const r = mr === cap || mr > best ? w[(n << 4) + I_RIGHT]! : 0;
+      if (ml >= mr) {
+        if (r !== 0) stack.push(r);
+        if (l !== 0) stack.push(l);
+      } else {
+        if (l !== 0) stack.push(l);
+        if (r !== 0) stack.push(r);
+      }
     }
     return best;
   }
@@ -1465,11 +1511,12 @@ export class IovaTree {
         problems.push(`node ${n} height is stale`);
       }
       const cm = w[(parent << 4) + I_CM + side]!;
-      if (cm !== (m < SAT ? m : SAT)) {
+      const cap = this.#cap;
+      if (cm !== (m < cap ? m : cap)) {
         problems.push(`node ${n} largest-gap summary is stale`);
       }
       for (let k = 1; k <= this.#orders; k++) {
-        const want = m >= SAT ? Infinity : u[k];
+        const want = m >= cap ? Infinity : u[k];
         if (this.#maxU(parent, side, k) !== want) {
           problems.push(`node ${n} aligned-gap summary ${k} is stale`);
         }

@@ -83,6 +83,22 @@ function pow2(n: number): number {
   return p;
 }
 
+// The longest run of bytes in [G, END) that no live or reserved range
+// holds (the exact variant keeps no guard).
+function largestFree(live: readonly { start: number; foot: number }[]): number {
+  const busy = [
+    ...live.map((r) => [r.start, r.start + r.foot] as const),
+    [RESERVED.start, RESERVED.start + RESERVED.size] as const,
+  ].sort((x, y) => x[0] - y[0]);
+  let best = 0;
+  let at = G;
+  for (const [s, e] of busy) {
+    if (s > at) best = Math.max(best, s - at);
+    at = Math.max(at, e);
+  }
+  return Math.max(best, END - at);
+}
+
 function runSequence(
   v: Variant,
   ops: readonly Op[],
@@ -158,6 +174,13 @@ function runSequence(
     const problems = a.audit();
     assertEquals(problems, [], `${where}: audit`);
     assertEquals(a.stats().liveRanges, live.length, `${where}: liveRanges`);
+    if (v.exact) {
+      assertEquals(
+        a.stats().largestFreeGap,
+        largestFree(live),
+        `${where}: largestFreeGap`,
+      );
+    }
     for (const r of live) {
       assertEquals(a.find(r.start)?.start, r.start, `${where}: find`);
     }
