@@ -10,15 +10,19 @@ import { IommuError } from "./errors.ts";
 export const MAX_ADDRESS: number = Number.MAX_SAFE_INTEGER;
 
 /**
- * Format a number as `0x…` hexadecimal; non-integers are shown as they are.
+ * Format a number as `0x…` hexadecimal; other numbers are shown as they
+ * are, and anything else as {@linkcode describeValue} does (error messages
+ * about bad input format whatever came).
  *
  * @param value The number.
- * @returns `0x1f000` style text, or `String(value)` for non-integers.
+ * @returns `0x1f000` style text, or a description of anything else.
  */
 export function hex(value: number): string {
   return Number.isSafeInteger(value) && value >= 0
     ? "0x" + value.toString(16)
-    : String(value);
+    : typeof value === "number"
+    ? String(value)
+    : describeValue(value);
 }
 
 /**
@@ -34,7 +38,9 @@ export function checkAddress(value: number, what: string): number {
   if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
     throw new IommuError(
       "EINVAL",
-      `${what} must be a non-negative safe integer, got ${String(value)}`,
+      `${what} must be a non-negative safe integer, got ${
+        describeValue(value)
+      }`,
     );
   }
   return value;
@@ -52,7 +58,7 @@ export function checkSize(size: number, what: string): number {
   if (typeof size !== "number" || !Number.isSafeInteger(size) || size <= 0) {
     throw new IommuError(
       "EINVAL",
-      `${what} must be a positive safe integer, got ${String(size)}`,
+      `${what} must be a positive safe integer, got ${describeValue(size)}`,
     );
   }
   return size;

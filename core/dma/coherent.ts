@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { allocIova } from "./mapper_iova.ts";
 import { IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE, IommuError } from "../mod.ts";
 import { allocBelow, DmaBuffer } from "./dma_buffer.ts";
 import { DMA_BIDIRECTIONAL } from "./direction.ts";
@@ -55,7 +56,7 @@ export function allocCoherent(st: MapperState, size: number): DmaCoherent {
         blocks.push(got);
       }
       buf = DmaBuffer.adopt(mem, blocks, size);
-      iova = st.iova!.alloc(pages * PAGE, st.dmaLimit);
+      iova = allocIova(st, pages * PAGE);
       domain.mapPages(
         iova,
         buf.frames.subarray(0, pages),

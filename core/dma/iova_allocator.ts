@@ -518,12 +518,18 @@ export class IovaAllocator {
   }
 
   #allocGeneral(size: number, limit: number | undefined): number {
-    if (!(size > 0) || !Number.isSafeInteger(size)) {
+    // typeof first: `>` on a symbol throws a raw TypeError.
+    if (
+      typeof size !== "number" || !(size > 0) || !Number.isSafeInteger(size)
+    ) {
       checkSize(size, "IOVA size");
     }
     let top = this.#endPfn;
     if (limit !== undefined) {
-      if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) {
+      if (
+        typeof limit !== "number" || !Number.isInteger(limit) || limit < 1 ||
+        limit > MAX_LIMIT
+      ) {
         throw badLimit(limit);
       }
       const lp = Math.floor(limit * this.#inv);
@@ -557,6 +563,9 @@ export class IovaAllocator {
     }
     if (succ === 0) {
       this.#failures++;
+      // A re-summary for a new alignment order or cap may have queued
+      // node moves: done now, so the refusal leaves the tree settled.
+      if (tree.pending !== 0) tree.migrate(this.#hash);
       throw new IommuError(
         "ENOMEM",
         `no free IOVA range of ${hex(n * this.#granule)} bytes (aligned to ${
@@ -592,7 +601,9 @@ export class IovaAllocator {
    */
   free(iova: number, size: number): void {
     // One combined test; the precise complaint is built out of line.
+    // typeof first: `>=` on a symbol throws a raw TypeError.
     if (
+      typeof iova !== "number" || typeof size !== "number" ||
       !(iova >= 0 && size > 0) || !Number.isSafeInteger(iova) ||
       !Number.isSafeInteger(size)
     ) {
@@ -696,21 +707,26 @@ export class IovaAllocator {
     this.#reserved++;
   }
 
-  /** Busy nodes whose footprint touches [lo, hi), anchor excluded. */
+  /**
+   * Busy nodes whose footprint overlaps [lo, hi), and reservations that
+   * overlap or touch it; anchor excluded.
+   */
   #overlapping(lo: number, hi: number): number[] {
     const tree = this.#tree;
     const out: number[] = [];
-    // Footprints never overlap, so the touching ones are consecutive below hi.
-    let node = tree.floor(hi - 1);
+    // Footprints never overlap, so the touching ones are consecutive from
+    // the one starting at hi (if any) down.
+    let node = tree.floor(hi);
     while (node !== 0) {
       const fb = node << 3;
       const nlo = tree.f[fb + F_LO]!;
       if (tree.f[fb + F_HI]! < lo) break;
       const kind = tree.b[(node << 6) + B_KIND];
-      // A reservation touching end-to-start merges; anything else must overlap.
+      // A reservation touching end-to-start (either side) merges; anything
+      // else must overlap.
       if (
         kind !== KIND_ANCHOR &&
-        (kind === KIND_RESERVED || tree.f[fb + F_HI]! > lo)
+        (kind === KIND_RESERVED || (tree.f[fb + F_HI]! > lo && nlo < hi))
       ) {
         out.push(node);
       }

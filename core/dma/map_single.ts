@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { allocIova } from "./mapper_iova.ts";
 import { checkObject, describeValue, hex, IommuError } from "../mod.ts";
 import { DmaBuffer } from "./dma_buffer.ts";
 import {
@@ -89,8 +90,7 @@ export function mapSingle(
   // what was allocated for the address.
   const domain = st.domain;
   if (domain !== null) {
-    const alloc = st.iova!;
-    const iova = alloc.alloc(pages * PAGE, st.dmaLimit);
+    const iova = allocIova(st, pages * PAGE);
     try {
       if (debug !== null) {
         rec.dmaAddr = iova + buf.offset;
@@ -105,7 +105,7 @@ export function mapSingle(
         PAGE,
       );
     } catch (e) {
-      alloc.free(iova, pages * PAGE);
+      st.iova!.free(iova, pages * PAGE);
       throw e;
     }
     rec.iova = iova;

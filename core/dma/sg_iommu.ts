@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { allocIova } from "./mapper_iova.ts";
 import type { SgSegment } from "../mod.ts";
 import { directionToProt, type DmaDirection } from "./direction.ts";
 import { DmaSgMapping } from "./sg_mapping.ts";
@@ -55,8 +56,7 @@ export function mapSgIommu(
     start[i] = iovaLen;
     iovaLen += alen;
   }
-  const alloc = st.iova!;
-  const iova = alloc.alloc(iovaLen, st.dmaLimit);
+  const iova = allocIova(st, iovaLen);
   const outAddr = st.scratch.out(n);
   const outLen = st.scratch.outLen;
   let count = 0;
@@ -93,7 +93,7 @@ export function mapSgIommu(
     try {
       checkSgMapping(st, rec, segments, dmaAddress, dmaLength, count);
     } catch (e) {
-      alloc.free(iova, iovaLen);
+      st.iova!.free(iova, iovaLen);
       throw e;
     }
   }
@@ -115,7 +115,7 @@ export function mapSgIommu(
       mapRuns(st, iova, start, segments, prot, frames);
     }
   } catch (e) {
-    alloc.free(iova, iovaLen);
+    st.iova!.free(iova, iovaLen);
     throw e;
   }
   return new DmaSgMapping({
@@ -276,8 +276,7 @@ export function mapSgFlat(
   const outLen = scratch.outLen;
   const iovaLen = k * PAGE;
   const frames = scratch.framesView(k);
-  const alloc = st.iova!;
-  const iova = alloc.alloc(iovaLen, st.dmaLimit);
+  const iova = allocIova(st, iovaLen);
   const dmaAddress: number[] = new Array(count);
   const dmaLength: number[] = new Array(count);
   for (let i = 0; i < count; i++) {
@@ -297,7 +296,7 @@ export function mapSgFlat(
       PAGE,
     );
   } catch (e) {
-    alloc.free(iova, iovaLen);
+    st.iova!.free(iova, iovaLen);
     throw e;
   }
   return new DmaSgMapping({
