@@ -215,14 +215,27 @@ export const dumpCommand: Command = {
         );
       }
       const used = sim?.mappers.findIndex((m) => m.master === pm.name) ?? -1;
+      // After a workload, only the masters it used have a domain: making one
+      // here would show an empty domain the run never had (and switch its
+      // unit on), labelled like one of the run's.
+      if (sim !== null && used < 0) {
+        throw new UsageError(
+          "dump",
+          `master ${pm.name} took no part in workload ${sim.report.workload}: no domain to dump (masters used: ${
+            sim.mappers.map((m) => m.master).join(", ") || "none"
+          })`,
+        );
+      }
       const mapper = used >= 0
         ? sim!.mappers[used]!.mapper
         : createDmaMapper(platform.soc, pm.master);
       if (mapper.domain === null) {
-        io.stderr(
-          `iommukit dump: master ${pm.name} has no IOMMU: its DMA addresses are physical\n`,
+        // The question has no answer on this platform: an input problem,
+        // like an unknown master (exit 2), not a failed simulation.
+        throw new UsageError(
+          "dump",
+          `master ${pm.name} has no IOMMU: its DMA addresses are physical`,
         );
-        return EXIT_FAILURE;
       }
       domains.push(
         describe(

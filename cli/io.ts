@@ -55,7 +55,12 @@ export function denoIo(): CliIo {
     now: () => performance.now(),
     importModule: (p) => {
       const abs = p.startsWith("/") ? p : `${Deno.cwd()}/${p}`;
-      return import(new URL(`file://${abs}`).href);
+      // Escaped, so a path with "%", "?" or "#" names the file, not a
+      // query or a fragment.
+      const url = new URL("file:///");
+      url.pathname = abs.replaceAll("%", "%25").replaceAll("?", "%3F")
+        .replaceAll("#", "%23");
+      return import(url.href);
     },
   };
 }

@@ -544,6 +544,41 @@ Deno.test("--plugin registers plugins from a module", async () => {
     2,
     /cannot load plugin module .*nope\.ts/,
   );
+  // A path with characters that mean something in a URL names the file.
+  for (const dir of ["q?x", "d#1", "50%25 off"]) {
+    await Deno.mkdir(file(dir), { recursive: true });
+    await Deno.copyFile(file("plugins.ts"), file(`${dir}/plugins.ts`));
+    const r = await inProcess(
+      "inspect",
+      file("flat.json"),
+      "--plugin",
+      `${file(dir)}/plugins.ts#flatIommu`,
+    );
+    assertEquals(r.code, 0, `${dir}: ${r.err}`);
+    assertMatch(r.out, /^mmu\s+flat-iommu\s+\/mmu/m);
+  }
+});
+
+Deno.test("dump --master of a master without a domain in the run is a usage error", async () => {
+  // The default workload (video-decode) never maps for g2d.
+  oneLine(
+    await inProcess("dump", "--master", "g2d"),
+    2,
+    /^iommukit dump: master g2d@12800000 took no part in workload video-decode: no domain to dump \(masters used: .*codec@13400000.*\) \(see iommukit dump --help\)$/,
+  );
+  oneLine(
+    await inProcess(
+      "dump",
+      "--platform",
+      "generic-soc",
+      "--workload",
+      "none",
+      "--master",
+      "audio",
+    ),
+    2,
+    /^iommukit dump: master audio@fe600000 has no IOMMU: its DMA addresses are physical/,
+  );
 });
 
 Deno.test("simulation errors exit with 1", async () => {
