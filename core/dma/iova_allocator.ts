@@ -327,7 +327,7 @@ export class IovaAllocator {
     }
     const granule = options.granule ?? 4096;
     if (!isPowerOfTwo(granule)) {
-      throw badOption("granule", granule, "is not a power of two");
+      throw badOption("granule", granule, "is not a power of two up to 2^52");
     }
     let start = checkAddress(options.start ?? granule, "IOVA aperture start");
     const end = options.end;
@@ -360,7 +360,11 @@ export class IovaAllocator {
     const c = options.constraints ?? {};
     const align = c.alignment ?? granule;
     if (!isPowerOfTwo(align)) {
-      throw badOption("constraint alignment", align, "is not a power of two");
+      throw badOption(
+        "constraint alignment",
+        align,
+        "is not a power of two up to 2^52",
+      );
     }
     const guard = c.guardGap ?? 0;
     if (!Number.isSafeInteger(guard) || guard < 0) {
@@ -387,7 +391,11 @@ export class IovaAllocator {
     }
     const maxAlign = options.maxAlignment ?? MAX_LIMIT;
     if (!isPowerOfTwo(maxAlign) && maxAlign !== MAX_LIMIT) {
-      throw badOption("maxAlignment", maxAlign, "is not a power of two");
+      throw badOption(
+        "maxAlignment",
+        maxAlign,
+        "is not a power of two up to 2^52",
+      );
     }
     const probes = options.searchProbes ?? 64;
     if (!Number.isSafeInteger(probes) || probes < 0) {
