@@ -25,6 +25,16 @@ function checkString(value: unknown, what: string): void {
   }
 }
 
+// A range ending at `end` bytes must lie in the 2^bits-byte aperture.
+function checkInAperture(end: number, bits: number, what: string): void {
+  if (end > 2 ** bits) {
+    throw new IommuError(
+      "EINVAL",
+      `${what} ends at ${end}, past the 2^${bits}-byte aperture`,
+    );
+  }
+}
+
 /**
  * Check the domains given to {@linkcode renderIovaSvg}.
  *
@@ -61,7 +71,6 @@ export function checkSvgDomains(domains: readonly SvgDomain[]): void {
         }`,
       );
     }
-    const aperture = 2 ** bits;
     checkList(d.leaves, `${what} leaves`);
     let end = 0;
     for (let k = 0; k < d.leaves.length; k++) {
@@ -79,12 +88,7 @@ export function checkSvgDomains(domains: readonly SvgDomain[]): void {
         );
       }
       end = l.iova + l.pageSize;
-      if (end > aperture) {
-        throw new IommuError(
-          "EINVAL",
-          `${leaf} ends at ${end}, past the 2^${bits}-byte aperture`,
-        );
-      }
+      checkInAperture(end, bits, leaf);
     }
     checkList(d.tableStats, `${what} tableStats`);
     for (let k = 0; k < d.tableStats.length; k++) {
@@ -112,14 +116,7 @@ export function checkSvgDomains(domains: readonly SvgDomain[]): void {
         checkAddress(o.iova, `${owner} iova`);
         checkSize(o.size, `${owner} size`);
         checkString(o.master, `${owner} master`);
-        if (o.iova + o.size > aperture) {
-          throw new IommuError(
-            "EINVAL",
-            `${owner} ends at ${
-              o.iova + o.size
-            }, past the 2^${bits}-byte aperture`,
-          );
-        }
+        checkInAperture(o.iova + o.size, bits, owner);
       }
     }
   }

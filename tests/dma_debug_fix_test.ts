@@ -230,21 +230,29 @@ Deno.test("debug fix: a single mapping's overlap report carries its DMA address"
   }
 });
 
+/** A recording mapper with ownership checks, and its reports since the last call. */
+function ownershipMapper(kind: "flat" | "direct"): {
+  dma: DmaMapper;
+  fresh: () => DmaDebugReport[];
+} {
+  const r = dmaRig(kind);
+  const dma = createDmaMapper(r.soc, r.master, {
+    debug: { mode: "record", ownership: true },
+  });
+  let seen = 0;
+  const fresh = () => {
+    const all = dma.reports();
+    const out = all.slice(seen);
+    seen = all.length;
+    return out;
+  };
+  return { dma, fresh };
+}
+
 Deno.test("debug ownership: a partial sync moves only the bytes it names", async (t) => {
   for (const kind of ["flat", "direct"] as const) {
     await t.step(`${kind}: single mapping`, () => {
-      const r = dmaRig(kind);
-      const dma = createDmaMapper(r.soc, r.master, {
-        debug: { mode: "record", ownership: true },
-      });
-      // Reports since the last call.
-      let seen = 0;
-      const fresh = () => {
-        const all = dma.reports();
-        const out = all.slice(seen);
-        seen = all.length;
-        return out;
-      };
+      const { dma, fresh } = ownershipMapper(kind);
       const buf = dma.cpu.allocBuffer(3 * 4096);
       const addr = dma.mapSingle(buf, DMA_FROM_DEVICE);
       dma.mappingError(addr);
@@ -281,18 +289,7 @@ Deno.test("debug ownership: a partial sync moves only the bytes it names", async
       dma.removeMaster();
     });
     await t.step(`${kind}: sg list, one segment synced by address`, () => {
-      const r = dmaRig(kind);
-      const dma = createDmaMapper(r.soc, r.master, {
-        debug: { mode: "record", ownership: true },
-      });
-      // Reports since the last call.
-      let seen = 0;
-      const fresh = () => {
-        const all = dma.reports();
-        const out = all.slice(seen);
-        seen = all.length;
-        return out;
-      };
+      const { dma, fresh } = ownershipMapper(kind);
       const a = dma.cpu.allocBuffer(4096);
       dma.cpu.allocBuffer(4096); // keeps a and b apart
       const b = dma.cpu.allocBuffer(4096);
