@@ -23,9 +23,8 @@
  *   times in an allocator's life). Likewise the stored gaps saturate just
  *   above the largest size plus alignment requested so far (a power of
  *   two), and the first request past it re-summarises the tree (at most
- *   about 27 times): a free that merges gaps beyond that bound stops
- *   climbing at the first saturated ancestor, which keeps frees short
- *   after long churn, when the low addresses hold many large gaps.
+ *   about 27 times): a free or an allocation that changes a gap beyond
+ *   that bound stops climbing at the first saturated ancestor.
  *   `stats().largestFreeGap` then searches the saturated subtrees.
  * - Freed ranges of cacheable size go to a per-size magazine cache (a
  *   loaded and a previous magazine of 127 entries per class, one modelled

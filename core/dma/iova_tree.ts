@@ -174,11 +174,13 @@ export class IovaTree {
    * needs more), so for those a saturated subtree surely holds a fit and
    * the search stays exact. Below the cap the summaries are exact.
    *
-   * Why not always SAT: a free that merges gaps into one bigger than the
-   * cap changes no saturated ancestor, so its fix-up stops there. At a
-   * million ranges, after long churn, the low addresses hold many big gaps
-   * (allocation is top-down), whose merges would otherwise climb many
-   * levels of cold nodes each.
+   * Why not always SAT: a free that merges gaps into one at or above the
+   * cap, or an allocation out of such a gap, changes no saturated ancestor,
+   * so its fix-up stops there instead of climbing through cold nodes. (At
+   * a million ranges of 1..64 granules, left by freeing half of two
+   * million, alloc+free pairs ran 7-11% faster with a cap of 128; after a
+   * million more pairs of churn, when 85% of the gaps are below 32
+   * granules, the gain was within noise.)
    */
   #cap = CAP_FIRST;
   /** The node with the highest key (the allocator's anchor). */
