@@ -229,6 +229,38 @@ Deno.test("direct master: a sync anywhere inside any of many live mappings finds
   assertEquals(dma.stats().syncs, before + small.length + 2);
 });
 
+Deno.test("IOMMU master, debug on: a sync inside any of many live mappings finds it, and not after a lazy unmap", () => {
+  const r = dmaRig("flat", {}, { size: 64 << 20 });
+  const dma = createDmaMapper(r.soc, r.master, {
+    policy: "lazy",
+    debug: { mode: "record", stacks: false },
+  });
+  // Buffers that start inside their first page: each DMA address sits past
+  // the start of its IOVA allocation.
+  const addrs: number[] = [];
+  for (let i = 0; i < 400; i++) {
+    const b = dma.cpu.allocBuffer(3 * 4096).slice(100, 8000);
+    const a = dma.mapSingle(b, DMA_TO_DEVICE);
+    dma.mappingError(a);
+    addrs.push(a);
+  }
+  const before = dma.stats().syncs;
+  for (const a of addrs) dma.syncForDevice(a + 5000, 64, DMA_TO_DEVICE);
+  assertEquals(dma.stats().syncs, before + addrs.length);
+  assertEquals(dma.reports(), []);
+  // Below the mapping's first byte (inside its first IOVA page): no
+  // mapping there (recorded, nothing synced).
+  dma.syncForDevice(addrs[3]! - 50, 8, DMA_TO_DEVICE);
+  assertEquals(kinds(dma), ["sync-not-mapped"]);
+  // Unmapped lazily: its IOVA waits in the flush queue, still allocated,
+  // but the mapping is gone.
+  dma.unmapSingle(addrs[5]!, 8000, DMA_TO_DEVICE);
+  dma.syncForDevice(addrs[5]! + 5000, 64, DMA_TO_DEVICE);
+  assertEquals(kinds(dma), ["sync-not-mapped", "sync-not-mapped"]);
+  dma.syncForDevice(addrs[6]! + 5000, 64, DMA_TO_DEVICE);
+  assertEquals(dma.stats().syncs, before + addrs.length + 1);
+});
+
 Deno.test("coherent IOMMU master, debug off: a sync of unmapped memory is ENOENT and not counted, as on every other master", () => {
   const r = dmaRig("flat", { coherent: true });
   const dma = createDmaMapper(r.soc, r.master, { debug: false });

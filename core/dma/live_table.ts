@@ -9,6 +9,7 @@ import type { DmaBuffer } from "./dma_buffer.ts";
 import type { DmaDirection } from "./direction.ts";
 import type { DmaDebug, DmaMappingRecord, DmaMappingType } from "./debug.ts";
 import type { DmaSgMapping } from "./sg_mapping.ts";
+import type { IovaAllocator } from "./iova_allocator.ts";
 
 /** One live mapping: what the checker sees plus how to undo it. */
 export class Live implements DmaMappingRecord {
@@ -128,16 +129,34 @@ export class LiveTable {
    * range per mapping, found by the page tables; no cost on its map path).
    */
   #buckets: Map<number, Live[]> | null;
+  /**
+   * With debug checks on an IOMMU mapper: the records by the start of
+   * their IOVA allocation, so that {@linkcode LiveTable.containing} finds
+   * the mapping holding an address through the allocator (O(log n)), not
+   * by a scan (a sync in the middle of a mapping took 52 µs at 20,000 live
+   * mappings). Null otherwise: only debug checks look mappings up by an
+   * inner address there.
+   */
+  #byIova: Map<number, Live> | null;
+  #iova: IovaAllocator | null;
 
   /**
    * @param debug The checker to keep in step, or null.
    * @param indexRanges Keep the range index behind
    * {@linkcode LiveTable.holding} (a mapper without an IOMMU, whose syncs
    * look up the mapping holding any address).
+   * @param iova The IOVA allocator of an IOMMU mapper (its allocations hold
+   * the records' DMA ranges), or null.
    */
-  constructor(debug: DmaDebug | null, indexRanges = false) {
+  constructor(
+    debug: DmaDebug | null,
+    indexRanges = false,
+    iova: IovaAllocator | null = null,
+  ) {
     this.#debug = debug;
     this.#buckets = indexRanges ? new Map() : null;
+    this.#iova = iova;
+    this.#byIova = debug !== null && iova !== null ? new Map() : null;
   }
 
   /**
@@ -201,6 +220,7 @@ export class LiveTable {
     const have = this.#live.get(rec.dmaAddr);
     if (have !== undefined) rec.next = have;
     this.#live.set(rec.dmaAddr, rec);
+    if (this.#byIova !== null && rec.iova >= 0) this.#byIova.set(rec.iova, rec);
     const buckets = this.#buckets;
     if (buckets !== null) {
       eachRange(rec, (lo, hi) => {
@@ -226,6 +246,7 @@ export class LiveTable {
       if (p !== null) p.next = rec.next;
     }
     rec.next = null;
+    if (this.#byIova?.get(rec.iova) === rec) this.#byIova.delete(rec.iova);
     const buckets = this.#buckets;
     if (buckets !== null) {
       eachRange(rec, (lo, hi) => {
@@ -281,12 +302,24 @@ export class LiveTable {
   }
 
   /**
-   * The mapping whose DMA range holds an address.
+   * The mapping whose DMA range holds an address (through the IOVA
+   * allocator when the table keeps records by IOVA, else by a scan).
    *
    * @param dmaAddr DMA address, in bytes.
    * @returns The record, or undefined.
    */
   containing(dmaAddr: number): Live | undefined {
+    const byIova = this.#byIova;
+    if (byIova !== null) {
+      // A record's DMA range lies inside its IOVA allocation, and
+      // allocations never overlap.
+      const range = this.#iova!.find(dmaAddr);
+      if (range === undefined) return undefined;
+      const r = byIova.get(range.start);
+      return r !== undefined && dmaAddr >= r.dmaAddr && dmaAddr < r.end
+        ? r
+        : undefined;
+    }
     for (const head of this.#live.values()) {
       for (let r: Live | null = head; r !== null; r = r.next) {
         if (dmaAddr >= r.dmaAddr && dmaAddr < r.end) return r;

@@ -122,7 +122,7 @@ export class MapperState {
     this.dmaLimit = c.dmaLimit;
     this.coherent = c.master.coherent;
     this.queue = c.queue;
-    this.live = new LiveTable(c.debug, c.domain === null);
+    this.live = new LiveTable(c.debug, c.domain === null, c.iova);
     this.bounce = new BouncePool(
       c.soc.memory,
       c.cpu,
