@@ -575,7 +575,10 @@ export class CpuCache {
   /**
    * Make CPU accesses to the 4 KiB pages of `[pa, pa + size)` bypass the
    * cache (coherent memory); counted, so nested marks need as many unmarks.
-   * Lines already cached there are written back and dropped first.
+   * Lines already cached anywhere in those pages are written back and
+   * dropped first: a CPU access to any byte of a marked page bypasses the
+   * cache, so a dirty line left outside `[pa, pa + size)` would hide the
+   * CPU's own data until the unmark brought it back over newer stores.
    *
    * @param pa First byte.
    * @param size Bytes.
@@ -584,10 +587,16 @@ export class CpuCache {
    */
   markUncached(pa: number, size: number): void {
     this.#check(pa, size);
-    this.cleanInvalidate(pa, size);
     const base = this.memory.base;
     const first = Math.floor((pa - base) / DMA_PAGE_SIZE);
     const last = Math.floor((pa + size - 1 - base) / DMA_PAGE_SIZE);
+    // The whole pages, clipped to RAM (its ends need not be page-aligned).
+    const lo = Math.max(base, base + first * DMA_PAGE_SIZE);
+    const hi = Math.min(
+      base + this.memory.size,
+      base + (last + 1) * DMA_PAGE_SIZE,
+    );
+    this.cleanInvalidate(lo, hi - lo);
     if (this.#dense === null && this.memory.size <= 2 ** 32) {
       this.#dense = new Uint32Array(this.memory.size / DMA_PAGE_SIZE);
     }
