@@ -44,3 +44,54 @@ Deno.test("coherent master: mapping part of a page keeps the CPU's view of the r
     });
   }
 });
+
+Deno.test("IOMMU master: a sync running outside its mapping, inside the same IOVA page, is ENOENT and keeps the CPU's data", async (t) => {
+  for (const debug of [false, { mode: "record" as const }]) {
+    await t.step(`debug ${JSON.stringify(debug)}`, () => {
+      const r = dmaRig("flat");
+      const dma = createDmaMapper(r.soc, r.master, { debug });
+      const page = dma.cpu.allocBuffer(4096);
+      const a = dma.mapSingle(page.slice(0, 2048), DMA_FROM_DEVICE);
+      dma.mappingError(a);
+      const tail = page.slice(2048, 64); // CPU data, never mapped
+      dma.cpu.writeBuffer(tail, new Uint8Array(64).fill(0x5a));
+      const e = assertThrows(
+        () => dma.syncForCpu(a, 4096, DMA_FROM_DEVICE),
+        IommuError,
+      );
+      assertEquals(e.kind, "ENOENT", e.message);
+      assertEquals(dma.stats().syncs, 0);
+      assertEquals(dma.cpu.readBuffer(tail, 0, 1)[0], 0x5a);
+      // Inside the mapping, a sync still works.
+      dma.syncForCpu(a + 1024, 1024, DMA_FROM_DEVICE);
+      assertEquals(dma.stats().syncs, 1);
+      dma.unmapSingle(a, 2048, DMA_FROM_DEVICE);
+      dma.removeMaster();
+    });
+  }
+  await t.step("a sync starting before a mapping, in its first page", () => {
+    const r = dmaRig("flat");
+    const dma = createDmaMapper(r.soc, r.master, { debug: false });
+    const page = dma.cpu.allocBuffer(4096);
+    const a = dma.mapSingle(page.slice(2048, 2048), DMA_FROM_DEVICE);
+    dma.cpu.writeBuffer(page, new Uint8Array([0x5a])); // before the mapping
+    assertThrows(() => dma.syncForCpu(a - 2048, 4096, DMA_FROM_DEVICE));
+    assertEquals(dma.cpu.readBuffer(page, 0, 1)[0], 0x5a);
+    assertEquals(dma.stats().syncs, 0);
+  });
+  await t.step("an sg entry that does not fill its page", () => {
+    const r = dmaRig("flat");
+    const dma = createDmaMapper(r.soc, r.master, { debug: false });
+    const page = dma.cpu.allocBuffer(4096);
+    const sg = dma.mapSg([{ pa: page.pa, length: 2048 }], DMA_FROM_DEVICE);
+    dma.cpu.writeBuffer(page, new Uint8Array([0x5a]), 2048);
+    const e = assertThrows(
+      () => dma.syncForCpu(sg.dmaAddress[0]!, 4096, DMA_FROM_DEVICE),
+      IommuError,
+    );
+    assertEquals(e.kind, "ENOENT");
+    assertEquals(dma.cpu.readBuffer(page, 2048, 1)[0], 0x5a);
+    dma.syncForCpu(sg.dmaAddress[0]!, 2048, DMA_FROM_DEVICE);
+    dma.unmapSg(sg, DMA_FROM_DEVICE);
+  });
+});

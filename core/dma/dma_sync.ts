@@ -106,12 +106,9 @@ export function syncCommon(
   checkDmaHandle(dmaAddr, size);
   const debug = st.debug;
   const direct = st.domain === null;
-  let rec: Live | undefined;
-  if (debug !== null || direct || st.bounce.live > 0 || sg !== null) {
-    rec = sg !== null
-      ? st.live.lookup(dmaAddr, "sg", size, dir, sg)
-      : holding(st, dmaAddr, dmaAddr + size, dir);
-  }
+  const rec = sg !== null
+    ? st.live.lookup(dmaAddr, "sg", size, dir, sg)
+    : holding(st, dmaAddr, dmaAddr + size, dir);
   const whole = sg !== null && rec?.type === "sg";
   if (debug !== null) {
     debug.emit(
@@ -140,10 +137,21 @@ export function syncCommon(
     syncDirect(st, forCpu, rec, dmaAddr, size, dir);
     return;
   }
+  // The whole range must lie in live mappings, one after another: the IOVA
+  // pages of a mapping may also hold bytes beyond its ends (other data in
+  // the same frames), which a sync must not touch.
+  const end = dmaAddr + size;
+  let reach = rec === undefined ? -1 : reachOf(rec, dmaAddr);
+  if (reach < 0) throw notMapped(st, dmaAddr);
+  while (reach < end) {
+    const next = holding(st, reach, end, dir);
+    const further = next === undefined ? -1 : reachOf(next, reach);
+    if (further < 0) throw notMapped(st, reach);
+    reach = further;
+  }
   // Translate every page through the tables in RAM first (ENOENT for an
   // unmapped one, on coherent masters too), then maintain.
   const domain = st.domain!;
-  const end = dmaAddr + size;
   let pages = 0;
   for (let at = dmaAddr; at < end; at += PAGE - pageOffset(at)) {
     const pa = domain.iovaToPhys(at);
@@ -156,8 +164,13 @@ export function syncCommon(
     pagePa[pages++] = pa;
   }
   st.s.syncs++;
-  if (rec !== undefined && rec.ranges !== null) {
-    moveOwnership(rec, forCpu, dmaAddr, end);
+  if (st.tracksOwnership) {
+    for (let at = dmaAddr; at < end;) {
+      const r = holding(st, at, end, dir)!;
+      const stop = Math.min(reachOf(r, at), end);
+      if (r.ranges !== null) moveOwnership(r, forCpu, at, stop);
+      at = stop;
+    }
   }
   if (!st.coherent) {
     let at = dmaAddr;

@@ -130,12 +130,12 @@ export class LiveTable {
    */
   #buckets: Map<number, Live[]> | null;
   /**
-   * With debug checks on an IOMMU mapper: the records by the start of
-   * their IOVA allocation, so that {@linkcode LiveTable.containing} finds
-   * the mapping holding an address through the allocator (O(log n)), not
-   * by a scan (a sync in the middle of a mapping took 52 µs at 20,000 live
-   * mappings). Null otherwise: only debug checks look mappings up by an
-   * inner address there.
+   * On an IOMMU mapper: the records by the start of their IOVA
+   * allocation, so that {@linkcode LiveTable.containing} finds the mapping
+   * holding an address through the allocator (O(log n)), not by a scan (a
+   * sync in the middle of a mapping took 52 µs at 20,000 live mappings).
+   * Every sync looks its mapping up (its range is checked against the
+   * mapping's ends). Null without an IOMMU (the range index serves).
    */
   #byIova: Map<number, Live> | null;
   #iova: IovaAllocator | null;
@@ -156,7 +156,7 @@ export class LiveTable {
     this.#debug = debug;
     this.#buckets = indexRanges ? new Map() : null;
     this.#iova = iova;
-    this.#byIova = debug !== null && iova !== null ? new Map() : null;
+    this.#byIova = iova !== null ? new Map() : null;
   }
 
   /**
