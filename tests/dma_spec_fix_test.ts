@@ -95,3 +95,20 @@ Deno.test("IOMMU master: a sync running outside its mapping, inside the same IOV
     dma.unmapSg(sg, DMA_FROM_DEVICE);
   });
 });
+
+Deno.test("debug: an unchecked mapping error is reported once, at the mapping's first use", () => {
+  const r = dmaRig("flat");
+  const dma = createDmaMapper(r.soc, r.master, { debug: { mode: "record" } });
+  const buf = dma.cpu.allocBuffer(4096);
+  const a = dma.mapSingle(buf, DMA_TO_DEVICE); // mappingError() never called
+  for (let i = 0; i < 3; i++) dma.syncForDevice(a, 64, DMA_TO_DEVICE);
+  dma.unmapSingle(a, 4096, DMA_TO_DEVICE);
+  assertEquals(dma.reports().map((x) => x.kind), ["map-error-unchecked"]);
+  // Unmapped without any sync: reported at the unmap, once.
+  const b = dma.mapSingle(buf, DMA_TO_DEVICE);
+  dma.unmapSingle(b, 4096, DMA_TO_DEVICE);
+  assertEquals(dma.reports().map((x) => x.kind), [
+    "map-error-unchecked",
+    "map-error-unchecked",
+  ]);
+});

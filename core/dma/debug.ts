@@ -4,7 +4,8 @@
  * mapping was made. Improvements over the kernel: every cache line of a
  * mapping is overlap-checked (not only the first), every error is
  * reported (no rate limit), an unchecked mapping error is flagged at the
- * mapping's first use (sync or unmap), and leaks are listed one by one.
+ * mapping's first use (sync or unmap; in record mode once per mapping, in
+ * throw mode at every use, each refused), and leaks are listed one by one.
  *
  * @module
  */
@@ -595,6 +596,11 @@ export class DmaDebug {
 
   #checkMapErr(out: DmaDebugReport[], rec: DmaMappingRecord): void {
     if (rec.mapErr !== MAP_ERR_NOT_CHECKED) return;
+    // Record mode: reported once per mapping, at its first use (the kernel
+    // reports it once, at unmap), not again at every later sync and the
+    // unmap. Throw mode refuses the call and changes nothing, so every use
+    // stays refused until the driver checks.
+    if (this.mode === "record") rec.mapErr = MAP_ERR_CHECKED;
     this.#push(
       out,
       "map-error-unchecked",
