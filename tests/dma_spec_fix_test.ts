@@ -112,3 +112,41 @@ Deno.test("debug: an unchecked mapping error is reported once, at the mapping's 
     "map-error-unchecked",
   ]);
 });
+
+Deno.test("debug: a skipCpuSync mapping is exempt from its own overlap check but still tracked", async (t) => {
+  for (const kind of ["flat", "direct"] as const) {
+    await t.step(kind, () => {
+      const r = dmaRig(kind);
+      const dma = createDmaMapper(r.soc, r.master, {
+        debug: { mode: "record" },
+      });
+      const b = dma.cpu.allocBuffer(4096);
+      // First the exempt mapping, then one without the attribute on the
+      // same cache line: the second is reported.
+      const a = dma.mapSingle(b.slice(0, 32), DMA_FROM_DEVICE, {
+        skipCpuSync: true,
+      });
+      dma.mappingError(a);
+      assertEquals(dma.reports(), []);
+      const c = dma.mapSingle(b.slice(32, 32), DMA_FROM_DEVICE);
+      dma.mappingError(c);
+      assertEquals(dma.reports().map((x) => x.kind), ["cacheline-overlap"]);
+      dma.unmapSingle(c, 32, DMA_FROM_DEVICE);
+      // The other order: the exempt mapping made second is not reported.
+      const s = dma.mapSg(
+        [{ pa: b.pa + 128, length: 32 }],
+        DMA_FROM_DEVICE,
+        { skipCpuSync: true },
+      );
+      const d = dma.mapSingle(b.slice(160, 32), DMA_FROM_DEVICE, {
+        skipCpuSync: true,
+      });
+      dma.mappingError(d);
+      assertEquals(dma.reports().length, 1);
+      dma.unmapSingle(d, 32, DMA_FROM_DEVICE, { skipCpuSync: true });
+      dma.unmapSg(s, DMA_FROM_DEVICE, { skipCpuSync: true });
+      dma.unmapSingle(a, 32, DMA_FROM_DEVICE, { skipCpuSync: true });
+      dma.removeMaster();
+    });
+  }
+});

@@ -170,6 +170,13 @@ export interface DmaMappingRecord {
   readonly mappedAt: string;
   /** Physical cache-line ranges [first, last] pairs it makes device-writable (overlap tracking), or null. */
   lines: Float64Array | null;
+  /**
+   * Mapped with `skipCpuSync`: its own map is not checked for shared cache
+   * lines, but its lines are tracked, so a later mapping without the
+   * attribute that shares them is reported (as the kernel's dma-debug
+   * does). Absent means false.
+   */
+  readonly skipOverlapCheck?: boolean;
 }
 
 /** An unmap or free request, as the checker sees it. */
@@ -376,7 +383,7 @@ export class DmaDebug {
         }
       }
     }
-    const lines = rec.lines;
+    const lines = rec.skipOverlapCheck === true ? null : rec.lines;
     if (lines !== null && rec.type === "sg") {
       this.#checkOwnLines(out, rec, lines);
     }

@@ -17,6 +17,7 @@ export class Live implements DmaMappingRecord {
   end = -1;
   mapErr: number;
   lines: Float64Array | null = null;
+  skipOverlapCheck = false;
   iova = -1;
   iovaSize = 0;
   bounce = -1; // single, direct: slot PA

@@ -59,10 +59,9 @@ export function mapSg(
   const skip = attrs.skipCpuSync === true;
   const debug = st.debug;
   const rec = new Live("sg", dir, total, n, null, MAP_ERR_NA, st.stack());
-  if (
-    debug !== null && deviceWrites(dir) && !skip &&
-    attrs.cpuCacheClean !== true
-  ) {
+  // Tracked with skipCpuSync too (only its own check is skipped).
+  if (debug !== null && deviceWrites(dir) && attrs.cpuCacheClean !== true) {
+    rec.skipOverlapCheck = skip;
     const pairs = new Float64Array(2 * n);
     for (let i = 0; i < n; i++) {
       const s = segments[i]!;

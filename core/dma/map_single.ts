@@ -79,11 +79,10 @@ export function mapSingle(
     debug === null ? MAP_ERR_NA : MAP_ERR_NOT_CHECKED,
     st.stack(),
   );
-  if (
-    debug !== null && deviceWrites(dir) && !skip &&
-    attrs.cpuCacheClean !== true
-  ) {
+  // Tracked with skipCpuSync too (only its own check is skipped).
+  if (debug !== null && deviceWrites(dir) && attrs.cpuCacheClean !== true) {
     rec.lines = bufferLines(buf);
+    rec.skipOverlapCheck = skip;
   }
   // The debug checks run once the DMA address is known (reports carry it)
   // and before anything is mapped or copied; a throwing report gives back

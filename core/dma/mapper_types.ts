@@ -44,7 +44,9 @@ export interface DmaMapperOptions {
 export interface DmaAttrs {
   /**
    * Skip the CPU cache maintenance (the caller syncs explicitly); also
-   * exempts the overlap check. A bounce slot is still filled with the
+   * exempts this mapping's own cache-line overlap check (its lines are
+   * still tracked, so a later mapping without the attribute that shares
+   * them is reported, as the kernel's dma-debug does). A bounce slot is still filled with the
    * buffer's CPU view at map time (it must never hand an earlier mapping's
    * bytes back); at unmap the copy back into the buffer is skipped.
    */
