@@ -12,6 +12,9 @@ import {
   checkMapPlan,
   checkUnmapArgs,
   hex,
+  IOMMU_PROT_MASK,
+  IOMMU_READ,
+  IOMMU_WRITE,
   IommuError,
   type IotlbGather,
   type MappingRecord,
@@ -198,9 +201,13 @@ export class LpaePageTable {
    * them all (freed again on `ENOMEM`), then link tables and write leaves.
    *
    * @param plan Runs (page sizes 4 KiB, 2 MiB or 1 GiB; aligned; inside the input size).
-   * @param prot `IOMMU_*` bits.
-   * @throws {IommuError} `EINVAL`/`ERANGE` for a malformed plan (see
-   * `checkMapPlan`: a NaN or negative address, a page size other than
+   * @param prot `IOMMU_*` bits: a combination of the known bits
+   * (`IOMMU_PROT_MASK`) including `IOMMU_READ` or `IOMMU_WRITE`.
+   * @throws {IommuError} `EINVAL` for a `prot` with neither `IOMMU_READ`
+   * nor `IOMMU_WRITE` (as `Domain.map`; Linux's io-pgtable maps nothing
+   * and returns 0: a leaf would still read as readable at stage 1), with an
+   * unknown bit, or not an integer; `EINVAL`/`ERANGE` for a malformed plan
+   * (see `checkMapPlan`: a NaN or negative address, a page size other than
    * 4 KiB, 2 MiB or 1 GiB, a misaligned address, a run past the input or
    * output size); `EEXIST` when a page is mapped already (by a leaf of any
    * size, or a table where a block should go); `ENOMEM` when a table cannot
@@ -208,6 +215,18 @@ export class LpaePageTable {
    */
   map(plan: MapPlanLike, prot: number): void {
     this.#alive();
+    if (
+      // `> MASK` first: `&` alone would truncate 2^32 + 1 to a valid READ.
+      !Number.isInteger(prot) || prot < 0 || prot > IOMMU_PROT_MASK ||
+      (prot & (IOMMU_READ | IOMMU_WRITE)) === 0
+    ) {
+      throw new IommuError(
+        "EINVAL",
+        `protection ${
+          String(prot)
+        } must be a combination of known IOMMU_* bits including READ or WRITE`,
+      );
+    }
     checkMapPlan(plan, this.#limits);
     const uniform = plan.uniform ?? 0;
     // A uniform plan is read through `start` and `pa` only: its other
