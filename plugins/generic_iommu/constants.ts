@@ -15,7 +15,11 @@ export const REG_IDR0 = 0x00;
 export const REG_IDR1 = 0x04;
 /** ID register 3: RIL b10 (range invalidation). */
 export const REG_IDR3 = 0x0c;
-/** ID register 5: GRAN4K b4, OAS[2:0] (0=32, 1=36, 2=40, 3=42, 4=44, 5=48 bits). */
+/**
+ * ID register 5: GRAN4K b4, OAS[2:0] (0=32, 1=36, 2=40, 3=42, 4=44, 5=48
+ * bits). An output size between two of these advertises the smaller one
+ * (outputBits 38 reads as 36): never more bits than the unit translates to.
+ */
 export const REG_IDR5 = 0x14;
 /** Control register 0: SMMUEN b0, EVTQEN b2, CMDQEN b3. */
 export const REG_CR0 = 0x20;

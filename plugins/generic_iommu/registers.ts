@@ -37,7 +37,6 @@ import {
   REG_STRTAB_BASE_CFG,
   REG_STRTAB_BASE_HI,
 } from "./constants.ts";
-import { oasCode } from "./stream_table.ts";
 import {
   type GenericHardwareConfig,
   REGISTER_WINDOW,
@@ -81,6 +80,29 @@ export function checkOffset(offset: number): void {
     );
   }
 }
+/**
+ * IDR5.OAS for an output size: the largest encodable size (32, 36, 40, 42,
+ * 44, 48 bits) not above `bits`, so that the register never promises output
+ * addresses the unit faults on (38 bits reads as 36). The unit's output sizes
+ * are 32 to 48 bits (checked by the plugin options).
+ *
+ * @param bits Output address bits of the unit.
+ * @returns The OAS code, 0 to 5.
+ */
+function idrOasCode(bits: number): number {
+  return bits >= 48
+    ? 5
+    : bits >= 44
+    ? 4
+    : bits >= 42
+    ? 3
+    : bits >= 40
+    ? 2
+    : bits >= 36
+    ? 1
+    : 0;
+}
+
 /** The register values and their decoding. */
 export class RegisterFile {
   /** CR0 value. */
@@ -183,7 +205,7 @@ export class RegisterFile {
       case REG_IDR3:
         return 1 << 10;
       case REG_IDR5:
-        return (1 << 4) | oasCode(c.outputBits);
+        return (1 << 4) | idrOasCode(c.outputBits);
       case REG_CR0:
         return this.cr0;
       case REG_CR0ACK:
