@@ -21,7 +21,10 @@
  *   INVAL → OK (reserved is ignored).
  * - MAP: MAP_UNMAP not offered UNSUPP → unknown flag (or MMIO without F_MMIO)
  *   INVAL → domain unknown NOENT → bypass domain INVAL → virt_end < virt_start
- *   INVAL → size of 2^64 DEVERR → outside input_range RANGE → unaligned
+ *   INVAL → size of 2^64 DEVERR → outside input_range (the unit's input size)
+ *   RANGE, also without INPUT_RANGE: the driver then takes the range as
+ *   0..2^64-1, but a region the unit cannot translate is refused rather than
+ *   recorded with every DMA to it faulting → unaligned
  *   virt_start, virt_end+1 or phys_start RANGE → physical end beyond the
  *   unit's output size RANGE → RESV_MEM overlap INVAL → overlap with a
  *   mapping INVAL → mapping cap NOMEM → non-MMIO physical range not in RAM
@@ -54,8 +57,8 @@
  * alignment, input_range, output-size, RESV_MEM or FAULT checks on MAP
  * (QEMU's order: flags → domain → bypass → overlap); UNMAP does not check
  * reserved; an unknown type is answered UNSUPP; regions not aligned to 4 KiB
- * are recorded but not written to the page table (DMA to them faults);
- * `bypass` defaults to 1.
+ * or beyond the unit's input or output size are recorded but not written to
+ * the page table (DMA to them faults); `bypass` defaults to 1.
  *
  * @module
  */
@@ -141,7 +144,8 @@ export interface VirtioIommuOptions {
   /**
    * Offered feature bits (`VIRTIO_IOMMU_F_*`), an integer from 0 to
    * 0xffffffff; default INPUT_RANGE | DOMAIN_RANGE | MAP_UNMAP | PROBE |
-   * MMIO | BYPASS_CONFIG.
+   * MMIO | BYPASS_CONFIG. Without INPUT_RANGE a `strict` MAP still answers
+   * RANGE beyond the unit's input size.
    */
   features?: number;
   /** Initial `bypass` config value; default false (`qemu-compat`: true). */
@@ -634,10 +638,8 @@ export class VirtioIommu {
     if (strict) {
       if (end < start) return VIRTIO_IOMMU_S_INVAL;
       if (start === 0n && end === U64_MAX) return VIRTIO_IOMMU_S_DEVERR;
-      if (
-        (this.features & VIRTIO_IOMMU_F_INPUT_RANGE) !== 0 &&
-        end > this.#inputEnd
-      ) return VIRTIO_IOMMU_S_RANGE;
+      // Without INPUT_RANGE too: the unit cannot translate beyond its input.
+      if (end > this.#inputEnd) return VIRTIO_IOMMU_S_RANGE;
       const g = this.#granule;
       if (start % g !== 0n || (end + 1n) % g !== 0n || phys % g !== 0n) {
         return VIRTIO_IOMMU_S_RANGE;
