@@ -105,7 +105,12 @@ export function writeEventRecord(
   memory.write32(at, id & 0xff);
   memory.write32(at + 4, sid >>> 0);
   memory.write32(at + 8, 0);
-  memory.write32(at + 12, read ? EVT_HI_RNW : 0);
+  // CLASS (dword1 bits 41:40): 1, a translation table fetch, for
+  // F_WALK_EABT; 0 otherwise.
+  memory.write32(
+    at + 12,
+    (read ? EVT_HI_RNW : 0) | (id === EVT_F_WALK_EABT ? 1 << 8 : 0),
+  );
   memory.write32(at + 16, iova % 0x100000000);
   memory.write32(at + 20, Math.floor(iova / 0x100000000) >>> 0);
   memory.write32(at + 24, address % 0x100000000);

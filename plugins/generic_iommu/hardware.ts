@@ -17,8 +17,10 @@
  *    F_WALK_EABT (fault `bus-error`).
  * 6. Permission check against the leaf: F_PERMISSION, fault `permission`.
  *
- * F_* events are recorded only when the context asks (CD.R / STE.S2R), and
- * only while CR0.EVTQEN is set; a full event queue drops the record and
+ * F_TRANSLATION / F_ADDR_SIZE / F_ACCESS / F_PERMISSION are recorded only
+ * when the context asks (CD.R / STE.S2R), F_WALK_EABT always (its record
+ * has CLASS 1, a table fetch, and the fetch address); every event only
+ * while CR0.EVTQEN is set; a full event queue drops the record and
  * raises GERROR.EVTQ_ABT once. The model has no stall mode: a faulting
  * access is terminated.
  *
@@ -596,7 +598,9 @@ export class GenericIommuHardware implements IommuHardware {
               ? 5
               : 3,
             code,
-            this.#cfgRecord[sid] === 1,
+            // A descriptor fetch that aborts is always recorded; CD.R /
+            // STE.S2R gate the translation faults only.
+            code === 0x0b || this.#cfgRecord[sid] === 1,
             w.faultAddress,
           );
         }
