@@ -8,6 +8,18 @@
  * last endpoint detaches). Bypass domains (ATTACH_F_BYPASS) and the config
  * `bypass` field put streams into STE bypass.
  *
+ * Reserved regions (PROBE RESV_MEM) act on DMA as QEMU's translate path
+ * does: an access into an MSI region (subtype 1) passes through untranslated
+ * (identity, reads and writes allowed) while the endpoint is attached to a
+ * translating domain, and an access into any other region faults (R_MAPPING)
+ * even where a MAP covered it. Every translating domain holds an identity
+ * mapping (MMIO memory type) of the 4 KiB pages that hold each MSI region,
+ * from its creation to its end; it is not a MAP region (not listed by
+ * {@linkcode VirtioIommu.mappings}, never removed by UNMAP), so moving,
+ * detaching, reattaching and {@linkcode VirtioIommu.reset} keep every
+ * attached endpoint's doorbells reachable. An unattached endpoint not in
+ * bypass reaches nothing, MSI regions included (spec bypass rules).
+ *
  * Check order, `strict` profile (the first failing check decides):
  * - any request: shorter than its layout (or than 8 bytes) → nothing written
  *   (used length 0); unknown type → nothing written.
@@ -26,7 +38,8 @@
  *   0..2^64-1, but a region the unit cannot translate is refused rather than
  *   recorded with every DMA to it faulting → unaligned
  *   virt_start, virt_end+1 or phys_start RANGE → physical end beyond the
- *   unit's output size RANGE → RESV_MEM overlap INVAL → overlap with a
+ *   unit's output size RANGE → RESV_MEM overlap (any subtype) INVAL →
+ *   overlap with a
  *   mapping INVAL → mapping cap NOMEM → non-MMIO physical range not in RAM
  *   FAULT → page-table allocation NOMEM → OK.
  * - UNMAP: MAP_UNMAP not offered UNSUPP → reserved≠0 INVAL → domain unknown
@@ -51,14 +64,21 @@
  * → R_UNKNOWN; an endpoint with no domain and no bypass → R_DOMAIN; no
  * mapping, a forbidden access or an address beyond the input size →
  * R_MAPPING. Flags are F_READ or F_WRITE plus F_ADDRESS. Records beyond
- * `eventQueueSize` are dropped (counted as `eventsDropped`).
+ * `eventQueueSize` are dropped (counted as `eventsDropped`). An access the
+ * unit translated (or let through) but that found no RAM (core `bus-error`,
+ * such as a doorbell write to an MSI region outside RAM) is not a
+ * translation fault: it gives no record.
  *
  * `qemu-compat` profile: a 1-byte granule (page_size_mask bit 0) and no
  * alignment, input_range, output-size, RESV_MEM or FAULT checks on MAP
  * (QEMU's order: flags → domain → bypass → overlap); UNMAP does not check
  * reserved; an unknown type is answered UNSUPP; regions not aligned to 4 KiB
  * or beyond the unit's input or output size are recorded but not written to
- * the page table (DMA to them faults); `bypass` defaults to 1.
+ * the page table (DMA to them faults); a region overlapping reserved regions
+ * is written except the 4 KiB pages that hold them (those keep the identity
+ * of an MSI region or the fault of another one, as in QEMU, whose translate
+ * path checks the reserved regions before the mappings); `bypass` defaults
+ * to 1.
  *
  * @module
  */
@@ -104,6 +124,7 @@ import {
   VIRTIO_IOMMU_PROBE_HEAD_BYTES,
   VIRTIO_IOMMU_PROBE_T_RESV_MEM,
   VIRTIO_IOMMU_RESV_MEM_BYTES,
+  VIRTIO_IOMMU_RESV_MEM_T_MSI,
   VIRTIO_IOMMU_S_DEVERR,
   VIRTIO_IOMMU_S_FAULT,
   VIRTIO_IOMMU_S_INVAL,
@@ -133,7 +154,11 @@ export interface VirtioResvRegion {
   start: number;
   /** Last address, inclusive. */
   end: number;
-  /** 0 reserved, 1 MSI doorbell. */
+  /**
+   * 0 reserved (DMA into it faults), 1 MSI doorbell (DMA into it passes
+   * through untranslated while the endpoint is attached to a translating
+   * domain); other values are reported by PROBE and act as reserved.
+   */
   subtype: number;
 }
 
@@ -161,8 +186,11 @@ export interface VirtioIommuOptions {
   endpoints?: readonly number[];
   /**
    * Reserved regions of every endpoint (RESV_MEM): `start` ≤ `end`, both
-   * non-negative safe integers, `subtype` an integer from 0 to 255. Default
-   * none.
+   * non-negative safe integers, `subtype` an integer from 0 to 255. The
+   * 4 KiB pages holding an MSI region (subtype 1) are identity-mapped in
+   * every translating domain, so they must lie below both the unit's input
+   * and output sizes and hold no byte of a region of another subtype.
+   * Default none.
    */
   reservedRegions?: readonly VirtioResvRegion[];
   /**
@@ -218,6 +246,12 @@ export class VirtioIommu {
   #maxMappings: number;
   #maxEndpoints: number;
   #granule: bigint;
+  // Identity-mapped in every translating domain: the pages holding the MSI
+  // regions, merged, as [start, end) runs.
+  #msiPages: [bigint, bigint][];
+  // The pages holding any reserved region, sorted by start, as [start, end)
+  // runs (may overlap): MAP never writes them.
+  #resvPages: [bigint, bigint][];
   #inputEnd: bigint;
   #outputEnd: bigint;
   #events: Uint8Array[] = [];
@@ -226,8 +260,8 @@ export class VirtioIommu {
   #counts: VirtioIommuCounters = {};
   #unlisten: () => void;
   // A core domain created by an ATTACH that failed and that could not be
-  // freed: no stream ever translated through it and it holds no mapping,
-  // so the next ATTACH needing a new domain may take it.
+  // freed: no stream ever translated through it and it holds only the MSI
+  // identity mappings, so the next ATTACH needing a new domain may take it.
   #spare: Domain | null = null;
   // Emptied core domains whose free failed (the unit's invalidation did not
   // complete); freed at the start of a later request.
@@ -242,8 +276,10 @@ export class VirtioIommu {
    * @throws {IommuError} `EINVAL` for another plugin's unit or bad options
    * (an unknown profile, endpoints beyond the unit's streams, a value that
    * does not fit its config or PROBE field, a `domainRange` or reserved
-   * region whose start is above its end, or a limit that is not a
-   * non-negative integer); the message names the option.
+   * region whose start is above its end, an MSI region whose pages reach
+   * the unit's input or output size or hold a byte of another reserved
+   * region, or a limit that is not a non-negative integer); the message
+   * names the option.
    */
   constructor(soc: Soc, unit: IommuUnit, options: VirtioIommuOptions = {}) {
     genericDriverOf(unit);
@@ -293,6 +329,15 @@ export class VirtioIommu {
     this.#granule = profile === "qemu-compat" ? 1n : GRANULE;
     this.#inputEnd = (1n << BigInt(unit.caps.inputBits)) - 1n;
     this.#outputEnd = 1n << BigInt(unit.caps.outputBits);
+    this.#resvPages = this.#resv.map(pagesOf).sort((a, b) =>
+      a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0
+    );
+    this.#msiPages = msiPages(
+      this.#resv,
+      this.#inputEnd + 1n < this.#outputEnd
+        ? this.#inputEnd + 1n
+        : this.#outputEnd,
+    );
     this.#bypass = options.bypass ?? profile === "qemu-compat";
     for (const ep of this.#endpoints) this.#applyIdle(ep);
     this.#unlisten = soc.faults.onFault((f) => this.#onFault(f));
@@ -509,7 +554,7 @@ export class VirtioIommu {
         this.#spare = null;
       } else if (!bypass) {
         try {
-          core = this.#soc.createDomain(this.unit);
+          core = this.#newCore();
         } catch (e) {
           if (
             e instanceof IommuError &&
@@ -556,6 +601,43 @@ export class VirtioIommu {
     this.#attached.set(ep, d);
     if (old !== undefined) this.#leave(old, ep);
     return VIRTIO_IOMMU_S_OK;
+  }
+
+  // A new translating core domain holding the identity mappings of the MSI
+  // pages; an allocation failure (ENOMEM) leaves no domain behind.
+  #newCore(): Domain {
+    const core = this.#soc.createDomain(this.unit);
+    try {
+      for (const [s, e] of this.#msiPages) {
+        core.map(
+          Number(s),
+          Number(s),
+          Number(e - s),
+          IOMMU_READ | IOMMU_WRITE | IOMMU_MMIO,
+        );
+      }
+    } catch (e) {
+      if (!freeDomain(core)) this.#unfreed.push(core);
+      throw e;
+    }
+    return core;
+  }
+
+  // The parts of [start, end) outside every reserved region's pages, in
+  // order: what a MAP writes to the page table (all of it in `strict`,
+  // where MAP refuses any overlap with a reserved region).
+  #runs(start: bigint, end: bigint): [bigint, bigint][] {
+    const out: [bigint, bigint][] = [];
+    let at = start;
+    for (const [s, e] of this.#resvPages) {
+      if (s >= end) break;
+      if (e <= at) continue;
+      if (s > at) out.push([at, s]);
+      at = e;
+      if (at >= end) break;
+    }
+    if (at < end) out.push([at, end]);
+    return out;
   }
 
   // Put the mode of a stream no domain translates back to `bypass` after a
@@ -664,26 +746,40 @@ export class VirtioIommu {
     }
     const prot = ((flags & VIRTIO_IOMMU_MAP_F_READ) !== 0 ? IOMMU_READ : 0) |
       ((flags & VIRTIO_IOMMU_MAP_F_WRITE) !== 0 ? IOMMU_WRITE : 0);
-    const backed = prot !== 0 && start % GRANULE === 0n &&
-      size % GRANULE === 0n && phys % GRANULE === 0n &&
-      end <= this.#inputEnd && phys + size <= this.#outputEnd;
-    if (backed) {
-      try {
-        d.domain!.map(
-          Number(start),
-          Number(phys),
-          Number(size),
+    const runs = prot !== 0 && start % GRANULE === 0n &&
+        size % GRANULE === 0n && phys % GRANULE === 0n &&
+        end <= this.#inputEnd && phys + size <= this.#outputEnd
+      ? this.#runs(start, end + 1n)
+      : [];
+    const backed = runs.length > 0;
+    const dom = d.domain!;
+    let done = 0;
+    try {
+      for (const [s, e] of runs) {
+        dom.map(
+          Number(s),
+          Number(phys + (s - start)),
+          Number(e - s),
           prot | (mmio ? IOMMU_MMIO : 0),
         );
-      } catch (e) {
-        if (e instanceof IommuError && e.kind === "ENOMEM") {
-          return VIRTIO_IOMMU_S_NOMEM;
-        }
-        if (e instanceof IommuError && e.kind === "EEXIST") {
-          return VIRTIO_IOMMU_S_INVAL;
-        }
-        throw e;
+        done++;
       }
+    } catch (e) {
+      if (done > 0) {
+        // No partial mapping: take back the runs written before the failure.
+        const gather = new IotlbGather();
+        for (const [s, t] of runs.slice(0, done)) {
+          dom.unmapNoSync(Number(s), Number(t - s), gather);
+        }
+        dom.sync(gather);
+      }
+      if (e instanceof IommuError && e.kind === "ENOMEM") {
+        return VIRTIO_IOMMU_S_NOMEM;
+      }
+      if (e instanceof IommuError && e.kind === "EEXIST") {
+        return VIRTIO_IOMMU_S_INVAL;
+      }
+      throw e;
     }
     d.mappings.insert({ start, end, phys, flags, backed });
     return VIRTIO_IOMMU_S_OK;
@@ -708,8 +804,9 @@ export class VirtioIommu {
     const gather = new IotlbGather();
     const dom = d.domain!;
     for (const m of hit) {
-      if (m.backed) {
-        dom.unmapNoSync(Number(m.start), Number(m.end - m.start + 1n), gather);
+      if (!m.backed) continue;
+      for (const [s, e] of this.#runs(m.start, m.end + 1n)) {
+        dom.unmapNoSync(Number(s), Number(e - s), gather);
       }
     }
     d.mappings.remove(hit);
@@ -743,6 +840,8 @@ export class VirtioIommu {
 
   #onFault(f: IommuFault): void {
     if (f.unit !== this.unit.name) return;
+    // The memory behind a translated address, not the IOMMU, refused it.
+    if (f.reason === "bus-error") return;
     let reason = VIRTIO_IOMMU_FAULT_R_UNKNOWN;
     if (!this.#endpoints.has(f.streamId)) {
       // Not an endpoint of this device (QEMU: unknown SID → R_UNKNOWN).
@@ -841,6 +940,56 @@ function freeDomain(d: Domain): boolean {
     // EIO (stalled queue) or EBUSY (attached elsewhere): retried later.
   }
   return d.freed;
+}
+
+// The 4 KiB pages holding a reserved region, as a [start, end) run.
+function pagesOf(r: VirtioResvRegion): [bigint, bigint] {
+  const start = BigInt(r.start), end = BigInt(r.end) + 1n;
+  return [start - start % GRANULE, end + (GRANULE - end % GRANULE) % GRANULE];
+}
+
+// The merged pages of the MSI regions, each checked to lie below `limit`
+// (the smaller of the unit's input and output sizes) and to hold no byte of
+// a region of another subtype.
+function msiPages(
+  resv: readonly VirtioResvRegion[],
+  limit: bigint,
+): [bigint, bigint][] {
+  const what = "virtio-iommu option reservedRegions";
+  const pages: [bigint, bigint][] = [];
+  for (const r of resv) {
+    if (r.subtype !== VIRTIO_IOMMU_RESV_MEM_T_MSI) continue;
+    const [s, e] = pagesOf(r);
+    if (e > limit) {
+      throw new IommuError(
+        "EINVAL",
+        `${what}: MSI region ${hex(r.start)}-${hex(r.end)} is beyond the ` +
+          `unit's input or output size (its pages pass through untranslated)`,
+      );
+    }
+    for (const o of resv) {
+      if (
+        o.subtype !== VIRTIO_IOMMU_RESV_MEM_T_MSI && BigInt(o.start) < e &&
+        BigInt(o.end) >= s
+      ) {
+        throw new IommuError(
+          "EINVAL",
+          `${what}: the pages of MSI region ${hex(r.start)}-${hex(r.end)} ` +
+            `hold reserved region ${hex(o.start)}-${hex(o.end)}`,
+        );
+      }
+    }
+    pages.push([s, e]);
+  }
+  pages.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const merged: [bigint, bigint][] = [];
+  for (const p of pages) {
+    const last = merged[merged.length - 1];
+    if (last !== undefined && p[0] <= last[1]) {
+      if (p[1] > last[1]) last[1] = p[1];
+    } else merged.push([p[0], p[1]]);
+  }
+  return merged;
 }
 
 // A limit: a non-negative safe integer, or Infinity for none.

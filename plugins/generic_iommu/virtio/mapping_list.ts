@@ -16,7 +16,10 @@ export interface VirtioMapping {
   phys: bigint;
   /** MAP flags. */
   flags: number;
-  /** True when the region is written into the page table (false: recorded only). */
+  /**
+   * True when the region is written into the page table, except the pages
+   * holding a reserved region (false: recorded only).
+   */
   backed: boolean;
 }
 
