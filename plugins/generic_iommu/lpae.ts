@@ -248,6 +248,24 @@ export function descAddress(lo: number, hi: number): number {
     ((lo & DESC_ADDR_LO_MASK) >>> 0);
 }
 
+/**
+ * Output address of a leaf found at `level`, masked to the leaf's size: bits
+ * [47:12] of a page (level 3), [47:21] of a 2 MiB block (level 2), [47:30]
+ * of a 1 GiB block (level 1). A block's address bits below its size are
+ * RES0 and ignored, so a stray bit there cannot move a translation outside
+ * the block (the address plus the IOVA's offset in the leaf stays inside
+ * the block's output range).
+ *
+ * @param lo Low word.
+ * @param hi High word.
+ * @param level 1 to 3 (any other level is decoded as a page).
+ * @returns The address in bytes, aligned to the leaf size.
+ */
+export function leafAddress(lo: number, hi: number, level: number): number {
+  const mask = level === 2 ? 0xffe00000 : level === 1 ? 0xc0000000 : 0xfffff000;
+  return (hi & DESC_ADDR_HI_MASK) * 0x100000000 + ((lo & mask) >>> 0);
+}
+
 /** What a descriptor is, at a given level. */
 export type DescriptorKind =
   | "invalid"

@@ -30,6 +30,7 @@ import {
   descAddress,
   ENTRIES_PER_TABLE,
   GRANULE,
+  leafAddress,
   leafAttrHi,
   leafAttrLo,
   LEVEL_SIZE,
@@ -857,7 +858,9 @@ export class LpaePageTable {
    * Walk the descriptors in RAM (not the driver's nodes) for `iova`.
    *
    * @param iova An IOVA.
-   * @returns The physical address, or -1 when unmapped or beyond the input size.
+   * @returns The physical address, or -1 when unmapped or beyond the input
+   * size. A block's output address is masked to the block size first (its
+   * low address bits are RES0), so the result stays inside the block.
    * @throws {IommuError} `EINVAL` when `iova` is not a non-negative safe
    * integer (NaN, -1 and fractions used to read some other slot).
    */
@@ -878,7 +881,8 @@ export class LpaePageTable {
         continue;
       }
       if (level === 0 || (level === 3 && (lo & 3) !== 3)) return -1;
-      return addr + (iova % size);
+      // The leaf's address masked to its size (a block's RES0 bits ignored).
+      return leafAddress(lo, hi, level) + (iova % size);
     }
     return -1;
   }
@@ -886,7 +890,8 @@ export class LpaePageTable {
   /**
    * Every leaf decoded from the bytes in RAM, in IOVA order.
    *
-   * @returns Records with `IOMMU_*` protection decoded from the attributes.
+   * @returns Records with `IOMMU_*` protection decoded from the attributes
+   * and the output address masked to the leaf size.
    */
   leaves(): MappingRecord[] {
     const out: MappingRecord[] = [];
@@ -919,7 +924,7 @@ export class LpaePageTable {
       } else if (level > 0 && (level < 3 || (lo & 3) === 3)) {
         out.push({
           iova,
-          pa: descAddress(lo, hi),
+          pa: leafAddress(lo, hi, level),
           pageSize: size,
           prot: decodeProt(lo, hi, this.stage),
         });

@@ -855,7 +855,15 @@ export class Walker {
     if (level === 0 || (level === 3 && (lo & 3) !== 3)) {
       return 0x10; // EVT_F_TRANSLATION
     }
-    const addr = (hi & 0xffff) * 0x100000000 + ((lo & 0xfffff000) >>> 0);
+    // The output address masked to the leaf size: a block's address bits
+    // below its size are RES0 and ignored (lpae.leafAddress), so the leaf
+    // address plus the IOVA's offset stays inside the block.
+    const mask = level === 3
+      ? 0xfffff000
+      : level === 2
+      ? 0xffe00000
+      : 0xc0000000;
+    const addr = (hi & 0xffff) * 0x100000000 + ((lo & mask) >>> 0);
     const size = level === 3 ? 4096 : level === 2 ? 0x200000 : 0x40000000;
     if (addr + size > outEnd) {
       this.faultAddress = addr;
