@@ -34,6 +34,18 @@ export const CFG_BAD_STE = 4;
 /** Invalid or unreachable CD. */
 export const CFG_BAD_CD = 5;
 
+// Fields the validity checks read, as bits of the 32-bit words they sit
+// in (CD dword0 low / high word, STE dword1 low word, STE dword2 high
+// word); kept here beside the checks that are their only readers.
+const CD_ENDI = 1 << 15; // CD dword0 b15
+const CD_HI_HD = 1 << 10; // CD dword0 b42
+const CD_HI_HA = 1 << 11; // b43
+const CD_HI_S = 1 << 12; // b44
+const CD_HI_A_BIT = 1 << 14; // b46
+const STE_S1STALLD = 1 << 27; // STE dword1 b27
+const STE_HI_S2ENDI = 1 << 20; // STE dword2 b52
+const STE_HI_S2S = 1 << 25; // STE dword2 b57
+
 /** Per-stream decoded configuration, in typed arrays. */
 export class ConfigCache {
   /** `CFG_*` state of each stream. */
@@ -56,6 +68,7 @@ export class ConfigCache {
   #stage: LpaeStage;
   #inputBits: number;
   #micro: MicroTlb;
+  #outEnd: number;
 
   /**
    * @param memory RAM (the tables live there).
@@ -63,6 +76,8 @@ export class ConfigCache {
    * @param stage Descriptor stage the unit decodes.
    * @param inputBits Largest IOVA width a context may use.
    * @param micro The micro TLBs (a config change invalidates them).
+   * @param outputBits Output address width: a table root at or above
+   * 2^outputBits is a bad CD (stage 1).
    */
   constructor(
     memory: PhysicalMemory,
@@ -70,8 +85,10 @@ export class ConfigCache {
     stage: LpaeStage,
     inputBits: number,
     micro: MicroTlb,
+    outputBits = 52,
   ) {
     this.#memory = memory;
+    this.#outEnd = 2 ** outputBits;
     this.#stage = stage;
     this.#inputBits = inputBits;
     this.#micro = micro;
@@ -121,23 +138,36 @@ export class ConfigCache {
     if (config === STE_CFG_BYPASS) return CFG_BYPASS;
     const stage = this.#stage;
     if (config === STE_CFG_S1 && stage === 1) {
-      const cd = (mem.read32(ste + 4) & 0xffff) * 0x100000000 +
-        ((lo & 0xffffffc0) >>> 0);
+      const hi = mem.read32(ste + 4);
+      // One context descriptor (S1CDMAX 0), no stall model (S1STALLD).
+      if ((hi >>> 27) !== 0 || (mem.read32(ste + 8) & STE_S1STALLD) !== 0) {
+        return CFG_BAD_STE;
+      }
+      const cd = (hi & 0xffff) * 0x100000000 + ((lo & 0xffffffc0) >>> 0);
       this.cdFetches++;
       if (!mem.contains(cd, 64)) return CFG_BAD_CD;
       const w0 = mem.read32(cd);
       const w1 = mem.read32(cd + 4);
       const t0sz = w0 & 63;
       const tg0 = (w0 >>> 6) & 3;
-      if ((w0 & CD_V) === 0 || (w1 & CD_HI_AA64) === 0 || tg0 !== 0) {
+      // V and AA64 set, a 4 KiB granule, little-endian tables, A set, and
+      // none of S (stall), HA / HD (hardware access / dirty flags), which
+      // the model does not implement.
+      if (
+        (w0 & CD_V) === 0 || (w1 & CD_HI_AA64) === 0 || tg0 !== 0 ||
+        (w0 & CD_ENDI) !== 0 || (w1 & CD_HI_A_BIT) === 0 ||
+        (w1 & (CD_HI_S | CD_HI_HA | CD_HI_HD)) !== 0
+      ) {
         return CFG_BAD_CD;
       }
       const ias = 64 - t0sz;
       if (ias < 32 || ias > this.#inputBits) return CFG_BAD_CD;
+      const root = (mem.read32(cd + 12) & 0xffff) * 0x100000000 +
+        ((mem.read32(cd + 8) & 0xfffffff0) >>> 0);
+      if (root >= this.#outEnd) return CFG_BAD_CD;
       this.ctx[sid] = w1 >>> 16;
       this.record[sid] = (w1 & CD_HI_R) !== 0 ? 1 : 0;
-      this.root[sid] = (mem.read32(cd + 12) & 0xffff) * 0x100000000 +
-        ((mem.read32(cd + 8) & 0xfffffff0) >>> 0);
+      this.root[sid] = root;
       this.inEnd[sid] = 2 ** ias;
       this.start[sid] = ias > 39 ? 0 : 1;
       return CFG_TRANSLATE;
@@ -146,7 +176,14 @@ export class ConfigCache {
       const w2 = mem.read32(ste + 16);
       const w3 = mem.read32(ste + 20);
       const ias = 64 - (w3 & 63);
-      if ((w3 & STE_HI_S2AA64) === 0 || ias < 32 || ias > this.#inputBits) {
+      // AArch64 tables with a 4 KiB granule (S2TG 0), a start level the
+      // format has (S2SL0 not 3), little-endian (not S2ENDI), no stall
+      // model (not S2S).
+      if (
+        (w3 & STE_HI_S2AA64) === 0 || ias < 32 || ias > this.#inputBits ||
+        ((w3 >>> 14) & 3) !== 0 || ((w3 >>> 6) & 3) === 3 ||
+        (w3 & (STE_HI_S2ENDI | STE_HI_S2S)) !== 0
+      ) {
         return CFG_BAD_STE;
       }
       this.ctx[sid] = w2 & 0xffff;

@@ -258,6 +258,7 @@ export class GenericIommuHardware implements IommuHardware {
       config.stage,
       config.inputBits,
       micro,
+      config.outputBits,
     );
     this.#cache = cache;
     const stats = new TranslationStats(n);
