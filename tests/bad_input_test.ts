@@ -1457,6 +1457,23 @@ row("LpaePageTable.map", "NaN physical address", "EINVAL", () => {
   new LpaePageTable(ram, { inputBits: 48, outputBits: 48, stage: 1 })
     .map(plan([0x1000, NaN, 4096, 1]), RW);
 });
+for (
+  const [input, prot] of [
+    ["protection 0 (installed a leaf stage 1 read as readable)", 0],
+    ["protection 8 (neither READ nor WRITE)", 8],
+  ] as [string, number][]
+) {
+  row("LpaePageTable.mapRange", input, "EINVAL", () => {
+    const ram = new PhysicalMemory({ base: 0, size: 16 * MB });
+    new LpaePageTable(ram, { inputBits: 48, outputBits: 48, stage: 1 })
+      .mapRange(0x1000, 0x1000, 4096, 1, prot);
+  });
+  row("LpaePageTable.map", input, "EINVAL", () => {
+    const ram = new PhysicalMemory({ base: 0, size: 16 * MB });
+    new LpaePageTable(ram, { inputBits: 48, outputBits: 48, stage: 1 })
+      .map(plan([0x1000, 0x1000, 4096, 1]), prot);
+  });
+}
 row("LpaePageTable", "output size NaN", "EINVAL", () => {
   const ram = new PhysicalMemory({ base: 0, size: 16 * MB });
   new LpaePageTable(ram, { inputBits: 48, outputBits: NaN, stage: 1 });
