@@ -31,8 +31,18 @@ export interface QueueRegisters {
   writeRegister(offset: number, value: number): void;
 }
 
-/** Most 4 KiB pages one TLBI_NH_VA names (NUM is 20 bits). */
-export const TLBI_VA_MAX_PAGES = 1 << 20;
+/**
+ * Most 4 KiB pages one TLBI_NH_VA names with range invalidation (TG = 4 KiB,
+ * NUM + 1 up to 32, SCALE up to 31): 2^36.
+ */
+export const TLBI_VA_MAX_PAGES = 2 ** 36;
+
+/**
+ * Pages above which {@linkcode CommandQueue.tlbiRange} invalidates the whole
+ * context instead (2^24, 64 GiB): a range that large holds more than any
+ * IOTLB, and the unit would scan the context anyway.
+ */
+const TLBI_ASID_FALLBACK_PAGES = 1 << 24;
 
 /**
  * Driver side of the command queue: 2^log2Size commands of 16 bytes at
@@ -169,9 +179,11 @@ export class CommandQueue {
   }
 
   /**
-   * Queue invalidations of `[start, end]` (inclusive, bytes) in one context,
-   * as few TLBI_NH_VA commands as the 20-bit page count allows (more than 16
-   * of them would cost more than one TLBI_NH_ASID, so that is used instead).
+   * Queue invalidations of `[start, end]` (inclusive, bytes) in one context
+   * as range invalidations (IDR3.RIL: TG = 4 KiB, each command naming
+   * (NUM + 1) * 2^SCALE pages, the ranges back to back), at most a few
+   * commands per call; a range over 2^24 pages (64 GiB) queues one
+   * TLBI_NH_ASID instead.
    *
    * @param asid Context tag.
    * @param start First byte.
@@ -180,22 +192,32 @@ export class CommandQueue {
   tlbiRange(asid: number, start: number, end: number): void {
     const first = Math.floor(start / 4096);
     const pages = Math.floor(end / 4096) - first + 1;
-    if (pages > 16 * TLBI_VA_MAX_PAGES) {
+    if (pages > TLBI_ASID_FALLBACK_PAGES) {
       this.tlbiAsid(asid);
       return;
     }
-    for (let p = 0; p < pages; p += TLBI_VA_MAX_PAGES) {
-      const num = Math.min(TLBI_VA_MAX_PAGES, pages - p) - 1;
-      const addr = (first + p) * 4096;
+    let page = first;
+    let left = pages;
+    while (left > 0) {
+      // The top five bits of what is left: NUM + 1 from 1 to 31 pages of
+      // 2^SCALE; what remains is below 2^SCALE pages.
+      const scale = Math.max(0, Math.floor(Math.log2(left)) - 4);
+      const n = Math.min(32, Math.floor(left / 2 ** scale));
+      const addr = page * 4096;
       this.push(
-        CMD_TLBI_NH_VA | (num << 12),
+        CMD_TLBI_NH_VA | ((n - 1) << 12) | (scale << 20),
         (asid & 0xffff) << 16,
-        addr % 0x100000000,
+        (addr % 0x100000000) | TLBI_TG_4K,
         Math.floor(addr / 0x100000000),
       );
+      page += n * 2 ** scale;
+      left -= n * 2 ** scale;
     }
   }
 }
+
+/** TLBI dword1 TG[11:10] = 1: the range counts 4 KiB pages. */
+const TLBI_TG_4K = 1 << 10;
 
 /**
  * Check the shape of an in-RAM queue (shared by the command and event

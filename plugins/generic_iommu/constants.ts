@@ -13,7 +13,7 @@
 export const REG_IDR0 = 0x00;
 /** ID register 1: CMDQS[25:21], EVTQS[20:16], SIDSIZE[5:0] (log2 of each size). */
 export const REG_IDR1 = 0x04;
-/** ID register 3: RIL b10 (range invalidation). */
+/** ID register 3: RIL b10 (range invalidation: the NUM/SCALE/TG fields of {@linkcode CMD_TLBI_NH_VA}). */
 export const REG_IDR3 = 0x0c;
 /**
  * ID register 5: GRAN4K b4, OAS[2:0] (0=32, 1=36, 2=40, 3=42, 4=44, 5=48
@@ -71,6 +71,8 @@ export const GERROR_CMDQ_ERR = 1 << 0;
 export const GERROR_EVTQ_ABT = 1 << 2;
 /** CMDQ_CONS.ERR value: illegal command. */
 export const CERROR_ILL = 1;
+/** CMDQ_CONS.ERR value: abort on command fetch (the command is not wholly in RAM). */
+export const CERROR_ABT = 2;
 /** Bit position of CMDQ_CONS.ERR. */
 export const CONS_ERR_SHIFT = 24;
 
@@ -125,11 +127,47 @@ export const CMD_TLBI_NH_ALL = 0x10;
 /** Invalidate one context: dword0[63:48] = ASID (or VMID for stage 2). */
 export const CMD_TLBI_NH_ASID = 0x11;
 /**
- * Invalidate an address range of one context: dword0[63:48] = ASID,
- * dword0[31:12] = NUM (4 KiB pages - 1), dword1[63:12] = address. Entries
- * overlapping the range (TLB and walk caches) are removed.
+ * Invalidate an address range of one context, with range invalidation
+ * (IDR3.RIL): dword0[63:48] = ASID (the VMID on a stage-2 unit),
+ * NUM[16:12], SCALE[24:20]; dword1[11:10] = TG (1 = 4 KiB, 2 = 16 KiB,
+ * 3 = 64 KiB granule), dword1[9:8] = TTL (a level hint, ignored),
+ * dword1[63:12] = address. The range is (NUM + 1) * 2^SCALE granules from
+ * the address; TG = 0 names one 4 KiB page. Entries overlapping the range
+ * (TLB and walk caches) are removed.
  */
 export const CMD_TLBI_NH_VA = 0x12;
+/** As {@linkcode CMD_TLBI_NH_VA} for every ASID (the ASID field is ignored); illegal on a unit without stage 1. */
+export const CMD_TLBI_NH_VAA = 0x13;
+/** Invalidate EL3 translations: the unit has none, a no-op. */
+export const CMD_TLBI_EL3_ALL = 0x18;
+/** Invalidate an EL3 address: the unit has no EL3 regime, a no-op. */
+export const CMD_TLBI_EL3_VA = 0x1a;
+/** Invalidate EL2 translations: the unit has no EL2 regime (IDR0.HYP = 0), a no-op. */
+export const CMD_TLBI_EL2_ALL = 0x20;
+/** Invalidate an EL2 ASID: a no-op, as {@linkcode CMD_TLBI_EL2_ALL}. */
+export const CMD_TLBI_EL2_ASID = 0x21;
+/** Invalidate an EL2 address: a no-op, as {@linkcode CMD_TLBI_EL2_ALL}. */
+export const CMD_TLBI_EL2_VA = 0x22;
+/** Invalidate an EL2 address for every ASID: a no-op, as {@linkcode CMD_TLBI_EL2_ALL}. */
+export const CMD_TLBI_EL2_VAA = 0x23;
+/** Invalidate every entry of one VMID (dword0[47:32]); illegal on a unit without stage 2. */
+export const CMD_TLBI_S12_VMALL = 0x28;
+/**
+ * Invalidate an IPA range of one VMID (dword0[47:32]); the range fields are
+ * those of {@linkcode CMD_TLBI_NH_VA}, the IPA is dword1[51:12]. Illegal on
+ * a unit without stage 2.
+ */
+export const CMD_TLBI_S2_IPA = 0x2a;
+/** Invalidate every TLB and walk-cache entry (every ASID and VMID). */
+export const CMD_TLBI_NSNH_ALL = 0x30;
+/** Invalidate a device's ATC: the unit has no ATS (IDR0.ATS = 0), a no-op. */
+export const CMD_ATC_INV = 0x40;
+/** Answer a page request: the unit has no PRI, a no-op. */
+export const CMD_PRI_RESP = 0x41;
+/** Resume a stalled transaction: the unit never stalls, a no-op. */
+export const CMD_RESUME = 0x44;
+/** Terminate stalled transactions: the unit never stalls, a no-op. */
+export const CMD_STALL_TERM = 0x45;
 /** Complete once every earlier command has; when dword1[47:2] (MSIADDR) is non-zero, write dword0[63:32] (MSIDATA) there. */
 export const CMD_SYNC = 0x46;
 
