@@ -211,6 +211,18 @@ export class Port {
           this.#busFault(at, access, "translation");
         return -1;
       }
+      if (!(span >= 1)) {
+        // A unit that reports a translation covering no byte would make
+        // this loop spin for ever: a broken plugin, reported as such.
+        throw new IommuError(
+          "EIO",
+          `unit ${this.unit!.name} translated ${
+            hex(at)
+          } but reported lastSpan ${
+            String(span)
+          } (a translation covers at least one byte)`,
+        );
+      }
       span = Math.min(span, length - done);
       if (!this.#memory.contains(pa, span)) {
         this.#fault = this.#busFault(at, access, "bus-error");
@@ -270,7 +282,9 @@ export class Port {
    * @returns null on success, or the fault.
    * @throws {IommuError} `EINVAL` for data that is not a Uint8Array (another
    * typed array, a string, a plain array: nothing is written), a malformed
-   * address or empty data; `ERANGE` beyond the master's DMA mask.
+   * address or empty data; `ERANGE` beyond the master's DMA mask; `EIO`
+   * when the unit breaks its contract by reporting a translation that
+   * covers no byte (`lastSpan` below 1; nothing is written).
    */
   write(iova: number, data: Uint8Array): IommuFault | null {
     // `?.`: null/undefined data falls to the out-of-line EINVAL below.

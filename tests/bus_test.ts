@@ -669,3 +669,48 @@ Deno.test("a translation to a malformed PA or past the end of RAM is a bus-error
   assertEquals(p.counters().faults, 8);
   assertEquals(soc.faults.counters().faults, 8);
 });
+
+Deno.test("a unit that reports a translation covering no byte is EIO, not a hang", () => {
+  const soc = createSoc({ memory: { size: 16 * MiB } });
+  class Empty extends ScriptHardware {
+    translate(_sid: number, iova: number): number {
+      this.lastSpan = iova % K4 === 0 ? K4 - 1 : 0; // one byte short
+      return 0x10_0000 + iova;
+    }
+  }
+  const hw = new Empty();
+  soc.use({
+    name: "empty-span",
+    compatible: ["test,empty-span"],
+    iommuCells: 0,
+    probe: (node) => ({
+      name: node.name,
+      plugin: "empty-span",
+      caps: {
+        topology: "per-device",
+        pageSizes: [K4],
+        inputBits: 48,
+        outputBits: 48,
+        streamIds: 0,
+        features: [],
+      },
+      hardware: hw,
+      driver: {
+        allocDomain: () => {
+          throw new IommuError("EOPNOTSUPP", "no domains");
+        },
+      },
+    }),
+  });
+  const unit = soc.probeUnit({ name: "u", compatible: ["test,empty-span"] });
+  const p = soc.addMaster({ name: "dev", ports: [{ unit }] }).port();
+  const before = soc.memory.digest();
+  // A whole page: the first translation covers all but its last byte, the
+  // next one none.
+  expectError(() => p.write(0, new Uint8Array(K4)), "EIO", "lastSpan 0");
+  expectError(() => p.read(0, new Uint8Array(K4)), "EIO", "lastSpan 0");
+  assertEquals(soc.memory.digest(), before);
+  // What the unit does cover still works.
+  assertEquals(p.write(0, new Uint8Array(16).fill(3)), null);
+  assertEquals(soc.memory.read8(0x10_0000 + 15), 3);
+});
