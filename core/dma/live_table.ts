@@ -11,6 +11,9 @@ import type { DmaDebug, DmaMappingRecord, DmaMappingType } from "./debug.ts";
 import type { DmaSgMapping } from "./sg_mapping.ts";
 import type { IovaAllocator } from "./iova_allocator.ts";
 
+/** Shared by every record the CPU owns none of (never changed in place). */
+const NO_CPU_PARTS: readonly number[] = Object.freeze([]);
+
 /** One live mapping: what the checker sees plus how to undo it. */
 export class Live implements DmaMappingRecord {
   dmaAddr = -1;
@@ -26,8 +29,10 @@ export class Live implements DmaMappingRecord {
   next: Live | null = null; // same DMA address (direct mode only)
   ranges: Float64Array | null = null; // PA [start, end) pairs (ownership debug)
   // Ownership debug (see ownership.ts): byte offsets the CPU owns, sorted
-  // [start, end) pairs; the device owns the rest while deviceOwned.
-  cpuParts: number[] = [];
+  // [start, end) pairs; the device owns the rest while deviceOwned. Replaced,
+  // never changed in place (a shared empty list until then: no allocation
+  // per mapping).
+  cpuParts: readonly number[] = NO_CPU_PARTS;
   deviceOwned = false;
   /**
    * @param type Kind of mapping.
@@ -347,8 +352,12 @@ export class LiveTable {
    *
    * @returns Each such record, its [start, end) pairs and its CPU parts.
    */
-  owned(): { rec: Live; ranges: Float64Array; cpuParts: number[] }[] {
-    const owned: { rec: Live; ranges: Float64Array; cpuParts: number[] }[] = [];
+  owned(): { rec: Live; ranges: Float64Array; cpuParts: readonly number[] }[] {
+    const owned: {
+      rec: Live;
+      ranges: Float64Array;
+      cpuParts: readonly number[];
+    }[] = [];
     for (const head of this.#live.values()) {
       for (let r: Live | null = head; r !== null; r = r.next) {
         if (r.deviceOwned && r.ranges !== null) {
