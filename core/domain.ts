@@ -19,9 +19,7 @@ import type { FaultHandler, IommuFault } from "./fault.ts";
 import type { FaultRouter } from "./fault_router.ts";
 import { checkGather, IotlbGather } from "./gather.ts";
 import {
-  IOMMU_PROT_MASK,
-  IOMMU_READ,
-  IOMMU_WRITE,
+  checkProt,
   type IommuDomainOps,
   type IommuUnit,
   type MappingRecord,
@@ -306,19 +304,7 @@ export class Domain {
   }
 
   #checkProt(prot: number): void {
-    if (
-      // `> MASK` first: `&` alone would truncate 2^32 + 1 to a valid READ.
-      !Number.isInteger(prot) || prot < 0 || prot > IOMMU_PROT_MASK ||
-      (prot & ~IOMMU_PROT_MASK) !== 0 ||
-      (prot & (IOMMU_READ | IOMMU_WRITE)) === 0
-    ) {
-      throw new IommuError(
-        "EINVAL",
-        `protection ${
-          String(prot)
-        } must be a combination of known IOMMU_* bits including READ or WRITE`,
-      );
-    }
+    checkProt(prot);
   }
 
   #checkIovaRange(iova: number, size: number): void {

@@ -28,6 +28,38 @@ export const IOMMU_PRIV = 32;
 /** Every protection bit iommukit knows; any other bit is rejected (`EINVAL`). */
 export const IOMMU_PROT_MASK = 63;
 
+/**
+ * Check a mapping's protection: an integer of known `IOMMU_*` bits
+ * ({@linkcode IOMMU_PROT_MASK}) that grants {@linkcode IOMMU_READ} or
+ * {@linkcode IOMMU_WRITE} (a mapping granting neither would map nothing a
+ * device could use). Domains and page-table implementations call it before
+ * any change.
+ *
+ * @example
+ * ```ts
+ * import { checkProt, IOMMU_READ } from "./mod.ts";
+ * checkProt(IOMMU_READ); // fine; checkProt(0) throws EINVAL
+ * ```
+ *
+ * @param prot The protection bits.
+ * @throws {IommuError} `EINVAL` for anything else (a fraction, a negative,
+ * an unknown bit, or neither READ nor WRITE).
+ */
+export function checkProt(prot: number): void {
+  if (
+    // `> MASK` first: `&` alone would truncate 2^32 + 1 to a valid READ.
+    !Number.isInteger(prot) || prot < 0 || prot > IOMMU_PROT_MASK ||
+    (prot & (IOMMU_READ | IOMMU_WRITE)) === 0
+  ) {
+    throw new IommuError(
+      "EINVAL",
+      `protection ${
+        String(prot)
+      } must be a combination of known IOMMU_* bits including READ or WRITE`,
+    );
+  }
+}
+
 /** Access code of a DMA read (equal to {@linkcode IOMMU_READ}, so `prot & access` tests it). */
 export const ACCESS_READ = 1;
 /** Access code of a DMA write (equal to {@linkcode IOMMU_WRITE}). */

@@ -10,9 +10,9 @@
 import {
   checkAddress,
   checkMapPlan,
+  checkProt,
   checkUnmapArgs,
   hex,
-  IOMMU_PROT_MASK,
   IOMMU_READ,
   IOMMU_WRITE,
   IommuError,
@@ -216,18 +216,7 @@ export class LpaePageTable {
    */
   map(plan: MapPlanLike, prot: number): void {
     this.#alive();
-    if (
-      // `> MASK` first: `&` alone would truncate 2^32 + 1 to a valid READ.
-      !Number.isInteger(prot) || prot < 0 || prot > IOMMU_PROT_MASK ||
-      (prot & (IOMMU_READ | IOMMU_WRITE)) === 0
-    ) {
-      throw new IommuError(
-        "EINVAL",
-        `protection ${
-          String(prot)
-        } must be a combination of known IOMMU_* bits including READ or WRITE`,
-      );
-    }
+    checkProt(prot);
     checkMapPlan(plan, this.#limits);
     const uniform = plan.uniform ?? 0;
     // A uniform plan is read through `start` and `pa` only: its other
