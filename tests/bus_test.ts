@@ -544,14 +544,18 @@ function scriptedUnit(
       return pa;
     }
   }
-  const hw = new Scripted();
+  return { unit: perDeviceUnit(soc, "scripted", new Scripted()), asked };
+}
+
+/** A per-device unit named `name` (a plugin of that name) around `hw`. */
+function perDeviceUnit(soc: Soc, name: string, hw: IommuHardware): IommuUnit {
   soc.use({
-    name: "scripted",
-    compatible: ["test,scripted"],
+    name,
+    compatible: [`test,${name}`],
     iommuCells: 0,
     probe: (node) => ({
       name: node.name,
-      plugin: "scripted",
+      plugin: name,
       caps: {
         topology: "per-device",
         pageSizes: [K4],
@@ -568,10 +572,7 @@ function scriptedUnit(
       },
     }),
   });
-  return {
-    unit: soc.probeUnit({ name: "scripted", compatible: ["test,scripted"] }),
-    asked,
-  };
+  return soc.probeUnit({ name, compatible: [`test,${name}`] });
 }
 
 Deno.test("each page of an access is translated once; a fault stops the walk and transfers nothing", () => {
@@ -678,31 +679,7 @@ Deno.test("a unit that reports a translation covering no byte is EIO, not a hang
       return 0x10_0000 + iova;
     }
   }
-  const hw = new Empty();
-  soc.use({
-    name: "empty-span",
-    compatible: ["test,empty-span"],
-    iommuCells: 0,
-    probe: (node) => ({
-      name: node.name,
-      plugin: "empty-span",
-      caps: {
-        topology: "per-device",
-        pageSizes: [K4],
-        inputBits: 48,
-        outputBits: 48,
-        streamIds: 0,
-        features: [],
-      },
-      hardware: hw,
-      driver: {
-        allocDomain: () => {
-          throw new IommuError("EOPNOTSUPP", "no domains");
-        },
-      },
-    }),
-  });
-  const unit = soc.probeUnit({ name: "u", compatible: ["test,empty-span"] });
+  const unit = perDeviceUnit(soc, "empty-span", new Empty());
   const p = soc.addMaster({ name: "dev", ports: [{ unit }] }).port();
   const before = soc.memory.digest();
   // A whole page: the first translation covers all but its last byte, the
