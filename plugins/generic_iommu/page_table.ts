@@ -13,8 +13,6 @@ import {
   checkProt,
   checkUnmapArgs,
   hex,
-  IOMMU_READ,
-  IOMMU_WRITE,
   IommuError,
   type IotlbGather,
   type MappingRecord,
