@@ -196,4 +196,21 @@ export class BouncePool {
     }
     this.#counters.bounceBytes += size;
   }
+
+  /**
+   * Copy between a bounce slot and the CPU view of physical memory (an sg
+   * entry, which has no buffer), counted like the buffer copies: to the
+   * CPU (`toCpu`, the slot's bytes into the CPU view at `pa`) or to the
+   * device (the CPU view into the slot).
+   *
+   * @param toCpu Direction of the copy.
+   * @param pa Physical address of the CPU side.
+   * @param slot Slot address.
+   * @param size Bytes.
+   */
+  copyAt(toCpu: boolean, pa: number, slot: number, size: number): void {
+    if (toCpu) this.cpuWrite(pa, this.#memory.readBytes(slot, size));
+    else this.#memory.writeBytes(slot, this.cpuRead(pa, size));
+    this.#counters.bounceBytes += size;
+  }
 }

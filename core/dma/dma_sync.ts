@@ -256,12 +256,7 @@ function syncDirectPiece(
     if (i >= 0 && sg.bounce[i]! >= 0) {
       // Direct mode: DMA segment i is input entry i.
       const pa = sg.segments[i]!.pa + (at - sg.dmaAddress[i]!);
-      if (forCpu) {
-        st.bounce.cpuWrite(pa, st.soc.memory.readBytes(at, n));
-      } else {
-        st.soc.memory.writeBytes(at, st.bounce.cpuRead(pa, n));
-      }
-      st.s.bounceBytes += n;
+      st.bounce.copyAt(forCpu, pa, at, n);
       return;
     }
   }
@@ -289,12 +284,7 @@ export function syncSg(
     const len = sg.segments[i]!.length;
     const slot = sg.bounce === null ? -1 : sg.bounce[i]!;
     if (slot >= 0) {
-      if (forCpu) {
-        st.bounce.cpuWrite(pa, st.soc.memory.readBytes(slot, len));
-      } else {
-        st.soc.memory.writeBytes(slot, st.bounce.cpuRead(pa, len));
-      }
-      st.s.bounceBytes += len;
+      st.bounce.copyAt(forCpu, pa, slot, len);
       continue;
     }
     if (st.coherent) continue;
