@@ -303,10 +303,6 @@ export class Domain {
     }
   }
 
-  #checkProt(prot: number): void {
-    checkProt(prot);
-  }
-
   #checkIovaRange(iova: number, size: number): void {
     inRange(iova, size, "IOVA range", this.apertureEnd);
     aligned(iova, this.minPageSize, "IOVA");
@@ -366,7 +362,7 @@ export class Domain {
    */
   map(iova: number, pa: number, size: number, prot: number): void {
     this.#alive();
-    this.#checkProt(prot);
+    checkProt(prot);
     this.#checkIovaRange(iova, size);
     this.#checkPaRange(pa, size);
     this.#plan.clear();
@@ -394,7 +390,7 @@ export class Domain {
     pageSize: number = this.minPageSize,
   ): void {
     this.#alive();
-    this.#checkProt(prot);
+    checkProt(prot);
     if (!this.pageSizes.includes(pageSize)) {
       throw new IommuError(
         "EINVAL",
@@ -565,7 +561,7 @@ export class Domain {
    */
   mapSg(iova: number, segments: readonly SgSegment[], prot: number): number {
     this.#alive();
-    this.#checkProt(prot);
+    checkProt(prot);
     checkList(segments, "scatter-gather list");
     if (segments.length === 0) {
       throw new IommuError("EINVAL", "scatter-gather list must not be empty");

@@ -174,16 +174,14 @@ export class CommandConsumer {
         this.#cache.invalidate(0, this.#streams);
         return true;
       case CMD_TLBI_NH_ALL:
+      case CMD_TLBI_NSNH_ALL:
         this.tlbis++;
         this.#micro.bump();
         this.#iotlb.invalidateAll();
         this.#walker.invalidateAll();
         return true;
       case CMD_TLBI_NH_ASID:
-        this.tlbis++;
-        this.#micro.bump();
-        this.#iotlb.invalidateContext(w1 >>> 16);
-        this.#walker.invalidateContext(w1 >>> 16);
+        this.#invalidateContext(w1 >>> 16);
         return true;
       case CMD_TLBI_NH_VA:
         this.tlbis++;
@@ -207,10 +205,7 @@ export class CommandConsumer {
       }
       case CMD_TLBI_S12_VMALL:
         if (!this.#s2) return false;
-        this.tlbis++;
-        this.#micro.bump();
-        this.#iotlb.invalidateContext(w1 & 0xffff);
-        this.#walker.invalidateContext(w1 & 0xffff);
+        this.#invalidateContext(w1 & 0xffff);
         return true;
       case CMD_TLBI_S2_IPA:
         if (!this.#s2) return false;
@@ -221,12 +216,6 @@ export class CommandConsumer {
           (w3 & 0xfffff) * 0x100000000 + ((w2 & 0xfffff000) >>> 0),
           rangeBytes(w0, w2),
         );
-        return true;
-      case CMD_TLBI_NSNH_ALL:
-        this.tlbis++;
-        this.#micro.bump();
-        this.#iotlb.invalidateAll();
-        this.#walker.invalidateAll();
         return true;
       case CMD_TLBI_EL3_ALL:
       case CMD_TLBI_EL3_VA:
@@ -252,6 +241,14 @@ export class CommandConsumer {
       default:
         return false;
     }
+  }
+
+  // One TLBI of a whole context (ASID or VMID): every cache that holds it.
+  #invalidateContext(ctx: number): void {
+    this.tlbis++;
+    this.#micro.bump();
+    this.#iotlb.invalidateContext(ctx);
+    this.#walker.invalidateContext(ctx);
   }
 
   /**
